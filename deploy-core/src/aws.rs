@@ -1,0 +1,276 @@
+//! AWS clients for one environment, built once from `aws_config`, and the account check that
+//! runs before any change.
+
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use crate::config::Settings;
+use crate::target::{AccountId, Target};
+
+/// Retry and timeout settings for every AWS request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// Attempts per request, standard retry mode (exponential backoff with jitter). Default 3.
+    pub retry_max_attempts: u32,
+    /// Time to establish a connection. Default 5 seconds.
+    pub connect_timeout: Duration,
+    /// Upper bound of one operation, retries included. Default 60 seconds.
+    pub operation_timeout: Duration,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            retry_max_attempts: 3,
+            connect_timeout: Duration::from_secs(5),
+            operation_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+impl From<&Settings> for AwsSettings {
+    fn from(settings: &Settings) -> Self {
+        AwsSettings {
+            retry_max_attempts: settings.retry_max_attempts,
+            ..AwsSettings::default()
+        }
+    }
+}
+
+/// The identity the credentials resolve to (STS `GetCallerIdentity`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CallerIdentity {
+    /// Account the credentials belong to.
+    pub account: String,
+    /// ARN of the principal.
+    pub arn: String,
+}
+
+/// Why an environment's AWS side could not be reached or is not the one configured.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    /// The credentials belong to another account than the environment's `account`.
+    #[error(
+        "environment `{environment}` is account {expected}, but the credentials are for account {actual} ({arn}); \
+         nothing was changed. Use credentials for {expected} (profile, role_arn or AWS_* variables)"
+    )]
+    AccountMismatch {
+        /// Environment name.
+        environment: String,
+        /// The configured account.
+        expected: AccountId,
+        /// The account the credentials belong to.
+        actual: String,
+        /// The caller's ARN.
+        arn: String,
+    },
+    /// No credentials could be found or loaded.
+    #[error(
+        "no usable AWS credentials for environment `{environment}`: {detail}. \
+         Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or `profile` in deploy.toml, \
+         or run in CI with an OIDC role"
+    )]
+    Credentials {
+        /// Environment name.
+        environment: String,
+        /// What the credential chain reported.
+        detail: String,
+    },
+    /// The endpoint did not answer.
+    #[error(
+        "cannot reach AWS for environment `{environment}` ({operation}): {detail}. \
+         Check the network, the region, and any endpoint override (AWS_ENDPOINT_URL, `endpoints` in deploy.toml)"
+    )]
+    Unreachable {
+        /// Environment name.
+        environment: String,
+        /// The AWS operation attempted.
+        operation: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// AWS answered with an error.
+    #[error("{operation} failed for environment `{environment}`: {detail}")]
+    Aws {
+        /// Environment name.
+        environment: String,
+        /// The AWS operation attempted.
+        operation: &'static str,
+        /// The service's error, with its chain.
+        detail: String,
+    },
+}
+
+impl TargetError {
+    /// Classifies an SDK error of `operation` into a target error with a useful hint.
+    pub fn from_sdk<E, R>(
+        environment: &str,
+        operation: &'static str,
+        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> TargetError
+    where
+        E: std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        use aws_smithy_runtime_api::client::result::SdkError;
+        let detail = DisplayErrorContext(err).to_string();
+        let environment = environment.to_owned();
+        let credentials = detail.contains("credentials") || detail.contains("profile");
+        match err {
+            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
+                TargetError::Unreachable {
+                    environment,
+                    operation,
+                    detail: short(&detail),
+                }
+            }
+            SdkError::TimeoutError(_) => TargetError::Unreachable {
+                environment,
+                operation,
+                detail: short(&detail),
+            },
+            SdkError::ServiceError(_) => TargetError::Aws {
+                environment,
+                operation,
+                detail: short(&detail),
+            },
+            _ if credentials => TargetError::Credentials {
+                environment,
+                detail: short(&detail),
+            },
+            _ => TargetError::Unreachable {
+                environment,
+                operation,
+                detail: short(&detail),
+            },
+        }
+    }
+}
+
+/// The innermost, most specific part of an SDK error chain, kept on one line.
+fn short(detail: &str) -> String {
+    let last = detail.rsplit(": ").find(|s| !s.trim().is_empty()).unwrap_or(detail);
+    let last = last.trim().trim_end_matches(')');
+    let tail = if last.len() > 20 { last } else { detail };
+    tail.lines().next().unwrap_or(tail).chars().take(300).collect()
+}
+
+/// One client per AWS service for one environment, sharing one `SdkConfig`.
+#[derive(Debug, Clone)]
+pub struct AwsClients {
+    /// The environment these clients talk to.
+    pub target: Target,
+    /// The shared configuration (region, credentials, retries, timeouts).
+    pub sdk_config: SdkConfig,
+    /// STS.
+    pub sts: aws_sdk_sts::Client,
+    /// S3 (path-style when an endpoint is overridden).
+    pub s3: aws_sdk_s3::Client,
+    /// ECR.
+    pub ecr: aws_sdk_ecr::Client,
+    /// ECS.
+    pub ecs: aws_sdk_ecs::Client,
+    /// CodeDeploy.
+    pub codedeploy: aws_sdk_codedeploy::Client,
+    /// Lambda.
+    pub lambda: aws_sdk_lambda::Client,
+}
+
+impl AwsClients {
+    /// Loads credentials and settings the standard way (environment, profile, SSO, web identity,
+    /// IMDS), applies the target's region, profile, assumed role and endpoints, and builds every
+    /// client. No request is sent until a client is used.
+    pub async fn connect(target: &Target, settings: &AwsSettings) -> AwsClients {
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(Region::new(target.region.clone()))
+            .retry_config(RetryConfig::standard().with_max_attempts(settings.retry_max_attempts))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(settings.connect_timeout)
+                    .operation_timeout(settings.operation_timeout)
+                    .build(),
+            );
+        if let Some(profile) = &target.profile {
+            loader = loader.profile_name(profile);
+        }
+        if let Some(sts) = &target.endpoints.sts {
+            loader = loader.endpoint_url(sts);
+        }
+        let base = loader.load().await;
+        let sdk_config = match &target.role_arn {
+            None => base,
+            Some(role_arn) => {
+                let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
+                    .session_name(format!("deploy-{}-{}", target.project, target.environment))
+                    .configure(&base)
+                    .build()
+                    .await;
+                base.into_builder()
+                    .credentials_provider(
+                        aws_credential_types::provider::SharedCredentialsProvider::new(provider),
+                    )
+                    .build()
+            }
+        };
+        AwsClients::from_sdk_config(target, &sdk_config)
+    }
+
+    /// Builds the clients from an existing `SdkConfig` (tests, embedders with their own set-up).
+    pub fn from_sdk_config(target: &Target, sdk_config: &SdkConfig) -> AwsClients {
+        let ep = &target.endpoints;
+        let s3_custom = ep.s3.is_some()
+            || sdk_config.endpoint_url().is_some()
+            || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
+        macro_rules! client {
+            ($krate:ident, $endpoint:expr) => {{
+                let mut builder = $krate::config::Builder::from(sdk_config);
+                if let Some(url) = $endpoint {
+                    builder = builder.endpoint_url(url);
+                }
+                $krate::Client::from_conf(builder.build())
+            }};
+        }
+        let mut s3 = aws_sdk_s3::config::Builder::from(sdk_config).force_path_style(s3_custom);
+        if let Some(url) = &ep.s3 {
+            s3 = s3.endpoint_url(url);
+        }
+        AwsClients {
+            target: target.clone(),
+            sdk_config: sdk_config.clone(),
+            sts: client!(aws_sdk_sts, ep.sts.as_ref()),
+            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            ecr: client!(aws_sdk_ecr, ep.ecr.as_ref()),
+            ecs: client!(aws_sdk_ecs, ep.ecs.as_ref()),
+            codedeploy: client!(aws_sdk_codedeploy, ep.codedeploy.as_ref()),
+            lambda: client!(aws_sdk_lambda, ep.lambda.as_ref()),
+        }
+    }
+
+    /// Asks STS who the credentials are and fails unless they belong to the target's account.
+    pub async fn verify_account(&self) -> Result<CallerIdentity, TargetError> {
+        let env = &self.target.environment;
+        let out = self
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|err| TargetError::from_sdk(env, "sts:GetCallerIdentity", &err))?;
+        let identity = CallerIdentity {
+            account: out.account().unwrap_or_default().to_owned(),
+            arn: out.arn().unwrap_or_default().to_owned(),
+        };
+        if identity.account != self.target.account.as_str() {
+            return Err(TargetError::AccountMismatch {
+                environment: env.clone(),
+                expected: self.target.account.clone(),
+                actual: identity.account,
+                arn: identity.arn,
+            });
+        }
+        Ok(identity)
+    }
+}

@@ -1,0 +1,130 @@
+//! The `deploy.toml` schema exactly as written: serde structs, unknown keys rejected.
+//! Nothing here is validated beyond types; [`super::resolve`] turns it into typed values.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::artifact::ArtifactKind;
+use crate::rollout::Strategy;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawConfig {
+    pub project: String,
+    pub environments: BTreeMap<String, RawEnvironment>,
+    #[serde(default)]
+    pub artifacts: BTreeMap<String, toml::Table>,
+    #[serde(default)]
+    pub notifications: Option<RawNotifications>,
+    #[serde(default)]
+    pub settings: Option<RawSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEnvironment {
+    pub region: String,
+    pub account: String,
+    pub profile: Option<String>,
+    pub role_arn: Option<String>,
+    pub state_bucket: String,
+    pub promote_from: Option<String>,
+    #[serde(default)]
+    pub approval: bool,
+    #[serde(default)]
+    pub endpoints: RawEndpoints,
+    #[serde(default)]
+    pub overrides: BTreeMap<String, toml::Table>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawEndpoints {
+    pub sts: Option<String>,
+    pub s3: Option<String>,
+    pub ecr: Option<String>,
+    pub registry: Option<String>,
+    pub ecs: Option<String>,
+    pub codedeploy: Option<String>,
+    pub lambda: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNotifications {
+    pub slack_webhook_env: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSettings {
+    pub lock_ttl: Option<String>,
+    pub poll_interval: Option<String>,
+    pub timeout: Option<String>,
+    pub retry_max_attempts: Option<u32>,
+}
+
+/// One artifact after the environment's overrides were merged in and placeholders expanded.
+/// Keys of every kind are accepted here; [`super::resolve`] rejects those that do not apply.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawArtifact {
+    pub kind: ArtifactKind,
+    pub source: Option<String>,
+    // image
+    pub repository: Option<String>,
+    pub scan: Option<crate::artifact::ScanGate>,
+    pub create_repository: Option<bool>,
+    pub secrets: Option<BTreeMap<String, String>>,
+    // dags
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    // lambda
+    pub function: Option<String>,
+    pub alias: Option<String>,
+    pub artifact_bucket: Option<String>,
+    // image + lambda
+    pub env: Option<BTreeMap<String, String>>,
+    pub rollout: Option<RawRollout>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRollout {
+    pub strategy: Strategy,
+    // ecs-rolling, codedeploy-blue-green, task-definitions
+    pub cluster: Option<String>,
+    pub service: Option<String>,
+    pub container: Option<String>,
+    pub families: Option<Vec<String>>,
+    pub application: Option<String>,
+    pub deployment_group: Option<String>,
+    pub pre_deploy: Option<RawPreDeploy>,
+    pub keep_revisions: Option<u32>,
+    // lambda
+    pub steps: Option<Vec<u32>>,
+    pub increment: Option<u32>,
+    pub interval: Option<String>,
+    pub alarms: Option<Vec<String>>,
+    // common
+    pub health_check: Option<RawHealthCheck>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPreDeploy {
+    pub task_definition: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHealthCheck {
+    pub url: String,
+    pub expect_status: Option<u16>,
+    pub timeout: Option<String>,
+}

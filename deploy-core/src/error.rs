@@ -1,0 +1,107 @@
+//! The classes of failure front-ends map to exit codes.
+
+use crate::aws::TargetError;
+use crate::config::ConfigError;
+use crate::engine::{ApplyFailure, EngineError, StepError};
+use crate::ledger::LedgerError;
+use crate::lock::LockError;
+
+/// What kind of failure an error is, as far as a caller deciding what to do next cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorClass {
+    /// Something failed (exit code 1).
+    Failure,
+    /// The command line or the configuration is wrong (2).
+    Usage,
+    /// A rollout failed and was rolled back (3).
+    RolledBack,
+    /// Someone else holds the environment lock (4).
+    Locked,
+    /// The environment needs approval (5).
+    ApprovalRequired,
+    /// A gate blocked the change: scan, health check, migration (6).
+    Blocked,
+}
+
+impl ErrorClass {
+    /// The process exit code the `deploy` command uses for this class.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            ErrorClass::Failure => 1,
+            ErrorClass::Usage => 2,
+            ErrorClass::RolledBack => 3,
+            ErrorClass::Locked => 4,
+            ErrorClass::ApprovalRequired => 5,
+            ErrorClass::Blocked => 6,
+        }
+    }
+}
+
+/// Errors that know their [`ErrorClass`].
+pub trait Classify {
+    /// The class of this error.
+    fn class(&self) -> ErrorClass;
+}
+
+impl Classify for ConfigError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            ConfigError::Read { .. }
+            | ConfigError::Invalid { .. }
+            | ConfigError::UnknownEnvironment { .. }
+            | ConfigError::UnknownArtifact { .. } => ErrorClass::Usage,
+        }
+    }
+}
+
+impl Classify for TargetError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Failure
+    }
+}
+
+impl Classify for LedgerError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Failure
+    }
+}
+
+impl Classify for LockError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            LockError::Held { .. } => ErrorClass::Locked,
+            LockError::Lost { .. } | LockError::Ledger(_) => ErrorClass::Failure,
+        }
+    }
+}
+
+impl Classify for StepError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            StepError::Target(e) => e.class(),
+            StepError::Lock(e) => e.class(),
+            StepError::Ledger(e) => e.class(),
+            StepError::Custom { .. } => ErrorClass::Failure,
+        }
+    }
+}
+
+impl Classify for EngineError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            EngineError::StepFailed { source, .. } => source.class(),
+            EngineError::Format { .. } | EngineError::WrongTarget { .. } => ErrorClass::Usage,
+            EngineError::Unsupported { .. }
+            | EngineError::MissingHandler { .. }
+            | EngineError::Stale { .. }
+            | EngineError::Ledger(_) => ErrorClass::Failure,
+        }
+    }
+}
+
+impl Classify for ApplyFailure {
+    fn class(&self) -> ErrorClass {
+        self.error.class()
+    }
+}

@@ -1,0 +1,145 @@
+//! Typed progress events. The library reports; front-ends decide how to draw.
+
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+/// Something that happened while a plan runs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+pub enum Event {
+    /// A plan started.
+    PlanStarted {
+        /// Plan id.
+        plan_id: String,
+        /// Environment.
+        environment: String,
+        /// Number of steps.
+        steps: usize,
+    },
+    /// A step started.
+    StepStarted {
+        /// Step id.
+        step: usize,
+        /// Artifact, if the step belongs to one.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        artifact: Option<String>,
+        /// What the step does.
+        description: String,
+    },
+    /// A step finished.
+    StepFinished {
+        /// Step id.
+        step: usize,
+        /// Wall time in milliseconds.
+        elapsed_ms: u64,
+    },
+    /// A step failed; the plan stops.
+    StepFailed {
+        /// Step id.
+        step: usize,
+        /// The error, rendered.
+        error: String,
+    },
+    /// Bytes moved (uploads, copies).
+    BytesTransferred {
+        /// Artifact.
+        artifact: String,
+        /// What is moving (blob digest, file path).
+        item: String,
+        /// Bytes done so far for this item.
+        done: u64,
+        /// Total bytes of this item, when known.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        total: Option<u64>,
+    },
+    /// A rollout advanced.
+    RolloutProgress {
+        /// Artifact.
+        artifact: String,
+        /// Percent of traffic or tasks on the new version.
+        percent: u8,
+        /// What the rollout is waiting for.
+        detail: String,
+    },
+    /// Waiting for someone else's lock.
+    LockWaiting {
+        /// Environment.
+        environment: String,
+        /// Who holds it.
+        holder: String,
+        /// Since when.
+        since: String,
+    },
+    /// The environment lock was taken.
+    LockAcquired {
+        /// Environment.
+        environment: String,
+        /// Lease id.
+        lease_id: String,
+        /// When the lease runs out unless renewed.
+        expires_at: String,
+    },
+    /// The environment lock was given back.
+    LockReleased {
+        /// Environment.
+        environment: String,
+    },
+    /// A release record was written.
+    ReleaseRecorded {
+        /// Artifact.
+        artifact: String,
+        /// Release id.
+        release_id: String,
+        /// `succeeded`, `failed` or `rolled-back`.
+        outcome: String,
+    },
+    /// Free-form note.
+    Note {
+        /// The text.
+        message: String,
+    },
+    /// The plan ended.
+    PlanFinished {
+        /// Whether every step succeeded.
+        success: bool,
+        /// Wall time in milliseconds.
+        elapsed_ms: u64,
+    },
+}
+
+/// Receives events. Implementations must be cheap and must not block: events arrive from the
+/// async tasks doing the work.
+pub trait Reporter: Send + Sync {
+    /// Called for every event, in order per task.
+    fn report(&self, event: &Event);
+}
+
+/// Discards every event.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoReporter;
+
+impl Reporter for NoReporter {
+    fn report(&self, _event: &Event) {}
+}
+
+/// Keeps every event in memory (tests, embedders that render at the end).
+#[derive(Debug, Default)]
+pub struct Recorder {
+    events: Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    /// The events so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.events.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+}
+
+impl Reporter for Recorder {
+    fn report(&self, event: &Event) {
+        if let Ok(mut events) = self.events.lock() {
+            events.push(event.clone());
+        }
+    }
+}

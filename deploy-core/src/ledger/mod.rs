@@ -1,0 +1,681 @@
+//! The release ledger: immutable release records and per-artifact pointers in the
+//! environment's state bucket.
+//!
+//! Layout under `deploy/<project>/<environment>/` in the state bucket:
+//!
+//! ```text
+//! artifacts/<artifact>/releases/<newest-first stamp>-<release id>.json   immutable records
+//! artifacts/<artifact>/live.json                                          what runs now
+//! artifacts/<artifact>/published.json                                     latest published
+//! lock.json                                                               the lease lock
+//! lock-events/<newest-first stamp>-<id>.json                              forced releases
+//! ```
+//!
+//! Records are created with `If-None-Match: *` and never rewritten. Pointers move with
+//! `If-Match` on the ETag read before, so two writers cannot both move one. Record keys start
+//! with `9999999999999 - unix millis`, so a plain listing returns the newest first: `history`
+//! of the latest N costs one listing and N reads, however long the ledger is.
+
+mod store;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::artifact::ArtifactKind;
+use crate::target::Target;
+pub(crate) use store::{Guard, Store};
+
+/// Version of the record and pointer documents this library writes.
+pub const SCHEMA: u32 = 1;
+
+/// What went wrong reading or writing the state bucket.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// Another writer changed the object first (a conditional write failed).
+    #[error(
+        "s3://{bucket}/{key} was changed by someone else at the same time; nothing was overwritten. \
+         Rerun to continue from the new state"
+    )]
+    Conflict {
+        /// State bucket.
+        bucket: String,
+        /// Object key.
+        key: String,
+    },
+    /// The state bucket does not exist.
+    #[error(
+        "state bucket `{bucket}` does not exist; create it with the environment's infra stack \
+         (infra/environment.yaml) or fix `state_bucket` in deploy.toml"
+    )]
+    MissingBucket {
+        /// State bucket.
+        bucket: String,
+    },
+    /// An S3 request failed.
+    #[error("{operation} on s3://{bucket}/{key} failed: {detail}")]
+    Aws {
+        /// The S3 operation.
+        operation: &'static str,
+        /// State bucket.
+        bucket: String,
+        /// Object key or prefix.
+        key: String,
+        /// The error chain.
+        detail: String,
+    },
+    /// A document in the state bucket is not what this library wrote.
+    #[error("s3://{bucket}/{key} is not a valid ledger document: {detail}")]
+    Corrupt {
+        /// State bucket.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// The decoding error.
+        detail: String,
+    },
+}
+
+/// Who did something: a person at a terminal or a CI run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// User name (`GITHUB_ACTOR` in GitHub Actions, else `USER`).
+    pub user: String,
+    /// Host name.
+    pub host: String,
+    /// Process id on that host.
+    pub pid: u32,
+    /// Link to the CI run, when running in CI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci_run_url: Option<String>,
+    /// The AWS principal, once known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_arn: Option<String>,
+}
+
+impl Actor {
+    /// The actor of this process, from the environment (GitHub Actions variables when present).
+    pub fn detect() -> Actor {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let ci_run_url = match (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY"), var("GITHUB_RUN_ID")) {
+            (Some(server), Some(repo), Some(run)) => Some(format!("{server}/{repo}/actions/runs/{run}")),
+            _ => None,
+        };
+        let host = var("HOSTNAME")
+            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+            .unwrap_or_else(|| "unknown-host".into());
+        Actor {
+            user: var("GITHUB_ACTOR")
+                .or_else(|| var("USER"))
+                .or_else(|| var("USERNAME"))
+                .unwrap_or_else(|| "unknown".into()),
+            host,
+            pid: std::process::id(),
+            ci_run_url,
+            aws_arn: None,
+        }
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}@{} (pid {})", self.user, self.host, self.pid)?;
+        if let Some(url) = &self.ci_run_url {
+            write!(f, ", {url}")?;
+        }
+        Ok(())
+    }
+}
+
+/// What kind of change a release record describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    /// Published (pushed/uploaded) without changing what runs.
+    Publish,
+    /// Rolled out an already published version.
+    Rollout,
+    /// Published and rolled out.
+    Release,
+    /// Rolled out what another environment runs.
+    Promote,
+    /// Went back to an earlier release.
+    Rollback,
+    /// A step supplied by an embedding tool.
+    Custom,
+}
+
+impl Operation {
+    /// Whether a successful record of this operation changes what runs.
+    pub fn changes_live(self) -> bool {
+        !matches!(self, Operation::Publish)
+    }
+
+    /// Whether a successful record of this operation is the newest published version.
+    pub fn publishes(self) -> bool {
+        matches!(self, Operation::Publish | Operation::Release)
+    }
+}
+
+/// The exact bytes a release refers to, per kind.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum ArtifactRef {
+    /// An image by digest.
+    Image {
+        /// Repository (name in ECR, or full registry path).
+        repository: String,
+        /// `sha256:` manifest digest.
+        digest: String,
+    },
+    /// A DAG file set by content hash.
+    Dags {
+        /// Hash over every file's path and sha256.
+        content_hash: String,
+        /// Each file with its hash and the S3 version id written.
+        files: Vec<DagFile>,
+    },
+    /// A Lambda zip.
+    Lambda {
+        /// Base64 SHA-256 of the zip, as Lambda reports `CodeSha256`.
+        code_sha256: String,
+        /// Published Lambda version number.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        function_version: Option<String>,
+    },
+}
+
+/// One file of a DAG release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DagFile {
+    /// Path relative to the DAG folder.
+    pub path: String,
+    /// Hex SHA-256 of the content.
+    pub sha256: String,
+    /// S3 version id of the uploaded object.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+}
+
+/// An AWS object a step created or changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwsObject {
+    /// What it is: `task-definition`, `codedeploy-deployment`, `lambda-version`, `s3-object`, ...
+    pub kind: String,
+    /// Its ARN, id or `s3://bucket/key`.
+    pub id: String,
+}
+
+/// How a release ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "result", rename_all = "kebab-case")]
+pub enum Outcome {
+    /// Everything succeeded.
+    Succeeded,
+    /// A step failed; what was changed is listed in `touched`.
+    Failed {
+        /// The error, one line.
+        error: String,
+    },
+    /// The rollout failed and the previous release was restored.
+    RolledBack {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// One immutable entry of the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRecord {
+    /// Document version ([`SCHEMA`]).
+    pub schema: u32,
+    /// Release id, unique and time-ordered.
+    pub id: String,
+    /// Project.
+    pub project: String,
+    /// Environment.
+    pub environment: String,
+    /// Artifact name.
+    pub artifact: String,
+    /// Artifact kind.
+    pub kind: ArtifactKind,
+    /// What was done.
+    pub operation: Operation,
+    /// The version (git sha or `--version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The exact bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_ref: Option<ArtifactRef>,
+    /// For promotes, the environment it came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_environment: Option<String>,
+    /// When the work started.
+    #[serde(with = "time::serde::rfc3339")]
+    pub started_at: OffsetDateTime,
+    /// When it ended.
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    /// Who did it.
+    pub actor: Actor,
+    /// AWS objects created or changed.
+    #[serde(default)]
+    pub touched: Vec<AwsObject>,
+    /// The result.
+    pub outcome: Outcome,
+    /// The live release before this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// The plan this release applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+}
+
+/// Which pointer of an artifact.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PointerKind {
+    /// The release that runs now.
+    Live,
+    /// The latest published release.
+    Published,
+}
+
+impl PointerKind {
+    fn file(self) -> &'static str {
+        match self {
+            PointerKind::Live => "live.json",
+            PointerKind::Published => "published.json",
+        }
+    }
+}
+
+/// The small document a pointer key holds: enough for `status` without reading records.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pointer {
+    /// Document version.
+    pub schema: u32,
+    /// The release pointed at.
+    pub release_id: String,
+    /// Its record's key.
+    pub record_key: String,
+    /// What the release did.
+    pub operation: Operation,
+    /// Its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its exact bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_ref: Option<ArtifactRef>,
+    /// When the pointer moved.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Who moved it.
+    pub actor: Actor,
+}
+
+/// A document read together with the ETag needed to replace it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned<T> {
+    /// The document.
+    pub value: T,
+    /// Its ETag.
+    pub etag: String,
+}
+
+/// A new release id: UTC time to the millisecond plus randomness, sortable by time.
+pub fn new_release_id(now: OffsetDateTime) -> String {
+    use sha2::Digest;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let seed = format!("{}-{}-{n}-{:?}", now.unix_timestamp_nanos(), std::process::id(), std::time::Instant::now());
+    let hash = sha2::Sha256::digest(seed.as_bytes());
+    let suffix: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{:04}{:02}{:02}T{:02}{:02}{:02}{:03}Z-{suffix}",
+        now.year(),
+        u8::from(now.month()),
+        now.day(),
+        now.hour(),
+        now.minute(),
+        now.second(),
+        now.millisecond()
+    )
+}
+
+/// Key prefix that sorts newer times first.
+pub(crate) fn newest_first_stamp(at: OffsetDateTime) -> String {
+    let millis = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
+    format!("{:013}", 9_999_999_999_999_i64.saturating_sub(millis).max(0))
+}
+
+/// Reads and writes one environment's ledger.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    store: Store,
+    root: String,
+    environment: String,
+}
+
+impl Ledger {
+    /// The ledger of `target`, in its state bucket.
+    pub fn new(s3: aws_sdk_s3::Client, target: &Target) -> Ledger {
+        Ledger {
+            store: Store::new(s3, target.state_bucket.clone()),
+            root: format!("deploy/{}/{}", target.project, target.environment),
+            environment: target.environment.clone(),
+        }
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub(crate) fn key(&self, rest: &str) -> String {
+        format!("{}/{rest}", self.root)
+    }
+
+    /// The key a record is stored under.
+    pub fn record_key(&self, record: &ReleaseRecord) -> String {
+        self.key(&format!(
+            "artifacts/{}/releases/{}-{}.json",
+            record.artifact,
+            newest_first_stamp(record.started_at),
+            record.id
+        ))
+    }
+
+    fn pointer_key(&self, artifact: &str, kind: PointerKind) -> String {
+        self.key(&format!("artifacts/{artifact}/{}", kind.file()))
+    }
+
+    fn decode<T: serde::de::DeserializeOwned>(&self, key: &str, body: &[u8]) -> Result<T, LedgerError> {
+        serde_json::from_slice(body).map_err(|err| LedgerError::Corrupt {
+            bucket: self.store.bucket().to_owned(),
+            key: key.to_owned(),
+            detail: err.to_string(),
+        })
+    }
+
+    /// Writes a record; fails with [`LedgerError::Conflict`] if one with its key exists.
+    pub async fn put_record(&self, record: &ReleaseRecord) -> Result<String, LedgerError> {
+        let key = self.record_key(record);
+        self.store.put(&key, to_json(record), Guard::Create).await?;
+        Ok(key)
+    }
+
+    /// Reads one record by key.
+    pub async fn record(&self, key: &str) -> Result<Option<ReleaseRecord>, LedgerError> {
+        match self.store.get(key).await? {
+            Some(object) => self.decode(key, &object.body).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads a pointer with its ETag.
+    pub async fn pointer(
+        &self,
+        artifact: &str,
+        kind: PointerKind,
+    ) -> Result<Option<Versioned<Pointer>>, LedgerError> {
+        let key = self.pointer_key(artifact, kind);
+        match self.store.get(&key).await? {
+            Some(object) => Ok(Some(Versioned {
+                value: self.decode(&key, &object.body)?,
+                etag: object.etag,
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// Moves a pointer if it still has the ETag `expected` (or does not exist, for `None`).
+    pub async fn move_pointer(
+        &self,
+        artifact: &str,
+        kind: PointerKind,
+        pointer: &Pointer,
+        expected: Option<&str>,
+    ) -> Result<String, LedgerError> {
+        let guard = expected.map_or(Guard::Create, Guard::Replace);
+        self.store
+            .put(&self.pointer_key(artifact, kind), to_json(pointer), guard)
+            .await
+    }
+
+    /// Records a release and, if it succeeded, moves the pointers it affects (compare-and-swap
+    /// against the pointers read before the record was written). Sets `previous` when unset.
+    pub async fn commit(&self, record: &mut ReleaseRecord) -> Result<String, LedgerError> {
+        let live = self.pointer(&record.artifact, PointerKind::Live).await?;
+        let published = self.pointer(&record.artifact, PointerKind::Published).await?;
+        if record.previous.is_none() {
+            record.previous = live.as_ref().map(|p| p.value.release_id.clone());
+        }
+        let key = self.put_record(record).await?;
+        if record.outcome != Outcome::Succeeded {
+            return Ok(key);
+        }
+        let pointer = Pointer {
+            schema: SCHEMA,
+            release_id: record.id.clone(),
+            record_key: key.clone(),
+            operation: record.operation,
+            version: record.version.clone(),
+            artifact_ref: record.artifact_ref.clone(),
+            updated_at: record.finished_at,
+            actor: record.actor.clone(),
+        };
+        if record.operation.publishes() {
+            let etag = published.as_ref().map(|p| p.etag.as_str());
+            self.move_pointer(&record.artifact, PointerKind::Published, &pointer, etag)
+                .await?;
+        }
+        if record.operation.changes_live() {
+            let etag = live.as_ref().map(|p| p.etag.as_str());
+            self.move_pointer(&record.artifact, PointerKind::Live, &pointer, etag)
+                .await?;
+        }
+        Ok(key)
+    }
+
+    /// The live and published pointers of each artifact: two reads per artifact.
+    pub async fn status(&self, artifacts: &[String]) -> Result<Vec<ArtifactStatus>, LedgerError> {
+        futures::stream::iter(artifacts)
+            .map(|artifact| async move {
+                let (live, published) = futures::try_join!(
+                    self.pointer(artifact, PointerKind::Live),
+                    self.pointer(artifact, PointerKind::Published)
+                )?;
+                Ok(ArtifactStatus {
+                    environment: self.environment.clone(),
+                    artifact: artifact.clone(),
+                    live: live.map(|p| p.value),
+                    published: published.map(|p| p.value),
+                })
+            })
+            .buffered(8)
+            .try_collect()
+            .await
+    }
+
+    /// The newest `limit` records across `artifacts`, newest first: one listing per artifact
+    /// and one read per returned record.
+    pub async fn history(&self, artifacts: &[String], limit: usize) -> Result<Vec<ReleaseRecord>, LedgerError> {
+        let listings: Vec<Vec<String>> = futures::stream::iter(artifacts)
+            .map(|artifact| {
+                let prefix = self.key(&format!("artifacts/{artifact}/releases/"));
+                async move { self.store.list(&prefix, limit).await }
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        let mut keys: Vec<String> = listings.into_iter().flatten().collect();
+        let file = |key: &String| key.rsplit('/').next().unwrap_or_default().to_owned();
+        keys.sort_by_key(file);
+        keys.truncate(limit);
+        let records: Vec<Option<ReleaseRecord>> = futures::stream::iter(keys)
+            .map(|key| async move { self.record(&key).await })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        Ok(records.into_iter().flatten().collect())
+    }
+}
+
+/// What the ledger says about one artifact in one environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ArtifactStatus {
+    /// Environment.
+    pub environment: String,
+    /// Artifact.
+    pub artifact: String,
+    /// The live release, if any.
+    pub live: Option<Pointer>,
+    /// The latest published release, if any.
+    pub published: Option<Pointer>,
+}
+
+pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
+    // Serializing these plain data types cannot fail: no maps with non-string keys, no I/O.
+    serde_json::to_vec_pretty(value).unwrap_or_default()
+}
+
+/// Delivery metrics over a set of records (newest first, as [`Ledger::history`] returns them).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metrics {
+    /// Records considered.
+    pub records: usize,
+    /// Rollouts (release, rollout, promote, rollback) considered.
+    pub deployments: usize,
+    /// Successful deployments per day over the span of the records.
+    pub deploys_per_day: f64,
+    /// Share of deployments that failed or were rolled back.
+    pub change_failure_rate: f64,
+    /// Median seconds from publish of a version to it going live in this environment.
+    pub lead_time_seconds: Option<f64>,
+    /// Median seconds from a failed deployment to the next successful one of that artifact.
+    pub time_to_restore_seconds: Option<f64>,
+}
+
+impl Metrics {
+    /// Computes the metrics of `records`.
+    pub fn of(records: &[ReleaseRecord]) -> Metrics {
+        let deployments: Vec<&ReleaseRecord> =
+            records.iter().filter(|r| r.operation.changes_live() && r.operation != Operation::Custom).collect();
+        let failed = deployments.iter().filter(|r| r.outcome != Outcome::Succeeded).count();
+        let ok = deployments.len() - failed;
+        let span_days = match (records.last(), records.first()) {
+            (Some(oldest), Some(newest)) => {
+                ((newest.finished_at - oldest.started_at).as_seconds_f64() / 86_400.0).max(1.0)
+            }
+            _ => 1.0,
+        };
+        let mut published: BTreeMap<(&str, &str), OffsetDateTime> = BTreeMap::new();
+        let mut lead = Vec::new();
+        let mut restore = Vec::new();
+        let mut failing_since: BTreeMap<&str, OffsetDateTime> = BTreeMap::new();
+        for record in records.iter().rev() {
+            let version = record.version.as_deref().unwrap_or_default();
+            if record.operation.publishes() && record.outcome == Outcome::Succeeded {
+                published.entry((&record.artifact, version)).or_insert(record.started_at);
+            }
+            if !record.operation.changes_live() {
+                continue;
+            }
+            if record.outcome == Outcome::Succeeded {
+                if let Some(at) = published.get(&(record.artifact.as_str(), version)) {
+                    lead.push((record.finished_at - *at).as_seconds_f64());
+                }
+                if let Some(since) = failing_since.remove(record.artifact.as_str()) {
+                    restore.push((record.finished_at - since).as_seconds_f64());
+                }
+            } else {
+                failing_since.entry(&record.artifact).or_insert(record.finished_at);
+            }
+        }
+        Metrics {
+            records: records.len(),
+            deployments: deployments.len(),
+            deploys_per_day: ok as f64 / span_days,
+            change_failure_rate: if deployments.is_empty() { 0.0 } else { failed as f64 / deployments.len() as f64 },
+            lead_time_seconds: median(lead),
+            time_to_restore_seconds: median(restore),
+        }
+    }
+}
+
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    Some(values[values.len() / 2])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn newer_times_sort_first() {
+        let older = newest_first_stamp(datetime!(2026-01-01 00:00:00 UTC));
+        let newer = newest_first_stamp(datetime!(2026-01-01 00:00:00.001 UTC));
+        assert!(newer < older);
+        assert_eq!(newer.len(), 13);
+    }
+
+    #[test]
+    fn release_ids_are_unique_and_readable() {
+        let at = datetime!(2026-11-23 10:15:30.123 UTC);
+        let a = new_release_id(at);
+        let b = new_release_id(at);
+        assert_ne!(a, b);
+        assert!(a.starts_with("20261123T101530123Z-"), "{a}");
+    }
+
+    fn record(op: Operation, version: &str, at: OffsetDateTime, outcome: Outcome) -> ReleaseRecord {
+        ReleaseRecord {
+            schema: SCHEMA,
+            id: new_release_id(at),
+            project: "p".into(),
+            environment: "dev".into(),
+            artifact: "api".into(),
+            kind: ArtifactKind::Image,
+            operation: op,
+            version: Some(version.into()),
+            artifact_ref: None,
+            source_environment: None,
+            started_at: at,
+            finished_at: at + time::Duration::minutes(1),
+            actor: Actor { user: "u".into(), host: "h".into(), pid: 1, ci_run_url: None, aws_arn: None },
+            touched: vec![],
+            outcome,
+            previous: None,
+            plan_id: None,
+        }
+    }
+
+    #[test]
+    fn metrics_count_failures_lead_time_and_restore() {
+        let t0 = datetime!(2026-11-01 00:00:00 UTC);
+        let hours = |h| t0 + time::Duration::hours(h);
+        let failed = Outcome::Failed { error: "boom".into() };
+        let mut records = vec![
+            record(Operation::Publish, "a", hours(0), Outcome::Succeeded),
+            record(Operation::Rollout, "a", hours(1), Outcome::Succeeded),
+            record(Operation::Release, "b", hours(24), failed),
+            record(Operation::Release, "c", hours(26), Outcome::Succeeded),
+        ];
+        records.reverse();
+        let m = Metrics::of(&records);
+        assert_eq!(m.deployments, 3);
+        assert!((m.change_failure_rate - 1.0 / 3.0).abs() < 1e-9);
+        // publish at 0h, live at 1h+1m; c published and live in the same release: 1m.
+        assert_eq!(m.lead_time_seconds, Some(3660.0));
+        // failed release finished at 24h+1m, restored at 26h+1m.
+        assert_eq!(m.time_to_restore_seconds, Some(7200.0));
+    }
+}

@@ -1,0 +1,21 @@
+//! `deploy-core`: publish container images, Airflow DAGs and Lambda functions to
+//! per-environment AWS targets, roll them out safely, and record every release.
+//!
+//! The flow: load a [`config::Config`], pick an [`config::Environment`] (its
+//! [`target::Target`] says where it lives), connect the AWS clients once
+//! ([`aws::AwsClients`]), build a [`plan::Plan`], and apply it with the [`engine::Engine`],
+//! watching typed [`events::Event`]s through an [`events::Reporter`].
+#![deny(missing_docs)]
+
+pub mod artifact;
+pub mod config;
+mod duration_serde;
+pub mod rollout;
+pub mod target;
+pub mod aws;
+pub mod engine;
+pub mod error;
+pub mod events;
+pub mod ledger;
+pub mod lock;
+pub mod plan;

@@ -1,0 +1,436 @@
+//! The environment lock: a lease in the state bucket that keeps two deploys of one environment
+//! apart.
+//!
+//! Taking it is a conditional write: `If-None-Match: *` when no lock object exists, `If-Match`
+//! on the ETag of a released or expired one. Exactly one of several racing writers succeeds. The
+//! holder renews the lease while it works; a holder that dies stops renewing and the lease
+//! expires, after which anyone may take it over. Releasing writes a released marker (again with
+//! `If-Match`), so the lock object is never deleted and every change is a compare-and-swap.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use tokio::sync::{Mutex, oneshot};
+
+use crate::events::{Event, Reporter};
+use crate::ledger::{Actor, Guard, Ledger, LedgerError, new_release_id, newest_first_stamp, to_json};
+
+/// Lease timing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockSettings {
+    /// How long a lease lasts without renewal. Default 2 minutes.
+    pub ttl: Duration,
+    /// How often the holder renews. Default a third of `ttl`.
+    pub renew_every: Duration,
+    /// First wait between attempts when waiting for a held lock (doubles up to 8×). Default 1 s.
+    pub poll: Duration,
+}
+
+impl LockSettings {
+    /// Settings for a lease of `ttl`.
+    pub fn with_ttl(ttl: Duration) -> LockSettings {
+        LockSettings {
+            ttl,
+            renew_every: ttl / 3,
+            poll: Duration::from_secs(1).min(ttl / 4),
+        }
+    }
+}
+
+impl Default for LockSettings {
+    fn default() -> Self {
+        LockSettings::with_ttl(Duration::from_secs(120))
+    }
+}
+
+/// The lock document.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockInfo {
+    /// Unique id of this lease.
+    pub lease_id: String,
+    /// Who holds (or held) it.
+    pub holder: Actor,
+    /// What the holder is doing.
+    pub operation: String,
+    /// When it was taken.
+    #[serde(with = "time::serde::rfc3339")]
+    pub acquired_at: OffsetDateTime,
+    /// Until when the lease is valid unless renewed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// Set when the lease was given up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released: Option<Released>,
+}
+
+/// How a lease ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Released {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// By whom.
+    pub by: Actor,
+    /// Whether someone other than the holder forced it.
+    pub forced: bool,
+}
+
+/// The state of an environment's lock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum LockState {
+    /// Nobody holds it.
+    Free {
+        /// The last lease, if there ever was one.
+        last: Option<LockInfo>,
+    },
+    /// Someone holds a live lease.
+    Held(LockInfo),
+    /// A lease ran out without being released (its holder likely died).
+    Expired(LockInfo),
+}
+
+/// Lock failures.
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    /// Someone else holds the lock.
+    #[error(
+        "environment `{environment}` is locked by {} since {} for `{}` (lease until {}); \
+         retry later, pass --wait-lock <duration> to wait, or run `deploy lock {environment} release` if that run is gone",
+        info.holder, rfc3339(info.acquired_at), info.operation, rfc3339(info.expires_at)
+    )]
+    Held {
+        /// Environment.
+        environment: String,
+        /// The holder's lease.
+        info: Box<LockInfo>,
+    },
+    /// The lease was taken over or released by someone else while work ran.
+    #[error("lost the lock of environment `{environment}`: {reason}; stopped before the next step")]
+    Lost {
+        /// Environment.
+        environment: String,
+        /// What happened.
+        reason: String,
+    },
+    /// Reading or writing the lock object failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.to_string())
+}
+
+/// A forced release, kept in the ledger.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockEvent {
+    /// `force-release`.
+    pub event: String,
+    /// Who did it.
+    pub by: Actor,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// The lease that was ended.
+    pub lease: LockInfo,
+}
+
+/// The lock of one environment.
+#[derive(Debug, Clone)]
+pub struct EnvLock {
+    ledger: Ledger,
+    environment: String,
+    settings: LockSettings,
+}
+
+impl EnvLock {
+    /// The lock of the environment `ledger` belongs to.
+    pub fn new(ledger: Ledger, environment: &str, settings: LockSettings) -> EnvLock {
+        EnvLock {
+            ledger,
+            environment: environment.to_owned(),
+            settings,
+        }
+    }
+
+    fn key(&self) -> String {
+        self.ledger.key("lock.json")
+    }
+
+    async fn read(&self) -> Result<Option<(LockInfo, String)>, LockError> {
+        let key = self.key();
+        let Some(object) = self.ledger.store().get(&key).await? else {
+            return Ok(None);
+        };
+        let info = serde_json::from_slice(&object.body).map_err(|err| LedgerError::Corrupt {
+            bucket: self.ledger.store().bucket().to_owned(),
+            key,
+            detail: err.to_string(),
+        })?;
+        Ok(Some((info, object.etag)))
+    }
+
+    /// Reads the lock without changing it.
+    pub async fn status(&self) -> Result<LockState, LockError> {
+        Ok(match self.read().await? {
+            None => LockState::Free { last: None },
+            Some((info, _)) => classify(info, OffsetDateTime::now_utc()),
+        })
+    }
+
+    /// Takes the lock, or fails at once with [`LockError::Held`]; with `wait`, keeps trying
+    /// (backing off) until the deadline. The guard renews the lease until released.
+    pub async fn acquire(
+        &self,
+        holder: &Actor,
+        operation: &str,
+        wait: Option<Duration>,
+        reporter: &dyn Reporter,
+    ) -> Result<LockGuard, LockError> {
+        let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+        let mut pause = self.settings.poll;
+        let mut announced = false;
+        loop {
+            match self.try_acquire(holder, operation).await {
+                Ok(guard) => {
+                    reporter.report(&Event::LockAcquired {
+                        environment: self.environment.clone(),
+                        lease_id: guard.lease_id.clone(),
+                        expires_at: rfc3339(OffsetDateTime::now_utc() + self.settings.ttl),
+                    });
+                    return Ok(guard);
+                }
+                Err(LockError::Held { environment, info }) => {
+                    let now = tokio::time::Instant::now();
+                    if now >= deadline {
+                        return Err(LockError::Held { environment, info });
+                    }
+                    if !announced {
+                        reporter.report(&Event::LockWaiting {
+                            environment: environment.clone(),
+                            holder: info.holder.to_string(),
+                            since: rfc3339(info.acquired_at),
+                        });
+                        announced = true;
+                    }
+                    tokio::time::sleep(pause.min(deadline - now)).await;
+                    pause = (pause * 2).min(self.settings.poll * 8);
+                }
+                Err(other) => return Err(other),
+            }
+        }
+    }
+
+    async fn try_acquire(&self, holder: &Actor, operation: &str) -> Result<LockGuard, LockError> {
+        let now = OffsetDateTime::now_utc();
+        let current = self.read().await?;
+        let guard = match &current {
+            None => Guard::Create,
+            Some((info, etag)) => match classify(info.clone(), now) {
+                LockState::Held(info) => {
+                    return Err(LockError::Held {
+                        environment: self.environment.clone(),
+                        info: Box::new(info),
+                    });
+                }
+                LockState::Free { .. } | LockState::Expired(_) => Guard::Replace(etag),
+            },
+        };
+        let info = LockInfo {
+            lease_id: new_release_id(now),
+            holder: holder.clone(),
+            operation: operation.to_owned(),
+            acquired_at: now,
+            expires_at: now + self.settings.ttl,
+            released: None,
+        };
+        let etag = match self.ledger.store().put(&self.key(), to_json(&info), guard).await {
+            Ok(etag) => etag,
+            Err(LedgerError::Conflict { .. }) => {
+                // Someone else won the race; report them as the holder.
+                return match self.read().await? {
+                    Some((winner, _)) => Err(LockError::Held {
+                        environment: self.environment.clone(),
+                        info: Box::new(winner),
+                    }),
+                    None => Err(LockError::Lost {
+                        environment: self.environment.clone(),
+                        reason: "the lock changed while it was being taken".into(),
+                    }),
+                };
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(LockGuard::start(self.clone(), info, etag))
+    }
+
+    /// Ends whatever lease exists, as `by`, and records that in `lock-events/`. Returns the
+    /// lease that was ended, or `None` if the lock was already free.
+    pub async fn force_release(&self, by: &Actor) -> Result<Option<LockInfo>, LockError> {
+        let Some((info, etag)) = self.read().await? else {
+            return Ok(None);
+        };
+        if info.released.is_some() {
+            return Ok(None);
+        }
+        let now = OffsetDateTime::now_utc();
+        let event = LockEvent {
+            event: "force-release".into(),
+            by: by.clone(),
+            at: now,
+            lease: info.clone(),
+        };
+        let event_key = self.ledger.key(&format!(
+            "lock-events/{}-{}.json",
+            newest_first_stamp(now),
+            new_release_id(now)
+        ));
+        let mut released = info.clone();
+        released.released = Some(Released {
+            at: now,
+            by: by.clone(),
+            forced: true,
+        });
+        self.ledger
+            .store()
+            .put(&self.key(), to_json(&released), Guard::Replace(&etag))
+            .await?;
+        self.ledger
+            .store()
+            .put(&event_key, to_json(&event), Guard::Create)
+            .await?;
+        Ok(Some(info))
+    }
+}
+
+fn classify(info: LockInfo, now: OffsetDateTime) -> LockState {
+    if info.released.is_some() {
+        LockState::Free { last: Some(info) }
+    } else if info.expires_at <= now {
+        LockState::Expired(info)
+    } else {
+        LockState::Held(info)
+    }
+}
+
+/// A held lease. Renews itself in the background until [`LockGuard::release`]; if renewal finds
+/// the lease gone, [`LockGuard::is_lost`] turns true and work must stop.
+#[derive(Debug)]
+pub struct LockGuard {
+    lease_id: String,
+    lock: EnvLock,
+    state: Arc<Mutex<(LockInfo, String)>>,
+    lost: Arc<AtomicBool>,
+    stop: Option<oneshot::Sender<()>>,
+    renewer: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl LockGuard {
+    fn start(lock: EnvLock, info: LockInfo, etag: String) -> LockGuard {
+        let lease_id = info.lease_id.clone();
+        let state = Arc::new(Mutex::new((info, etag)));
+        let lost = Arc::new(AtomicBool::new(false));
+        let (stop, mut stopped) = oneshot::channel();
+        let renewer = tokio::spawn({
+            let (lock, state, lost) = (lock.clone(), state.clone(), lost.clone());
+            async move {
+                loop {
+                    tokio::select! {
+                        _ = &mut stopped => return,
+                        () = tokio::time::sleep(lock.settings.renew_every) => {}
+                    }
+                    let mut guard = state.lock().await;
+                    let (info, etag) = &mut *guard;
+                    let mut renewed = info.clone();
+                    renewed.expires_at = OffsetDateTime::now_utc() + lock.settings.ttl;
+                    match lock.ledger.store().put(&lock.key(), to_json(&renewed), Guard::Replace(etag)).await {
+                        Ok(new_etag) => *guard = (renewed, new_etag),
+                        Err(LedgerError::Conflict { .. }) => {
+                            lost.store(true, Ordering::SeqCst);
+                            return;
+                        }
+                        // A transient failure: try again next round; the lease has slack.
+                        Err(err) => tracing::warn!(%err, "lock renewal failed"),
+                    }
+                }
+            }
+        });
+        LockGuard {
+            lease_id,
+            lock,
+            state,
+            lost,
+            stop: Some(stop),
+            renewer: Some(renewer),
+        }
+    }
+
+    /// The lease id.
+    pub fn lease_id(&self) -> &str {
+        &self.lease_id
+    }
+
+    /// Whether the lease was lost (taken over or force-released).
+    pub fn is_lost(&self) -> bool {
+        self.lost.load(Ordering::SeqCst)
+    }
+
+    /// Fails with [`LockError::Lost`] if the lease is gone.
+    pub fn check(&self) -> Result<(), LockError> {
+        if self.is_lost() {
+            return Err(LockError::Lost {
+                environment: self.lock.environment.clone(),
+                reason: "someone else took or released the lease".into(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn stop_renewal(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(renewer) = self.renewer.take() {
+            let _ = renewer.await;
+        }
+    }
+
+    /// Gives the lease up. A lease already lost is not touched.
+    pub async fn release(mut self) -> Result<(), LockError> {
+        self.stop_renewal().await;
+        self.check()?;
+        let (info, etag) = self.state.lock().await.clone();
+        let mut released = info.clone();
+        released.released = Some(Released {
+            at: OffsetDateTime::now_utc(),
+            by: info.holder.clone(),
+            forced: false,
+        });
+        self.lock
+            .ledger
+            .store()
+            .put(&self.lock.key(), to_json(&released), Guard::Replace(&etag))
+            .await
+            .map(drop)
+            .map_err(|err| match err {
+                LedgerError::Conflict { .. } => LockError::Lost {
+                    environment: self.lock.environment.clone(),
+                    reason: "someone else took or released the lease".into(),
+                },
+                other => other.into(),
+            })
+    }
+}
+
+impl Drop for LockGuard {
+    fn drop(&mut self) {
+        if let Some(renewer) = self.renewer.take() {
+            renewer.abort();
+        }
+    }
+}

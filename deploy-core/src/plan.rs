@@ -1,0 +1,371 @@
+//! Plans: the ordered, serializable steps a command will take. Every mutating command builds a
+//! plan first; `--dry-run` prints it, `plan --out` saves it, `apply` runs a saved one.
+//!
+//! A plan is made without changing anything. Steps carry their inputs and the AWS objects they
+//! will touch. Steps run stage by stage; steps sharing a stage (the publishes of several
+//! artifacts, say) run concurrently. `preconditions` capture what the ledger said when the plan
+//! was made; applying refuses if that changed.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+use time::OffsetDateTime;
+
+use crate::artifact::{ArtifactDetail, ArtifactKind, ArtifactSpec, ImageSource};
+use crate::config::Environment;
+use crate::ledger::{ArtifactStatus, AwsObject, Operation, PointerKind, new_release_id};
+use crate::lock::rfc3339;
+use crate::rollout::{ImageRollout, LambdaRollout};
+
+/// The plan document format this library reads and writes.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// A command's plan for one environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Document format ([`PLAN_FORMAT`]).
+    pub format: u32,
+    /// Plan id (also the `plan_id` of the records it writes).
+    pub id: String,
+    /// Project.
+    pub project: String,
+    /// Environment.
+    pub environment: String,
+    /// Account the plan may change.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// What the plan does overall.
+    pub operation: Operation,
+    /// The version released, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// When the plan was made (RFC 3339).
+    pub created_at: String,
+    /// SHA-256 of the configuration file the plan was made from.
+    pub config_sha256: String,
+    /// What the ledger said when the plan was made.
+    pub preconditions: Vec<Precondition>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// A ledger pointer value the plan was made against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precondition {
+    /// Artifact.
+    pub artifact: String,
+    /// Which pointer.
+    pub pointer: PointerKind,
+    /// The release it pointed at (`null`: none yet).
+    pub release_id: Option<String>,
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// Position in the plan, from 1.
+    pub id: usize,
+    /// Steps of one stage run concurrently; stages run in order.
+    pub stage: usize,
+    /// The artifact this step belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// One line for humans.
+    pub description: String,
+    /// What to do, with its inputs.
+    pub action: Action,
+    /// AWS objects the step will create or change.
+    #[serde(default)]
+    pub touches: Vec<AwsObject>,
+}
+
+/// What a step does, with its inputs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Action {
+    /// Check the credentials belong to the environment's account.
+    VerifyAccount {
+        /// Expected account.
+        account: String,
+    },
+    /// Take the environment lock.
+    AcquireLock {
+        /// State bucket.
+        bucket: String,
+        /// Lock object key.
+        key: String,
+        /// Lease length.
+        #[serde(with = "crate::duration_serde")]
+        ttl: Duration,
+    },
+    /// Push an image to the environment's ECR repository.
+    PublishImage {
+        /// ECR repository.
+        repository: String,
+        /// Where the image comes from.
+        source: ImageSource,
+        /// Tag to set (the version).
+        tag: String,
+    },
+    /// Roll an image out by digest.
+    RolloutImage {
+        /// ECR repository.
+        repository: String,
+        /// How.
+        rollout: ImageRollout,
+    },
+    /// Upload changed DAG files and delete removed ones.
+    SyncDags {
+        /// Local folder.
+        source: String,
+        /// DAG bucket.
+        bucket: String,
+        /// Key prefix.
+        prefix: String,
+    },
+    /// Upload the zip, update the function code and publish a version.
+    PublishLambda {
+        /// Directory or zip.
+        source: String,
+        /// Function name.
+        function: String,
+    },
+    /// Move the alias to the new version.
+    ShiftLambdaAlias {
+        /// Function name.
+        function: String,
+        /// Alias.
+        alias: String,
+        /// How.
+        rollout: LambdaRollout,
+    },
+    /// Write the release record and move the ledger pointers.
+    RecordRelease {
+        /// Artifact kind.
+        kind: ArtifactKind,
+        /// What the release did.
+        operation: Operation,
+    },
+    /// Give the lock back.
+    ReleaseLock {
+        /// State bucket.
+        bucket: String,
+        /// Lock object key.
+        key: String,
+    },
+    /// A step run by a handler the embedding tool registered under `name`.
+    Custom {
+        /// Handler name.
+        name: String,
+        /// Handler input.
+        #[serde(default)]
+        input: serde_json::Value,
+    },
+}
+
+impl Action {
+    /// The action's name as in the JSON `type` field.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::VerifyAccount { .. } => "verify-account",
+            Action::AcquireLock { .. } => "acquire-lock",
+            Action::PublishImage { .. } => "publish-image",
+            Action::RolloutImage { .. } => "rollout-image",
+            Action::SyncDags { .. } => "sync-dags",
+            Action::PublishLambda { .. } => "publish-lambda",
+            Action::ShiftLambdaAlias { .. } => "shift-lambda-alias",
+            Action::RecordRelease { .. } => "record-release",
+            Action::ReleaseLock { .. } => "release-lock",
+            Action::Custom { .. } => "custom",
+        }
+    }
+}
+
+/// What to plan.
+#[derive(Debug, Clone)]
+pub struct PlanRequest<'a> {
+    /// The environment.
+    pub environment: &'a Environment,
+    /// Artifacts to include (all when empty is resolved by the caller with [`Environment::select`]).
+    pub artifacts: Vec<&'a ArtifactSpec>,
+    /// What to do.
+    pub operation: Operation,
+    /// Version to publish or roll out.
+    pub version: Option<String>,
+    /// The configuration text, fingerprinted into the plan.
+    pub config_text: &'a str,
+    /// Lock lease length.
+    pub lock_ttl: Duration,
+    /// What the ledger says now, one entry per artifact.
+    pub status: &'a [ArtifactStatus],
+}
+
+impl Plan {
+    /// Builds the plan for `request`. Pure: reads nothing, changes nothing.
+    pub fn build(request: &PlanRequest<'_>) -> Plan {
+        let env = request.environment;
+        let target = &env.target;
+        let now = OffsetDateTime::now_utc();
+        let lock_key = format!("deploy/{}/{}/lock.json", target.project, target.environment);
+        let mut steps = Vec::new();
+        let mut push = |stage: usize, artifact: Option<&str>, description: String, action: Action, touches: Vec<AwsObject>| {
+            steps.push(Step {
+                id: steps.len() + 1,
+                stage,
+                artifact: artifact.map(str::to_owned),
+                description,
+                action,
+                touches,
+            });
+        };
+        push(
+            1,
+            None,
+            format!("check the credentials are for account {}", target.account),
+            Action::VerifyAccount { account: target.account.to_string() },
+            vec![],
+        );
+        push(
+            2,
+            None,
+            format!("lock environment {}", target.environment),
+            Action::AcquireLock { bucket: target.state_bucket.clone(), key: lock_key.clone(), ttl: request.lock_ttl },
+            vec![s3_object(&target.state_bucket, &lock_key)],
+        );
+        let version = request.version.clone().unwrap_or_default();
+        for spec in &request.artifacts {
+            let name = Some(spec.name.as_str());
+            let publish = request.operation.publishes();
+            let rollout = request.operation.changes_live();
+            match &spec.detail {
+                ArtifactDetail::Image(image) => {
+                    let repo = image.repository.clone();
+                    if publish {
+                        if let Some(source) = &image.source {
+                            push(3, name, format!("push {} to ECR {repo}:{version}", spec.name), Action::PublishImage {
+                                repository: repo.clone(),
+                                source: source.clone(),
+                                tag: version.clone(),
+                            }, vec![AwsObject { kind: "ecr-image".into(), id: format!("{repo}:{version}") }]);
+                        }
+                    }
+                    if rollout && image.rollout != ImageRollout::None {
+                        push(4, name, format!("roll out {} ({})", spec.name, image.rollout.strategy()), Action::RolloutImage {
+                            repository: repo,
+                            rollout: image.rollout.clone(),
+                        }, rollout_touches(&image.rollout));
+                    }
+                }
+                ArtifactDetail::Dags(dags) => {
+                    push(3, name, format!("sync {} to s3://{}/{}", dags.source.display(), dags.bucket, dags.prefix), Action::SyncDags {
+                        source: dags.source.display().to_string(),
+                        bucket: dags.bucket.clone(),
+                        prefix: dags.prefix.clone(),
+                    }, vec![s3_object(&dags.bucket, &format!("{}*", dags.prefix))]);
+                }
+                ArtifactDetail::Lambda(lambda) => {
+                    if publish {
+                        if let Some(source) = &lambda.source {
+                            push(3, name, format!("publish a new version of {}", lambda.function), Action::PublishLambda {
+                                source: source.display().to_string(),
+                                function: lambda.function.clone(),
+                            }, vec![AwsObject { kind: "lambda-version".into(), id: lambda.function.clone() }]);
+                        }
+                    }
+                    if rollout {
+                        push(4, name, format!("move alias {} of {} ({})", lambda.alias, lambda.function, lambda.rollout.strategy), Action::ShiftLambdaAlias {
+                            function: lambda.function.clone(),
+                            alias: lambda.alias.clone(),
+                            rollout: lambda.rollout.clone(),
+                        }, vec![AwsObject { kind: "lambda-alias".into(), id: format!("{}:{}", lambda.function, lambda.alias) }]);
+                    }
+                }
+            }
+            let record_key = format!("deploy/{}/{}/artifacts/{}/", target.project, target.environment, spec.name);
+            push(5, name, format!("record the {} of {} in the ledger", operation_noun(request.operation), spec.name), Action::RecordRelease {
+                kind: spec.kind(),
+                operation: request.operation,
+            }, vec![s3_object(&target.state_bucket, &record_key)]);
+        }
+        push(
+            6,
+            None,
+            format!("unlock environment {}", target.environment),
+            Action::ReleaseLock { bucket: target.state_bucket.clone(), key: lock_key.clone() },
+            vec![s3_object(&target.state_bucket, &lock_key)],
+        );
+        let preconditions = request
+            .status
+            .iter()
+            .map(|s| Precondition {
+                artifact: s.artifact.clone(),
+                pointer: PointerKind::Live,
+                release_id: s.live.as_ref().map(|p| p.release_id.clone()),
+            })
+            .collect();
+        Plan {
+            format: PLAN_FORMAT,
+            id: new_release_id(now),
+            project: target.project.clone(),
+            environment: target.environment.clone(),
+            account: target.account.to_string(),
+            region: target.region.clone(),
+            operation: request.operation,
+            version: request.version.clone(),
+            created_at: rfc3339(now),
+            config_sha256: sha256_hex(request.config_text.as_bytes()),
+            preconditions,
+            steps,
+        }
+    }
+
+    /// The plan as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads a plan saved with `plan --out`.
+    pub fn from_json(text: &str) -> Result<Plan, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+fn operation_noun(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Publish => "publish",
+        Operation::Rollout => "rollout",
+        Operation::Release => "release",
+        Operation::Promote => "promotion",
+        Operation::Rollback => "rollback",
+        Operation::Custom => "change",
+    }
+}
+
+fn s3_object(bucket: &str, key: &str) -> AwsObject {
+    AwsObject { kind: "s3-object".into(), id: format!("s3://{bucket}/{key}") }
+}
+
+fn rollout_touches(rollout: &ImageRollout) -> Vec<AwsObject> {
+    let obj = |kind: &str, id: String| AwsObject { kind: kind.into(), id };
+    match rollout {
+        ImageRollout::EcsRolling(s) => vec![
+            obj("task-definition", format!("{}:*", s.service)),
+            obj("ecs-service", format!("{}/{}", s.cluster, s.service)),
+        ],
+        ImageRollout::CodedeployBlueGreen { service, application, deployment_group } => vec![
+            obj("task-definition", format!("{}:*", service.service)),
+            obj("codedeploy-deployment", format!("{application}/{deployment_group}")),
+        ],
+        ImageRollout::TaskDefinitions { families, .. } => {
+            families.iter().map(|f| obj("task-definition", format!("{f}:*"))).collect()
+        }
+        ImageRollout::None => vec![],
+    }
+}
+
+/// Lowercase hex SHA-256.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

@@ -1,0 +1,191 @@
+//! How a published artifact reaches what runs: strategies and their resolved settings.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::ArtifactKind;
+
+/// Every rollout strategy of every kind, as written in `deploy.toml`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// ECS `UpdateService` with the deployment circuit breaker (image).
+    EcsRolling,
+    /// CodeDeploy blue/green deployment of an ECS service (image).
+    CodedeployBlueGreen,
+    /// Register new revisions of task-definition families (image).
+    TaskDefinitions,
+    /// Publish only (image).
+    None,
+    /// The upload to the DAG bucket is the rollout (dags).
+    S3Sync,
+    /// Move the alias to the new version at once (lambda).
+    LambdaAllAtOnce,
+    /// Shift a share of traffic, then the rest (lambda).
+    LambdaCanary,
+    /// Shift traffic in equal increments (lambda).
+    LambdaLinear,
+}
+
+impl Strategy {
+    /// The name used in `deploy.toml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::EcsRolling => "ecs-rolling",
+            Strategy::CodedeployBlueGreen => "codedeploy-blue-green",
+            Strategy::TaskDefinitions => "task-definitions",
+            Strategy::None => "none",
+            Strategy::S3Sync => "s3-sync",
+            Strategy::LambdaAllAtOnce => "lambda-all-at-once",
+            Strategy::LambdaCanary => "lambda-canary",
+            Strategy::LambdaLinear => "lambda-linear",
+        }
+    }
+
+    /// The artifact kind this strategy rolls out.
+    pub fn kind(self) -> ArtifactKind {
+        match self {
+            Strategy::EcsRolling
+            | Strategy::CodedeployBlueGreen
+            | Strategy::TaskDefinitions
+            | Strategy::None => ArtifactKind::Image,
+            Strategy::S3Sync => ArtifactKind::Dags,
+            Strategy::LambdaAllAtOnce | Strategy::LambdaCanary | Strategy::LambdaLinear => {
+                ArtifactKind::Lambda
+            }
+        }
+    }
+
+    /// The strategies that apply to `kind`.
+    pub fn for_kind(kind: ArtifactKind) -> Vec<Strategy> {
+        ALL_STRATEGIES
+            .iter()
+            .copied()
+            .filter(|s| s.kind() == kind)
+            .collect()
+    }
+}
+
+const ALL_STRATEGIES: [Strategy; 8] = [
+    Strategy::EcsRolling,
+    Strategy::CodedeployBlueGreen,
+    Strategy::TaskDefinitions,
+    Strategy::None,
+    Strategy::S3Sync,
+    Strategy::LambdaAllAtOnce,
+    Strategy::LambdaCanary,
+    Strategy::LambdaLinear,
+];
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Rollout of an image artifact.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "strategy", rename_all = "kebab-case")]
+pub enum ImageRollout {
+    /// ECS rolling update.
+    EcsRolling(EcsService),
+    /// CodeDeploy blue/green.
+    CodedeployBlueGreen {
+        /// The ECS service CodeDeploy deploys to.
+        #[serde(flatten)]
+        service: EcsService,
+        /// CodeDeploy application name.
+        application: String,
+        /// CodeDeploy deployment group name.
+        deployment_group: String,
+    },
+    /// New revisions of task-definition families, picked up by the next scheduled run.
+    TaskDefinitions {
+        /// Families to register a revision in.
+        families: Vec<String>,
+        /// The container whose image changes.
+        container: String,
+        /// Cluster for `pre_deploy`, if any.
+        cluster: Option<String>,
+        /// Old revisions to keep per family (older ones are deregistered).
+        keep_revisions: u32,
+        /// One-off task that must exit 0 first.
+        pre_deploy: Option<PreDeploy>,
+    },
+    /// Publish only.
+    None,
+}
+
+impl ImageRollout {
+    /// The strategy this rollout uses.
+    pub fn strategy(&self) -> Strategy {
+        match self {
+            ImageRollout::EcsRolling(_) => Strategy::EcsRolling,
+            ImageRollout::CodedeployBlueGreen { .. } => Strategy::CodedeployBlueGreen,
+            ImageRollout::TaskDefinitions { .. } => Strategy::TaskDefinitions,
+            ImageRollout::None => Strategy::None,
+        }
+    }
+}
+
+/// An ECS service and the container in it whose image changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EcsService {
+    /// Cluster name.
+    pub cluster: String,
+    /// Service name.
+    pub service: String,
+    /// Container name in the task definition.
+    pub container: String,
+    /// Old task-definition revisions to keep (older ones are deregistered).
+    pub keep_revisions: u32,
+    /// One-off task (database migration) that must exit 0 before the rollout.
+    pub pre_deploy: Option<PreDeploy>,
+    /// HTTP check that must pass after the rollout.
+    pub health_check: Option<HealthCheck>,
+    /// How long to wait for the service to become stable.
+    #[serde(with = "crate::duration_serde")]
+    pub timeout: Duration,
+}
+
+/// A one-off ECS task run before a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreDeploy {
+    /// Task-definition family to run (with the new image).
+    pub task_definition: String,
+    /// Command override.
+    pub command: Vec<String>,
+    /// How long the task may run.
+    #[serde(with = "crate::duration_serde")]
+    pub timeout: Duration,
+}
+
+/// An HTTP health check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// The URL to GET.
+    pub url: String,
+    /// The status code that means healthy.
+    pub expect_status: u16,
+    /// How long to keep trying.
+    #[serde(with = "crate::duration_serde")]
+    pub timeout: Duration,
+}
+
+/// Rollout of a Lambda function behind an alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LambdaRollout {
+    /// The strategy (one of the `lambda-*` ones).
+    pub strategy: Strategy,
+    /// Cumulative traffic percentages on the new version, ending at 100.
+    pub steps: Vec<u32>,
+    /// Wait between steps.
+    #[serde(with = "crate::duration_serde")]
+    pub interval: Duration,
+    /// CloudWatch alarms that must stay OK between steps.
+    pub alarms: Vec<String>,
+    /// HTTP check between steps.
+    pub health_check: Option<HealthCheck>,
+}
