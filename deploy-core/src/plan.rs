@@ -194,8 +194,8 @@ pub struct PlanRequest<'a> {
     pub operation: Operation,
     /// Version to publish or roll out.
     pub version: Option<String>,
-    /// The configuration text, fingerprinted into the plan.
-    pub config_text: &'a str,
+    /// SHA-256 of the configuration ([`crate::config::Config::sha256`]).
+    pub config_sha256: &'a str,
     /// Lock lease length.
     pub lock_ttl: Duration,
     /// What the ledger says now, one entry per artifact.
@@ -315,7 +315,7 @@ impl Plan {
             operation: request.operation,
             version: request.version.clone(),
             created_at: rfc3339(now),
-            config_sha256: sha256_hex(request.config_text.as_bytes()),
+            config_sha256: request.config_sha256.to_owned(),
             preconditions,
             steps,
         }

@@ -48,6 +48,7 @@ pub struct Config {
     /// Timeouts, poll intervals and retries.
     pub settings: Settings,
     path: PathBuf,
+    sha256: String,
     source_map: SourceMap,
 }
 
@@ -191,6 +192,11 @@ impl Config {
     /// The file this configuration came from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// SHA-256 (hex) of the configuration text, fingerprinted into plans.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
     }
 
     /// The directory relative source paths are resolved against.

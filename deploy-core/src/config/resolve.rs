@@ -60,13 +60,17 @@ impl Resolver<'_> {
                         _ => None,
                     })
                     .collect();
-                let message = err.into_inner().to_string();
+                let full = err.into_inner().to_string();
+                // toml appends "in `path`" on later lines; the location says that better.
+                let message = full.lines().next().unwrap_or_default().to_owned();
                 let unknown = unknown_field(&message);
                 if let Some(field) = &unknown {
-                    inner.push(field.clone());
+                    if inner.last() != Some(field) {
+                        inner.push(field.clone());
+                    }
                 }
                 let at = locate(&inner);
-                let (message, help) = explain_serde(&message, &inner);
+                let (message, help) = explain_serde(&message, &at);
                 let location = if unknown.is_some() {
                     self.map.key(&at)
                 } else {
@@ -143,8 +147,13 @@ fn explain_serde(message: &str, at: &[String]) -> (String, Option<String>) {
             .trim_start_matches("one of ")
             .trim_start_matches("a ")
             .to_owned();
-        if head.starts_with("unknown key") || head.starts_with("unknown variant") {
-            return (format!("{head} in `{key}`"), Some(format!("allowed: {allowed}")));
+        if head.starts_with("unknown key") {
+            let table = at[..at.len().saturating_sub(1)].join(".");
+            let place = if table.is_empty() { "at the top level".to_owned() } else { format!("in `{table}`") };
+            return (format!("{head} {place}"), Some(format!("allowed: {allowed}")));
+        }
+        if head.starts_with("unknown variant") {
+            return (format!("{head} for `{key}`"), Some(format!("allowed: {allowed}")));
         }
         return (
             format!("wrong type for `{key}`: {head}"),
@@ -180,7 +189,8 @@ pub(super) fn resolve(text: &str, file: &Path) -> Result<Config, ConfigError> {
             diagnostics: r.diagnostics,
         });
     };
-    let config = resolve_config(&mut r, raw, file);
+    let mut config = resolve_config(&mut r, raw, file);
+    config.sha256 = crate::plan::sha256_hex(text.as_bytes());
     if r.diagnostics.is_empty() {
         Ok(config)
     } else {
@@ -243,6 +253,7 @@ fn resolve_config(r: &mut Resolver<'_>, raw: RawConfig, file: &Path) -> Config {
         },
         settings: resolve_settings(r, raw.settings.as_ref()),
         path: file.to_path_buf(),
+        sha256: String::new(),
         source_map: r.map.clone(),
     }
 }
@@ -362,7 +373,8 @@ fn resolve_environment(
     };
 
     let state_bucket = expand(r, &env.state_bucket, &at("state_bucket"));
-    if !valid_bucket_name(&state_bucket) {
+    // A failed expansion was reported already; the bucket check would only repeat it.
+    if !state_bucket.contains('{') && !valid_bucket_name(&state_bucket) {
         r.error(
             &at("state_bucket"),
             format!("`{state_bucket}` is not a valid S3 bucket name"),

@@ -1,0 +1,177 @@
+//! The command line, as clap sees it. Kept free of behaviour: `main` maps it onto deploy-core.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// AWS-native deploys: publish images, DAGs and Lambda functions per environment, roll them out
+/// safely, and keep a ledger of every release.
+#[derive(Debug, Parser)]
+#[command(name = "deploy", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, short = 'c', global = true, default_value = "deploy.toml", env = "DEPLOY_CONFIG")]
+    pub config: PathBuf,
+
+    /// Output format: `human` (progress and tables) or `json` (one document, or JSON lines for events).
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
+    /// More detail (repeat for AWS request logs).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Only errors.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Progress on a terminal, plain lines otherwise.
+    Human,
+    /// Machine-readable JSON.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse and check the configuration and every local source; makes no AWS call.
+    Validate,
+    /// Show what `release` would do in an environment, step by step.
+    Plan(PlanArgs),
+    /// What is live where, from the ledger.
+    Status(StatusArgs),
+    /// The release ledger, newest first, with delivery metrics.
+    History(HistoryArgs),
+    /// Inspect or force-release an environment's lock.
+    Lock(LockArgs),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Flags shared by commands that talk to AWS.
+#[derive(Debug, Args)]
+pub struct AwsArgs {
+    /// Upper bound for the whole command, e.g. `10m` (default: `settings.timeout`, 30m).
+    #[arg(long, value_parser = parse_duration)]
+    pub timeout: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The environment.
+    pub env: String,
+    /// Artifacts to include (default: all).
+    pub artifacts: Vec<String>,
+    /// Version to release (default: $GITHUB_SHA, else `git rev-parse HEAD`).
+    #[arg(long = "version", value_name = "V")]
+    pub release_version: Option<String>,
+    /// Also save the plan as JSON to this file.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Environments (default: all).
+    pub envs: Vec<String>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Environment (default: all).
+    pub env: Option<String>,
+    /// Artifact (default: all).
+    pub artifact: Option<String>,
+    /// How many records, newest first.
+    #[arg(long, short = 'n', default_value_t = 20)]
+    pub limit: usize,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The environment.
+    pub env: String,
+    /// What to do.
+    #[arg(value_enum)]
+    pub action: LockAction,
+    /// Show what would happen and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LockAction {
+    /// Who holds the lock, since when, until when.
+    Status,
+    /// End the current lease, whoever holds it (recorded in the ledger).
+    Release,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    humantime_like(text).ok_or_else(|| format!("`{text}` is not a duration; write e.g. 30s, 5m, 1h30m"))
+}
+
+/// Parses `<n><unit>` sequences (ms, s, m, h) without pulling a duration crate into the CLI.
+fn humantime_like(text: &str) -> Option<std::time::Duration> {
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
+        let value: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        total += match unit {
+            "ms" => std::time::Duration::from_millis(value),
+            "s" => std::time::Duration::from_secs(value),
+            "m" => std::time::Duration::from_secs(value * 60),
+            "h" => std::time::Duration::from_secs(value * 3600),
+            _ => return None,
+        };
+    }
+    Some(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(humantime_like("1h30m"), Some(std::time::Duration::from_secs(5400)));
+        assert_eq!(humantime_like("250ms"), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(humantime_like("5 minutes"), None);
+        assert_eq!(humantime_like("10"), None);
+    }
+
+    #[test]
+    fn command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,78 @@
+use deploy_core::config::Config;
+use deploy_core::ledger::{Ledger, Metrics, Outcome, ReleaseRecord};
+use serde::Serialize;
+
+use super::clients;
+use crate::cli::HistoryArgs;
+use crate::output::Output;
+
+#[derive(Serialize)]
+struct HistoryDoc<'a> {
+    records: &'a [ReleaseRecord],
+    metrics: Metrics,
+}
+
+pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow::Result<()> {
+    let envs: Vec<&str> = match &args.env {
+        Some(env) => vec![env.as_str()],
+        None => config.environments.keys().map(String::as_str).collect(),
+    };
+    let mut records = Vec::new();
+    for name in envs {
+        let env = config.environment(name)?;
+        let artifacts = match &args.artifact {
+            Some(artifact) => vec![env.select(std::slice::from_ref(artifact))?[0].name.clone()],
+            None => env.artifacts.keys().cloned().collect(),
+        };
+        let clients = clients(&config, env).await;
+        let ledger = Ledger::new(clients.s3.clone(), &env.target);
+        records.extend(ledger.history(&artifacts, args.limit).await?);
+    }
+    records.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    records.truncate(args.limit);
+    let metrics = Metrics::of(&records);
+    if out.json() {
+        out.document(&HistoryDoc { records: &records, metrics });
+        return Ok(());
+    }
+    out.line(format!(
+        "{:<20} {:<8} {:<10} {:<9} {:<14} {:<11} {}",
+        "STARTED", "ENV", "ARTIFACT", "OPERATION", "VERSION", "RESULT", "BY"
+    ));
+    for r in &records {
+        let started = deploy_core::lock::rfc3339_string(r.started_at);
+        out.line(format!(
+            "{:<20} {:<8} {:<10} {:<9} {:<14} {:<11} {}",
+            started.get(..19).unwrap_or(&started),
+            r.environment,
+            r.artifact,
+            format!("{:?}", r.operation).to_lowercase(),
+            r.version.as_deref().unwrap_or("-").chars().take(14).collect::<String>(),
+            match r.outcome {
+                Outcome::Succeeded => "ok",
+                Outcome::Failed { .. } => "failed",
+                Outcome::RolledBack { .. } => "rolled-back",
+            },
+            r.actor.user
+        ));
+    }
+    out.line(format!(
+        "{} records; {} deployments, {:.2}/day, change failure rate {:.0}%, lead time {}, time to restore {}",
+        metrics.records,
+        metrics.deployments,
+        metrics.deploys_per_day,
+        metrics.change_failure_rate * 100.0,
+        seconds(metrics.lead_time_seconds),
+        seconds(metrics.time_to_restore_seconds),
+    ));
+    Ok(())
+}
+
+fn seconds(value: Option<f64>) -> String {
+    match value {
+        None => "-".into(),
+        Some(s) if s < 120.0 => format!("{s:.0}s"),
+        Some(s) if s < 7200.0 => format!("{:.0}m", s / 60.0),
+        Some(s) => format!("{:.1}h", s / 3600.0),
+    }
+}

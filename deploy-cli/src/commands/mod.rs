@@ -1,0 +1,88 @@
+//! One function per command: resolve inputs, call deploy-core, render.
+
+mod history;
+mod lock;
+mod plan;
+mod status;
+mod validate;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use deploy_core::aws::{AwsClients, AwsSettings};
+use deploy_core::config::{Config, Environment};
+
+use crate::cli::{Cli, Command};
+use crate::output::Output;
+
+pub use history::history;
+pub use lock::lock;
+pub use plan::plan;
+pub use status::status;
+pub use validate::validate;
+
+/// A usage problem found by the CLI itself (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Validate => validate(cli, out),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(*shell, &mut command, "deploy", &mut std::io::stdout());
+            Ok(())
+        }
+        Command::Plan(args) => with_runtime(args.aws.timeout, cli, |config| plan(cli, out, config, args)),
+        Command::Status(args) => with_runtime(args.aws.timeout, cli, |config| status(out, config, args)),
+        Command::History(args) => with_runtime(args.aws.timeout, cli, |config| history(out, config, args)),
+        Command::Lock(args) => with_runtime(args.aws.timeout, cli, |config| lock(out, config, args)),
+    }
+}
+
+/// Loads the configuration, then runs `body` on a Tokio runtime under the command timeout.
+fn with_runtime<F, Fut>(timeout: Option<Duration>, cli: &Cli, body: F) -> anyhow::Result<()>
+where
+    F: FnOnce(Config) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let config = Config::load(&cli.config)?;
+    let limit = timeout.unwrap_or(config.settings.timeout);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        tokio::time::timeout(limit, body(config))
+            .await
+            .map_err(|_| anyhow::anyhow!("timed out after {}s (raise it with --timeout)", limit.as_secs()))?
+    })
+}
+
+/// AWS clients for an environment, with the configuration's retry settings.
+pub async fn clients(config: &Config, env: &Environment) -> AwsClients {
+    AwsClients::connect(&env.target, &AwsSettings::from(&config.settings)).await
+}
+
+/// The version to release: the flag, else `GITHUB_SHA`, else the git commit of the config's repository.
+pub fn resolve_version(flag: Option<&str>, config: &Config) -> anyhow::Result<String> {
+    if let Some(version) = flag {
+        return Ok(version.to_owned());
+    }
+    if let Some(sha) = std::env::var("GITHUB_SHA").ok().filter(|s| !s.is_empty()) {
+        return Ok(sha);
+    }
+    let dir = config.base_dir();
+    let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
+    let output = std::process::Command::new("git").arg("-C").arg(dir).args(["rev-parse", "HEAD"]).output();
+    match output {
+        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned()),
+        _ => Err(UsageError(
+            "no version to release: pass --version V, set GITHUB_SHA, or run inside a git repository".into(),
+        )
+        .into()),
+    }
+}

@@ -1,0 +1,60 @@
+use anyhow::Context;
+use deploy_core::config::Config;
+use deploy_core::ledger::{Ledger, Operation};
+use deploy_core::plan::{Plan, PlanRequest};
+
+use super::{clients, resolve_version};
+use crate::cli::{Cli, PlanArgs};
+use crate::output::Output;
+
+pub async fn plan(_cli: &Cli, out: &Output, config: Config, args: &PlanArgs) -> anyhow::Result<()> {
+    let env = config.environment(&args.env)?;
+    let artifacts = env.select(&args.artifacts)?;
+    let version = resolve_version(args.release_version.as_deref(), &config)?;
+    let clients = clients(&config, env).await;
+    clients.verify_account().await?;
+    let names: Vec<String> = artifacts.iter().map(|a| a.name.clone()).collect();
+    let status = Ledger::new(clients.s3.clone(), &env.target).status(&names).await?;
+    let plan = Plan::build(&PlanRequest {
+        environment: env,
+        artifacts,
+        operation: Operation::Release,
+        version: Some(version),
+        config_sha256: config.sha256(),
+        lock_ttl: config.settings.lock_ttl,
+        status: &status,
+    });
+    if let Some(path) = &args.out {
+        std::fs::write(path, plan.to_json() + "\n")
+            .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+    }
+    if out.json() {
+        out.document(&plan);
+        return Ok(());
+    }
+    out.line(format!(
+        "plan {}: release {} to {} (account {}, {})",
+        plan.id,
+        plan.version.as_deref().unwrap_or("-"),
+        plan.environment,
+        plan.account,
+        plan.region
+    ));
+    let mut summary = format!("### deploy plan for `{}`\n\n", plan.environment);
+    let mut last_stage = 0;
+    for step in &plan.steps {
+        let parallel = plan.steps.iter().filter(|s| s.stage == step.stage).count() > 1;
+        let marker = if parallel && step.stage != last_stage { " (these run in parallel)" } else { "" };
+        if step.stage != last_stage && parallel {
+            out.line(format!("  stage {}{marker}", step.stage));
+        }
+        last_stage = step.stage;
+        out.line(format!("  {:>3}. {}", step.id, step.description));
+        summary.push_str(&format!("{}. {}\n", step.id, step.description));
+    }
+    if let Some(path) = &args.out {
+        out.line(format!("saved to {}", path.display()));
+    }
+    out.summary(&summary);
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! Rendering: human text or JSON on stdout, errors on stderr, GitHub Actions annotations.
+
+use std::io::{IsTerminal, Write};
+
+use serde::Serialize;
+
+use crate::cli::OutputFormat;
+
+/// Where and how results are printed.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub format: OutputFormat,
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Output {
+    pub fn json(&self) -> bool {
+        self.format == OutputFormat::Json
+    }
+
+    /// A line of human output (suppressed by `-q` and in JSON mode).
+    pub fn line(&self, text: impl AsRef<str>) {
+        if !self.quiet && !self.json() {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{}", text.as_ref());
+        }
+    }
+
+    /// The JSON document of a command.
+    pub fn document<T: Serialize>(&self, value: &T) {
+        let mut out = std::io::stdout().lock();
+        let text = serde_json::to_string_pretty(value).unwrap_or_else(|_| "null".into());
+        let _ = writeln!(out, "{text}");
+    }
+
+    /// Whether stderr is a terminal (for prompts and colours).
+    pub fn interactive(&self) -> bool {
+        std::io::stderr().is_terminal() && std::io::stdin().is_terminal()
+    }
+
+    /// Reports a failure: stderr in human mode, a JSON document in JSON mode, and a
+    /// `::error::` annotation under GitHub Actions.
+    pub fn error(&self, message: &str, class: &str, chain: &[String]) {
+        if self.json() {
+            self.document(&serde_json::json!({
+                "error": { "class": class, "message": message, "causes": chain }
+            }));
+        } else {
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(err, "error: {message}");
+            if self.verbose > 0 {
+                for cause in chain {
+                    let _ = writeln!(err, "  caused by: {cause}");
+                }
+            }
+        }
+        if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
+            let escaped = message.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+            println!("::error title=deploy::{escaped}");
+        }
+    }
+
+    /// Appends markdown to the GitHub Actions job summary, when there is one.
+    pub fn summary(&self, markdown: &str) {
+        let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return };
+        if let Ok(mut file) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
+            let _ = writeln!(file, "{markdown}");
+        }
+    }
+}

@@ -1,0 +1,5 @@
+"""Resizes an uploaded image (example function)."""
+
+
+def handler(event, context):
+    return {"statusCode": 200, "body": f"resized {event.get('key', '?')}"}
