@@ -22,7 +22,11 @@ fn main() -> ExitCode {
             let class = classify(&err);
             let chain: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
             let class_name = serde_json::to_value(class).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            out.error(&err.to_string(), &class_name, &chain);
+            let diagnostics = err.downcast_ref::<deploy_core::config::ConfigError>().and_then(|e| match e {
+                deploy_core::config::ConfigError::Invalid { diagnostics } => serde_json::to_value(diagnostics).ok(),
+                _ => None,
+            });
+            out.error(&err.to_string(), &class_name, &chain, diagnostics);
             ExitCode::from(class.exit_code())
         }
     }

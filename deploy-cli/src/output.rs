@@ -41,11 +41,13 @@ impl Output {
 
     /// Reports a failure: stderr in human mode, a JSON document in JSON mode, and a
     /// `::error::` annotation under GitHub Actions.
-    pub fn error(&self, message: &str, class: &str, chain: &[String]) {
+    pub fn error(&self, message: &str, class: &str, chain: &[String], diagnostics: Option<serde_json::Value>) {
         if self.json() {
-            self.document(&serde_json::json!({
-                "error": { "class": class, "message": message, "causes": chain }
-            }));
+            let mut error = serde_json::json!({ "class": class, "message": message, "causes": chain });
+            if let Some(diagnostics) = diagnostics {
+                error["diagnostics"] = diagnostics;
+            }
+            self.document(&serde_json::json!({ "error": error }));
         } else {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "error: {message}");

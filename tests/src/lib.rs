@@ -1,1 +1,291 @@
-//! x
+//! The emulator harness for end-to-end tests: a moto server (AWS control plane) started once per
+//! test process on a free loopback port, or reused from `DEPLOY_TEST_MOTO_URL`; unique
+//! per-test buckets and config files; the built `deploy` binary.
+//!
+//! Processes this harness starts are watched by a small shell loop that kills them as soon as
+//! the test process is gone, so an aborted run leaves nothing behind.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+/// The account moto answers with.
+pub const ACCOUNT: &str = "123456789012";
+/// The region tests use.
+pub const REGION: &str = "eu-west-1";
+
+/// A running moto server.
+#[derive(Debug)]
+pub struct Moto {
+    /// Base URL, e.g. `http://127.0.0.1:40123`.
+    pub url: String,
+    _child: Option<Child>,
+}
+
+static MOTO: OnceLock<Moto> = OnceLock::new();
+
+/// The shared moto server of this test process.
+pub fn moto() -> &'static Moto {
+    MOTO.get_or_init(|| {
+        if let Ok(url) = std::env::var("DEPLOY_TEST_MOTO_URL") {
+            wait_http(&url, "/moto-api/", Duration::from_secs(30));
+            return Moto { url, _child: None };
+        }
+        let port = free_port();
+        let log = scratch_dir("moto").join("moto.log");
+        let child = watched(&moto_binary(), &["-H", "127.0.0.1", "-p", &port.to_string()], &log);
+        let url = format!("http://127.0.0.1:{port}");
+        wait_http(&url, "/moto-api/", Duration::from_secs(60));
+        Moto { url, _child: Some(child) }
+    })
+}
+
+fn moto_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("DEPLOY_MOTO_SERVER") {
+        return PathBuf::from(path);
+    }
+    let tools = std::env::var_os("DEPLOY_TOOLS_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/deploy-tools")));
+    if let Some(candidate) = tools.map(|t| t.join("venv/bin/moto_server")) {
+        if candidate.is_file() {
+            return candidate;
+        }
+    }
+    PathBuf::from("moto_server")
+}
+
+/// Starts `program` with `args` under a watchdog that kills it when this process exits.
+pub fn watched(program: &Path, args: &[&str], log: &Path) -> Child {
+    let script = r#"prog="$1"; log="$2"; parent="$3"; shift 3
+"$prog" "$@" >"$log" 2>&1 &
+child=$!
+trap 'kill $child 2>/dev/null; wait $child 2>/dev/null' EXIT TERM INT
+while kill -0 "$parent" 2>/dev/null && kill -0 "$child" 2>/dev/null; do sleep 0.3; done"#;
+    Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .arg("watchdog")
+        .arg(program)
+        .arg(log)
+        .arg(std::process::id().to_string())
+        .args(args)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap_or_else(|err| panic!("cannot start {}: {err}", program.display()))
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Blocks until `GET path` answers, or panics after `limit`.
+pub fn wait_http(base: &str, path: &str, limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if http_get(base, path).is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{base}{path} did not answer within {limit:?}");
+}
+
+/// A minimal HTTP/1.0 GET; returns the status code.
+pub fn http_get(base: &str, path: &str) -> Option<u16> {
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(host).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A name unique to this process and call, usable as an S3 bucket name.
+pub fn unique(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{prefix}-{}-{n}-{nanos:x}", std::process::id())
+}
+
+/// A fresh directory under the system temp dir.
+pub fn scratch_dir(prefix: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique(&format!("deploy-test-{prefix}")));
+    std::fs::create_dir_all(&dir).expect("create scratch dir");
+    dir
+}
+
+/// Path of the `deploy` binary, built once per test process so it is never stale.
+pub fn deploy_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "--quiet", "-p", "deploy-cli", "--bin", "deploy"])
+                .current_dir(workspace_root())
+                .status()
+                .expect("run cargo build");
+            assert!(status.success(), "building the deploy binary failed");
+            let exe = std::env::current_exe().expect("test executable path");
+            let dir = exe.parent().and_then(Path::parent).expect("target dir");
+            dir.join(format!("deploy{}", std::env::consts::EXE_SUFFIX))
+        })
+        .clone()
+}
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// A `deploy` command with dummy credentials pointed at moto, and nothing from the caller's
+/// AWS environment (profiles, real credentials) leaking in.
+pub fn deploy(moto_url: &str) -> Command {
+    let mut cmd = Command::new(deploy_bin());
+    isolate_aws_env(&mut cmd);
+    cmd.env("AWS_ENDPOINT_URL", moto_url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing");
+    cmd
+}
+
+/// Removes every AWS and CI variable that could change behaviour, and points the shared AWS
+/// files at nothing.
+pub fn isolate_aws_env(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy().into_owned();
+        if key.starts_with("AWS_") || key.starts_with("GITHUB_") || key == "DEPLOY_CONFIG" {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("AWS_CONFIG_FILE", "/nonexistent/deploy-test-config")
+        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/deploy-test-credentials")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env("AWS_REGION", REGION);
+}
+
+/// An S3 client for reading results back, independent of deploy's own code.
+pub async fn s3(moto_url: &str) -> aws_sdk_s3::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(moto_url)
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .load()
+        .await;
+    let s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// Creates a bucket in moto.
+pub async fn create_bucket(moto_url: &str, bucket: &str) {
+    let s3 = s3(moto_url).await;
+    s3.create_bucket()
+        .bucket(bucket)
+        .create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(REGION))
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("create bucket {bucket}: {err:?}"));
+}
+
+/// Every key under `prefix` in `bucket`.
+pub async fn list_keys(moto_url: &str, bucket: &str, prefix: &str) -> Vec<String> {
+    let s3 = s3(moto_url).await;
+    let mut keys = Vec::new();
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    while let Some(page) = pages.next().await {
+        let page = page.expect("list objects");
+        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+    }
+    keys
+}
+
+/// Reads one object as JSON.
+pub async fn get_json(moto_url: &str, bucket: &str, key: &str) -> serde_json::Value {
+    let s3 = s3(moto_url).await;
+    let out = s3.get_object().bucket(bucket).key(key).send().await.expect("get object");
+    let bytes = out.body.collect().await.expect("read body").into_bytes();
+    serde_json::from_slice(&bytes).expect("object is JSON")
+}
+
+/// A one-environment project `t` with artifact `app`, state in `bucket`, lock lease `lock_ttl`.
+pub fn write_config(dir: &Path, bucket: &str, lock_ttl: &str) -> PathBuf {
+    let path = dir.join("deploy.toml");
+    let text = format!(
+        r#"project = "t"
+
+[settings]
+lock_ttl = "{lock_ttl}"
+timeout = "2m"
+
+[environments.e2e]
+region = "{REGION}"
+account = "{ACCOUNT}"
+state_bucket = "{bucket}"
+
+[artifacts.app]
+kind = "image"
+repository = "t/app"
+source = "docker://registry.example/t/app:1"
+  [artifacts.app.rollout]
+  strategy = "ecs-rolling"
+  cluster = "t-{{env}}"
+  service = "app"
+  container = "app"
+"#
+    );
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// A loopback HTTP endpoint that answers 500 to everything and counts the requests it got.
+#[derive(Debug)]
+pub struct RecordingEndpoint {
+    /// Its base URL.
+    pub url: String,
+    hits: std::sync::Arc<AtomicU32>,
+}
+
+impl RecordingEndpoint {
+    /// Starts the endpoint on a free port (it lives until the test process ends).
+    pub fn start() -> RecordingEndpoint {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let hits = std::sync::Arc::new(AtomicU32::new(0));
+        let counter = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let mut stream = stream;
+                let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                let _ = stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+            }
+        });
+        RecordingEndpoint { url, hits }
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> u32 {
+        self.hits.load(Ordering::SeqCst)
+    }
+}

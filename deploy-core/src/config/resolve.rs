@@ -1,7 +1,7 @@
 //! Raw TOML to typed values: overrides merged, placeholders expanded, every rule checked,
 //! every problem reported with its location.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -212,7 +212,18 @@ fn syntax_error(err: &toml::de::Error, file: &Path, text: &str, map: &SourceMap)
             SourceMap::new(file, text, &DeTable::default()).offset(span.start)
         }
     });
-    let message = err.message().trim().to_owned();
+    let mut message = err.message().trim().to_owned();
+    // A key followed by nothing reads to the parser as an unquoted string; say what happened.
+    let rest_of_line = err
+        .span()
+        .and_then(|span| text.get(span.start..))
+        .and_then(|rest| rest.lines().next())
+        .map(str::trim);
+    if message.starts_with("string values must be quoted")
+        && rest_of_line.is_some_and(|rest| rest.is_empty() || rest.starts_with('#'))
+    {
+        message = "missing value after `=`".to_owned();
+    }
     ConfigError::Invalid {
         diagnostics: vec![Diagnostic {
             location,
@@ -226,7 +237,7 @@ fn resolve_config(r: &mut Resolver<'_>, raw: RawConfig, file: &Path) -> Config {
     check_name(r, &raw.project, &path(["project"]), "project");
     if raw.environments.is_empty() {
         r.error(
-            &[],
+            &path(["environments"]),
             "no environments defined",
             Some("add at least one `[environments.<name>]` table".into()),
         );
@@ -291,23 +302,32 @@ fn check_promotions(r: &mut Resolver<'_>, environments: &BTreeMap<String, RawEnv
                 format!("`promote_from` names unknown environment `{from}`"),
                 Some(format!("{hint}environments: {}", known.join(", "))),
             );
-        } else {
-            let mut seen = BTreeSet::from([name.as_str()]);
-            let mut current = from.as_str();
-            while let Some(next) = environments.get(current).and_then(|e| e.promote_from.as_deref())
-            {
-                if !seen.insert(current) || next == name {
-                    r.error(
-                        &at,
-                        format!("`promote_from` chain starting at `{name}` loops back to itself"),
-                        None,
-                    );
-                    break;
-                }
-                current = next;
-            }
+        } else if let Some(cycle) = promotion_cycle(environments, name) {
+            r.error(
+                &at,
+                format!("`promote_from` forms a loop: {}", cycle.join(" <- ")),
+                Some("an environment may only receive from one that does not, in turn, receive from it".into()),
+            );
         }
     }
+}
+
+/// The loop through `start`, following `promote_from`, if `start` is on one.
+fn promotion_cycle<'a>(environments: &'a BTreeMap<String, RawEnvironment>, start: &'a str) -> Option<Vec<&'a str>> {
+    let mut chain = vec![start];
+    let mut current = start;
+    while let Some(next) = environments.get(current).and_then(|e| e.promote_from.as_deref()) {
+        if next == start {
+            chain.push(start);
+            return Some(chain);
+        }
+        if chain.contains(&next) {
+            return None;
+        }
+        chain.push(next);
+        current = next;
+    }
+    None
 }
 
 fn resolve_settings(r: &mut Resolver<'_>, raw: Option<&super::raw::RawSettings>) -> Settings {
@@ -644,7 +664,7 @@ impl ArtifactContext<'_, '_, '_> {
             &[],
         );
         let repository = self.require(raw.repository.as_ref(), &["repository"]);
-        if !repository.is_empty() && !valid_repository(&repository) {
+        if !repository.is_empty() && !repository.contains(['{', '}']) && !valid_repository(&repository) {
             self.error(
                 &["repository"],
                 format!("`{repository}` is not a valid ECR repository name"),
@@ -693,6 +713,7 @@ impl ArtifactContext<'_, '_, '_> {
             ],
             &["rollout"],
         );
+        self.reject_unused_by_strategy(&raw);
         let keep_revisions = raw.keep_revisions.unwrap_or(5);
         if keep_revisions == 0 {
             self.error(
@@ -727,8 +748,9 @@ impl ArtifactContext<'_, '_, '_> {
             Strategy::TaskDefinitions => {
                 let families = raw.families.clone().unwrap_or_default();
                 if families.is_empty() {
+                    let at: &[&str] = if raw.families.is_some() { &["rollout", "families"] } else { &["rollout"] };
                     self.error(
-                        &["rollout"],
+                        at,
                         "strategy `task-definitions` needs `families`",
                         Some("add `families = [\"<family>\", ...]`".into()),
                     );
@@ -826,6 +848,53 @@ impl ArtifactContext<'_, '_, '_> {
         })
     }
 
+    /// Rejects rollout keys of this kind that the chosen strategy does not use. When an
+    /// environment override switches the strategy, keys left from the base artifact are
+    /// tolerated: they belong to the strategy the other environments use.
+    fn reject_unused_by_strategy(&mut self, raw: &RawRollout) {
+        let used: &[&str] = match raw.strategy {
+            Strategy::EcsRolling => &["cluster", "service", "container", "pre_deploy", "keep_revisions", "health_check", "timeout"],
+            Strategy::CodedeployBlueGreen => &["cluster", "service", "container", "application", "deployment_group", "pre_deploy", "keep_revisions", "health_check", "timeout"],
+            Strategy::TaskDefinitions => &["families", "container", "cluster", "keep_revisions", "pre_deploy"],
+            Strategy::LambdaAllAtOnce => &["alarms", "health_check"],
+            Strategy::LambdaCanary => &["steps", "interval", "alarms", "health_check"],
+            Strategy::LambdaLinear if raw.steps.is_some() => &["steps", "interval", "alarms", "health_check"],
+            Strategy::LambdaLinear => &["increment", "interval", "alarms", "health_check"],
+            Strategy::None | Strategy::S3Sync => &[],
+        };
+        let set = [
+            ("cluster", raw.cluster.is_some()),
+            ("service", raw.service.is_some()),
+            ("container", raw.container.is_some()),
+            ("families", raw.families.is_some()),
+            ("application", raw.application.is_some()),
+            ("deployment_group", raw.deployment_group.is_some()),
+            ("pre_deploy", raw.pre_deploy.is_some()),
+            ("keep_revisions", raw.keep_revisions.is_some()),
+            ("steps", raw.steps.is_some()),
+            ("increment", raw.increment.is_some()),
+            ("interval", raw.interval.is_some()),
+            ("alarms", raw.alarms.is_some()),
+            ("health_check", raw.health_check.is_some()),
+            ("timeout", raw.timeout.is_some()),
+        ];
+        let in_override = |at: &[String]| at.first().is_some_and(|s| s == "environments");
+        let strategy_overridden = in_override(&self.at(&["rollout", "strategy"]));
+        for (key, present) in set {
+            if !present || used.contains(&key) {
+                continue;
+            }
+            if strategy_overridden && !in_override(&self.at(&["rollout", key])) {
+                continue;
+            }
+            self.error(
+                &["rollout", key],
+                format!("`{key}` does not apply to strategy `{}`", raw.strategy),
+                Some(format!("`{}` takes: {}", raw.strategy, if used.is_empty() { "no other keys".to_owned() } else { used.join(", ") })),
+            );
+        }
+    }
+
     fn reject_rollout_keys(&mut self, kind: ArtifactKind, rollout: &RawRollout) {
         let mut present = vec![
             ("cluster", rollout.cluster.is_some()),
@@ -864,7 +933,10 @@ impl ArtifactContext<'_, '_, '_> {
             &[],
         );
         let function = self.require(raw.function.as_ref(), &["function"]);
-        let alias = raw.alias.clone().unwrap_or_else(|| "live".into());
+        let alias = match &raw.alias {
+            Some(alias) => self.require(Some(alias), &["alias"]),
+            None => "live".into(),
+        };
         if let Some(bucket) = &raw.artifact_bucket {
             if !valid_bucket_name(bucket) {
                 self.error(&["artifact_bucket"], format!("`{bucket}` is not a valid S3 bucket name"), None);
@@ -895,6 +967,7 @@ impl ArtifactContext<'_, '_, '_> {
             return None;
         }
         self.reject_rollout_keys(ArtifactKind::Lambda, raw);
+        self.reject_unused_by_strategy(raw);
         let steps = match (raw.strategy, &raw.steps, raw.increment) {
             (Strategy::LambdaAllAtOnce, _, _) => vec![100],
             (_, Some(steps), _) => steps.clone(),
@@ -1017,7 +1090,7 @@ pub(super) fn check_sources(config: &Config) -> Vec<Diagnostic> {
 }
 
 fn source_problem(base: &Path, detail: &ArtifactDetail) -> Option<String> {
-    let abs = |p: &Path| base.join(p);
+    let abs = |p: &Path| base.join(p.strip_prefix("./").unwrap_or(p));
     match detail {
         ArtifactDetail::Image(ImageSpec { source: Some(ImageSource::Oci { path, .. }), .. }) => {
             let dir = abs(path);
