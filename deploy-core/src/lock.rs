@@ -25,7 +25,8 @@ pub struct LockSettings {
     pub ttl: Duration,
     /// How often the holder renews. Default a third of `ttl`.
     pub renew_every: Duration,
-    /// First wait between attempts when waiting for a held lock (doubles up to 8×). Default 1 s.
+    /// First wait between attempts when waiting for a held lock (doubles up to 4×). Default 1 s,
+    /// or a tenth of `ttl` if that is shorter.
     pub poll: Duration,
 }
 
@@ -35,7 +36,7 @@ impl LockSettings {
         LockSettings {
             ttl,
             renew_every: ttl / 3,
-            poll: Duration::from_secs(1).min(ttl / 4),
+            poll: Duration::from_secs(1).min(ttl / 10),
         }
     }
 }
@@ -224,7 +225,7 @@ impl EnvLock {
                         announced = true;
                     }
                     tokio::time::sleep(pause.min(deadline - now)).await;
-                    pause = (pause * 2).min(self.settings.poll * 8);
+                    pause = (pause * 2).min(self.settings.poll * 4);
                 }
                 Err(other) => return Err(other),
             }
