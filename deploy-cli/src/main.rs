@@ -35,8 +35,9 @@ fn main() -> ExitCode {
 fn init_tracing(verbose: u8, quiet: bool) {
     let level = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "deploy_core=debug,info",
+        // aws-config warns about every missing optional file; the errors we print say what matters.
+        (false, 0) => "warn,aws_config=error,aws_runtime=error",
+        (false, 1) => "deploy_core=debug,info,aws_config=warn,aws_runtime=warn",
         (false, _) => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEPLOY_LOG")

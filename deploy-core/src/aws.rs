@@ -119,7 +119,7 @@ impl TargetError {
         use aws_smithy_runtime_api::client::result::SdkError;
         let detail = DisplayErrorContext(err).to_string();
         let environment = environment.to_owned();
-        let credentials = detail.contains("credentials") || detail.contains("profile");
+        let credentials = detail.contains("credential") || detail.contains("profile");
         match err {
             SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
                 TargetError::Unreachable {
@@ -140,7 +140,13 @@ impl TargetError {
             },
             _ if credentials => TargetError::Credentials {
                 environment,
-                detail: short(&detail),
+                detail: if detail.contains("no credentials found") {
+                    "no source provided any (environment variables, shared config and credentials \
+                     files, SSO, web identity, container and instance metadata were tried)"
+                        .to_owned()
+                } else {
+                    short(&detail)
+                },
             },
             _ => TargetError::Unreachable {
                 environment,
@@ -151,12 +157,21 @@ impl TargetError {
     }
 }
 
-/// The innermost, most specific part of an SDK error chain, kept on one line.
+/// The readable part of an SDK error chain, without the Debug dump the SDK appends.
 fn short(detail: &str) -> String {
-    let last = detail.rsplit(": ").find(|s| !s.trim().is_empty()).unwrap_or(detail);
-    let last = last.trim().trim_end_matches(')');
-    let tail = if last.len() > 20 { last } else { detail };
-    tail.lines().next().unwrap_or(tail).chars().take(300).collect()
+    let mut end = detail.len();
+    for (at, _) in detail.match_indices(" (") {
+        let rest = &detail[at + 2..];
+        let name_len = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
+        let debug_dump = rest.starts_with(|c: char| c.is_ascii_uppercase())
+            && rest[name_len..].starts_with(['(', ' ', '{']);
+        if debug_dump {
+            end = at;
+            break;
+        }
+    }
+    let text = detail[..end].lines().next().unwrap_or_default();
+    text.chars().take(300).collect()
 }
 
 /// One client per AWS service for one environment, sharing one `SdkConfig`.
@@ -258,7 +273,16 @@ impl AwsClients {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|err| TargetError::from_sdk(env, "sts:GetCallerIdentity", &err))?;
+            .map_err(|err| match (TargetError::from_sdk(env, "sts:GetCallerIdentity", &err), &self.target.profile) {
+                (TargetError::Credentials { environment, .. }, Some(profile)) => TargetError::Credentials {
+                    environment,
+                    detail: format!(
+                        "profile `{profile}` gave no credentials; check that it is defined in ~/.aws/config \
+                         or ~/.aws/credentials (or the files AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE name)"
+                    ),
+                },
+                (other, _) => other,
+            })?;
         let identity = CallerIdentity {
             account: out.account().unwrap_or_default().to_owned(),
             arn: out.arn().unwrap_or_default().to_owned(),
