@@ -10,7 +10,13 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "deploy", version, about, max_term_width = 100)]
 pub struct Cli {
     /// The configuration file.
-    #[arg(long, short = 'c', global = true, default_value = "deploy.toml", env = "DEPLOY_CONFIG")]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        default_value = "deploy.toml",
+        env = "DEPLOY_CONFIG"
+    )]
     pub config: PathBuf,
 
     /// Output format: `human` (progress and tables) or `json` (one document, or JSON lines for events).
@@ -129,7 +135,8 @@ pub enum LockAction {
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime_like(text).ok_or_else(|| format!("`{text}` is not a duration; write e.g. 30s, 5m, 1h30m"))
+    humantime_like(text)
+        .ok_or_else(|| format!("`{text}` is not a duration; write e.g. 30s, 5m, 1h30m"))
 }
 
 /// Parses `<n><unit>` sequences (ms, s, m, h) without pulling a duration crate into the CLI.
@@ -143,7 +150,9 @@ fn humantime_like(text: &str) -> Option<std::time::Duration> {
         let digits = rest.find(|c: char| !c.is_ascii_digit())?;
         let value: u64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         total += match unit {
@@ -163,8 +172,14 @@ mod tests {
 
     #[test]
     fn durations_parse() {
-        assert_eq!(humantime_like("1h30m"), Some(std::time::Duration::from_secs(5400)));
-        assert_eq!(humantime_like("250ms"), Some(std::time::Duration::from_millis(250)));
+        assert_eq!(
+            humantime_like("1h30m"),
+            Some(std::time::Duration::from_secs(5400))
+        );
+        assert_eq!(
+            humantime_like("250ms"),
+            Some(std::time::Duration::from_millis(250))
+        );
         assert_eq!(humantime_like("5 minutes"), None);
         assert_eq!(humantime_like("10"), None);
     }

@@ -15,17 +15,28 @@ use crate::output::Output;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose, cli.quiet);
-    let out = Output { format: cli.output, quiet: cli.quiet, verbose: cli.verbose };
+    let out = Output {
+        format: cli.output,
+        quiet: cli.quiet,
+        verbose: cli.verbose,
+    };
     match commands::run(&cli, &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let class = classify(&err);
             let chain: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
-            let class_name = serde_json::to_value(class).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
-            let diagnostics = err.downcast_ref::<deploy_core::config::ConfigError>().and_then(|e| match e {
-                deploy_core::config::ConfigError::Invalid { diagnostics } => serde_json::to_value(diagnostics).ok(),
-                _ => None,
-            });
+            let class_name = serde_json::to_value(class)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let diagnostics = err
+                .downcast_ref::<deploy_core::config::ConfigError>()
+                .and_then(|e| match e {
+                    deploy_core::config::ConfigError::Invalid { diagnostics } => {
+                        serde_json::to_value(diagnostics).ok()
+                    }
+                    _ => None,
+                });
             out.error(&err.to_string(), &class_name, &chain, diagnostics);
             ExitCode::from(class.exit_code())
         }
@@ -42,7 +53,11 @@ fn init_tracing(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("DEPLOY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
 }
 
 /// The class of the first error in the chain that has one.
@@ -56,10 +71,26 @@ fn classify(err: &anyhow::Error) -> ErrorClass {
             .downcast_ref::<config::ConfigError>()
             .map(Classify::class)
             .or_else(|| cause.downcast_ref::<lock::LockError>().map(Classify::class))
-            .or_else(|| cause.downcast_ref::<engine::ApplyFailure>().map(Classify::class))
-            .or_else(|| cause.downcast_ref::<engine::EngineError>().map(Classify::class))
-            .or_else(|| cause.downcast_ref::<aws::TargetError>().map(Classify::class))
-            .or_else(|| cause.downcast_ref::<ledger::LedgerError>().map(Classify::class));
+            .or_else(|| {
+                cause
+                    .downcast_ref::<engine::ApplyFailure>()
+                    .map(Classify::class)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<engine::EngineError>()
+                    .map(Classify::class)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<aws::TargetError>()
+                    .map(Classify::class)
+            })
+            .or_else(|| {
+                cause
+                    .downcast_ref::<ledger::LedgerError>()
+                    .map(Classify::class)
+            });
         if let Some(class) = class {
             return class;
         }

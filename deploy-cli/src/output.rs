@@ -41,9 +41,16 @@ impl Output {
 
     /// Reports a failure: stderr in human mode, a JSON document in JSON mode, and a
     /// `::error::` annotation under GitHub Actions.
-    pub fn error(&self, message: &str, class: &str, chain: &[String], diagnostics: Option<serde_json::Value>) {
+    pub fn error(
+        &self,
+        message: &str,
+        class: &str,
+        chain: &[String],
+        diagnostics: Option<serde_json::Value>,
+    ) {
         if self.json() {
-            let mut error = serde_json::json!({ "class": class, "message": message, "causes": chain });
+            let mut error =
+                serde_json::json!({ "class": class, "message": message, "causes": chain });
             if let Some(diagnostics) = diagnostics {
                 error["diagnostics"] = diagnostics;
             }
@@ -58,15 +65,24 @@ impl Output {
             }
         }
         if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
-            let escaped = message.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+            let escaped = message
+                .replace('%', "%25")
+                .replace('\r', "%0D")
+                .replace('\n', "%0A");
             println!("::error title=deploy::{escaped}");
         }
     }
 
     /// Appends markdown to the GitHub Actions job summary, when there is one.
     pub fn summary(&self, markdown: &str) {
-        let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else { return };
-        if let Ok(mut file) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
+        let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY") else {
+            return;
+        };
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(path)
+        {
             let _ = writeln!(file, "{markdown}");
         }
     }

@@ -162,7 +162,9 @@ fn short(detail: &str) -> String {
     let mut end = detail.len();
     for (at, _) in detail.match_indices(" (") {
         let rest = &detail[at + 2..];
-        let name_len = rest.find(|c: char| !c.is_ascii_alphanumeric()).unwrap_or(rest.len());
+        let name_len = rest
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(rest.len());
         let debug_dump = rest.starts_with(|c: char| c.is_ascii_uppercase())
             && rest[name_len..].starts_with(['(', ' ', '{']);
         if debug_dump {

@@ -70,7 +70,9 @@ pub enum StepError {
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
     /// The plan file is of another format version.
-    #[error("plan format {found} is not supported; this deploy reads format {PLAN_FORMAT}. Make a new plan")]
+    #[error(
+        "plan format {found} is not supported; this deploy reads format {PLAN_FORMAT}. Make a new plan"
+    )]
     Format {
         /// The plan's format.
         found: u32,
@@ -84,7 +86,9 @@ pub enum EngineError {
         clients: String,
     },
     /// A step needs a capability this build does not have.
-    #[error("step {step} ({action}) is not available in this version of deploy; nothing was changed")]
+    #[error(
+        "step {step} ({action}) is not available in this version of deploy; nothing was changed"
+    )]
     Unsupported {
         /// Step id.
         step: usize,
@@ -92,7 +96,9 @@ pub enum EngineError {
         action: &'static str,
     },
     /// A custom step has no registered handler.
-    #[error("step {step} needs a handler named `{name}`, and none is registered; nothing was changed")]
+    #[error(
+        "step {step} needs a handler named `{name}`, and none is registered; nothing was changed"
+    )]
     MissingHandler {
         /// Step id.
         step: usize,
@@ -100,7 +106,9 @@ pub enum EngineError {
         name: String,
     },
     /// The ledger moved since the plan was made.
-    #[error("the environment changed since the plan was made ({detail}); nothing was changed. Make a new plan")]
+    #[error(
+        "the environment changed since the plan was made ({detail}); nothing was changed. Make a new plan"
+    )]
     Stale {
         /// What changed.
         detail: String,
@@ -114,7 +122,7 @@ pub enum EngineError {
         description: String,
         /// The cause.
         #[source]
-        source: StepError,
+        source: Box<StepError>,
     },
     /// The ledger could not be read before starting.
     #[error(transparent)]
@@ -269,10 +277,16 @@ impl Engine {
                 | Action::SyncDags { .. }
                 | Action::PublishLambda { .. }
                 | Action::ShiftLambdaAlias { .. } => {
-                    return Err(EngineError::Unsupported { step: step.id, action: step.action.name() });
+                    return Err(EngineError::Unsupported {
+                        step: step.id,
+                        action: step.action.name(),
+                    });
                 }
                 Action::Custom { name, .. } if !self.handlers.contains_key(name) => {
-                    return Err(EngineError::MissingHandler { step: step.id, name: name.clone() });
+                    return Err(EngineError::MissingHandler {
+                        step: step.id,
+                        name: name.clone(),
+                    });
                 }
                 _ => {}
             }
@@ -288,7 +302,10 @@ impl Engine {
                 return Err(EngineError::Stale {
                     detail: format!(
                         "{} of `{}` was {} and is now {}",
-                        match pre.pointer { PointerKind::Live => "the live release", PointerKind::Published => "the published release" },
+                        match pre.pointer {
+                            PointerKind::Live => "the live release",
+                            PointerKind::Published => "the published release",
+                        },
                         pre.artifact,
                         pre.release_id.as_deref().unwrap_or("none"),
                         now_id.as_deref().unwrap_or("none")
@@ -328,43 +345,73 @@ impl Engine {
                 report.steps.extend(steps.iter().map(|s| skipped(s)));
                 continue;
             }
-            if let Some(lock) = state.lock().await.lock.as_ref() {
-                if let Err(err) = lock.check() {
-                    report.steps.extend(steps.iter().map(|s| skipped(s)));
-                    failure = Some(EngineError::StepFailed { step: steps[0].id, description: steps[0].description.clone(), source: err.into() });
-                    continue;
-                }
+            if let Some(lock) = state.lock().await.lock.as_ref()
+                && let Err(err) = lock.check()
+            {
+                report.steps.extend(steps.iter().map(|s| skipped(s)));
+                failure = Some(EngineError::StepFailed {
+                    step: steps[0].id,
+                    description: steps[0].description.clone(),
+                    source: Box::new(err.into()),
+                });
+                continue;
             }
             if stage == plan.steps.first().map_or(0, |s| s.stage) {
                 // Preconditions are checked once the account is known to be right.
             }
-            let results = futures::future::join_all(steps.iter().map(|step| self.run_step(plan, step, &state))).await;
+            let results = futures::future::join_all(
+                steps.iter().map(|step| self.run_step(plan, step, &state)),
+            )
+            .await;
             for (step, (result, elapsed_ms)) in steps.iter().zip(results) {
-                let status = if result.is_ok() { StepStatus::Done } else { StepStatus::Failed };
-                report.steps.push(StepReport { step: step.id, description: step.description.clone(), status, elapsed_ms });
+                let status = if result.is_ok() {
+                    StepStatus::Done
+                } else {
+                    StepStatus::Failed
+                };
+                report.steps.push(StepReport {
+                    step: step.id,
+                    description: step.description.clone(),
+                    status,
+                    elapsed_ms,
+                });
                 if let Err(source) = result {
-                    self.reporter.report(&Event::StepFailed { step: step.id, error: source.to_string() });
+                    self.reporter.report(&Event::StepFailed {
+                        step: step.id,
+                        error: source.to_string(),
+                    });
                     if failure.is_none() {
-                        failure = Some(EngineError::StepFailed { step: step.id, description: step.description.clone(), source });
+                        failure = Some(EngineError::StepFailed {
+                            step: step.id,
+                            description: step.description.clone(),
+                            source: Box::new(source),
+                        });
                     }
                 }
             }
-            if failure.is_none() && matches!(steps.first().map(|s| &s.action), Some(Action::AcquireLock { .. })) {
-                if let Err(err) = self.check_preconditions(plan).await {
-                    failure = Some(err);
-                }
+            if failure.is_none()
+                && matches!(
+                    steps.first().map(|s| &s.action),
+                    Some(Action::AcquireLock { .. })
+                )
+                && let Err(err) = self.check_preconditions(plan).await
+            {
+                failure = Some(err);
             }
         }
         let mut state = state.into_inner();
         if let Some(error) = &failure {
-            self.record_failures(plan, &mut state, &error.to_string()).await;
+            self.record_failures(plan, &mut state, &error.to_string())
+                .await;
         }
         if let Some(lock) = state.lock.take() {
             // Only reached on failure: a successful plan releases the lock in its last step.
             if let Err(err) = lock.release().await {
                 tracing::warn!(%err, "could not release the lock after a failure; it expires on its own");
             }
-            self.reporter.report(&Event::LockReleased { environment: plan.environment.clone() });
+            self.reporter.report(&Event::LockReleased {
+                environment: plan.environment.clone(),
+            });
         }
         report.releases = state.releases;
         report.identity = state.identity;
@@ -378,7 +425,12 @@ impl Engine {
         }
     }
 
-    async fn run_step(&self, plan: &Plan, step: &Step, state: &Mutex<RunState>) -> (Result<(), StepError>, u64) {
+    async fn run_step(
+        &self,
+        plan: &Plan,
+        step: &Step,
+        state: &Mutex<RunState>,
+    ) -> (Result<(), StepError>, u64) {
         let started = Instant::now();
         self.reporter.report(&Event::StepStarted {
             step: step.id,
@@ -388,50 +440,92 @@ impl Engine {
         let span = tracing::info_span!("step", id = step.id, action = step.action.name());
         let _entered = span.enter();
         if let Some(artifact) = &step.artifact {
-            state.lock().await.artifacts.entry(artifact.clone()).or_default().started_at.get_or_insert_with(OffsetDateTime::now_utc);
+            state
+                .lock()
+                .await
+                .artifacts
+                .entry(artifact.clone())
+                .or_default()
+                .started_at
+                .get_or_insert_with(OffsetDateTime::now_utc);
         }
         let result = self.execute(plan, step, state).await;
         let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         if result.is_ok() {
-            self.reporter.report(&Event::StepFinished { step: step.id, elapsed_ms });
+            self.reporter.report(&Event::StepFinished {
+                step: step.id,
+                elapsed_ms,
+            });
         }
         (result, elapsed_ms)
     }
 
-    async fn execute(&self, plan: &Plan, step: &Step, state: &Mutex<RunState>) -> Result<(), StepError> {
+    async fn execute(
+        &self,
+        plan: &Plan,
+        step: &Step,
+        state: &Mutex<RunState>,
+    ) -> Result<(), StepError> {
         match &step.action {
             Action::VerifyAccount { .. } => {
                 let identity = self.clients.verify_account().await?;
                 state.lock().await.identity = Some(identity);
             }
             Action::AcquireLock { .. } => {
-                let lock = EnvLock::new(self.ledger.clone(), &plan.environment, self.options.lock.clone());
+                let lock = EnvLock::new(
+                    self.ledger.clone(),
+                    &plan.environment,
+                    self.options.lock.clone(),
+                );
                 let actor = self.actor(state).await;
                 let operation = format!("{:?} plan {}", plan.operation, plan.id).to_lowercase();
-                let guard = lock.acquire(&actor, &operation, self.options.wait_lock, self.reporter.as_ref()).await?;
+                let guard = lock
+                    .acquire(
+                        &actor,
+                        &operation,
+                        self.options.wait_lock,
+                        self.reporter.as_ref(),
+                    )
+                    .await?;
                 state.lock().await.lock = Some(guard);
             }
             Action::ReleaseLock { .. } => {
                 let guard = state.lock().await.lock.take();
                 if let Some(guard) = guard {
                     guard.release().await?;
-                    self.reporter.report(&Event::LockReleased { environment: plan.environment.clone() });
+                    self.reporter.report(&Event::LockReleased {
+                        environment: plan.environment.clone(),
+                    });
                 }
             }
             Action::RecordRelease { kind, operation } => {
                 let artifact = step.artifact.clone().unwrap_or_default();
-                let record = self.record(plan, state, &artifact, *kind, *operation, Outcome::Succeeded).await;
+                let record = self
+                    .record(
+                        plan,
+                        state,
+                        &artifact,
+                        *kind,
+                        *operation,
+                        Outcome::Succeeded,
+                    )
+                    .await;
                 self.commit(state, record).await?;
             }
             Action::Custom { name, input } => {
                 let handler = self.handlers.get(name).cloned();
                 let Some(handler) = handler else {
-                    return Err(StepError::Custom { name: name.clone(), source: "no handler registered".into() });
+                    return Err(StepError::Custom {
+                        name: name.clone(),
+                        source: "no handler registered".into(),
+                    });
                 };
-                let output = handler
-                    .run(input, &self.clients)
-                    .await
-                    .map_err(|source| StepError::Custom { name: name.clone(), source })?;
+                let output = handler.run(input, &self.clients).await.map_err(|source| {
+                    StepError::Custom {
+                        name: name.clone(),
+                        source,
+                    }
+                })?;
                 if let Some(artifact) = &step.artifact {
                     let mut state = state.lock().await;
                     let run = state.artifacts.entry(artifact.clone()).or_default();
@@ -492,7 +586,11 @@ impl Engine {
         }
     }
 
-    async fn commit(&self, state: &Mutex<RunState>, mut record: ReleaseRecord) -> Result<(), LedgerError> {
+    async fn commit(
+        &self,
+        state: &Mutex<RunState>,
+        mut record: ReleaseRecord,
+    ) -> Result<(), LedgerError> {
         let key = self.ledger.commit(&mut record).await?;
         self.reporter.report(&Event::ReleaseRecorded {
             artifact: record.artifact.clone(),
@@ -527,15 +625,26 @@ impl Engine {
             .steps
             .iter()
             .filter_map(|s| match (&s.action, &s.artifact) {
-                (Action::RecordRelease { kind, operation }, Some(artifact)) => Some((artifact.clone(), *kind, *operation)),
+                (Action::RecordRelease { kind, operation }, Some(artifact)) => {
+                    Some((artifact.clone(), *kind, *operation))
+                }
                 _ => None,
             })
-            .filter(|(artifact, _, _)| state.artifacts.get(artifact).is_some_and(|r| r.started_at.is_some() && !r.recorded))
+            .filter(|(artifact, _, _)| {
+                state
+                    .artifacts
+                    .get(artifact)
+                    .is_some_and(|r| r.started_at.is_some() && !r.recorded)
+            })
             .collect();
         let shared = Mutex::new(std::mem::take(state));
         for (artifact, kind, operation) in pending {
-            let outcome = Outcome::Failed { error: error.to_owned() };
-            let record = self.record(plan, &shared, &artifact, kind, operation, outcome).await;
+            let outcome = Outcome::Failed {
+                error: error.to_owned(),
+            };
+            let record = self
+                .record(plan, &shared, &artifact, kind, operation, outcome)
+                .await;
             if let Err(err) = self.commit(&shared, record).await {
                 tracing::warn!(%err, artifact, "could not record the failed release");
             }
@@ -545,7 +654,12 @@ impl Engine {
 }
 
 fn skipped(step: &Step) -> StepReport {
-    StepReport { step: step.id, description: step.description.clone(), status: StepStatus::Skipped, elapsed_ms: 0 }
+    StepReport {
+        step: step.id,
+        description: step.description.clone(),
+        status: StepStatus::Skipped,
+        elapsed_ms: 0,
+    }
 }
 
 /// [`Engine::check`] rejects plans with these actions before anything runs.

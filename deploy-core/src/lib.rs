@@ -8,14 +8,14 @@
 #![deny(missing_docs)]
 
 pub mod artifact;
+pub mod aws;
 pub mod config;
 mod duration_serde;
-pub mod rollout;
-pub mod target;
-pub mod aws;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod ledger;
 pub mod lock;
 pub mod plan;
+pub mod rollout;
+pub mod target;

@@ -16,7 +16,9 @@ use time::OffsetDateTime;
 use tokio::sync::{Mutex, oneshot};
 
 use crate::events::{Event, Reporter};
-use crate::ledger::{Actor, Guard, Ledger, LedgerError, new_release_id, newest_first_stamp, to_json};
+use crate::ledger::{
+    Actor, Guard, Ledger, LedgerError, new_release_id, newest_first_stamp, to_json,
+};
 
 /// Lease timing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -255,7 +257,12 @@ impl EnvLock {
             expires_at: now + self.settings.ttl,
             released: None,
         };
-        let etag = match self.ledger.store().put(&self.key(), to_json(&info), guard).await {
+        let etag = match self
+            .ledger
+            .store()
+            .put(&self.key(), to_json(&info), guard)
+            .await
+        {
             Ok(etag) => etag,
             Err(LedgerError::Conflict { .. }) => {
                 // Someone else won the race; report them as the holder.
@@ -354,7 +361,12 @@ impl LockGuard {
                     let (info, etag) = &mut *guard;
                     let mut renewed = info.clone();
                     renewed.expires_at = OffsetDateTime::now_utc() + lock.settings.ttl;
-                    match lock.ledger.store().put(&lock.key(), to_json(&renewed), Guard::Replace(etag)).await {
+                    match lock
+                        .ledger
+                        .store()
+                        .put(&lock.key(), to_json(&renewed), Guard::Replace(etag))
+                        .await
+                    {
                         Ok(new_etag) => *guard = (renewed, new_etag),
                         Err(LedgerError::Conflict { .. }) => {
                             lost.store(true, Ordering::SeqCst);

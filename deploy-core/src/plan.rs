@@ -210,7 +210,11 @@ impl Plan {
         let now = OffsetDateTime::now_utc();
         let lock_key = format!("deploy/{}/{}/lock.json", target.project, target.environment);
         let mut steps = Vec::new();
-        let mut push = |stage: usize, artifact: Option<&str>, description: String, action: Action, touches: Vec<AwsObject>| {
+        let mut push = |stage: usize,
+                        artifact: Option<&str>,
+                        description: String,
+                        action: Action,
+                        touches: Vec<AwsObject>| {
             steps.push(Step {
                 id: steps.len() + 1,
                 stage,
@@ -224,14 +228,20 @@ impl Plan {
             1,
             None,
             format!("check the credentials are for account {}", target.account),
-            Action::VerifyAccount { account: target.account.to_string() },
+            Action::VerifyAccount {
+                account: target.account.to_string(),
+            },
             vec![],
         );
         push(
             2,
             None,
             format!("lock environment {}", target.environment),
-            Action::AcquireLock { bucket: target.state_bucket.clone(), key: lock_key.clone(), ttl: request.lock_ttl },
+            Action::AcquireLock {
+                bucket: target.state_bucket.clone(),
+                key: lock_key.clone(),
+                ttl: request.lock_ttl,
+            },
             vec![s3_object(&target.state_bucket, &lock_key)],
         );
         let version = request.version.clone().unwrap_or_default();
@@ -242,58 +252,117 @@ impl Plan {
             match &spec.detail {
                 ArtifactDetail::Image(image) => {
                     let repo = image.repository.clone();
-                    if publish {
-                        if let Some(source) = &image.source {
-                            push(3, name, format!("push {} to ECR {repo}:{version}", spec.name), Action::PublishImage {
+                    if publish && let Some(source) = &image.source {
+                        push(
+                            3,
+                            name,
+                            format!("push {} to ECR {repo}:{version}", spec.name),
+                            Action::PublishImage {
                                 repository: repo.clone(),
                                 source: source.clone(),
                                 tag: version.clone(),
-                            }, vec![AwsObject { kind: "ecr-image".into(), id: format!("{repo}:{version}") }]);
-                        }
+                            },
+                            vec![AwsObject {
+                                kind: "ecr-image".into(),
+                                id: format!("{repo}:{version}"),
+                            }],
+                        );
                     }
                     if rollout && image.rollout != ImageRollout::None {
-                        push(4, name, format!("roll out {} ({})", spec.name, image.rollout.strategy()), Action::RolloutImage {
-                            repository: repo,
-                            rollout: image.rollout.clone(),
-                        }, rollout_touches(&image.rollout));
+                        push(
+                            4,
+                            name,
+                            format!("roll out {} ({})", spec.name, image.rollout.strategy()),
+                            Action::RolloutImage {
+                                repository: repo,
+                                rollout: image.rollout.clone(),
+                            },
+                            rollout_touches(&image.rollout),
+                        );
                     }
                 }
                 ArtifactDetail::Dags(dags) => {
-                    push(3, name, format!("sync {} to s3://{}/{}", dags.source.display(), dags.bucket, dags.prefix), Action::SyncDags {
-                        source: dags.source.display().to_string(),
-                        bucket: dags.bucket.clone(),
-                        prefix: dags.prefix.clone(),
-                    }, vec![s3_object(&dags.bucket, &format!("{}*", dags.prefix))]);
+                    push(
+                        3,
+                        name,
+                        format!(
+                            "sync {} to s3://{}/{}",
+                            dags.source.display(),
+                            dags.bucket,
+                            dags.prefix
+                        ),
+                        Action::SyncDags {
+                            source: dags.source.display().to_string(),
+                            bucket: dags.bucket.clone(),
+                            prefix: dags.prefix.clone(),
+                        },
+                        vec![s3_object(&dags.bucket, &format!("{}*", dags.prefix))],
+                    );
                 }
                 ArtifactDetail::Lambda(lambda) => {
-                    if publish {
-                        if let Some(source) = &lambda.source {
-                            push(3, name, format!("publish a new version of {}", lambda.function), Action::PublishLambda {
+                    if publish && let Some(source) = &lambda.source {
+                        push(
+                            3,
+                            name,
+                            format!("publish a new version of {}", lambda.function),
+                            Action::PublishLambda {
                                 source: source.display().to_string(),
                                 function: lambda.function.clone(),
-                            }, vec![AwsObject { kind: "lambda-version".into(), id: lambda.function.clone() }]);
-                        }
+                            },
+                            vec![AwsObject {
+                                kind: "lambda-version".into(),
+                                id: lambda.function.clone(),
+                            }],
+                        );
                     }
                     if rollout {
-                        push(4, name, format!("move alias {} of {} ({})", lambda.alias, lambda.function, lambda.rollout.strategy), Action::ShiftLambdaAlias {
-                            function: lambda.function.clone(),
-                            alias: lambda.alias.clone(),
-                            rollout: lambda.rollout.clone(),
-                        }, vec![AwsObject { kind: "lambda-alias".into(), id: format!("{}:{}", lambda.function, lambda.alias) }]);
+                        push(
+                            4,
+                            name,
+                            format!(
+                                "move alias {} of {} ({})",
+                                lambda.alias, lambda.function, lambda.rollout.strategy
+                            ),
+                            Action::ShiftLambdaAlias {
+                                function: lambda.function.clone(),
+                                alias: lambda.alias.clone(),
+                                rollout: lambda.rollout.clone(),
+                            },
+                            vec![AwsObject {
+                                kind: "lambda-alias".into(),
+                                id: format!("{}:{}", lambda.function, lambda.alias),
+                            }],
+                        );
                     }
                 }
             }
-            let record_key = format!("deploy/{}/{}/artifacts/{}/", target.project, target.environment, spec.name);
-            push(5, name, format!("record the {} of {} in the ledger", operation_noun(request.operation), spec.name), Action::RecordRelease {
-                kind: spec.kind(),
-                operation: request.operation,
-            }, vec![s3_object(&target.state_bucket, &record_key)]);
+            let record_key = format!(
+                "deploy/{}/{}/artifacts/{}/",
+                target.project, target.environment, spec.name
+            );
+            push(
+                5,
+                name,
+                format!(
+                    "record the {} of {} in the ledger",
+                    operation_noun(request.operation),
+                    spec.name
+                ),
+                Action::RecordRelease {
+                    kind: spec.kind(),
+                    operation: request.operation,
+                },
+                vec![s3_object(&target.state_bucket, &record_key)],
+            );
         }
         push(
             6,
             None,
             format!("unlock environment {}", target.environment),
-            Action::ReleaseLock { bucket: target.state_bucket.clone(), key: lock_key.clone() },
+            Action::ReleaseLock {
+                bucket: target.state_bucket.clone(),
+                key: lock_key.clone(),
+            },
             vec![s3_object(&target.state_bucket, &lock_key)],
         );
         let preconditions = request
@@ -344,28 +413,45 @@ fn operation_noun(operation: Operation) -> &'static str {
 }
 
 fn s3_object(bucket: &str, key: &str) -> AwsObject {
-    AwsObject { kind: "s3-object".into(), id: format!("s3://{bucket}/{key}") }
+    AwsObject {
+        kind: "s3-object".into(),
+        id: format!("s3://{bucket}/{key}"),
+    }
 }
 
 fn rollout_touches(rollout: &ImageRollout) -> Vec<AwsObject> {
-    let obj = |kind: &str, id: String| AwsObject { kind: kind.into(), id };
+    let obj = |kind: &str, id: String| AwsObject {
+        kind: kind.into(),
+        id,
+    };
     match rollout {
         ImageRollout::EcsRolling(s) => vec![
             obj("task-definition", format!("{}:*", s.service)),
             obj("ecs-service", format!("{}/{}", s.cluster, s.service)),
         ],
-        ImageRollout::CodedeployBlueGreen { service, application, deployment_group } => vec![
+        ImageRollout::CodedeployBlueGreen {
+            service,
+            application,
+            deployment_group,
+        } => vec![
             obj("task-definition", format!("{}:*", service.service)),
-            obj("codedeploy-deployment", format!("{application}/{deployment_group}")),
+            obj(
+                "codedeploy-deployment",
+                format!("{application}/{deployment_group}"),
+            ),
         ],
-        ImageRollout::TaskDefinitions { families, .. } => {
-            families.iter().map(|f| obj("task-definition", format!("{f}:*"))).collect()
-        }
+        ImageRollout::TaskDefinitions { families, .. } => families
+            .iter()
+            .map(|f| obj("task-definition", format!("{f}:*")))
+            .collect(),
         ImageRollout::None => vec![],
     }
 }
 
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }

@@ -37,10 +37,17 @@ pub fn moto() -> &'static Moto {
         }
         let port = free_port();
         let log = scratch_dir("moto").join("moto.log");
-        let child = watched(&moto_binary(), &["-H", "127.0.0.1", "-p", &port.to_string()], &log);
+        let child = watched(
+            &moto_binary(),
+            &["-H", "127.0.0.1", "-p", &port.to_string()],
+            &log,
+        );
         let url = format!("http://127.0.0.1:{port}");
         wait_http(&url, "/moto-api/", Duration::from_secs(60));
-        Moto { url, _child: Some(child) }
+        Moto {
+            url,
+            _child: Some(child),
+        }
     })
 }
 
@@ -51,10 +58,10 @@ fn moto_binary() -> PathBuf {
     let tools = std::env::var_os("DEPLOY_TOOLS_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/deploy-tools")));
-    if let Some(candidate) = tools.map(|t| t.join("venv/bin/moto_server")) {
-        if candidate.is_file() {
-            return candidate;
-        }
+    if let Some(candidate) = tools.map(|t| t.join("venv/bin/moto_server"))
+        && candidate.is_file()
+    {
+        return candidate;
     }
     PathBuf::from("moto_server")
 }
@@ -150,7 +157,10 @@ pub fn deploy_bin() -> PathBuf {
 
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// A `deploy` command with dummy credentials pointed at moto, and nothing from the caller's
@@ -174,7 +184,10 @@ pub fn isolate_aws_env(cmd: &mut Command) {
         }
     }
     cmd.env("AWS_CONFIG_FILE", "/nonexistent/deploy-test-config")
-        .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/deploy-test-credentials")
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "/nonexistent/deploy-test-credentials",
+        )
         .env("AWS_EC2_METADATA_DISABLED", "true")
         .env("AWS_REGION", REGION);
 }
@@ -187,7 +200,9 @@ pub async fn s3(moto_url: &str) -> aws_sdk_s3::Client {
         .credentials_provider(aws_credential_types::Credentials::for_tests())
         .load()
         .await;
-    let s3 = aws_sdk_s3::config::Builder::from(&config).force_path_style(true).build();
+    let s3 = aws_sdk_s3::config::Builder::from(&config)
+        .force_path_style(true)
+        .build();
     aws_sdk_s3::Client::from_conf(s3)
 }
 
@@ -210,10 +225,19 @@ pub async fn create_bucket(moto_url: &str, bucket: &str) {
 pub async fn list_keys(moto_url: &str, bucket: &str, prefix: &str) -> Vec<String> {
     let s3 = s3(moto_url).await;
     let mut keys = Vec::new();
-    let mut pages = s3.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+    let mut pages = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .into_paginator()
+        .send();
     while let Some(page) = pages.next().await {
         let page = page.expect("list objects");
-        keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+        keys.extend(
+            page.contents()
+                .iter()
+                .filter_map(|o| o.key().map(str::to_owned)),
+        );
     }
     keys
 }
@@ -221,7 +245,13 @@ pub async fn list_keys(moto_url: &str, bucket: &str, prefix: &str) -> Vec<String
 /// Reads one object as JSON.
 pub async fn get_json(moto_url: &str, bucket: &str, key: &str) -> serde_json::Value {
     let s3 = s3(moto_url).await;
-    let out = s3.get_object().bucket(bucket).key(key).send().await.expect("get object");
+    let out = s3
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("get object");
     let bytes = out.body.collect().await.expect("read body").into_bytes();
     serde_json::from_slice(&bytes).expect("object is JSON")
 }
@@ -278,7 +308,8 @@ impl RecordingEndpoint {
                 let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf);
-                let _ = stream.write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
+                let _ = stream
+                    .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n");
             }
         });
         RecordingEndpoint { url, hits }

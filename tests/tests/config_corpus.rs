@@ -28,7 +28,11 @@ fn corpus() -> Vec<Case> {
                     .map(|v| v.trim().to_owned())
                     .collect()
             };
-            Case { expect: header("# expect:"), at: header("# at:").into_iter().next(), path }
+            Case {
+                expect: header("# expect:"),
+                at: header("# at:").into_iter().next(),
+                path,
+            }
         })
         .collect();
     cases.sort_by(|a, b| a.path.cmp(&b.path));
@@ -42,7 +46,11 @@ fn every_bad_config_is_rejected_with_location_and_no_aws_call() {
     assert!(cases.len() >= 30, "corpus has only {} cases", cases.len());
     let mut failures = Vec::new();
     for case in &cases {
-        assert!(!case.expect.is_empty(), "{} has no `# expect:` line", case.path.display());
+        assert!(
+            !case.expect.is_empty(),
+            "{} has no `# expect:` line",
+            case.path.display()
+        );
         let mut cmd = Command::new(deploy_bin());
         isolate_aws_env(&mut cmd);
         let out = cmd
@@ -55,7 +63,11 @@ fn every_bad_config_is_rejected_with_location_and_no_aws_call() {
             .output()
             .expect("run deploy");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let name = case.path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = case
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         let mut problems = Vec::new();
         if out.status.code() != Some(2) {
             problems.push(format!("exit {:?} instead of 2", out.status.code()));
@@ -79,7 +91,13 @@ fn every_bad_config_is_rejected_with_location_and_no_aws_call() {
         }
     }
     assert_eq!(endpoint.hits(), 0, "validate sent requests to AWS");
-    assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -87,11 +105,18 @@ fn json_errors_list_each_problem_with_its_location() {
     let path = workspace_root().join("tests/corpus/config/99-several-problems.toml");
     let mut cmd = Command::new(deploy_bin());
     isolate_aws_env(&mut cmd);
-    let out = cmd.arg("--config").arg(&path).args(["--output", "json", "validate"]).output().expect("run deploy");
+    let out = cmd
+        .arg("--config")
+        .arg(&path)
+        .args(["--output", "json", "validate"])
+        .output()
+        .expect("run deploy");
     assert_eq!(out.status.code(), Some(2));
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
     assert_eq!(doc["error"]["class"], "usage");
-    let diagnostics = doc["error"]["diagnostics"].as_array().expect("diagnostics array");
+    let diagnostics = doc["error"]["diagnostics"]
+        .as_array()
+        .expect("diagnostics array");
     assert_eq!(diagnostics.len(), 3, "{doc:#}");
     for d in diagnostics {
         assert!(d["location"]["line"].as_u64().is_some_and(|l| l > 0), "{d}");

@@ -23,7 +23,10 @@ fn run(mut cmd: Command, config: &PathBuf) -> (Option<i32>, String) {
         .args(["plan", "e2e", "--version", "v1"])
         .output()
         .expect("run deploy");
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn assert_one_line(stderr: &str) {
@@ -38,7 +41,10 @@ fn account_mismatch_names_both_accounts() {
     let (code, stderr) = run(deploy(&moto().url), &config("111111111111", ""));
     assert_eq!(code, Some(1));
     assert_one_line(&stderr);
-    assert!(stderr.contains("111111111111") && stderr.contains("123456789012"), "{stderr}");
+    assert!(
+        stderr.contains("111111111111") && stderr.contains("123456789012"),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing was changed"), "{stderr}");
 }
 
@@ -59,7 +65,10 @@ fn unknown_profile_is_named() {
     let mut cmd = Command::new(deploy_bin());
     isolate_aws_env(&mut cmd);
     cmd.env("AWS_ENDPOINT_URL", &moto().url);
-    let (code, stderr) = run(cmd, &config("123456789012", "profile = \"no-such-profile\""));
+    let (code, stderr) = run(
+        cmd,
+        &config("123456789012", "profile = \"no-such-profile\""),
+    );
     assert_eq!(code, Some(1));
     assert_one_line(&stderr);
     assert!(stderr.contains("profile `no-such-profile`"), "{stderr}");
@@ -82,13 +91,21 @@ fn missing_state_bucket_points_at_the_infra_stack() {
     let (code, stderr) = run(deploy(&moto().url), &config("123456789012", ""));
     assert_eq!(code, Some(1));
     assert_one_line(&stderr);
-    assert!(stderr.contains("state bucket `t-errors` does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("state bucket `t-errors` does not exist"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn unknown_environment_and_artifact_are_usage_errors() {
     let config = config("123456789012", "");
-    let out = deploy(&moto().url).arg("--config").arg(&config).args(["plan", "nope"]).output().expect("run");
+    let out = deploy(&moto().url)
+        .arg("--config")
+        .arg(&config)
+        .args(["plan", "nope"])
+        .output()
+        .expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown environment `nope`"));
     let out = deploy(&moto().url)

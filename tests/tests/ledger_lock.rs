@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use deploy_tests::{ACCOUNT, create_bucket, deploy, get_json, list_keys, moto, scratch_dir, unique, write_config};
+use deploy_tests::{
+    ACCOUNT, create_bucket, deploy, get_json, list_keys, moto, scratch_dir, unique, write_config,
+};
 
 fn probe_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_deploy-probe"))
@@ -44,11 +46,21 @@ fn race(url: &str, config: &Path, command: &str, ids: [&str; 2]) -> Vec<(u32, Ou
     let children: Vec<_> = ids
         .iter()
         .map(|id| {
-            probe(url, &[command, config.to_str().unwrap_or_default(), "e2e", "app", id, &at])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("spawn probe")
+            probe(
+                url,
+                &[
+                    command,
+                    config.to_str().unwrap_or_default(),
+                    "e2e",
+                    "app",
+                    id,
+                    &at,
+                ],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn probe")
         })
         .collect();
     children
@@ -67,7 +79,10 @@ async fn two_processes_creating_the_same_record_one_wins() {
     let keys = list_keys(&url, &bucket, "deploy/t/e2e/artifacts/app/releases/").await;
     assert_eq!(keys.len(), 1, "{keys:?}");
     let record = get_json(&url, &bucket, &keys[0]).await;
-    let (winner_pid, _) = outs.iter().find(|(_, o)| stdout(o) == "won").expect("a winner");
+    let (winner_pid, _) = outs
+        .iter()
+        .find(|(_, o)| stdout(o) == "won")
+        .expect("a winner");
     // The stored record is the winner's, untouched by the loser.
     assert_eq!(record["version"], format!("pid-{winner_pid}"), "{record}");
 }
@@ -79,7 +94,11 @@ async fn two_processes_moving_the_pointer_one_wins() {
     let mut results: Vec<String> = outs.iter().map(|(_, o)| stdout(o)).collect();
     results.sort();
     assert_eq!(results, ["conflict", "won"], "{outs:?}");
-    let winner = if stdout(&outs[0].1) == "won" { "release-a" } else { "release-b" };
+    let winner = if stdout(&outs[0].1) == "won" {
+        "release-a"
+    } else {
+        "release-b"
+    };
     let pointer = get_json(&url, &bucket, "deploy/t/e2e/artifacts/app/live.json").await;
     assert_eq!(pointer["release_id"], winner);
 }
@@ -95,7 +114,10 @@ fn parse_run(out: &Output) -> Run {
         let v: serde_json::Value = serde_json::from_str(line).ok()?;
         Some((v["start"].as_i64()?, v["end"].as_i64()?))
     });
-    Run { code: out.status.code(), interval }
+    Run {
+        code: out.status.code(),
+        interval,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -120,7 +142,11 @@ async fn ten_processes_taking_the_lock_never_overlap_and_lose_no_record() {
     for run in &runs {
         assert!(matches!(run.code, Some(0 | 4)), "unexpected exit: {runs:?}");
     }
-    let mut held: Vec<(i64, i64)> = runs.iter().filter(|r| r.code == Some(0)).filter_map(|r| r.interval).collect();
+    let mut held: Vec<(i64, i64)> = runs
+        .iter()
+        .filter(|r| r.code == Some(0))
+        .filter_map(|r| r.interval)
+        .collect();
     let winners = runs.iter().filter(|r| r.code == Some(0)).count();
     assert!(winners >= 1, "{runs:?}");
     assert_eq!(held.len(), winners, "{runs:?}");
@@ -153,8 +179,24 @@ async fn an_expired_lease_is_taken_over() {
         .send()
         .await
         .expect("plant an expired lock");
-    let out = probe(&url, &["hold", config.to_str().unwrap_or_default(), "e2e", "10", "0"]).output().expect("probe");
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = probe(
+        &url,
+        &[
+            "hold",
+            config.to_str().unwrap_or_default(),
+            "e2e",
+            "10",
+            "0",
+        ],
+    )
+    .output()
+    .expect("probe");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lock = get_json(&url, &bucket, "deploy/t/e2e/lock.json").await;
     assert_ne!(lock["lease_id"], "old-lease");
 }
@@ -175,20 +217,46 @@ async fn a_crashed_holder_blocks_until_its_lease_expires() {
     holder.kill().expect("kill holder");
     let _ = holder.wait();
 
-    let blocked = probe(&url, &["hold", &config, "e2e", "10", "0"]).output().expect("probe");
-    assert_eq!(blocked.status.code(), Some(4), "{}", String::from_utf8_lossy(&blocked.stderr));
+    let blocked = probe(&url, &["hold", &config, "e2e", "10", "0"])
+        .output()
+        .expect("probe");
+    assert_eq!(
+        blocked.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&blocked.stderr)
+    );
     assert!(String::from_utf8_lossy(&blocked.stderr).contains("is locked by"));
 
     let started = Instant::now();
-    let waited = probe(&url, &["hold", &config, "e2e", "10", "15000"]).output().expect("probe");
-    assert_eq!(waited.status.code(), Some(0), "{}", String::from_utf8_lossy(&waited.stderr));
+    let waited = probe(&url, &["hold", &config, "e2e", "10", "15000"])
+        .output()
+        .expect("probe");
+    assert_eq!(
+        waited.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&waited.stderr)
+    );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_step_records_the_failure_and_releases_the_lock() {
     let (url, bucket, config) = project("5s").await;
-    let out = probe(&url, &["hold", config.to_str().unwrap_or_default(), "e2e", "10", "0", "fail"]).output().expect("probe");
+    let out = probe(
+        &url,
+        &[
+            "hold",
+            config.to_str().unwrap_or_default(),
+            "e2e",
+            "10",
+            "0",
+            "fail",
+        ],
+    )
+    .output()
+    .expect("probe");
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("failed on purpose"));
     let keys = list_keys(&url, &bucket, "deploy/t/e2e/artifacts/app/releases/").await;
@@ -196,7 +264,10 @@ async fn a_failing_step_records_the_failure_and_releases_the_lock() {
     let record = get_json(&url, &bucket, &keys[0]).await;
     assert_eq!(record["outcome"]["result"], "failed", "{record}");
     let live = list_keys(&url, &bucket, "deploy/t/e2e/artifacts/app/live.json").await;
-    assert!(live.is_empty(), "a failed release must not move the live pointer");
+    assert!(
+        live.is_empty(),
+        "a failed release must not move the live pointer"
+    );
     let lock = get_json(&url, &bucket, "deploy/t/e2e/lock.json").await;
     assert!(lock["released"].is_object(), "{lock}");
 }
@@ -205,37 +276,83 @@ async fn a_failing_step_records_the_failure_and_releases_the_lock() {
 async fn lock_status_and_forced_release_through_the_cli() {
     let (url, bucket, config) = project("6s").await;
     let config = config.to_str().unwrap_or_default().to_owned();
-    let mut holder = probe(&url, &["hold", &config, "e2e", "8000", "0"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let mut holder = probe(&url, &["hold", &config, "e2e", "8000", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
     let mut line = String::new();
     let mut reader = std::io::BufReader::new(holder.stdout.take().expect("stdout"));
     std::io::BufRead::read_line(&mut reader, &mut line).expect("holder line");
 
-    let status = deploy(&url).args(["--config", &config, "--output", "json", "lock", "e2e", "status"]).output().expect("status");
+    let status = deploy(&url)
+        .args([
+            "--config", &config, "--output", "json", "lock", "e2e", "status",
+        ])
+        .output()
+        .expect("status");
     assert_eq!(status.status.code(), Some(0));
     let doc: serde_json::Value = serde_json::from_slice(&status.stdout).expect("json");
     assert_eq!(doc["state"], "held", "{doc}");
 
-    let no_yes = deploy(&url).args(["--config", &config, "lock", "e2e", "release"]).stdin(Stdio::null()).output().expect("release");
-    assert_eq!(no_yes.status.code(), Some(2), "no terminal and no --yes must refuse");
-    let dry = deploy(&url).args(["--config", &config, "lock", "e2e", "release", "--dry-run"]).output().expect("dry");
+    let no_yes = deploy(&url)
+        .args(["--config", &config, "lock", "e2e", "release"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("release");
+    assert_eq!(
+        no_yes.status.code(),
+        Some(2),
+        "no terminal and no --yes must refuse"
+    );
+    let dry = deploy(&url)
+        .args(["--config", &config, "lock", "e2e", "release", "--dry-run"])
+        .output()
+        .expect("dry");
     assert_eq!(dry.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&dry.stdout).contains("would force-release"));
-    assert!(list_keys(&url, &bucket, "deploy/t/e2e/lock-events/").await.is_empty(), "dry run changed something");
+    assert!(
+        list_keys(&url, &bucket, "deploy/t/e2e/lock-events/")
+            .await
+            .is_empty(),
+        "dry run changed something"
+    );
 
-    let released = deploy(&url).args(["--config", &config, "lock", "e2e", "release", "--yes"]).output().expect("release");
-    assert_eq!(released.status.code(), Some(0), "{}", String::from_utf8_lossy(&released.stderr));
+    let released = deploy(&url)
+        .args(["--config", &config, "lock", "e2e", "release", "--yes"])
+        .output()
+        .expect("release");
+    assert_eq!(
+        released.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&released.stderr)
+    );
     let events = list_keys(&url, &bucket, "deploy/t/e2e/lock-events/").await;
     assert_eq!(events.len(), 1);
     let event = get_json(&url, &bucket, &events[0]).await;
     assert_eq!(event["event"], "force-release");
-    assert!(event["by"]["aws_arn"].as_str().is_some_and(|a| a.contains(ACCOUNT)), "{event}");
+    assert!(
+        event["by"]["aws_arn"]
+            .as_str()
+            .is_some_and(|a| a.contains(ACCOUNT)),
+        "{event}"
+    );
 
     // The holder notices at its next renewal and stops before writing a successful record.
     let out = holder.wait_with_output().expect("holder");
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("lost the lock"));
     let keys = list_keys(&url, &bucket, "deploy/t/e2e/artifacts/app/releases/").await;
     for key in keys {
-        assert_eq!(get_json(&url, &bucket, &key).await["outcome"]["result"], "failed");
+        assert_eq!(
+            get_json(&url, &bucket, &key).await["outcome"]["result"],
+            "failed"
+        );
     }
 }

@@ -30,19 +30,34 @@ async fn plan_json_is_stable_and_changes_nothing() {
         .output()
         .expect("run deploy");
     let _ = std::fs::remove_file(&config);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut plan: serde_json::Value = serde_json::from_slice(&out.stdout).expect("plan JSON");
     let saved: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&out_file).expect("saved plan")).expect("saved JSON");
+        serde_json::from_str(&std::fs::read_to_string(&out_file).expect("saved plan"))
+            .expect("saved JSON");
     assert_eq!(plan, saved, "--out saves the same document");
-    assert!(list_keys(&moto().url, &bucket, "").await.is_empty(), "plan wrote to the state bucket");
+    assert!(
+        list_keys(&moto().url, &bucket, "").await.is_empty(),
+        "plan wrote to the state bucket"
+    );
 
     // Fields that change run to run.
-    for (field, value) in [("id", "<id>"), ("created_at", "<time>"), ("config_sha256", "<sha256>")] {
+    for (field, value) in [
+        ("id", "<id>"),
+        ("created_at", "<time>"),
+        ("config_sha256", "<sha256>"),
+    ] {
         assert!(plan[field].is_string(), "{field} missing");
         plan[field] = value.into();
     }
-    let text = serde_json::to_string_pretty(&plan).expect("json").replace(&bucket, "<state-bucket>");
+    let text = serde_json::to_string_pretty(&plan)
+        .expect("json")
+        .replace(&bucket, "<state-bucket>");
     insta::assert_snapshot!("plan_dev_release", text);
 }
 
@@ -56,7 +71,12 @@ async fn human_plan_lists_every_step() {
         .output()
         .expect("run deploy");
     let _ = std::fs::remove_file(&config);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     for expected in [
         "release abc to prod",

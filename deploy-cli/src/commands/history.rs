@@ -28,11 +28,14 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
         let ledger = Ledger::new(clients.s3.clone(), &env.target);
         records.extend(ledger.history(&artifacts, args.limit).await?);
     }
-    records.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    records.sort_by_key(|r| std::cmp::Reverse(r.started_at));
     records.truncate(args.limit);
     let metrics = Metrics::of(&records);
     if out.json() {
-        out.document(&HistoryDoc { records: &records, metrics });
+        out.document(&HistoryDoc {
+            records: &records,
+            metrics,
+        });
         return Ok(());
     }
     out.line(format!(
@@ -47,7 +50,12 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
             r.environment,
             r.artifact,
             format!("{:?}", r.operation).to_lowercase(),
-            r.version.as_deref().unwrap_or("-").chars().take(14).collect::<String>(),
+            r.version
+                .as_deref()
+                .unwrap_or("-")
+                .chars()
+                .take(14)
+                .collect::<String>(),
             match r.outcome {
                 Outcome::Succeeded => "ok",
                 Outcome::Failed { .. } => "failed",

@@ -12,7 +12,11 @@ pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> anyhow::Resu
     let env = config.environment(&args.env)?;
     let clients = clients(&config, env).await;
     let ledger = Ledger::new(clients.s3.clone(), &env.target);
-    let lock = EnvLock::new(ledger, &env.name, LockSettings::with_ttl(config.settings.lock_ttl));
+    let lock = EnvLock::new(
+        ledger,
+        &env.name,
+        LockSettings::with_ttl(config.settings.lock_ttl),
+    );
     match args.action {
         LockAction::Status => {
             let state = lock.status().await?;
@@ -34,7 +38,10 @@ pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> anyhow::Resu
                 if out.json() {
                     out.document(&serde_json::json!({ "released": null, "state": state }));
                 } else {
-                    out.line(format!("environment {} is not locked; nothing to release", env.name));
+                    out.line(format!(
+                        "environment {} is not locked; nothing to release",
+                        env.name
+                    ));
                 }
                 return Ok(());
             };
@@ -42,7 +49,10 @@ pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> anyhow::Resu
                 if out.json() {
                     out.document(&serde_json::json!({ "dry_run": true, "would_release": info }));
                 } else {
-                    out.line(format!("would force-release {} (dry run, nothing changed)", lease(info)));
+                    out.line(format!(
+                        "would force-release {} (dry run, nothing changed)",
+                        lease(info)
+                    ));
                 }
                 return Ok(());
             }
@@ -54,8 +64,14 @@ pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> anyhow::Resu
                 out.document(&serde_json::json!({ "released": released, "by": actor }));
             } else {
                 match released {
-                    Some(info) => out.line(format!("released {}; recorded as done by {actor}", lease(&info))),
-                    None => out.line(format!("environment {} was released meanwhile; nothing to do", env.name)),
+                    Some(info) => out.line(format!(
+                        "released {}; recorded as done by {actor}",
+                        lease(&info)
+                    )),
+                    None => out.line(format!(
+                        "environment {} was released meanwhile; nothing to do",
+                        env.name
+                    )),
                 }
             }
             Ok(())
@@ -77,10 +93,18 @@ fn describe(env: &str, state: &LockState) -> String {
         LockState::Free { last: None } => format!("{env}: free (never locked)"),
         LockState::Free { last: Some(info) } => {
             let by = info.released.as_ref().map(|r| {
-                let how = if r.forced { "force-released" } else { "released" };
+                let how = if r.forced {
+                    "force-released"
+                } else {
+                    "released"
+                };
                 format!(", {how} by {} at {}", r.by.user, rfc3339_string(r.at))
             });
-            format!("{env}: free (last held by {}{})", info.holder, by.unwrap_or_default())
+            format!(
+                "{env}: free (last held by {}{})",
+                info.holder,
+                by.unwrap_or_default()
+            )
         }
         LockState::Held(info) => format!(
             "{env}: locked by {} since {} for `{}`, lease until {}",
@@ -103,7 +127,10 @@ fn confirm(out: &Output, yes: bool, question: &str) -> anyhow::Result<()> {
         return Ok(());
     }
     if !out.interactive() {
-        return Err(UsageError(format!("{question} Pass --yes to confirm (no terminal to ask on)")).into());
+        return Err(UsageError(format!(
+            "{question} Pass --yes to confirm (no terminal to ask on)"
+        ))
+        .into());
     }
     eprint!("{question} [y/N] ");
     let mut answer = String::new();

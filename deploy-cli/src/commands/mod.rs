@@ -35,10 +35,18 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
             clap_complete::generate(*shell, &mut command, "deploy", &mut std::io::stdout());
             Ok(())
         }
-        Command::Plan(args) => with_runtime(args.aws.timeout, cli, |config| plan(cli, out, config, args)),
-        Command::Status(args) => with_runtime(args.aws.timeout, cli, |config| status(out, config, args)),
-        Command::History(args) => with_runtime(args.aws.timeout, cli, |config| history(out, config, args)),
-        Command::Lock(args) => with_runtime(args.aws.timeout, cli, |config| lock(out, config, args)),
+        Command::Plan(args) => {
+            with_runtime(args.aws.timeout, cli, |config| plan(cli, out, config, args))
+        }
+        Command::Status(args) => {
+            with_runtime(args.aws.timeout, cli, |config| status(out, config, args))
+        }
+        Command::History(args) => {
+            with_runtime(args.aws.timeout, cli, |config| history(out, config, args))
+        }
+        Command::Lock(args) => {
+            with_runtime(args.aws.timeout, cli, |config| lock(out, config, args))
+        }
     }
 }
 
@@ -58,7 +66,12 @@ where
     runtime.block_on(async move {
         tokio::time::timeout(limit, body(config))
             .await
-            .map_err(|_| anyhow::anyhow!("timed out after {}s (raise it with --timeout)", limit.as_secs()))?
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "timed out after {}s (raise it with --timeout)",
+                    limit.as_secs()
+                )
+            })?
     })
 }
 
@@ -76,8 +89,16 @@ pub fn resolve_version(flag: Option<&str>, config: &Config) -> anyhow::Result<St
         return Ok(sha);
     }
     let dir = config.base_dir();
-    let dir = if dir.as_os_str().is_empty() { std::path::Path::new(".") } else { dir };
-    let output = std::process::Command::new("git").arg("-C").arg(dir).args(["rev-parse", "HEAD"]).output();
+    let dir = if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
+    };
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(["rev-parse", "HEAD"])
+        .output();
     match output {
         Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned()),
         _ => Err(UsageError(

@@ -14,7 +14,9 @@ pub async fn plan(_cli: &Cli, out: &Output, config: Config, args: &PlanArgs) -> 
     let clients = clients(&config, env).await;
     clients.verify_account().await?;
     let names: Vec<String> = artifacts.iter().map(|a| a.name.clone()).collect();
-    let status = Ledger::new(clients.s3.clone(), &env.target).status(&names).await?;
+    let status = Ledger::new(clients.s3.clone(), &env.target)
+        .status(&names)
+        .await?;
     let plan = Plan::build(&PlanRequest {
         environment: env,
         artifacts,
@@ -44,7 +46,11 @@ pub async fn plan(_cli: &Cli, out: &Output, config: Config, args: &PlanArgs) -> 
     let mut last_stage = 0;
     for step in &plan.steps {
         let parallel = plan.steps.iter().filter(|s| s.stage == step.stage).count() > 1;
-        let marker = if parallel && step.stage != last_stage { " (these run in parallel)" } else { "" };
+        let marker = if parallel && step.stage != last_stage {
+            " (these run in parallel)"
+        } else {
+            ""
+        };
         if step.stage != last_stage && parallel {
             out.line(format!("  stage {}{marker}", step.stage));
         }

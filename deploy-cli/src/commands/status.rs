@@ -16,13 +16,20 @@ pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> anyhow::
         let env = config.environment(name)?;
         let clients = clients(&config, env).await;
         let names: Vec<String> = env.artifacts.keys().cloned().collect();
-        rows.extend(Ledger::new(clients.s3.clone(), &env.target).status(&names).await?);
+        rows.extend(
+            Ledger::new(clients.s3.clone(), &env.target)
+                .status(&names)
+                .await?,
+        );
     }
     if out.json() {
         out.document(&rows);
         return Ok(());
     }
-    out.line(format!("{:<10} {:<12} {:<28} {:<28} {}", "ENV", "ARTIFACT", "LIVE", "PUBLISHED", "SINCE"));
+    out.line(format!(
+        "{:<10} {:<12} {:<28} {:<28} {}",
+        "ENV", "ARTIFACT", "LIVE", "PUBLISHED", "SINCE"
+    ));
     for row in &rows {
         out.line(format!(
             "{:<10} {:<12} {:<28} {:<28} {}",
@@ -41,14 +48,23 @@ pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> anyhow::
 
 /// `version (digest prefix)` of a pointer, or `-`.
 pub fn describe(pointer: Option<&Pointer>) -> String {
-    let Some(pointer) = pointer else { return "-".into() };
+    let Some(pointer) = pointer else {
+        return "-".into();
+    };
     let version = pointer.version.as_deref().unwrap_or("?");
     let version: String = version.chars().take(12).collect();
     match &pointer.artifact_ref {
         Some(ArtifactRef::Image { digest, .. }) => format!("{version} ({})", short_hash(digest)),
-        Some(ArtifactRef::Dags { content_hash, .. }) => format!("{version} ({})", short_hash(content_hash)),
-        Some(ArtifactRef::Lambda { function_version, .. }) => {
-            format!("{version} (v{})", function_version.as_deref().unwrap_or("?"))
+        Some(ArtifactRef::Dags { content_hash, .. }) => {
+            format!("{version} ({})", short_hash(content_hash))
+        }
+        Some(ArtifactRef::Lambda {
+            function_version, ..
+        }) => {
+            format!(
+                "{version} (v{})",
+                function_version.as_deref().unwrap_or("?")
+            )
         }
         None => version,
     }

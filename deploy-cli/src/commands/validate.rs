@@ -33,14 +33,21 @@ pub fn validate(cli: &Cli, out: &Output) -> anyhow::Result<()> {
     let config = Config::load(&cli.config)?;
     let problems = config.check_sources();
     if !problems.is_empty() {
-        return Err(ConfigError::Invalid { diagnostics: problems }.into());
+        return Err(ConfigError::Invalid {
+            diagnostics: problems,
+        }
+        .into());
     }
     let summary = summarize(&config);
     if out.json() {
         out.document(&summary);
         return Ok(());
     }
-    out.line(format!("{}: configuration is valid ({})", config.path().display(), config.project));
+    out.line(format!(
+        "{}: configuration is valid ({})",
+        config.path().display(),
+        config.project
+    ));
     for env in &summary.environments {
         let mut notes = Vec::new();
         if let Some(from) = env.promote_from {
@@ -49,10 +56,20 @@ pub fn validate(cli: &Cli, out: &Output) -> anyhow::Result<()> {
         if env.approval {
             notes.push("needs approval".to_owned());
         }
-        let notes = if notes.is_empty() { String::new() } else { format!(", {}", notes.join(", ")) };
-        out.line(format!("  {} -> account {} in {}{notes}", env.name, env.account, env.region));
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(", {}", notes.join(", "))
+        };
+        out.line(format!(
+            "  {} -> account {} in {}{notes}",
+            env.name, env.account, env.region
+        ));
         for artifact in &env.artifacts {
-            out.line(format!("    {:<12} {:<7} {}", artifact.name, artifact.kind, artifact.strategy));
+            out.line(format!(
+                "    {:<12} {:<7} {}",
+                artifact.name, artifact.kind, artifact.strategy
+            ));
         }
     }
     Ok(())

@@ -51,7 +51,10 @@ pub(crate) fn expand(text: &str, vars: &[(&str, &str)]) -> Result<String, String
 }
 
 /// The candidate closest to `word` by edit distance, if it is close enough to be a typo.
-pub(crate) fn closest<'a>(word: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(
+    word: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .map(|c| (edit_distance(word, c), c))
         .filter(|(d, c)| *d <= 2.max(c.len() / 3))
@@ -81,7 +84,10 @@ mod tests {
 
     #[test]
     fn expands_known_names_and_escapes() {
-        assert_eq!(expand("{project}-{env}", &VARS).as_deref(), Ok("planwise-dev"));
+        assert_eq!(
+            expand("{project}-{env}", &VARS).as_deref(),
+            Ok("planwise-dev")
+        );
         assert_eq!(expand("{{env}}", &VARS).as_deref(), Ok("{env}"));
         assert_eq!(expand("plain", &VARS).as_deref(), Ok("plain"));
     }
@@ -96,7 +102,15 @@ mod tests {
 
     #[test]
     fn rejects_unbalanced_braces() {
-        assert!(expand("a{env", &VARS).expect_err("open").contains("unclosed"));
-        assert!(expand("a}b", &VARS).expect_err("close").contains("unmatched"));
+        assert!(
+            expand("a{env", &VARS)
+                .expect_err("open")
+                .contains("unclosed")
+        );
+        assert!(
+            expand("a}b", &VARS)
+                .expect_err("close")
+                .contains("unmatched")
+        );
     }
 }

@@ -10,8 +10,7 @@ use toml::de::DeTable;
 
 use super::placeholder::{self, closest};
 use super::raw::{
-    RawArtifact, RawConfig, RawEndpoints, RawEnvironment, RawHealthCheck, RawPreDeploy,
-    RawRollout,
+    RawArtifact, RawConfig, RawEndpoints, RawEnvironment, RawHealthCheck, RawPreDeploy, RawRollout,
 };
 use super::source_map::{SourceMap, path};
 use super::{Config, ConfigError, Diagnostic, Environment, Notifications, Settings};
@@ -64,10 +63,10 @@ impl Resolver<'_> {
                 // toml appends "in `path`" on later lines; the location says that better.
                 let message = full.lines().next().unwrap_or_default().to_owned();
                 let unknown = unknown_field(&message);
-                if let Some(field) = &unknown {
-                    if inner.last() != Some(field) {
-                        inner.push(field.clone());
-                    }
+                if let Some(field) = &unknown
+                    && inner.last() != Some(field)
+                {
+                    inner.push(field.clone());
                 }
                 let at = locate(&inner);
                 let (message, help) = explain_serde(&message, &at);
@@ -94,7 +93,11 @@ impl Resolver<'_> {
         match humantime::parse_duration(text) {
             Ok(d) if !d.is_zero() => d,
             Ok(_) => {
-                self.error(at, format!("duration `{text}` must be greater than zero"), None);
+                self.error(
+                    at,
+                    format!("duration `{text}` must be greater than zero"),
+                    None,
+                );
                 default
             }
             Err(_) => {
@@ -149,11 +152,21 @@ fn explain_serde(message: &str, at: &[String]) -> (String, Option<String>) {
             .to_owned();
         if head.starts_with("unknown key") {
             let table = at[..at.len().saturating_sub(1)].join(".");
-            let place = if table.is_empty() { "at the top level".to_owned() } else { format!("in `{table}`") };
-            return (format!("{head} {place}"), Some(format!("allowed: {allowed}")));
+            let place = if table.is_empty() {
+                "at the top level".to_owned()
+            } else {
+                format!("in `{table}`")
+            };
+            return (
+                format!("{head} {place}"),
+                Some(format!("allowed: {allowed}")),
+            );
         }
         if head.starts_with("unknown variant") {
-            return (format!("{head} for `{key}`"), Some(format!("allowed: {allowed}")));
+            return (
+                format!("{head} for `{key}`"),
+                Some(format!("allowed: {allowed}")),
+            );
         }
         return (
             format!("wrong type for `{key}`: {head}"),
@@ -162,7 +175,11 @@ fn explain_serde(message: &str, at: &[String]) -> (String, Option<String>) {
     }
     if let Some(field) = message.strip_prefix("missing field ") {
         let field = field.trim_matches('`');
-        let full = if key.is_empty() { field.to_owned() } else { format!("{key}.{field}") };
+        let full = if key.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{key}.{field}")
+        };
         return (
             format!("missing required key `{full}`"),
             Some(format!("add `{field} = ...` here")),
@@ -182,8 +199,7 @@ pub(super) fn resolve(text: &str, file: &Path) -> Result<Config, ConfigError> {
         map: &map,
         diagnostics: Vec::new(),
     };
-    let raw: Option<RawConfig> =
-        r.deserialize(toml::Value::Table(root), &|inner| inner.to_vec());
+    let raw: Option<RawConfig> = r.deserialize(toml::Value::Table(root), &|inner| inner.to_vec());
     let Some(raw) = raw else {
         return Err(ConfigError::Invalid {
             diagnostics: r.diagnostics,
@@ -270,10 +286,7 @@ fn resolve_config(r: &mut Resolver<'_>, raw: RawConfig, file: &Path) -> Config {
 }
 
 fn check_name(r: &mut Resolver<'_>, name: &str, at: &[String], what: &str) {
-    let valid = name
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_lowercase())
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_lowercase())
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
@@ -288,10 +301,16 @@ fn check_name(r: &mut Resolver<'_>, name: &str, at: &[String], what: &str) {
 
 fn check_promotions(r: &mut Resolver<'_>, environments: &BTreeMap<String, RawEnvironment>) {
     for (name, env) in environments {
-        let Some(from) = &env.promote_from else { continue };
+        let Some(from) = &env.promote_from else {
+            continue;
+        };
         let at = path(["environments", name.as_str(), "promote_from"]);
         if from == name {
-            r.error(&at, format!("environment `{name}` cannot promote from itself"), None);
+            r.error(
+                &at,
+                format!("environment `{name}` cannot promote from itself"),
+                None,
+            );
         } else if !environments.contains_key(from) {
             let known: Vec<&str> = environments.keys().map(String::as_str).collect();
             let hint = closest(from, known.iter().copied())
@@ -313,10 +332,16 @@ fn check_promotions(r: &mut Resolver<'_>, environments: &BTreeMap<String, RawEnv
 }
 
 /// The loop through `start`, following `promote_from`, if `start` is on one.
-fn promotion_cycle<'a>(environments: &'a BTreeMap<String, RawEnvironment>, start: &'a str) -> Option<Vec<&'a str>> {
+fn promotion_cycle<'a>(
+    environments: &'a BTreeMap<String, RawEnvironment>,
+    start: &'a str,
+) -> Option<Vec<&'a str>> {
     let mut chain = vec![start];
     let mut current = start;
-    while let Some(next) = environments.get(current).and_then(|e| e.promote_from.as_deref()) {
+    while let Some(next) = environments
+        .get(current)
+        .and_then(|e| e.promote_from.as_deref())
+    {
         if next == start {
             chain.push(start);
             return Some(chain);
@@ -334,9 +359,15 @@ fn resolve_settings(r: &mut Resolver<'_>, raw: Option<&super::raw::RawSettings>)
     let defaults = Settings::default();
     let Some(raw) = raw else { return defaults };
     let at = |key: &str| path(["settings", key]);
-    let retry_max_attempts = raw.retry_max_attempts.unwrap_or(defaults.retry_max_attempts);
+    let retry_max_attempts = raw
+        .retry_max_attempts
+        .unwrap_or(defaults.retry_max_attempts);
     if retry_max_attempts == 0 {
-        r.error(&at("retry_max_attempts"), "`retry_max_attempts` must be at least 1", None);
+        r.error(
+            &at("retry_max_attempts"),
+            "`retry_max_attempts` must be at least 1",
+            None,
+        );
     }
     Settings {
         lock_ttl: r.duration(raw.lock_ttl.as_deref(), &at("lock_ttl"), defaults.lock_ttl),
@@ -569,7 +600,9 @@ fn resolve_artifact(
     };
     let mut merged = base.clone();
     if let Some(over) = over {
-        merged.remove("kind").map(|kind| merged.insert("kind".into(), kind));
+        merged
+            .remove("kind")
+            .map(|kind| merged.insert("kind".into(), kind));
         let mut over = over.clone();
         over.remove("kind");
         merge(&mut merged, &over);
@@ -609,10 +642,12 @@ impl ArtifactContext<'_, '_, '_> {
         self.r.error(&at, message, help);
     }
 
-    fn require<'v>(&mut self, value: Option<&'v String>, rel: &[&str]) -> String {
+    fn require(&mut self, value: Option<&String>, rel: &[&str]) -> String {
         let at = self.at(rel);
         let what = rel.last().copied().unwrap_or_default();
-        self.r.require(value.map(String::as_str), &at, what).to_owned()
+        self.r
+            .require(value.map(String::as_str), &at, what)
+            .to_owned()
     }
 
     /// Rejects keys set on this artifact that its kind does not use.
@@ -637,10 +672,16 @@ impl ArtifactContext<'_, '_, '_> {
         if strategy.kind() == kind {
             return true;
         }
-        let allowed: Vec<&str> = Strategy::for_kind(kind).iter().map(|s| s.as_str()).collect();
+        let allowed: Vec<&str> = Strategy::for_kind(kind)
+            .iter()
+            .map(|s| s.as_str())
+            .collect();
         self.error(
             &["rollout", "strategy"],
-            format!("strategy `{strategy}` is for {} artifacts, not {kind}", strategy.kind()),
+            format!(
+                "strategy `{strategy}` is for {} artifacts, not {kind}",
+                strategy.kind()
+            ),
             Some(format!("{kind} strategies: {}", allowed.join(", "))),
         );
         false
@@ -664,11 +705,17 @@ impl ArtifactContext<'_, '_, '_> {
             &[],
         );
         let repository = self.require(raw.repository.as_ref(), &["repository"]);
-        if !repository.is_empty() && !repository.contains(['{', '}']) && !valid_repository(&repository) {
+        if !repository.is_empty()
+            && !repository.contains(['{', '}'])
+            && !valid_repository(&repository)
+        {
             self.error(
                 &["repository"],
                 format!("`{repository}` is not a valid ECR repository name"),
-                Some("2-256 characters: lowercase letters, digits, and `-` `_` `.` `/` between them".into()),
+                Some(
+                    "2-256 characters: lowercase letters, digits, and `-` `_` `.` `/` between them"
+                        .into(),
+                ),
             );
         }
         let source = raw.source.as_deref().and_then(|s| self.image_source(s));
@@ -727,7 +774,11 @@ impl ArtifactContext<'_, '_, '_> {
             .health_check
             .as_ref()
             .map(|h| self.health_check(h, &["rollout", "health_check"]));
-        let timeout = self.duration(raw.timeout.as_ref(), &["rollout", "timeout"], Duration::from_secs(15 * 60));
+        let timeout = self.duration(
+            raw.timeout.as_ref(),
+            &["rollout", "timeout"],
+            Duration::from_secs(15 * 60),
+        );
         let service = |ctx: &mut Self| EcsService {
             cluster: ctx.require(raw.cluster.as_ref(), &["rollout", "cluster"]),
             service: ctx.require(raw.service.as_ref(), &["rollout", "service"]),
@@ -742,13 +793,19 @@ impl ArtifactContext<'_, '_, '_> {
             Strategy::CodedeployBlueGreen => ImageRollout::CodedeployBlueGreen {
                 service: service(self),
                 application: self.require(raw.application.as_ref(), &["rollout", "application"]),
-                deployment_group: self
-                    .require(raw.deployment_group.as_ref(), &["rollout", "deployment_group"]),
+                deployment_group: self.require(
+                    raw.deployment_group.as_ref(),
+                    &["rollout", "deployment_group"],
+                ),
             },
             Strategy::TaskDefinitions => {
                 let families = raw.families.clone().unwrap_or_default();
                 if families.is_empty() {
-                    let at: &[&str] = if raw.families.is_some() { &["rollout", "families"] } else { &["rollout"] };
+                    let at: &[&str] = if raw.families.is_some() {
+                        &["rollout", "families"]
+                    } else {
+                        &["rollout"]
+                    };
                     self.error(
                         at,
                         "strategy `task-definitions` needs `families`",
@@ -776,7 +833,11 @@ impl ArtifactContext<'_, '_, '_> {
 
     fn pre_deploy(&mut self, raw: &RawPreDeploy) -> PreDeploy {
         if raw.task_definition.trim().is_empty() {
-            self.error(&["rollout", "pre_deploy", "task_definition"], "`task_definition` must not be empty", None);
+            self.error(
+                &["rollout", "pre_deploy", "task_definition"],
+                "`task_definition` must not be empty",
+                None,
+            );
         }
         PreDeploy {
             task_definition: raw.task_definition.clone(),
@@ -793,13 +854,21 @@ impl ArtifactContext<'_, '_, '_> {
         if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
             let mut at = rel.to_vec();
             at.push("url");
-            self.error(&at, format!("health check URL `{}` is not an http(s) URL", raw.url), None);
+            self.error(
+                &at,
+                format!("health check URL `{}` is not an http(s) URL", raw.url),
+                None,
+            );
         }
         let status = raw.expect_status.unwrap_or(200);
         if !(100..=599).contains(&status) {
             let mut at = rel.to_vec();
             at.push("expect_status");
-            self.error(&at, format!("`{status}` is not an HTTP status code"), Some("use 100-599".into()));
+            self.error(
+                &at,
+                format!("`{status}` is not an HTTP status code"),
+                Some("use 100-599".into()),
+            );
         }
         let mut at = rel.to_vec();
         at.push("timeout");
@@ -825,15 +894,19 @@ impl ArtifactContext<'_, '_, '_> {
             ],
             &[],
         );
-        if let Some(rollout) = &raw.rollout {
-            if self.check_strategy(ArtifactKind::Dags, rollout.strategy) {
-                self.reject_rollout_keys(ArtifactKind::Dags, rollout);
-            }
+        if let Some(rollout) = &raw.rollout
+            && self.check_strategy(ArtifactKind::Dags, rollout.strategy)
+        {
+            self.reject_rollout_keys(ArtifactKind::Dags, rollout);
         }
         let source = self.require(raw.source.as_ref(), &["source"]);
         let bucket = self.require(raw.bucket.as_ref(), &["bucket"]);
         if !bucket.is_empty() && !valid_bucket_name(&bucket) {
-            self.error(&["bucket"], format!("`{bucket}` is not a valid S3 bucket name"), None);
+            self.error(
+                &["bucket"],
+                format!("`{bucket}` is not a valid S3 bucket name"),
+                None,
+            );
         }
         let mut prefix = raw.prefix.unwrap_or_else(|| "dags/".into());
         let trimmed = prefix.trim_start_matches('/').to_owned();
@@ -853,12 +926,38 @@ impl ArtifactContext<'_, '_, '_> {
     /// tolerated: they belong to the strategy the other environments use.
     fn reject_unused_by_strategy(&mut self, raw: &RawRollout) {
         let used: &[&str] = match raw.strategy {
-            Strategy::EcsRolling => &["cluster", "service", "container", "pre_deploy", "keep_revisions", "health_check", "timeout"],
-            Strategy::CodedeployBlueGreen => &["cluster", "service", "container", "application", "deployment_group", "pre_deploy", "keep_revisions", "health_check", "timeout"],
-            Strategy::TaskDefinitions => &["families", "container", "cluster", "keep_revisions", "pre_deploy"],
+            Strategy::EcsRolling => &[
+                "cluster",
+                "service",
+                "container",
+                "pre_deploy",
+                "keep_revisions",
+                "health_check",
+                "timeout",
+            ],
+            Strategy::CodedeployBlueGreen => &[
+                "cluster",
+                "service",
+                "container",
+                "application",
+                "deployment_group",
+                "pre_deploy",
+                "keep_revisions",
+                "health_check",
+                "timeout",
+            ],
+            Strategy::TaskDefinitions => &[
+                "families",
+                "container",
+                "cluster",
+                "keep_revisions",
+                "pre_deploy",
+            ],
             Strategy::LambdaAllAtOnce => &["alarms", "health_check"],
             Strategy::LambdaCanary => &["steps", "interval", "alarms", "health_check"],
-            Strategy::LambdaLinear if raw.steps.is_some() => &["steps", "interval", "alarms", "health_check"],
+            Strategy::LambdaLinear if raw.steps.is_some() => {
+                &["steps", "interval", "alarms", "health_check"]
+            }
             Strategy::LambdaLinear => &["increment", "interval", "alarms", "health_check"],
             Strategy::None | Strategy::S3Sync => &[],
         };
@@ -890,7 +989,15 @@ impl ArtifactContext<'_, '_, '_> {
             self.error(
                 &["rollout", key],
                 format!("`{key}` does not apply to strategy `{}`", raw.strategy),
-                Some(format!("`{}` takes: {}", raw.strategy, if used.is_empty() { "no other keys".to_owned() } else { used.join(", ") })),
+                Some(format!(
+                    "`{}` takes: {}",
+                    raw.strategy,
+                    if used.is_empty() {
+                        "no other keys".to_owned()
+                    } else {
+                        used.join(", ")
+                    }
+                )),
             );
         }
     }
@@ -937,10 +1044,14 @@ impl ArtifactContext<'_, '_, '_> {
             Some(alias) => self.require(Some(alias), &["alias"]),
             None => "live".into(),
         };
-        if let Some(bucket) = &raw.artifact_bucket {
-            if !valid_bucket_name(bucket) {
-                self.error(&["artifact_bucket"], format!("`{bucket}` is not a valid S3 bucket name"), None);
-            }
+        if let Some(bucket) = &raw.artifact_bucket
+            && !valid_bucket_name(bucket)
+        {
+            self.error(
+                &["artifact_bucket"],
+                format!("`{bucket}` is not a valid S3 bucket name"),
+                None,
+            );
         }
         let rollout = match &raw.rollout {
             None => LambdaRollout {
@@ -975,10 +1086,17 @@ impl ArtifactContext<'_, '_, '_> {
             (_, None, increment) => {
                 let increment = increment.unwrap_or(10);
                 if !(1..=100).contains(&increment) {
-                    self.error(&["rollout", "increment"], format!("`increment` {increment} is not a percentage between 1 and 100"), None);
+                    self.error(
+                        &["rollout", "increment"],
+                        format!("`increment` {increment} is not a percentage between 1 and 100"),
+                        None,
+                    );
                     return None;
                 }
-                let mut steps: Vec<u32> = (1..).map(|i| i * increment).take_while(|s| *s < 100).collect();
+                let mut steps: Vec<u32> = (1..)
+                    .map(|i| i * increment)
+                    .take_while(|s| *s < 100)
+                    .collect();
                 steps.push(100);
                 steps
             }
@@ -991,7 +1109,11 @@ impl ArtifactContext<'_, '_, '_> {
                 Some("write cumulative percentages, e.g. steps = [10, 50, 100]".into()),
             );
         }
-        let interval = self.duration(raw.interval.as_ref(), &["rollout", "interval"], Duration::from_secs(300));
+        let interval = self.duration(
+            raw.interval.as_ref(),
+            &["rollout", "interval"],
+            Duration::from_secs(300),
+        );
         let health_check = raw
             .health_check
             .as_ref()
@@ -1008,9 +1130,13 @@ impl ArtifactContext<'_, '_, '_> {
 
 fn kind_keys(kind: ArtifactKind) -> &'static str {
     match kind {
-        ArtifactKind::Image => "image artifacts take: repository, source, scan, create_repository, env, secrets, rollout",
+        ArtifactKind::Image => {
+            "image artifacts take: repository, source, scan, create_repository, env, secrets, rollout"
+        }
         ArtifactKind::Dags => "dags artifacts take: source, bucket, prefix, rollout",
-        ArtifactKind::Lambda => "lambda artifacts take: source, function, alias, artifact_bucket, env, rollout",
+        ArtifactKind::Lambda => {
+            "lambda artifacts take: source, function, alias, artifact_bucket, env, rollout"
+        }
     }
 }
 
@@ -1030,19 +1156,26 @@ fn valid_repository(name: &str) -> bool {
 pub(crate) fn parse_image_source(text: &str) -> Result<ImageSource, String> {
     if let Some(rest) = text.strip_prefix("oci:") {
         let (dir, tag) = match rest.rsplit_once(':') {
-            Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => (dir, Some(tag.to_owned())),
+            Some((dir, tag)) if !tag.contains('/') && !dir.is_empty() => {
+                (dir, Some(tag.to_owned()))
+            }
             _ => (rest, None),
         };
         if dir.is_empty() {
             return Err(format!("image source `{text}` names no directory"));
         }
-        return Ok(ImageSource::Oci { path: PathBuf::from(dir), tag });
+        return Ok(ImageSource::Oci {
+            path: PathBuf::from(dir),
+            tag,
+        });
     }
     if let Some(file) = text.strip_prefix("docker-archive:") {
         if file.is_empty() {
             return Err(format!("image source `{text}` names no file"));
         }
-        return Ok(ImageSource::DockerArchive { path: PathBuf::from(file) });
+        return Ok(ImageSource::DockerArchive {
+            path: PathBuf::from(file),
+        });
     }
     if let Some(rest) = text.strip_prefix("docker://") {
         let (registry, remainder) = rest
@@ -1053,7 +1186,9 @@ pub(crate) fn parse_image_source(text: &str) -> Result<ImageSource, String> {
         } else if let Some((repo, tag)) = remainder.rsplit_once(':') {
             (repo, tag.to_owned())
         } else {
-            return Err(format!("image source `{text}` needs a :tag or @sha256:digest"));
+            return Err(format!(
+                "image source `{text}` needs a :tag or @sha256:digest"
+            ));
         };
         if registry.is_empty() || repository.is_empty() || reference.is_empty() {
             return Err(format!("image source `{text}` is incomplete"));
@@ -1075,7 +1210,13 @@ pub(super) fn check_sources(config: &Config) -> Vec<Diagnostic> {
     let base = config.base_dir();
     for env in config.environments.values() {
         for (name, spec) in &env.artifacts {
-            let in_override = path(["environments", env.name.as_str(), "overrides", name.as_str(), "source"]);
+            let in_override = path([
+                "environments",
+                env.name.as_str(),
+                "overrides",
+                name.as_str(),
+                "source",
+            ]);
             let at = if config.source_map.contains(&in_override) {
                 in_override
             } else {
@@ -1092,16 +1233,31 @@ pub(super) fn check_sources(config: &Config) -> Vec<Diagnostic> {
 fn source_problem(base: &Path, detail: &ArtifactDetail) -> Option<String> {
     let abs = |p: &Path| base.join(p.strip_prefix("./").unwrap_or(p));
     match detail {
-        ArtifactDetail::Image(ImageSpec { source: Some(ImageSource::Oci { path, .. }), .. }) => {
+        ArtifactDetail::Image(ImageSpec {
+            source: Some(ImageSource::Oci { path, .. }),
+            ..
+        }) => {
             let dir = abs(path);
             if !dir.is_dir() {
-                return Some(format!("OCI layout directory {} does not exist", dir.display()));
+                return Some(format!(
+                    "OCI layout directory {} does not exist",
+                    dir.display()
+                ));
             }
-            ["oci-layout", "index.json"].iter().find(|f| !dir.join(f).is_file()).map(|f| {
-                format!("{} is not an OCI image layout: {f} is missing", dir.display())
-            })
+            ["oci-layout", "index.json"]
+                .iter()
+                .find(|f| !dir.join(f).is_file())
+                .map(|f| {
+                    format!(
+                        "{} is not an OCI image layout: {f} is missing",
+                        dir.display()
+                    )
+                })
         }
-        ArtifactDetail::Image(ImageSpec { source: Some(ImageSource::DockerArchive { path }), .. }) => {
+        ArtifactDetail::Image(ImageSpec {
+            source: Some(ImageSource::DockerArchive { path }),
+            ..
+        }) => {
             let file = abs(path);
             (!file.is_file()).then(|| format!("image archive {} does not exist", file.display()))
         }
@@ -1109,13 +1265,19 @@ fn source_problem(base: &Path, detail: &ArtifactDetail) -> Option<String> {
             let dir = abs(&dags.source);
             (!dir.is_dir()).then(|| format!("DAG folder {} does not exist", dir.display()))
         }
-        ArtifactDetail::Lambda(LambdaSpec { source: Some(source), .. }) => {
+        ArtifactDetail::Lambda(LambdaSpec {
+            source: Some(source),
+            ..
+        }) => {
             let p = abs(source);
             let is_zip = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
             match (p.is_dir(), p.is_file()) {
                 (true, _) => None,
                 (_, true) if is_zip => None,
-                (_, true) => Some(format!("Lambda source {} is a file but not a .zip", p.display())),
+                (_, true) => Some(format!(
+                    "Lambda source {} is a file but not a .zip",
+                    p.display()
+                )),
                 _ => Some(format!("Lambda source {} does not exist", p.display())),
             }
         }

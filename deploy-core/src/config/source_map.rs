@@ -105,7 +105,11 @@ impl SourceMap {
     ) -> Option<Location> {
         (0..=path.len())
             .rev()
-            .find_map(|len| spans.get(&path[..len]).or_else(|| self.values.get(&path[..len])))
+            .find_map(|len| {
+                spans
+                    .get(&path[..len])
+                    .or_else(|| self.values.get(&path[..len]))
+            })
             .map(|span| self.offset(span.start))
     }
 }
@@ -128,13 +132,19 @@ mod tests {
         let text = "project = \"p\"\n\n[artifacts.api]\nkind = \"image\"\nlist = [\"a\", \"b\"]\n";
         let root = DeTable::parse(text).expect("valid toml");
         let map = SourceMap::new(Path::new("deploy.toml"), text, root.get_ref());
-        let kind = map.value(&path(["artifacts", "api", "kind"])).expect("kind");
+        let kind = map
+            .value(&path(["artifacts", "api", "kind"]))
+            .expect("kind");
         assert_eq!((kind.line, kind.column), (4, 8));
         let key = map.key(&path(["artifacts", "api", "kind"])).expect("key");
         assert_eq!((key.line, key.column), (4, 1));
-        let second = map.value(&path(["artifacts", "api", "list", "1"])).expect("item");
+        let second = map
+            .value(&path(["artifacts", "api", "list", "1"]))
+            .expect("item");
         assert_eq!((second.line, second.column), (5, 14));
-        let missing = map.value(&path(["artifacts", "api", "nope"])).expect("ancestor");
+        let missing = map
+            .value(&path(["artifacts", "api", "nope"]))
+            .expect("ancestor");
         assert_eq!(missing.line, 3);
         assert_eq!(missing.to_string(), "deploy.toml:3:1");
     }

@@ -100,12 +100,22 @@ impl Actor {
     /// The actor of this process, from the environment (GitHub Actions variables when present).
     pub fn detect() -> Actor {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let ci_run_url = match (var("GITHUB_SERVER_URL"), var("GITHUB_REPOSITORY"), var("GITHUB_RUN_ID")) {
-            (Some(server), Some(repo), Some(run)) => Some(format!("{server}/{repo}/actions/runs/{run}")),
+        let ci_run_url = match (
+            var("GITHUB_SERVER_URL"),
+            var("GITHUB_REPOSITORY"),
+            var("GITHUB_RUN_ID"),
+        ) {
+            (Some(server), Some(repo), Some(run)) => {
+                Some(format!("{server}/{repo}/actions/runs/{run}"))
+            }
             _ => None,
         };
         let host = var("HOSTNAME")
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+            })
             .unwrap_or_else(|| "unknown-host".into());
         Actor {
             user: var("GITHUB_ACTOR")
@@ -331,7 +341,12 @@ pub fn new_release_id(now: OffsetDateTime) -> String {
     use sha2::Digest;
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let seed = format!("{}-{}-{n}-{:?}", now.unix_timestamp_nanos(), std::process::id(), std::time::Instant::now());
+    let seed = format!(
+        "{}-{}-{n}-{:?}",
+        now.unix_timestamp_nanos(),
+        std::process::id(),
+        std::time::Instant::now()
+    );
     let hash = sha2::Sha256::digest(seed.as_bytes());
     let suffix: String = hash.iter().take(4).map(|b| format!("{b:02x}")).collect();
     format!(
@@ -349,7 +364,10 @@ pub fn new_release_id(now: OffsetDateTime) -> String {
 /// Key prefix that sorts newer times first.
 pub(crate) fn newest_first_stamp(at: OffsetDateTime) -> String {
     let millis = i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0);
-    format!("{:013}", 9_999_999_999_999_i64.saturating_sub(millis).max(0))
+    format!(
+        "{:013}",
+        9_999_999_999_999_i64.saturating_sub(millis).max(0)
+    )
 }
 
 /// Reads and writes one environment's ledger.
@@ -392,7 +410,11 @@ impl Ledger {
         self.key(&format!("artifacts/{artifact}/{}", kind.file()))
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(&self, key: &str, body: &[u8]) -> Result<T, LedgerError> {
+    fn decode<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+        body: &[u8],
+    ) -> Result<T, LedgerError> {
         serde_json::from_slice(body).map_err(|err| LedgerError::Corrupt {
             bucket: self.store.bucket().to_owned(),
             key: key.to_owned(),
@@ -449,7 +471,9 @@ impl Ledger {
     /// against the pointers read before the record was written). Sets `previous` when unset.
     pub async fn commit(&self, record: &mut ReleaseRecord) -> Result<String, LedgerError> {
         let live = self.pointer(&record.artifact, PointerKind::Live).await?;
-        let published = self.pointer(&record.artifact, PointerKind::Published).await?;
+        let published = self
+            .pointer(&record.artifact, PointerKind::Published)
+            .await?;
         if record.previous.is_none() {
             record.previous = live.as_ref().map(|p| p.value.release_id.clone());
         }
@@ -502,7 +526,11 @@ impl Ledger {
 
     /// The newest `limit` records across `artifacts`, newest first: one listing per artifact
     /// and one read per returned record.
-    pub async fn history(&self, artifacts: &[String], limit: usize) -> Result<Vec<ReleaseRecord>, LedgerError> {
+    pub async fn history(
+        &self,
+        artifacts: &[String],
+        limit: usize,
+    ) -> Result<Vec<ReleaseRecord>, LedgerError> {
         let listings: Vec<Vec<String>> = futures::stream::iter(artifacts)
             .map(|artifact| {
                 let prefix = self.key(&format!("artifacts/{artifact}/releases/"));
@@ -562,9 +590,14 @@ pub struct Metrics {
 impl Metrics {
     /// Computes the metrics of `records`.
     pub fn of(records: &[ReleaseRecord]) -> Metrics {
-        let deployments: Vec<&ReleaseRecord> =
-            records.iter().filter(|r| r.operation.changes_live() && r.operation != Operation::Custom).collect();
-        let failed = deployments.iter().filter(|r| r.outcome != Outcome::Succeeded).count();
+        let deployments: Vec<&ReleaseRecord> = records
+            .iter()
+            .filter(|r| r.operation.changes_live() && r.operation != Operation::Custom)
+            .collect();
+        let failed = deployments
+            .iter()
+            .filter(|r| r.outcome != Outcome::Succeeded)
+            .count();
         let ok = deployments.len() - failed;
         let span_days = match (records.last(), records.first()) {
             (Some(oldest), Some(newest)) => {
@@ -579,7 +612,9 @@ impl Metrics {
         for record in records.iter().rev() {
             let version = record.version.as_deref().unwrap_or_default();
             if record.operation.publishes() && record.outcome == Outcome::Succeeded {
-                published.entry((&record.artifact, version)).or_insert(record.started_at);
+                published
+                    .entry((&record.artifact, version))
+                    .or_insert(record.started_at);
             }
             if !record.operation.changes_live() {
                 continue;
@@ -592,14 +627,20 @@ impl Metrics {
                     restore.push((record.finished_at - since).as_seconds_f64());
                 }
             } else {
-                failing_since.entry(&record.artifact).or_insert(record.finished_at);
+                failing_since
+                    .entry(&record.artifact)
+                    .or_insert(record.finished_at);
             }
         }
         Metrics {
             records: records.len(),
             deployments: deployments.len(),
             deploys_per_day: ok as f64 / span_days,
-            change_failure_rate: if deployments.is_empty() { 0.0 } else { failed as f64 / deployments.len() as f64 },
+            change_failure_rate: if deployments.is_empty() {
+                0.0
+            } else {
+                failed as f64 / deployments.len() as f64
+            },
             lead_time_seconds: median(lead),
             time_to_restore_seconds: median(restore),
         }
@@ -650,7 +691,13 @@ mod tests {
             source_environment: None,
             started_at: at,
             finished_at: at + time::Duration::minutes(1),
-            actor: Actor { user: "u".into(), host: "h".into(), pid: 1, ci_run_url: None, aws_arn: None },
+            actor: Actor {
+                user: "u".into(),
+                host: "h".into(),
+                pid: 1,
+                ci_run_url: None,
+                aws_arn: None,
+            },
             touched: vec![],
             outcome,
             previous: None,
@@ -662,7 +709,9 @@ mod tests {
     fn metrics_count_failures_lead_time_and_restore() {
         let t0 = datetime!(2026-11-01 00:00:00 UTC);
         let hours = |h| t0 + time::Duration::hours(h);
-        let failed = Outcome::Failed { error: "boom".into() };
+        let failed = Outcome::Failed {
+            error: "boom".into(),
+        };
         let mut records = vec![
             record(Operation::Publish, "a", hours(0), Outcome::Succeeded),
             record(Operation::Rollout, "a", hours(1), Outcome::Succeeded),

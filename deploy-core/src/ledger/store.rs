@@ -78,7 +78,14 @@ impl Store {
     }
 
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Versioned>, LedgerError> {
-        let out = match self.s3.get_object().bucket(&self.bucket).key(key).send().await {
+        let out = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 return Ok(None);
@@ -131,7 +138,11 @@ impl Store {
     }
 
     /// Up to `limit` keys under `prefix`, in S3's (lexicographic) order.
-    pub(crate) async fn list(&self, prefix: &str, limit: usize) -> Result<Vec<String>, LedgerError> {
+    pub(crate) async fn list(
+        &self,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError> {
         let mut keys = Vec::new();
         let mut token = None;
         while keys.len() < limit {
@@ -146,7 +157,11 @@ impl Store {
                 .send()
                 .await
                 .map_err(|err| self.aws_error("s3:ListObjectsV2", prefix, &err))?;
-            keys.extend(out.contents().iter().filter_map(|o| o.key().map(str::to_owned)));
+            keys.extend(
+                out.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_owned)),
+            );
             match out.next_continuation_token() {
                 Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
                 _ => break,

@@ -21,14 +21,19 @@ use deploy_core::config::Config;
 use deploy_core::engine::{BoxError, Engine, EngineOptions, StepHandler, StepOutput};
 use deploy_core::error::Classify;
 use deploy_core::events::NoReporter;
-use deploy_core::ledger::{Actor, Ledger, LedgerError, Operation, Outcome, Pointer, PointerKind, ReleaseRecord, SCHEMA};
+use deploy_core::ledger::{
+    Actor, Ledger, LedgerError, Operation, Outcome, Pointer, PointerKind, ReleaseRecord, SCHEMA,
+};
 use deploy_core::lock::LockSettings;
 use deploy_core::plan::{Action, PLAN_FORMAT, Plan, Step};
 use time::OffsetDateTime;
 
 fn main() -> std::process::ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let code = runtime.block_on(run(&args));
     std::process::ExitCode::from(code)
 }
@@ -42,7 +47,9 @@ async fn run(args: &[String]) -> u8 {
             return 2;
         }
     };
-    let Ok(env) = config.environment(arg(2)) else { return 2 };
+    let Ok(env) = config.environment(arg(2)) else {
+        return 2;
+    };
     let clients = AwsClients::connect(&env.target, &AwsSettings::default()).await;
     let ledger = Ledger::new(clients.s3.clone(), &env.target);
     match arg(0) {
@@ -52,7 +59,10 @@ async fn run(args: &[String]) -> u8 {
             report(ledger.put_record(&record).await.map(drop))
         }
         "pointer" => {
-            let current = ledger.pointer(arg(3), PointerKind::Live).await.expect("read pointer");
+            let current = ledger
+                .pointer(arg(3), PointerKind::Live)
+                .await
+                .expect("read pointer");
             let etag = current.as_ref().map(|p| p.etag.clone());
             let pointer = Pointer {
                 schema: SCHEMA,
@@ -65,7 +75,12 @@ async fn run(args: &[String]) -> u8 {
                 actor: Actor::detect(),
             };
             wait_until(arg(5)).await;
-            report(ledger.move_pointer(arg(3), PointerKind::Live, &pointer, etag.as_deref()).await.map(drop))
+            report(
+                ledger
+                    .move_pointer(arg(3), PointerKind::Live, &pointer, etag.as_deref())
+                    .await
+                    .map(drop),
+            )
         }
         "hold" => hold(&config, clients, arg(3), arg(4), arg(5) == "fail").await,
         other => {
@@ -153,7 +168,13 @@ fn now_ms() -> i128 {
     OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000
 }
 
-async fn hold(config: &Config, clients: AwsClients, hold_ms: &str, wait_ms: &str, fail: bool) -> u8 {
+async fn hold(
+    config: &Config,
+    clients: AwsClients,
+    hold_ms: &str,
+    wait_ms: &str,
+    fail: bool,
+) -> u8 {
     let target = clients.target.clone();
     let wait: u64 = wait_ms.parse().unwrap_or(0);
     let mut engine = Engine::new(
@@ -165,7 +186,13 @@ async fn hold(config: &Config, clients: AwsClients, hold_ms: &str, wait_ms: &str
             actor: Actor::detect(),
         },
     );
-    engine.register("hold", Arc::new(Hold { millis: hold_ms.parse().unwrap_or(0), fail }));
+    engine.register(
+        "hold",
+        Arc::new(Hold {
+            millis: hold_ms.parse().unwrap_or(0),
+            fail,
+        }),
+    );
     let step = |id: usize, artifact: Option<&str>, action: Action| Step {
         id,
         stage: id,
@@ -188,11 +215,46 @@ async fn hold(config: &Config, clients: AwsClients, hold_ms: &str, wait_ms: &str
         config_sha256: config.sha256().to_owned(),
         preconditions: vec![],
         steps: vec![
-            step(1, None, Action::VerifyAccount { account: target.account.to_string() }),
-            step(2, None, Action::AcquireLock { bucket: target.state_bucket.clone(), key: lock_key.clone(), ttl: config.settings.lock_ttl }),
-            step(3, Some("app"), Action::Custom { name: "hold".into(), input: serde_json::Value::Null }),
-            step(4, Some("app"), Action::RecordRelease { kind: ArtifactKind::Image, operation: Operation::Custom }),
-            step(5, None, Action::ReleaseLock { bucket: target.state_bucket.clone(), key: lock_key }),
+            step(
+                1,
+                None,
+                Action::VerifyAccount {
+                    account: target.account.to_string(),
+                },
+            ),
+            step(
+                2,
+                None,
+                Action::AcquireLock {
+                    bucket: target.state_bucket.clone(),
+                    key: lock_key.clone(),
+                    ttl: config.settings.lock_ttl,
+                },
+            ),
+            step(
+                3,
+                Some("app"),
+                Action::Custom {
+                    name: "hold".into(),
+                    input: serde_json::Value::Null,
+                },
+            ),
+            step(
+                4,
+                Some("app"),
+                Action::RecordRelease {
+                    kind: ArtifactKind::Image,
+                    operation: Operation::Custom,
+                },
+            ),
+            step(
+                5,
+                None,
+                Action::ReleaseLock {
+                    bucket: target.state_bucket.clone(),
+                    key: lock_key,
+                },
+            ),
         ],
     };
     match engine.apply(&plan).await {
@@ -202,7 +264,10 @@ async fn hold(config: &Config, clients: AwsClients, hold_ms: &str, wait_ms: &str
         }
         Err(failure) => {
             eprintln!("{}", failure.error);
-            println!("{}", serde_json::json!({ "failed_releases": failure.report.releases }));
+            println!(
+                "{}",
+                serde_json::json!({ "failed_releases": failure.report.releases })
+            );
             failure.class().exit_code()
         }
     }
