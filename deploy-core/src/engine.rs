@@ -338,6 +338,7 @@ impl Engine {
         let state = Mutex::new(RunState::default());
         let mut failure = None;
         let mut stages: Vec<usize> = plan.steps.iter().map(|s| s.stage).collect();
+        stages.sort_unstable();
         stages.dedup();
         for stage in stages {
             let steps: Vec<&Step> = plan.steps.iter().filter(|s| s.stage == stage).collect();

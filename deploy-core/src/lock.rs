@@ -124,12 +124,9 @@ pub enum LockError {
     Ledger(#[from] LedgerError),
 }
 
-/// A timestamp as RFC 3339 text.
-pub fn rfc3339_string(at: OffsetDateTime) -> String {
-    rfc3339(at)
-}
-
-pub(crate) fn rfc3339(at: OffsetDateTime) -> String {
+/// A timestamp as RFC 3339 text, to the second.
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    let at = at.replace_nanosecond(0).unwrap_or(at);
     at.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| at.to_string())
 }

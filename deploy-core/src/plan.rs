@@ -365,6 +365,11 @@ impl Plan {
             },
             vec![s3_object(&target.state_bucket, &lock_key)],
         );
+        // Stages run in order: sort by stage (stable, so each stage keeps artifact order).
+        steps.sort_by_key(|s| s.stage);
+        for (index, step) in steps.iter_mut().enumerate() {
+            step.id = index + 1;
+        }
         let preconditions = request
             .status
             .iter()
@@ -454,4 +459,82 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    const CONFIG: &str = r#"
+project = "p"
+[environments.dev]
+region = "eu-west-1"
+account = "111111111111"
+state_bucket = "p-state-{env}"
+[artifacts.api]
+kind = "image"
+repository = "p/api"
+source = "oci:./build/api"
+rollout = { strategy = "ecs-rolling", cluster = "c", service = "s", container = "api" }
+[artifacts.fn]
+kind = "lambda"
+source = "./fn"
+function = "p-fn-{env}"
+"#;
+
+    fn build(operation: Operation) -> Plan {
+        let config = Config::from_toml(CONFIG, "deploy.toml".as_ref()).expect("valid config");
+        let env = config.environment("dev").expect("dev");
+        Plan::build(&PlanRequest {
+            environment: env,
+            artifacts: env.select(&[]).expect("all"),
+            operation,
+            version: Some("v1".into()),
+            config_sha256: config.sha256(),
+            lock_ttl: Duration::from_secs(60),
+            status: &[],
+        })
+    }
+
+    #[test]
+    fn steps_are_ordered_by_stage_and_numbered() {
+        let plan = build(Operation::Release);
+        let stages: Vec<usize> = plan.steps.iter().map(|s| s.stage).collect();
+        let mut sorted = stages.clone();
+        sorted.sort_unstable();
+        assert_eq!(stages, sorted);
+        let ids: Vec<usize> = plan.steps.iter().map(|s| s.id).collect();
+        assert_eq!(ids, (1..=plan.steps.len()).collect::<Vec<_>>());
+        let names: Vec<&str> = plan.steps.iter().map(|s| s.action.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "verify-account",
+                "acquire-lock",
+                "publish-image",
+                "publish-lambda",
+                "rollout-image",
+                "shift-lambda-alias",
+                "record-release",
+                "record-release",
+                "release-lock"
+            ]
+        );
+    }
+
+    #[test]
+    fn publish_only_plans_do_not_roll_out() {
+        let plan = build(Operation::Publish);
+        assert!(!plan.steps.iter().any(|s| matches!(
+            s.action,
+            Action::RolloutImage { .. } | Action::ShiftLambdaAlias { .. }
+        )));
+    }
+
+    #[test]
+    fn plans_round_trip_through_json() {
+        let plan = build(Operation::Release);
+        assert_eq!(Plan::from_json(&plan.to_json()).expect("parse"), plan);
+    }
 }

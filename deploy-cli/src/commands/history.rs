@@ -43,10 +43,10 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
         "STARTED", "ENV", "ARTIFACT", "OPERATION", "VERSION", "RESULT", "BY"
     ));
     for r in &records {
-        let started = deploy_core::lock::rfc3339_string(r.started_at);
+        let started = deploy_core::lock::rfc3339(r.started_at);
         out.line(format!(
             "{:<20} {:<8} {:<10} {:<9} {:<14} {:<11} {}",
-            started.get(..19).unwrap_or(&started),
+            started.trim_end_matches('Z'),
             r.environment,
             r.artifact,
             format!("{:?}", r.operation).to_lowercase(),

@@ -2,7 +2,7 @@ use std::io::BufRead;
 
 use deploy_core::config::Config;
 use deploy_core::ledger::{Actor, Ledger};
-use deploy_core::lock::{EnvLock, LockInfo, LockSettings, LockState, rfc3339_string};
+use deploy_core::lock::{EnvLock, LockInfo, LockSettings, LockState, rfc3339};
 
 use super::{UsageError, clients};
 use crate::cli::{LockAction, LockArgs};
@@ -83,7 +83,7 @@ fn lease(info: &LockInfo) -> String {
     format!(
         "the lock held by {} since {} for `{}`",
         info.holder,
-        rfc3339_string(info.acquired_at),
+        rfc3339(info.acquired_at),
         info.operation
     )
 }
@@ -98,7 +98,7 @@ fn describe(env: &str, state: &LockState) -> String {
                 } else {
                     "released"
                 };
-                format!(", {how} by {} at {}", r.by.user, rfc3339_string(r.at))
+                format!(", {how} by {} at {}", r.by.user, rfc3339(r.at))
             });
             format!(
                 "{env}: free (last held by {}{})",
@@ -109,14 +109,14 @@ fn describe(env: &str, state: &LockState) -> String {
         LockState::Held(info) => format!(
             "{env}: locked by {} since {} for `{}`, lease until {}",
             info.holder,
-            rfc3339_string(info.acquired_at),
+            rfc3339(info.acquired_at),
             info.operation,
-            rfc3339_string(info.expires_at)
+            rfc3339(info.expires_at)
         ),
         LockState::Expired(info) => format!(
             "{env}: lease of {} expired at {} without release (holder gone?); the next deploy takes it over",
             info.holder,
-            rfc3339_string(info.expires_at)
+            rfc3339(info.expires_at)
         ),
     }
 }

@@ -39,7 +39,7 @@ pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> anyhow::
             describe(row.published.as_ref()),
             row.live
                 .as_ref()
-                .map(|p| deploy_core::lock::rfc3339_string(p.updated_at))
+                .map(|p| deploy_core::lock::rfc3339(p.updated_at))
                 .unwrap_or_else(|| "-".into()),
         ));
     }

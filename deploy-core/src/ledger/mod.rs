@@ -120,6 +120,7 @@ impl Actor {
         Actor {
             user: var("GITHUB_ACTOR")
                 .or_else(|| var("USER"))
+                .or_else(|| var("LOGNAME"))
                 .or_else(|| var("USERNAME"))
                 .unwrap_or_else(|| "unknown".into()),
             host,
@@ -161,7 +162,10 @@ pub enum Operation {
 impl Operation {
     /// Whether a successful record of this operation changes what runs.
     pub fn changes_live(self) -> bool {
-        !matches!(self, Operation::Publish)
+        matches!(
+            self,
+            Operation::Rollout | Operation::Release | Operation::Promote | Operation::Rollback
+        )
     }
 
     /// Whether a successful record of this operation is the newest published version.

@@ -1,0 +1,167 @@
+//! Embedding deploy-core: run your own step inside a locked, recorded change of an environment.
+//!
+//! ```text
+//! cargo run -p deploy-core --example embed -- examples/planwise/deploy.toml dev api
+//! ```
+//!
+//! The plan checks the account, takes the environment lock, runs a custom `state-check` step
+//! (it counts the objects this environment keeps in its state bucket), records the change in the ledger and
+//! releases the lock. Events are printed as they arrive.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use deploy_core::aws::{AwsClients, AwsSettings};
+use deploy_core::config::Config;
+use deploy_core::engine::{BoxError, Engine, EngineOptions, StepHandler, StepOutput};
+use deploy_core::events::{Event, Reporter};
+use deploy_core::ledger::{Actor, AwsObject, Operation, new_release_id};
+use deploy_core::lock::LockSettings;
+use deploy_core::plan::{Action, PLAN_FORMAT, Plan, Step};
+
+struct Print;
+
+impl Reporter for Print {
+    fn report(&self, event: &Event) {
+        println!("{}", serde_json::to_string(event).unwrap_or_default());
+    }
+}
+
+struct StateCheck;
+
+impl StepHandler for StateCheck {
+    fn run<'a>(
+        &'a self,
+        _input: &'a serde_json::Value,
+        clients: &'a AwsClients,
+    ) -> Pin<Box<dyn Future<Output = Result<StepOutput, BoxError>> + Send + 'a>> {
+        Box::pin(async move {
+            let target = &clients.target;
+            let bucket = &target.state_bucket;
+            let prefix = format!("deploy/{}/{}/", target.project, target.environment);
+            let listing = clients
+                .s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix(&prefix)
+                .send()
+                .await?;
+            println!(
+                "state bucket {bucket}: {} objects under {prefix}",
+                listing.key_count().unwrap_or(0)
+            );
+            Ok(StepOutput {
+                artifact_ref: None,
+                touched: vec![AwsObject {
+                    kind: "s3-bucket".into(),
+                    id: bucket.clone(),
+                }],
+            })
+        })
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [path, env, artifact] = args.as_slice() else {
+        return Err("usage: embed <deploy.toml> <environment> <artifact>".into());
+    };
+    let config = Config::load(path.as_ref())?;
+    let environment = config.environment(env)?;
+    let spec = environment.select(std::slice::from_ref(artifact))?[0];
+    let target = environment.target.clone();
+    let clients = AwsClients::connect(&target, &AwsSettings::from(&config.settings)).await;
+    let options = EngineOptions {
+        lock: LockSettings::with_ttl(config.settings.lock_ttl),
+        wait_lock: None,
+        actor: Actor::detect(),
+    };
+    let mut engine = Engine::new(clients, Arc::new(Print), options);
+    engine.register("state-check", Arc::new(StateCheck));
+
+    let lock_key = format!("deploy/{}/{}/lock.json", target.project, target.environment);
+    let actions = [
+        (
+            None,
+            Action::VerifyAccount {
+                account: target.account.to_string(),
+            },
+        ),
+        (
+            None,
+            Action::AcquireLock {
+                bucket: target.state_bucket.clone(),
+                key: lock_key.clone(),
+                ttl: config.settings.lock_ttl,
+            },
+        ),
+        (
+            Some(&spec.name),
+            Action::Custom {
+                name: "state-check".into(),
+                input: serde_json::Value::Null,
+            },
+        ),
+        (
+            Some(&spec.name),
+            Action::RecordRelease {
+                kind: spec.kind(),
+                operation: Operation::Custom,
+            },
+        ),
+        (
+            None,
+            Action::ReleaseLock {
+                bucket: target.state_bucket.clone(),
+                key: lock_key,
+            },
+        ),
+    ];
+    let steps = actions
+        .into_iter()
+        .enumerate()
+        .map(|(i, (artifact, action))| Step {
+            id: i + 1,
+            stage: i + 1,
+            artifact: artifact.cloned(),
+            description: action.name().to_owned(),
+            action,
+            touches: vec![],
+        })
+        .collect();
+    let now = time::OffsetDateTime::now_utc();
+    let plan = Plan {
+        format: PLAN_FORMAT,
+        id: new_release_id(now),
+        project: target.project.clone(),
+        environment: target.environment.clone(),
+        account: target.account.to_string(),
+        region: target.region.clone(),
+        operation: Operation::Custom,
+        version: Some("embed-example".into()),
+        created_at: deploy_core::lock::rfc3339(now),
+        config_sha256: config.sha256().to_owned(),
+        preconditions: vec![],
+        steps,
+    };
+    let report = engine.apply(&plan).await?;
+    for release in &report.releases {
+        println!(
+            "recorded {} for {} at {}",
+            release.release_id, release.artifact, release.key
+        );
+    }
+    Ok(())
+}

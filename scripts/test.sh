@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The test command: formatting, clippy, unit and end-to-end tests against local emulators,
+# cfn-lint on infra/. Installs what it needs (scripts/emulators.sh install) on a fresh machine.
+set -euo pipefail
+DEPLOY_LOG_PREFIX=test
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "${DEPLOY_REPO_ROOT}"
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/deploy-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+bash scripts/emulators.sh install
+export PATH="${DEPLOY_TOOLS_DIR}/venv/bin:${PATH}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "rustfmt"
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
+cargo fmt --all -- --check
+
+step "clippy"
+rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests (unit, doc, end-to-end against moto; the harness starts and stops its own)"
+cargo test --workspace --locked
+
+step "cfn-lint"
+cfn-lint infra/*.yaml
+echo "cfn-lint: infra/*.yaml clean"
