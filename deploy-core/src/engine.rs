@@ -55,6 +55,12 @@ pub enum StepError {
     /// The ledger could not be written.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The step's action is not available in this build (rejected by [`Engine::check`] first).
+    #[error("{action} is not available in this version of deploy")]
+    Unsupported {
+        /// Action name.
+        action: &'static str,
+    },
     /// An embedder's handler failed.
     #[error("custom step `{name}` failed: {source}")]
     Custom {
@@ -357,9 +363,6 @@ impl Engine {
                 });
                 continue;
             }
-            if stage == plan.steps.first().map_or(0, |s| s.stage) {
-                // Preconditions are checked once the account is known to be right.
-            }
             let results = futures::future::join_all(
                 steps.iter().map(|step| self.run_step(plan, step, &state)),
             )
@@ -540,7 +543,11 @@ impl Engine {
             | Action::RolloutImage { .. }
             | Action::SyncDags { .. }
             | Action::PublishLambda { .. }
-            | Action::ShiftLambdaAlias { .. } => unreachable_by_check(),
+            | Action::ShiftLambdaAlias { .. } => {
+                return Err(StepError::Unsupported {
+                    action: step.action.name(),
+                });
+            }
         }
         Ok(())
     }
@@ -661,9 +668,4 @@ fn skipped(step: &Step) -> StepReport {
         status: StepStatus::Skipped,
         elapsed_ms: 0,
     }
-}
-
-/// [`Engine::check`] rejects plans with these actions before anything runs.
-fn unreachable_by_check() {
-    tracing::error!("unsupported action reached the engine despite the plan check");
 }

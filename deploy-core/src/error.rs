@@ -82,7 +82,7 @@ impl Classify for StepError {
             StepError::Target(e) => e.class(),
             StepError::Lock(e) => e.class(),
             StepError::Ledger(e) => e.class(),
-            StepError::Custom { .. } => ErrorClass::Failure,
+            StepError::Custom { .. } | StepError::Unsupported { .. } => ErrorClass::Failure,
         }
     }
 }

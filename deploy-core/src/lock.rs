@@ -449,3 +449,124 @@ impl Drop for LockGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::operation::get_object::{GetObjectError, GetObjectOutput};
+    use aws_sdk_s3::primitives::ByteStream;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::events::Recorder;
+
+    fn ledger(s3: aws_sdk_s3::Client) -> Ledger {
+        let toml = "project = \"p\"\n[environments.dev]\nregion = \"eu-west-1\"\naccount = \"111111111111\"\nstate_bucket = \"p-state\"\n";
+        let config = Config::from_toml(toml, "deploy.toml".as_ref()).expect("config");
+        Ledger::new(s3, &config.environment("dev").expect("dev").target)
+    }
+
+    fn other_holder() -> LockInfo {
+        let now = OffsetDateTime::now_utc();
+        LockInfo {
+            lease_id: "theirs".into(),
+            holder: Actor {
+                user: "alice".into(),
+                host: "ci-7".into(),
+                pid: 42,
+                ci_run_url: None,
+                aws_arn: None,
+            },
+            operation: "release plan x".into(),
+            acquired_at: now,
+            expires_at: now + time::Duration::minutes(2),
+            released: None,
+        }
+    }
+
+    /// The lock is free when read, but another process wins the conditional create: the loser
+    /// must report the winner, not overwrite it.
+    #[tokio::test]
+    async fn losing_the_create_race_reports_the_winner() {
+        let winner = serde_json::to_vec(&other_holder()).expect("json");
+        let get = mock!(aws_sdk_s3::Client::get_object)
+            .sequence()
+            .error(|| {
+                GetObjectError::NoSuchKey(aws_sdk_s3::types::error::NoSuchKey::builder().build())
+            })
+            .output(move || {
+                GetObjectOutput::builder()
+                    .body(ByteStream::from(winner.clone()))
+                    .e_tag("\"w\"")
+                    .build()
+            })
+            .build();
+        let put = mock!(aws_sdk_s3::Client::put_object).then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(412).expect("status"),
+                aws_smithy_types::body::SdkBody::from(
+                    "<Error><Code>PreconditionFailed</Code></Error>",
+                ),
+            )
+        });
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&get, &put]);
+        let lock = EnvLock::new(ledger(s3), "dev", LockSettings::default());
+        let err = lock
+            .acquire(&Actor::detect(), "test", None, &Recorder::default())
+            .await
+            .expect_err("the other process holds it");
+        match err {
+            LockError::Held { info, .. } => assert_eq!(info.holder.user, "alice"),
+            other => panic!("expected Held, got {other}"),
+        }
+        assert_eq!(
+            put.num_calls(),
+            1,
+            "exactly one conditional write, no retry over the winner"
+        );
+    }
+
+    /// A held lock is reported with who, since when, and how to get out.
+    #[tokio::test]
+    async fn a_held_lock_names_its_holder() {
+        let held = serde_json::to_vec(&other_holder()).expect("json");
+        let get = mock!(aws_sdk_s3::Client::get_object).then_output(move || {
+            GetObjectOutput::builder()
+                .body(ByteStream::from(held.clone()))
+                .e_tag("\"h\"")
+                .build()
+        });
+        let put = mock!(aws_sdk_s3::Client::put_object)
+            .then_output(|| aws_sdk_s3::operation::put_object::PutObjectOutput::builder().build());
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&get, &put]);
+        let lock = EnvLock::new(ledger(s3), "dev", LockSettings::default());
+        let err = lock
+            .acquire(&Actor::detect(), "test", None, &Recorder::default())
+            .await
+            .expect_err("held");
+        let text = err.to_string();
+        assert!(text.contains("locked by alice@ci-7"), "{text}");
+        assert!(text.contains("--wait-lock"), "{text}");
+        assert_eq!(put.num_calls(), 0, "a held lock is never written");
+    }
+
+    /// A missing state bucket says which bucket and where it should come from.
+    #[tokio::test]
+    async fn a_missing_state_bucket_is_named() {
+        let get = mock!(aws_sdk_s3::Client::get_object).then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(404).expect("status"),
+                aws_smithy_types::body::SdkBody::from(
+                    "<Error><Code>NoSuchBucket</Code><Message>The specified bucket does not exist</Message></Error>",
+                ),
+            )
+        });
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&get]);
+        let lock = EnvLock::new(ledger(s3), "dev", LockSettings::default());
+        let err = lock.status().await.expect_err("no bucket");
+        assert!(
+            matches!(err, LockError::Ledger(LedgerError::MissingBucket { ref bucket }) if bucket == "p-state"),
+            "{err}"
+        );
+    }
+}
