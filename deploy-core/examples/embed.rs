@@ -16,9 +16,9 @@ use deploy_core::aws::{AwsClients, AwsSettings};
 use deploy_core::config::Config;
 use deploy_core::engine::{BoxError, Engine, EngineOptions, StepHandler, StepOutput};
 use deploy_core::events::{Event, Reporter};
-use deploy_core::ledger::{Actor, AwsObject, Operation, new_release_id};
+use deploy_core::ledger::{Actor, AwsObject, Operation};
 use deploy_core::lock::LockSettings;
-use deploy_core::plan::{Action, PLAN_FORMAT, Plan, Step};
+use deploy_core::plan::{Action, Plan};
 
 struct Print;
 
@@ -91,71 +91,29 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut engine = Engine::new(clients, Arc::new(Print), options);
     engine.register("state-check", Arc::new(StateCheck));
 
-    let lock_key = format!("deploy/{}/{}/lock.json", target.project, target.environment);
-    let actions = [
-        (
-            None,
-            Action::VerifyAccount {
-                account: target.account.to_string(),
-            },
-        ),
-        (
-            None,
-            Action::AcquireLock {
-                bucket: target.state_bucket.clone(),
-                key: lock_key.clone(),
-                ttl: config.settings.lock_ttl,
-            },
-        ),
-        (
-            Some(&spec.name),
-            Action::Custom {
-                name: "state-check".into(),
-                input: serde_json::Value::Null,
-            },
-        ),
-        (
-            Some(&spec.name),
-            Action::RecordRelease {
-                kind: spec.kind(),
-                operation: Operation::Custom,
-            },
-        ),
-        (
-            None,
-            Action::ReleaseLock {
-                bucket: target.state_bucket.clone(),
-                key: lock_key,
-            },
-        ),
-    ];
-    let steps = actions
-        .into_iter()
-        .enumerate()
-        .map(|(i, (artifact, action))| Step {
-            id: i + 1,
-            stage: i + 1,
-            artifact: artifact.cloned(),
-            description: action.name().to_owned(),
-            action,
-            touches: vec![],
-        })
-        .collect();
-    let now = time::OffsetDateTime::now_utc();
-    let plan = Plan {
-        format: PLAN_FORMAT,
-        id: new_release_id(now),
-        project: target.project.clone(),
-        environment: target.environment.clone(),
-        account: target.account.to_string(),
-        region: target.region.clone(),
-        operation: Operation::Custom,
-        version: Some("embed-example".into()),
-        created_at: deploy_core::lock::rfc3339(now),
-        config_sha256: config.sha256().to_owned(),
-        preconditions: vec![],
-        steps,
-    };
+    let plan = Plan::locked(
+        &target,
+        Operation::Custom,
+        Some("embed-example".into()),
+        config.sha256(),
+        config.settings.lock_ttl,
+        vec![
+            (
+                Some(spec.name.clone()),
+                Action::Custom {
+                    name: "state-check".into(),
+                    input: serde_json::Value::Null,
+                },
+            ),
+            (
+                Some(spec.name.clone()),
+                Action::RecordRelease {
+                    kind: spec.kind(),
+                    operation: Operation::Custom,
+                },
+            ),
+        ],
+    );
     let report = engine.apply(&plan).await?;
     for release in &report.releases {
         println!(

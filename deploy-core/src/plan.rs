@@ -17,6 +17,7 @@ use crate::config::Environment;
 use crate::ledger::{ArtifactStatus, AwsObject, Operation, PointerKind, new_release_id};
 use crate::lock::rfc3339;
 use crate::rollout::{ImageRollout, LambdaRollout};
+use crate::target::Target;
 
 /// The plan document format this library reads and writes.
 pub const PLAN_FORMAT: u32 = 1;
@@ -208,7 +209,7 @@ impl Plan {
         let env = request.environment;
         let target = &env.target;
         let now = OffsetDateTime::now_utc();
-        let lock_key = format!("deploy/{}/{}/lock.json", target.project, target.environment);
+        let lock_key = target.lock_key();
         let mut steps = Vec::new();
         let mut push = |stage: usize,
                         artifact: Option<&str>,
@@ -391,6 +392,64 @@ impl Plan {
             created_at: rfc3339(now),
             config_sha256: request.config_sha256.to_owned(),
             preconditions,
+            steps,
+        }
+    }
+
+    /// A plan for an embedder's own change: check the account, take the lock, run `inner` one
+    /// step after another, give the lock back. Each inner entry is `(artifact, action)`.
+    pub fn locked(
+        target: &Target,
+        operation: Operation,
+        version: Option<String>,
+        config_sha256: &str,
+        lock_ttl: Duration,
+        inner: Vec<(Option<String>, Action)>,
+    ) -> Plan {
+        let (bucket, key) = (target.state_bucket.clone(), target.lock_key());
+        let actions = [
+            (
+                None,
+                Action::VerifyAccount {
+                    account: target.account.to_string(),
+                },
+            ),
+            (
+                None,
+                Action::AcquireLock {
+                    bucket: bucket.clone(),
+                    key: key.clone(),
+                    ttl: lock_ttl,
+                },
+            ),
+        ]
+        .into_iter()
+        .chain(inner)
+        .chain([(None, Action::ReleaseLock { bucket, key })]);
+        let steps = actions
+            .enumerate()
+            .map(|(i, (artifact, action))| Step {
+                id: i + 1,
+                stage: i + 1,
+                artifact,
+                description: action.name().to_owned(),
+                action,
+                touches: vec![],
+            })
+            .collect();
+        let now = OffsetDateTime::now_utc();
+        Plan {
+            format: PLAN_FORMAT,
+            id: new_release_id(now),
+            project: target.project.clone(),
+            environment: target.environment.clone(),
+            account: target.account.to_string(),
+            region: target.region.clone(),
+            operation,
+            version,
+            created_at: rfc3339(now),
+            config_sha256: config_sha256.to_owned(),
+            preconditions: vec![],
             steps,
         }
     }

@@ -54,6 +54,13 @@ pub struct Target {
     pub endpoints: Endpoints,
 }
 
+impl Target {
+    /// Key of the environment lock in the state bucket.
+    pub fn lock_key(&self) -> String {
+        format!("deploy/{}/{}/lock.json", self.project, self.environment)
+    }
+}
+
 /// Per-service endpoint overrides. Unset services use `AWS_ENDPOINT_URL[_SERVICE]` or AWS.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Endpoints {

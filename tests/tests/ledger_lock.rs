@@ -103,6 +103,20 @@ async fn two_processes_moving_the_pointer_one_wins() {
     assert_eq!(pointer["release_id"], winner);
 }
 
+/// Starts a process that takes the lock and holds it for `hold_ms`; returns once it holds it.
+fn start_holder(url: &str, config: &str, hold_ms: &str) -> std::process::Child {
+    let mut holder = probe(url, &["hold", config, "e2e", hold_ms, "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn holder");
+    let mut line = String::new();
+    let mut reader = std::io::BufReader::new(holder.stdout.take().expect("stdout"));
+    std::io::BufRead::read_line(&mut reader, &mut line).expect("holder line");
+    assert!(line.contains("holding"), "{line}");
+    holder
+}
+
 #[derive(Debug)]
 struct Run {
     code: Option<i32>,
@@ -205,15 +219,8 @@ async fn an_expired_lease_is_taken_over() {
 async fn a_crashed_holder_blocks_until_its_lease_expires() {
     let (url, _bucket, config) = project("2s").await;
     let config = config.to_str().unwrap_or_default().to_owned();
-    let mut holder = probe(&url, &["hold", &config, "e2e", "60000", "0"])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn holder");
-    // Wait until it holds the lock, then kill it without letting it clean up.
-    let mut line = String::new();
-    let mut reader = std::io::BufReader::new(holder.stdout.take().expect("stdout"));
-    std::io::BufRead::read_line(&mut reader, &mut line).expect("holder line");
-    assert!(line.contains("holding"), "{line}");
+    let mut holder = start_holder(&url, &config, "60000");
+    // Kill it without letting it clean up.
     holder.kill().expect("kill holder");
     let _ = holder.wait();
 
@@ -276,14 +283,7 @@ async fn a_failing_step_records_the_failure_and_releases_the_lock() {
 async fn lock_status_and_forced_release_through_the_cli() {
     let (url, bucket, config) = project("6s").await;
     let config = config.to_str().unwrap_or_default().to_owned();
-    let mut holder = probe(&url, &["hold", &config, "e2e", "8000", "0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut line = String::new();
-    let mut reader = std::io::BufReader::new(holder.stdout.take().expect("stdout"));
-    std::io::BufRead::read_line(&mut reader, &mut line).expect("holder line");
+    let holder = start_holder(&url, &config, "8000");
 
     let status = deploy(&url)
         .args([

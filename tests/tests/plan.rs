@@ -61,6 +61,21 @@ async fn plan_json_is_stable_and_changes_nothing() {
     insta::assert_snapshot!("plan_dev_release", text);
 }
 
+/// The same value with object keys in sorted order, whatever order serde_json keeps them in.
+fn sorted(value: serde_json::Value) -> serde_json::Value {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut entries: Vec<(String, serde_json::Value)> = map.into_iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(sorted).collect())
+        }
+        other => other,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn human_plan_lists_every_step() {
     let (config, _bucket) = example_config().await;
