@@ -55,7 +55,7 @@ async fn plan_json_is_stable_and_changes_nothing() {
         assert!(plan[field].is_string(), "{field} missing");
         plan[field] = value.into();
     }
-    let text = serde_json::to_string_pretty(&plan)
+    let text = serde_json::to_string_pretty(&sorted(plan))
         .expect("json")
         .replace(&bucket, "<state-bucket>");
     insta::assert_snapshot!("plan_dev_release", text);
