@@ -6,8 +6,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 runs="${1:-200}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/deploy-target}"
-cargo build --quiet --release -p deploy-cli --bin deploy
-deploy="${CARGO_TARGET_DIR}/release/deploy"
+profile="${BENCH_PROFILE:-release}"
+cargo build --quiet --profile "$([ "$profile" = release ] && echo release || echo dev)" -p deploy-cli --bin deploy
+deploy="${CARGO_TARGET_DIR}/$([ "$profile" = release ] && echo release || echo debug)/deploy"
 
 # Median wall time in milliseconds of `runs` runs of a command.
 median_ms() {

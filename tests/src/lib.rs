@@ -141,15 +141,23 @@ pub fn deploy_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
         .get_or_init(|| {
+            // Test binaries live in <target>/<profile>/deps, other binaries in <target>/<profile>.
+            let exe = std::env::current_exe().expect("executable path");
+            let mut dir = exe.parent().expect("executable dir");
+            if dir.ends_with("deps") {
+                dir = dir.parent().expect("profile dir");
+            }
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-            let status = Command::new(cargo)
-                .args(["build", "--quiet", "-p", "deploy-cli", "--bin", "deploy"])
+            let mut build = Command::new(cargo);
+            build.args(["build", "--quiet", "-p", "deploy-cli", "--bin", "deploy"]);
+            if dir.ends_with("release") {
+                build.arg("--release");
+            }
+            let status = build
                 .current_dir(workspace_root())
                 .status()
                 .expect("run cargo build");
             assert!(status.success(), "building the deploy binary failed");
-            let exe = std::env::current_exe().expect("test executable path");
-            let dir = exe.parent().and_then(Path::parent).expect("target dir");
             dir.join(format!("deploy{}", std::env::consts::EXE_SUFFIX))
         })
         .clone()
