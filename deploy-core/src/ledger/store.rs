@@ -171,3 +171,89 @@ impl Store {
         Ok(keys)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aws_sdk_s3::operation::put_object::PutObjectOutput;
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+
+    fn status(code: u16) -> aws_smithy_runtime_api::http::Response {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(code).expect("status"),
+            aws_smithy_types::body::SdkBody::from(format!(
+                "<Error><Code>Status{code}</Code></Error>"
+            )),
+        )
+    }
+
+    fn client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_s3::Client {
+        mock_client!(
+            aws_sdk_s3,
+            RuleMode::Sequential,
+            rules.iter().copied(),
+            |c| {
+                c.retry_config(
+                    aws_sdk_s3::config::retry::RetryConfig::standard()
+                        .with_max_attempts(3)
+                        .with_initial_backoff(Duration::from_millis(1)),
+                )
+            }
+        )
+    }
+
+    #[tokio::test]
+    async fn transient_errors_are_retried() {
+        let rule = mock!(aws_sdk_s3::Client::put_object)
+            .sequence()
+            .http_response(|| status(503))
+            .http_response(|| status(500))
+            .output(|| PutObjectOutput::builder().e_tag("\"v2\"").build())
+            .build();
+        let store = Store::new(client(&[&rule]), "b".into());
+        let etag = store
+            .put("k", b"{}".to_vec(), Guard::Create)
+            .await
+            .expect("third attempt succeeds");
+        assert_eq!(etag, "\"v2\"");
+        assert_eq!(rule.num_calls(), 3);
+    }
+
+    #[tokio::test]
+    async fn failed_conditions_are_conflicts_and_not_retried() {
+        for code in [412, 409] {
+            let rule =
+                mock!(aws_sdk_s3::Client::put_object).then_http_response(move || status(code));
+            let store = Store::new(client(&[&rule]), "b".into());
+            let err = store
+                .put("k", b"{}".to_vec(), Guard::Replace("\"v1\""))
+                .await
+                .expect_err("conflict");
+            assert!(matches!(err, LedgerError::Conflict { .. }), "{code}: {err}");
+            assert_eq!(
+                rule.num_calls(),
+                1,
+                "{code}: a lost race is final, not retried"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn persistent_failures_name_the_operation_and_key() {
+        let rule = mock!(aws_sdk_s3::Client::put_object).then_http_response(|| status(503));
+        let store = Store::new(client(&[&rule]), "b".into());
+        let err = store
+            .put("deploy/k.json", b"{}".to_vec(), Guard::Create)
+            .await
+            .expect_err("gives up");
+        let text = err.to_string();
+        assert!(
+            text.contains("s3:PutObject on s3://b/deploy/k.json"),
+            "{text}"
+        );
+        assert_eq!(rule.num_calls(), 3, "three attempts, then the error");
+    }
+}
