@@ -208,7 +208,6 @@ impl Plan {
     pub fn build(request: &PlanRequest<'_>) -> Plan {
         let env = request.environment;
         let target = &env.target;
-        let now = OffsetDateTime::now_utc();
         let lock_key = target.lock_key();
         let mut steps = Vec::new();
         let mut push = |stage: usize,
@@ -380,20 +379,14 @@ impl Plan {
                 release_id: s.live.as_ref().map(|p| p.release_id.clone()),
             })
             .collect();
-        Plan {
-            format: PLAN_FORMAT,
-            id: new_release_id(now),
-            project: target.project.clone(),
-            environment: target.environment.clone(),
-            account: target.account.to_string(),
-            region: target.region.clone(),
-            operation: request.operation,
-            version: request.version.clone(),
-            created_at: rfc3339(now),
-            config_sha256: request.config_sha256.to_owned(),
+        Plan::envelope(
+            target,
+            request.operation,
+            request.version.clone(),
+            request.config_sha256,
             preconditions,
             steps,
-        }
+        )
     }
 
     /// A plan for an embedder's own change: check the account, take the lock, run `inner` one
@@ -437,6 +430,17 @@ impl Plan {
                 touches: vec![],
             })
             .collect();
+        Plan::envelope(target, operation, version, config_sha256, vec![], steps)
+    }
+
+    fn envelope(
+        target: &Target,
+        operation: Operation,
+        version: Option<String>,
+        config_sha256: &str,
+        preconditions: Vec<Precondition>,
+        steps: Vec<Step>,
+    ) -> Plan {
         let now = OffsetDateTime::now_utc();
         Plan {
             format: PLAN_FORMAT,
@@ -449,7 +453,7 @@ impl Plan {
             version,
             created_at: rfc3339(now),
             config_sha256: config_sha256.to_owned(),
-            preconditions: vec![],
+            preconditions,
             steps,
         }
     }

@@ -222,7 +222,7 @@ impl Config {
 }
 
 impl Environment {
-    /// The artifacts named, or all of them when `names` is empty, in configuration order.
+    /// The artifacts named (in the order given), or all of them, by name, when `names` is empty.
     pub fn select(&self, names: &[String]) -> Result<Vec<&ArtifactSpec>, ConfigError> {
         if names.is_empty() {
             return Ok(self.artifacts.values().collect());
