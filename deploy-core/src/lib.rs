@@ -16,6 +16,7 @@ pub mod error;
 pub mod events;
 pub mod ledger;
 pub mod lock;
+pub mod oci;
 pub mod plan;
 pub mod rollout;
 pub mod target;

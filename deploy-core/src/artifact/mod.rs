@@ -1,5 +1,7 @@
 //! What gets deployed: the three artifact kinds and their resolved, per-environment specs.
 
+pub mod image;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;

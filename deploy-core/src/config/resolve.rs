@@ -1234,7 +1234,7 @@ fn source_problem(base: &Path, detail: &ArtifactDetail) -> Option<String> {
     let abs = |p: &Path| base.join(p.strip_prefix("./").unwrap_or(p));
     match detail {
         ArtifactDetail::Image(ImageSpec {
-            source: Some(ImageSource::Oci { path, .. }),
+            source: Some(ImageSource::Oci { path, tag }),
             ..
         }) => {
             let dir = abs(path);
@@ -1244,15 +1244,10 @@ fn source_problem(base: &Path, detail: &ArtifactDetail) -> Option<String> {
                     dir.display()
                 ));
             }
-            ["oci-layout", "index.json"]
-                .iter()
-                .find(|f| !dir.join(f).is_file())
-                .map(|f| {
-                    format!(
-                        "{} is not an OCI image layout: {f} is missing",
-                        dir.display()
-                    )
-                })
+            crate::artifact::image::layout::OciLayout::open(&dir)
+                .and_then(|layout| layout.resolve(tag.as_deref()))
+                .err()
+                .map(|err| err.to_string())
         }
         ArtifactDetail::Image(ImageSpec {
             source: Some(ImageSource::DockerArchive { path }),
