@@ -18,5 +18,6 @@ pub mod ledger;
 pub mod lock;
 pub mod oci;
 pub mod plan;
+pub mod registry;
 pub mod rollout;
 pub mod target;

@@ -328,3 +328,67 @@ impl RecordingEndpoint {
         self.hits.load(Ordering::SeqCst)
     }
 }
+
+/// A running OCI registry (Debian's `docker-registry`, distribution 2.8).
+#[derive(Debug)]
+pub struct OciRegistry {
+    /// `127.0.0.1:<port>`.
+    pub host: String,
+    _child: Option<Child>,
+}
+
+static REGISTRY: OnceLock<OciRegistry> = OnceLock::new();
+
+/// The shared registry of this test process: from `DEPLOY_TEST_REGISTRY`, or started on a free
+/// loopback port with storage in a scratch directory.
+pub fn oci_registry() -> &'static OciRegistry {
+    REGISTRY.get_or_init(|| {
+        if let Ok(host) = std::env::var("DEPLOY_TEST_REGISTRY") {
+            wait_http(&format!("http://{host}"), "/v2/", Duration::from_secs(30));
+            return OciRegistry { host, _child: None };
+        }
+        let port = free_port();
+        let dir = scratch_dir("registry");
+        let config = dir.join("config.yml");
+        let yaml = format!(
+            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: deploy-tests\n",
+            dir.join("storage").display()
+        );
+        std::fs::write(&config, yaml).expect("write registry config");
+        let binary = std::env::var_os("DEPLOY_REGISTRY_BIN").map_or_else(|| PathBuf::from("docker-registry"), PathBuf::from);
+        let child = watched(&binary, &["serve", config.to_str().unwrap_or_default()], &dir.join("registry.log"));
+        let host = format!("127.0.0.1:{port}");
+        wait_http(&format!("http://{host}"), "/v2/", Duration::from_secs(30));
+        OciRegistry { host, _child: Some(child) }
+    })
+}
+
+/// `skopeo inspect` (or `--raw`) of an image in a plain-HTTP registry, as JSON.
+pub fn skopeo_inspect(image: &str, raw: bool) -> Result<serde_json::Value, String> {
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["inspect", "--tls-verify=false"]);
+    if raw {
+        cmd.arg("--raw");
+    }
+    let out = cmd
+        .arg(format!("docker://{image}"))
+        .output()
+        .map_err(|e| format!("cannot run skopeo: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
+}
+
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}

@@ -1,0 +1,751 @@
+//! A client of the OCI distribution protocol, enough to push images: blob existence checks,
+//! cross-repository mounts, streamed uploads verified against their digest, and manifests.
+//!
+//! Authentication follows the registry's challenge: anonymous first; on `401` with
+//! `WWW-Authenticate: Basic` the configured credentials are sent; with `Bearer` a token is
+//! fetched from the realm for the requested scope (with the credentials, if any) and cached per
+//! scope. ECR uses basic credentials from `GetAuthorizationToken`.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use reqwest::{Method, StatusCode, header};
+use serde::Serialize;
+use sha2::Digest as _;
+
+use crate::artifact::image::layout::OciLayout;
+use crate::artifact::image::{ImageContents, SourceError};
+use crate::events::{Event, Reporter};
+use crate::oci::{Descriptor, Digest, hex};
+
+/// Username and password (for ECR: `AWS` and the decoded authorization token).
+#[derive(Clone)]
+pub struct Credentials {
+    /// User name.
+    pub username: String,
+    /// Password or token; never printed.
+    pub password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// Tuning of pushes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrySettings {
+    /// Blobs uploaded at the same time. Default 6.
+    pub parallel_blobs: usize,
+    /// Attempts per blob upload when the registry fails (5xx, reset connections). Default 4.
+    pub attempts: u32,
+    /// First pause between attempts (doubles). Default 500 ms.
+    pub backoff: Duration,
+    /// Read buffer for streaming blobs. Default 256 KiB.
+    pub chunk: usize,
+}
+
+impl Default for RegistrySettings {
+    fn default() -> Self {
+        RegistrySettings {
+            parallel_blobs: 6,
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            chunk: 256 * 1024,
+        }
+    }
+}
+
+/// Registry failures.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The registry could not be reached, or the connection broke.
+    #[error("{operation} at {registry} failed: {detail}")]
+    Transport {
+        /// Registry host.
+        registry: String,
+        /// What was being done.
+        operation: String,
+        /// The error.
+        detail: String,
+    },
+    /// The registry answered with an unexpected status.
+    #[error("{operation} at {registry} answered {status}: {body}")]
+    Status {
+        /// Registry host.
+        registry: String,
+        /// What was being done.
+        operation: String,
+        /// HTTP status.
+        status: u16,
+        /// The start of the response body (the registry's error code and message).
+        body: String,
+    },
+    /// Credentials were refused or missing.
+    #[error(
+        "{registry} refused the credentials for {operation}: {detail}; check the registry login (for ECR: the caller's ecr:* permissions)"
+    )]
+    Unauthorized {
+        /// Registry host.
+        registry: String,
+        /// What was being done.
+        operation: String,
+        /// Details.
+        detail: String,
+    },
+    /// The source could not be read or is corrupt.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+}
+
+impl RegistryError {
+    fn retryable(&self) -> bool {
+        match self {
+            RegistryError::Transport { .. } => true,
+            RegistryError::Status { status, .. } => *status >= 500 || *status == 429,
+            _ => false,
+        }
+    }
+}
+
+/// What happened to one blob.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BlobAction {
+    /// The registry already had it: nothing sent.
+    Skipped,
+    /// Mounted from another repository of the same registry: nothing sent.
+    Mounted,
+    /// Uploaded.
+    Sent,
+}
+
+/// One blob's result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BlobReport {
+    /// Blob digest.
+    pub digest: Digest,
+    /// Size in bytes.
+    pub size: u64,
+    /// What was done.
+    pub action: BlobAction,
+}
+
+/// The result of a push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PushReport {
+    /// `repository@sha256:...` of the pushed image (index or manifest).
+    pub reference: String,
+    /// The root manifest digest.
+    pub digest: Digest,
+    /// Every blob.
+    pub blobs: Vec<BlobReport>,
+    /// Bytes actually sent for blobs.
+    pub bytes_sent: u64,
+}
+
+/// A client of one registry.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    http: reqwest::Client,
+    base: String,
+    host: String,
+    credentials: Option<Credentials>,
+    tokens: Arc<Mutex<HashMap<String, String>>>,
+    settings: RegistrySettings,
+}
+
+enum Challenge {
+    /// Username and password on every request.
+    Basic,
+    /// A token from `realm`, per scope.
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+impl Registry {
+    /// A client of the registry at `base` (`http://host:port`, `https://host`, or a bare host,
+    /// which means https).
+    pub fn new(
+        base: &str,
+        credentials: Option<Credentials>,
+        settings: RegistrySettings,
+    ) -> Result<Registry, RegistryError> {
+        let base = if base.starts_with("http://") || base.starts_with("https://") {
+            base.trim_end_matches('/').to_owned()
+        } else {
+            format!("https://{}", base.trim_end_matches('/'))
+        };
+        let host = base.split("://").nth(1).unwrap_or_default().to_owned();
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .user_agent(concat!("deploy/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|err| RegistryError::Transport {
+                registry: host.clone(),
+                operation: "client set-up".into(),
+                detail: err.to_string(),
+            })?;
+        Ok(Registry {
+            http,
+            base,
+            host,
+            credentials,
+            tokens: Arc::default(),
+            settings,
+        })
+    }
+
+    /// The registry host (with port), as used in image references.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    fn transport(&self, operation: &str, err: &reqwest::Error) -> RegistryError {
+        let mut detail = err.to_string();
+        let mut source = std::error::Error::source(err);
+        while let Some(cause) = source {
+            detail = format!("{detail}: {cause}");
+            source = cause.source();
+        }
+        RegistryError::Transport {
+            registry: self.host.clone(),
+            operation: operation.to_owned(),
+            detail,
+        }
+    }
+
+    /// Sends a request built by `build`, answering an auth challenge once.
+    async fn send(
+        &self,
+        operation: &str,
+        scope: &str,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RegistryError> {
+        // Credentials go along from the start (ECR and most private registries want them);
+        // a bearer challenge then trades them for a token of the request's scope.
+        let cached = self.tokens.lock().ok().and_then(|t| t.get(scope).cloned());
+        let request = match (&cached, &self.credentials) {
+            (Some(token), _) => build().bearer_auth(token),
+            (None, Some(c)) => build().basic_auth(&c.username, Some(&c.password)),
+            (None, None) => build(),
+        };
+        let response = request
+            .send()
+            .await
+            .map_err(|err| self.transport(operation, &err))?;
+        if response.status() != StatusCode::UNAUTHORIZED {
+            return Ok(response);
+        }
+        let challenge = response
+            .headers()
+            .get(header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge);
+        let retry = match challenge {
+            Some(Challenge::Bearer { realm, service }) => {
+                let token = self
+                    .token(operation, &realm, service.as_deref(), scope)
+                    .await?;
+                build().bearer_auth(token)
+            }
+            _ => {
+                return Err(RegistryError::Unauthorized {
+                    registry: self.host.clone(),
+                    operation: operation.to_owned(),
+                    detail: if self.credentials.is_some() {
+                        "the credentials were refused".into()
+                    } else {
+                        "the registry needs credentials and none were given".into()
+                    },
+                });
+            }
+        };
+        let response = retry
+            .send()
+            .await
+            .map_err(|err| self.transport(operation, &err))?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            return Err(RegistryError::Unauthorized {
+                registry: self.host.clone(),
+                operation: operation.to_owned(),
+                detail: "the credentials were refused".into(),
+            });
+        }
+        Ok(response)
+    }
+
+    async fn token(
+        &self,
+        operation: &str,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+    ) -> Result<String, RegistryError> {
+        let mut request = self.http.get(realm).query(&[("scope", scope)]);
+        if let Some(service) = service {
+            request = request.query(&[("service", service)]);
+        }
+        if let Some(c) = &self.credentials {
+            request = request.basic_auth(&c.username, Some(&c.password));
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|err| self.transport(operation, &err))?;
+        if !response.status().is_success() {
+            return Err(RegistryError::Unauthorized {
+                registry: self.host.clone(),
+                operation: operation.to_owned(),
+                detail: format!("the token service answered {}", response.status()),
+            });
+        }
+        let body: serde_json::Value = response
+            .json()
+            .await
+            .map_err(|err| self.transport(operation, &err))?;
+        let token = body["token"]
+            .as_str()
+            .or_else(|| body["access_token"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.insert(scope.to_owned(), token.clone());
+        }
+        Ok(token)
+    }
+
+    async fn expect(
+        &self,
+        operation: &str,
+        response: reqwest::Response,
+        ok: &[StatusCode],
+    ) -> Result<reqwest::Response, RegistryError> {
+        if ok.contains(&response.status()) {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body: String = response
+            .text()
+            .await
+            .unwrap_or_default()
+            .chars()
+            .take(300)
+            .collect();
+        Err(RegistryError::Status {
+            registry: self.host.clone(),
+            operation: operation.to_owned(),
+            status,
+            body,
+        })
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/v2/{path}", self.base)
+    }
+
+    fn resolve_location(&self, location: &str) -> String {
+        if location.starts_with("http://") || location.starts_with("https://") {
+            location.to_owned()
+        } else {
+            format!("{}{location}", self.base)
+        }
+    }
+
+    /// Whether `repository` has the blob.
+    pub async fn blob_exists(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<bool, RegistryError> {
+        let operation = format!("HEAD blob {digest} in {repository}");
+        let url = self.url(&format!("{repository}/blobs/{digest}"));
+        let response = self
+            .send(&operation, &pull_scope(repository), || self.http.head(&url))
+            .await?;
+        match response.status() {
+            StatusCode::OK => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => self.expect(&operation, response, &[]).await.map(|_| false),
+        }
+    }
+
+    /// Starts an upload; with `mount_from`, asks the registry to mount the blob from that
+    /// repository instead. Returns `None` when the mount succeeded, else the upload URL.
+    async fn start_upload(
+        &self,
+        repository: &str,
+        digest: &Digest,
+        mount_from: Option<&str>,
+    ) -> Result<Option<String>, RegistryError> {
+        let operation = format!("start upload of {digest} to {repository}");
+        let mut url = self.url(&format!("{repository}/blobs/uploads/"));
+        let mut scope = push_scope(repository);
+        if let Some(from) = mount_from {
+            url = format!("{url}?mount={digest}&from={from}");
+            scope = format!("{scope} {}", pull_scope(from));
+        }
+        let response = self
+            .send(&operation, &scope, || {
+                self.http.post(&url).header(header::CONTENT_LENGTH, "0")
+            })
+            .await?;
+        let response = self
+            .expect(
+                &operation,
+                response,
+                &[StatusCode::CREATED, StatusCode::ACCEPTED],
+            )
+            .await?;
+        if response.status() == StatusCode::CREATED && mount_from.is_some() {
+            return Ok(None);
+        }
+        let location = response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Status {
+                registry: self.host.clone(),
+                operation: operation.clone(),
+                status: 202,
+                body: "no Location header".into(),
+            })?;
+        Ok(Some(self.resolve_location(location)))
+    }
+
+    /// Uploads one blob file in a single streamed PUT, hashing every byte read; a mismatch with
+    /// the descriptor aborts the request, so the registry never commits it.
+    async fn upload_file(
+        &self,
+        repository: &str,
+        blob: &Descriptor,
+        path: &Path,
+        location: &str,
+        progress: &Progress<'_>,
+    ) -> Result<(), RegistryError> {
+        let operation = format!("upload of {} to {repository}", blob.digest);
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|source| SourceError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let hasher = Arc::new(Mutex::new(sha2::Sha256::new()));
+        let expected = blob.clone();
+        let path_buf = path.to_path_buf();
+        let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let reporter = progress.reporter.clone();
+        let (artifact, item) = (progress.artifact.to_owned(), blob.digest.to_string());
+        // The digest is checked when the last byte is read, before that chunk is handed to the
+        // connection: a corrupt blob fails the request before the registry has all of it.
+        let verify = move |hasher: &sha2::Sha256, size: u64| -> Result<(), std::io::Error> {
+            let digest = format!("sha256:{}", hex(&hasher.clone().finalize()));
+            if digest == expected.digest.as_str() && size == expected.size {
+                return Ok(());
+            }
+            Err(std::io::Error::other(SourceError::Corrupt {
+                path: path_buf.clone(),
+                expected: format!("{} ({} bytes)", expected.digest, expected.size),
+                actual: format!("{digest} ({size} bytes)"),
+            }))
+        };
+        let verify = Arc::new(verify);
+        let total = blob.size;
+        let chunks = tokio_util::io::ReaderStream::with_capacity(file, self.settings.chunk).map({
+            let (hasher, sent, verify) = (hasher.clone(), sent.clone(), verify.clone());
+            move |chunk: Result<Bytes, std::io::Error>| {
+                let chunk = chunk?;
+                let done = sent.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed)
+                    + chunk.len() as u64;
+                let mut h = hasher
+                    .lock()
+                    .map_err(|_| std::io::Error::other("hasher poisoned"))?;
+                h.update(&chunk);
+                if done >= total {
+                    verify(&h, done)?;
+                }
+                reporter.report(&Event::BytesTransferred {
+                    artifact: artifact.clone(),
+                    item: item.clone(),
+                    done,
+                    total: Some(total),
+                });
+                Ok(chunk)
+            }
+        });
+        // A file shorter than its descriptor never reaches `total`: check once it ends.
+        let check = futures::stream::once({
+            let (hasher, sent) = (hasher.clone(), sent.clone());
+            async move {
+                let done = sent.load(std::sync::atomic::Ordering::Relaxed);
+                if done >= total {
+                    return Ok(Bytes::new());
+                }
+                let h = hasher
+                    .lock()
+                    .map_err(|_| std::io::Error::other("hasher poisoned"))?;
+                verify(&h, done).map(|()| Bytes::new())
+            }
+        });
+        let body = reqwest::Body::wrap_stream(chunks.chain(check));
+        let separator = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{separator}digest={}", blob.digest);
+        let request = self
+            .http
+            .request(Method::PUT, &url)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, blob.size)
+            .body(body);
+        let request = match (
+            self.tokens
+                .lock()
+                .ok()
+                .and_then(|t| t.get(&push_scope(repository)).cloned()),
+            &self.credentials,
+        ) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, Some(c)) => request.basic_auth(&c.username, Some(&c.password)),
+            (None, None) => request,
+        };
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(err) => {
+                // A corrupt source surfaces as a body error: report it as such, not as transport.
+                let mut source = std::error::Error::source(&err);
+                while let Some(cause) = source {
+                    if let Some(SourceError::Corrupt {
+                        path,
+                        expected,
+                        actual,
+                    }) = cause
+                        .downcast_ref::<std::io::Error>()
+                        .and_then(|e| e.get_ref())
+                        .and_then(|e| e.downcast_ref::<SourceError>())
+                    {
+                        return Err(SourceError::Corrupt {
+                            path: path.clone(),
+                            expected: expected.clone(),
+                            actual: actual.clone(),
+                        }
+                        .into());
+                    }
+                    source = cause.source();
+                }
+                return Err(self.transport(&operation, &err));
+            }
+        };
+        self.expect(&operation, response, &[StatusCode::CREATED])
+            .await
+            .map(drop)
+    }
+
+    /// Pushes one blob unless the repository has it; mounts it from `mount_from` when given.
+    pub async fn push_blob(
+        &self,
+        repository: &str,
+        blob: &Descriptor,
+        path: &Path,
+        mount_from: Option<&str>,
+        progress: &Progress<'_>,
+    ) -> Result<BlobAction, RegistryError> {
+        if self.blob_exists(repository, &blob.digest).await? {
+            return Ok(BlobAction::Skipped);
+        }
+        let mut pause = self.settings.backoff;
+        let mut attempt = 1;
+        loop {
+            let result = match self
+                .start_upload(repository, &blob.digest, mount_from)
+                .await
+            {
+                Ok(None) => return Ok(BlobAction::Mounted),
+                Ok(Some(location)) => {
+                    self.upload_file(repository, blob, path, &location, progress)
+                        .await
+                }
+                Err(err) => Err(err),
+            };
+            match result {
+                Ok(()) => return Ok(BlobAction::Sent),
+                Err(err) if err.retryable() && attempt < self.settings.attempts => {
+                    tracing::warn!(%err, attempt, "blob upload failed; retrying");
+                    tokio::time::sleep(pause).await;
+                    pause *= 2;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Puts a manifest under `reference` (a tag or its digest) and returns its digest.
+    pub async fn put_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Digest, RegistryError> {
+        let operation = format!("PUT manifest {repository}:{reference}");
+        let url = self.url(&format!("{repository}/manifests/{reference}"));
+        let body = bytes.to_vec();
+        let response = self
+            .send(&operation, &push_scope(repository), || {
+                self.http
+                    .put(&url)
+                    .header(header::CONTENT_TYPE, media_type)
+                    .body(body.clone())
+            })
+            .await?;
+        self.expect(&operation, response, &[StatusCode::CREATED, StatusCode::OK])
+            .await?;
+        Ok(Digest::of(bytes))
+    }
+
+    /// Pushes an image from a layout: verified blobs (several at once), then every manifest by
+    /// digest, children first, and finally the root under `tag`. Nothing is tagged unless every
+    /// blob arrived intact.
+    pub async fn push_layout(
+        &self,
+        repository: &str,
+        layout: &OciLayout,
+        contents: &ImageContents,
+        tag: &str,
+        progress: &Progress<'_>,
+    ) -> Result<PushReport, RegistryError> {
+        let blobs: Vec<BlobReport> = futures::stream::iter(&contents.blobs)
+            .map(|blob| async move {
+                let action = self
+                    .push_blob(
+                        repository,
+                        blob,
+                        &layout.blob_path(&blob.digest),
+                        None,
+                        progress,
+                    )
+                    .await?;
+                Ok::<_, RegistryError>(BlobReport {
+                    digest: blob.digest.clone(),
+                    size: blob.size,
+                    action,
+                })
+            })
+            .buffer_unordered(self.settings.parallel_blobs.max(1))
+            .try_collect()
+            .await?;
+        for (descriptor, bytes) in &contents.manifests {
+            let reference = if descriptor.digest == contents.root.digest {
+                tag.to_owned()
+            } else {
+                descriptor.digest.to_string()
+            };
+            self.put_manifest(repository, &reference, &descriptor.media_type, bytes)
+                .await?;
+        }
+        let bytes_sent = blobs
+            .iter()
+            .filter(|b| b.action == BlobAction::Sent)
+            .map(|b| b.size)
+            .sum();
+        Ok(PushReport {
+            reference: format!("{repository}@{}", contents.root.digest),
+            digest: contents.root.digest.clone(),
+            blobs,
+            bytes_sent,
+        })
+    }
+}
+
+/// Where upload progress goes.
+#[derive(Clone)]
+pub struct Progress<'a> {
+    /// Artifact name for the events.
+    pub artifact: &'a str,
+    /// The receiver.
+    pub reporter: Arc<dyn Reporter>,
+}
+
+impl std::fmt::Debug for Progress<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Progress")
+            .field("artifact", &self.artifact)
+            .finish_non_exhaustive()
+    }
+}
+
+fn pull_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull")
+}
+
+fn push_scope(repository: &str) -> String {
+    format!("repository:{repository}:pull,push")
+}
+
+fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, params) = header.split_once(' ').unwrap_or((header, ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut realm = None;
+    let mut service = None;
+    for part in params.split(',') {
+        let Some((key, value)) = part.trim().split_once('=') else {
+            continue;
+        };
+        let value = value.trim_matches('"').to_owned();
+        match key {
+            "realm" => realm = Some(value),
+            "service" => service = Some(value),
+            _ => {}
+        }
+    }
+    Some(Challenge::Bearer {
+        realm: realm?,
+        service,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges_parse() {
+        match parse_challenge(
+            r#"Bearer realm="https://auth.example/token",service="registry.example",scope="repository:a:pull""#,
+        ) {
+            Some(Challenge::Bearer { realm, service }) => {
+                assert_eq!(realm, "https://auth.example/token");
+                assert_eq!(service.as_deref(), Some("registry.example"));
+            }
+            _ => panic!("expected a bearer challenge"),
+        }
+        assert!(matches!(
+            parse_challenge(r#"Basic realm="ecr""#),
+            Some(Challenge::Basic)
+        ));
+        assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn credentials_are_never_printed() {
+        let c = Credentials {
+            username: "AWS".into(),
+            password: "s3cr3t".into(),
+        };
+        assert!(!format!("{c:?}").contains("s3cr3t"));
+    }
+}
