@@ -392,3 +392,82 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// A loopback HTTP proxy in front of a registry that fails the first `fail_puts` blob upload
+/// PUTs with `503` (or every one, with `u32::MAX`), one request per connection.
+#[derive(Debug)]
+pub struct FlakyProxy {
+    /// `127.0.0.1:<port>` to use instead of the registry.
+    pub host: String,
+    failed: std::sync::Arc<AtomicU32>,
+}
+
+impl FlakyProxy {
+    /// Starts the proxy (it lives until the test process ends).
+    pub fn start(upstream: &str, fail_puts: u32) -> FlakyProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let host = listener.local_addr().expect("addr").to_string();
+        let failed = std::sync::Arc::new(AtomicU32::new(0));
+        let counter = failed.clone();
+        let upstream = upstream.to_owned();
+        std::thread::spawn(move || {
+            for client in listener.incoming().flatten() {
+                let (upstream, counter) = (upstream.clone(), counter.clone());
+                std::thread::spawn(move || proxy_one(client, &upstream, &counter, fail_puts));
+            }
+        });
+        FlakyProxy { host, failed }
+    }
+
+    /// Uploads failed on purpose so far.
+    pub fn failed(&self) -> u32 {
+        self.failed.load(Ordering::SeqCst)
+    }
+}
+
+fn proxy_one(mut client: TcpStream, upstream: &str, failed: &AtomicU32, fail_puts: u32) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return,
+        }
+    }
+    let text = String::from_utf8_lossy(&head).into_owned();
+    let is_upload_put = text.starts_with("PUT ") && text.contains("/blobs/uploads/");
+    if is_upload_put && failed.load(Ordering::SeqCst) < fail_puts {
+        failed.fetch_add(1, Ordering::SeqCst);
+        let _ = client.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+        );
+        let _ = client.shutdown(std::net::Shutdown::Both);
+        return;
+    }
+    // One request per connection: ask both sides to close after it.
+    let mut lines: Vec<&str> = text
+        .trim_end()
+        .split("\r\n")
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .collect();
+    lines.push("Connection: close");
+    let head = format!("{}\r\n\r\n", lines.join("\r\n"));
+    let Ok(mut server) = TcpStream::connect(upstream) else {
+        return;
+    };
+    if server.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    let (Ok(mut client_read), Ok(mut server_write)) = (client.try_clone(), server.try_clone())
+    else {
+        return;
+    };
+    let upload = std::thread::spawn(move || {
+        let _ = std::io::copy(&mut client_read, &mut server_write);
+    });
+    let _ = std::io::copy(&mut server, &mut client);
+    let _ = client.shutdown(std::net::Shutdown::Both);
+    let _ = server.shutdown(std::net::Shutdown::Both);
+    let _ = upload.join();
+}

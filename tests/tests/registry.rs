@@ -196,3 +196,56 @@ async fn a_multi_platform_index_round_trips_with_every_platform() {
         assert_eq!(by_digest["layers"].as_array().map(Vec::len), Some(1));
     }
 }
+
+fn flaky_registry(fail_puts: u32) -> (Registry, deploy_tests::FlakyProxy) {
+    let proxy = deploy_tests::FlakyProxy::start(&oci_registry().host, fail_puts);
+    let settings = RegistrySettings {
+        attempts: 3,
+        backoff: std::time::Duration::from_millis(10),
+        ..RegistrySettings::default()
+    };
+    let registry =
+        Registry::new(&format!("http://{}", proxy.host), None, settings).expect("client");
+    (registry, proxy)
+}
+
+#[tokio::test]
+async fn failed_uploads_are_retried() {
+    let layout = OciLayout::open(&example()).expect("layout");
+    let contents = layout.image(Some("latest")).expect("image");
+    let (registry, proxy) = flaky_registry(2);
+    let repo = format!("flaky/{}", unique("api"));
+    let report = registry
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect("push succeeds after retries");
+    assert_eq!(proxy.failed(), 2, "two uploads failed on purpose");
+    let inspected =
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
+    assert_eq!(inspected["Digest"], report.digest.as_str());
+}
+
+#[tokio::test]
+async fn a_registry_that_keeps_failing_is_named_with_the_blob() {
+    let layout = OciLayout::open(&example()).expect("layout");
+    let contents = layout.image(Some("latest")).expect("image");
+    let (registry, proxy) = flaky_registry(u32::MAX);
+    let repo = format!("down/{}", unique("api"));
+    let err = registry
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect_err("gives up");
+    let text = err.to_string();
+    assert!(text.contains(&proxy.host), "names the registry: {text}");
+    assert!(
+        contents
+            .blobs
+            .iter()
+            .any(|b| text.contains(b.digest.as_str())),
+        "names the blob: {text}"
+    );
+    assert!(
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), true).is_err(),
+        "no tag was moved"
+    );
+}
