@@ -50,6 +50,8 @@ pub enum Command {
     Validate,
     /// Show what `release` would do in an environment, step by step.
     Plan(PlanArgs),
+    /// Publish artifacts to an environment (images: push to ECR) and record it in the ledger.
+    Publish(PublishArgs),
     /// What is live where, from the ledger.
     Status(StatusArgs),
     /// The release ledger, newest first, with delivery metrics.
@@ -84,6 +86,25 @@ pub struct PlanArgs {
     /// Also save the plan as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The environment.
+    pub env: String,
+    /// Artifacts to publish (default: all).
+    pub artifacts: Vec<String>,
+    /// Version to publish, used as the image tag (default: $GITHUB_SHA, else `git rev-parse HEAD`).
+    #[arg(long = "version", value_name = "V")]
+    pub release_version: Option<String>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Wait up to this long for another deploy's lock instead of failing with exit code 4.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_lock: Option<std::time::Duration>,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

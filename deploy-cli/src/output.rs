@@ -87,3 +87,70 @@ impl Output {
         }
     }
 }
+
+/// Draws engine events: JSON lines on stdout with `--output json`, otherwise one plain line
+/// per step on stderr (so stdout keeps only results).
+pub struct CliReporter {
+    json: bool,
+    quiet: bool,
+}
+
+impl CliReporter {
+    pub fn new(out: &Output) -> CliReporter {
+        CliReporter {
+            json: out.json(),
+            quiet: out.quiet,
+        }
+    }
+}
+
+impl deploy_core::events::Reporter for CliReporter {
+    fn report(&self, event: &deploy_core::events::Event) {
+        use deploy_core::events::Event;
+        if self.json {
+            if let Ok(line) = serde_json::to_string(event) {
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "{line}");
+            }
+            return;
+        }
+        if self.quiet {
+            return;
+        }
+        let line = match event {
+            Event::StepStarted {
+                step, description, ..
+            } => format!("[{step}] {description} ..."),
+            Event::StepFinished { step, elapsed_ms } => {
+                format!("[{step}] done ({:.1}s)", *elapsed_ms as f64 / 1000.0)
+            }
+            Event::StepFailed { step, error } => format!("[{step}] failed: {error}"),
+            Event::LockWaiting {
+                environment,
+                holder,
+                since,
+            } => {
+                format!("waiting for the lock of {environment}, held by {holder} since {since}")
+            }
+            Event::BytesTransferred {
+                item,
+                done,
+                total: Some(total),
+                ..
+            } if done == total => {
+                format!("    sent {} ({done} bytes)", item.get(..19).unwrap_or(item))
+            }
+            Event::Note { message } => format!("    {message}"),
+            Event::ReleaseRecorded {
+                artifact,
+                release_id,
+                outcome,
+            } => {
+                format!("    recorded {outcome} release {release_id} of {artifact}")
+            }
+            _ => return,
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = writeln!(err, "{line}");
+    }
+}

@@ -87,6 +87,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         lock: LockSettings::with_ttl(config.settings.lock_ttl),
         wait_lock: None,
         actor: Actor::detect(),
+        source_root: config.base_dir().to_path_buf(),
+        registry: deploy_core::registry::RegistrySettings::default(),
     };
     let mut engine = Engine::new(clients, Arc::new(Print), options);
     engine.register("state-check", Arc::new(StateCheck));

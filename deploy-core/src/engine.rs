@@ -55,6 +55,9 @@ pub enum StepError {
     /// The ledger could not be written.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// An image could not be published.
+    #[error(transparent)]
+    Publish(#[from] crate::artifact::image::publish::PublishError),
     /// The step's action is not available in this build (rejected by [`Engine::check`] first).
     #[error("{action} is not available in this version of deploy")]
     Unsupported {
@@ -206,6 +209,10 @@ pub struct EngineOptions {
     pub wait_lock: Option<std::time::Duration>,
     /// Who is applying.
     pub actor: Actor,
+    /// Directory relative source paths start from (the configuration's directory).
+    pub source_root: std::path::PathBuf,
+    /// Registry push tuning.
+    pub registry: crate::registry::RegistrySettings,
 }
 
 /// Applies plans for one environment.
@@ -278,8 +285,15 @@ impl Engine {
         }
         for step in &plan.steps {
             match &step.action {
-                Action::PublishImage { .. }
-                | Action::RolloutImage { .. }
+                Action::PublishImage { source, .. }
+                    if !matches!(source, crate::artifact::ImageSource::Oci { .. }) =>
+                {
+                    return Err(EngineError::Unsupported {
+                        step: step.id,
+                        action: step.action.name(),
+                    });
+                }
+                Action::RolloutImage { .. }
                 | Action::SyncDags { .. }
                 | Action::PublishLambda { .. }
                 | Action::ShiftLambdaAlias { .. } => {
@@ -539,8 +553,45 @@ impl Engine {
                     }
                 }
             }
-            Action::PublishImage { .. }
-            | Action::RolloutImage { .. }
+            Action::PublishImage {
+                repository,
+                source,
+                tag,
+                create_repository,
+            } => {
+                let artifact = step.artifact.clone().unwrap_or_default();
+                let progress = crate::registry::Progress {
+                    artifact: &artifact,
+                    reporter: self.reporter.clone(),
+                };
+                let request = crate::artifact::image::publish::PublishRequest {
+                    repository,
+                    source,
+                    source_root: &self.options.source_root,
+                    tag,
+                    create_repository: *create_repository,
+                    settings: self.options.registry.clone(),
+                };
+                let published =
+                    crate::artifact::image::publish::publish(&self.clients, &request, &progress)
+                        .await?;
+                self.reporter.report(&Event::Note {
+                    message: format!(
+                        "{artifact}: {}{}",
+                        published.push.reference,
+                        if published.unchanged {
+                            " (already published, nothing sent)".to_owned()
+                        } else {
+                            format!(" ({} bytes sent)", published.push.bytes_sent)
+                        }
+                    ),
+                });
+                let mut state = state.lock().await;
+                let run = state.artifacts.entry(artifact).or_default();
+                run.output.artifact_ref = Some(published.artifact_ref);
+                run.output.touched.extend(published.touched);
+            }
+            Action::RolloutImage { .. }
             | Action::SyncDags { .. }
             | Action::PublishLambda { .. }
             | Action::ShiftLambdaAlias { .. } => {

@@ -82,7 +82,9 @@ impl Classify for StepError {
             StepError::Target(e) => e.class(),
             StepError::Lock(e) => e.class(),
             StepError::Ledger(e) => e.class(),
-            StepError::Custom { .. } | StepError::Unsupported { .. } => ErrorClass::Failure,
+            StepError::Custom { .. } | StepError::Unsupported { .. } | StepError::Publish(_) => {
+                ErrorClass::Failure
+            }
         }
     }
 }

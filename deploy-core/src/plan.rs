@@ -109,6 +109,9 @@ pub enum Action {
         source: ImageSource,
         /// Tag to set (the version).
         tag: String,
+        /// Create the repository if it is missing.
+        #[serde(default)]
+        create_repository: bool,
     },
     /// Roll an image out by digest.
     RolloutImage {
@@ -261,6 +264,7 @@ impl Plan {
                                 repository: repo.clone(),
                                 source: source.clone(),
                                 tag: version.clone(),
+                                create_repository: image.create_repository,
                             },
                             vec![AwsObject {
                                 kind: "ecr-image".into(),

@@ -3,6 +3,7 @@
 mod history;
 mod lock;
 mod plan;
+mod publish;
 mod status;
 mod validate;
 
@@ -18,6 +19,7 @@ use crate::output::Output;
 pub use history::history;
 pub use lock::lock;
 pub use plan::plan;
+pub use publish::publish;
 pub use status::status;
 pub use validate::validate;
 
@@ -37,6 +39,9 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
         }
         Command::Plan(args) => {
             with_runtime(args.aws.timeout, cli, |config| plan(cli, out, config, args))
+        }
+        Command::Publish(args) => {
+            with_runtime(args.aws.timeout, cli, |config| publish(out, config, args))
         }
         Command::Status(args) => {
             with_runtime(args.aws.timeout, cli, |config| status(out, config, args))

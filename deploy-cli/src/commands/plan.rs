@@ -30,13 +30,23 @@ pub async fn plan(_cli: &Cli, out: &Output, config: Config, args: &PlanArgs) -> 
         std::fs::write(path, plan.to_json() + "\n")
             .with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
+    print_plan(out, &plan);
+    if let Some(path) = &args.out {
+        out.line(format!("saved to {}", path.display()));
+    }
+    Ok(())
+}
+
+/// Prints a plan: the JSON document, or numbered steps grouped by stage.
+pub fn print_plan(out: &Output, plan: &Plan) {
     if out.json() {
         out.document(&plan);
-        return Ok(());
+        return;
     }
     out.line(format!(
-        "plan {}: release {} to {} (account {}, {})",
+        "plan {}: {} {} to {} (account {}, {})",
         plan.id,
+        format!("{:?}", plan.operation).to_lowercase(),
         plan.version.as_deref().unwrap_or("-"),
         plan.environment,
         plan.account,
@@ -58,9 +68,5 @@ pub async fn plan(_cli: &Cli, out: &Output, config: Config, args: &PlanArgs) -> 
         out.line(format!("  {:>3}. {}", step.id, step.description));
         summary.push_str(&format!("{}. {}\n", step.id, step.description));
     }
-    if let Some(path) = &args.out {
-        out.line(format!("saved to {}", path.display()));
-    }
     out.summary(&summary);
-    Ok(())
 }

@@ -588,6 +588,37 @@ impl Registry {
         }
     }
 
+    /// The digest a tag (or digest) currently resolves to, if any.
+    pub async fn manifest_digest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<Option<Digest>, RegistryError> {
+        let operation = format!("HEAD manifest {repository}:{reference}");
+        let url = self.url(&format!("{repository}/manifests/{reference}"));
+        let accept = [
+            crate::oci::OCI_MANIFEST,
+            crate::oci::OCI_INDEX,
+            crate::oci::DOCKER_MANIFEST,
+            crate::oci::DOCKER_MANIFEST_LIST,
+        ]
+        .join(", ");
+        let response = self
+            .send(&operation, &pull_scope(repository), || {
+                self.http.head(&url).header(header::ACCEPT, &accept)
+            })
+            .await?;
+        match response.status() {
+            StatusCode::NOT_FOUND => Ok(None),
+            StatusCode::OK => Ok(response
+                .headers()
+                .get("docker-content-digest")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())),
+            _ => self.expect(&operation, response, &[]).await.map(|_| None),
+        }
+    }
+
     /// Puts a manifest under `reference` (a tag or its digest) and returns its digest.
     pub async fn put_manifest(
         &self,

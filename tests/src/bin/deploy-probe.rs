@@ -191,6 +191,8 @@ async fn hold(
             lock: LockSettings::with_ttl(config.settings.lock_ttl),
             wait_lock: (wait > 0).then(|| Duration::from_millis(wait)),
             actor: Actor::detect(),
+            source_root: config.base_dir().to_path_buf(),
+            registry: deploy_core::registry::RegistrySettings::default(),
         },
     );
     engine.register(

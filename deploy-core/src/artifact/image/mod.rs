@@ -1,6 +1,7 @@
 //! Image sources: where the bytes of a container image are read from before they are pushed.
 
 pub mod layout;
+pub mod publish;
 
 use std::path::PathBuf;
 

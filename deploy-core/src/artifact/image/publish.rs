@@ -1,0 +1,256 @@
+//! Publishing an image to the environment's ECR repository: the repository is checked (or
+//! created), ECR credentials are fetched, the image is pushed over the distribution protocol,
+//! and the result is the digest every later step deploys.
+
+use std::path::Path;
+
+use aws_smithy_types::error::display::DisplayErrorContext;
+
+use super::SourceError;
+use super::layout::OciLayout;
+use crate::artifact::ImageSource;
+use crate::aws::AwsClients;
+use crate::ledger::{ArtifactRef, AwsObject};
+use crate::registry::{
+    Credentials, Progress, PushReport, Registry, RegistryError, RegistrySettings,
+};
+
+/// Why publishing an image failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The ECR repository does not exist.
+    #[error(
+        "ECR repository `{repository}` does not exist in account {account} ({region}); create it with the \
+         environment's infra stack (infra/environment.yaml, parameter ImageRepositories) or set \
+         `create_repository = true` on the artifact"
+    )]
+    MissingRepository {
+        /// Repository name.
+        repository: String,
+        /// Account.
+        account: String,
+        /// Region.
+        region: String,
+    },
+    /// The tag exists with other content and tags are not moved.
+    #[error(
+        "tag `{tag}` of `{repository}` already points at {existing}, not at {pushing}; tags are immutable. \
+         Publish under a new version (--version)"
+    )]
+    TagConflict {
+        /// Repository.
+        repository: String,
+        /// Tag.
+        tag: String,
+        /// What it points at.
+        existing: String,
+        /// What this publish would point it at.
+        pushing: String,
+    },
+    /// An ECR API call failed.
+    #[error("{operation} failed: {detail}")]
+    Ecr {
+        /// The operation.
+        operation: &'static str,
+        /// The error chain.
+        detail: String,
+    },
+    /// This kind of source is not supported yet.
+    #[error(
+        "image sources of type `{0}` cannot be published by this version of deploy yet; use an oci: layout"
+    )]
+    UnsupportedSource(&'static str),
+    /// The source could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+}
+
+/// What a publish produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    /// The push, blob by blob.
+    pub push: PushReport,
+    /// Whether the tag already pointed at this image (nothing was pushed).
+    pub unchanged: bool,
+    /// For the ledger.
+    pub artifact_ref: ArtifactRef,
+    /// For the ledger.
+    pub touched: Vec<AwsObject>,
+}
+
+/// Inputs of one image publish.
+#[derive(Debug)]
+pub struct PublishRequest<'a> {
+    /// ECR repository name.
+    pub repository: &'a str,
+    /// Where the image is read from.
+    pub source: &'a ImageSource,
+    /// Directory relative source paths start from (the configuration's directory).
+    pub source_root: &'a Path,
+    /// Tag to set.
+    pub tag: &'a str,
+    /// Create the repository if it is missing.
+    pub create_repository: bool,
+    /// Push tuning.
+    pub settings: RegistrySettings,
+}
+
+/// Publishes one image.
+pub async fn publish(
+    clients: &AwsClients,
+    request: &PublishRequest<'_>,
+    progress: &Progress<'_>,
+) -> Result<Published, PublishError> {
+    let ImageSource::Oci { path, tag } = request.source else {
+        return Err(PublishError::UnsupportedSource(match request.source {
+            ImageSource::DockerArchive { .. } => "docker-archive",
+            _ => "docker",
+        }));
+    };
+    let dir = request
+        .source_root
+        .join(path.strip_prefix("./").unwrap_or(path));
+    let layout = OciLayout::open(&dir)?;
+    let contents = layout.image(tag.as_deref())?;
+    ensure_repository(clients, request.repository, request.create_repository).await?;
+    let registry = registry(clients, request.settings.clone()).await?;
+
+    let existing = registry
+        .manifest_digest(request.repository, request.tag)
+        .await?;
+    if let Some(existing) = &existing
+        && *existing != contents.root.digest
+    {
+        return Err(PublishError::TagConflict {
+            repository: request.repository.to_owned(),
+            tag: request.tag.to_owned(),
+            existing: existing.to_string(),
+            pushing: contents.root.digest.to_string(),
+        });
+    }
+    let push = if existing.is_some() {
+        PushReport {
+            reference: format!("{}@{}", request.repository, contents.root.digest),
+            digest: contents.root.digest.clone(),
+            blobs: Vec::new(),
+            bytes_sent: 0,
+        }
+    } else {
+        registry
+            .push_layout(
+                request.repository,
+                &layout,
+                &contents,
+                request.tag,
+                progress,
+            )
+            .await?
+    };
+    Ok(Published {
+        artifact_ref: ArtifactRef::Image {
+            repository: request.repository.to_owned(),
+            digest: push.digest.to_string(),
+        },
+        touched: vec![AwsObject {
+            kind: "ecr-image".into(),
+            id: format!("{}:{} ({})", request.repository, request.tag, push.digest),
+        }],
+        unchanged: existing.is_some(),
+        push,
+    })
+}
+
+async fn ensure_repository(
+    clients: &AwsClients,
+    repository: &str,
+    create: bool,
+) -> Result<(), PublishError> {
+    let found = clients
+        .ecr
+        .describe_repositories()
+        .repository_names(repository)
+        .send()
+        .await;
+    match found {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_repository_not_found_exception()) =>
+        {
+            if !create {
+                return Err(PublishError::MissingRepository {
+                    repository: repository.to_owned(),
+                    account: clients.target.account.to_string(),
+                    region: clients.target.region.clone(),
+                });
+            }
+            clients
+                .ecr
+                .create_repository()
+                .repository_name(repository)
+                .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)
+                .image_scanning_configuration(
+                    aws_sdk_ecr::types::ImageScanningConfiguration::builder()
+                        .scan_on_push(true)
+                        .build(),
+                )
+                .send()
+                .await
+                .map(drop)
+                .map_err(|err| PublishError::Ecr {
+                    operation: "ecr:CreateRepository",
+                    detail: DisplayErrorContext(&err).to_string(),
+                })
+        }
+        Err(err) => Err(PublishError::Ecr {
+            operation: "ecr:DescribeRepositories",
+            detail: DisplayErrorContext(&err).to_string(),
+        }),
+    }
+}
+
+/// A registry client for the environment's ECR registry, logged in with
+/// `GetAuthorizationToken`; `endpoints.registry` replaces the address ECR reports.
+async fn registry(
+    clients: &AwsClients,
+    settings: RegistrySettings,
+) -> Result<Registry, PublishError> {
+    let out = clients
+        .ecr
+        .get_authorization_token()
+        .send()
+        .await
+        .map_err(|err| PublishError::Ecr {
+            operation: "ecr:GetAuthorizationToken",
+            detail: DisplayErrorContext(&err).to_string(),
+        })?;
+    let data = out.authorization_data().first();
+    let token = data
+        .and_then(|d| d.authorization_token())
+        .unwrap_or_default();
+    let decoded = aws_smithy_types::base64::decode(token)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .unwrap_or_default();
+    let credentials = decoded
+        .split_once(':')
+        .map(|(username, password)| Credentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        });
+    let endpoint = clients
+        .target
+        .endpoints
+        .registry
+        .clone()
+        .or_else(|| data.and_then(|d| d.proxy_endpoint()).map(str::to_owned))
+        .ok_or(PublishError::Ecr {
+            operation: "ecr:GetAuthorizationToken",
+            detail: "no registry endpoint in the answer".into(),
+        })?;
+    Ok(Registry::new(&endpoint, credentials, settings)?)
+}
