@@ -29,12 +29,20 @@ cargo build --quiet -p deploy-cli --bin deploy
 cargo build --quiet -p deploy-core --example embed
 deploy="${CARGO_TARGET_DIR}/debug/deploy"
 embed="${CARGO_TARGET_DIR}/debug/examples/embed"
-config=examples/planwise/deploy.toml
+# The example's deploy.toml targets real AWS; locally the image bytes go to the emulated
+# registry, so a copy of it gains `endpoints.registry` for every environment.
+config=examples/planwise/.local.toml
+sed "s|^state_bucket = \(.*\)$|state_bucket = \1\nendpoints = { registry = \"http://${DEPLOY_TEST_REGISTRY}\" }|" \
+    examples/planwise/deploy.toml > "$config"
 version="$(git rev-parse --short HEAD 2>/dev/null || echo demo)"
 
 run "$deploy" --config "$config" validate
 run "$deploy" --config "$config" plan dev --version "$version"
 run "$deploy" --config "$config" plan prod api --version "$version" --out "${DEPLOY_EMULATORS_DIR:-.emulators}/prod-api.plan.json"
+run "$deploy" --config "$config" publish dev api --version "$version"
+run "$deploy" --config "$config" publish dev api --version "$version"
+banner "skopeo reads back what was pushed"
+skopeo inspect --tls-verify=false "docker://${DEPLOY_TEST_REGISTRY}/planwise/api:${version}" | head -4
 run "$deploy" --config "$config" lock dev status
 banner "a locked, recorded change of dev through the library (deploy-core/examples/embed.rs)"
 "$embed" "$config" dev api
@@ -42,4 +50,4 @@ run "$deploy" --config "$config" lock dev status
 run "$deploy" --config "$config" history dev
 run "$deploy" --config "$config" status
 echo
-echo "demo finished: images, DAGs and Lambda publishing arrive with their own issues; see README.md"
+echo "demo finished: image rollouts, promotion, DAGs and Lambda arrive with their own issues; see README.md"

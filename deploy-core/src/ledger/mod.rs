@@ -121,6 +121,11 @@ impl Actor {
             user: var("GITHUB_ACTOR")
                 .or_else(|| var("USER"))
                 .or_else(|| var("LOGNAME"))
+                .or_else(|| {
+                    let out = std::process::Command::new("id").arg("-un").output().ok()?;
+                    let name = String::from_utf8(out.stdout).ok()?.trim().to_owned();
+                    (!name.is_empty()).then_some(name)
+                })
                 .or_else(|| var("USERNAME"))
                 .unwrap_or_else(|| "unknown".into()),
             host,
