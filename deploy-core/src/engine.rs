@@ -285,9 +285,10 @@ impl Engine {
         }
         for step in &plan.steps {
             match &step.action {
-                Action::PublishImage { source, .. }
-                    if !matches!(source, crate::artifact::ImageSource::Oci { .. }) =>
-                {
+                Action::PublishImage {
+                    source: crate::artifact::ImageSource::Registry { .. },
+                    ..
+                } => {
                     return Err(EngineError::Unsupported {
                         step: step.id,
                         action: step.action.name(),

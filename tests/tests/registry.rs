@@ -249,3 +249,48 @@ async fn a_registry_that_keeps_failing_is_named_with_the_blob() {
         "no tag was moved"
     );
 }
+
+/// A `docker save` tarball in the legacy layout, made from the example image's blobs.
+fn legacy_archive(dir: &Path) -> std::path::PathBuf {
+    let layout = OciLayout::open(&example()).expect("layout");
+    let contents = layout.image(Some("latest")).expect("image");
+    let manifest: Manifest = serde_json::from_slice(&contents.manifests[0].1).expect("manifest");
+    let read = |d: &Digest| std::fs::read(layout.blob_path(d)).expect("blob");
+    let path = dir.join("image.tar");
+    let mut tar = tar_builder(&path);
+    let mut add = |name: &str, bytes: &[u8]| {
+        let mut header = ::tar::Header::new_gnu();
+        header.set_size(bytes.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, bytes).expect("append");
+    };
+    add("config.json", &read(&manifest.config.digest));
+    add("layer1/layer.tar", &read(&manifest.layers[0].digest));
+    add("manifest.json", br#"[{"Config":"config.json","RepoTags":["planwise/api:v1"],"Layers":["layer1/layer.tar"]}]"#);
+    drop(add);
+    tar.finish().expect("finish");
+    path
+}
+
+fn tar_builder(path: &Path) -> ::tar::Builder<std::fs::File> {
+    ::tar::Builder::new(std::fs::File::create(path).expect("create tar"))
+}
+
+#[tokio::test]
+async fn a_docker_save_archive_is_pushed_from_inside_the_tarball() {
+    let dir = scratch_dir("archive");
+    let path = legacy_archive(&dir);
+    let mut archive =
+        deploy_core::artifact::image::archive::DockerArchive::open(&path).expect("archive");
+    let contents = archive.image(None).expect("image");
+    let repo = format!("archive/{}", unique("api"));
+    let report = registry()
+        .push_layout(&repo, &archive, &contents, "v1", &progress())
+        .await
+        .expect("push");
+    let inspected =
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
+    assert_eq!(inspected["Digest"], report.digest.as_str());
+    assert_eq!(inspected["Layers"].as_array().map(Vec::len), Some(1));
+}

@@ -7,7 +7,6 @@
 //! scope. ECR uses basic credentials from `GetAuthorizationToken`.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,8 +16,7 @@ use reqwest::{Method, StatusCode, header};
 use serde::Serialize;
 use sha2::Digest as _;
 
-use crate::artifact::image::layout::OciLayout;
-use crate::artifact::image::{ImageContents, SourceError};
+use crate::artifact::image::{BlobLocation, BlobStore, ImageContents, SourceError};
 use crate::events::{Event, Reporter};
 use crate::oci::{Descriptor, Digest, hex};
 
@@ -429,17 +427,23 @@ impl Registry {
         &self,
         repository: &str,
         blob: &Descriptor,
-        path: &Path,
+        source: &BlobLocation,
         location: &str,
         progress: &Progress<'_>,
     ) -> Result<(), RegistryError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let operation = format!("upload of {} to {repository}", blob.digest);
-        let file = tokio::fs::File::open(path)
+        let path = source.path.as_path();
+        let io = |source| SourceError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(source.offset))
             .await
-            .map_err(|source| SourceError::Io {
-                path: path.to_path_buf(),
-                source,
-            })?;
+            .map_err(io)?;
+        // Exactly the blob's bytes: in a tarball the next member follows.
+        let file = file.take(blob.size);
         let hasher = Arc::new(Mutex::new(sha2::Sha256::new()));
         let expected = blob.clone();
         let path_buf = path.to_path_buf();
@@ -554,7 +558,7 @@ impl Registry {
         &self,
         repository: &str,
         blob: &Descriptor,
-        path: &Path,
+        source: &BlobLocation,
         mount_from: Option<&str>,
         progress: &Progress<'_>,
     ) -> Result<BlobAction, RegistryError> {
@@ -570,7 +574,7 @@ impl Registry {
             {
                 Ok(None) => return Ok(BlobAction::Mounted),
                 Ok(Some(location)) => {
-                    self.upload_file(repository, blob, path, &location, progress)
+                    self.upload_file(repository, blob, source, &location, progress)
                         .await
                 }
                 Err(err) => Err(err),
@@ -643,13 +647,13 @@ impl Registry {
         Ok(Digest::of(bytes))
     }
 
-    /// Pushes an image from a layout: verified blobs (several at once), then every manifest by
+    /// Pushes an image from a local blob store (layout or archive): verified blobs (several at once), then every manifest by
     /// digest, children first, and finally the root under `tag`. Nothing is tagged unless every
     /// blob arrived intact.
     pub async fn push_layout(
         &self,
         repository: &str,
-        layout: &OciLayout,
+        store: &dyn BlobStore,
         contents: &ImageContents,
         tag: &str,
         progress: &Progress<'_>,
@@ -660,7 +664,7 @@ impl Registry {
                     .push_blob(
                         repository,
                         blob,
-                        &layout.blob_path(&blob.digest),
+                        &store.locate(&blob.digest)?,
                         None,
                         progress,
                     )

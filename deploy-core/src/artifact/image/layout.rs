@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::Digest as _;
 
-use super::{ImageContents, SourceError};
-use crate::oci::{Descriptor, Digest, Index, Manifest, hex};
+use super::{BlobLocation, BlobStore, ImageContents, SourceError};
+use crate::oci::{Descriptor, Digest, Index, hex};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -103,23 +103,6 @@ impl OciLayout {
         self.dir.join("blobs").join("sha256").join(digest.hex())
     }
 
-    /// Reads a (small) blob whole and checks its size and digest.
-    pub fn read_verified(&self, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
-        let path = self.blob_path(&descriptor.digest);
-        if !path.is_file() {
-            return Err(SourceError::MissingBlob {
-                dir: self.dir.clone(),
-                digest: descriptor.digest.clone(),
-            });
-        }
-        let bytes = read(&path)?;
-        let actual = Digest::of(&bytes);
-        if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
-            return Err(corrupt(&path, descriptor, &actual, bytes.len() as u64));
-        }
-        Ok(bytes)
-    }
-
     /// Hashes a blob file from start to end and checks it against its descriptor, reading in
     /// fixed-size chunks (memory does not grow with the blob).
     pub fn verify_blob(&self, descriptor: &Descriptor) -> Result<(), SourceError> {
@@ -160,53 +143,20 @@ impl OciLayout {
     /// Everything the image `tag` consists of (every platform of an index), with every manifest
     /// read and verified; blobs are only checked to exist.
     pub fn image(&self, tag: Option<&str>) -> Result<ImageContents, SourceError> {
-        let mut root = self.resolve(tag)?;
-        root.annotations.clear();
-        let mut contents = ImageContents {
-            root: root.clone(),
-            manifests: Vec::new(),
-            blobs: Vec::new(),
-        };
-        self.collect(&root, &mut contents)?;
-        Ok(contents)
+        super::walk(self, self.resolve(tag)?)
     }
+}
 
-    fn collect(
-        &self,
-        descriptor: &Descriptor,
-        contents: &mut ImageContents,
-    ) -> Result<(), SourceError> {
-        let bytes = self.read_verified(descriptor)?;
-        let path = self.blob_path(&descriptor.digest);
-        if descriptor.is_index() {
-            let index: Index = serde_json::from_slice(&bytes)
-                .map_err(|err| bad_json(&path, "image index", &err))?;
-            for child in &index.manifests {
-                self.collect(child, contents)?;
-            }
-        } else {
-            let manifest: Manifest = serde_json::from_slice(&bytes)
-                .map_err(|err| bad_json(&path, "image manifest", &err))?;
-            for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-                if !self.blob_path(&blob.digest).is_file() {
-                    return Err(SourceError::MissingBlob {
-                        dir: self.dir.clone(),
-                        digest: blob.digest.clone(),
-                    });
-                }
-                if !contents.blobs.iter().any(|b| b.digest == blob.digest) {
-                    contents.blobs.push(blob.clone());
-                }
-            }
+impl BlobStore for OciLayout {
+    fn locate(&self, digest: &Digest) -> Result<BlobLocation, SourceError> {
+        let path = self.blob_path(digest);
+        if !path.is_file() {
+            return Err(SourceError::MissingBlob {
+                dir: self.dir.clone(),
+                digest: digest.clone(),
+            });
         }
-        if !contents
-            .manifests
-            .iter()
-            .any(|(d, _)| d.digest == descriptor.digest)
-        {
-            contents.manifests.push((descriptor.clone(), bytes));
-        }
-        Ok(())
+        Ok(BlobLocation { path, offset: 0 })
     }
 }
 
@@ -238,7 +188,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::oci::{OCI_INDEX, OCI_MANIFEST, Platform};
+    use crate::oci::{Manifest, OCI_INDEX, OCI_MANIFEST, Platform};
 
     struct Builder {
         dir: PathBuf,

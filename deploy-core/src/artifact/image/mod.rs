@@ -1,11 +1,12 @@
 //! Image sources: where the bytes of a container image are read from before they are pushed.
 
+pub mod archive;
 pub mod layout;
 pub mod publish;
 
 use std::path::PathBuf;
 
-use crate::oci::{Descriptor, Digest};
+use crate::oci::{Descriptor, Digest, Index, Manifest};
 
 /// Why an image source could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -15,6 +16,14 @@ pub enum SourceError {
     NotALayout {
         /// The directory.
         dir: PathBuf,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The file is not an image archive written by `docker save`.
+    #[error("{} is not an image archive (docker save output): {detail}", path.display())]
+    NotAnArchive {
+        /// The file.
+        path: PathBuf,
         /// What is wrong.
         detail: String,
     },
@@ -94,4 +103,97 @@ impl ImageContents {
     pub fn blob_bytes(&self) -> u64 {
         self.blobs.iter().map(|b| b.size).sum()
     }
+}
+
+/// Where a blob's bytes are on local disk: `size` bytes of `path` from `offset` (a file of its
+/// own in a layout, a member of a tarball in an archive).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobLocation {
+    /// The file.
+    pub path: PathBuf,
+    /// Where the blob starts in it.
+    pub offset: u64,
+}
+
+/// A local source of blobs by digest.
+pub trait BlobStore: Send + Sync {
+    /// Where the blob's bytes are; [`SourceError::MissingBlob`] if it is not there.
+    fn locate(&self, digest: &Digest) -> Result<BlobLocation, SourceError>;
+
+    /// Reads a small blob (a manifest or config) whole, checked against its descriptor.
+    fn read(&self, descriptor: &Descriptor) -> Result<Vec<u8>, SourceError> {
+        use std::io::{Read, Seek};
+        let location = self.locate(&descriptor.digest)?;
+        let io = |source| SourceError::Io {
+            path: location.path.clone(),
+            source,
+        };
+        let mut file = std::fs::File::open(&location.path).map_err(io)?;
+        file.seek(std::io::SeekFrom::Start(location.offset))
+            .map_err(io)?;
+        let mut bytes = Vec::new();
+        file.take(descriptor.size.saturating_add(1))
+            .read_to_end(&mut bytes)
+            .map_err(io)?;
+        let actual = Digest::of(&bytes);
+        if actual != descriptor.digest || bytes.len() as u64 != descriptor.size {
+            return Err(SourceError::Corrupt {
+                path: location.path.clone(),
+                expected: format!("{} ({} bytes)", descriptor.digest, descriptor.size),
+                actual: format!("{actual} ({} bytes)", bytes.len()),
+            });
+        }
+        Ok(bytes)
+    }
+}
+
+/// Everything `root` consists of, every manifest read and verified, every blob located.
+pub(crate) fn walk(
+    store: &dyn BlobStore,
+    mut root: Descriptor,
+) -> Result<ImageContents, SourceError> {
+    root.annotations.clear();
+    let mut contents = ImageContents {
+        root: root.clone(),
+        manifests: Vec::new(),
+        blobs: Vec::new(),
+    };
+    collect(store, &root, &mut contents)?;
+    Ok(contents)
+}
+
+fn collect(
+    store: &dyn BlobStore,
+    descriptor: &Descriptor,
+    contents: &mut ImageContents,
+) -> Result<(), SourceError> {
+    let bytes = store.read(descriptor)?;
+    let bad = |what: &'static str, err: serde_json::Error| SourceError::BadJson {
+        path: PathBuf::from(descriptor.digest.to_string()),
+        what,
+        detail: err.to_string(),
+    };
+    if descriptor.is_index() {
+        let index: Index = serde_json::from_slice(&bytes).map_err(|e| bad("image index", e))?;
+        for child in &index.manifests {
+            collect(store, child, contents)?;
+        }
+    } else {
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| bad("image manifest", e))?;
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            store.locate(&blob.digest)?;
+            if !contents.blobs.iter().any(|b| b.digest == blob.digest) {
+                contents.blobs.push(blob.clone());
+            }
+        }
+    }
+    if !contents
+        .manifests
+        .iter()
+        .any(|(d, _)| d.digest == descriptor.digest)
+    {
+        contents.manifests.push((descriptor.clone(), bytes));
+    }
+    Ok(())
 }

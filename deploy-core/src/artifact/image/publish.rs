@@ -6,8 +6,9 @@ use std::path::Path;
 
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use super::SourceError;
+use super::archive::DockerArchive;
 use super::layout::OciLayout;
+use super::{BlobStore, SourceError};
 use crate::artifact::ImageSource;
 use crate::aws::AwsClients;
 use crate::ledger::{ArtifactRef, AwsObject};
@@ -104,17 +105,24 @@ pub async fn publish(
     request: &PublishRequest<'_>,
     progress: &Progress<'_>,
 ) -> Result<Published, PublishError> {
-    let ImageSource::Oci { path, tag } = request.source else {
-        return Err(PublishError::UnsupportedSource(match request.source {
-            ImageSource::DockerArchive { .. } => "docker-archive",
-            _ => "docker",
-        }));
+    let resolve = |path: &Path| {
+        request
+            .source_root
+            .join(path.strip_prefix("./").unwrap_or(path))
     };
-    let dir = request
-        .source_root
-        .join(path.strip_prefix("./").unwrap_or(path));
-    let layout = OciLayout::open(&dir)?;
-    let contents = layout.image(tag.as_deref())?;
+    let (store, contents): (Box<dyn BlobStore>, _) = match request.source {
+        ImageSource::Oci { path, tag } => {
+            let layout = OciLayout::open(&resolve(path))?;
+            let contents = layout.image(tag.as_deref())?;
+            (Box::new(layout), contents)
+        }
+        ImageSource::DockerArchive { path } => {
+            let mut archive = DockerArchive::open(&resolve(path))?;
+            let contents = archive.image(None)?;
+            (Box::new(archive), contents)
+        }
+        ImageSource::Registry { .. } => return Err(PublishError::UnsupportedSource("docker")),
+    };
     ensure_repository(clients, request.repository, request.create_repository).await?;
     let registry = registry(clients, request.settings.clone()).await?;
 
@@ -142,7 +150,7 @@ pub async fn publish(
         registry
             .push_layout(
                 request.repository,
-                &layout,
+                store.as_ref(),
                 &contents,
                 request.tag,
                 progress,
