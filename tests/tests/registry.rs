@@ -268,7 +268,6 @@ fn legacy_archive(dir: &Path) -> std::path::PathBuf {
     add("config.json", &read(&manifest.config.digest));
     add("layer1/layer.tar", &read(&manifest.layers[0].digest));
     add("manifest.json", br#"[{"Config":"config.json","RepoTags":["planwise/api:v1"],"Layers":["layer1/layer.tar"]}]"#);
-    drop(add);
     tar.finish().expect("finish");
     path
 }
