@@ -285,15 +285,6 @@ impl Engine {
         }
         for step in &plan.steps {
             match &step.action {
-                Action::PublishImage {
-                    source: crate::artifact::ImageSource::Registry { .. },
-                    ..
-                } => {
-                    return Err(EngineError::Unsupported {
-                        step: step.id,
-                        action: step.action.name(),
-                    });
-                }
                 Action::RolloutImage { .. }
                 | Action::SyncDags { .. }
                 | Action::PublishLambda { .. }

@@ -171,3 +171,30 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     let keys = runtime.block_on(deploy_tests::list_keys(&moto().url, &bucket, ""));
     assert!(keys.is_empty(), "{keys:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_in_another_registry_is_copied_by_digest() {
+    let (config, _bucket, repo) = project(true).await;
+    let (code, _, stderr) = publish(&config, "v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    let copy = format!("copy/{}", unique("api"));
+    ecr_repository(&moto().url, &copy).await;
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace(
+            &format!("repository = \"{repo}\""),
+            &format!("repository = \"{copy}\""),
+        )
+        .replace(
+            "oci:./layout:latest",
+            &format!("docker://{}/{repo}:v1", oci_registry().host),
+        );
+    std::fs::write(&config, text).expect("config");
+    let (code, _, stderr) = publish(&config, "v2");
+    assert_eq!(code, Some(0), "{stderr}");
+    let original =
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
+    let copied =
+        skopeo_inspect(&format!("{}/{copy}:v2", oci_registry().host), false).expect("skopeo");
+    assert_eq!(copied["Digest"], original["Digest"]);
+}

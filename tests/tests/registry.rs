@@ -293,3 +293,67 @@ async fn a_docker_save_archive_is_pushed_from_inside_the_tarball() {
     assert_eq!(inspected["Digest"], report.digest.as_str());
     assert_eq!(inspected["Layers"].as_array().map(Vec::len), Some(1));
 }
+
+/// Pushes the example image to a fresh repository and returns its name and the contents.
+async fn seeded_repository() -> (String, deploy_core::artifact::image::ImageContents) {
+    let layout = OciLayout::open(&example()).expect("layout");
+    let contents = layout.image(Some("latest")).expect("image");
+    let repo = format!("seed/{}", unique("api"));
+    registry()
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect("seed");
+    (repo, contents)
+}
+
+#[tokio::test]
+async fn copying_within_one_registry_mounts_every_blob() {
+    let (from, _) = seeded_repository().await;
+    let source = registry();
+    let contents = source
+        .remote_image(&from, "v1")
+        .await
+        .expect("remote image");
+    let to = format!("promoted/{}", unique("api"));
+    let report = registry()
+        .copy_image(&to, &source, &from, &contents, "v1", &progress())
+        .await
+        .expect("copy");
+    assert_eq!(report.bytes_sent, 0, "no blob bytes cross the wire");
+    assert!(
+        report.blobs.iter().all(|b| b.action == BlobAction::Mounted),
+        "{report:?}"
+    );
+    let copied =
+        skopeo_inspect(&format!("{}/{to}:v1", oci_registry().host), false).expect("skopeo");
+    let original =
+        skopeo_inspect(&format!("{}/{from}:v1", oci_registry().host), false).expect("skopeo");
+    assert_eq!(copied["Digest"], original["Digest"]);
+}
+
+#[tokio::test]
+async fn copying_from_another_registry_streams_every_blob() {
+    let (from, contents) = seeded_repository().await;
+    // The same storage behind another address is another registry as far as the client knows.
+    let proxy = deploy_tests::FlakyProxy::start(&oci_registry().host, 0);
+    let source = Registry::new(
+        &format!("http://{}", proxy.host),
+        None,
+        RegistrySettings::default(),
+    )
+    .expect("client");
+    let remote = source
+        .remote_image(&from, "v1")
+        .await
+        .expect("remote image");
+    assert_eq!(remote.root.digest, contents.root.digest);
+    let to = format!("copied/{}", unique("api"));
+    let report = registry()
+        .copy_image(&to, &source, &from, &remote, "v1", &progress())
+        .await
+        .expect("copy");
+    assert_eq!(report.bytes_sent, contents.blob_bytes());
+    let copied =
+        skopeo_inspect(&format!("{}/{to}:v1", oci_registry().host), false).expect("skopeo");
+    assert_eq!(copied["Digest"], contents.root.digest.as_str());
+}

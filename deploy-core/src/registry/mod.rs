@@ -172,15 +172,18 @@ enum Challenge {
 }
 
 impl Registry {
-    /// A client of the registry at `base` (`http://host:port`, `https://host`, or a bare host,
-    /// which means https).
+    /// A client of the registry at `base` (`http://host:port`, `https://host`, or a bare host:
+    /// https, except loopback hosts).
     pub fn new(
         base: &str,
         credentials: Option<Credentials>,
         settings: RegistrySettings,
     ) -> Result<Registry, RegistryError> {
+        // Like Docker, a bare loopback host is spoken to over plain HTTP, any other over HTTPS.
         let base = if base.starts_with("http://") || base.starts_with("https://") {
             base.trim_end_matches('/').to_owned()
+        } else if base.starts_with("localhost") || base.starts_with("127.") {
+            format!("http://{}", base.trim_end_matches('/'))
         } else {
             format!("https://{}", base.trim_end_matches('/'))
         };
@@ -427,26 +430,42 @@ impl Registry {
         &self,
         repository: &str,
         blob: &Descriptor,
-        source: &BlobLocation,
+        source: &BlobSource<'_>,
         location: &str,
         progress: &Progress<'_>,
     ) -> Result<(), RegistryError> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
         let operation = format!("upload of {} to {repository}", blob.digest);
-        let path = source.path.as_path();
-        let io = |source| SourceError::Io {
-            path: path.to_path_buf(),
-            source,
+        let (path_buf, stream): (
+            std::path::PathBuf,
+            futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
+        ) = match source {
+            BlobSource::Local(local) => {
+                let io = |source| SourceError::Io {
+                    path: local.path.clone(),
+                    source,
+                };
+                let mut file = tokio::fs::File::open(&local.path).await.map_err(io)?;
+                file.seek(std::io::SeekFrom::Start(local.offset))
+                    .await
+                    .map_err(io)?;
+                // Exactly the blob's bytes: in a tarball the next member follows.
+                let file = file.take(blob.size);
+                (
+                    local.path.clone(),
+                    tokio_util::io::ReaderStream::with_capacity(file, self.settings.chunk).boxed(),
+                )
+            }
+            BlobSource::Remote {
+                registry,
+                repository: from,
+            } => (
+                std::path::PathBuf::from(format!("{}/{from}@{}", registry.host, blob.digest)),
+                registry.blob_stream(from, &blob.digest).await?,
+            ),
         };
-        let mut file = tokio::fs::File::open(path).await.map_err(io)?;
-        file.seek(std::io::SeekFrom::Start(source.offset))
-            .await
-            .map_err(io)?;
-        // Exactly the blob's bytes: in a tarball the next member follows.
-        let file = file.take(blob.size);
         let hasher = Arc::new(Mutex::new(sha2::Sha256::new()));
         let expected = blob.clone();
-        let path_buf = path.to_path_buf();
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let reporter = progress.reporter.clone();
         let (artifact, item) = (progress.artifact.to_owned(), blob.digest.to_string());
@@ -465,7 +484,7 @@ impl Registry {
         };
         let verify = Arc::new(verify);
         let total = blob.size;
-        let chunks = tokio_util::io::ReaderStream::with_capacity(file, self.settings.chunk).map({
+        let chunks = stream.map({
             let (hasher, sent, verify) = (hasher.clone(), sent.clone(), verify.clone());
             move |chunk: Result<Bytes, std::io::Error>| {
                 let chunk = chunk?;
@@ -558,7 +577,7 @@ impl Registry {
         &self,
         repository: &str,
         blob: &Descriptor,
-        source: &BlobLocation,
+        source: &BlobSource<'_>,
         mount_from: Option<&str>,
         progress: &Progress<'_>,
     ) -> Result<BlobAction, RegistryError> {
@@ -623,6 +642,153 @@ impl Registry {
         }
     }
 
+    /// Fetches a manifest or index: its media type and exact bytes (checked against `reference`
+    /// when that is a digest).
+    pub async fn get_manifest(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<(String, Vec<u8>), RegistryError> {
+        let operation = format!("GET manifest {repository}:{reference}");
+        let url = self.url(&format!("{repository}/manifests/{reference}"));
+        let accept = [
+            crate::oci::OCI_MANIFEST,
+            crate::oci::OCI_INDEX,
+            crate::oci::DOCKER_MANIFEST,
+            crate::oci::DOCKER_MANIFEST_LIST,
+        ]
+        .join(", ");
+        let response = self
+            .send(&operation, &pull_scope(repository), || {
+                self.http.get(&url).header(header::ACCEPT, &accept)
+            })
+            .await?;
+        let response = self.expect(&operation, response, &[StatusCode::OK]).await?;
+        let media_type = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|err| self.transport(&operation, &err))?
+            .to_vec();
+        if let Ok(digest) = reference.parse::<Digest>()
+            && Digest::of(&bytes) != digest
+        {
+            return Err(RegistryError::Status {
+                registry: self.host.clone(),
+                operation,
+                status: 200,
+                body: format!("the manifest's bytes do not hash to {digest}"),
+            });
+        }
+        Ok((media_type, bytes))
+    }
+
+    /// A blob's bytes as a stream (redirects to storage are followed).
+    pub async fn blob_stream(
+        &self,
+        repository: &str,
+        digest: &Digest,
+    ) -> Result<futures::stream::BoxStream<'static, std::io::Result<Bytes>>, RegistryError> {
+        let operation = format!("GET blob {digest} from {repository}");
+        let url = self.url(&format!("{repository}/blobs/{digest}"));
+        let response = self
+            .send(&operation, &pull_scope(repository), || self.http.get(&url))
+            .await?;
+        let response = self.expect(&operation, response, &[StatusCode::OK]).await?;
+        Ok(response
+            .bytes_stream()
+            .map_err(std::io::Error::other)
+            .boxed())
+    }
+
+    /// Everything `repository:reference` consists of, read from this registry: every manifest
+    /// (all platforms of an index) with its exact bytes, and the blob list.
+    pub async fn remote_image(
+        &self,
+        repository: &str,
+        reference: &str,
+    ) -> Result<ImageContents, RegistryError> {
+        let (media_type, bytes) = self.get_manifest(repository, reference).await?;
+        let root = Descriptor {
+            media_type,
+            digest: Digest::of(&bytes),
+            size: bytes.len() as u64,
+            platform: None,
+            annotations: Default::default(),
+        };
+        let mut contents = ImageContents {
+            root: root.clone(),
+            manifests: Vec::new(),
+            blobs: Vec::new(),
+        };
+        let bad = |err: serde_json::Error| RegistryError::Status {
+            registry: self.host.clone(),
+            operation: format!("read manifest {repository}:{reference}"),
+            status: 200,
+            body: err.to_string(),
+        };
+        let mut pending = vec![(root, bytes)];
+        if pending[0].0.is_index() {
+            let index: crate::oci::Index = serde_json::from_slice(&pending[0].1).map_err(bad)?;
+            for child in &index.manifests {
+                let (_, child_bytes) = self.get_manifest(repository, child.digest.as_str()).await?;
+                pending.insert(0, (child.clone(), child_bytes));
+            }
+        }
+        for (descriptor, bytes) in pending {
+            if !descriptor.is_index() {
+                let manifest: crate::oci::Manifest = serde_json::from_slice(&bytes).map_err(bad)?;
+                for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                    if !contents.blobs.iter().any(|b| b.digest == blob.digest) {
+                        contents.blobs.push(blob.clone());
+                    }
+                }
+            }
+            contents.manifests.push((descriptor, bytes));
+        }
+        Ok(contents)
+    }
+
+    /// Copies an image from `source` (another registry, or another repository of this one, in
+    /// which case blobs are mounted, not sent) into `repository` under `tag`, blob by blob
+    /// through memory, never to disk.
+    pub async fn copy_image(
+        &self,
+        repository: &str,
+        source: &Registry,
+        source_repository: &str,
+        contents: &ImageContents,
+        tag: &str,
+        progress: &Progress<'_>,
+    ) -> Result<PushReport, RegistryError> {
+        let same_registry = source.base == self.base;
+        let blobs: Vec<BlobReport> = futures::stream::iter(&contents.blobs)
+            .map(|blob| async move {
+                let from = BlobSource::Remote {
+                    registry: source,
+                    repository: source_repository,
+                };
+                let mount = same_registry.then_some(source_repository);
+                let action = self
+                    .push_blob(repository, blob, &from, mount, progress)
+                    .await?;
+                Ok::<_, RegistryError>(BlobReport {
+                    digest: blob.digest.clone(),
+                    size: blob.size,
+                    action,
+                })
+            })
+            .buffer_unordered(self.settings.parallel_blobs.max(1))
+            .try_collect()
+            .await?;
+        self.finish_push(repository, contents, tag, blobs).await
+    }
+
     /// Puts a manifest under `reference` (a tag or its digest) and returns its digest.
     pub async fn put_manifest(
         &self,
@@ -664,7 +830,7 @@ impl Registry {
                     .push_blob(
                         repository,
                         blob,
-                        &store.locate(&blob.digest)?,
+                        &BlobSource::Local(store.locate(&blob.digest)?),
                         None,
                         progress,
                     )
@@ -678,6 +844,17 @@ impl Registry {
             .buffer_unordered(self.settings.parallel_blobs.max(1))
             .try_collect()
             .await?;
+        self.finish_push(repository, contents, tag, blobs).await
+    }
+
+    /// Puts every manifest, children by digest first, the root under `tag` last.
+    async fn finish_push(
+        &self,
+        repository: &str,
+        contents: &ImageContents,
+        tag: &str,
+        blobs: Vec<BlobReport>,
+    ) -> Result<PushReport, RegistryError> {
         for (descriptor, bytes) in &contents.manifests {
             let reference = if descriptor.digest == contents.root.digest {
                 tag.to_owned()
@@ -699,6 +876,20 @@ impl Registry {
             bytes_sent,
         })
     }
+}
+
+/// Where the bytes of a blob being pushed come from.
+#[derive(Debug)]
+pub enum BlobSource<'a> {
+    /// A byte range of a local file.
+    Local(BlobLocation),
+    /// A repository of another (or the same) registry, streamed through without touching disk.
+    Remote {
+        /// The source registry.
+        registry: &'a Registry,
+        /// The source repository.
+        repository: &'a str,
+    },
 }
 
 /// Where upload progress goes.

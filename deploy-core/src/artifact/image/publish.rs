@@ -56,17 +56,18 @@ pub enum PublishError {
         /// The error chain.
         detail: String,
     },
-    /// This kind of source is not supported yet.
-    #[error(
-        "image sources of type `{0}` cannot be published by this version of deploy yet; use an oci: layout"
-    )]
-    UnsupportedSource(&'static str),
     /// The source could not be read.
     #[error(transparent)]
     Source(#[from] SourceError),
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+}
+
+/// Where the image's blobs come from.
+enum Origin {
+    Local(Box<dyn BlobStore>),
+    Remote(Registry, String),
 }
 
 /// What a publish produced.
@@ -110,18 +111,26 @@ pub async fn publish(
             .source_root
             .join(path.strip_prefix("./").unwrap_or(path))
     };
-    let (store, contents): (Box<dyn BlobStore>, _) = match request.source {
+    let (origin, contents) = match request.source {
         ImageSource::Oci { path, tag } => {
             let layout = OciLayout::open(&resolve(path))?;
             let contents = layout.image(tag.as_deref())?;
-            (Box::new(layout), contents)
+            (Origin::Local(Box::new(layout)), contents)
         }
         ImageSource::DockerArchive { path } => {
             let mut archive = DockerArchive::open(&resolve(path))?;
             let contents = archive.image(None)?;
-            (Box::new(archive), contents)
+            (Origin::Local(Box::new(archive)), contents)
         }
-        ImageSource::Registry { .. } => return Err(PublishError::UnsupportedSource("docker")),
+        ImageSource::Registry {
+            registry,
+            repository,
+            reference,
+        } => {
+            let source = Registry::new(registry, None, request.settings.clone())?;
+            let contents = source.remote_image(repository, reference).await?;
+            (Origin::Remote(source, repository.clone()), contents)
+        }
     };
     ensure_repository(clients, request.repository, request.create_repository).await?;
     let registry = registry(clients, request.settings.clone()).await?;
@@ -147,15 +156,31 @@ pub async fn publish(
             bytes_sent: 0,
         }
     } else {
-        registry
-            .push_layout(
-                request.repository,
-                store.as_ref(),
-                &contents,
-                request.tag,
-                progress,
-            )
-            .await?
+        match &origin {
+            Origin::Local(store) => {
+                registry
+                    .push_layout(
+                        request.repository,
+                        store.as_ref(),
+                        &contents,
+                        request.tag,
+                        progress,
+                    )
+                    .await?
+            }
+            Origin::Remote(source, from) => {
+                registry
+                    .copy_image(
+                        request.repository,
+                        source,
+                        from,
+                        &contents,
+                        request.tag,
+                        progress,
+                    )
+                    .await?
+            }
+        }
     };
     Ok(Published {
         artifact_ref: ArtifactRef::Image {
