@@ -400,6 +400,7 @@ pub struct FlakyProxy {
     /// `127.0.0.1:<port>` to use instead of the registry.
     pub host: String,
     failed: std::sync::Arc<AtomicU32>,
+    forwarded_puts: std::sync::Arc<AtomicU32>,
 }
 
 impl FlakyProxy {
@@ -408,15 +409,27 @@ impl FlakyProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let host = listener.local_addr().expect("addr").to_string();
         let failed = std::sync::Arc::new(AtomicU32::new(0));
-        let counter = failed.clone();
+        let forwarded_puts = std::sync::Arc::new(AtomicU32::new(0));
+        let (counter, puts) = (failed.clone(), forwarded_puts.clone());
         let upstream = upstream.to_owned();
         std::thread::spawn(move || {
             for client in listener.incoming().flatten() {
-                let (upstream, counter) = (upstream.clone(), counter.clone());
-                std::thread::spawn(move || proxy_one(client, &upstream, &counter, fail_puts));
+                let (upstream, counter, puts) = (upstream.clone(), counter.clone(), puts.clone());
+                std::thread::spawn(move || {
+                    proxy_one(client, &upstream, &counter, &puts, fail_puts)
+                });
             }
         });
-        FlakyProxy { host, failed }
+        FlakyProxy {
+            host,
+            failed,
+            forwarded_puts,
+        }
+    }
+
+    /// Blob upload PUTs passed on to the registry so far.
+    pub fn forwarded_puts(&self) -> u32 {
+        self.forwarded_puts.load(Ordering::SeqCst)
     }
 
     /// Uploads failed on purpose so far.
@@ -425,7 +438,13 @@ impl FlakyProxy {
     }
 }
 
-fn proxy_one(mut client: TcpStream, upstream: &str, failed: &AtomicU32, fail_puts: u32) {
+fn proxy_one(
+    mut client: TcpStream,
+    upstream: &str,
+    failed: &AtomicU32,
+    puts: &AtomicU32,
+    fail_puts: u32,
+) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
@@ -444,6 +463,9 @@ fn proxy_one(mut client: TcpStream, upstream: &str, failed: &AtomicU32, fail_put
         );
         let _ = client.shutdown(std::net::Shutdown::Both);
         return;
+    }
+    if is_upload_put {
+        puts.fetch_add(1, Ordering::SeqCst);
     }
     // One request per connection: ask both sides to close after it.
     let mut lines: Vec<&str> = text

@@ -357,3 +357,30 @@ async fn copying_from_another_registry_streams_every_blob() {
         skopeo_inspect(&format!("{}/{to}:v1", oci_registry().host), false).expect("skopeo");
     assert_eq!(copied["Digest"], contents.root.digest.as_str());
 }
+
+#[tokio::test]
+async fn republishing_sends_no_upload_to_the_registry() {
+    let layout = OciLayout::open(&example()).expect("layout");
+    let contents = layout.image(Some("latest")).expect("image");
+    let (registry, proxy) = flaky_registry(0);
+    let repo = format!("counted/{}", unique("api"));
+    registry
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect("first push");
+    let first = proxy.forwarded_puts();
+    assert_eq!(
+        first as usize,
+        contents.blobs.len(),
+        "one upload per blob the first time"
+    );
+    registry
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect("republish");
+    assert_eq!(
+        proxy.forwarded_puts(),
+        first,
+        "the republish uploaded nothing"
+    );
+}
