@@ -27,6 +27,11 @@ impl Digest {
         Digest(format!("sha256:{}", hex(&sha2::Sha256::digest(bytes))))
     }
 
+    /// The digest whose raw SHA-256 bytes are `hash`.
+    pub(crate) fn from_hex_sha256(hash: &[u8]) -> Digest {
+        Digest(format!("sha256:{}", hex(hash)))
+    }
+
     /// The 64 hex characters.
     pub fn hex(&self) -> &str {
         &self.0["sha256:".len()..]

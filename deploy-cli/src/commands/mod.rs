@@ -112,3 +112,33 @@ pub fn resolve_version(flag: Option<&str>, config: &Config) -> anyhow::Result<St
         .into()),
     }
 }
+
+/// Checks the account, reads the ledger and plans `operation` for `artifacts` (all when empty)
+/// of environment `env`; returns the plan and the clients it was made with.
+pub async fn make_plan(
+    config: &Config,
+    env: &str,
+    artifacts: &[String],
+    version: Option<&str>,
+    operation: deploy_core::ledger::Operation,
+) -> anyhow::Result<(deploy_core::plan::Plan, AwsClients)> {
+    let env = config.environment(env)?;
+    let artifacts = env.select(artifacts)?;
+    let version = resolve_version(version, config)?;
+    let clients = clients(config, env).await;
+    clients.verify_account().await?;
+    let names: Vec<String> = artifacts.iter().map(|a| a.name.clone()).collect();
+    let status = deploy_core::ledger::Ledger::new(clients.s3.clone(), &env.target)
+        .status(&names)
+        .await?;
+    let plan = deploy_core::plan::Plan::build(&deploy_core::plan::PlanRequest {
+        environment: env,
+        artifacts,
+        operation,
+        version: Some(version),
+        config_sha256: config.sha256(),
+        lock_ttl: config.settings.lock_ttl,
+        status: &status,
+    });
+    Ok((plan, clients))
+}

@@ -1,31 +1,21 @@
 use anyhow::Context;
 use deploy_core::config::Config;
-use deploy_core::ledger::{Ledger, Operation};
-use deploy_core::plan::{Plan, PlanRequest};
+use deploy_core::ledger::Operation;
+use deploy_core::plan::Plan;
 
-use super::{clients, resolve_version};
+use super::make_plan;
 use crate::cli::{Cli, PlanArgs};
 use crate::output::Output;
 
 pub async fn plan(_cli: &Cli, out: &Output, config: Config, args: &PlanArgs) -> anyhow::Result<()> {
-    let env = config.environment(&args.env)?;
-    let artifacts = env.select(&args.artifacts)?;
-    let version = resolve_version(args.release_version.as_deref(), &config)?;
-    let clients = clients(&config, env).await;
-    clients.verify_account().await?;
-    let names: Vec<String> = artifacts.iter().map(|a| a.name.clone()).collect();
-    let status = Ledger::new(clients.s3.clone(), &env.target)
-        .status(&names)
-        .await?;
-    let plan = Plan::build(&PlanRequest {
-        environment: env,
-        artifacts,
-        operation: Operation::Release,
-        version: Some(version),
-        config_sha256: config.sha256(),
-        lock_ttl: config.settings.lock_ttl,
-        status: &status,
-    });
+    let (plan, _clients) = make_plan(
+        &config,
+        &args.env,
+        &args.artifacts,
+        args.release_version.as_deref(),
+        Operation::Release,
+    )
+    .await?;
     if let Some(path) = &args.out {
         std::fs::write(path, plan.to_json() + "\n")
             .with_context(|| format!("cannot write the plan to {}", path.display()))?;

@@ -2,35 +2,24 @@ use std::sync::Arc;
 
 use deploy_core::config::Config;
 use deploy_core::engine::{Engine, EngineOptions};
-use deploy_core::ledger::{Actor, Ledger, Operation};
+use deploy_core::ledger::{Actor, Operation};
 use deploy_core::lock::LockSettings;
-use deploy_core::plan::{Plan, PlanRequest};
 use deploy_core::registry::RegistrySettings;
 
+use super::make_plan;
 use super::plan::print_plan;
-use super::{clients, resolve_version};
 use crate::cli::PublishArgs;
 use crate::output::{CliReporter, Output};
 
 pub async fn publish(out: &Output, config: Config, args: &PublishArgs) -> anyhow::Result<()> {
-    let env = config.environment(&args.env)?;
-    let artifacts = env.select(&args.artifacts)?;
-    let version = resolve_version(args.release_version.as_deref(), &config)?;
-    let clients = clients(&config, env).await;
-    clients.verify_account().await?;
-    let names: Vec<String> = artifacts.iter().map(|a| a.name.clone()).collect();
-    let status = Ledger::new(clients.s3.clone(), &env.target)
-        .status(&names)
-        .await?;
-    let plan = Plan::build(&PlanRequest {
-        environment: env,
-        artifacts,
-        operation: Operation::Publish,
-        version: Some(version),
-        config_sha256: config.sha256(),
-        lock_ttl: config.settings.lock_ttl,
-        status: &status,
-    });
+    let (plan, clients) = make_plan(
+        &config,
+        &args.env,
+        &args.artifacts,
+        args.release_version.as_deref(),
+        Operation::Publish,
+    )
+    .await?;
     if args.dry_run {
         print_plan(out, &plan);
         out.line("dry run: nothing was changed");

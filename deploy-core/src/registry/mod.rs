@@ -619,16 +619,10 @@ impl Registry {
     ) -> Result<Option<Digest>, RegistryError> {
         let operation = format!("HEAD manifest {repository}:{reference}");
         let url = self.url(&format!("{repository}/manifests/{reference}"));
-        let accept = [
-            crate::oci::OCI_MANIFEST,
-            crate::oci::OCI_INDEX,
-            crate::oci::DOCKER_MANIFEST,
-            crate::oci::DOCKER_MANIFEST_LIST,
-        ]
-        .join(", ");
+        let accept = MANIFEST_ACCEPT;
         let response = self
             .send(&operation, &pull_scope(repository), || {
-                self.http.head(&url).header(header::ACCEPT, &accept)
+                self.http.head(&url).header(header::ACCEPT, accept)
             })
             .await?;
         match response.status() {
@@ -651,16 +645,10 @@ impl Registry {
     ) -> Result<(String, Vec<u8>), RegistryError> {
         let operation = format!("GET manifest {repository}:{reference}");
         let url = self.url(&format!("{repository}/manifests/{reference}"));
-        let accept = [
-            crate::oci::OCI_MANIFEST,
-            crate::oci::OCI_INDEX,
-            crate::oci::DOCKER_MANIFEST,
-            crate::oci::DOCKER_MANIFEST_LIST,
-        ]
-        .join(", ");
+        let accept = MANIFEST_ACCEPT;
         let response = self
             .send(&operation, &pull_scope(repository), || {
-                self.http.get(&url).header(header::ACCEPT, &accept)
+                self.http.get(&url).header(header::ACCEPT, accept)
             })
             .await?;
         let response = self.expect(&operation, response, &[StatusCode::OK]).await?;
@@ -908,6 +896,10 @@ impl std::fmt::Debug for Progress<'_> {
             .finish_non_exhaustive()
     }
 }
+
+/// Every manifest media type this client reads.
+const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \
+     application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
 fn pull_scope(repository: &str) -> String {
     format!("repository:{repository}:pull")

@@ -7,10 +7,9 @@ use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
-use sha2::Digest as _;
 
 use super::{BlobLocation, BlobStore, ImageContents, SourceError, walk};
-use crate::oci::{DOCKER_MANIFEST, Descriptor, Digest, Index, Manifest, hex};
+use crate::oci::{DOCKER_MANIFEST, Descriptor, Digest, Index, Manifest};
 
 const DOCKER_CONFIG: &str = "application/vnd.docker.container.image.v1+json";
 const DOCKER_LAYER: &str = "application/vnd.docker.image.rootfs.diff.tar";
@@ -78,7 +77,8 @@ impl DockerArchive {
         })
     }
 
-    fn member(&self, name: &str) -> Result<Vec<u8>, SourceError> {
+    /// A reader of exactly the bytes of member `name`.
+    fn open_member(&self, name: &str) -> Result<std::io::Take<std::fs::File>, SourceError> {
         let &(offset, size) = self
             .members
             .get(name)
@@ -92,42 +92,25 @@ impl DockerArchive {
         };
         let mut file = std::fs::File::open(&self.path).map_err(io)?;
         file.seek(std::io::SeekFrom::Start(offset)).map_err(io)?;
+        Ok(file.take(size))
+    }
+
+    fn member(&self, name: &str) -> Result<Vec<u8>, SourceError> {
         let mut bytes = Vec::new();
-        file.take(size).read_to_end(&mut bytes).map_err(io)?;
+        self.open_member(name)?
+            .read_to_end(&mut bytes)
+            .map_err(|source| SourceError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         Ok(bytes)
     }
 
     fn hash_member(&self, name: &str) -> Result<(Digest, u64), SourceError> {
-        let &(offset, size) = self
-            .members
-            .get(name)
-            .ok_or_else(|| SourceError::NotAnArchive {
-                path: self.path.clone(),
-                detail: format!("layer {name} is missing"),
-            })?;
-        let io = |source| SourceError::Io {
+        super::sha256_of(self.open_member(name)?).map_err(|source| SourceError::Io {
             path: self.path.clone(),
             source,
-        };
-        let mut file = std::fs::File::open(&self.path).map_err(io)?;
-        file.seek(std::io::SeekFrom::Start(offset)).map_err(io)?;
-        let mut reader = file.take(size);
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        loop {
-            let n = reader.read(&mut buf).map_err(io)?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-        }
-        let digest = format!("sha256:{}", hex(&hasher.finalize()))
-            .parse()
-            .map_err(|_| SourceError::NotAnArchive {
-                path: self.path.clone(),
-                detail: "digest computation failed".into(),
-            })?;
-        Ok((digest, size))
+        })
     }
 
     /// The image `tag` (`name:tag`, or just `tag`), or the only image when no tag is given.

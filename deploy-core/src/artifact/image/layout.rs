@@ -1,12 +1,9 @@
 //! Reading an OCI image layout directory (`oci-layout`, `index.json`, `blobs/sha256/…`).
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::Digest as _;
-
 use super::{BlobLocation, BlobStore, ImageContents, SourceError};
-use crate::oci::{Descriptor, Digest, Index, hex};
+use crate::oci::{Descriptor, Digest, Index};
 
 const REF_NAME: &str = "org.opencontainers.image.ref.name";
 
@@ -107,7 +104,7 @@ impl OciLayout {
     /// fixed-size chunks (memory does not grow with the blob).
     pub fn verify_blob(&self, descriptor: &Descriptor) -> Result<(), SourceError> {
         let path = self.blob_path(&descriptor.digest);
-        let mut file = std::fs::File::open(&path).map_err(|err| match err.kind() {
+        let file = std::fs::File::open(&path).map_err(|err| match err.kind() {
             std::io::ErrorKind::NotFound => SourceError::MissingBlob {
                 dir: self.dir.clone(),
                 digest: descriptor.digest.clone(),
@@ -117,23 +114,10 @@ impl OciLayout {
                 source: err,
             },
         })?;
-        let mut hasher = sha2::Sha256::new();
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut size = 0u64;
-        loop {
-            let n = file.read(&mut buf).map_err(|source| SourceError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            size += n as u64;
-        }
-        let actual: Digest = format!("sha256:{}", hex(&hasher.finalize()))
-            .parse()
-            .map_err(|_| corrupt(&path, descriptor, &descriptor.digest, size))?;
+        let (actual, size) = super::sha256_of(file).map_err(|source| SourceError::Io {
+            path: path.clone(),
+            source,
+        })?;
         if actual != descriptor.digest || size != descriptor.size {
             return Err(corrupt(&path, descriptor, &actual, size));
         }

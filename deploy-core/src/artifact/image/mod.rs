@@ -197,3 +197,21 @@ fn collect(
     }
     Ok(())
 }
+
+/// SHA-256 and length of everything `reader` yields, in fixed-size chunks.
+pub(crate) fn sha256_of(mut reader: impl std::io::Read) -> std::io::Result<(Digest, u64)> {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = reader.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        size += n as u64;
+    }
+    let digest = Digest::from_hex_sha256(&hasher.finalize());
+    Ok((digest, size))
+}
