@@ -93,6 +93,8 @@ impl Output {
 pub struct CliReporter {
     json: bool,
     quiet: bool,
+    /// On a terminal, byte progress redraws one line in place.
+    tty: bool,
 }
 
 impl CliReporter {
@@ -100,8 +102,21 @@ impl CliReporter {
         CliReporter {
             json: out.json(),
             quiet: out.quiet,
+            tty: std::io::stderr().is_terminal(),
         }
     }
+}
+
+/// `    sha256:3a0ad1a38ad0  12.0/80.0 MiB   15%` for a blob in flight.
+fn progress_line(item: &str, done: u64, total: u64) -> String {
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+    format!(
+        "    {:<19}  {:.1}/{:.1} MiB  {percent:>3}%",
+        item.get(..19).unwrap_or(item),
+        mib(done),
+        mib(total)
+    )
 }
 
 impl deploy_core::events::Reporter for CliReporter {
@@ -137,8 +152,23 @@ impl deploy_core::events::Reporter for CliReporter {
                 done,
                 total: Some(total),
                 ..
+            } if self.tty && done < total => {
+                let mut err = std::io::stderr().lock();
+                let _ = write!(err, "\r\x1b[2K{}", progress_line(item, *done, *total));
+                let _ = err.flush();
+                return;
+            }
+            Event::BytesTransferred {
+                item,
+                done,
+                total: Some(total),
+                ..
             } if done == total => {
-                format!("    sent {} ({done} bytes)", item.get(..19).unwrap_or(item))
+                let clear = if self.tty { "\r\x1b[2K" } else { "" };
+                format!(
+                    "{clear}    sent {} ({done} bytes)",
+                    item.get(..19).unwrap_or(item)
+                )
             }
             Event::Note { message } => format!("    {message}"),
             Event::ReleaseRecorded {
@@ -152,5 +182,21 @@ impl deploy_core::events::Reporter for CliReporter {
         };
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{line}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_line;
+
+    #[test]
+    fn progress_lines_show_bytes_and_percent() {
+        let line = progress_line(
+            "sha256:3a0ad1a38ad0df915010d924e568dfa78b008aef35976780973532a226b63dfa",
+            12 << 20,
+            80 << 20,
+        );
+        assert_eq!(line, "    sha256:3a0ad1a38ad0  12.0/80.0 MiB   15%");
+        assert!(progress_line("x", 0, 0).ends_with("100%"));
     }
 }
