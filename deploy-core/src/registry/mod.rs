@@ -754,27 +754,17 @@ impl Registry {
         tag: &str,
         progress: &Progress<'_>,
     ) -> Result<PushReport, RegistryError> {
-        let same_registry = source.base == self.base;
-        let blobs: Vec<BlobReport> = futures::stream::iter(&contents.blobs)
-            .map(|blob| async move {
-                let from = BlobSource::Remote {
+        let mount = (source.base == self.base).then_some(source_repository);
+        self.push_image(repository, contents, tag, progress, |_| {
+            Ok((
+                BlobSource::Remote {
                     registry: source,
                     repository: source_repository,
-                };
-                let mount = same_registry.then_some(source_repository);
-                let action = self
-                    .push_blob(repository, blob, &from, mount, progress)
-                    .await?;
-                Ok::<_, RegistryError>(BlobReport {
-                    digest: blob.digest.clone(),
-                    size: blob.size,
-                    action,
-                })
-            })
-            .buffer_unordered(self.settings.parallel_blobs.max(1))
-            .try_collect()
-            .await?;
-        self.finish_push(repository, contents, tag, blobs).await
+                },
+                mount,
+            ))
+        })
+        .await
     }
 
     /// Puts a manifest under `reference` (a tag or its digest) and returns its digest.
@@ -812,16 +802,30 @@ impl Registry {
         tag: &str,
         progress: &Progress<'_>,
     ) -> Result<PushReport, RegistryError> {
+        self.push_image(repository, contents, tag, progress, |blob| {
+            Ok((BlobSource::Local(store.locate(&blob.digest)?), None))
+        })
+        .await
+    }
+
+    /// Pushes every blob (several at once) from where `source` says, then the manifests.
+    async fn push_image<'s, F>(
+        &self,
+        repository: &str,
+        contents: &ImageContents,
+        tag: &str,
+        progress: &Progress<'_>,
+        source: F,
+    ) -> Result<PushReport, RegistryError>
+    where
+        F: Fn(&Descriptor) -> Result<(BlobSource<'s>, Option<&'s str>), RegistryError> + Sync,
+    {
+        let source = &source;
         let blobs: Vec<BlobReport> = futures::stream::iter(&contents.blobs)
             .map(|blob| async move {
+                let (from, mount) = source(blob)?;
                 let action = self
-                    .push_blob(
-                        repository,
-                        blob,
-                        &BlobSource::Local(store.locate(&blob.digest)?),
-                        None,
-                        progress,
-                    )
+                    .push_blob(repository, blob, &from, mount, progress)
                     .await?;
                 Ok::<_, RegistryError>(BlobReport {
                     digest: blob.digest.clone(),
