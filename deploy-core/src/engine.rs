@@ -409,11 +409,10 @@ impl Engine {
                 failure = Some(err);
             }
         }
-        let mut state = state.into_inner();
         if let Some(error) = &failure {
-            self.record_failures(plan, &mut state, &error.to_string())
-                .await;
+            self.record_failures(plan, &state, &error.to_string()).await;
         }
+        let mut state = state.into_inner();
         if let Some(lock) = state.lock.take() {
             // Only reached on failure: a successful plan releases the lock in its last step.
             if let Err(err) = lock.release().await {
@@ -667,8 +666,9 @@ impl Engine {
     }
 
     /// Writes a failed record for every artifact whose steps started but was not recorded.
-    async fn record_failures(&self, plan: &Plan, state: &mut RunState, error: &str) {
-        if state.lock.is_none() {
+    async fn record_failures(&self, plan: &Plan, state: &Mutex<RunState>, error: &str) {
+        let state_now = state.lock().await;
+        if state_now.lock.is_none() {
             // Without the lock this run must not write to the ledger.
             return;
         }
@@ -682,25 +682,24 @@ impl Engine {
                 _ => None,
             })
             .filter(|(artifact, _, _)| {
-                state
+                state_now
                     .artifacts
                     .get(artifact)
                     .is_some_and(|r| r.started_at.is_some() && !r.recorded)
             })
             .collect();
-        let shared = Mutex::new(std::mem::take(state));
+        drop(state_now);
         for (artifact, kind, operation) in pending {
             let outcome = Outcome::Failed {
                 error: error.to_owned(),
             };
             let record = self
-                .record(plan, &shared, &artifact, kind, operation, outcome)
+                .record(plan, state, &artifact, kind, operation, outcome)
                 .await;
-            if let Err(err) = self.commit(&shared, record).await {
+            if let Err(err) = self.commit(state, record).await {
                 tracing::warn!(%err, artifact, "could not record the failed release");
             }
         }
-        *state = shared.into_inner();
     }
 }
 

@@ -33,7 +33,6 @@ pub async fn publish(out: &Output, config: Config, args: &PublishArgs) -> anyhow
         registry: RegistrySettings::default(),
     };
     let engine = Engine::new(clients, Arc::new(CliReporter::new(out)), options);
-    engine.check(&plan)?;
     let report = engine.apply(&plan).await?;
     if out.json() {
         out.document(&report);

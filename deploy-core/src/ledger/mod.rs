@@ -480,9 +480,12 @@ impl Ledger {
     /// against the pointers read before the record was written). Sets `previous` when unset.
     pub async fn commit(&self, record: &mut ReleaseRecord) -> Result<String, LedgerError> {
         let live = self.pointer(&record.artifact, PointerKind::Live).await?;
-        let published = self
-            .pointer(&record.artifact, PointerKind::Published)
-            .await?;
+        let published = if record.operation.publishes() {
+            self.pointer(&record.artifact, PointerKind::Published)
+                .await?
+        } else {
+            None
+        };
         if record.previous.is_none() {
             record.previous = live.as_ref().map(|p| p.value.release_id.clone());
         }
