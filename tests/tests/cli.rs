@@ -34,6 +34,12 @@ fn usage_errors_exit_2() {
         .expect("run");
     assert_eq!(out.status.code(), Some(2));
     let out = deploy()
+        .args(["publish", "dev", "--wait-lock", "soon"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not a duration"));
+    let out = deploy()
         .args(["--config", "/nonexistent/deploy.toml", "validate"])
         .output()
         .expect("run");
