@@ -195,6 +195,9 @@ pub struct AwsClients {
     pub codedeploy: aws_sdk_codedeploy::Client,
     /// Lambda.
     pub lambda: aws_sdk_lambda::Client,
+    /// The ECR registry login, shared by every publish of these clients until it expires.
+    pub(crate) ecr_login:
+        std::sync::Arc<tokio::sync::Mutex<Option<crate::artifact::image::publish::EcrLogin>>>,
 }
 
 impl AwsClients {
@@ -264,6 +267,7 @@ impl AwsClients {
             ecs: client!(aws_sdk_ecs, ep.ecs.as_ref()),
             codedeploy: client!(aws_sdk_codedeploy, ep.codedeploy.as_ref()),
             lambda: client!(aws_sdk_lambda, ep.lambda.as_ref()),
+            ecr_login: Default::default(),
         }
     }
 

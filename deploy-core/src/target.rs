@@ -59,6 +59,21 @@ impl Target {
     pub fn lock_key(&self) -> String {
         format!("deploy/{}/{}/lock.json", self.project, self.environment)
     }
+
+    /// A target for unit tests: project `p`, account 123456789012, eu-west-1.
+    #[cfg(test)]
+    pub(crate) fn for_tests(environment: &str) -> Target {
+        Target {
+            project: "p".into(),
+            environment: environment.into(),
+            region: "eu-west-1".into(),
+            account: AccountId("123456789012".into()),
+            profile: None,
+            role_arn: None,
+            state_bucket: "p-state".into(),
+            endpoints: Endpoints::default(),
+        }
+    }
 }
 
 /// Per-service endpoint overrides. Unset services use `AWS_ENDPOINT_URL[_SERVICE]` or AWS.

@@ -96,6 +96,8 @@ pub struct ImageSpec {
     pub source: Option<ImageSource>,
     /// Scan gate applied on promote.
     pub scan: ScanGate,
+    /// Also apply the scan gate right after a publish (before the release is recorded).
+    pub scan_on_publish: bool,
     /// Create the ECR repository when it is missing instead of failing.
     pub create_repository: bool,
     /// Environment variables merged into the container definition.

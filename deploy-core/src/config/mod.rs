@@ -88,6 +88,27 @@ pub struct Settings {
     pub timeout: Duration,
     /// Attempts per AWS request (standard retry mode). Default 3.
     pub retry_max_attempts: u32,
+    /// Image blobs uploaded at the same time. Default 6.
+    pub parallel_uploads: usize,
+    /// How image blobs are sent. Default `auto`: one streamed `PATCH` for ECR, one `PUT` elsewhere.
+    pub upload: crate::registry::UploadMode,
+    /// Part size of `chunked` uploads in bytes. Default 10 MiB; ECR takes 5 to 20 MiB.
+    pub part_size: u64,
+    /// How long a scan gate waits for the ECR scan of an image. Default 10 minutes.
+    #[serde(with = "crate::duration_serde")]
+    pub scan_timeout: Duration,
+}
+
+impl Settings {
+    /// Registry push tuning from these settings.
+    pub fn registry(&self) -> crate::registry::RegistrySettings {
+        crate::registry::RegistrySettings {
+            parallel_blobs: self.parallel_uploads,
+            upload: self.upload,
+            part_size: self.part_size,
+            ..crate::registry::RegistrySettings::default()
+        }
+    }
 }
 
 impl Default for Settings {
@@ -97,6 +118,10 @@ impl Default for Settings {
             poll_interval: Duration::from_secs(5),
             timeout: Duration::from_secs(30 * 60),
             retry_max_attempts: 3,
+            parallel_uploads: 6,
+            upload: crate::registry::UploadMode::Auto,
+            part_size: 10 * 1024 * 1024,
+            scan_timeout: Duration::from_secs(10 * 60),
         }
     }
 }

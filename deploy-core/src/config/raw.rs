@@ -63,6 +63,10 @@ pub(crate) struct RawSettings {
     pub poll_interval: Option<String>,
     pub timeout: Option<String>,
     pub retry_max_attempts: Option<u32>,
+    pub parallel_uploads: Option<usize>,
+    pub upload: Option<crate::registry::UploadMode>,
+    pub part_size: Option<String>,
+    pub scan_timeout: Option<String>,
 }
 
 /// One artifact after the environment's overrides were merged in and placeholders expanded.
@@ -75,6 +79,7 @@ pub(crate) struct RawArtifact {
     // image
     pub repository: Option<String>,
     pub scan: Option<crate::artifact::ScanGate>,
+    pub scan_on_publish: Option<bool>,
     pub create_repository: Option<bool>,
     pub secrets: Option<BTreeMap<String, String>>,
     // dags

@@ -355,6 +355,27 @@ fn promotion_cycle<'a>(
     None
 }
 
+/// A byte size: a plain number, or one with a `KiB`, `MiB`, `GiB` (or `KB`, `MB`, `GB`) suffix.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok()?;
+    let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        "kb" => 1_000,
+        "mb" => 1_000_000,
+        "gb" => 1_000_000_000,
+        _ => return None,
+    };
+    number.checked_mul(factor)
+}
+
 fn resolve_settings(r: &mut Resolver<'_>, raw: Option<&super::raw::RawSettings>) -> Settings {
     let defaults = Settings::default();
     let Some(raw) = raw else { return defaults };
@@ -369,6 +390,29 @@ fn resolve_settings(r: &mut Resolver<'_>, raw: Option<&super::raw::RawSettings>)
             None,
         );
     }
+    let parallel_uploads = raw.parallel_uploads.unwrap_or(defaults.parallel_uploads);
+    if !(1..=32).contains(&parallel_uploads) {
+        r.error(
+            &at("parallel_uploads"),
+            format!("`parallel_uploads` is {parallel_uploads}; it must be between 1 and 32"),
+            None,
+        );
+    }
+    let part_size = match raw.part_size.as_deref().map(parse_size) {
+        None => defaults.part_size,
+        Some(Some(size)) if crate::registry::ECR_PART_SIZE.contains(&size) => size,
+        Some(_) => {
+            r.error(
+                &at("part_size"),
+                format!(
+                    "`part_size` is `{}`; ECR takes upload parts of 5 MiB to 20 MiB",
+                    raw.part_size.as_deref().unwrap_or_default()
+                ),
+                Some("write a size such as \"10MiB\" or \"5242880\"".into()),
+            );
+            defaults.part_size
+        }
+    };
     Settings {
         lock_ttl: r.duration(raw.lock_ttl.as_deref(), &at("lock_ttl"), defaults.lock_ttl),
         poll_interval: r.duration(
@@ -378,6 +422,14 @@ fn resolve_settings(r: &mut Resolver<'_>, raw: Option<&super::raw::RawSettings>)
         ),
         timeout: r.duration(raw.timeout.as_deref(), &at("timeout"), defaults.timeout),
         retry_max_attempts,
+        parallel_uploads,
+        upload: raw.upload.unwrap_or(defaults.upload),
+        part_size,
+        scan_timeout: r.duration(
+            raw.scan_timeout.as_deref(),
+            &at("scan_timeout"),
+            defaults.scan_timeout,
+        ),
     }
 }
 
@@ -727,6 +779,7 @@ impl ArtifactContext<'_, '_, '_> {
             repository,
             source,
             scan: raw.scan.unwrap_or(ScanGate::None),
+            scan_on_publish: raw.scan_on_publish.unwrap_or(false),
             create_repository: raw.create_repository.unwrap_or(false),
             env: raw.env.unwrap_or_default(),
             secrets: raw.secrets.unwrap_or_default(),
@@ -887,6 +940,7 @@ impl ArtifactContext<'_, '_, '_> {
                 ("secrets", raw.secrets.is_some()),
                 ("repository", raw.repository.is_some()),
                 ("scan", raw.scan.is_some()),
+                ("scan_on_publish", raw.scan_on_publish.is_some()),
                 ("create_repository", raw.create_repository.is_some()),
                 ("function", raw.function.is_some()),
                 ("alias", raw.alias.is_some()),
@@ -1033,6 +1087,7 @@ impl ArtifactContext<'_, '_, '_> {
                 ("secrets", raw.secrets.is_some()),
                 ("repository", raw.repository.is_some()),
                 ("scan", raw.scan.is_some()),
+                ("scan_on_publish", raw.scan_on_publish.is_some()),
                 ("create_repository", raw.create_repository.is_some()),
                 ("bucket", raw.bucket.is_some()),
                 ("prefix", raw.prefix.is_some()),
@@ -1131,7 +1186,7 @@ impl ArtifactContext<'_, '_, '_> {
 fn kind_keys(kind: ArtifactKind) -> &'static str {
     match kind {
         ArtifactKind::Image => {
-            "image artifacts take: repository, source, scan, create_repository, env, secrets, rollout"
+            "image artifacts take: repository, source, scan, scan_on_publish, create_repository, env, secrets, rollout"
         }
         ArtifactKind::Dags => "dags artifacts take: source, bucket, prefix, rollout",
         ArtifactKind::Lambda => {

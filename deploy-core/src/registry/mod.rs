@@ -49,6 +49,26 @@ pub struct RegistrySettings {
     pub backoff: Duration,
     /// Read buffer for streaming blobs. Default 256 KiB.
     pub chunk: usize,
+    /// How blob bytes are sent. Default [`UploadMode::Auto`].
+    pub upload: UploadMode,
+    /// Part size of [`UploadMode::Chunked`] uploads. Default 10 MiB; ECR takes 5 to 20 MiB.
+    pub part_size: u64,
+}
+
+/// How blob bytes are sent to the registry.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UploadMode {
+    /// [`UploadMode::Streamed`] for ECR (what `docker push` does there), else
+    /// [`UploadMode::Monolithic`].
+    #[default]
+    Auto,
+    /// One `PUT` carrying the whole blob: the fewest requests.
+    Monolithic,
+    /// One `PATCH` carrying the whole blob, then a `PUT` that commits it.
+    Streamed,
+    /// `PATCH` requests of `part_size` bytes each (with `Content-Range`), then the commit.
+    Chunked,
 }
 
 impl Default for RegistrySettings {
@@ -58,6 +78,8 @@ impl Default for RegistrySettings {
             attempts: 4,
             backoff: Duration::from_millis(500),
             chunk: 256 * 1024,
+            upload: UploadMode::Auto,
+            part_size: 10 * 1024 * 1024,
         }
     }
 }
@@ -102,6 +124,14 @@ pub enum RegistryError {
     /// The source could not be read or is corrupt.
     #[error(transparent)]
     Source(#[from] SourceError),
+    /// The push settings do not suit this registry.
+    #[error("cannot push to {registry}: {detail}")]
+    Settings {
+        /// Registry host.
+        registry: String,
+        /// What is wrong and what to do.
+        detail: String,
+    },
 }
 
 impl RegistryError {
@@ -188,6 +218,19 @@ impl Registry {
             format!("https://{}", base.trim_end_matches('/'))
         };
         let host = base.split("://").nth(1).unwrap_or_default().to_owned();
+        if settings.upload == UploadMode::Chunked
+            && is_ecr_host(&host)
+            && !ECR_PART_SIZE.contains(&settings.part_size)
+        {
+            return Err(RegistryError::Settings {
+                registry: host,
+                detail: format!(
+                    "ECR takes upload parts of 5 MiB to 20 MiB, and part_size is {} bytes; \
+                     set `part_size` in [settings] within that range",
+                    settings.part_size
+                ),
+            });
+        }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("deploy/", env!("CARGO_PKG_VERSION")))
@@ -424,18 +467,16 @@ impl Registry {
         Ok(Some(self.resolve_location(location)))
     }
 
-    /// Uploads one blob file in a single streamed PUT, hashing every byte read; a mismatch with
-    /// the descriptor aborts the request, so the registry never commits it.
-    async fn upload_file(
+    /// The bytes of `blob` as a stream that hashes everything read: when the last byte is read
+    /// (before that chunk reaches the connection) a mismatch with the descriptor fails the
+    /// stream, so the registry never commits a corrupt blob.
+    async fn verified_body(
         &self,
-        repository: &str,
         blob: &Descriptor,
         source: &BlobSource<'_>,
-        location: &str,
         progress: &Progress<'_>,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<futures::stream::BoxStream<'static, std::io::Result<Bytes>>, RegistryError> {
         use tokio::io::{AsyncReadExt, AsyncSeekExt};
-        let operation = format!("upload of {} to {repository}", blob.digest);
         let (path_buf, stream): (
             std::path::PathBuf,
             futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
@@ -469,8 +510,6 @@ impl Registry {
         let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let reporter = progress.reporter.clone();
         let (artifact, item) = (progress.artifact.to_owned(), blob.digest.to_string());
-        // The digest is checked when the last byte is read, before that chunk is handed to the
-        // connection: a corrupt blob fails the request before the registry has all of it.
         let verify = move |hasher: &sha2::Sha256, size: u64| -> Result<(), std::io::Error> {
             let digest = format!("sha256:{}", hex(&hasher.clone().finalize()));
             if digest == expected.digest.as_str() && size == expected.size {
@@ -506,70 +545,184 @@ impl Registry {
                 Ok(chunk)
             }
         });
-        // A file shorter than its descriptor never reaches `total`: check once it ends.
-        let check = futures::stream::once({
-            let (hasher, sent) = (hasher.clone(), sent.clone());
-            async move {
-                let done = sent.load(std::sync::atomic::Ordering::Relaxed);
-                if done >= total {
-                    return Ok(Bytes::new());
-                }
-                let h = hasher
-                    .lock()
-                    .map_err(|_| std::io::Error::other("hasher poisoned"))?;
-                verify(&h, done).map(|()| Bytes::new())
+        // A source shorter than its descriptor never reaches `total`: check once it ends.
+        let check = futures::stream::once(async move {
+            let done = sent.load(std::sync::atomic::Ordering::Relaxed);
+            if done >= total {
+                return Ok(Bytes::new());
             }
+            let h = hasher
+                .lock()
+                .map_err(|_| std::io::Error::other("hasher poisoned"))?;
+            verify(&h, done).map(|()| Bytes::new())
         });
-        let body = reqwest::Body::wrap_stream(chunks.chain(check));
+        Ok(chunks.chain(check).boxed())
+    }
+
+    /// Adds the credentials a request of `scope` needs: the cached token, else basic credentials.
+    fn authorize(&self, request: reqwest::RequestBuilder, scope: &str) -> reqwest::RequestBuilder {
+        let token = self.tokens.lock().ok().and_then(|t| t.get(scope).cloned());
+        match (token, &self.credentials) {
+            (Some(token), _) => request.bearer_auth(token),
+            (None, Some(c)) => request.basic_auth(&c.username, Some(&c.password)),
+            (None, None) => request,
+        }
+    }
+
+    /// Forgets the token of `scope` (the registry refused it: expired or revoked).
+    fn forget_token(&self, scope: &str) {
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.remove(scope);
+        }
+    }
+
+    /// Sends one request of an upload; a body that failed verification is reported as the
+    /// corrupt source it is, not as a transport error.
+    async fn send_upload(
+        &self,
+        operation: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RegistryError> {
+        request.send().await.map_err(|err| {
+            corrupt_source(&err)
+                .map(RegistryError::from)
+                .unwrap_or_else(|| self.transport(operation, &err))
+        })
+    }
+
+    /// The upload mode used with this registry.
+    pub fn upload_mode(&self) -> UploadMode {
+        match self.settings.upload {
+            UploadMode::Auto if is_ecr_host(&self.host) => UploadMode::Streamed,
+            UploadMode::Auto => UploadMode::Monolithic,
+            mode => mode,
+        }
+    }
+
+    /// Uploads one blob to the session at `location`, in the registry's upload mode, and commits
+    /// it with its digest. Every byte is hashed on the way (see [`Registry::verified_body`]).
+    async fn upload_file(
+        &self,
+        repository: &str,
+        blob: &Descriptor,
+        source: &BlobSource<'_>,
+        location: &str,
+        progress: &Progress<'_>,
+    ) -> Result<(), RegistryError> {
+        let operation = format!("upload of {} to {repository}", blob.digest);
+        let scope = push_scope(repository);
+        let body = self.verified_body(blob, source, progress).await?;
+        let mut location = location.to_owned();
+        let mut final_body = None;
+        match self.upload_mode() {
+            UploadMode::Monolithic | UploadMode::Auto => final_body = Some(body),
+            UploadMode::Streamed => {
+                location = self
+                    .patch(&operation, &scope, &location, body, 0, blob.size)
+                    .await?;
+            }
+            UploadMode::Chunked => {
+                let part_size = self.settings.part_size.max(1);
+                let reader = Arc::new(tokio::sync::Mutex::new(tokio_util::io::StreamReader::new(
+                    body,
+                )));
+                let mut start = 0;
+                while start < blob.size {
+                    let len = part_size.min(blob.size - start);
+                    let guard = reader.clone().lock_owned().await;
+                    let part = tokio_util::io::ReaderStream::with_capacity(
+                        tokio::io::AsyncReadExt::take(Part(guard), len),
+                        self.settings.chunk,
+                    )
+                    .boxed();
+                    location = self
+                        .patch(&operation, &scope, &location, part, start, len)
+                        .await?;
+                    start += len;
+                }
+                // An empty blob (or a source shorter than its descriptor) still has to be checked.
+                let mut rest =
+                    tokio_util::io::ReaderStream::new(Part(reader.clone().lock_owned().await));
+                while let Some(chunk) = rest.next().await {
+                    if let Err(err) = chunk {
+                        return Err(corrupt_source(&err)
+                            .map(RegistryError::from)
+                            .unwrap_or_else(|| RegistryError::Transport {
+                                registry: self.host.clone(),
+                                operation: operation.clone(),
+                                detail: err.to_string(),
+                            }));
+                    }
+                }
+            }
+        }
         let separator = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{separator}digest={}", blob.digest);
         let request = self
             .http
             .request(Method::PUT, &url)
-            .header(header::CONTENT_TYPE, "application/octet-stream")
-            .header(header::CONTENT_LENGTH, blob.size)
-            .body(body);
-        let request = match (
-            self.tokens
-                .lock()
-                .ok()
-                .and_then(|t| t.get(&push_scope(repository)).cloned()),
-            &self.credentials,
-        ) {
-            (Some(token), _) => request.bearer_auth(token),
-            (None, Some(c)) => request.basic_auth(&c.username, Some(&c.password)),
-            (None, None) => request,
+            .header(header::CONTENT_TYPE, "application/octet-stream");
+        let request = match final_body {
+            Some(body) => request
+                .header(header::CONTENT_LENGTH, blob.size)
+                .body(reqwest::Body::wrap_stream(body)),
+            None => request.header(header::CONTENT_LENGTH, 0),
         };
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(err) => {
-                // A corrupt source surfaces as a body error: report it as such, not as transport.
-                let mut source = std::error::Error::source(&err);
-                while let Some(cause) = source {
-                    if let Some(SourceError::Corrupt {
-                        path,
-                        expected,
-                        actual,
-                    }) = cause
-                        .downcast_ref::<std::io::Error>()
-                        .and_then(|e| e.get_ref())
-                        .and_then(|e| e.downcast_ref::<SourceError>())
-                    {
-                        return Err(SourceError::Corrupt {
-                            path: path.clone(),
-                            expected: expected.clone(),
-                            actual: actual.clone(),
-                        }
-                        .into());
-                    }
-                    source = cause.source();
-                }
-                return Err(self.transport(&operation, &err));
-            }
-        };
+        let response = self
+            .send_upload(&operation, self.authorize(request, &scope))
+            .await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            self.forget_token(&scope);
+        }
         self.expect(&operation, response, &[StatusCode::CREATED])
             .await
             .map(drop)
+    }
+
+    /// Sends `len` bytes at `start` of an upload session with PATCH and returns where the
+    /// session continues. ECR answers `201` where the protocol says `202`; both are accepted.
+    async fn patch(
+        &self,
+        operation: &str,
+        scope: &str,
+        location: &str,
+        body: futures::stream::BoxStream<'static, std::io::Result<Bytes>>,
+        start: u64,
+        len: u64,
+    ) -> Result<String, RegistryError> {
+        let mut request = self
+            .http
+            .request(Method::PATCH, location)
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .header(header::CONTENT_LENGTH, len);
+        if self.upload_mode() == UploadMode::Chunked {
+            let last = (start + len).saturating_sub(1);
+            request = request.header(header::CONTENT_RANGE, format!("{start}-{last}"));
+        }
+        let request = request.body(reqwest::Body::wrap_stream(body));
+        let response = self
+            .send_upload(operation, self.authorize(request, scope))
+            .await?;
+        if response.status() == StatusCode::UNAUTHORIZED {
+            self.forget_token(scope);
+        }
+        let response = self
+            .expect(
+                operation,
+                response,
+                &[
+                    StatusCode::ACCEPTED,
+                    StatusCode::CREATED,
+                    StatusCode::NO_CONTENT,
+                ],
+            )
+            .await?;
+        Ok(response
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(|l| self.resolve_location(l))
+            .unwrap_or_else(|| location.to_owned()))
     }
 
     /// Pushes one blob unless the repository has it; mounts it from `mount_from` when given.
@@ -586,6 +739,7 @@ impl Registry {
         }
         let mut pause = self.settings.backoff;
         let mut attempt = 1;
+        let mut reauthenticated = false;
         loop {
             let result = match self
                 .start_upload(repository, &blob.digest, mount_from)
@@ -600,6 +754,10 @@ impl Registry {
             };
             match result {
                 Ok(()) => return Ok(BlobAction::Sent),
+                Err(RegistryError::Status { status: 401, .. }) if !reauthenticated => {
+                    // The token expired during the upload: start again with a fresh one.
+                    reauthenticated = true;
+                }
                 Err(err) if err.retryable() && attempt < self.settings.attempts => {
                     tracing::warn!(%err, attempt, "blob upload failed; retrying");
                     tokio::time::sleep(pause).await;
@@ -900,6 +1058,68 @@ impl std::fmt::Debug for Progress<'_> {
             .finish_non_exhaustive()
     }
 }
+
+/// The first corrupt-source error in an error's chain: a blob whose bytes did not match its
+/// digest surfaces inside the HTTP client's body error.
+fn corrupt_source(err: &(dyn std::error::Error + 'static)) -> Option<SourceError> {
+    let mut current = Some(err);
+    while let Some(cause) = current {
+        if let Some(SourceError::Corrupt {
+            path,
+            expected,
+            actual,
+        }) = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(|e| e.get_ref())
+            .and_then(|e| e.downcast_ref::<SourceError>())
+        {
+            return Some(SourceError::Corrupt {
+                path: path.clone(),
+                expected: expected.clone(),
+                actual: actual.clone(),
+            });
+        }
+        current = cause.source();
+    }
+    None
+}
+
+/// An upload session's reader, held by one part at a time.
+struct Part<R>(tokio::sync::OwnedMutexGuard<R>);
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Part<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+/// Whether `host` is an Amazon ECR private registry (`<account>.dkr.ecr[-fips].<region>.amazonaws.com[.cn]`).
+pub fn is_ecr_host(host: &str) -> bool {
+    let host = host
+        .split(':')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let host = host
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| host.strip_suffix(".amazonaws.com.cn"));
+    let Some(host) = host else { return false };
+    let labels: Vec<&str> = host.split('.').collect();
+    matches!(
+        labels.as_slice(),
+        [account, "dkr", "ecr" | "ecr-fips", region]
+            if account.len() == 12
+                && account.bytes().all(|b| b.is_ascii_digit())
+                && !region.is_empty()
+    )
+}
+
+/// ECR's rule for chunked uploads: every part but the last at least 5 MiB, none over 20 MiB.
+pub const ECR_PART_SIZE: std::ops::RangeInclusive<u64> = 5 * 1024 * 1024..=20 * 1024 * 1024;
 
 /// Every manifest media type this client reads.
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, \

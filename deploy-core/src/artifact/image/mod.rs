@@ -3,6 +3,7 @@
 pub mod archive;
 pub mod layout;
 pub mod publish;
+pub mod scan;
 
 use std::path::PathBuf;
 
