@@ -52,6 +52,10 @@ pub enum Command {
     Plan(PlanArgs),
     /// Publish artifacts to an environment (images: push to ECR) and record it in the ledger.
     Publish(PublishArgs),
+    /// Publish and roll out: the CI step. Images with `strategy = "none"` go live once published.
+    Release(PublishArgs),
+    /// Roll out in <TO> exactly what is live in <FROM>: images are copied by digest.
+    Promote(PromoteArgs),
     /// What is live where, from the ledger.
     Status(StatusArgs),
     /// The release ledger, newest first, with delivery metrics.
@@ -102,6 +106,30 @@ pub struct PublishArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Confirm a change of an environment that needs approval (`approval = true`).
+    #[arg(long)]
+    pub approve: bool,
+    /// Wait up to this long for another deploy's lock instead of failing with exit code 4.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait_lock: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct PromoteArgs {
+    /// The environment whose live releases are copied.
+    pub from: String,
+    /// The environment that receives them.
+    pub to: String,
+    /// Artifacts to promote (default: all).
+    pub artifacts: Vec<String>,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Confirm a change of an environment that needs approval (`approval = true`).
+    #[arg(long)]
+    pub approve: bool,
     /// Wait up to this long for another deploy's lock instead of failing with exit code 4.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait_lock: Option<std::time::Duration>,

@@ -67,6 +67,9 @@ fn classify(err: &anyhow::Error) -> ErrorClass {
         if cause.is::<commands::UsageError>() {
             return ErrorClass::Usage;
         }
+        if cause.is::<commands::ApprovalRequired>() {
+            return ErrorClass::ApprovalRequired;
+        }
         let class = cause
             .downcast_ref::<config::ConfigError>()
             .map(Classify::class)

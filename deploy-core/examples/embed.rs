@@ -57,6 +57,7 @@ impl StepHandler for StateCheck {
                     kind: "s3-bucket".into(),
                     id: bucket.clone(),
                 }],
+                ..StepOutput::default()
             })
         })
     }
@@ -88,7 +89,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         wait_lock: None,
         actor: Actor::detect(),
         source_root: config.base_dir().to_path_buf(),
-        registry: deploy_core::registry::RegistrySettings::default(),
+        registry: config.settings.registry(),
+        scan_wait: Default::default(),
     };
     let mut engine = Engine::new(clients, Arc::new(Print), options);
     engine.register("state-check", Arc::new(StateCheck));

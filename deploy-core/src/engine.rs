@@ -19,7 +19,7 @@ use crate::ledger::{
     ReleaseRecord, SCHEMA, new_release_id,
 };
 use crate::lock::{EnvLock, LockError, LockGuard, LockSettings};
-use crate::plan::{Action, PLAN_FORMAT, Plan, Step};
+use crate::plan::{Action, PLAN_FORMAT, Plan, PromoteSource, Step};
 
 /// A boxed error from an embedder's step handler.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -31,6 +31,10 @@ pub struct StepOutput {
     pub artifact_ref: Option<ArtifactRef>,
     /// AWS objects created or changed.
     pub touched: Vec<AwsObject>,
+    /// The version the record names, when it is not the plan's (a promotion's source version).
+    pub version: Option<String>,
+    /// The environment the bytes came from (promotions).
+    pub source_environment: Option<String>,
 }
 
 /// Runs [`Action::Custom`] steps registered under a name.
@@ -58,11 +62,40 @@ pub enum StepError {
     /// An image could not be published.
     #[error(transparent)]
     Publish(#[from] crate::artifact::image::publish::PublishError),
+    /// A scan gate stopped the image or could not decide.
+    #[error(transparent)]
+    Scan(#[from] crate::artifact::image::scan::ScanError),
     /// The step's action is not available in this build (rejected by [`Engine::check`] first).
     #[error("{action} is not available in this version of deploy")]
     Unsupported {
         /// Action name.
         action: &'static str,
+    },
+    /// The step reads an environment the engine has no clients for.
+    #[error("no clients for environment `{environment}` (Engine::add_source)")]
+    MissingSource {
+        /// The environment.
+        environment: String,
+    },
+    /// The image to scan is not known: nothing was published for the artifact.
+    #[error("there is no published image of `{artifact}` in this run to scan")]
+    NothingToScan {
+        /// The artifact.
+        artifact: String,
+    },
+    /// The source environment no longer runs what the plan promotes.
+    #[error(
+        "{environment} no longer runs release {planned} of `{artifact}` (it runs {now}); make a new plan"
+    )]
+    SourceMoved {
+        /// Source environment.
+        environment: String,
+        /// Artifact.
+        artifact: String,
+        /// The release the plan promotes.
+        planned: String,
+        /// What is live there now.
+        now: String,
     },
     /// An embedder's handler failed.
     #[error("custom step `{name}` failed: {source}")]
@@ -103,6 +136,25 @@ pub enum EngineError {
         step: usize,
         /// Action name.
         action: &'static str,
+    },
+    /// A step reads another environment whose clients were not given ([`Engine::add_source`]).
+    #[error(
+        "step {step} reads environment `{environment}`, and the engine has no clients for it; nothing was changed"
+    )]
+    MissingSource {
+        /// Step id.
+        step: usize,
+        /// The environment.
+        environment: String,
+    },
+    /// A check before the lock failed; nothing was locked or changed.
+    #[error("{artifact}: {source}; nothing was changed")]
+    Preflight {
+        /// The artifact.
+        artifact: String,
+        /// The cause.
+        #[source]
+        source: Box<StepError>,
     },
     /// A custom step has no registered handler.
     #[error(
@@ -176,6 +228,20 @@ pub struct RecordedRelease {
     pub outcome: Outcome,
 }
 
+/// An image a run pushed or copied, blob by blob.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageReport {
+    /// Artifact.
+    pub artifact: String,
+    /// Whether the tag already held the image (nothing sent).
+    pub unchanged: bool,
+    /// Total size of the image's blobs.
+    pub size: u64,
+    /// The push: reference, digest, each blob's action, bytes sent.
+    #[serde(flatten)]
+    pub push: crate::registry::PushReport,
+}
+
 /// What a run did.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ApplyReport {
@@ -185,6 +251,10 @@ pub struct ApplyReport {
     pub steps: Vec<StepReport>,
     /// Records written.
     pub releases: Vec<RecordedRelease>,
+    /// Images pushed or copied.
+    pub images: Vec<ImageReport>,
+    /// Scan gates passed (or reported).
+    pub scans: Vec<crate::artifact::image::scan::ScanSummary>,
     /// Caller identity, once verified.
     pub identity: Option<CallerIdentity>,
 }
@@ -213,11 +283,14 @@ pub struct EngineOptions {
     pub source_root: std::path::PathBuf,
     /// Registry push tuning.
     pub registry: crate::registry::RegistrySettings,
+    /// How long scan gates wait for a scan, and how often they look.
+    pub scan_wait: crate::artifact::image::scan::ScanWait,
 }
 
 /// Applies plans for one environment.
 pub struct Engine {
     clients: AwsClients,
+    sources: HashMap<String, AwsClients>,
     ledger: Ledger,
     reporter: Arc<dyn Reporter>,
     handlers: HashMap<String, Arc<dyn StepHandler>>,
@@ -246,6 +319,8 @@ struct RunState {
     lock: Option<LockGuard>,
     artifacts: BTreeMap<String, ArtifactRun>,
     releases: Vec<RecordedRelease>,
+    images: Vec<ImageReport>,
+    scans: Vec<crate::artifact::image::scan::ScanSummary>,
 }
 
 impl Engine {
@@ -254,6 +329,7 @@ impl Engine {
         let ledger = Ledger::new(clients.s3.clone(), &clients.target);
         Engine {
             clients,
+            sources: HashMap::new(),
             ledger,
             reporter,
             handlers: HashMap::new(),
@@ -264,6 +340,21 @@ impl Engine {
     /// Registers the handler for [`Action::Custom`] steps named `name`.
     pub fn register(&mut self, name: &str, handler: Arc<dyn StepHandler>) {
         self.handlers.insert(name.to_owned(), handler);
+    }
+
+    /// Adds the clients of another environment a plan reads from: the source of a promotion.
+    pub fn add_source(&mut self, clients: AwsClients) {
+        self.sources
+            .insert(clients.target.environment.clone(), clients);
+    }
+
+    /// The clients of `environment`: this engine's own, or a source's.
+    fn clients_of(&self, environment: &str) -> Option<&AwsClients> {
+        if environment == self.clients.target.environment {
+            Some(&self.clients)
+        } else {
+            self.sources.get(environment)
+        }
     }
 
     /// The environment's ledger.
@@ -292,6 +383,18 @@ impl Engine {
                     return Err(EngineError::Unsupported {
                         step: step.id,
                         action: step.action.name(),
+                    });
+                }
+                Action::PromoteImage {
+                    from: PromoteSource { environment, .. },
+                    ..
+                }
+                | Action::ScanImage { environment, .. }
+                    if self.clients_of(environment).is_none() =>
+                {
+                    return Err(EngineError::MissingSource {
+                        step: step.id,
+                        environment: environment.clone(),
                     });
                 }
                 Action::Custom { name, .. } if !self.handlers.contains_key(name) => {
@@ -336,6 +439,8 @@ impl Engine {
             plan_id: plan.id.clone(),
             steps: Vec::new(),
             releases: Vec::new(),
+            images: Vec::new(),
+            scans: Vec::new(),
             identity: None,
         };
         let fail = |report: ApplyReport, error| Err(Box::new(ApplyFailure { report, error }));
@@ -356,6 +461,15 @@ impl Engine {
             let steps: Vec<&Step> = plan.steps.iter().filter(|s| s.stage == stage).collect();
             if failure.is_some() {
                 report.steps.extend(steps.iter().map(|s| skipped(s)));
+                continue;
+            }
+            if matches!(
+                steps.first().map(|s| &s.action),
+                Some(Action::AcquireLock { .. })
+            ) && let Err(err) = self.preflight(plan).await
+            {
+                report.steps.extend(steps.iter().map(|s| skipped(s)));
+                failure = Some(err);
                 continue;
             }
             if let Some(lock) = state.lock().await.lock.as_ref()
@@ -423,6 +537,8 @@ impl Engine {
             });
         }
         report.releases = state.releases;
+        report.images = state.images;
+        report.scans = state.scans;
         report.identity = state.identity;
         self.reporter.report(&Event::PlanFinished {
             success: failure.is_none(),
@@ -555,32 +671,82 @@ impl Engine {
                     artifact: &artifact,
                     reporter: self.reporter.clone(),
                 };
-                let request = crate::artifact::image::publish::PublishRequest {
+                let request = self.publish_request(repository, source, tag, *create_repository);
+                let published =
+                    crate::artifact::image::publish::publish(&self.clients, &request, &progress)
+                        .await?;
+                self.published(state, artifact, published, None).await;
+            }
+            Action::PromoteImage {
+                repository,
+                from,
+                tag,
+                create_repository,
+            } => {
+                let artifact = step.artifact.clone().unwrap_or_default();
+                let progress = crate::registry::Progress {
+                    artifact: &artifact,
+                    reporter: self.reporter.clone(),
+                };
+                let request = crate::artifact::image::publish::PromoteRequest {
                     repository,
-                    source,
-                    source_root: &self.options.source_root,
+                    from,
                     tag,
                     create_repository: *create_repository,
                     settings: self.options.registry.clone(),
                 };
-                let published =
-                    crate::artifact::image::publish::publish(&self.clients, &request, &progress)
-                        .await?;
-                self.reporter.report(&Event::Note {
-                    message: format!(
-                        "{artifact}: {}{}",
-                        published.push.reference,
-                        if published.unchanged {
-                            " (already published, nothing sent)".to_owned()
-                        } else {
-                            format!(" ({} bytes sent)", published.push.bytes_sent)
+                let source = self.source_of(&from.environment)?;
+                let published = crate::artifact::image::publish::promote(
+                    &self.clients,
+                    source,
+                    &request,
+                    &progress,
+                )
+                .await?;
+                self.published(state, artifact, published, Some(from)).await;
+            }
+            Action::ScanImage {
+                environment,
+                repository,
+                digest,
+                gate,
+            } => {
+                let artifact = step.artifact.clone().unwrap_or_default();
+                let digest = match digest {
+                    Some(digest) => digest.clone(),
+                    None => {
+                        let state = state.lock().await;
+                        match state
+                            .artifacts
+                            .get(&artifact)
+                            .and_then(|r| r.output.artifact_ref.as_ref())
+                        {
+                            Some(ArtifactRef::Image { digest, .. }) => digest.clone(),
+                            _ => return Err(StepError::NothingToScan { artifact }),
                         }
-                    ),
-                });
-                let mut state = state.lock().await;
-                let run = state.artifacts.entry(artifact).or_default();
-                run.output.artifact_ref = Some(published.artifact_ref);
-                run.output.touched.extend(published.touched);
+                    }
+                };
+                let clients = self.source_of(environment)?;
+                let result = crate::artifact::image::scan::check(
+                    &clients.ecr,
+                    repository,
+                    &digest,
+                    *gate,
+                    self.options.scan_wait,
+                    self.reporter.as_ref(),
+                )
+                .await;
+                let summary = match &result {
+                    Ok(summary) => Some(summary.clone()),
+                    Err(crate::artifact::image::scan::ScanError::Blocked { summary, .. }) => {
+                        Some(summary.as_ref().clone())
+                    }
+                    Err(_) => None,
+                };
+                if let Some(summary) = summary {
+                    state.lock().await.scans.push(summary);
+                }
+                result?;
             }
             Action::RolloutImage { .. }
             | Action::SyncDags { .. }
@@ -592,6 +758,141 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    fn publish_request<'a>(
+        &'a self,
+        repository: &'a str,
+        source: &'a crate::artifact::ImageSource,
+        tag: &'a str,
+        create_repository: bool,
+    ) -> crate::artifact::image::publish::PublishRequest<'a> {
+        crate::artifact::image::publish::PublishRequest {
+            repository,
+            source,
+            source_root: &self.options.source_root,
+            tag,
+            create_repository,
+            settings: self.options.registry.clone(),
+        }
+    }
+
+    fn source_of(&self, environment: &str) -> Result<&AwsClients, StepError> {
+        self.clients_of(environment)
+            .ok_or_else(|| StepError::MissingSource {
+                environment: environment.to_owned(),
+            })
+    }
+
+    /// Checks, before the lock is taken, what can be checked without changing anything:
+    /// image sources open, repositories exist, a promotion's source environment (its account
+    /// verified) still runs the release the plan copies and its registry has the image.
+    async fn preflight(&self, plan: &Plan) -> Result<(), EngineError> {
+        use crate::artifact::image::publish;
+        let mut verified = std::collections::HashSet::new();
+        for step in &plan.steps {
+            let result: Result<(), StepError> = match &step.action {
+                Action::PublishImage {
+                    repository,
+                    source,
+                    tag,
+                    create_repository,
+                } => {
+                    let request = self.publish_request(repository, source, tag, *create_repository);
+                    publish::preflight(&self.clients, &request)
+                        .await
+                        .map(drop)
+                        .map_err(StepError::from)
+                }
+                Action::PromoteImage {
+                    repository,
+                    from,
+                    tag,
+                    create_repository,
+                } => {
+                    async {
+                        let source = self.source_of(&from.environment)?;
+                        if verified.insert(from.environment.clone()) {
+                            source.verify_account().await?;
+                        }
+                        let live = Ledger::new(source.s3.clone(), &source.target)
+                            .pointer(&from.artifact, PointerKind::Live)
+                            .await?
+                            .map(|p| p.value.release_id);
+                        if live.as_deref() != Some(from.release_id.as_str()) {
+                            return Err(StepError::SourceMoved {
+                                environment: from.environment.clone(),
+                                artifact: from.artifact.clone(),
+                                planned: from.release_id.clone(),
+                                now: live.unwrap_or_else(|| "nothing".into()),
+                            });
+                        }
+                        let request = publish::PromoteRequest {
+                            repository,
+                            from,
+                            tag,
+                            create_repository: *create_repository,
+                            settings: self.options.registry.clone(),
+                        };
+                        publish::promote_preflight(&self.clients, source, &request).await?;
+                        Ok(())
+                    }
+                    .await
+                }
+                _ => Ok(()),
+            };
+            if let Err(source) = result {
+                return Err(EngineError::Preflight {
+                    artifact: step.artifact.clone().unwrap_or_default(),
+                    source: Box::new(source),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reports a push and keeps it for the record and the run's report.
+    async fn published(
+        &self,
+        state: &Mutex<RunState>,
+        artifact: String,
+        published: crate::artifact::image::publish::Published,
+        from: Option<&PromoteSource>,
+    ) {
+        self.reporter.report(&Event::Note {
+            message: format!(
+                "{artifact}: {}{}",
+                published.push.reference,
+                if published.unchanged {
+                    " (already published, nothing sent)".to_owned()
+                } else {
+                    let mounted = published
+                        .push
+                        .blobs
+                        .iter()
+                        .filter(|b| b.action == crate::registry::BlobAction::Mounted)
+                        .count();
+                    format!(
+                        " ({} bytes sent, {mounted} blobs mounted)",
+                        published.push.bytes_sent
+                    )
+                }
+            ),
+        });
+        let mut state = state.lock().await;
+        state.images.push(ImageReport {
+            artifact: artifact.clone(),
+            unchanged: published.unchanged,
+            size: published.push.blobs.iter().map(|b| b.size).sum(),
+            push: published.push,
+        });
+        let run = state.artifacts.entry(artifact).or_default();
+        run.output.artifact_ref = Some(published.artifact_ref);
+        run.output.touched.extend(published.touched);
+        if let Some(from) = from {
+            run.output.version.clone_from(&from.version);
+            run.output.source_environment = Some(from.environment.clone());
+        }
     }
 
     async fn actor(&self, state: &Mutex<RunState>) -> Actor {
@@ -623,9 +924,11 @@ impl Engine {
             artifact: artifact.to_owned(),
             kind,
             operation,
-            version: plan.version.clone(),
+            version: run
+                .and_then(|r| r.output.version.clone())
+                .or_else(|| plan.version.clone()),
             artifact_ref: run.and_then(|r| r.output.artifact_ref.clone()),
-            source_environment: None,
+            source_environment: run.and_then(|r| r.output.source_environment.clone()),
             started_at: run.and_then(|r| r.started_at).unwrap_or(now),
             finished_at: now,
             actor,

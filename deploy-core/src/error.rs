@@ -82,9 +82,13 @@ impl Classify for StepError {
             StepError::Target(e) => e.class(),
             StepError::Lock(e) => e.class(),
             StepError::Ledger(e) => e.class(),
-            StepError::Custom { .. } | StepError::Unsupported { .. } | StepError::Publish(_) => {
-                ErrorClass::Failure
-            }
+            StepError::Scan(e) => e.class(),
+            StepError::Custom { .. }
+            | StepError::Unsupported { .. }
+            | StepError::Publish(_)
+            | StepError::MissingSource { .. }
+            | StepError::NothingToScan { .. }
+            | StepError::SourceMoved { .. } => ErrorClass::Failure,
         }
     }
 }
@@ -92,12 +96,27 @@ impl Classify for StepError {
 impl Classify for EngineError {
     fn class(&self) -> ErrorClass {
         match self {
-            EngineError::StepFailed { source, .. } => source.class(),
+            EngineError::StepFailed { source, .. } | EngineError::Preflight { source, .. } => {
+                source.class()
+            }
             EngineError::Format { .. } | EngineError::WrongTarget { .. } => ErrorClass::Usage,
             EngineError::Unsupported { .. }
             | EngineError::MissingHandler { .. }
+            | EngineError::MissingSource { .. }
             | EngineError::Stale { .. }
             | EngineError::Ledger(_) => ErrorClass::Failure,
+        }
+    }
+}
+
+impl Classify for crate::artifact::image::scan::ScanError {
+    fn class(&self) -> ErrorClass {
+        use crate::artifact::image::scan::ScanError;
+        match self {
+            ScanError::Blocked { .. } | ScanError::Timeout { .. } | ScanError::Failed { .. } => {
+                ErrorClass::Blocked
+            }
+            ScanError::Ecr { .. } => ErrorClass::Failure,
         }
     }
 }

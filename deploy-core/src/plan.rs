@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 use sha2::Digest;
 use time::OffsetDateTime;
 
-use crate::artifact::{ArtifactDetail, ArtifactKind, ArtifactSpec, ImageSource};
+use crate::artifact::{ArtifactDetail, ArtifactKind, ArtifactSpec, ImageSource, ScanGate};
 use crate::config::Environment;
-use crate::ledger::{ArtifactStatus, AwsObject, Operation, PointerKind, new_release_id};
+use crate::ledger::{
+    ArtifactRef, ArtifactStatus, AwsObject, Operation, PointerKind, new_release_id,
+};
 use crate::lock::rfc3339;
 use crate::rollout::{ImageRollout, LambdaRollout};
 use crate::target::Target;
@@ -113,6 +115,31 @@ pub enum Action {
         #[serde(default)]
         create_repository: bool,
     },
+    /// Copy an image by digest from another environment's repository (mounted when both are in
+    /// one registry, streamed blob by blob otherwise) and tag it.
+    PromoteImage {
+        /// ECR repository in this environment.
+        repository: String,
+        /// What is copied.
+        from: PromoteSource,
+        /// Tag to set (the source release's version).
+        tag: String,
+        /// Create the repository if it is missing.
+        #[serde(default)]
+        create_repository: bool,
+    },
+    /// Wait for the ECR scan of an image and stop if its findings are above the gate.
+    ScanImage {
+        /// Environment whose repository holds the image.
+        environment: String,
+        /// ECR repository.
+        repository: String,
+        /// The image; `null`: the image this plan published for the step's artifact.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        digest: Option<String>,
+        /// The gate.
+        gate: ScanGate,
+    },
     /// Roll an image out by digest.
     RolloutImage {
         /// ECR repository.
@@ -176,6 +203,8 @@ impl Action {
             Action::VerifyAccount { .. } => "verify-account",
             Action::AcquireLock { .. } => "acquire-lock",
             Action::PublishImage { .. } => "publish-image",
+            Action::PromoteImage { .. } => "promote-image",
+            Action::ScanImage { .. } => "scan-image",
             Action::RolloutImage { .. } => "rollout-image",
             Action::SyncDags { .. } => "sync-dags",
             Action::PublishLambda { .. } => "publish-lambda",
@@ -185,6 +214,34 @@ impl Action {
             Action::Custom { .. } => "custom",
         }
     }
+}
+
+/// The release a promotion copies: what is live in the source environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromoteSource {
+    /// Artifact.
+    pub artifact: String,
+    /// Source environment.
+    pub environment: String,
+    /// The source's live release.
+    pub release_id: String,
+    /// Its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its exact bytes.
+    pub artifact_ref: ArtifactRef,
+}
+
+/// Stage numbers: steps of one stage run concurrently, stages in this order.
+mod stage {
+    pub const VERIFY: usize = 1;
+    pub const LOCK: usize = 2;
+    pub const GATE: usize = 3;
+    pub const PUBLISH: usize = 4;
+    pub const GATE_AFTER_PUBLISH: usize = 5;
+    pub const ROLLOUT: usize = 6;
+    pub const RECORD: usize = 7;
+    pub const UNLOCK: usize = 8;
 }
 
 /// What to plan.
@@ -204,6 +261,8 @@ pub struct PlanRequest<'a> {
     pub lock_ttl: Duration,
     /// What the ledger says now, one entry per artifact.
     pub status: &'a [ArtifactStatus],
+    /// For [`Operation::Promote`]: the source environment's live release of each artifact.
+    pub promote: &'a [PromoteSource],
 }
 
 impl Plan {
@@ -228,7 +287,7 @@ impl Plan {
             });
         };
         push(
-            1,
+            stage::VERIFY,
             None,
             format!("check the credentials are for account {}", target.account),
             Action::VerifyAccount {
@@ -237,7 +296,7 @@ impl Plan {
             vec![],
         );
         push(
-            2,
+            stage::LOCK,
             None,
             format!("lock environment {}", target.environment),
             Action::AcquireLock {
@@ -255,9 +314,57 @@ impl Plan {
             match &spec.detail {
                 ArtifactDetail::Image(image) => {
                     let repo = image.repository.clone();
-                    if publish && let Some(source) = &image.source {
+                    let promoted = request.promote.iter().find(|p| p.artifact == spec.name);
+                    if let Some(from) = promoted
+                        && let ArtifactRef::Image {
+                            repository: from_repo,
+                            digest,
+                        } = &from.artifact_ref
+                    {
+                        if image.scan != ScanGate::None {
+                            push(
+                                stage::GATE,
+                                name,
+                                format!(
+                                    "check the scan of {} in {} ({})",
+                                    spec.name,
+                                    from.environment,
+                                    image.scan.as_str()
+                                ),
+                                Action::ScanImage {
+                                    environment: from.environment.clone(),
+                                    repository: from_repo.clone(),
+                                    digest: Some(digest.clone()),
+                                    gate: image.scan,
+                                },
+                                vec![],
+                            );
+                        }
+                        let tag = from
+                            .version
+                            .clone()
+                            .unwrap_or_else(|| from.release_id.clone());
                         push(
-                            3,
+                            stage::PUBLISH,
+                            name,
+                            format!(
+                                "copy {} {digest} from {} to ECR {repo}:{tag}",
+                                spec.name, from.environment
+                            ),
+                            Action::PromoteImage {
+                                repository: repo.clone(),
+                                from: from.clone(),
+                                tag: tag.clone(),
+                                create_repository: image.create_repository,
+                            },
+                            vec![AwsObject {
+                                kind: "ecr-image".into(),
+                                id: format!("{repo}:{tag}"),
+                            }],
+                        );
+                    } else if publish && let Some(source) = &image.source {
+                        push(
+                            stage::PUBLISH,
                             name,
                             format!("push {} to ECR {repo}:{version}", spec.name),
                             Action::PublishImage {
@@ -271,10 +378,28 @@ impl Plan {
                                 id: format!("{repo}:{version}"),
                             }],
                         );
+                        if image.scan_on_publish && image.scan != ScanGate::None {
+                            push(
+                                stage::GATE_AFTER_PUBLISH,
+                                name,
+                                format!(
+                                    "check the scan of {} ({})",
+                                    spec.name,
+                                    image.scan.as_str()
+                                ),
+                                Action::ScanImage {
+                                    environment: target.environment.clone(),
+                                    repository: repo.clone(),
+                                    digest: None,
+                                    gate: image.scan,
+                                },
+                                vec![],
+                            );
+                        }
                     }
                     if rollout && image.rollout != ImageRollout::None {
                         push(
-                            4,
+                            stage::ROLLOUT,
                             name,
                             format!("roll out {} ({})", spec.name, image.rollout.strategy()),
                             Action::RolloutImage {
@@ -287,7 +412,7 @@ impl Plan {
                 }
                 ArtifactDetail::Dags(dags) => {
                     push(
-                        3,
+                        stage::PUBLISH,
                         name,
                         format!(
                             "sync {} to s3://{}/{}",
@@ -306,7 +431,7 @@ impl Plan {
                 ArtifactDetail::Lambda(lambda) => {
                     if publish && let Some(source) = &lambda.source {
                         push(
-                            3,
+                            stage::PUBLISH,
                             name,
                             format!("publish a new version of {}", lambda.function),
                             Action::PublishLambda {
@@ -321,7 +446,7 @@ impl Plan {
                     }
                     if rollout {
                         push(
-                            4,
+                            stage::ROLLOUT,
                             name,
                             format!(
                                 "move alias {} of {} ({})",
@@ -345,7 +470,7 @@ impl Plan {
                 target.project, target.environment, spec.name
             );
             push(
-                5,
+                stage::RECORD,
                 name,
                 format!(
                     "record the {} of {} in the ledger",
@@ -360,7 +485,7 @@ impl Plan {
             );
         }
         push(
-            6,
+            stage::UNLOCK,
             None,
             format!("unlock environment {}", target.environment),
             Action::ReleaseLock {
@@ -561,6 +686,7 @@ function = "p-fn-{env}"
             config_sha256: config.sha256(),
             lock_ttl: Duration::from_secs(60),
             status: &[],
+            promote: &[],
         })
     }
 

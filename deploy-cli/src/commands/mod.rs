@@ -3,6 +3,7 @@
 mod history;
 mod lock;
 mod plan;
+mod promote;
 mod publish;
 mod status;
 mod validate;
@@ -19,6 +20,7 @@ use crate::output::Output;
 pub use history::history;
 pub use lock::lock;
 pub use plan::plan;
+pub use promote::promote;
 pub use publish::publish;
 pub use status::status;
 pub use validate::validate;
@@ -27,6 +29,31 @@ pub use validate::validate;
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct UsageError(pub String);
+
+/// A change of an environment with `approval = true` without `--approve` (exit code 5).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "{environment} needs approval: {what}. Review it with --dry-run, then run again with --approve"
+)]
+pub struct ApprovalRequired {
+    /// The environment.
+    pub environment: String,
+    /// The change.
+    pub what: String,
+}
+
+/// Refuses to publish into an environment that only receives promotions.
+pub fn check_not_promote_only(env: &Environment, command: &str) -> anyhow::Result<()> {
+    if let Some(from) = &env.promote_from {
+        return Err(UsageError(format!(
+            "{} receives only what {from} runs (promote_from = \"{from}\"), so `{command}` cannot target it; \
+             run `deploy promote {from} {}`",
+            env.target.environment, env.target.environment
+        ))
+        .into());
+    }
+    Ok(())
+}
 
 pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
     match &cli.command {
@@ -40,8 +67,14 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
         Command::Plan(args) => {
             with_runtime(args.aws.timeout, cli, |config| plan(cli, out, config, args))
         }
-        Command::Publish(args) => {
-            with_runtime(args.aws.timeout, cli, |config| publish(out, config, args))
+        Command::Publish(args) => with_runtime(args.aws.timeout, cli, |config| {
+            publish(out, config, args, deploy_core::ledger::Operation::Publish)
+        }),
+        Command::Release(args) => with_runtime(args.aws.timeout, cli, |config| {
+            publish(out, config, args, deploy_core::ledger::Operation::Release)
+        }),
+        Command::Promote(args) => {
+            with_runtime(args.aws.timeout, cli, |config| promote(out, config, args))
         }
         Command::Status(args) => {
             with_runtime(args.aws.timeout, cli, |config| status(out, config, args))
@@ -139,6 +172,88 @@ pub async fn make_plan(
         config_sha256: config.sha256(),
         lock_ttl: config.settings.lock_ttl,
         status: &status,
+        promote: &[],
     });
     Ok((plan, clients))
+}
+
+/// Applies `plan` with `clients` (and the clients of the environments it reads from) and
+/// prints the result: the report as JSON, or one line per release.
+pub async fn apply(
+    out: &Output,
+    config: &Config,
+    plan: &deploy_core::plan::Plan,
+    clients: AwsClients,
+    sources: Vec<AwsClients>,
+    wait_lock: Option<Duration>,
+) -> anyhow::Result<()> {
+    use deploy_core::engine::{Engine, EngineOptions};
+    let options = EngineOptions {
+        lock: deploy_core::lock::LockSettings::with_ttl(config.settings.lock_ttl),
+        wait_lock,
+        actor: deploy_core::ledger::Actor::detect(),
+        source_root: config.base_dir().to_path_buf(),
+        registry: config.settings.registry(),
+        scan_wait: deploy_core::artifact::image::scan::ScanWait {
+            timeout: config.settings.scan_timeout,
+            poll: config.settings.poll_interval,
+        },
+    };
+    let mut engine = Engine::new(
+        clients,
+        std::sync::Arc::new(crate::output::CliReporter::new(out)),
+        options,
+    );
+    for source in sources {
+        engine.add_source(source);
+    }
+    let report = match engine.apply(plan).await {
+        Ok(report) => report,
+        Err(failure) => {
+            if out.json() {
+                out.document(&failure.report);
+            } else {
+                print_scans(out, &failure.report.scans);
+            }
+            return Err(failure.into());
+        }
+    };
+    if out.json() {
+        out.document(&report);
+        return Ok(());
+    }
+    print_scans(out, &report.scans);
+    let verb = match plan.operation {
+        deploy_core::ledger::Operation::Publish => "published",
+        deploy_core::ledger::Operation::Promote => "promoted",
+        _ => "released",
+    };
+    for release in &report.releases {
+        let image = report
+            .images
+            .iter()
+            .find(|i| i.artifact == release.artifact);
+        out.line(format!(
+            "{verb} {} to {} as release {}{}",
+            release.artifact,
+            plan.environment,
+            release.release_id,
+            image.map_or_else(String::new, |i| format!(" ({})", i.push.reference))
+        ));
+    }
+    Ok(())
+}
+
+fn print_scans(out: &Output, scans: &[deploy_core::artifact::image::scan::ScanSummary]) {
+    for scan in scans {
+        out.line(format!(
+            "scan of {}@{}: {}",
+            scan.repository,
+            scan.digest,
+            scan.counts_line()
+        ));
+        for line in scan.top_lines() {
+            out.line(format!("  {line}"));
+        }
+    }
 }

@@ -8,6 +8,7 @@ use crate::cli::{Cli, PlanArgs};
 use crate::output::Output;
 
 pub async fn plan(_cli: &Cli, out: &Output, config: Config, args: &PlanArgs) -> anyhow::Result<()> {
+    super::check_not_promote_only(config.environment(&args.env)?, "plan")?;
     let (plan, _clients) = make_plan(
         &config,
         &args.env,

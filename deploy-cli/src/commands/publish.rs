@@ -1,23 +1,38 @@
-use std::sync::Arc;
-
 use deploy_core::config::Config;
-use deploy_core::engine::{Engine, EngineOptions};
-use deploy_core::ledger::{Actor, Operation};
-use deploy_core::lock::LockSettings;
-use deploy_core::registry::RegistrySettings;
+use deploy_core::ledger::Operation;
 
-use super::make_plan;
 use super::plan::print_plan;
+use super::{ApprovalRequired, apply, check_not_promote_only, make_plan};
 use crate::cli::PublishArgs;
-use crate::output::{CliReporter, Output};
+use crate::output::Output;
 
-pub async fn publish(out: &Output, config: Config, args: &PublishArgs) -> anyhow::Result<()> {
+/// `publish` and `release`: push the artifacts' sources to the environment and record it.
+pub async fn publish(
+    out: &Output,
+    config: Config,
+    args: &PublishArgs,
+    operation: Operation,
+) -> anyhow::Result<()> {
+    let env = config.environment(&args.env)?;
+    let command = if operation == Operation::Publish {
+        "publish"
+    } else {
+        "release"
+    };
+    check_not_promote_only(env, command)?;
+    if operation.changes_live() && env.approval && !args.approve && !args.dry_run {
+        return Err(ApprovalRequired {
+            environment: env.target.environment.clone(),
+            what: format!("`{command}` changes what runs there"),
+        }
+        .into());
+    }
     let (plan, clients) = make_plan(
         &config,
         &args.env,
         &args.artifacts,
         args.release_version.as_deref(),
-        Operation::Publish,
+        operation,
     )
     .await?;
     if args.dry_run {
@@ -25,24 +40,5 @@ pub async fn publish(out: &Output, config: Config, args: &PublishArgs) -> anyhow
         out.line("dry run: nothing was changed");
         return Ok(());
     }
-    let options = EngineOptions {
-        lock: LockSettings::with_ttl(config.settings.lock_ttl),
-        wait_lock: args.wait_lock,
-        actor: Actor::detect(),
-        source_root: config.base_dir().to_path_buf(),
-        registry: RegistrySettings::default(),
-    };
-    let engine = Engine::new(clients, Arc::new(CliReporter::new(out)), options);
-    let report = engine.apply(&plan).await?;
-    if out.json() {
-        out.document(&report);
-    } else {
-        for release in &report.releases {
-            out.line(format!(
-                "published {} to {} as release {}",
-                release.artifact, plan.environment, release.release_id
-            ));
-        }
-    }
-    Ok(())
+    apply(out, &config, &plan, clients, Vec::new(), args.wait_lock).await
 }

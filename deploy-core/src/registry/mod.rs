@@ -38,6 +38,48 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+impl Credentials {
+    /// The login stored for `host` by `docker login`, `podman login` or `skopeo login`: the first
+    /// of `$REGISTRY_AUTH_FILE`, `$XDG_RUNTIME_DIR/containers/auth.json`,
+    /// `$DOCKER_CONFIG/config.json` and `~/.docker/config.json` that has an `auth` entry for it.
+    /// Credential helpers are not run.
+    pub fn stored_for(host: &str) -> Option<Credentials> {
+        let env = |key: &str| std::env::var_os(key).map(std::path::PathBuf::from);
+        let files = [
+            env("REGISTRY_AUTH_FILE"),
+            env("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")),
+            env("DOCKER_CONFIG").map(|d| d.join("config.json")),
+            env("HOME").map(|d| d.join(".docker/config.json")),
+        ];
+        files
+            .into_iter()
+            .flatten()
+            .find_map(|file| Credentials::from_auth_file(&file, host))
+    }
+
+    /// The `auth` entry for `host` in one Docker-style auth file.
+    pub fn from_auth_file(file: &std::path::Path, host: &str) -> Option<Credentials> {
+        let text = std::fs::read_to_string(file).ok()?;
+        let document: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let auths = document.get("auths")?.as_object()?;
+        let entry = auths.iter().find_map(|(key, value)| {
+            let key = key
+                .trim_start_matches("https://")
+                .trim_start_matches("http://");
+            let key = key.split('/').next().unwrap_or_default();
+            (key == host).then_some(value)
+        })?;
+        let auth = entry.get("auth")?.as_str()?;
+        let decoded = aws_smithy_types::base64::decode(auth).ok()?;
+        let decoded = String::from_utf8(decoded).ok()?;
+        let (username, password) = decoded.split_once(':')?;
+        Some(Credentials {
+            username: username.to_owned(),
+            password: password.to_owned(),
+        })
+    }
+}
+
 /// Tuning of pushes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrySettings {
@@ -1180,6 +1222,67 @@ mod tests {
             Some(Challenge::Basic)
         ));
         assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn stored_logins_are_found_by_host() {
+        let dir = std::env::temp_dir().join(format!("deploy-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("mkdir");
+        let file = dir.join("config.json");
+        let auth = aws_smithy_types::base64::encode("ci:s3cret");
+        std::fs::write(
+            &file,
+            format!(r#"{{"auths":{{"https://registry.example:5000/v1/":{{"auth":"{auth}"}},"other.example":{{}}}}}}"#),
+        )
+        .expect("write");
+        let found = Credentials::from_auth_file(&file, "registry.example:5000").expect("found");
+        assert_eq!(
+            (found.username.as_str(), found.password.as_str()),
+            ("ci", "s3cret")
+        );
+        assert!(Credentials::from_auth_file(&file, "other.example").is_none());
+        assert!(Credentials::from_auth_file(&file, "registry.example").is_none());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn ecr_hosts_are_recognized() {
+        assert!(is_ecr_host("123456789012.dkr.ecr.eu-west-1.amazonaws.com"));
+        assert!(is_ecr_host(
+            "123456789012.dkr.ecr-fips.us-east-1.amazonaws.com:443"
+        ));
+        assert!(is_ecr_host(
+            "123456789012.dkr.ecr.cn-north-1.amazonaws.com.cn"
+        ));
+        assert!(!is_ecr_host("public.ecr.aws"));
+        assert!(!is_ecr_host("127.0.0.1:5000"));
+        assert!(!is_ecr_host("12345.dkr.ecr.eu-west-1.amazonaws.com"));
+    }
+
+    #[test]
+    fn ecr_part_sizes_are_enforced() {
+        let settings = RegistrySettings {
+            upload: UploadMode::Chunked,
+            part_size: 1024 * 1024,
+            ..RegistrySettings::default()
+        };
+        let err = Registry::new(
+            "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            None,
+            settings.clone(),
+        )
+        .expect_err("1 MiB parts are too small for ECR");
+        assert!(err.to_string().contains("5 MiB to 20 MiB"), "{err}");
+        // Other registries take any part size.
+        let local = Registry::new("127.0.0.1:5000", None, settings).expect("any size");
+        assert_eq!(local.upload_mode(), UploadMode::Chunked);
+        let ecr = Registry::new(
+            "123456789012.dkr.ecr.eu-west-1.amazonaws.com",
+            None,
+            RegistrySettings::default(),
+        )
+        .expect("defaults");
+        assert_eq!(ecr.upload_mode(), UploadMode::Streamed);
     }
 
     #[test]

@@ -193,6 +193,7 @@ async fn hold(
             actor: Actor::detect(),
             source_root: config.base_dir().to_path_buf(),
             registry: deploy_core::registry::RegistrySettings::default(),
+            scan_wait: Default::default(),
         },
     );
     engine.register(

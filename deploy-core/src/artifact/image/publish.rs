@@ -62,6 +62,42 @@ pub enum PublishError {
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// After a copy the target does not hold the digest that was copied.
+    #[error(
+        "after copying, {repository}:{tag} resolves to {found} in {registry}, not to the source's {expected}; nothing was recorded"
+    )]
+    DigestMismatch {
+        /// Target registry.
+        registry: String,
+        /// Target repository.
+        repository: String,
+        /// Tag.
+        tag: String,
+        /// The source digest.
+        expected: String,
+        /// What the target holds.
+        found: String,
+    },
+    /// The source environment's registry no longer has the image.
+    #[error(
+        "{repository}@{digest} is not in the {environment} registry any more; promote what {environment} runs now"
+    )]
+    SourceGone {
+        /// Source environment.
+        environment: String,
+        /// Source repository.
+        repository: String,
+        /// Digest.
+        digest: String,
+    },
+    /// A promotion of something that is not an image.
+    #[error("the {environment} release {release_id} is not an image")]
+    NotAnImage {
+        /// Source environment.
+        environment: String,
+        /// Release.
+        release_id: String,
+    },
 }
 
 /// Where the image's blobs come from.
@@ -100,18 +136,29 @@ pub struct PublishRequest<'a> {
     pub settings: RegistrySettings,
 }
 
-/// Publishes one image.
-pub async fn publish(
+/// Checks a publish can work before anything is locked or changed: the source opens and
+/// resolves to an image, and the repository exists (or will be created). Returns the digest
+/// the publish will push.
+pub async fn preflight(
     clients: &AwsClients,
     request: &PublishRequest<'_>,
-    progress: &Progress<'_>,
-) -> Result<Published, PublishError> {
+) -> Result<crate::oci::Digest, PublishError> {
+    let (_, contents) = open_source(request).await?;
+    if !request.create_repository {
+        ensure_repository(clients, request.repository, false).await?;
+    }
+    Ok(contents.root.digest)
+}
+
+async fn open_source(
+    request: &PublishRequest<'_>,
+) -> Result<(Origin, super::ImageContents), PublishError> {
     let resolve = |path: &Path| {
         request
             .source_root
             .join(path.strip_prefix("./").unwrap_or(path))
     };
-    let (origin, contents) = match request.source {
+    Ok(match request.source {
         ImageSource::Oci { path, tag } => {
             let layout = OciLayout::open(&resolve(path))?;
             let contents = layout.image(tag.as_deref())?;
@@ -127,73 +174,181 @@ pub async fn publish(
             repository,
             reference,
         } => {
-            let source = Registry::new(registry, None, request.settings.clone())?;
+            let credentials = Credentials::stored_for(registry);
+            let source = Registry::new(registry, credentials, request.settings.clone())?;
             let contents = source.remote_image(repository, reference).await?;
             (Origin::Remote(source, repository.clone()), contents)
         }
-    };
+    })
+}
+
+/// Publishes one image.
+pub async fn publish(
+    clients: &AwsClients,
+    request: &PublishRequest<'_>,
+    progress: &Progress<'_>,
+) -> Result<Published, PublishError> {
+    let (origin, contents) = open_source(request).await?;
     ensure_repository(clients, request.repository, request.create_repository).await?;
     let registry = registry(clients, request.settings.clone()).await?;
 
-    let existing = registry
-        .manifest_digest(request.repository, request.tag)
-        .await?;
+    deliver(
+        &registry,
+        request.repository,
+        request.tag,
+        &origin,
+        &contents,
+        progress,
+    )
+    .await
+}
+
+/// Puts `contents` into `repository` under `tag` unless the tag already holds it (an
+/// immutable tag holding something else is an error), then checks the tag resolves to the
+/// image's digest.
+async fn deliver(
+    registry: &Registry,
+    repository: &str,
+    tag: &str,
+    origin: &Origin,
+    contents: &super::ImageContents,
+    progress: &Progress<'_>,
+) -> Result<Published, PublishError> {
+    let digest = &contents.root.digest;
+    let existing = registry.manifest_digest(repository, tag).await?;
     if let Some(existing) = &existing
-        && *existing != contents.root.digest
+        && existing != digest
     {
         return Err(PublishError::TagConflict {
-            repository: request.repository.to_owned(),
-            tag: request.tag.to_owned(),
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
             existing: existing.to_string(),
-            pushing: contents.root.digest.to_string(),
+            pushing: digest.to_string(),
         });
     }
     let push = if existing.is_some() {
         PushReport {
-            reference: format!("{}@{}", request.repository, contents.root.digest),
-            digest: contents.root.digest.clone(),
+            reference: format!("{repository}@{digest}"),
+            digest: digest.clone(),
             blobs: Vec::new(),
             bytes_sent: 0,
         }
     } else {
-        match &origin {
+        let push = match origin {
             Origin::Local(store) => {
                 registry
-                    .push_layout(
-                        request.repository,
-                        store.as_ref(),
-                        &contents,
-                        request.tag,
-                        progress,
-                    )
+                    .push_layout(repository, store.as_ref(), contents, tag, progress)
                     .await?
             }
             Origin::Remote(source, from) => {
                 registry
-                    .copy_image(
-                        request.repository,
-                        source,
-                        from,
-                        &contents,
-                        request.tag,
-                        progress,
-                    )
+                    .copy_image(repository, source, from, contents, tag, progress)
                     .await?
             }
+        };
+        // Read back what the tag resolves to: the digest later steps deploy must be there.
+        let found = registry.manifest_digest(repository, tag).await?;
+        if found.as_ref() != Some(digest) {
+            return Err(PublishError::DigestMismatch {
+                registry: registry.host().to_owned(),
+                repository: repository.to_owned(),
+                tag: tag.to_owned(),
+                expected: digest.to_string(),
+                found: found.map_or_else(|| "nothing".to_owned(), |d| d.to_string()),
+            });
         }
+        push
     };
     Ok(Published {
         artifact_ref: ArtifactRef::Image {
-            repository: request.repository.to_owned(),
+            repository: repository.to_owned(),
             digest: push.digest.to_string(),
         },
         touched: vec![AwsObject {
             kind: "ecr-image".into(),
-            id: format!("{}:{} ({})", request.repository, request.tag, push.digest),
+            id: format!("{repository}:{tag} ({})", push.digest),
         }],
         unchanged: existing.is_some(),
         push,
     })
+}
+
+/// Inputs of one promotion.
+#[derive(Debug)]
+pub struct PromoteRequest<'a> {
+    /// ECR repository in the target environment.
+    pub repository: &'a str,
+    /// The source environment's release.
+    pub from: &'a crate::plan::PromoteSource,
+    /// Tag to set in the target.
+    pub tag: &'a str,
+    /// Create the target repository if it is missing.
+    pub create_repository: bool,
+    /// Push tuning.
+    pub settings: RegistrySettings,
+}
+
+/// The source image of a promotion: repository and digest.
+fn promoted_image(from: &crate::plan::PromoteSource) -> Result<(&str, &str), PublishError> {
+    match &from.artifact_ref {
+        ArtifactRef::Image { repository, digest } => Ok((repository, digest)),
+        _ => Err(PublishError::NotAnImage {
+            environment: from.environment.clone(),
+            release_id: from.release_id.clone(),
+        }),
+    }
+}
+
+/// Checks a promotion can work before anything is locked or changed: the target repository
+/// exists and the source registry still has the image.
+pub async fn promote_preflight(
+    clients: &AwsClients,
+    source: &AwsClients,
+    request: &PromoteRequest<'_>,
+) -> Result<(), PublishError> {
+    let (from_repo, digest) = promoted_image(request.from)?;
+    if !request.create_repository {
+        ensure_repository(clients, request.repository, false).await?;
+    }
+    let source_registry = registry(source, request.settings.clone()).await?;
+    if source_registry
+        .manifest_digest(from_repo, digest)
+        .await?
+        .is_none()
+    {
+        return Err(PublishError::SourceGone {
+            environment: request.from.environment.clone(),
+            repository: from_repo.to_owned(),
+            digest: digest.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Copies the exact image (manifest bytes and blobs, by digest) a source environment runs into
+/// this environment's repository: mounted when both repositories are in one registry, streamed
+/// blob by blob (never to disk) otherwise. The digest in the target is read back and checked.
+pub async fn promote(
+    clients: &AwsClients,
+    source: &AwsClients,
+    request: &PromoteRequest<'_>,
+    progress: &Progress<'_>,
+) -> Result<Published, PublishError> {
+    let (from_repo, digest) = promoted_image(request.from)?;
+    ensure_repository(clients, request.repository, request.create_repository).await?;
+    let source_registry = registry(source, request.settings.clone()).await?;
+    let target_registry = registry(clients, request.settings.clone()).await?;
+    // Fetched by digest: the manifest bytes are checked against it.
+    let contents = source_registry.remote_image(from_repo, digest).await?;
+    deliver(
+        &target_registry,
+        request.repository,
+        request.tag,
+        &Origin::Remote(source_registry, from_repo.to_owned()),
+        &contents,
+        progress,
+    )
+    .await
 }
 
 async fn ensure_repository(

@@ -183,6 +183,15 @@ pub struct ScanWait {
     pub poll: Duration,
 }
 
+impl Default for ScanWait {
+    fn default() -> Self {
+        ScanWait {
+            timeout: Duration::from_secs(10 * 60),
+            poll: Duration::from_secs(5),
+        }
+    }
+}
+
 /// Waits for the scan of `repository@digest` and applies `gate`: `Ok` with the summary when the
 /// image may go on (always for `report`), [`ScanError::Blocked`] when it may not.
 pub async fn check(
