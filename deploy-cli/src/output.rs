@@ -34,6 +34,14 @@ impl Output {
         let _ = writeln!(out, "{text}");
     }
 
+    /// Prints the result of a command that also streamed events: one compact JSON line, so that
+    /// stdout stays one JSON value per line (events first, the result last).
+    pub fn result<T: Serialize>(&self, value: &T) {
+        let mut out = std::io::stdout().lock();
+        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+        let _ = writeln!(out, "{text}");
+    }
+
     /// Whether stderr is a terminal (for prompts and colours).
     pub fn interactive(&self) -> bool {
         std::io::stderr().is_terminal() && std::io::stdin().is_terminal()

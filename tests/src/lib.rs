@@ -117,6 +117,25 @@ pub fn http_get(base: &str, path: &str) -> Option<u16> {
     std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
+/// POSTs a JSON body to `base` + `path` (moto's own API, for instance); returns the status.
+pub fn http_post_json(base: &str, path: &str, body: &serde_json::Value) -> Option<u16> {
+    let host = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = TcpStream::connect(host).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .ok()?;
+    let body = body.to_string();
+    write!(
+        stream,
+        "POST {path} HTTP/1.0\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .ok()?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).ok()?;
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
+}
+
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A name unique to this process and call, usable as an S3 bucket name.
@@ -212,6 +231,28 @@ pub async fn s3(moto_url: &str) -> aws_sdk_s3::Client {
         .force_path_style(true)
         .build();
     aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// An ECR client of moto, independent of deploy's own code.
+pub async fn ecr(moto_url: &str) -> aws_sdk_ecr::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(moto_url)
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .load()
+        .await;
+    aws_sdk_ecr::Client::new(&config)
+}
+
+/// Creates an ECR repository in moto.
+pub async fn create_repository(moto_url: &str, name: &str) {
+    ecr(moto_url)
+        .await
+        .create_repository()
+        .repository_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|err| panic!("create repository {name}: {err:?}"));
 }
 
 /// Creates a bucket in moto.
@@ -347,20 +388,34 @@ pub fn oci_registry() -> &'static OciRegistry {
             wait_http(&format!("http://{host}"), "/v2/", Duration::from_secs(30));
             return OciRegistry { host, _child: None };
         }
-        let port = free_port();
-        let dir = scratch_dir("registry");
-        let config = dir.join("config.yml");
-        let yaml = format!(
-            "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: deploy-tests\n",
-            dir.join("storage").display()
-        );
-        std::fs::write(&config, yaml).expect("write registry config");
-        let binary = std::env::var_os("DEPLOY_REGISTRY_BIN").map_or_else(|| PathBuf::from("docker-registry"), PathBuf::from);
-        let child = watched(&binary, &["serve", config.to_str().unwrap_or_default()], &dir.join("registry.log"));
-        let host = format!("127.0.0.1:{port}");
-        wait_http(&format!("http://{host}"), "/v2/", Duration::from_secs(30));
-        OciRegistry { host, _child: Some(child) }
+        start_oci_registry()
     })
+}
+
+/// A registry of its own (another account's or region's, say), on a free loopback port with
+/// storage in a scratch directory; it stops when this test process ends.
+pub fn start_oci_registry() -> OciRegistry {
+    let port = free_port();
+    let dir = scratch_dir("registry");
+    let config = dir.join("config.yml");
+    let yaml = format!(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n  secret: deploy-tests\n",
+        dir.join("storage").display()
+    );
+    std::fs::write(&config, yaml).expect("write registry config");
+    let binary = std::env::var_os("DEPLOY_REGISTRY_BIN")
+        .map_or_else(|| PathBuf::from("docker-registry"), PathBuf::from);
+    let child = watched(
+        &binary,
+        &["serve", config.to_str().unwrap_or_default()],
+        &dir.join("registry.log"),
+    );
+    let host = format!("127.0.0.1:{port}");
+    wait_http(&format!("http://{host}"), "/v2/", Duration::from_secs(30));
+    OciRegistry {
+        host,
+        _child: Some(child),
+    }
 }
 
 /// `skopeo inspect` (or `--raw`) of an image in a plain-HTTP registry, as JSON.

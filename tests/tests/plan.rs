@@ -82,10 +82,23 @@ async fn human_plan_lists_every_step() {
     let out = deploy(&moto().url)
         .arg("--config")
         .arg(&config)
+        .args(["plan", "staging", "api", "--version", "abc"])
+        .output()
+        .expect("run deploy");
+    // prod only receives promotions: a release plan for it is refused.
+    let refused = deploy(&moto().url)
+        .arg("--config")
+        .arg(&config)
         .args(["plan", "prod", "api", "--version", "abc"])
         .output()
         .expect("run deploy");
     let _ = std::fs::remove_file(&config);
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("deploy promote staging prod"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -94,13 +107,13 @@ async fn human_plan_lists_every_step() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     for expected in [
-        "release abc to prod",
+        "release abc to staging",
         "check the credentials are for account 123456789012",
-        "lock environment prod",
+        "lock environment staging",
         "push api to ECR planwise/api:abc",
         "roll out api (codedeploy-blue-green)",
         "record the release of api in the ledger",
-        "unlock environment prod",
+        "unlock environment staging",
     ] {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }

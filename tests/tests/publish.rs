@@ -4,24 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use deploy_tests::{
-    REGION, copy_dir, create_bucket, deploy, get_json, moto, oci_registry, scratch_dir,
-    skopeo_inspect, unique, workspace_root,
+    REGION, copy_dir, create_bucket, create_repository, deploy, get_json, moto, oci_registry,
+    scratch_dir, skopeo_inspect, unique, workspace_root,
 };
-
-async fn ecr_repository(url: &str, name: &str) {
-    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .region(aws_config::Region::new(REGION))
-        .endpoint_url(url)
-        .credentials_provider(aws_credential_types::Credentials::for_tests())
-        .load()
-        .await;
-    aws_sdk_ecr::Client::new(&config)
-        .create_repository()
-        .repository_name(name)
-        .send()
-        .await
-        .expect("create repository");
-}
 
 /// A project whose `api` image comes from a copy of the example layout.
 async fn project(create_repo: bool) -> (PathBuf, String, String) {
@@ -30,7 +15,7 @@ async fn project(create_repo: bool) -> (PathBuf, String, String) {
     create_bucket(&url, &bucket).await;
     let repo = format!("pub/{}", unique("api"));
     if create_repo {
-        ecr_repository(&url, &repo).await;
+        create_repository(&url, &repo).await;
     }
     let dir = scratch_dir("publish");
     copy_dir(
@@ -93,7 +78,7 @@ async fn publish_pushes_by_digest_records_it_and_republishing_sends_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_repository_names_the_infra_stack() {
-    let (config, _bucket, repo) = project(false).await;
+    let (config, bucket, repo) = project(false).await;
     let (code, _, stderr) = publish(&config, "v1");
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
@@ -101,6 +86,10 @@ async fn a_missing_repository_names_the_infra_stack() {
         "{stderr}"
     );
     assert!(stderr.contains("infra/environment.yaml"), "{stderr}");
+    assert!(stderr.contains("nothing was changed"), "{stderr}");
+    // Checked before the lock: no lock was taken and no record written.
+    let keys = deploy_tests::list_keys(&moto().url, &bucket, "").await;
+    assert!(keys.is_empty(), "{keys:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,7 +167,7 @@ async fn an_image_in_another_registry_is_copied_by_digest() {
     let (code, _, stderr) = publish(&config, "v1");
     assert_eq!(code, Some(0), "{stderr}");
     let copy = format!("copy/{}", unique("api"));
-    ecr_repository(&moto().url, &copy).await;
+    create_repository(&moto().url, &copy).await;
     let text = std::fs::read_to_string(&config)
         .expect("config")
         .replace(
@@ -192,6 +181,75 @@ async fn an_image_in_another_registry_is_copied_by_digest() {
     std::fs::write(&config, text).expect("config");
     let (code, _, stderr) = publish(&config, "v2");
     assert_eq!(code, Some(0), "{stderr}");
+    let original =
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
+    let copied =
+        skopeo_inspect(&format!("{}/{copy}:v2", oci_registry().host), false).expect("skopeo");
+    assert_eq!(copied["Digest"], original["Digest"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_source_behind_a_bearer_token_registry_uses_the_stored_login() {
+    let (config, _bucket, repo) = project(true).await;
+    let (code, _, stderr) = publish(&config, "v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    let proxy = deploy_tests::RegistryProxy::with(
+        &oci_registry().host,
+        deploy_tests::ProxyOptions {
+            fail_puts: 0,
+            auth: Some(deploy_tests::BearerAuth {
+                username: "ci".into(),
+                password: "s3cret".into(),
+                token_uses: 1000,
+            }),
+        },
+    );
+    let copy = format!("bearer-copy/{}", unique("api"));
+    create_repository(&moto().url, &copy).await;
+    let text = std::fs::read_to_string(&config)
+        .expect("config")
+        .replace(
+            &format!("repository = \"{repo}\""),
+            &format!("repository = \"{copy}\""),
+        )
+        .replace(
+            "oci:./layout:latest",
+            &format!("docker://{}/{repo}:v1", proxy.host),
+        );
+    std::fs::write(&config, text).expect("config");
+    let docker_config = config.parent().expect("dir").join("docker");
+    std::fs::create_dir_all(&docker_config).expect("mkdir");
+    let login = |password: &str| {
+        let auth = aws_smithy_types::base64::encode(format!("ci:{password}"));
+        std::fs::write(
+            docker_config.join("config.json"),
+            format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, proxy.host),
+        )
+        .expect("write docker config");
+    };
+    let run = |version: &str| {
+        deploy(&moto().url)
+            .env("DOCKER_CONFIG", &docker_config)
+            .env("HOME", config.parent().expect("dir"))
+            .arg("--config")
+            .arg(&config)
+            .args(["publish", "dev", "api", "--version", version])
+            .output()
+            .expect("run deploy")
+    };
+
+    login("wrong");
+    let out = run("v2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused the credentials"), "{stderr}");
+    assert!(!stderr.contains("wrong"), "no password in output: {stderr}");
+
+    login("s3cret");
+    let out = run("v2");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(proxy.tokens_issued() >= 1);
     let original =
         skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
     let copied =

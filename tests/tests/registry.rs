@@ -9,7 +9,9 @@ use deploy_core::artifact::image::SourceError;
 use deploy_core::artifact::image::layout::OciLayout;
 use deploy_core::events::NoReporter;
 use deploy_core::oci::{Descriptor, Digest, Index, Manifest, OCI_INDEX, OCI_MANIFEST, Platform};
-use deploy_core::registry::{BlobAction, Progress, Registry, RegistryError, RegistrySettings};
+use deploy_core::registry::{
+    BlobAction, Credentials, Progress, Registry, RegistryError, RegistrySettings, UploadMode,
+};
 use deploy_tests::{copy_dir, oci_registry, scratch_dir, skopeo_inspect, unique, workspace_root};
 
 fn registry() -> Registry {
@@ -383,4 +385,227 @@ async fn republishing_sends_no_upload_to_the_registry() {
         first,
         "the republish uploaded nothing"
     );
+}
+
+/// A one-layer image whose layer is `size` bytes of pseudo-random data, as an OCI layout.
+fn sized_layout(size: usize) -> OciLayout {
+    let dir = scratch_dir("sized-layout");
+    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("mkdir");
+    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ size as u64;
+    let bytes: Vec<u8> = (0..size)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state.to_le_bytes()[0]
+        })
+        .collect();
+    let layer = blob(&dir, "application/vnd.oci.image.layer.v1.tar", &bytes);
+    let config = blob(
+        &dir,
+        "application/vnd.oci.image.config.v1+json",
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
+    );
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.into()),
+        config,
+        layers: vec![layer],
+    };
+    let mut root = blob(
+        &dir,
+        OCI_MANIFEST,
+        &serde_json::to_vec(&manifest).expect("json"),
+    );
+    root.annotations
+        .insert("org.opencontainers.image.ref.name".into(), "latest".into());
+    let top = Index {
+        schema_version: 2,
+        media_type: Some(OCI_INDEX.into()),
+        manifests: vec![root],
+    };
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&top).expect("json"),
+    )
+    .expect("write");
+    OciLayout::open(&dir).expect("layout")
+}
+
+fn proxied(
+    options: deploy_tests::ProxyOptions,
+    settings: RegistrySettings,
+) -> (Registry, deploy_tests::RegistryProxy, Option<Credentials>) {
+    let proxy = deploy_tests::RegistryProxy::with(&oci_registry().host, options.clone());
+    let credentials = options.auth.map(|a| Credentials {
+        username: a.username,
+        password: a.password,
+    });
+    let registry = Registry::new(
+        &format!("http://{}", proxy.host),
+        credentials.clone(),
+        settings,
+    )
+    .expect("client");
+    (registry, proxy, credentials)
+}
+
+#[tokio::test]
+async fn streamed_and_chunked_uploads_send_every_byte_once_and_match_skopeo() {
+    const MIB: usize = 1024 * 1024;
+    let layout = sized_layout(12 * MIB + 12_345);
+    let contents = layout.image(Some("latest")).expect("image");
+    for (mode, part_size) in [
+        (UploadMode::Streamed, 0),
+        (UploadMode::Chunked, 5 * MIB as u64),
+        (UploadMode::Chunked, 20 * MIB as u64),
+    ] {
+        let settings = RegistrySettings {
+            upload: mode,
+            part_size,
+            ..RegistrySettings::default()
+        };
+        let (registry, proxy, _) = proxied(deploy_tests::ProxyOptions::default(), settings);
+        let repo = format!("modes/{}", unique("api"));
+        let report = registry
+            .push_layout(&repo, &layout, &contents, "v1", &progress())
+            .await
+            .unwrap_or_else(|e| panic!("{mode:?} push: {e}"));
+        assert_eq!(
+            proxy.upload_bytes(),
+            contents.blob_bytes(),
+            "{mode:?} ({part_size}) sends each blob byte exactly once"
+        );
+        let inspected = skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false)
+            .expect("skopeo inspect");
+        assert_eq!(inspected["Digest"], report.digest.as_str(), "{mode:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_corrupt_blob_in_a_chunked_upload_is_never_committed() {
+    let layout = sized_layout(11 * 1024 * 1024);
+    let contents = layout.image(Some("latest")).expect("image");
+    let layer = contents
+        .blobs
+        .iter()
+        .max_by_key(|b| b.size)
+        .expect("layer")
+        .clone();
+    let path = layout.blob_path(&layer.digest);
+    let mut bytes = std::fs::read(&path).expect("read");
+    // Past the first two 5 MiB parts: the corruption is only seen in the last part.
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).expect("corrupt, same size");
+    let settings = RegistrySettings {
+        upload: UploadMode::Chunked,
+        part_size: 5 * 1024 * 1024,
+        ..RegistrySettings::default()
+    };
+    let (registry, _proxy, _) = proxied(deploy_tests::ProxyOptions::default(), settings);
+    let repo = format!("chunk-corrupt/{}", unique("api"));
+    let err = registry
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect_err("corrupt");
+    assert!(
+        matches!(err, RegistryError::Source(SourceError::Corrupt { .. })),
+        "{err}"
+    );
+    assert!(
+        !registry
+            .blob_exists(&repo, &layer.digest)
+            .await
+            .expect("HEAD"),
+        "the corrupt blob was not committed"
+    );
+    assert!(
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), true).is_err(),
+        "no tag was moved"
+    );
+}
+
+fn bearer(password: &str, token_uses: u32) -> deploy_tests::ProxyOptions {
+    deploy_tests::ProxyOptions {
+        fail_puts: 0,
+        auth: Some(deploy_tests::BearerAuth {
+            username: "ci".into(),
+            password: password.into(),
+            token_uses,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn a_bearer_token_registry_is_pushed_to_with_tokens_from_its_realm() {
+    let layout = OciLayout::open(&example()).expect("layout");
+    let contents = layout.image(Some("latest")).expect("image");
+    let (registry, proxy, _) = proxied(bearer("s3cret", 1000), RegistrySettings::default());
+    let repo = format!("bearer/{}", unique("api"));
+    let report = registry
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect("push with tokens");
+    assert!(proxy.tokens_issued() >= 1);
+    let inspected =
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
+    assert_eq!(inspected["Digest"], report.digest.as_str());
+}
+
+#[tokio::test]
+async fn expired_tokens_are_renewed_mid_push() {
+    let layout = OciLayout::open(&example()).expect("layout");
+    let contents = layout.image(Some("latest")).expect("image");
+    // Every token is good for two requests: a push needs many more.
+    let settings = RegistrySettings {
+        parallel_blobs: 1,
+        ..RegistrySettings::default()
+    };
+    let (registry, proxy, _) = proxied(bearer("s3cret", 2), settings);
+    let repo = format!("expiring/{}", unique("api"));
+    let report = registry
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect("push renews its token");
+    assert!(
+        proxy.tokens_issued() >= 3,
+        "tokens issued: {}",
+        proxy.tokens_issued()
+    );
+    assert!(proxy.refused() >= 2, "expired tokens were refused");
+    let inspected =
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
+    assert_eq!(inspected["Digest"], report.digest.as_str());
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_a_clear_error() {
+    let layout = OciLayout::open(&example()).expect("layout");
+    let contents = layout.image(Some("latest")).expect("image");
+    let (registry, proxy, _) = proxied(bearer("s3cret", 1000), RegistrySettings::default());
+    let wrong = Registry::new(
+        &format!("http://{}", proxy.host),
+        Some(Credentials {
+            username: "ci".into(),
+            password: "wrong".into(),
+        }),
+        RegistrySettings::default(),
+    )
+    .expect("client");
+    drop(registry);
+    let repo = format!("denied/{}", unique("api"));
+    let err = wrong
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RegistryError::Unauthorized { .. }), "{err}");
+    let text = err.to_string();
+    assert!(text.contains(&proxy.host), "{text}");
+    assert!(
+        !text.contains("wrong"),
+        "the password is not printed: {text}"
+    );
+    assert_eq!(proxy.tokens_issued(), 0);
 }

@@ -211,7 +211,7 @@ pub async fn apply(
         Ok(report) => report,
         Err(failure) => {
             if out.json() {
-                out.document(&failure.report);
+                out.result(&failure.report);
             } else {
                 print_scans(out, &failure.report.scans);
             }
@@ -219,7 +219,7 @@ pub async fn apply(
         }
     };
     if out.json() {
-        out.document(&report);
+        out.result(&report);
         return Ok(());
     }
     print_scans(out, &report.scans);
