@@ -725,6 +725,113 @@ function = "p-fn-{env}"
         )));
     }
 
+    const PROMOTE_CONFIG: &str = r#"
+project = "p"
+[environments.staging]
+region = "eu-west-1"
+account = "111111111111"
+state_bucket = "p-state-{env}"
+[environments.prod]
+region = "eu-west-1"
+account = "222222222222"
+state_bucket = "p-state-{env}"
+promote_from = "staging"
+[artifacts.api]
+kind = "image"
+repository = "p/api"
+source = "oci:./build/api"
+scan = "block-high"
+scan_on_publish = true
+rollout = { strategy = "none" }
+"#;
+
+    fn promote_source() -> PromoteSource {
+        PromoteSource {
+            artifact: "api".into(),
+            environment: "staging".into(),
+            release_id: "r1".into(),
+            version: Some("v3".into()),
+            artifact_ref: ArtifactRef::Image {
+                repository: "p/api".into(),
+                digest: "sha256:aa".into(),
+            },
+        }
+    }
+
+    fn build_in(env: &str, operation: Operation, promote: &[PromoteSource]) -> Plan {
+        let config =
+            Config::from_toml(PROMOTE_CONFIG, "deploy.toml".as_ref()).expect("valid config");
+        let env = config.environment(env).expect("environment");
+        Plan::build(&PlanRequest {
+            environment: env,
+            artifacts: env.select(&[]).expect("all"),
+            operation,
+            version: Some("v9".into()),
+            config_sha256: config.sha256(),
+            lock_ttl: Duration::from_secs(60),
+            status: &[],
+            promote,
+        })
+    }
+
+    #[test]
+    fn promotions_check_the_source_scan_then_copy_by_digest() {
+        let plan = build_in("prod", Operation::Promote, &[promote_source()]);
+        let names: Vec<&str> = plan.steps.iter().map(|s| s.action.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "verify-account",
+                "acquire-lock",
+                "scan-image",
+                "promote-image",
+                "record-release",
+                "release-lock"
+            ]
+        );
+        match &plan.steps[2].action {
+            Action::ScanImage {
+                environment,
+                digest,
+                gate,
+                ..
+            } => {
+                assert_eq!(environment, "staging");
+                assert_eq!(digest.as_deref(), Some("sha256:aa"));
+                assert_eq!(*gate, ScanGate::BlockHigh);
+            }
+            other => panic!("expected a scan, got {other:?}"),
+        }
+        match &plan.steps[3].action {
+            Action::PromoteImage { tag, from, .. } => {
+                assert_eq!(tag, "v3", "the source release's version is the tag");
+                assert_eq!(from.release_id, "r1");
+            }
+            other => panic!("expected a copy, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn scan_on_publish_gates_right_after_the_push() {
+        let plan = build_in("staging", Operation::Release, &[]);
+        let names: Vec<&str> = plan.steps.iter().map(|s| s.action.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "verify-account",
+                "acquire-lock",
+                "publish-image",
+                "scan-image",
+                "record-release",
+                "release-lock"
+            ]
+        );
+        assert!(matches!(
+            &plan.steps[3].action,
+            Action::ScanImage { digest: None, environment, .. } if environment == "staging"
+        ));
+    }
+
     #[test]
     fn plans_round_trip_through_json() {
         let plan = build(Operation::Release);

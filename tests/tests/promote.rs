@@ -269,17 +269,25 @@ async fn promotion_needs_something_live_and_follows_promote_from() {
     );
 }
 
-/// Makes moto's ECR know the image staging runs (a real ECR learns it from the push) and
-/// answer its scan with `counts` and one finding per severity.
-async fn seed_scan(project: &Project, severity: &str) -> String {
-    let repo = project.repo("staging");
+/// Makes moto's ECR know, in `env`'s repository, the image `pushed_in`'s repository holds under
+/// `v1` (a real ECR learns it from the push) and answer its scan with one `severity` finding
+/// and three LOW ones.
+async fn seed_scan(project: &Project, pushed_in: &str, env: &str, severity: &str) -> String {
+    let repo = project.repo(env);
     let raw = std::process::Command::new("skopeo")
         .args(["inspect", "--tls-verify=false", "--raw"])
-        .arg(format!("docker://{}/{repo}:v1", oci_registry().host))
+        .arg(format!(
+            "docker://{}/{}:v1",
+            oci_registry().host,
+            project.repo(pushed_in)
+        ))
         .output()
         .expect("skopeo");
     let manifest = String::from_utf8(raw.stdout).expect("manifest");
-    let digest = digest(&oci_registry().host, &format!("{repo}:v1"));
+    let digest = digest(
+        &oci_registry().host,
+        &format!("{}:v1", project.repo(pushed_in)),
+    );
     ecr(&moto().url)
         .await
         .put_image()
@@ -323,7 +331,7 @@ async fn seed_scan(project: &Project, severity: &str) -> String {
 async fn a_critical_finding_blocks_the_promotion_before_prod_changes() {
     let project = Project::new(&oci_registry().host, &oci_registry().host, "block-critical").await;
     ok(&project.run(&["release", "staging", "api", "--version", "v1"]));
-    seed_scan(&project, "CRITICAL").await;
+    seed_scan(&project, "staging", "staging", "CRITICAL").await;
 
     let stderr = failed(
         &project.run(&["promote", "staging", "prod", "--approve"]),
@@ -361,7 +369,7 @@ async fn a_critical_finding_blocks_the_promotion_before_prod_changes() {
 async fn findings_below_the_gate_are_reported_and_let_through() {
     let project = Project::new(&oci_registry().host, &oci_registry().host, "block-critical").await;
     ok(&project.run(&["release", "staging", "api", "--version", "v1"]));
-    let digest = seed_scan(&project, "HIGH").await;
+    let digest = seed_scan(&project, "staging", "staging", "HIGH").await;
     let out = project.run(&["promote", "staging", "prod", "--approve"]);
     ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -370,4 +378,37 @@ async fn findings_below_the_gate_are_reported_and_let_through() {
         project.live("prod").await["artifact_ref"]["digest"],
         digest.as_str()
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_on_publish_stops_a_release_before_it_goes_live() {
+    let project = Project::new(&oci_registry().host, &oci_registry().host, "block-critical").await;
+    ok(&project.run(&["release", "dev", "api", "--version", "v1"]));
+    seed_scan(&project, "dev", "staging", "CRITICAL").await;
+    let text = std::fs::read_to_string(&project.config)
+        .expect("config")
+        .replace(
+            "scan = \"block-critical\"\n",
+            "scan = \"block-critical\"\nscan_on_publish = true\n",
+        );
+    std::fs::write(&project.config, text).expect("config");
+
+    let stderr = failed(
+        &project.run(&["release", "staging", "api", "--version", "v1"]),
+        6,
+    );
+    assert!(stderr.contains("CVE-2026-0001"), "{stderr}");
+    let records = project.records("staging").await;
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record = get_json(&moto().url, project.bucket("staging"), &records[0]).await;
+    assert_eq!(record["outcome"]["result"], "failed", "{record}");
+    for pointer in ["live.json", "published.json"] {
+        let keys = list_keys(
+            &moto().url,
+            project.bucket("staging"),
+            &format!("deploy/t/staging/artifacts/api/{pointer}"),
+        )
+        .await;
+        assert!(keys.is_empty(), "{pointer} was not moved");
+    }
 }
