@@ -38,16 +38,29 @@ version="$(git rev-parse --short HEAD 2>/dev/null || echo demo)"
 
 run "$deploy" --config "$config" validate
 run "$deploy" --config "$config" plan dev --version "$version"
-run "$deploy" --config "$config" plan prod api --version "$version" --out "${DEPLOY_EMULATORS_DIR:-.emulators}/prod-api.plan.json"
+run "$deploy" --config "$config" plan staging api --version "$version" --out "${DEPLOY_EMULATORS_DIR:-.emulators}/staging-api.plan.json"
 run "$deploy" --config "$config" publish dev api --version "$version"
 run "$deploy" --config "$config" publish dev api --version "$version"
 banner "skopeo reads back what was pushed"
 skopeo inspect --tls-verify=false "docker://${DEPLOY_TEST_REGISTRY}/planwise/api:${version}" | head -4
+
+banner "release jobs to dev, then promote what dev runs to staging and what staging runs to prod"
+run "$deploy" --config "$config" release dev jobs --version "$version"
+run "$deploy" --config "$config" promote dev staging jobs
+banner "$deploy --config $config promote staging prod jobs   # prod needs approval"
+set +e
+"$deploy" --config "$config" promote staging prod jobs
+code=$?
+set -e
+echo "exit code ${code} (5: approval required)"
+[ "$code" -eq 5 ] || { echo "demo: expected exit code 5" >&2; exit 1; }
+run "$deploy" --config "$config" promote staging prod jobs --dry-run
+run "$deploy" --config "$config" promote staging prod jobs --approve
 run "$deploy" --config "$config" lock dev status
 banner "a locked, recorded change of dev through the library (deploy-core/examples/embed.rs)"
 "$embed" "$config" dev api
 run "$deploy" --config "$config" lock dev status
-run "$deploy" --config "$config" history dev
+run "$deploy" --config "$config" history
 run "$deploy" --config "$config" status
 echo
-echo "demo finished: image rollouts, promotion, DAGs and Lambda arrive with their own issues; see README.md"
+echo "demo finished: ECS and CodeDeploy rollouts, DAGs and Lambda arrive with their own issues; see README.md"

@@ -94,15 +94,9 @@ pub struct PlanArgs {
     pub aws: AwsArgs,
 }
 
+/// Flags of commands that change an environment.
 #[derive(Debug, Args)]
-pub struct PublishArgs {
-    /// The environment.
-    pub env: String,
-    /// Artifacts to publish (default: all).
-    pub artifacts: Vec<String>,
-    /// Version to publish, used as the image tag (default: $GITHUB_SHA, else `git rev-parse HEAD`).
-    #[arg(long = "version", value_name = "V")]
-    pub release_version: Option<String>,
+pub struct ChangeArgs {
     /// Print the plan and change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -112,6 +106,19 @@ pub struct PublishArgs {
     /// Wait up to this long for another deploy's lock instead of failing with exit code 4.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait_lock: Option<std::time::Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct PublishArgs {
+    /// The environment.
+    pub env: String,
+    /// Artifacts to publish (default: all).
+    pub artifacts: Vec<String>,
+    /// Version to publish, used as the image tag (default: $GITHUB_SHA, else `git rev-parse HEAD`).
+    #[arg(long = "version", value_name = "V")]
+    pub release_version: Option<String>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -124,15 +131,8 @@ pub struct PromoteArgs {
     pub to: String,
     /// Artifacts to promote (default: all).
     pub artifacts: Vec<String>,
-    /// Print the plan and change nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Confirm a change of an environment that needs approval (`approval = true`).
-    #[arg(long)]
-    pub approve: bool,
-    /// Wait up to this long for another deploy's lock instead of failing with exit code 4.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub wait_lock: Option<std::time::Duration>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

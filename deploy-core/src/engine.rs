@@ -672,10 +672,12 @@ impl Engine {
                     reporter: self.reporter.clone(),
                 };
                 let request = self.publish_request(repository, source, tag, *create_repository);
+                let started = Instant::now();
                 let published =
                     crate::artifact::image::publish::publish(&self.clients, &request, &progress)
                         .await?;
-                self.published(state, artifact, published, None).await;
+                self.published(state, artifact, published, None, started)
+                    .await;
             }
             Action::PromoteImage {
                 repository,
@@ -696,6 +698,7 @@ impl Engine {
                     settings: self.options.registry.clone(),
                 };
                 let source = self.source_of(&from.environment)?;
+                let started = Instant::now();
                 let published = crate::artifact::image::publish::promote(
                     &self.clients,
                     source,
@@ -703,7 +706,8 @@ impl Engine {
                     &progress,
                 )
                 .await?;
-                self.published(state, artifact, published, Some(from)).await;
+                self.published(state, artifact, published, Some(from), started)
+                    .await;
             }
             Action::ScanImage {
                 environment,
@@ -858,6 +862,7 @@ impl Engine {
         artifact: String,
         published: crate::artifact::image::publish::Published,
         from: Option<&PromoteSource>,
+        started: Instant,
     ) {
         self.reporter.report(&Event::Note {
             message: format!(
@@ -866,15 +871,22 @@ impl Engine {
                 if published.unchanged {
                     " (already published, nothing sent)".to_owned()
                 } else {
-                    let mounted = published
-                        .push
-                        .blobs
-                        .iter()
-                        .filter(|b| b.action == crate::registry::BlobAction::Mounted)
-                        .count();
+                    let count = |action| {
+                        published
+                            .push
+                            .blobs
+                            .iter()
+                            .filter(|b| b.action == action)
+                            .count()
+                    };
+                    let seconds = started.elapsed().as_secs_f64().max(0.001);
                     format!(
-                        " ({} bytes sent, {mounted} blobs mounted)",
-                        published.push.bytes_sent
+                        " ({} bytes sent in {seconds:.1}s, {:.1} MiB/s; {} blobs sent, {} skipped, {} mounted)",
+                        published.push.bytes_sent,
+                        published.push.bytes_sent as f64 / seconds / (1024.0 * 1024.0),
+                        count(crate::registry::BlobAction::Sent),
+                        count(crate::registry::BlobAction::Skipped),
+                        count(crate::registry::BlobAction::Mounted),
                     )
                 }
             ),

@@ -161,14 +161,12 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert!(keys.is_empty(), "{keys:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_image_in_another_registry_is_copied_by_digest() {
-    let (config, _bucket, repo) = project(true).await;
-    let (code, _, stderr) = publish(&config, "v1");
-    assert_eq!(code, Some(0), "{stderr}");
-    let copy = format!("copy/{}", unique("api"));
+/// Points the project's `api` at a new repository `<prefix>/...` whose source is `repo:v1` in
+/// the registry at `registry`; returns the new repository.
+async fn copy_from_registry(config: &Path, repo: &str, registry: &str, prefix: &str) -> String {
+    let copy = format!("{prefix}/{}", unique("api"));
     create_repository(&moto().url, &copy).await;
-    let text = std::fs::read_to_string(&config)
+    let text = std::fs::read_to_string(config)
         .expect("config")
         .replace(
             &format!("repository = \"{repo}\""),
@@ -176,9 +174,18 @@ async fn an_image_in_another_registry_is_copied_by_digest() {
         )
         .replace(
             "oci:./layout:latest",
-            &format!("docker://{}/{repo}:v1", oci_registry().host),
+            &format!("docker://{registry}/{repo}:v1"),
         );
-    std::fs::write(&config, text).expect("config");
+    std::fs::write(config, text).expect("config");
+    copy
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_in_another_registry_is_copied_by_digest() {
+    let (config, _bucket, repo) = project(true).await;
+    let (code, _, stderr) = publish(&config, "v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    let copy = copy_from_registry(&config, &repo, &oci_registry().host, "copy").await;
     let (code, _, stderr) = publish(&config, "v2");
     assert_eq!(code, Some(0), "{stderr}");
     let original =
@@ -204,19 +211,7 @@ async fn a_source_behind_a_bearer_token_registry_uses_the_stored_login() {
             }),
         },
     );
-    let copy = format!("bearer-copy/{}", unique("api"));
-    create_repository(&moto().url, &copy).await;
-    let text = std::fs::read_to_string(&config)
-        .expect("config")
-        .replace(
-            &format!("repository = \"{repo}\""),
-            &format!("repository = \"{copy}\""),
-        )
-        .replace(
-            "oci:./layout:latest",
-            &format!("docker://{}/{repo}:v1", proxy.host),
-        );
-    std::fs::write(&config, text).expect("config");
+    let copy = copy_from_registry(&config, &repo, &proxy.host, "bearer-copy").await;
     let docker_config = config.parent().expect("dir").join("docker");
     std::fs::create_dir_all(&docker_config).expect("mkdir");
     let login = |password: &str| {

@@ -115,6 +115,45 @@ fn blob(dir: &Path, media_type: &str, bytes: &[u8]) -> Descriptor {
     }
 }
 
+/// Writes a config for `arch`, one layer and their manifest into the layout at `dir`; returns
+/// the manifest's descriptor.
+fn image_blobs(dir: &Path, arch: &str, layer: &[u8]) -> Descriptor {
+    let config = blob(
+        dir,
+        "application/vnd.oci.image.config.v1+json",
+        format!(
+            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
+        )
+        .as_bytes(),
+    );
+    let layer = blob(dir, "application/vnd.oci.image.layer.v1.tar", layer);
+    let manifest = Manifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.into()),
+        config,
+        layers: vec![layer],
+    };
+    blob(
+        dir,
+        OCI_MANIFEST,
+        &serde_json::to_vec(&manifest).expect("json"),
+    )
+}
+
+/// Writes the layout's `index.json` naming `root`.
+fn write_top_index(dir: &Path, root: Descriptor) {
+    let top = Index {
+        schema_version: 2,
+        media_type: Some(OCI_INDEX.into()),
+        manifests: vec![root],
+    };
+    std::fs::write(
+        dir.join("index.json"),
+        serde_json::to_vec(&top).expect("json"),
+    )
+    .expect("write");
+}
+
 #[tokio::test]
 async fn a_multi_platform_index_round_trips_with_every_platform() {
     let dir = scratch_dir("index-layout");
@@ -122,23 +161,7 @@ async fn a_multi_platform_index_round_trips_with_every_platform() {
     std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
     let mut entries = Vec::new();
     for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
-        let config = blob(&dir, "application/vnd.oci.image.config.v1+json", format!(r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#).as_bytes());
-        let layer = blob(
-            &dir,
-            "application/vnd.oci.image.layer.v1.tar",
-            format!("layer for {arch}").as_bytes(),
-        );
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: Some(OCI_MANIFEST.into()),
-            config,
-            layers: vec![layer],
-        };
-        let mut descriptor = blob(
-            &dir,
-            OCI_MANIFEST,
-            &serde_json::to_vec(&manifest).expect("json"),
-        );
+        let mut descriptor = image_blobs(&dir, arch, format!("layer for {arch}").as_bytes());
         descriptor.platform = Some(Platform {
             architecture: arch.into(),
             os: "linux".into(),
@@ -154,16 +177,7 @@ async fn a_multi_platform_index_round_trips_with_every_platform() {
     let mut root = blob(&dir, OCI_INDEX, &serde_json::to_vec(&index).expect("json"));
     root.annotations
         .insert("org.opencontainers.image.ref.name".into(), "multi".into());
-    let top = Index {
-        schema_version: 2,
-        media_type: Some(OCI_INDEX.into()),
-        manifests: vec![root.clone()],
-    };
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::to_vec(&top).expect("json"),
-    )
-    .expect("write");
+    write_top_index(&dir, root.clone());
 
     let layout = OciLayout::open(&dir).expect("layout");
     let contents = layout.image(Some("multi")).expect("image");
@@ -401,35 +415,10 @@ fn sized_layout(size: usize) -> OciLayout {
             state.to_le_bytes()[0]
         })
         .collect();
-    let layer = blob(&dir, "application/vnd.oci.image.layer.v1.tar", &bytes);
-    let config = blob(
-        &dir,
-        "application/vnd.oci.image.config.v1+json",
-        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#,
-    );
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(OCI_MANIFEST.into()),
-        config,
-        layers: vec![layer],
-    };
-    let mut root = blob(
-        &dir,
-        OCI_MANIFEST,
-        &serde_json::to_vec(&manifest).expect("json"),
-    );
+    let mut root = image_blobs(&dir, "amd64", &bytes);
     root.annotations
         .insert("org.opencontainers.image.ref.name".into(), "latest".into());
-    let top = Index {
-        schema_version: 2,
-        media_type: Some(OCI_INDEX.into()),
-        manifests: vec![root],
-    };
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::to_vec(&top).expect("json"),
-    )
-    .expect("write");
+    write_top_index(&dir, root);
     OciLayout::open(&dir).expect("layout")
 }
 

@@ -39,17 +39,18 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
         return Ok(());
     }
     out.line(format!(
-        "{:<20} {:<8} {:<10} {:<9} {:<14} {:<11} {}",
-        "STARTED", "ENV", "ARTIFACT", "OPERATION", "VERSION", "RESULT", "BY"
+        "{:<20} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
+        "STARTED", "ENV", "ARTIFACT", "OPERATION", "FROM", "VERSION", "RESULT", "BY"
     ));
     for r in &records {
         let started = deploy_core::lock::rfc3339(r.started_at);
         out.line(format!(
-            "{:<20} {:<8} {:<10} {:<9} {:<14} {:<11} {}",
+            "{:<20} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
             started.trim_end_matches('Z'),
             r.environment,
             r.artifact,
             format!("{:?}", r.operation).to_lowercase(),
+            r.source_environment.as_deref().unwrap_or("-"),
             r.version
                 .as_deref()
                 .unwrap_or("-")

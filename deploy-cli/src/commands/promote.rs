@@ -29,7 +29,7 @@ pub async fn promote(out: &Output, config: Config, args: &PromoteArgs) -> anyhow
         .into());
     }
     let artifacts = to.select(&args.artifacts)?;
-    if to.approval && !args.approve && !args.dry_run {
+    if to.approval && !args.change.approve && !args.change.dry_run {
         return Err(ApprovalRequired {
             environment: args.to.clone(),
             what: format!("promoting {} to it changes what runs there", args.from),
@@ -101,7 +101,7 @@ pub async fn promote(out: &Output, config: Config, args: &PromoteArgs) -> anyhow
         status: &status,
         promote: &sources,
     });
-    if args.dry_run {
+    if args.change.dry_run {
         print_plan(out, &plan);
         out.line("dry run: nothing was changed");
         return Ok(());
@@ -112,7 +112,7 @@ pub async fn promote(out: &Output, config: Config, args: &PromoteArgs) -> anyhow
         &plan,
         target_clients,
         vec![source_clients],
-        args.wait_lock,
+        args.change.wait_lock,
     )
     .await
 }

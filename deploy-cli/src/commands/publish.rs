@@ -20,7 +20,7 @@ pub async fn publish(
         "release"
     };
     check_not_promote_only(env, command)?;
-    if operation.changes_live() && env.approval && !args.approve && !args.dry_run {
+    if operation.changes_live() && env.approval && !args.change.approve && !args.change.dry_run {
         return Err(ApprovalRequired {
             environment: env.target.environment.clone(),
             what: format!("`{command}` changes what runs there"),
@@ -35,10 +35,18 @@ pub async fn publish(
         operation,
     )
     .await?;
-    if args.dry_run {
+    if args.change.dry_run {
         print_plan(out, &plan);
         out.line("dry run: nothing was changed");
         return Ok(());
     }
-    apply(out, &config, &plan, clients, Vec::new(), args.wait_lock).await
+    apply(
+        out,
+        &config,
+        &plan,
+        clients,
+        Vec::new(),
+        args.change.wait_lock,
+    )
+    .await
 }

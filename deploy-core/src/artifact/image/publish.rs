@@ -227,10 +227,19 @@ async fn deliver(
         });
     }
     let push = if existing.is_some() {
+        // The tag holds this very image: every blob is there already.
         PushReport {
             reference: format!("{repository}@{digest}"),
             digest: digest.clone(),
-            blobs: Vec::new(),
+            blobs: contents
+                .blobs
+                .iter()
+                .map(|b| crate::registry::BlobReport {
+                    digest: b.digest.clone(),
+                    size: b.size,
+                    action: crate::registry::BlobAction::Skipped,
+                })
+                .collect(),
             bytes_sent: 0,
         }
     } else {
