@@ -79,6 +79,10 @@ def load_template(path: Path) -> dict[str, Any]:
         return yaml.load(fh, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
 
 
+def parse_template(text: str) -> dict[str, Any]:
+    return yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+
+
 # --------------------------------------------------------------------------
 # A small renderer: resolves the template the way CloudFormation would, for
 # the functions and attributes this template uses.
@@ -744,6 +748,17 @@ def find_stack(cf: Any, name: str) -> dict[str, Any] | None:
         raise
 
 
+def stack_template(cf: Any, name: str) -> dict[str, Any] | None:
+    """The template a stack was created (or last updated) from, parsed; None if unavailable."""
+    body = cf.get_template(StackName=name).get("TemplateBody")
+    if isinstance(body, dict):  # botocore decodes JSON bodies
+        return body
+    if isinstance(body, str) and body.strip():
+        parsed = parse_template(body)
+        return parsed if isinstance(parsed, dict) else None
+    return None
+
+
 def existing_repositories(ecr: Any, names: list[str]) -> list[str]:
     present = []
     for name in names:
@@ -784,6 +799,7 @@ def provision(env: str, args: argparse.Namespace, clients: Callable[[str], Any],
     if unknown:
         raise SystemExit(f"provision: {env}: parameters not in the template: {', '.join(unknown)}")
 
+    checked = template  # the template the stack is checked against
     stack = find_stack(cf, stack_name)
     if stack is None:
         # Several environments in one account and region share what is named
@@ -843,6 +859,13 @@ def provision(env: str, args: argparse.Namespace, clients: Callable[[str], Any],
             print("  stack: exists, no updates to perform")
     else:
         print(f"  stack: exists ({stack['StackStatus']}), kept (pass --update to update it)")
+        # A kept stack is checked against the template it was made from: its parameters
+        # may not fit the current one (e.g. a list parameter that gained an element).
+        stored = stack_template(cf, stack_name)
+        if stored is not None and stored != template:
+            checked = stored
+            print(f"  the stack was made from a different template than {args.template}; checking it "
+                  "against its own template (pass --update to apply the current one)")
 
     actual_params = {p["ParameterKey"]: stack_parameter_value(p.get("ParameterValue", ""))
                      for p in stack.get("Parameters", [])}
@@ -852,11 +875,11 @@ def provision(env: str, args: argparse.Namespace, clients: Callable[[str], Any],
         if r.get("LogicalResourceId")
     }
     created_by_stack = set(physical)
-    renderer = Renderer(template, {**params, **actual_params}, args.region, account, stack_name, physical)
+    renderer = Renderer(checked, {**params, **actual_params}, args.region, account, stack_name, physical)
 
     not_created = [
         f"{lid} ({res['Type']})"
-        for lid, res in template["Resources"].items()
+        for lid, res in checked["Resources"].items()
         if renderer.enabled(lid) and lid not in created_by_stack
     ]
     if not_created:
