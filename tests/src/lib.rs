@@ -467,6 +467,9 @@ pub struct BearerAuth {
 pub struct ProxyOptions {
     /// Fail the first this many blob upload `PUT`s with `503` (`u32::MAX`: all of them).
     pub fail_puts: u32,
+    /// Then cut the connection of this many more upload `PUT`s after reading a little of the
+    /// body, without an answer (a reset).
+    pub reset_puts: u32,
     /// Demand bearer tokens.
     pub auth: Option<BearerAuth>,
 }
@@ -503,7 +506,7 @@ impl RegistryProxy {
             upstream,
             ProxyOptions {
                 fail_puts,
-                auth: None,
+                ..ProxyOptions::default()
             },
         )
     }
@@ -689,6 +692,17 @@ fn proxy_one(
     if is_upload_put && counters.failed.load(Ordering::SeqCst) < options.fail_puts {
         counters.failed.fetch_add(1, Ordering::SeqCst);
         respond(&mut client, "503 Service Unavailable", "", "");
+        return;
+    }
+    if is_upload_put
+        && counters.failed.load(Ordering::SeqCst)
+            < options.fail_puts.saturating_add(options.reset_puts)
+    {
+        counters.failed.fetch_add(1, Ordering::SeqCst);
+        let mut some = [0u8; 1024];
+        let _ = client.read(&mut some);
+        // Closing with unread body bytes in the receive buffer makes the kernel send a reset.
+        drop(client);
         return;
     }
     if is_upload_put {

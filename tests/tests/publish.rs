@@ -203,12 +203,12 @@ async fn a_source_behind_a_bearer_token_registry_uses_the_stored_login() {
     let proxy = deploy_tests::RegistryProxy::with(
         &oci_registry().host,
         deploy_tests::ProxyOptions {
-            fail_puts: 0,
             auth: Some(deploy_tests::BearerAuth {
                 username: "ci".into(),
                 password: "s3cret".into(),
                 token_uses: 1000,
             }),
+            ..deploy_tests::ProxyOptions::default()
         },
     );
     let copy = copy_from_registry(&config, &repo, &proxy.host, "bearer-copy").await;

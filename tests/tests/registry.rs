@@ -518,12 +518,12 @@ async fn a_corrupt_blob_in_a_chunked_upload_is_never_committed() {
 
 fn bearer(password: &str, token_uses: u32) -> deploy_tests::ProxyOptions {
     deploy_tests::ProxyOptions {
-        fail_puts: 0,
         auth: Some(deploy_tests::BearerAuth {
             username: "ci".into(),
             password: password.into(),
             token_uses,
         }),
+        ..deploy_tests::ProxyOptions::default()
     }
 }
 
@@ -597,4 +597,31 @@ async fn wrong_credentials_are_a_clear_error() {
         "the password is not printed: {text}"
     );
     assert_eq!(proxy.tokens_issued(), 0);
+}
+
+#[tokio::test]
+async fn uploads_cut_by_a_reset_are_retried() {
+    let layout = sized_layout(3 * 1024 * 1024);
+    let contents = layout.image(Some("latest")).expect("image");
+    let settings = RegistrySettings {
+        attempts: 4,
+        backoff: std::time::Duration::from_millis(10),
+        ..RegistrySettings::default()
+    };
+    let (registry, proxy, _) = proxied(
+        deploy_tests::ProxyOptions {
+            reset_puts: 2,
+            ..deploy_tests::ProxyOptions::default()
+        },
+        settings,
+    );
+    let repo = format!("reset/{}", unique("api"));
+    let report = registry
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect("push succeeds after the resets");
+    assert_eq!(proxy.failed(), 2, "two uploads were cut");
+    let inspected =
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
+    assert_eq!(inspected["Digest"], report.digest.as_str());
 }

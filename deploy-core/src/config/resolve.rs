@@ -1309,7 +1309,13 @@ fn source_problem(base: &Path, detail: &ArtifactDetail) -> Option<String> {
             ..
         }) => {
             let file = abs(path);
-            (!file.is_file()).then(|| format!("image archive {} does not exist", file.display()))
+            if !file.is_file() {
+                return Some(format!("image archive {} does not exist", file.display()));
+            }
+            crate::artifact::image::archive::DockerArchive::open(&file)
+                .and_then(|mut archive| archive.image(None))
+                .err()
+                .map(|err| err.to_string())
         }
         ArtifactDetail::Dags(dags) => {
             let dir = abs(&dags.source);

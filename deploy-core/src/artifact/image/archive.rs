@@ -48,11 +48,9 @@ impl DockerArchive {
         })?;
         let mut archive = tar::Archive::new(file);
         let mut members = HashMap::new();
-        let entries = archive
-            .entries()
-            .map_err(|e| not_archive(format!("not a tar file ({e})")))?;
+        let entries = archive.entries().map_err(|e| not_archive(not_tar(&e)))?;
         for entry in entries {
-            let entry = entry.map_err(|e| not_archive(format!("not a tar file ({e})")))?;
+            let entry = entry.map_err(|e| not_archive(not_tar(&e)))?;
             if !entry.header().entry_type().is_file() {
                 continue;
             }
@@ -259,6 +257,19 @@ impl BlobStore for DockerArchive {
         }
         Ok(bytes)
     }
+}
+
+/// Why a file is not a tar, with the reader's words but none of the file's bytes (a header of
+/// garbage would otherwise be echoed to the terminal).
+fn not_tar(err: &std::io::Error) -> String {
+    let detail = err.to_string();
+    let detail = detail.split(':').next().unwrap_or_default();
+    let printable: String = detail
+        .chars()
+        .filter(|c| c.is_ascii_graphic() || *c == ' ')
+        .take(80)
+        .collect();
+    format!("not a tar file ({})", printable.trim())
 }
 
 #[cfg(test)]
