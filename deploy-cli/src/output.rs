@@ -103,6 +103,14 @@ pub struct CliReporter {
     quiet: bool,
     /// On a terminal, byte progress redraws one line in place.
     tty: bool,
+    /// Bytes done and total per blob in flight, and when the first byte went.
+    transfers: std::sync::Mutex<Transfers>,
+}
+
+#[derive(Default)]
+struct Transfers {
+    blobs: std::collections::BTreeMap<String, (u64, u64)>,
+    started: Option<std::time::Instant>,
 }
 
 impl CliReporter {
@@ -111,17 +119,23 @@ impl CliReporter {
             json: out.json(),
             quiet: out.quiet,
             tty: std::io::stderr().is_terminal(),
+            transfers: std::sync::Mutex::default(),
         }
     }
 }
 
-/// `    sha256:3a0ad1a38ad0  12.0/80.0 MiB   15%` for a blob in flight.
-fn progress_line(item: &str, done: u64, total: u64) -> String {
+/// `    1/3 blobs  12.0/80.0 MiB   15%  48.0 MiB/s`: every blob being sent, together.
+fn progress_line(finished: usize, blobs: usize, done: u64, total: u64, seconds: f64) -> String {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
     let percent = done.saturating_mul(100).checked_div(total).unwrap_or(100);
+    let rate = if seconds > 0.0 {
+        format!("  {:.1} MiB/s", mib(done) / seconds)
+    } else {
+        String::new()
+    };
     format!(
-        "    {:<19}  {:.1}/{:.1} MiB  {percent:>3}%",
-        item.get(..19).unwrap_or(item),
+        "    {finished}/{blobs} blob{}  {:.1}/{:.1} MiB  {percent:>3}%{rate}",
+        if blobs == 1 { "" } else { "s" },
         mib(done),
         mib(total)
     )
@@ -161,8 +175,28 @@ impl deploy_core::events::Reporter for CliReporter {
                 total: Some(total),
                 ..
             } if self.tty && done < total => {
+                let line = {
+                    let Ok(mut transfers) = self.transfers.lock() else {
+                        return;
+                    };
+                    let started = *transfers
+                        .started
+                        .get_or_insert_with(std::time::Instant::now);
+                    transfers.blobs.insert(item.clone(), (*done, *total));
+                    let (done, total) = transfers
+                        .blobs
+                        .values()
+                        .fold((0, 0), |(d, t), (bd, bt)| (d + bd, t + bt));
+                    progress_line(
+                        transfers.blobs.values().filter(|(d, t)| d >= t).count(),
+                        transfers.blobs.len(),
+                        done,
+                        total,
+                        started.elapsed().as_secs_f64(),
+                    )
+                };
                 let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r\x1b[2K{}", progress_line(item, *done, *total));
+                let _ = write!(err, "\r\x1b[2K{line}");
                 let _ = err.flush();
                 return;
             }
@@ -172,6 +206,9 @@ impl deploy_core::events::Reporter for CliReporter {
                 total: Some(total),
                 ..
             } if done == total => {
+                if let Ok(mut transfers) = self.transfers.lock() {
+                    transfers.blobs.insert(item.clone(), (*done, *total));
+                }
                 let clear = if self.tty { "\r\x1b[2K" } else { "" };
                 format!(
                     "{clear}    sent {} ({done} bytes)",
@@ -198,13 +235,9 @@ mod tests {
     use super::progress_line;
 
     #[test]
-    fn progress_lines_show_bytes_and_percent() {
-        let line = progress_line(
-            "sha256:3a0ad1a38ad0df915010d924e568dfa78b008aef35976780973532a226b63dfa",
-            12 << 20,
-            80 << 20,
-        );
-        assert_eq!(line, "    sha256:3a0ad1a38ad0  12.0/80.0 MiB   15%");
-        assert!(progress_line("x", 0, 0).ends_with("100%"));
+    fn progress_lines_show_bytes_percent_and_rate() {
+        let line = progress_line(1, 2, 12 << 20, 80 << 20, 0.5);
+        assert_eq!(line, "    1/2 blobs  12.0/80.0 MiB   15%  24.0 MiB/s");
+        assert!(progress_line(0, 1, 0, 0, 0.0).ends_with("0/1 blob  0.0/0.0 MiB  100%"));
     }
 }
