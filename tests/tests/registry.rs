@@ -69,12 +69,12 @@ async fn a_layout_push_matches_skopeo_and_republishing_sends_nothing() {
     assert_eq!(again.digest, first.digest);
 }
 
-#[tokio::test]
-async fn a_corrupt_blob_stops_the_push_before_any_manifest() {
-    let dir = scratch_dir("corrupt-layout");
-    copy_dir(&example(), &dir);
-    let layout = OciLayout::open(&dir).expect("layout");
-    let contents = layout.image(Some("latest")).expect("image");
+/// Flips one byte (at `at(len)`) of the image's largest blob, keeping its size; returns the blob.
+fn corrupt_largest_blob(
+    layout: &OciLayout,
+    contents: &deploy_core::artifact::image::ImageContents,
+    at: impl Fn(usize) -> usize,
+) -> Descriptor {
     let layer = contents
         .blobs
         .iter()
@@ -83,8 +83,19 @@ async fn a_corrupt_blob_stops_the_push_before_any_manifest() {
         .clone();
     let path = layout.blob_path(&layer.digest);
     let mut bytes = std::fs::read(&path).expect("read");
-    bytes[0] ^= 0xff;
+    let index = at(bytes.len());
+    bytes[index] ^= 0xff;
     std::fs::write(&path, bytes).expect("corrupt, same size");
+    layer
+}
+
+#[tokio::test]
+async fn a_corrupt_blob_stops_the_push_before_any_manifest() {
+    let dir = scratch_dir("corrupt-layout");
+    copy_dir(&example(), &dir);
+    let layout = OciLayout::open(&dir).expect("layout");
+    let contents = layout.image(Some("latest")).expect("image");
+    corrupt_largest_blob(&layout, &contents, |_| 0);
 
     let repo = format!("corrupt/{}", unique("api"));
     let err = registry()
@@ -476,18 +487,8 @@ async fn streamed_and_chunked_uploads_send_every_byte_once_and_match_skopeo() {
 async fn a_corrupt_blob_in_a_chunked_upload_is_never_committed() {
     let layout = sized_layout(11 * 1024 * 1024);
     let contents = layout.image(Some("latest")).expect("image");
-    let layer = contents
-        .blobs
-        .iter()
-        .max_by_key(|b| b.size)
-        .expect("layer")
-        .clone();
-    let path = layout.blob_path(&layer.digest);
-    let mut bytes = std::fs::read(&path).expect("read");
     // Past the first two 5 MiB parts: the corruption is only seen in the last part.
-    let last = bytes.len() - 1;
-    bytes[last] ^= 0xff;
-    std::fs::write(&path, bytes).expect("corrupt, same size");
+    let layer = corrupt_largest_blob(&layout, &contents, |len| len - 1);
     let settings = RegistrySettings {
         upload: UploadMode::Chunked,
         part_size: 5 * 1024 * 1024,

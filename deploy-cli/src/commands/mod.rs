@@ -177,20 +177,26 @@ pub async fn make_plan(
     Ok((plan, clients))
 }
 
-/// Applies `plan` with `clients` (and the clients of the environments it reads from) and
-/// prints the result: the report as JSON, or one line per release.
+/// Prints `plan` with `--dry-run`; otherwise applies it with `clients` (and the clients of the
+/// environments it reads from) and prints the result: the report as JSON, or one line per
+/// release.
 pub async fn apply(
     out: &Output,
     config: &Config,
     plan: &deploy_core::plan::Plan,
     clients: AwsClients,
     sources: Vec<AwsClients>,
-    wait_lock: Option<Duration>,
+    change: &crate::cli::ChangeArgs,
 ) -> anyhow::Result<()> {
+    if change.dry_run {
+        plan::print_plan(out, plan);
+        out.line("dry run: nothing was changed");
+        return Ok(());
+    }
     use deploy_core::engine::{Engine, EngineOptions};
     let options = EngineOptions {
         lock: deploy_core::lock::LockSettings::with_ttl(config.settings.lock_ttl),
-        wait_lock,
+        wait_lock: change.wait_lock,
         actor: deploy_core::ledger::Actor::detect(),
         source_root: config.base_dir().to_path_buf(),
         registry: config.settings.registry(),

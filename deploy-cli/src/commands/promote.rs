@@ -3,7 +3,6 @@ use deploy_core::config::Config;
 use deploy_core::ledger::{Ledger, Operation};
 use deploy_core::plan::{Plan, PlanRequest, PromoteSource};
 
-use super::plan::print_plan;
 use super::{ApprovalRequired, UsageError, apply, clients};
 use crate::cli::PromoteArgs;
 use crate::output::Output;
@@ -101,18 +100,13 @@ pub async fn promote(out: &Output, config: Config, args: &PromoteArgs) -> anyhow
         status: &status,
         promote: &sources,
     });
-    if args.change.dry_run {
-        print_plan(out, &plan);
-        out.line("dry run: nothing was changed");
-        return Ok(());
-    }
     apply(
         out,
         &config,
         &plan,
         target_clients,
         vec![source_clients],
-        args.change.wait_lock,
+        &args.change,
     )
     .await
 }

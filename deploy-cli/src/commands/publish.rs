@@ -1,7 +1,6 @@
 use deploy_core::config::Config;
 use deploy_core::ledger::Operation;
 
-use super::plan::print_plan;
 use super::{ApprovalRequired, apply, check_not_promote_only, make_plan};
 use crate::cli::PublishArgs;
 use crate::output::Output;
@@ -35,18 +34,5 @@ pub async fn publish(
         operation,
     )
     .await?;
-    if args.change.dry_run {
-        print_plan(out, &plan);
-        out.line("dry run: nothing was changed");
-        return Ok(());
-    }
-    apply(
-        out,
-        &config,
-        &plan,
-        clients,
-        Vec::new(),
-        args.change.wait_lock,
-    )
-    .await
+    apply(out, &config, &plan, clients, Vec::new(), &args.change).await
 }
