@@ -3,6 +3,8 @@
 # a 4-layer image of about 226 MiB of random data as an OCI layout (plus a 1 GiB single-layer
 # image for the memory check). Prints wall times, ratios and peak RSS.
 #   bash bench/image.sh
+# Also: promotion across registries next to `skopeo copy` registry to registry, and within one
+# registry (mounts).
 # Targets: first push <= 0.7x skopeo; unchanged republish <= 0.1x the first push; peak RSS
 # <= 40 MiB and not growing with layer size.
 set -euo pipefail
@@ -49,6 +51,17 @@ PY
 }
 
 make_layout "$work/image" 80 64 50 32      # 226 MiB in 4 layers
+
+# A second registry, standing for another account's or region's.
+far_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+far_registry="127.0.0.1:${far_port}"
+mkdir -p "$work/far"
+printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: %s\n' \
+    "$work/far/storage" "$far_registry" >"$work/far/config.yml"
+docker-registry serve "$work/far/config.yml" >"$work/far/log" 2>&1 &
+far_pid=$!
+trap 'kill "$far_pid" 2>/dev/null || true; bash scripts/emulators.sh stop >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do curl -fsS "http://${far_registry}/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
 make_layout "$work/big" 1024               # one 1 GiB layer
 
 cat > "$work/deploy.toml" <<TOML
@@ -58,11 +71,26 @@ region = "eu-west-1"
 account = "123456789012"
 state_bucket = "bench-deploy-state"
 endpoints = { registry = "http://${DEPLOY_TEST_REGISTRY}" }
+[environments.near]                  # same registry: a promotion mounts every blob
+region = "eu-west-1"
+account = "123456789012"
+state_bucket = "bench-deploy-state"
+endpoints = { registry = "http://${DEPLOY_TEST_REGISTRY}" }
+[environments.near.overrides.image]
+repository = "bench/near"
+[environments.far]                   # another registry: a promotion streams every blob
+region = "eu-west-1"
+account = "123456789012"
+state_bucket = "bench-deploy-state"
+endpoints = { registry = "http://${far_registry}" }
+[environments.far.overrides.image]
+repository = "bench/far"
 [artifacts.image]
 kind = "image"
 repository = "bench/deploy"
 source = "oci:./image:latest"
 create_repository = true
+rollout = { strategy = "none" }
 [artifacts.big]
 kind = "image"
 repository = "bench/big"
@@ -86,11 +114,25 @@ timed deploy-first "$deploy" --config "$work/deploy.toml" -q publish bench image
 timed deploy-republish "$deploy" --config "$work/deploy.toml" -q publish bench image --version v1
 timed deploy-1gib-layer "$deploy" --config "$work/deploy.toml" -q publish bench big --version v1
 
-python3 - "$skopeo_copy_secs" "$deploy_first_secs" "$deploy_republish_secs" "$deploy_first_rss" "$deploy_1gib_layer_rss" <<'PY'
+# Promotion: what `bench` runs, copied by digest. Across registries next to a registry-to-registry
+# `skopeo copy`; within one registry every blob is mounted.
+"$deploy" --config "$work/deploy.toml" -q release bench image --version v1 >/dev/null
+timed skopeo-copy-across skopeo copy --quiet --src-tls-verify=false --dest-tls-verify=false \
+    "docker://${DEPLOY_TEST_REGISTRY}/bench/deploy:v1" "docker://${far_registry}/bench/skopeo:v1"
+timed deploy-promote-across "$deploy" --config "$work/deploy.toml" -q promote bench far image
+timed deploy-promote-mount "$deploy" --config "$work/deploy.toml" -q promote bench near image
+[ "$(skopeo inspect --tls-verify=false "docker://${far_registry}/bench/far:v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')" = \
+  "$(skopeo inspect --tls-verify=false "docker://${DEPLOY_TEST_REGISTRY}/bench/deploy:v1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Digest"])')" ] \
+    || { echo "promoted digest differs" >&2; exit 1; }
+
+python3 - "$skopeo_copy_secs" "$deploy_first_secs" "$deploy_republish_secs" "$deploy_first_rss" "$deploy_1gib_layer_rss" \
+    "$skopeo_copy_across_secs" "$deploy_promote_across_secs" "$deploy_promote_mount_secs" "$deploy_promote_across_rss" <<'PY'
 import sys
-skopeo, first, again, rss, rss_big = map(float, sys.argv[1:])
+skopeo, first, again, rss, rss_big, skopeo_across, across, mount, across_rss = map(float, sys.argv[1:])
 def verdict(ok): return "met" if ok else "MISSED"
 print(f"first push / skopeo copy:  {first / skopeo:.2f}x  (target <= 0.70: {verdict(first <= 0.7 * skopeo)})")
 print(f"republish / first push:    {again / first:.2f}x  (target <= 0.10: {verdict(again <= 0.1 * first)})")
 print(f"peak RSS 226 MiB image:    {rss / 1024:.1f} MiB, 1 GiB layer: {rss_big / 1024:.1f} MiB  (target <= 40 MiB, flat: {verdict(max(rss, rss_big) <= 40 * 1024)})")
+print(f"promote across registries / skopeo copy registry to registry: {across / skopeo_across:.2f}x, peak RSS {across_rss / 1024:.1f} MiB")
+print(f"promote within one registry (mounts): {mount:.2f} s, {mount / across:.2f}x the cross-registry promotion")
 PY
