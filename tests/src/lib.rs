@@ -472,6 +472,9 @@ pub struct ProxyOptions {
     pub reset_puts: u32,
     /// Demand bearer tokens.
     pub auth: Option<BearerAuth>,
+    /// Answer `405` to a blob upload `PUT` that carries the blob (a registry that only takes
+    /// uploads in `PATCH` requests).
+    pub refuse_monolithic: bool,
 }
 
 #[derive(Debug, Default)]
@@ -688,6 +691,18 @@ fn proxy_one(
     let is_upload_body = is_upload && (text.starts_with("PUT ") || text.starts_with("PATCH "));
     if text.starts_with("POST ") && is_upload && text.contains("mount=") {
         counters.mounts.fetch_add(1, Ordering::SeqCst);
+    }
+    let carries_body = header_value(&text, "content-length").is_some_and(|v| v != "0");
+    if is_upload_put && options.refuse_monolithic && carries_body {
+        counters.refused.fetch_add(1, Ordering::SeqCst);
+        drain_body(&mut client, &text);
+        respond(
+            &mut client,
+            "405 Method Not Allowed",
+            "",
+            r#"{"errors":[{"code":"UNSUPPORTED"}]}"#,
+        );
+        return;
     }
     if is_upload_put && counters.failed.load(Ordering::SeqCst) < options.fail_puts {
         counters.failed.fetch_add(1, Ordering::SeqCst);

@@ -626,3 +626,30 @@ async fn uploads_cut_by_a_reset_are_retried() {
         skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
     assert_eq!(inspected["Digest"], report.digest.as_str());
 }
+
+#[tokio::test]
+async fn a_registry_refusing_monolithic_uploads_gets_streamed_ones() {
+    let layout = sized_layout(2 * 1024 * 1024);
+    let contents = layout.image(Some("latest")).expect("image");
+    let (registry, proxy, _) = proxied(
+        deploy_tests::ProxyOptions {
+            refuse_monolithic: true,
+            ..deploy_tests::ProxyOptions::default()
+        },
+        RegistrySettings {
+            parallel_blobs: 1,
+            ..RegistrySettings::default()
+        },
+    );
+    assert_eq!(registry.upload_mode(), UploadMode::Monolithic);
+    let repo = format!("patch-only/{}", unique("api"));
+    let report = registry
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect("push falls back to PATCH");
+    assert_eq!(proxy.refused(), 1, "one refusal, then every upload streams");
+    assert_eq!(registry.upload_mode(), UploadMode::Streamed);
+    let inspected =
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
+    assert_eq!(inspected["Digest"], report.digest.as_str());
+}

@@ -231,6 +231,9 @@ pub struct Registry {
     credentials: Option<Credentials>,
     tokens: Arc<Mutex<HashMap<String, String>>>,
     settings: RegistrySettings,
+    /// Set when, in [`UploadMode::Auto`], the registry refused a monolithic upload: later
+    /// uploads stream with `PATCH` instead.
+    no_monolithic: Arc<std::sync::atomic::AtomicBool>,
 }
 
 enum Challenge {
@@ -289,6 +292,7 @@ impl Registry {
             credentials,
             tokens: Arc::default(),
             settings,
+            no_monolithic: Arc::default(),
         })
     }
 
@@ -635,7 +639,14 @@ impl Registry {
     /// The upload mode used with this registry.
     pub fn upload_mode(&self) -> UploadMode {
         match self.settings.upload {
-            UploadMode::Auto if is_ecr_host(&self.host) => UploadMode::Streamed,
+            UploadMode::Auto
+                if is_ecr_host(&self.host)
+                    || self
+                        .no_monolithic
+                        .load(std::sync::atomic::Ordering::Relaxed) =>
+            {
+                UploadMode::Streamed
+            }
             UploadMode::Auto => UploadMode::Monolithic,
             mode => mode,
         }
@@ -796,6 +807,20 @@ impl Registry {
             };
             match result {
                 Ok(()) => return Ok(BlobAction::Sent),
+                Err(RegistryError::Status { status, .. })
+                    if matches!(status, 405 | 413 | 501)
+                        && self.settings.upload == UploadMode::Auto
+                        && self.upload_mode() == UploadMode::Monolithic =>
+                {
+                    // The registry takes no blob in one PUT (or not one this large): stream it.
+                    tracing::info!(
+                        status,
+                        registry = %self.host,
+                        "monolithic upload refused; streaming with PATCH"
+                    );
+                    self.no_monolithic
+                        .store(true, std::sync::atomic::Ordering::Relaxed);
+                }
                 Err(RegistryError::Status { status: 401, .. }) if !reauthenticated => {
                     // The token expired during the upload: start again with a fresh one.
                     reauthenticated = true;
