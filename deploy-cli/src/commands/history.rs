@@ -15,7 +15,11 @@ struct HistoryDoc<'a> {
 pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow::Result<()> {
     let envs: Vec<&str> = match &args.env {
         Some(env) => vec![env.as_str()],
-        None => config.environments.keys().map(String::as_str).collect(),
+        None => config
+            .environments_in_order()
+            .into_iter()
+            .map(|e| e.name.as_str())
+            .collect(),
     };
     let mut records = Vec::new();
     for name in envs {

@@ -7,7 +7,11 @@ use crate::output::Output;
 
 pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> anyhow::Result<()> {
     let envs: Vec<&str> = if args.envs.is_empty() {
-        config.environments.keys().map(String::as_str).collect()
+        config
+            .environments_in_order()
+            .into_iter()
+            .map(|e| e.name.as_str())
+            .collect()
     } else {
         args.envs.iter().map(String::as_str).collect()
     };
@@ -15,7 +19,7 @@ pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> anyhow::
     for name in envs {
         let env = config.environment(name)?;
         let clients = clients(&config, env).await;
-        let names: Vec<String> = env.artifacts.keys().cloned().collect();
+        let names: Vec<String> = env.select(&[])?.iter().map(|a| a.name.clone()).collect();
         rows.extend(
             Ledger::new(clients.s3.clone(), &env.target)
                 .status(&names)

@@ -81,8 +81,8 @@ fn summarize(config: &Config) -> Summary<'_> {
         valid: true,
         project: &config.project,
         environments: config
-            .environments
-            .values()
+            .environments_in_order()
+            .into_iter()
             .map(|env| EnvSummary {
                 name: &env.name,
                 account: env.target.account.as_str(),
@@ -91,8 +91,9 @@ fn summarize(config: &Config) -> Summary<'_> {
                 promote_from: env.promote_from.as_deref(),
                 approval: env.approval,
                 artifacts: env
-                    .artifacts
-                    .values()
+                    .select(&[])
+                    .unwrap_or_default()
+                    .into_iter()
                     .map(|spec| ArtifactSummary {
                         name: &spec.name,
                         kind: spec.kind().as_str(),

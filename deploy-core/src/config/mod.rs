@@ -43,6 +43,9 @@ pub struct Config {
     pub project: String,
     /// Every environment, by name, with its artifacts resolved for it.
     pub environments: BTreeMap<String, Environment>,
+    /// Environment names in the order the file lists them; environments missing here come
+    /// after, by name. See [`Config::environments_in_order`].
+    pub environment_order: Vec<String>,
     /// Where notifications go.
     pub notifications: Notifications,
     /// Timeouts, poll intervals and retries.
@@ -65,6 +68,10 @@ pub struct Environment {
     pub approval: bool,
     /// Every artifact, overrides merged, placeholders expanded.
     pub artifacts: BTreeMap<String, ArtifactSpec>,
+    /// Artifact names in the order the file lists them; artifacts missing here come after, by
+    /// name. [`Environment::select`] returns all artifacts in this order.
+    #[serde(skip)]
+    pub artifact_order: Vec<String>,
 }
 
 /// The `[notifications]` table.
@@ -229,6 +236,11 @@ impl Config {
         self.path.parent().unwrap_or_else(|| Path::new("."))
     }
 
+    /// Every environment, in the order the file lists them (dev, staging, prod, say).
+    pub fn environments_in_order(&self) -> Vec<&Environment> {
+        in_order(&self.environments, &self.environment_order)
+    }
+
     /// Looks up an environment by name.
     pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
         self.environments
@@ -246,11 +258,19 @@ impl Config {
     }
 }
 
+/// The values of `map`, those named in `order` first and in that order, then the rest by name.
+fn in_order<'a, T>(map: &'a BTreeMap<String, T>, order: &[String]) -> Vec<&'a T> {
+    let rank = |name: &String| order.iter().position(|o| o == name).unwrap_or(usize::MAX);
+    let mut entries: Vec<(&String, &T)> = map.iter().collect();
+    entries.sort_by_key(|(name, _)| rank(name));
+    entries.into_iter().map(|(_, value)| value).collect()
+}
+
 impl Environment {
     /// The artifacts named (in the order given), or all of them, by name, when `names` is empty.
     pub fn select(&self, names: &[String]) -> Result<Vec<&ArtifactSpec>, ConfigError> {
         if names.is_empty() {
-            return Ok(self.artifacts.values().collect());
+            return Ok(in_order(&self.artifacts, &self.artifact_order));
         }
         names
             .iter()
@@ -263,5 +283,50 @@ impl Environment {
                     })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environments_and_artifacts_keep_the_file_order() {
+        let text = r#"
+project = "p"
+[environments.dev]
+region = "eu-west-1"
+account = "111111111111"
+state_bucket = "s-{env}"
+[environments.staging]
+region = "eu-west-1"
+account = "111111111111"
+state_bucket = "s-{env}"
+[environments.prod]
+region = "eu-west-1"
+account = "111111111111"
+state_bucket = "s-{env}"
+[artifacts.web]
+kind = "image"
+repository = "p/web"
+[artifacts.api]
+kind = "image"
+repository = "p/api"
+"#;
+        let config = Config::from_toml(text, "deploy.toml".as_ref()).expect("valid");
+        let names: Vec<&str> = config
+            .environments_in_order()
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect();
+        assert_eq!(names, ["dev", "staging", "prod"]);
+        let env = config.environment("prod").expect("prod");
+        let artifacts: Vec<&str> = env
+            .select(&[])
+            .expect("all")
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect();
+        assert_eq!(artifacts, ["web", "api"]);
     }
 }

@@ -269,9 +269,11 @@ fn resolve_config(r: &mut Resolver<'_>, raw: RawConfig, file: &Path) -> Config {
             environments.insert(name.clone(), environment);
         }
     }
+    let environment_order = file_order(r.map, "environments", environments.keys());
     Config {
         project: raw.project.clone(),
         environments,
+        environment_order,
         notifications: Notifications {
             slack_webhook_env: raw
                 .notifications
@@ -540,8 +542,27 @@ fn resolve_environment(
         },
         promote_from: env.promote_from.clone(),
         approval: env.approval,
+        artifact_order: file_order(r.map, "artifacts", artifacts.keys()),
         artifacts,
     })
+}
+
+/// `names` (keys of the `section` table) in the order the file writes them.
+fn file_order<'n>(
+    map: &SourceMap,
+    section: &str,
+    names: impl Iterator<Item = &'n String>,
+) -> Vec<String> {
+    let mut names: Vec<(usize, String)> = names
+        .map(|name| {
+            let at = map
+                .key_offset(&path([section, name.as_str()]))
+                .unwrap_or(usize::MAX);
+            (at, name.clone())
+        })
+        .collect();
+    names.sort();
+    names.into_iter().map(|(_, name)| name).collect()
 }
 
 fn resolve_endpoints(

@@ -93,6 +93,11 @@ impl SourceMap {
         self.lookup(path, &self.keys)
     }
 
+    /// Byte offset of the key at exactly `path`, if the file spells it out.
+    pub(crate) fn key_offset(&self, path: &[String]) -> Option<usize> {
+        self.keys.get(path).map(|span| span.start)
+    }
+
     /// Whether the file itself spells out `path`.
     pub(crate) fn contains(&self, path: &[String]) -> bool {
         self.values.contains_key(path)
