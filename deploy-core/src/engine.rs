@@ -667,10 +667,7 @@ impl Engine {
                 create_repository,
             } => {
                 let artifact = step.artifact.clone().unwrap_or_default();
-                let progress = crate::registry::Progress {
-                    artifact: &artifact,
-                    reporter: self.reporter.clone(),
-                };
+                let progress = self.progress(&artifact);
                 let request = self.publish_request(repository, source, tag, *create_repository);
                 let started = Instant::now();
                 let published =
@@ -686,17 +683,8 @@ impl Engine {
                 create_repository,
             } => {
                 let artifact = step.artifact.clone().unwrap_or_default();
-                let progress = crate::registry::Progress {
-                    artifact: &artifact,
-                    reporter: self.reporter.clone(),
-                };
-                let request = crate::artifact::image::publish::PromoteRequest {
-                    repository,
-                    from,
-                    tag,
-                    create_repository: *create_repository,
-                    settings: self.options.registry.clone(),
-                };
+                let progress = self.progress(&artifact);
+                let request = self.promote_request(repository, from, tag, *create_repository);
                 let source = self.source_of(&from.environment)?;
                 let started = Instant::now();
                 let published = crate::artifact::image::publish::promote(
@@ -781,6 +769,30 @@ impl Engine {
         }
     }
 
+    fn promote_request<'a>(
+        &self,
+        repository: &'a str,
+        from: &'a PromoteSource,
+        tag: &'a str,
+        create_repository: bool,
+    ) -> crate::artifact::image::publish::PromoteRequest<'a> {
+        crate::artifact::image::publish::PromoteRequest {
+            repository,
+            from,
+            tag,
+            create_repository,
+            settings: self.options.registry.clone(),
+        }
+    }
+
+    /// Where the byte progress of `artifact`'s push goes.
+    fn progress<'a>(&self, artifact: &'a str) -> crate::registry::Progress<'a> {
+        crate::registry::Progress {
+            artifact,
+            reporter: self.reporter.clone(),
+        }
+    }
+
     fn source_of(&self, environment: &str) -> Result<&AwsClients, StepError> {
         self.clients_of(environment)
             .ok_or_else(|| StepError::MissingSource {
@@ -831,13 +843,8 @@ impl Engine {
                                 now: live.unwrap_or_else(|| "nothing".into()),
                             });
                         }
-                        let request = publish::PromoteRequest {
-                            repository,
-                            from,
-                            tag,
-                            create_repository: *create_repository,
-                            settings: self.options.registry.clone(),
-                        };
+                        let request =
+                            self.promote_request(repository, from, tag, *create_repository);
                         publish::promote_preflight(&self.clients, source, &request).await?;
                         Ok(())
                     }

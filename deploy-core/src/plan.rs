@@ -675,9 +675,10 @@ source = "./fn"
 function = "p-fn-{env}"
 "#;
 
-    fn build(operation: Operation) -> Plan {
-        let config = Config::from_toml(CONFIG, "deploy.toml".as_ref()).expect("valid config");
-        let env = config.environment("dev").expect("dev");
+    /// The plan of `operation` for every artifact of `env` in the configuration `text`.
+    fn build_from(text: &str, env: &str, operation: Operation, promote: &[PromoteSource]) -> Plan {
+        let config = Config::from_toml(text, "deploy.toml".as_ref()).expect("valid config");
+        let env = config.environment(env).expect("environment");
         Plan::build(&PlanRequest {
             environment: env,
             artifacts: env.select(&[]).expect("all"),
@@ -686,8 +687,12 @@ function = "p-fn-{env}"
             config_sha256: config.sha256(),
             lock_ttl: Duration::from_secs(60),
             status: &[],
-            promote: &[],
+            promote,
         })
+    }
+
+    fn build(operation: Operation) -> Plan {
+        build_from(CONFIG, "dev", operation, &[])
     }
 
     #[test]
@@ -759,19 +764,7 @@ rollout = { strategy = "none" }
     }
 
     fn build_in(env: &str, operation: Operation, promote: &[PromoteSource]) -> Plan {
-        let config =
-            Config::from_toml(PROMOTE_CONFIG, "deploy.toml".as_ref()).expect("valid config");
-        let env = config.environment(env).expect("environment");
-        Plan::build(&PlanRequest {
-            environment: env,
-            artifacts: env.select(&[]).expect("all"),
-            operation,
-            version: Some("v9".into()),
-            config_sha256: config.sha256(),
-            lock_ttl: Duration::from_secs(60),
-            status: &[],
-            promote,
-        })
+        build_from(PROMOTE_CONFIG, env, operation, promote)
     }
 
     #[test]

@@ -498,22 +498,7 @@ pub struct RegistryProxy {
     counters: std::sync::Arc<ProxyCounters>,
 }
 
-/// The proxy that only fails uploads (kept for the tests written against it).
-pub type FlakyProxy = RegistryProxy;
-
 impl RegistryProxy {
-    /// Starts a proxy that fails the first `fail_puts` upload `PUT`s (it lives until the test
-    /// process ends).
-    pub fn start(upstream: &str, fail_puts: u32) -> RegistryProxy {
-        RegistryProxy::with(
-            upstream,
-            ProxyOptions {
-                fail_puts,
-                ..ProxyOptions::default()
-            },
-        )
-    }
-
     /// Starts a proxy with `options`.
     pub fn with(upstream: &str, options: ProxyOptions) -> RegistryProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");

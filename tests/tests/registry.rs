@@ -224,16 +224,27 @@ async fn a_multi_platform_index_round_trips_with_every_platform() {
     }
 }
 
-fn flaky_registry(fail_puts: u32) -> (Registry, deploy_tests::FlakyProxy) {
-    let proxy = deploy_tests::FlakyProxy::start(&oci_registry().host, fail_puts);
+fn flaky_registry(fail_puts: u32) -> (Registry, deploy_tests::RegistryProxy) {
     let settings = RegistrySettings {
         attempts: 3,
         backoff: std::time::Duration::from_millis(10),
         ..RegistrySettings::default()
     };
-    let registry =
-        Registry::new(&format!("http://{}", proxy.host), None, settings).expect("client");
+    let options = deploy_tests::ProxyOptions {
+        fail_puts,
+        ..deploy_tests::ProxyOptions::default()
+    };
+    let (registry, proxy, _) = proxied(options, settings);
     (registry, proxy)
+}
+
+/// Checks, with skopeo, that `repo:v1` in the test registry is the image `digest`; returns
+/// what skopeo said.
+fn assert_in_registry(repo: &str, digest: &Digest) -> serde_json::Value {
+    let inspected =
+        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
+    assert_eq!(inspected["Digest"], digest.as_str());
+    inspected
 }
 
 #[tokio::test]
@@ -247,9 +258,7 @@ async fn failed_uploads_are_retried() {
         .await
         .expect("push succeeds after retries");
     assert_eq!(proxy.failed(), 2, "two uploads failed on purpose");
-    let inspected =
-        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
-    assert_eq!(inspected["Digest"], report.digest.as_str());
+    assert_in_registry(&repo, &report.digest);
 }
 
 #[tokio::test]
@@ -315,9 +324,7 @@ async fn a_docker_save_archive_is_pushed_from_inside_the_tarball() {
         .push_layout(&repo, &archive, &contents, "v1", &progress())
         .await
         .expect("push");
-    let inspected =
-        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
-    assert_eq!(inspected["Digest"], report.digest.as_str());
+    let inspected = assert_in_registry(&repo, &report.digest);
     assert_eq!(inspected["Layers"].as_array().map(Vec::len), Some(1));
 }
 
@@ -362,7 +369,10 @@ async fn copying_within_one_registry_mounts_every_blob() {
 async fn copying_from_another_registry_streams_every_blob() {
     let (from, contents) = seeded_repository().await;
     // The same storage behind another address is another registry as far as the client knows.
-    let proxy = deploy_tests::FlakyProxy::start(&oci_registry().host, 0);
+    let proxy = deploy_tests::RegistryProxy::with(
+        &oci_registry().host,
+        deploy_tests::ProxyOptions::default(),
+    );
     let source = Registry::new(
         &format!("http://{}", proxy.host),
         None,
@@ -539,9 +549,7 @@ async fn a_bearer_token_registry_is_pushed_to_with_tokens_from_its_realm() {
         .await
         .expect("push with tokens");
     assert!(proxy.tokens_issued() >= 1);
-    let inspected =
-        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
-    assert_eq!(inspected["Digest"], report.digest.as_str());
+    assert_in_registry(&repo, &report.digest);
 }
 
 #[tokio::test]
@@ -565,9 +573,7 @@ async fn expired_tokens_are_renewed_mid_push() {
         proxy.tokens_issued()
     );
     assert!(proxy.refused() >= 2, "expired tokens were refused");
-    let inspected =
-        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
-    assert_eq!(inspected["Digest"], report.digest.as_str());
+    assert_in_registry(&repo, &report.digest);
 }
 
 #[tokio::test]
@@ -622,9 +628,7 @@ async fn uploads_cut_by_a_reset_are_retried() {
         .await
         .expect("push succeeds after the resets");
     assert_eq!(proxy.failed(), 2, "two uploads were cut");
-    let inspected =
-        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
-    assert_eq!(inspected["Digest"], report.digest.as_str());
+    assert_in_registry(&repo, &report.digest);
 }
 
 #[tokio::test]
@@ -649,7 +653,5 @@ async fn a_registry_refusing_monolithic_uploads_gets_streamed_ones() {
         .expect("push falls back to PATCH");
     assert_eq!(proxy.refused(), 1, "one refusal, then every upload streams");
     assert_eq!(registry.upload_mode(), UploadMode::Streamed);
-    let inspected =
-        skopeo_inspect(&format!("{}/{repo}:v1", oci_registry().host), false).expect("skopeo");
-    assert_eq!(inspected["Digest"], report.digest.as_str());
+    assert_in_registry(&repo, &report.digest);
 }

@@ -724,9 +724,6 @@ impl Registry {
         let response = self
             .send_upload(&operation, self.authorize(request, &scope))
             .await?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            self.forget_token(&scope);
-        }
         self.expect(&operation, response, &[StatusCode::CREATED])
             .await
             .map(drop)
@@ -756,9 +753,6 @@ impl Registry {
         let response = self
             .send_upload(operation, self.authorize(request, scope))
             .await?;
-        if response.status() == StatusCode::UNAUTHORIZED {
-            self.forget_token(scope);
-        }
         let response = self
             .expect(
                 operation,
@@ -823,6 +817,7 @@ impl Registry {
                 }
                 Err(RegistryError::Status { status: 401, .. }) if !reauthenticated => {
                     // The token expired during the upload: start again with a fresh one.
+                    self.forget_token(&push_scope(repository));
                     reauthenticated = true;
                 }
                 Err(err) if err.retryable() && attempt < self.settings.attempts => {

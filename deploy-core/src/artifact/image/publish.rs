@@ -487,7 +487,7 @@ pub async fn ecr_login(clients: &AwsClients) -> Result<EcrLogin, PublishError> {
 
 /// A registry client for the environment's ECR registry, logged in with
 /// `GetAuthorizationToken`; `endpoints.registry` replaces the address ECR reports.
-pub async fn registry(
+async fn registry(
     clients: &AwsClients,
     settings: RegistrySettings,
 ) -> Result<Registry, PublishError> {
