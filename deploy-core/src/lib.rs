@@ -14,6 +14,7 @@ mod duration_serde;
 pub mod engine;
 pub mod error;
 pub mod events;
+mod hash;
 pub mod ledger;
 pub mod lock;
 pub mod oci;

@@ -9,7 +9,6 @@
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::Digest;
 use time::OffsetDateTime;
 
 use crate::artifact::{ArtifactDetail, ArtifactKind, ArtifactSpec, ImageSource, ScanGate};
@@ -643,14 +642,6 @@ fn rollout_touches(rollout: &ImageRollout) -> Vec<AwsObject> {
             .collect(),
         ImageRollout::None => vec![],
     }
-}
-
-/// Lowercase hex SHA-256.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 #[cfg(test)]

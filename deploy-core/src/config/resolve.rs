@@ -206,7 +206,7 @@ pub(super) fn resolve(text: &str, file: &Path) -> Result<Config, ConfigError> {
         });
     };
     let mut config = resolve_config(&mut r, raw, file);
-    config.sha256 = crate::plan::sha256_hex(text.as_bytes());
+    config.sha256 = crate::hash::sha256_hex(text.as_bytes());
     if r.diagnostics.is_empty() {
         Ok(config)
     } else {
