@@ -37,6 +37,14 @@ fn main() -> ExitCode {
                     }
                     _ => None,
                 });
+            let interrupted = err
+                .chain()
+                .find_map(|c| c.downcast_ref::<commands::Interrupted>());
+            if let Some(interrupted) = interrupted {
+                // The reason, then what the stopped run did (undone, recorded, unlocked).
+                out.error(&format!("{err:#}"), &class_name, &chain, None);
+                return ExitCode::from(interrupted.code);
+            }
             out.error(&err.to_string(), &class_name, &chain, diagnostics);
             ExitCode::from(class.exit_code())
         }
@@ -62,18 +70,16 @@ fn init_tracing(verbose: u8, quiet: bool) {
 
 /// The class of the first error in the chain that has one.
 fn classify(err: &anyhow::Error) -> ErrorClass {
-    use deploy_core::{aws, config, engine, ledger, lock};
+    use deploy_core::{aws, config, engine, ledger, lock, ops};
     for cause in err.chain() {
         if cause.is::<commands::UsageError>() {
             return ErrorClass::Usage;
-        }
-        if cause.is::<commands::ApprovalRequired>() {
-            return ErrorClass::ApprovalRequired;
         }
         let class = cause
             .downcast_ref::<config::ConfigError>()
             .map(Classify::class)
             .or_else(|| cause.downcast_ref::<lock::LockError>().map(Classify::class))
+            .or_else(|| cause.downcast_ref::<ops::OpsError>().map(Classify::class))
             .or_else(|| {
                 cause
                     .downcast_ref::<engine::ApplyFailure>()

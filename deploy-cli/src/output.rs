@@ -62,7 +62,7 @@ impl Output {
             if let Some(diagnostics) = diagnostics {
                 error["diagnostics"] = diagnostics;
             }
-            self.document(&serde_json::json!({ "error": error }));
+            self.result(&serde_json::json!({ "error": error }));
         } else {
             let mut err = std::io::stderr().lock();
             let _ = writeln!(err, "error: {message}");
@@ -162,6 +162,9 @@ impl deploy_core::events::Reporter for CliReporter {
                 format!("[{step}] done ({:.1}s)", *elapsed_ms as f64 / 1000.0)
             }
             Event::StepFailed { step, error } => format!("[{step}] failed: {error}"),
+            Event::UndoStarted { step, description } => format!("[{step}] undo: {description} ..."),
+            Event::UndoFinished { step } => format!("[{step}] undone"),
+            Event::UndoFailed { step, error } => format!("[{step}] undo failed: {error}"),
             Event::LockWaiting {
                 environment,
                 holder,

@@ -4,21 +4,22 @@
 //! cargo run -p deploy-core --example embed -- examples/planwise/deploy.toml dev api
 //! ```
 //!
-//! The plan checks the account, takes the environment lock, runs a custom `state-check` step
-//! (it counts the objects this environment keeps in its state bucket), records the change in the ledger and
-//! releases the lock. Events are printed as they arrive.
+//! The plan checks the account, takes the environment lock, runs a `state-check` step of the
+//! example's own (it counts the objects this environment keeps in its state bucket), records
+//! the change in the ledger and releases the lock. The step is registered on the engine the
+//! same way the built-in kinds are. Events are printed as they arrive.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
 use deploy_core::aws::{AwsClients, AwsSettings};
 use deploy_core::config::Config;
-use deploy_core::engine::{BoxError, Engine, EngineOptions, StepHandler, StepOutput};
+use deploy_core::engine::{
+    BoxFuture, Done, Engine, EngineOptions, StepContext, StepError, StepHandler, StepOutput,
+};
 use deploy_core::events::{Event, Reporter};
-use deploy_core::ledger::{Actor, AwsObject, Operation};
-use deploy_core::lock::LockSettings;
-use deploy_core::plan::{Action, Plan};
+use deploy_core::ledger::{AwsObject, Operation};
+use deploy_core::plan::core::RecordRelease;
+use deploy_core::plan::{Action, Plan, Step};
 
 struct Print;
 
@@ -33,31 +34,36 @@ struct StateCheck;
 impl StepHandler for StateCheck {
     fn run<'a>(
         &'a self,
-        _input: &'a serde_json::Value,
-        clients: &'a AwsClients,
-    ) -> Pin<Box<dyn Future<Output = Result<StepOutput, BoxError>> + Send + 'a>> {
+        _step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
+            let clients = cx.clients();
             let target = &clients.target;
             let bucket = &target.state_bucket;
-            let prefix = format!("deploy/{}/{}/", target.project, target.environment);
+            let prefix = target.state_prefix();
             let listing = clients
                 .s3
                 .list_objects_v2()
                 .bucket(bucket)
                 .prefix(&prefix)
                 .send()
-                .await?;
+                .await
+                .map_err(StepError::failure)?;
             println!(
                 "state bucket {bucket}: {} objects under {prefix}",
                 listing.key_count().unwrap_or(0)
             );
-            Ok(StepOutput {
-                artifact_ref: None,
-                touched: vec![AwsObject {
-                    kind: "s3-bucket".into(),
-                    id: bucket.clone(),
-                }],
-                ..StepOutput::default()
+            // Reading changes nothing, so there is nothing to undo.
+            Ok(Done {
+                record: StepOutput {
+                    touched: vec![AwsObject {
+                        kind: "s3-bucket".into(),
+                        id: bucket.clone(),
+                    }],
+                    ..StepOutput::default()
+                },
+                ..Done::default()
             })
         })
     }
@@ -84,14 +90,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let spec = environment.select(std::slice::from_ref(artifact))?[0];
     let target = environment.target.clone();
     let clients = AwsClients::connect(&target, &AwsSettings::from(&config.settings)).await;
-    let options = EngineOptions {
-        lock: LockSettings::with_ttl(config.settings.lock_ttl),
-        wait_lock: None,
-        actor: Actor::detect(),
-        source_root: config.base_dir().to_path_buf(),
-        registry: config.settings.registry(),
-        scan_wait: Default::default(),
-    };
+    let options = EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf());
     let mut engine = Engine::new(clients, Arc::new(Print), options);
     engine.register("state-check", Arc::new(StateCheck));
 
@@ -104,17 +103,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         vec![
             (
                 Some(spec.name.clone()),
-                Action::Custom {
-                    name: "state-check".into(),
-                    input: serde_json::Value::Null,
-                },
+                Action::untyped("state-check", serde_json::Value::Null),
             ),
             (
                 Some(spec.name.clone()),
-                Action::RecordRelease {
+                Action::new(&RecordRelease {
                     kind: spec.kind(),
                     operation: Operation::Custom,
-                },
+                }),
             ),
         ],
     );

@@ -2,7 +2,6 @@
 
 use crate::aws::TargetError;
 use crate::config::ConfigError;
-use crate::engine::{ApplyFailure, EngineError, StepError};
 use crate::ledger::LedgerError;
 use crate::lock::LockError;
 
@@ -76,39 +75,6 @@ impl Classify for LockError {
     }
 }
 
-impl Classify for StepError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            StepError::Target(e) => e.class(),
-            StepError::Lock(e) => e.class(),
-            StepError::Ledger(e) => e.class(),
-            StepError::Scan(e) => e.class(),
-            StepError::Custom { .. }
-            | StepError::Unsupported { .. }
-            | StepError::Publish(_)
-            | StepError::MissingSource { .. }
-            | StepError::NothingToScan { .. }
-            | StepError::SourceMoved { .. } => ErrorClass::Failure,
-        }
-    }
-}
-
-impl Classify for EngineError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            EngineError::StepFailed { source, .. } | EngineError::Preflight { source, .. } => {
-                source.class()
-            }
-            EngineError::Format { .. } | EngineError::WrongTarget { .. } => ErrorClass::Usage,
-            EngineError::Unsupported { .. }
-            | EngineError::MissingHandler { .. }
-            | EngineError::MissingSource { .. }
-            | EngineError::Stale { .. }
-            | EngineError::Ledger(_) => ErrorClass::Failure,
-        }
-    }
-}
-
 impl Classify for crate::artifact::image::scan::ScanError {
     fn class(&self) -> ErrorClass {
         use crate::artifact::image::scan::ScanError;
@@ -121,8 +87,8 @@ impl Classify for crate::artifact::image::scan::ScanError {
     }
 }
 
-impl Classify for ApplyFailure {
+impl Classify for crate::artifact::image::publish::PublishError {
     fn class(&self) -> ErrorClass {
-        self.error.class()
+        ErrorClass::Failure
     }
 }

@@ -20,7 +20,7 @@ pub enum Event {
     /// A step started.
     StepStarted {
         /// Step id.
-        step: usize,
+        step: String,
         /// Artifact, if the step belongs to one.
         #[serde(skip_serializing_if = "Option::is_none")]
         artifact: Option<String>,
@@ -30,14 +30,33 @@ pub enum Event {
     /// A step finished.
     StepFinished {
         /// Step id.
-        step: usize,
+        step: String,
         /// Wall time in milliseconds.
         elapsed_ms: u64,
     },
     /// A step failed; the plan stops.
     StepFailed {
         /// Step id.
-        step: usize,
+        step: String,
+        /// The error, rendered.
+        error: String,
+    },
+    /// The undo of a completed step started (a later step failed or the run was cancelled).
+    UndoStarted {
+        /// Step id.
+        step: String,
+        /// What the undo does.
+        description: String,
+    },
+    /// A step's undo finished: its change is reverted.
+    UndoFinished {
+        /// Step id.
+        step: String,
+    },
+    /// A step's undo failed: its change stays.
+    UndoFailed {
+        /// Step id.
+        step: String,
         /// The error, rendered.
         error: String,
     },

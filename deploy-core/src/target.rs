@@ -55,9 +55,14 @@ pub struct Target {
 }
 
 impl Target {
+    /// Where this environment's ledger and lock live in the state bucket: `deploy/{project}/{env}/`.
+    pub fn state_prefix(&self) -> String {
+        format!("deploy/{}/{}/", self.project, self.environment)
+    }
+
     /// Key of the environment lock in the state bucket.
     pub fn lock_key(&self) -> String {
-        format!("deploy/{}/{}/lock.json", self.project, self.environment)
+        format!("{}lock.json", self.state_prefix())
     }
 
     /// A target for unit tests: project `p`, account 123456789012, eu-west-1.

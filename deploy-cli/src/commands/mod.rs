@@ -11,8 +11,9 @@ mod validate;
 use std::time::Duration;
 
 use anyhow::Context;
-use deploy_core::aws::{AwsClients, AwsSettings};
+use deploy_core::aws::AwsClients;
 use deploy_core::config::{Config, Environment};
+use deploy_core::ledger::Operation;
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -30,29 +31,35 @@ pub use validate::validate;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// A change of an environment with `approval = true` without `--approve` (exit code 5).
+/// The command was stopped by a signal or its `--timeout` (exit code 130, 143 or 1).
 #[derive(Debug, thiserror::Error)]
-#[error(
-    "{environment} needs approval: {what}. Review it with --dry-run, then run again with --approve"
-)]
-pub struct ApprovalRequired {
-    /// The environment.
-    pub environment: String,
-    /// The change.
-    pub what: String,
+#[error("{reason}")]
+pub struct Interrupted {
+    /// Why.
+    pub reason: String,
+    /// The exit code.
+    pub code: u8,
 }
 
-/// Refuses to publish into an environment that only receives promotions.
-pub fn check_not_promote_only(env: &Environment, command: &str) -> anyhow::Result<()> {
-    if let Some(from) = &env.promote_from {
-        return Err(UsageError(format!(
-            "{} receives only what {from} runs (promote_from = \"{from}\"), so `{command}` cannot target it; \
-             run `deploy promote {from} {}`",
-            env.target.environment, env.target.environment
-        ))
-        .into());
+/// Why a command is being stopped: the first signal or the deadline.
+#[derive(Debug, Default)]
+pub struct Stop {
+    /// Cancelled on the first SIGINT/SIGTERM or at the deadline.
+    pub token: tokio_util::sync::CancellationToken,
+    cause: std::sync::Mutex<Option<Interrupted>>,
+}
+
+impl Stop {
+    fn stop(&self, reason: String, code: u8) {
+        if let Ok(mut cause) = self.cause.lock() {
+            cause.get_or_insert(Interrupted { reason, code });
+        }
+        self.token.cancel();
     }
-    Ok(())
+
+    fn take(&self) -> Option<Interrupted> {
+        self.cause.lock().ok().and_then(|mut c| c.take())
+    }
 }
 
 pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
@@ -64,34 +71,42 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
             clap_complete::generate(*shell, &mut command, "deploy", &mut std::io::stdout());
             Ok(())
         }
-        Command::Plan(args) => {
-            with_runtime(args.aws.timeout, cli, |config| plan(cli, out, config, args))
-        }
-        Command::Publish(args) => with_runtime(args.aws.timeout, cli, |config| {
-            publish(out, config, args, deploy_core::ledger::Operation::Publish)
+        Command::Plan(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
+            plan(out, config, args)
         }),
-        Command::Release(args) => with_runtime(args.aws.timeout, cli, |config| {
-            publish(out, config, args, deploy_core::ledger::Operation::Release)
+        Command::Publish(args) => with_runtime(args.aws.timeout, cli, true, |config, stop| {
+            publish(out, config, args, Operation::Publish, stop)
         }),
-        Command::Promote(args) => {
-            with_runtime(args.aws.timeout, cli, |config| promote(out, config, args))
-        }
-        Command::Status(args) => {
-            with_runtime(args.aws.timeout, cli, |config| status(out, config, args))
-        }
-        Command::History(args) => {
-            with_runtime(args.aws.timeout, cli, |config| history(out, config, args))
-        }
-        Command::Lock(args) => {
-            with_runtime(args.aws.timeout, cli, |config| lock(out, config, args))
-        }
+        Command::Release(args) => with_runtime(args.aws.timeout, cli, true, |config, stop| {
+            publish(out, config, args, Operation::Release, stop)
+        }),
+        Command::Promote(args) => with_runtime(args.aws.timeout, cli, true, |config, stop| {
+            promote(out, config, args, stop)
+        }),
+        Command::Status(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
+            status(out, config, args)
+        }),
+        Command::History(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
+            history(out, config, args)
+        }),
+        Command::Lock(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
+            lock(out, config, args)
+        }),
     }
 }
 
-/// Loads the configuration, then runs `body` on a Tokio runtime under the command timeout.
-fn with_runtime<F, Fut>(timeout: Option<Duration>, cli: &Cli, body: F) -> anyhow::Result<()>
+/// Loads the configuration, then runs `body` on a Tokio runtime until it ends, the command
+/// timeout passes, or SIGINT/SIGTERM arrives. A command that changes AWS (`graceful`) is
+/// asked to stop and given the time to undo, record and unlock; a second signal exits at once.
+/// A read-only command is dropped.
+fn with_runtime<F, Fut>(
+    timeout: Option<Duration>,
+    cli: &Cli,
+    graceful: bool,
+    body: F,
+) -> anyhow::Result<()>
 where
-    F: FnOnce(Config) -> Fut,
+    F: FnOnce(Config, &'static Stop) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
     let config = Config::load(&cli.config)?;
@@ -101,125 +116,102 @@ where
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    // One per process, and the signal watcher outlives the borrow of any one command.
+    let stop: &'static Stop = Box::leak(Box::default());
     runtime.block_on(async move {
-        tokio::time::timeout(limit, body(config))
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "timed out after {}s (raise it with --timeout)",
-                    limit.as_secs()
-                )
-            })?
+        tokio::spawn(watch(stop, limit));
+        let work = body(config, stop);
+        let result = if graceful {
+            work.await
+        } else {
+            tokio::select! {
+                result = work => result,
+                () = stop.token.cancelled() => Ok(()),
+            }
+        };
+        match stop.take() {
+            Some(interrupted) => Err(match result {
+                Err(err) => err.context(interrupted),
+                Ok(()) => interrupted.into(),
+            }),
+            None => result,
+        }
     })
+}
+
+/// Cancels `stop` at the deadline or on the first SIGINT/SIGTERM; exits on the second.
+async fn watch(stop: &'static Stop, limit: Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tokio::time::sleep(limit).await;
+        stop.stop(timeout_reason(limit), 1);
+        return;
+    };
+    let first = tokio::select! {
+        _ = int.recv() => (130, "interrupted (SIGINT)".to_owned()),
+        _ = term.recv() => (143, "terminated (SIGTERM)".to_owned()),
+        () = tokio::time::sleep(limit) => (1, timeout_reason(limit)),
+    };
+    eprintln!("{}: stopping; press Ctrl-C again to exit at once", first.1);
+    stop.stop(first.1, first.0);
+    let code = tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+    };
+    eprintln!("stopped at once; the environment lock expires on its own");
+    std::process::exit(code);
+}
+
+fn timeout_reason(limit: Duration) -> String {
+    format!(
+        "timed out after {} (raise it with --timeout)",
+        humantime::format_duration(limit)
+    )
 }
 
 /// AWS clients for an environment, with the configuration's retry settings.
 pub async fn clients(config: &Config, env: &Environment) -> AwsClients {
-    AwsClients::connect(&env.target, &AwsSettings::from(&config.settings)).await
+    deploy_core::ops::clients(config, env).await
 }
 
-/// The version to release: the flag, else `GITHUB_SHA`, else the git commit of the config's repository.
-pub fn resolve_version(flag: Option<&str>, config: &Config) -> anyhow::Result<String> {
-    if let Some(version) = flag {
-        return Ok(version.to_owned());
-    }
-    if let Some(sha) = std::env::var("GITHUB_SHA").ok().filter(|s| !s.is_empty()) {
-        return Ok(sha);
-    }
-    let dir = config.base_dir();
-    let dir = if dir.as_os_str().is_empty() {
-        std::path::Path::new(".")
-    } else {
-        dir
-    };
-    let output = std::process::Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(["rev-parse", "HEAD"])
-        .output();
-    match output {
-        Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).trim().to_owned()),
-        _ => Err(UsageError(
-            "no version to release: pass --version V, set GITHUB_SHA, or run inside a git repository".into(),
-        )
-        .into()),
+/// Approval and dry run from the flags.
+pub fn confirm(change: &crate::cli::ChangeArgs) -> deploy_core::ops::Confirm {
+    deploy_core::ops::Confirm {
+        approve: change.approve,
+        dry_run: change.dry_run,
     }
 }
 
-/// Checks the account, reads the ledger and plans `operation` for `artifacts` (all when empty)
-/// of environment `env`; returns the plan and the clients it was made with.
-pub async fn make_plan(
-    config: &Config,
-    env: &str,
-    artifacts: &[String],
-    version: Option<&str>,
-    operation: deploy_core::ledger::Operation,
-) -> anyhow::Result<(deploy_core::plan::Plan, AwsClients)> {
-    let env = config.environment(env)?;
-    let artifacts = env.select(artifacts)?;
-    let version = resolve_version(version, config)?;
-    let clients = clients(config, env).await;
-    clients.verify_account().await?;
-    let names: Vec<String> = artifacts.iter().map(|a| a.name.clone()).collect();
-    let status = deploy_core::ledger::Ledger::new(clients.s3.clone(), &env.target)
-        .status(&names)
-        .await?;
-    let plan = deploy_core::plan::Plan::build(&deploy_core::plan::PlanRequest {
-        environment: env,
-        artifacts,
-        operation,
-        version: Some(version),
-        config_sha256: config.sha256(),
-        lock_ttl: config.settings.lock_ttl,
-        status: &status,
-        promote: &[],
-    });
-    Ok((plan, clients))
-}
-
-/// Prints `plan` with `--dry-run`; otherwise applies it with `clients` (and the clients of the
-/// environments it reads from) and prints the result: the report as JSON, or one line per
-/// release.
+/// Prints the plan with `--dry-run`; otherwise applies it and prints the result: the report as
+/// JSON, or one line per release.
 pub async fn apply(
     out: &Output,
     config: &Config,
-    plan: &deploy_core::plan::Plan,
-    clients: AwsClients,
-    sources: Vec<AwsClients>,
+    prepared: &deploy_core::ops::Prepared,
     change: &crate::cli::ChangeArgs,
+    stop: &Stop,
 ) -> anyhow::Result<()> {
+    let plan = &prepared.plan;
     if change.dry_run {
         plan::print_plan(out, plan);
         out.line("dry run: nothing was changed");
         return Ok(());
     }
-    use deploy_core::engine::{Engine, EngineOptions};
-    let options = EngineOptions {
-        lock: deploy_core::lock::LockSettings::with_ttl(config.settings.lock_ttl),
+    let options = deploy_core::ops::ApplyOptions {
         wait_lock: change.wait_lock,
-        actor: deploy_core::ledger::Actor::detect(),
-        source_root: config.base_dir().to_path_buf(),
-        registry: config.settings.registry(),
-        scan_wait: deploy_core::artifact::image::scan::ScanWait {
-            timeout: config.settings.scan_timeout,
-            poll: config.settings.poll_interval,
-        },
+        cancel: stop.token.clone(),
     };
-    let mut engine = Engine::new(
-        clients,
-        std::sync::Arc::new(crate::output::CliReporter::new(out)),
-        options,
-    );
-    for source in sources {
-        engine.add_source(source);
-    }
-    let report = match engine.apply(plan).await {
+    let reporter = std::sync::Arc::new(crate::output::CliReporter::new(out));
+    let report = match deploy_core::ops::apply(config, prepared, reporter, &options).await {
         Ok(report) => report,
         Err(failure) => {
             if out.json() {
                 out.result(&failure.report);
             } else {
-                print_scans(out, &failure.report.scans);
+                print_scans(out, &failure.report.section("scans"));
             }
             return Err(failure.into());
         }
@@ -228,23 +220,24 @@ pub async fn apply(
         out.result(&report);
         return Ok(());
     }
-    print_scans(out, &report.scans);
+    print_scans(out, &report.section("scans"));
     let verb = match plan.operation {
-        deploy_core::ledger::Operation::Publish => "published",
-        deploy_core::ledger::Operation::Promote => "promoted",
+        Operation::Publish => "published",
+        Operation::Promote => "promoted",
         _ => "released",
     };
+    let images: Vec<serde_json::Value> = report.section("images");
     for release in &report.releases {
-        let image = report
-            .images
+        let reference = images
             .iter()
-            .find(|i| i.artifact == release.artifact);
+            .find(|i| i["artifact"] == release.artifact.as_str())
+            .and_then(|i| i["reference"].as_str());
         out.line(format!(
             "{verb} {} to {} as release {}{}",
             release.artifact,
             plan.environment,
             release.release_id,
-            image.map_or_else(String::new, |i| format!(" ({})", i.push.reference))
+            reference.map_or_else(String::new, |r| format!(" ({r})"))
         ));
     }
     Ok(())

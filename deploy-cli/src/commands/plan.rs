@@ -1,34 +1,37 @@
 use anyhow::Context;
 use deploy_core::config::Config;
 use deploy_core::ledger::Operation;
+use deploy_core::ops::{self, Confirm, ReleaseRequest};
 use deploy_core::plan::Plan;
 
-use super::make_plan;
-use crate::cli::{Cli, PlanArgs};
+use crate::cli::PlanArgs;
 use crate::output::Output;
 
-pub async fn plan(_cli: &Cli, out: &Output, config: Config, args: &PlanArgs) -> anyhow::Result<()> {
-    super::check_not_promote_only(config.environment(&args.env)?, "plan")?;
-    let (plan, _clients) = make_plan(
+pub async fn plan(out: &Output, config: Config, args: &PlanArgs) -> anyhow::Result<()> {
+    let prepared = ops::plan(
         &config,
-        &args.env,
-        &args.artifacts,
-        args.release_version.as_deref(),
-        Operation::Release,
+        &ReleaseRequest {
+            environment: &args.env,
+            artifacts: &args.artifacts,
+            version: args.release_version.as_deref(),
+            operation: Operation::Release,
+            confirm: Confirm::default(),
+        },
     )
     .await?;
+    let plan = &prepared.plan;
     if let Some(path) = &args.out {
         std::fs::write(path, plan.to_json() + "\n")
             .with_context(|| format!("cannot write the plan to {}", path.display()))?;
     }
-    print_plan(out, &plan);
+    print_plan(out, plan);
     if let Some(path) = &args.out {
         out.line(format!("saved to {}", path.display()));
     }
     Ok(())
 }
 
-/// Prints a plan: the JSON document, or numbered steps grouped by stage.
+/// Prints a plan: the JSON document, or numbered steps, those that run side by side grouped.
 pub fn print_plan(out: &Output, plan: &Plan) {
     if out.json() {
         out.document(&plan);
@@ -37,27 +40,52 @@ pub fn print_plan(out: &Output, plan: &Plan) {
     out.line(format!(
         "plan {}: {} {} to {} (account {}, {})",
         plan.id,
-        format!("{:?}", plan.operation).to_lowercase(),
+        plan.operation.as_str(),
         plan.version.as_deref().unwrap_or("-"),
         plan.environment,
         plan.account,
         plan.region
     ));
+    let depths = depths(plan);
     let mut summary = format!("### deploy plan for `{}`\n\n", plan.environment);
-    let mut last_stage = 0;
-    for step in &plan.steps {
-        let parallel = plan.steps.iter().filter(|s| s.stage == step.stage).count() > 1;
-        let marker = if parallel && step.stage != last_stage {
-            " (these run in parallel)"
-        } else {
-            ""
-        };
-        if step.stage != last_stage && parallel {
-            out.line(format!("  stage {}{marker}", step.stage));
+    let mut last = None;
+    for (n, step) in plan.steps.iter().enumerate() {
+        let depth = depths[n];
+        let side_by_side = depths.iter().filter(|d| **d == depth).count() > 1;
+        if side_by_side && last != Some(depth) {
+            out.line("  these run side by side:");
         }
-        last_stage = step.stage;
-        out.line(format!("  {:>3}. {}", step.id, step.description));
-        summary.push_str(&format!("{}. {}\n", step.id, step.description));
+        last = Some(depth);
+        let indent = if side_by_side { "  " } else { "" };
+        out.line(format!(
+            "  {indent}{:>3}. {}  [{}]",
+            n + 1,
+            step.description,
+            step.id
+        ));
+        summary.push_str(&format!(
+            "{}. {} (`{}`)\n",
+            n + 1,
+            step.description,
+            step.id
+        ));
     }
     out.summary(&summary);
+}
+
+/// Each step's depth: the longest chain of needs before it.
+fn depths(plan: &Plan) -> Vec<usize> {
+    let mut depths: Vec<usize> = Vec::with_capacity(plan.steps.len());
+    for step in &plan.steps {
+        let depth = step
+            .needs
+            .iter()
+            .filter_map(|need| plan.steps.iter().position(|s| &s.id == need))
+            .filter_map(|i| depths.get(i))
+            .map(|d| d + 1)
+            .max()
+            .unwrap_or(0);
+        depths.push(depth);
+    }
+    depths
 }

@@ -1,7 +1,8 @@
 use deploy_core::config::Config;
 use deploy_core::ledger::Operation;
+use deploy_core::ops::{self, ReleaseRequest};
 
-use super::{ApprovalRequired, apply, check_not_promote_only, make_plan};
+use super::{apply, confirm};
 use crate::cli::PublishArgs;
 use crate::output::Output;
 
@@ -11,28 +12,18 @@ pub async fn publish(
     config: Config,
     args: &PublishArgs,
     operation: Operation,
+    stop: &super::Stop,
 ) -> anyhow::Result<()> {
-    let env = config.environment(&args.env)?;
-    let command = if operation == Operation::Publish {
-        "publish"
-    } else {
-        "release"
-    };
-    check_not_promote_only(env, command)?;
-    if operation.changes_live() && env.approval && !args.change.approve && !args.change.dry_run {
-        return Err(ApprovalRequired {
-            environment: env.target.environment.clone(),
-            what: format!("`{command}` changes what runs there"),
-        }
-        .into());
-    }
-    let (plan, clients) = make_plan(
+    let prepared = ops::release(
         &config,
-        &args.env,
-        &args.artifacts,
-        args.release_version.as_deref(),
-        operation,
+        &ReleaseRequest {
+            environment: &args.env,
+            artifacts: &args.artifacts,
+            version: args.release_version.as_deref(),
+            operation,
+            confirm: confirm(&args.change),
+        },
     )
     .await?;
-    apply(out, &config, &plan, clients, Vec::new(), &args.change).await
+    apply(out, &config, &prepared, &args.change, stop).await
 }

@@ -1,6 +1,9 @@
 //! What gets deployed: the three artifact kinds and their resolved, per-environment specs.
 
+pub mod dags;
 pub mod image;
+pub mod lambda;
+mod plan;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -165,6 +165,18 @@ pub enum Operation {
 }
 
 impl Operation {
+    /// The name used in records and plans (`publish`, `release`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Publish => "publish",
+            Operation::Rollout => "rollout",
+            Operation::Release => "release",
+            Operation::Promote => "promote",
+            Operation::Rollback => "rollback",
+            Operation::Custom => "custom",
+        }
+    }
+
     /// Whether a successful record of this operation changes what runs.
     pub fn changes_live(self) -> bool {
         matches!(

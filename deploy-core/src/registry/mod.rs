@@ -1041,22 +1041,39 @@ impl Registry {
         F: Fn(&Descriptor) -> Result<(BlobSource<'s>, Option<&'s str>), RegistryError> + Sync,
     {
         let source = &source;
-        let blobs: Vec<BlobReport> = futures::stream::iter(&contents.blobs)
-            .map(|blob| async move {
-                let (from, mount) = source(blob)?;
-                let action = self
-                    .push_blob(repository, blob, &from, mount, progress)
-                    .await?;
-                Ok::<_, RegistryError>(BlobReport {
-                    digest: blob.digest.clone(),
-                    size: blob.size,
-                    action,
-                })
-            })
+        // Collected first: a lazy `map` closure here makes the future lose `Send` (rust#110338).
+        let pushes: Vec<_> = contents
+            .blobs
+            .iter()
+            .map(|blob| self.push_listed(repository, blob, source, progress))
+            .collect();
+        let blobs: Vec<BlobReport> = futures::stream::iter(pushes)
             .buffer_unordered(self.settings.parallel_blobs.max(1))
             .try_collect()
             .await?;
         self.finish_push(repository, contents, tag, blobs).await
+    }
+
+    /// Pushes one blob of an image from where `source` says.
+    async fn push_listed<'s, F>(
+        &self,
+        repository: &str,
+        blob: &Descriptor,
+        source: &F,
+        progress: &Progress<'_>,
+    ) -> Result<BlobReport, RegistryError>
+    where
+        F: Fn(&Descriptor) -> Result<(BlobSource<'s>, Option<&'s str>), RegistryError> + Sync,
+    {
+        let (from, mount) = source(blob)?;
+        let action = self
+            .push_blob(repository, blob, &from, mount, progress)
+            .await?;
+        Ok(BlobReport {
+            digest: blob.digest.clone(),
+            size: blob.size,
+            action,
+        })
     }
 
     /// Puts every manifest, children by digest first, the root under `tag` last.

@@ -1,5 +1,7 @@
 //! How a published artifact reaches what runs: strategies and their resolved settings.
 
+pub mod plan;
+
 use std::fmt;
 use std::time::Duration;
 

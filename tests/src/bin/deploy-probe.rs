@@ -10,22 +10,22 @@
 //! a custom step that holds for `hold-ms`, record, unlock) and prints the hold interval as JSON.
 //! Exit codes follow deploy's: 0 success, 1 failure/conflict, 4 locked.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use deploy_core::artifact::ArtifactKind;
 use deploy_core::aws::{AwsClients, AwsSettings};
 use deploy_core::config::Config;
-use deploy_core::engine::{BoxError, Engine, EngineOptions, StepHandler, StepOutput};
+use deploy_core::engine::{
+    BoxFuture, Done, Engine, EngineOptions, StepContext, StepError, StepHandler,
+};
 use deploy_core::error::Classify;
 use deploy_core::events::NoReporter;
 use deploy_core::ledger::{
     Actor, Ledger, LedgerError, Operation, Outcome, Pointer, PointerKind, ReleaseRecord, SCHEMA,
 };
-use deploy_core::lock::LockSettings;
-use deploy_core::plan::{Action, Plan};
+use deploy_core::plan::core::RecordRelease;
+use deploy_core::plan::{Action, Plan, Step};
 use time::OffsetDateTime;
 
 fn main() -> std::process::ExitCode {
@@ -148,18 +148,18 @@ struct Hold {
 impl StepHandler for Hold {
     fn run<'a>(
         &'a self,
-        _input: &'a serde_json::Value,
-        _clients: &'a AwsClients,
-    ) -> Pin<Box<dyn Future<Output = Result<StepOutput, BoxError>> + Send + 'a>> {
+        _step: &'a Step,
+        _cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
             let start = now_ms();
             say(&format!("{{\"holding\":true,\"start\":{start}}}"));
             tokio::time::sleep(Duration::from_millis(self.millis)).await;
             say(&format!("{{\"start\":{start},\"end\":{}}}", now_ms()));
             if self.fail {
-                return Err("the held step failed on purpose".into());
+                return Err(StepError::failure("the held step failed on purpose"));
             }
-            Ok(StepOutput::default())
+            Ok(Done::nothing())
         })
     }
 }
@@ -188,12 +188,8 @@ async fn hold(
         clients,
         Arc::new(NoReporter),
         EngineOptions {
-            lock: LockSettings::with_ttl(config.settings.lock_ttl),
             wait_lock: (wait > 0).then(|| Duration::from_millis(wait)),
-            actor: Actor::detect(),
-            source_root: config.base_dir().to_path_buf(),
-            registry: deploy_core::registry::RegistrySettings::default(),
-            scan_wait: Default::default(),
+            ..EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf())
         },
     );
     engine.register(
@@ -212,17 +208,14 @@ async fn hold(
         vec![
             (
                 Some("app".into()),
-                Action::Custom {
-                    name: "hold".into(),
-                    input: serde_json::Value::Null,
-                },
+                Action::untyped("hold", serde_json::Value::Null),
             ),
             (
                 Some("app".into()),
-                Action::RecordRelease {
+                Action::new(&RecordRelease {
                     kind: ArtifactKind::Image,
                     operation: Operation::Custom,
-                },
+                }),
             ),
         ],
     );

@@ -1,9 +1,12 @@
 //! Image sources: where the bytes of a container image are read from before they are pushed.
 
+pub mod actions;
 pub mod archive;
 pub mod layout;
+pub mod plan;
 pub mod publish;
 pub mod scan;
+pub mod steps;
 
 use std::path::PathBuf;
 

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::types::{FindingSeverity, ImageIdentifier, ScanStatus};
 use aws_smithy_types::error::display::DisplayErrorContext;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::artifact::ScanGate;
 use crate::events::{Event, Reporter};
@@ -29,7 +29,7 @@ pub const SEVERITIES: [&str; 6] = [
 const TOP_FINDINGS: usize = 5;
 
 /// One vulnerability in a scan.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// CVE or advisory id.
     pub id: String,
@@ -44,7 +44,7 @@ pub struct Finding {
 }
 
 /// What the scan of one image found.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanSummary {
     /// Repository scanned.
     pub repository: String,

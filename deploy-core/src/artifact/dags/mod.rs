@@ -1,0 +1,3 @@
+//! Airflow DAG folders synced to the environment's DAG bucket.
+
+pub mod plan;

@@ -1,0 +1,3 @@
+//! Lambda functions: zips uploaded, versions published, aliases moved.
+
+pub mod plan;

@@ -1,0 +1,156 @@
+//! The steps the engine runs itself: the account check, the lock (with every handler's
+//! preflight before it and the plan's preconditions after it), the records and the unlock.
+
+use super::record::RunState;
+use super::run::Failure;
+use super::{CheckContext, Done, Engine, EngineError, StepContext, StepError};
+use crate::events::Event;
+use crate::ledger::PointerKind;
+use crate::lock::EnvLock;
+use crate::plan::core::{AcquireLock, RecordRelease, ReleaseLock, VerifyAccount};
+use crate::plan::{ActionInput, Plan, Step};
+
+const CORE: [&str; 4] = [
+    VerifyAccount::TYPE,
+    AcquireLock::TYPE,
+    RecordRelease::TYPE,
+    ReleaseLock::TYPE,
+];
+
+/// Whether `action` is one of the engine's own.
+pub(super) fn is_core(action: &str) -> bool {
+    CORE.contains(&action)
+}
+
+/// Checks a core step's inputs.
+pub(super) fn check(step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
+    match step.action.name() {
+        VerifyAccount::TYPE => cx.input::<VerifyAccount>(step).map(drop),
+        AcquireLock::TYPE => cx.input::<AcquireLock>(step).map(drop),
+        RecordRelease::TYPE => cx.input::<RecordRelease>(step).map(drop),
+        _ => cx.input::<ReleaseLock>(step).map(drop),
+    }
+}
+
+impl Engine {
+    /// Runs a core step.
+    pub(super) async fn run_core(
+        &self,
+        step: &Step,
+        cx: &StepContext<'_>,
+        state: &RunState,
+    ) -> Result<Done, Failure> {
+        match step.action.name() {
+            VerifyAccount::TYPE => {
+                let identity = self.clients.verify_account().await.map_err(step_failure)?;
+                if let Ok(mut slot) = state.identity.lock() {
+                    *slot = Some(identity);
+                }
+            }
+            AcquireLock::TYPE => self.lock(cx, state).await?,
+            RecordRelease::TYPE => self.record(step, cx.plan, state).await?,
+            _ => self.unlock(cx.plan, state).await?,
+        }
+        Ok(Done::nothing())
+    }
+
+    /// Preflight of every step, the lock, then the preconditions.
+    async fn lock(&self, cx: &StepContext<'_>, state: &RunState) -> Result<(), Failure> {
+        let plan = cx.plan;
+        self.preflight(cx).await.map_err(Failure::Engine)?;
+        let lock = EnvLock::new(
+            self.ledger.clone(),
+            &plan.environment,
+            self.options.lock.clone(),
+        );
+        let actor = state.actor(&self.options.actor);
+        let operation = format!("{} plan {}", plan.operation.as_str(), plan.id);
+        let guard = lock
+            .acquire(
+                &actor,
+                &operation,
+                self.options.wait_lock,
+                self.reporter.as_ref(),
+            )
+            .await
+            .map_err(step_failure)?;
+        *state.lock.lock().await = Some(guard);
+        self.check_preconditions(plan)
+            .await
+            .map_err(Failure::Engine)
+    }
+
+    /// Runs every handler's preflight, in plan order; the first failure stops.
+    async fn preflight(&self, cx: &StepContext<'_>) -> Result<(), EngineError> {
+        for step in &cx.plan.steps {
+            let Some(handler) = self.handler(step.action.name()) else {
+                continue;
+            };
+            if let Err(source) = handler.preflight(step, cx).await {
+                return Err(EngineError::Preflight {
+                    artifact: step.artifact.clone().unwrap_or_default(),
+                    source: Box::new(source),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_preconditions(&self, plan: &Plan) -> Result<(), EngineError> {
+        for pre in &plan.preconditions {
+            let now = self.ledger.pointer(&pre.artifact, pre.pointer).await?;
+            let now_id = now.map(|p| p.value.release_id);
+            if now_id != pre.release_id {
+                return Err(EngineError::Stale {
+                    detail: format!(
+                        "{} of `{}` was {} and is now {}",
+                        match pre.pointer {
+                            PointerKind::Live => "the live release",
+                            PointerKind::Published => "the published release",
+                        },
+                        pre.artifact,
+                        pre.release_id.as_deref().unwrap_or("none"),
+                        now_id.as_deref().unwrap_or("none")
+                    ),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn record(&self, step: &Step, plan: &Plan, state: &RunState) -> Result<(), Failure> {
+        state
+            .committing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let input: RecordRelease = step
+            .action
+            .input()
+            .map_err(|e| Failure::Step(StepError::failure(e)))?;
+        let Some(artifact) = &step.artifact else {
+            return Ok(());
+        };
+        let record = self.release_record(
+            plan,
+            state,
+            artifact,
+            &input,
+            crate::ledger::Outcome::Succeeded,
+        );
+        self.commit(state, record).await.map_err(step_failure)
+    }
+
+    async fn unlock(&self, plan: &Plan, state: &RunState) -> Result<(), Failure> {
+        let guard = state.lock.lock().await.take();
+        if let Some(guard) = guard {
+            guard.release().await.map_err(step_failure)?;
+            self.reporter.report(&Event::LockReleased {
+                environment: plan.environment.clone(),
+            });
+        }
+        Ok(())
+    }
+}
+
+fn step_failure(error: impl Into<StepError>) -> Failure {
+    Failure::Step(error.into())
+}

@@ -1,0 +1,168 @@
+//! The run's state shared by its steps, and the release records written from it.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicBool;
+
+use time::OffsetDateTime;
+
+use super::{Engine, RecordedRelease, StepOutput};
+use crate::aws::CallerIdentity;
+use crate::events::Event;
+use crate::ledger::{Actor, LedgerError, Outcome, ReleaseRecord, SCHEMA, new_release_id};
+use crate::lock::LockGuard;
+use crate::plan::Plan;
+use crate::plan::core::RecordRelease;
+
+/// One artifact's part of a run.
+#[derive(Debug, Default)]
+pub(super) struct ArtifactRun {
+    pub started_at: Option<OffsetDateTime>,
+    pub output: StepOutput,
+    pub recorded: bool,
+    /// A change of this artifact was undone (by its step's undo or by AWS).
+    pub undone: bool,
+    /// What stays changed after the undo.
+    pub left: Vec<String>,
+}
+
+/// What the steps of one run share.
+#[derive(Default)]
+pub(super) struct RunState {
+    pub identity: Mutex<Option<CallerIdentity>>,
+    pub lock: tokio::sync::Mutex<Option<LockGuard>>,
+    pub artifacts: Mutex<BTreeMap<String, ArtifactRun>>,
+    pub releases: Mutex<Vec<RecordedRelease>>,
+    /// Set when the first record is written: from then on a failure is not undone, since the
+    /// ledger already says what runs.
+    pub committing: AtomicBool,
+}
+
+impl RunState {
+    /// Runs `f` on `artifact`'s part of the run.
+    pub fn artifact<R>(&self, artifact: &str, f: impl FnOnce(&mut ArtifactRun) -> R) -> R {
+        let mut artifacts = self
+            .artifacts
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(artifacts.entry(artifact.to_owned()).or_default())
+    }
+
+    pub fn actor(&self, base: &Actor) -> Actor {
+        let mut actor = base.clone();
+        if let Ok(identity) = self.identity.lock()
+            && let Some(identity) = identity.as_ref()
+        {
+            actor.aws_arn = Some(identity.arn.clone());
+        }
+        actor
+    }
+}
+
+impl Engine {
+    /// The record of `artifact` with `outcome`, from what the run's steps produced.
+    pub(super) fn release_record(
+        &self,
+        plan: &Plan,
+        state: &RunState,
+        artifact: &str,
+        input: &RecordRelease,
+        outcome: Outcome,
+    ) -> ReleaseRecord {
+        let actor = state.actor(&self.options.actor);
+        let now = OffsetDateTime::now_utc();
+        let (started_at, output) =
+            state.artifact(artifact, |run| (run.started_at, run.output.clone()));
+        ReleaseRecord {
+            schema: SCHEMA,
+            id: new_release_id(now),
+            project: plan.project.clone(),
+            environment: plan.environment.clone(),
+            artifact: artifact.to_owned(),
+            kind: input.kind,
+            operation: input.operation,
+            version: output.version.or_else(|| plan.version.clone()),
+            artifact_ref: output.artifact_ref,
+            source_environment: output.source_environment,
+            started_at: started_at.unwrap_or(now),
+            finished_at: now,
+            actor,
+            touched: output.touched,
+            outcome,
+            previous: None,
+            plan_id: Some(plan.id.clone()),
+        }
+    }
+
+    /// Writes `record` and moves the pointers; reports it and keeps it for the run's report.
+    pub(super) async fn commit(
+        &self,
+        state: &RunState,
+        mut record: ReleaseRecord,
+    ) -> Result<(), LedgerError> {
+        let key = self.ledger.commit(&mut record).await?;
+        self.reporter.report(&Event::ReleaseRecorded {
+            artifact: record.artifact.clone(),
+            release_id: record.id.clone(),
+            outcome: outcome_name(&record.outcome).into(),
+        });
+        state.artifact(&record.artifact, |run| run.recorded = true);
+        if let Ok(mut releases) = state.releases.lock() {
+            releases.push(RecordedRelease {
+                artifact: record.artifact,
+                release_id: record.id,
+                key,
+                outcome: record.outcome,
+            });
+        }
+        Ok(())
+    }
+
+    /// Writes a record for every artifact whose steps started but was not recorded: rolled
+    /// back when every change it made was undone, failed otherwise.
+    pub(super) async fn record_failures(&self, plan: &Plan, state: &RunState, error: &str) {
+        if state.lock.lock().await.is_none() {
+            // Without the lock this run must not write to the ledger.
+            return;
+        }
+        for step in &plan.steps {
+            if !step.action.is::<RecordRelease>() {
+                continue;
+            }
+            let (Some(artifact), Ok(input)) =
+                (&step.artifact, step.action.input::<RecordRelease>())
+            else {
+                continue;
+            };
+            let outcome = state.artifact(artifact, |run| {
+                if run.started_at.is_none() || run.recorded {
+                    None
+                } else if run.undone && run.left.is_empty() {
+                    Some(Outcome::RolledBack {
+                        reason: error.to_owned(),
+                    })
+                } else {
+                    Some(Outcome::Failed {
+                        error: error.to_owned(),
+                    })
+                }
+            });
+            let Some(outcome) = outcome else {
+                continue;
+            };
+            let record = self.release_record(plan, state, artifact, &input, outcome);
+            if let Err(err) = self.commit(state, record).await {
+                tracing::warn!(%err, artifact, "could not record the failed release");
+            }
+        }
+    }
+}
+
+/// The outcome as events and reports name it.
+pub(super) fn outcome_name(outcome: &Outcome) -> &'static str {
+    match outcome {
+        Outcome::Succeeded => "succeeded",
+        Outcome::Failed { .. } => "failed",
+        Outcome::RolledBack { .. } => "rolled-back",
+    }
+}

@@ -1,0 +1,339 @@
+//! The seam between the engine and the kinds: a [`StepHandler`] runs the steps of one action
+//! type, says how what it changed is undone, and leaves typed outputs for later steps.
+//!
+//! Built-in kinds (images, later ECS, Lambda, DAGs) and an embedder's own steps register the
+//! same way ([`crate::engine::Engine::register`]); the engine never looks inside an action.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use super::EngineError;
+use super::outputs::{Outputs, Sections};
+use crate::aws::AwsClients;
+use crate::error::{Classify, ErrorClass};
+use crate::events::Reporter;
+use crate::ledger::{ArtifactRef, AwsObject};
+use crate::plan::{ActionInput, Plan, Step};
+
+/// A boxed error from a step.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// A boxed future, as step handlers return them.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Runs the steps of one action type.
+///
+/// `run` changes AWS and returns [`Done`], which carries the facts for the release record and
+/// the [`Undo`] of what it changed; `undo` is called with that undo's data, newest step first,
+/// when a later step fails or the run is cancelled. Gates change nothing and undo nothing.
+pub trait StepHandler: Send + Sync {
+    /// Checks, without any request, that the engine can run `step` (inputs parse, the clients
+    /// of every environment it reads were given). The default accepts every step.
+    fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
+        let _ = (step, cx);
+        Ok(())
+    }
+
+    /// Checks before the lock is taken what can be checked without changing anything (sources
+    /// open, repositories exist). A failure here changes nothing and writes no record.
+    fn preflight<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        let _ = (step, cx);
+        Box::pin(async { Ok(()) })
+    }
+
+    /// Runs the step.
+    fn run<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>>;
+
+    /// Undoes a completed run of `step`, given the data its [`Undo::Compensate`] carried.
+    /// Only called for steps that returned [`Undo::Compensate`].
+    fn undo<'a>(
+        &'a self,
+        step: &'a Step,
+        data: &'a serde_json::Value,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        let _ = (step, data, cx);
+        Box::pin(async {
+            Err(StepError::failure(
+                "this step declared an undo but its handler has none",
+            ))
+        })
+    }
+
+    /// Sections this handler adds to the run's report (`images`, `scans`): they are present,
+    /// empty, in every report of an engine that has this handler.
+    fn report_sections(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// What a completed step leaves behind.
+#[derive(Debug, Default)]
+pub struct Done {
+    /// Facts for the artifact's release record.
+    pub record: StepOutput,
+    /// How what the step changed is undone.
+    pub undo: Undo,
+}
+
+impl Done {
+    /// A step that changed nothing that needs undoing (a gate, a read, a change nothing
+    /// points at) and adds nothing to the record.
+    pub fn nothing() -> Done {
+        Done::default()
+    }
+}
+
+/// How a completed step is undone when a later step fails.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Undo {
+    /// Nothing to undo: the step changed nothing that runs or that the ledger points at.
+    #[default]
+    Nothing,
+    /// Call the handler's [`StepHandler::undo`] with `data`.
+    Compensate {
+        /// What the undo does, for people (`point service api back at task definition api:41`).
+        description: String,
+        /// What the undo needs (the previous state the step replaced).
+        data: serde_json::Value,
+    },
+    /// The change cannot be undone; `left` says what stays changed.
+    Irreversible {
+        /// What stays changed.
+        left: String,
+    },
+}
+
+/// What a step produced, for the release record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StepOutput {
+    /// The exact bytes now published or live.
+    pub artifact_ref: Option<ArtifactRef>,
+    /// AWS objects created or changed.
+    pub touched: Vec<AwsObject>,
+    /// The version the record names, when it is not the plan's (a promotion's source version).
+    pub version: Option<String>,
+    /// The environment the bytes came from (promotions).
+    pub source_environment: Option<String>,
+}
+
+impl StepOutput {
+    /// Adds `other`'s facts to these: touched objects accumulate, the rest is replaced when set.
+    pub(crate) fn merge(&mut self, other: StepOutput) {
+        self.touched.extend(other.touched);
+        if other.artifact_ref.is_some() {
+            self.artifact_ref = other.artifact_ref;
+        }
+        if other.version.is_some() {
+            self.version = other.version;
+        }
+        if other.source_environment.is_some() {
+            self.source_environment = other.source_environment;
+        }
+    }
+}
+
+/// Why a step failed: the error, its class (what the exit code will be) and whether AWS
+/// already rolled the change back (the ECS deployment circuit breaker does).
+#[derive(Debug)]
+pub struct StepError {
+    class: ErrorClass,
+    undone_by_aws: bool,
+    error: BoxError,
+}
+
+impl StepError {
+    /// A failure of class `class`.
+    pub fn new(class: ErrorClass, error: impl Into<BoxError>) -> StepError {
+        StepError {
+            class,
+            undone_by_aws: false,
+            error: error.into(),
+        }
+    }
+
+    /// A plain failure (exit code 1).
+    pub fn failure(error: impl Into<BoxError>) -> StepError {
+        StepError::new(ErrorClass::Failure, error)
+    }
+
+    /// A gate that blocked the change (exit code 6).
+    pub fn blocked(error: impl Into<BoxError>) -> StepError {
+        StepError::new(ErrorClass::Blocked, error)
+    }
+
+    /// Marks the failure as already rolled back by AWS: the engine does not undo this step.
+    #[must_use]
+    pub fn rolled_back_by_aws(mut self) -> StepError {
+        self.undone_by_aws = true;
+        self
+    }
+
+    /// Whether AWS already rolled the step's change back.
+    pub fn is_undone_by_aws(&self) -> bool {
+        self.undone_by_aws
+    }
+
+    /// The class of the failure.
+    pub fn class(&self) -> ErrorClass {
+        self.class
+    }
+
+    /// The error itself, for callers that look for a type (`downcast_ref`).
+    pub fn inner(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self.error.as_ref()
+    }
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for StepError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+impl<E> From<E> for StepError
+where
+    E: Classify + std::error::Error + Send + Sync + 'static,
+{
+    fn from(error: E) -> StepError {
+        StepError::new(error.class(), error)
+    }
+}
+
+/// What [`StepHandler::check`] can see: which environments the engine has clients for.
+#[derive(Debug)]
+pub struct CheckContext<'a> {
+    pub(crate) environment: &'a str,
+    pub(crate) sources: Vec<&'a str>,
+}
+
+impl CheckContext<'_> {
+    /// Whether the engine has clients for `environment`.
+    pub fn has_clients(&self, environment: &str) -> bool {
+        environment == self.environment || self.sources.contains(&environment)
+    }
+
+    /// [`EngineError::MissingSource`] unless the engine has clients for `environment`.
+    pub fn need_clients(&self, step: &Step, environment: &str) -> Result<(), EngineError> {
+        if self.has_clients(environment) {
+            return Ok(());
+        }
+        Err(EngineError::MissingSource {
+            step: step.id.clone(),
+            environment: environment.to_owned(),
+        })
+    }
+
+    /// The step's inputs as `T`, or [`EngineError::InvalidStep`].
+    pub fn input<T: ActionInput>(&self, step: &Step) -> Result<T, EngineError> {
+        step.action
+            .input()
+            .map_err(|source| EngineError::InvalidStep {
+                step: step.id.clone(),
+                source,
+            })
+    }
+}
+
+/// What a running step can use: the clients, the events, the outputs of earlier steps and the
+/// run's cancellation.
+pub struct StepContext<'a> {
+    pub(crate) plan: &'a Plan,
+    pub(crate) clients: &'a AwsClients,
+    pub(crate) sources: &'a HashMap<String, AwsClients>,
+    pub(crate) reporter: &'a Arc<dyn Reporter>,
+    pub(crate) outputs: &'a Outputs,
+    pub(crate) sections: &'a Sections,
+    pub(crate) cancel: &'a CancellationToken,
+    pub(crate) source_root: &'a std::path::Path,
+}
+
+impl std::fmt::Debug for StepContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StepContext")
+            .field("plan", &self.plan.id)
+            .field("environment", &self.clients.target.environment)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> StepContext<'a> {
+    /// The plan being applied.
+    pub fn plan(&self) -> &'a Plan {
+        self.plan
+    }
+
+    /// The clients of the environment the plan changes.
+    pub fn clients(&self) -> &'a AwsClients {
+        self.clients
+    }
+
+    /// The clients of `environment`: the plan's own, or a source's
+    /// ([`crate::engine::Engine::add_source`]).
+    pub fn clients_of(&self, environment: &str) -> Result<&'a AwsClients, StepError> {
+        if environment == self.clients.target.environment {
+            return Ok(self.clients);
+        }
+        self.sources.get(environment).ok_or_else(|| {
+            StepError::failure(format!(
+                "no clients for environment `{environment}` (Engine::add_source)"
+            ))
+        })
+    }
+
+    /// Where events go.
+    pub fn reporter(&self) -> &'a Arc<dyn Reporter> {
+        self.reporter
+    }
+
+    /// Directory relative source paths start from (the configuration's directory).
+    pub fn source_root(&self) -> &'a std::path::Path {
+        self.source_root
+    }
+
+    /// Keeps `value` as `artifact`'s output of type `T` for later steps.
+    pub fn put<T: Send + Sync + 'static>(&self, artifact: &str, value: T) {
+        self.outputs.put(artifact, value);
+    }
+
+    /// `artifact`'s output of type `T`, if an earlier step left one.
+    pub fn get<T: Send + Sync + 'static>(&self, artifact: &str) -> Option<Arc<T>> {
+        self.outputs.get(artifact)
+    }
+
+    /// Adds `item` to the report section `section` (declared in
+    /// [`StepHandler::report_sections`]).
+    pub fn report_item(&self, section: &str, item: &impl Serialize) {
+        self.sections.add(section, item);
+    }
+
+    /// Whether the run is being cancelled (a failure elsewhere, a signal, a timeout): long
+    /// waits should stop and return.
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.is_cancelled()
+    }
+
+    /// Completes when the run is cancelled.
+    pub async fn cancelled(&self) {
+        self.cancel.cancelled().await;
+    }
+}

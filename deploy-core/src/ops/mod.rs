@@ -1,0 +1,161 @@
+//! One library operation per command: the policy (what may target an environment, approval,
+//! what is live in a promotion's source, the version) lives here, so the `deploy` binary and
+//! an embedding tool make the same decisions. Each operation reads what it needs (the account,
+//! the ledger), builds the [`Plan`] and returns it [`Prepared`]; [`apply`] runs it.
+
+mod promote;
+mod release;
+mod version;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::aws::{AwsClients, AwsSettings, TargetError};
+use crate::config::{Config, ConfigError, Environment};
+use crate::engine::{ApplyFailure, ApplyReport, Engine, EngineOptions};
+use crate::error::{Classify, ErrorClass};
+use crate::events::Reporter;
+use crate::ledger::LedgerError;
+use crate::plan::Plan;
+
+pub use promote::{PromoteRequest, promote};
+pub use release::{ReleaseRequest, plan, release};
+pub use version::{check_version, resolve_version};
+
+/// Why an operation refused or could not prepare its plan. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The request cannot be carried out as asked (exit code 2).
+    #[error("{0}")]
+    Usage(String),
+    /// The environment needs approval (`approval = true`) and none was given (exit code 5).
+    #[error(
+        "{environment} needs approval: {what}. Review it with --dry-run, then run again with --approve"
+    )]
+    ApprovalRequired {
+        /// The environment.
+        environment: String,
+        /// The change.
+        what: String,
+    },
+    /// A promotion's source environment runs nothing of some artifacts.
+    #[error(
+        "nothing of {} is live in {from}, so there is nothing to promote; release it there first \
+         (`deploy release {from} {}`)", artifacts.join(", "), artifacts.join(" ")
+    )]
+    NothingLive {
+        /// The source environment.
+        from: String,
+        /// The artifacts with no live release there.
+        artifacts: Vec<String>,
+    },
+    /// The configuration does not have what was asked for.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The account check failed.
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    /// The ledger could not be read.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// Reading the source environment failed.
+    #[error("cannot read what {environment} runs: {source}")]
+    Source {
+        /// The source environment.
+        environment: String,
+        /// Why.
+        #[source]
+        source: Box<OpsError>,
+    },
+}
+
+impl Classify for OpsError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            OpsError::Usage(_) => ErrorClass::Usage,
+            OpsError::ApprovalRequired { .. } => ErrorClass::ApprovalRequired,
+            OpsError::NothingLive { .. } => ErrorClass::Failure,
+            OpsError::Config(e) => e.class(),
+            OpsError::Target(e) => e.class(),
+            OpsError::Ledger(e) => e.class(),
+            OpsError::Source { source, .. } => source.class(),
+        }
+    }
+}
+
+/// What a change asks for beyond its plan.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Confirm {
+    /// The change is approved (`--approve`).
+    pub approve: bool,
+    /// The plan is only shown (`--dry-run`): approval is not needed to look.
+    pub dry_run: bool,
+}
+
+/// A plan ready to apply, with the clients it was made with.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The plan.
+    pub plan: Plan,
+    /// The clients of the environment it changes.
+    pub clients: AwsClients,
+    /// The clients of the environments it reads from (a promotion's source).
+    pub sources: Vec<AwsClients>,
+}
+
+/// How [`apply`] runs a prepared plan.
+#[derive(Debug, Clone, Default)]
+pub struct ApplyOptions {
+    /// Wait this long for a held lock instead of failing.
+    pub wait_lock: Option<std::time::Duration>,
+    /// Stops the run (Ctrl-C, SIGTERM, a deadline): undone, recorded, unlocked.
+    pub cancel: CancellationToken,
+}
+
+/// AWS clients for an environment, with the configuration's retry settings.
+pub async fn clients(config: &Config, env: &Environment) -> AwsClients {
+    AwsClients::connect(&env.target, &AwsSettings::from(&config.settings)).await
+}
+
+/// An engine for `prepared` with every built-in kind registered.
+pub fn engine(
+    config: &Config,
+    prepared: &Prepared,
+    reporter: Arc<dyn Reporter>,
+    options: &ApplyOptions,
+) -> Engine {
+    let mut engine_options =
+        EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf());
+    engine_options.wait_lock = options.wait_lock;
+    let mut engine = Engine::new(prepared.clients.clone(), reporter, engine_options);
+    for source in &prepared.sources {
+        engine.add_source(source.clone());
+    }
+    crate::kinds::register_builtin(&mut engine, (&config.settings).into());
+    engine
+}
+
+/// Applies a prepared plan with the built-in kinds.
+pub async fn apply(
+    config: &Config,
+    prepared: &Prepared,
+    reporter: Arc<dyn Reporter>,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, Box<ApplyFailure>> {
+    engine(config, prepared, reporter, options)
+        .apply_until(&prepared.plan, &options.cancel)
+        .await
+}
+
+/// Refuses `command` into an environment that only receives promotions.
+pub fn check_not_promote_only(env: &Environment, command: &str) -> Result<(), OpsError> {
+    if let Some(from) = &env.promote_from {
+        let name = &env.target.environment;
+        return Err(OpsError::Usage(format!(
+            "{name} receives only what {from} runs (promote_from = \"{from}\"), so `{command}` cannot target it; \
+             run `deploy promote {from} {name}`"
+        )));
+    }
+    Ok(())
+}

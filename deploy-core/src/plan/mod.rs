@@ -1,0 +1,184 @@
+//! Plans: the ordered, serializable steps a command will take. Every mutating command builds a
+//! plan first; `--dry-run` prints it, `plan --out` saves it, `apply` runs a saved one.
+//!
+//! A plan is made without changing anything. Steps carry their inputs and the AWS objects they
+//! will touch, and name the steps they need: a step runs once its needs are done, so the
+//! publishes of several artifacts run concurrently. `preconditions` capture what the ledger said
+//! when the plan was made; applying refuses if that changed.
+//!
+//! [`Plan::build`] only assembles: the account check and the lock ([`core`]), each artifact's
+//! steps from its kind's planner, then the records and the unlock.
+
+mod action;
+mod build;
+pub mod core;
+mod steps;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::artifact::ArtifactSpec;
+use crate::config::Environment;
+use crate::ledger::{
+    ArtifactRef, ArtifactStatus, AwsObject, Operation, PointerKind, new_release_id,
+};
+use crate::lock::rfc3339;
+use crate::target::Target;
+
+pub use action::{Action, ActionInput, InvalidInput};
+pub use steps::{Chain, StepList};
+
+/// The plan document format this library reads and writes.
+pub const PLAN_FORMAT: u32 = 2;
+
+/// A command's plan for one environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// Document format ([`PLAN_FORMAT`]).
+    pub format: u32,
+    /// Plan id (also the `plan_id` of the records it writes).
+    pub id: String,
+    /// Project.
+    pub project: String,
+    /// Environment.
+    pub environment: String,
+    /// Account the plan may change.
+    pub account: String,
+    /// Region.
+    pub region: String,
+    /// What the plan does overall.
+    pub operation: Operation,
+    /// The version released, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// When the plan was made (RFC 3339).
+    pub created_at: String,
+    /// SHA-256 of the configuration file the plan was made from.
+    pub config_sha256: String,
+    /// What the ledger said when the plan was made.
+    pub preconditions: Vec<Precondition>,
+    /// The steps, in order.
+    pub steps: Vec<Step>,
+}
+
+/// A ledger pointer value the plan was made against.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Precondition {
+    /// Artifact.
+    pub artifact: String,
+    /// Which pointer.
+    pub pointer: PointerKind,
+    /// The release it pointed at (`null`: none yet).
+    pub release_id: Option<String>,
+}
+
+/// One step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// A name unique in the plan (`acquire-lock`, `api.publish-image`): other steps name it in
+    /// `needs`, and adding a step leaves every other id as it was.
+    pub id: String,
+    /// The steps that must finish first. Steps whose needs are met run concurrently.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<String>,
+    /// The artifact this step belongs to, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact: Option<String>,
+    /// One line for humans.
+    pub description: String,
+    /// What to do, with its inputs.
+    pub action: Action,
+    /// AWS objects the step will create or change.
+    #[serde(default)]
+    pub touches: Vec<AwsObject>,
+}
+
+/// The release a promotion copies: what is live in the source environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromoteSource {
+    /// Artifact.
+    pub artifact: String,
+    /// Source environment.
+    pub environment: String,
+    /// The source's live release.
+    pub release_id: String,
+    /// Its version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Its exact bytes.
+    pub artifact_ref: ArtifactRef,
+}
+
+/// What to plan.
+#[derive(Debug, Clone)]
+pub struct PlanRequest<'a> {
+    /// The environment.
+    pub environment: &'a Environment,
+    /// Artifacts to include (all when empty is resolved by the caller with [`Environment::select`]).
+    pub artifacts: Vec<&'a ArtifactSpec>,
+    /// What to do.
+    pub operation: Operation,
+    /// Version to publish or roll out.
+    pub version: Option<String>,
+    /// SHA-256 of the configuration ([`crate::config::Config::sha256`]).
+    pub config_sha256: &'a str,
+    /// Lock lease length.
+    pub lock_ttl: Duration,
+    /// What the ledger says now, one entry per artifact.
+    pub status: &'a [ArtifactStatus],
+    /// For [`Operation::Promote`]: the source environment's live release of each artifact.
+    pub promote: &'a [PromoteSource],
+}
+
+impl Plan {
+    /// The plan of `steps` for `target`: the shared envelope (id, target, time).
+    pub fn envelope(
+        target: &Target,
+        operation: Operation,
+        version: Option<String>,
+        config_sha256: &str,
+        preconditions: Vec<Precondition>,
+        steps: Vec<Step>,
+    ) -> Plan {
+        let now = OffsetDateTime::now_utc();
+        Plan {
+            format: PLAN_FORMAT,
+            id: new_release_id(now),
+            project: target.project.clone(),
+            environment: target.environment.clone(),
+            account: target.account.to_string(),
+            region: target.region.clone(),
+            operation,
+            version,
+            created_at: rfc3339(now),
+            config_sha256: config_sha256.to_owned(),
+            preconditions,
+            steps,
+        }
+    }
+
+    /// The step named `id`.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+
+    /// The plan as pretty JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Reads a plan saved with `plan --out`.
+    pub fn from_json(text: &str) -> Result<Plan, serde_json::Error> {
+        serde_json::from_str(text)
+    }
+}
+
+/// An S3 object as a touched AWS object.
+pub(crate) fn s3_object(bucket: &str, key: &str) -> AwsObject {
+    AwsObject {
+        kind: "s3-object".into(),
+        id: format!("s3://{bucket}/{key}"),
+    }
+}

@@ -1,0 +1,104 @@
+//! The rollout steps each strategy adds after an artifact is published.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ImageRollout, LambdaRollout};
+use crate::artifact::{ImageSpec, LambdaSpec};
+use crate::ledger::AwsObject;
+use crate::plan::{Action, ActionInput, Chain};
+
+/// Roll an image out by digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutImage {
+    /// ECR repository.
+    pub repository: String,
+    /// How.
+    pub rollout: ImageRollout,
+}
+
+impl ActionInput for RolloutImage {
+    const TYPE: &'static str = "rollout-image";
+}
+
+/// Move a Lambda alias to the new version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ShiftLambdaAlias {
+    /// Function name.
+    pub function: String,
+    /// Alias.
+    pub alias: String,
+    /// How.
+    pub rollout: LambdaRollout,
+}
+
+impl ActionInput for ShiftLambdaAlias {
+    const TYPE: &'static str = "shift-lambda-alias";
+}
+
+/// Adds the rollout of `image` (nothing for `none`).
+pub fn image_steps(image: &ImageSpec, chain: &mut Chain<'_>) {
+    if image.rollout == ImageRollout::None {
+        return;
+    }
+    let description = format!(
+        "roll out {} ({})",
+        chain.artifact(),
+        image.rollout.strategy()
+    );
+    chain.then(
+        description,
+        Action::new(&RolloutImage {
+            repository: image.repository.clone(),
+            rollout: image.rollout.clone(),
+        }),
+        image_touches(&image.rollout),
+    );
+}
+
+/// Adds the alias shift of `lambda`.
+pub fn lambda_steps(lambda: &LambdaSpec, chain: &mut Chain<'_>) {
+    chain.then(
+        format!(
+            "move alias {} of {} ({})",
+            lambda.alias, lambda.function, lambda.rollout.strategy
+        ),
+        Action::new(&ShiftLambdaAlias {
+            function: lambda.function.clone(),
+            alias: lambda.alias.clone(),
+            rollout: lambda.rollout.clone(),
+        }),
+        vec![AwsObject {
+            kind: "lambda-alias".into(),
+            id: format!("{}:{}", lambda.function, lambda.alias),
+        }],
+    );
+}
+
+fn image_touches(rollout: &ImageRollout) -> Vec<AwsObject> {
+    let obj = |kind: &str, id: String| AwsObject {
+        kind: kind.into(),
+        id,
+    };
+    match rollout {
+        ImageRollout::EcsRolling(s) => vec![
+            obj("task-definition", format!("{}:*", s.service)),
+            obj("ecs-service", format!("{}/{}", s.cluster, s.service)),
+        ],
+        ImageRollout::CodedeployBlueGreen {
+            service,
+            application,
+            deployment_group,
+        } => vec![
+            obj("task-definition", format!("{}:*", service.service)),
+            obj(
+                "codedeploy-deployment",
+                format!("{application}/{deployment_group}"),
+            ),
+        ],
+        ImageRollout::TaskDefinitions { families, .. } => families
+            .iter()
+            .map(|f| obj("task-definition", format!("{f}:*")))
+            .collect(),
+        ImageRollout::None => vec![],
+    }
+}
