@@ -13,6 +13,8 @@ mod outputs;
 mod record;
 mod run;
 mod step;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::sync::Arc;

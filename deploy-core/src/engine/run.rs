@@ -170,6 +170,10 @@ impl Engine {
                 }
                 Err(failure) => {
                     schedule.status[i] = Some(StepStatus::Failed);
+                    if let Failure::Abandoned = failure {
+                        let what = "stopped before it finished; what it changed is unknown";
+                        left_changed(cx.plan, i, state, what);
+                    }
                     self.reporter.report(&Event::StepFailed {
                         step: step.id.clone(),
                         error: failure_text(&failure),
