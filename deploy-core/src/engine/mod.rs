@@ -153,14 +153,19 @@ impl Classify for EngineError {
             EngineError::StepFailed {
                 rollback: Rollback::Complete,
                 ..
-            } => ErrorClass::RolledBack,
-            EngineError::StepFailed { source, .. } | EngineError::Preflight { source, .. } => {
-                source.class()
             }
-            EngineError::Cancelled {
+            | EngineError::Cancelled {
                 rollback: Rollback::Complete,
                 ..
             } => ErrorClass::RolledBack,
+            // Something stays changed: whatever stopped the run, people must look.
+            EngineError::StepFailed {
+                rollback: Rollback::Incomplete { .. },
+                ..
+            } => ErrorClass::Failure,
+            EngineError::StepFailed { source, .. } | EngineError::Preflight { source, .. } => {
+                source.class()
+            }
             EngineError::Format { .. }
             | EngineError::WrongTarget { .. }
             | EngineError::InvalidStep { .. }
@@ -318,8 +323,13 @@ impl EngineOptions {
     }
 }
 
+/// Called before every step, the engine's own included: a policy that refuses a step (or a
+/// test that injects a fault) returns an error, and the step fails with it without running.
+pub type Intercept = Arc<dyn Fn(&crate::plan::Step) -> Result<(), StepError> + Send + Sync>;
+
 /// Applies plans for one environment.
 pub struct Engine {
+    intercepts: Vec<Intercept>,
     clients: AwsClients,
     sources: HashMap<String, AwsClients>,
     ledger: Ledger,
@@ -346,6 +356,7 @@ impl Engine {
     pub fn new(clients: AwsClients, reporter: Arc<dyn Reporter>, options: EngineOptions) -> Engine {
         let ledger = Ledger::new(clients.s3.clone(), &clients.target);
         Engine {
+            intercepts: Vec::new(),
             clients,
             sources: HashMap::new(),
             ledger,
@@ -362,6 +373,11 @@ impl Engine {
         if !core::is_core(action) {
             self.handlers.insert(action.to_owned(), handler);
         }
+    }
+
+    /// Adds `hook`, called before every step ([`Intercept`]).
+    pub fn intercept(&mut self, hook: Intercept) {
+        self.intercepts.push(hook);
     }
 
     /// Adds the clients of another environment a plan reads from: the source of a promotion.

@@ -233,6 +233,9 @@ impl Engine {
         if let Some(lock) = state.lock.lock().await.as_ref() {
             lock.check().map_err(|e| Failure::Step(e.into()))?;
         }
+        for hook in &self.intercepts {
+            hook(step).map_err(Failure::Step)?;
+        }
         if super::core::is_core(step.action.name()) {
             return self.run_core(step, cx, state).await;
         }

@@ -189,7 +189,10 @@ async fn a_failure_undoes_what_completed_newest_first() {
         .map(String::as_str)
         .collect();
     assert_eq!(undos.len(), 3, "{log:?}");
-    assert_eq!(undos[2], "undo x.probe", "the first step is undone last: {log:?}");
+    assert_eq!(
+        undos[2], "undo x.probe",
+        "the first step is undone last: {log:?}"
+    );
     assert_eq!(failure.error.rollback(), Some(&Rollback::Complete));
     assert_eq!(failure.class(), ErrorClass::RolledBack);
     let status = statuses(&failure.report);
@@ -202,7 +205,10 @@ async fn a_failing_sibling_stops_the_running_one_and_skips_the_rest() {
     let (result, log) = run(&[("x.probe-2", Act::WaitForCancel), ("y.probe", Act::Fail)]).await;
     let failure = result.expect_err("c fails");
     assert!(log.contains(&"stopped x.probe-2".to_owned()), "{log:?}");
-    assert!(!log.contains(&"run y.probe-2".to_owned()), "d never starts: {log:?}");
+    assert!(
+        !log.contains(&"run y.probe-2".to_owned()),
+        "d never starts: {log:?}"
+    );
     assert_eq!(log.last().map(String::as_str), Some("undo x.probe"));
     let status = statuses(&failure.report);
     assert_eq!(status[3].1, StepStatus::Skipped);
@@ -307,7 +313,11 @@ async fn a_step_that_ignores_the_cancel_is_abandoned_after_the_grace() {
     let Some(Rollback::Incomplete { left }) = failure.error.rollback() else {
         panic!("expected an incomplete rollback: {}", failure.error);
     };
-    assert!(left.iter().any(|l| l.contains("stopped before it finished")), "{left:?}");
+    assert!(
+        left.iter()
+            .any(|l| l.contains("stopped before it finished")),
+        "{left:?}"
+    );
 }
 
 #[tokio::test]
@@ -362,7 +372,10 @@ fn check_refuses_unknown_actions_bad_needs_and_keeps_core_actions() {
     ));
     let mut plan = diamond();
     plan.steps[1].needs = vec!["y.probe-2".into()];
-    assert!(matches!(engine.check(&plan), Err(EngineError::BadNeed { .. })));
+    assert!(matches!(
+        engine.check(&plan),
+        Err(EngineError::BadNeed { .. })
+    ));
     engine.register("acquire-lock", Arc::new(Probe::default()));
     assert!(!format!("{engine:?}").contains("acquire-lock"));
 }
