@@ -1,6 +1,8 @@
 //! What gets deployed: the three artifact kinds and their resolved, per-environment specs.
 
+pub mod dags;
 pub mod image;
+pub mod lambda;
 
 use std::collections::BTreeMap;
 use std::fmt;

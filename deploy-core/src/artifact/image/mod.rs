@@ -1,6 +1,7 @@
 //! Image sources: where the bytes of a container image are read from before they are pushed.
 
 pub mod archive;
+pub(crate) mod config;
 pub mod layout;
 pub mod publish;
 pub mod scan;
@@ -170,7 +171,9 @@ fn collect(
 ) -> Result<(), SourceError> {
     let bytes = store.read(descriptor)?;
     let bad = |what: &'static str, err: serde_json::Error| SourceError::BadJson {
-        path: PathBuf::from(descriptor.digest.to_string()),
+        path: store
+            .locate(&descriptor.digest)
+            .map_or_else(|_| PathBuf::from(descriptor.digest.to_string()), |l| l.path),
         what,
         detail: err.to_string(),
     };

@@ -1,0 +1,3 @@
+//! Airflow DAG folders synced to an S3 bucket ([`super::DagsSpec`]).
+
+pub(crate) mod config;

@@ -1,0 +1,3 @@
+//! Lambda functions deployed from a zip behind an alias ([`super::LambdaSpec`]).
+
+pub(crate) mod config;
