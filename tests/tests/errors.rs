@@ -79,7 +79,11 @@ fn unknown_profile_is_named_before_any_aws_call() {
         "{stderr}"
     );
     assert!(stderr.contains("aws configure --profile"), "{stderr}");
-    assert_eq!(endpoint.hits(), 0, "no AWS request before the profile check");
+    assert_eq!(
+        endpoint.hits(),
+        0,
+        "no AWS request before the profile check"
+    );
 }
 
 #[test]
