@@ -27,16 +27,18 @@ impl ArtifactKind {
         }
     }
 
-    /// The kind `strategy` rolls out.
+    /// The kind `strategy` rolls out (a new strategy must say which, or this does not compile).
     pub fn of_strategy(strategy: Strategy) -> ArtifactKind {
-        [
-            ArtifactKind::Image,
-            ArtifactKind::Dags,
-            ArtifactKind::Lambda,
-        ]
-        .into_iter()
-        .find(|kind| kind.strategies().contains(&strategy))
-        .unwrap_or(ArtifactKind::Image)
+        match strategy {
+            Strategy::EcsRolling
+            | Strategy::CodedeployBlueGreen
+            | Strategy::TaskDefinitions
+            | Strategy::None => ArtifactKind::Image,
+            Strategy::S3Sync => ArtifactKind::Dags,
+            Strategy::LambdaAllAtOnce | Strategy::LambdaCanary | Strategy::LambdaLinear => {
+                ArtifactKind::Lambda
+            }
+        }
     }
 
     /// The keys an artifact of this kind takes, for messages.
@@ -135,6 +137,31 @@ impl ArtifactContext<'_, '_, '_> {
     pub(crate) fn check_bucket(&mut self, bucket: &str, rel: &[&str]) {
         if let Some(problem) = super::checks::bucket_problem(bucket) {
             self.error(rel, problem.message, Some(problem.help));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind module's list agrees with the exhaustive mapping, and together they list all
+    /// eight strategies once.
+    #[test]
+    fn every_strategy_belongs_to_exactly_one_kind() {
+        let kinds = [
+            ArtifactKind::Image,
+            ArtifactKind::Dags,
+            ArtifactKind::Lambda,
+        ];
+        let all: Vec<Strategy> = kinds.iter().flat_map(|k| k.strategies()).copied().collect();
+        assert_eq!(all.len(), 8);
+        for strategy in all {
+            let owners: Vec<ArtifactKind> = kinds
+                .into_iter()
+                .filter(|k| k.strategies().contains(&strategy))
+                .collect();
+            assert_eq!(owners, [ArtifactKind::of_strategy(strategy)], "{strategy}");
         }
     }
 }

@@ -343,6 +343,29 @@ mod tests {
     }
 
     #[test]
+    fn blobs_that_are_not_regular_files_and_oversized_manifests_are_refused() {
+        let b = Builder::new("irregular");
+        let image = b.image(b"layer");
+        b.index(vec![(image.clone(), Some("v1"))]);
+        let layout = OciLayout::open(&b.dir).expect("open");
+        let layer = layout.image(Some("v1")).expect("image").blobs[1].clone();
+        let path = layout.blob_path(&layer.digest);
+        std::fs::remove_file(&path).expect("remove layer");
+        std::fs::create_dir(&path).expect("directory in its place");
+        let err = layout.image(Some("v1")).expect_err("directory blob");
+        assert!(err.to_string().contains("is not a regular file"), "{err}");
+
+        let mut huge = image;
+        huge.size = 5 * 1024 * 1024;
+        b.index(vec![(huge, Some("v1"))]);
+        let err = OciLayout::open(&b.dir)
+            .expect("open")
+            .image(Some("v1"))
+            .expect_err("oversized manifest");
+        assert!(err.to_string().contains("at most 4 MiB"), "{err}");
+    }
+
+    #[test]
     fn non_layouts_are_rejected() {
         let dir = std::env::temp_dir().join(format!("deploy-not-layout-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("mkdir");

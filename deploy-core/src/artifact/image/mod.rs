@@ -149,6 +149,9 @@ pub trait BlobStore: Send + Sync {
     }
 }
 
+/// The largest manifest or index read from a local source (what registries accept).
+const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Everything `root` consists of, every manifest read and verified, every blob located.
 pub(crate) fn walk(
     store: &dyn BlobStore,
@@ -169,6 +172,14 @@ fn collect(
     descriptor: &Descriptor,
     contents: &mut ImageContents,
 ) -> Result<(), SourceError> {
+    // Registries refuse larger manifests; reading one whole would cost its full size in memory.
+    if descriptor.size > MAX_MANIFEST_BYTES {
+        return Err(SourceError::Corrupt {
+            path: PathBuf::from(descriptor.digest.to_string()),
+            expected: "a manifest of at most 4 MiB".into(),
+            actual: format!("a descriptor of {} bytes", descriptor.size),
+        });
+    }
     let bytes = store.read(descriptor)?;
     let bad = |what: &'static str, err: serde_json::Error| SourceError::BadJson {
         path: store
