@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use deploy_core::config::limits;
 
 /// AWS-native deploys: publish images, DAGs and Lambda functions per environment, roll them out
 /// safely, and keep a ledger of every release.
@@ -74,7 +75,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 pub struct AwsArgs {
     /// Upper bound for the whole command, e.g. `10m` (default: `settings.timeout`, 30m).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = parse_timeout)]
     pub timeout: Option<std::time::Duration>,
 }
 
@@ -104,7 +105,7 @@ pub struct ChangeArgs {
     #[arg(long)]
     pub approve: bool,
     /// Wait up to this long for another deploy's lock instead of failing with exit code 4.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse_wait_lock)]
     pub wait_lock: Option<std::time::Duration>,
 }
 
@@ -183,36 +184,14 @@ pub enum LockAction {
     Release,
 }
 
-fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
-    humantime_like(text)
-        .ok_or_else(|| format!("`{text}` is not a duration; write e.g. 30s, 5m, 1h30m"))
+/// `--timeout`: within the bounds of `settings.timeout`.
+fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
+    limits::parse_duration(text, limits::COMMAND_TIMEOUT)
 }
 
-/// Parses `<n><unit>` sequences (ms, s, m, h) without pulling a duration crate into the CLI.
-fn humantime_like(text: &str) -> Option<std::time::Duration> {
-    let mut total = std::time::Duration::ZERO;
-    let mut rest = text.trim();
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit())?;
-        let value: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        total += match unit {
-            "ms" => std::time::Duration::from_millis(value),
-            "s" => std::time::Duration::from_secs(value),
-            "m" => std::time::Duration::from_secs(value * 60),
-            "h" => std::time::Duration::from_secs(value * 3600),
-            _ => return None,
-        };
-    }
-    Some(total)
+/// `--wait-lock`: from 0 (do not wait) to a day.
+fn parse_wait_lock(text: &str) -> Result<std::time::Duration, String> {
+    limits::parse_duration(text, limits::WAIT_LOCK)
 }
 
 #[cfg(test)]
@@ -220,17 +199,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_parse() {
+    fn durations_parse_within_their_bounds() {
         assert_eq!(
-            humantime_like("1h30m"),
-            Some(std::time::Duration::from_secs(5400))
+            parse_timeout("1h30m"),
+            Ok(std::time::Duration::from_secs(5400))
         );
         assert_eq!(
-            humantime_like("250ms"),
-            Some(std::time::Duration::from_millis(250))
+            parse_wait_lock("250ms"),
+            Ok(std::time::Duration::from_millis(250))
         );
-        assert_eq!(humantime_like("5 minutes"), None);
-        assert_eq!(humantime_like("10"), None);
+        assert_eq!(parse_wait_lock("0s"), Ok(std::time::Duration::ZERO));
+        assert!(parse_timeout("0s").is_err());
+        assert!(parse_timeout("25h").is_err());
+        assert!(parse_timeout("10").is_err());
+        assert!(parse_timeout("99999999999999999h").is_err());
     }
 
     #[test]

@@ -47,6 +47,8 @@ impl Classify for ConfigError {
     fn class(&self) -> ErrorClass {
         match self {
             ConfigError::Read { .. }
+            | ConfigError::NotAFile { .. }
+            | ConfigError::TooLarge { .. }
             | ConfigError::Invalid { .. }
             | ConfigError::UnknownEnvironment { .. }
             | ConfigError::UnknownArtifact { .. } => ErrorClass::Usage,

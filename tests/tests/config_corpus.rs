@@ -123,3 +123,148 @@ fn json_errors_list_each_problem_with_its_location() {
         assert!(d["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
 }
+
+/// Runs `deploy --config <config> validate` with AWS pointed at `endpoint` and the shared AWS
+/// files at `aws_config`; kills it if it runs longer than 20 s (a FIFO read would never end).
+fn validate(
+    config: &std::path::Path,
+    endpoint: &RecordingEndpoint,
+    aws_config: Option<&std::path::Path>,
+) -> std::process::Output {
+    let mut cmd = Command::new(deploy_bin());
+    isolate_aws_env(&mut cmd);
+    if let Some(file) = aws_config {
+        cmd.env("AWS_CONFIG_FILE", file);
+    }
+    let mut child = cmd
+        .env("AWS_ENDPOINT_URL", &endpoint.url)
+        .arg("--config")
+        .arg(config)
+        .arg("validate")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run deploy");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("poll").is_none() {
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("validate of {} hangs", config.display());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
+}
+
+/// A copy of the example image layout in a scratch directory, with a config publishing it;
+/// returns the config and the path of the image's first layer blob.
+fn layout_project(name: &str) -> (PathBuf, PathBuf) {
+    let dir = deploy_tests::scratch_dir(name);
+    let layout = dir.join("layout");
+    deploy_tests::copy_dir(
+        &workspace_root().join("examples/planwise/build/api"),
+        &layout,
+    );
+    let json = |path: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).expect("read")).expect("json")
+    };
+    let blob = |digest: &serde_json::Value| {
+        let hex = digest
+            .as_str()
+            .and_then(|d| d.strip_prefix("sha256:"))
+            .expect("digest");
+        layout.join("blobs/sha256").join(hex)
+    };
+    let index = json(layout.join("index.json"));
+    let manifest = json(blob(&index["manifests"][0]["digest"]));
+    let layer = blob(&manifest["layers"][0]["digest"]);
+    let config = dir.join("deploy.toml");
+    std::fs::write(
+        &config,
+        "project = \"t\"\n[environments.dev]\nregion = \"eu-west-1\"\naccount = \"123456789012\"\nstate_bucket = \"t-state-dev\"\n[artifacts.api]\nkind = \"image\"\nrepository = \"t/api\"\nsource = \"oci:./layout:latest\"\n",
+    )
+    .expect("write config");
+    (config, layer)
+}
+
+fn mkfifo(path: &std::path::Path) {
+    let _ = std::fs::remove_file(path);
+    let made = Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(made.success());
+}
+
+#[test]
+fn unreadable_layout_files_are_refused_with_their_path_without_hanging() {
+    let endpoint = RecordingEndpoint::start();
+    let (config, _) = layout_project("corpus-ok-layout");
+    let out = validate(&config, &endpoint, None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let (config, layer) = layout_project("corpus-fifo-blob");
+    mkfifo(&layer);
+    let out = validate(&config, &endpoint, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("blob {} is not a regular file", layer.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("deploy.toml:9:10:"), "{stderr}");
+
+    let (config, layer) = layout_project("corpus-loop-blob");
+    std::fs::remove_file(&layer).expect("remove layer");
+    std::os::unix::fs::symlink(&layer, &layer).expect("symlink loop");
+    let out = validate(&config, &endpoint, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!("cannot read {}", layer.display())),
+        "{stderr}"
+    );
+
+    let (config, _) = layout_project("corpus-fifo-index");
+    mkfifo(&config.with_file_name("layout").join("index.json"));
+    let out = validate(&config, &endpoint, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("index.json: not a regular file"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(endpoint.hits(), 0, "validate sent requests to AWS");
+}
+
+#[test]
+fn a_profile_defined_in_the_shared_config_file_is_accepted() {
+    let endpoint = RecordingEndpoint::start();
+    let dir = deploy_tests::scratch_dir("corpus-profile");
+    let aws_config = dir.join("aws-config");
+    std::fs::write(&aws_config, "[profile t-dev]\nregion = eu-west-1\n").expect("write");
+    let config = dir.join("deploy.toml");
+    std::fs::write(
+        &config,
+        "project = \"t\"\n[environments.dev]\nregion = \"eu-west-1\"\naccount = \"123456789012\"\nstate_bucket = \"t-state-dev\"\nprofile = \"{project}-{env}\"\n",
+    )
+    .expect("write config");
+    let out = validate(&config, &endpoint, Some(&aws_config));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = validate(&config, &endpoint, None);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("deploy.toml:6:11: AWS profile `t-dev` is not defined"),
+        "{stderr}"
+    );
+    assert_eq!(endpoint.hits(), 0);
+}

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use deploy_tests::{deploy, deploy_bin, free_port, isolate_aws_env, moto, scratch_dir};
+use deploy_tests::{
+    RecordingEndpoint, deploy, deploy_bin, free_port, isolate_aws_env, moto, scratch_dir,
+};
 
 fn config(account: &str, extra: &str) -> PathBuf {
     let dir = scratch_dir("errors");
@@ -61,17 +63,27 @@ fn missing_credentials_say_what_to_set() {
 }
 
 #[test]
-fn unknown_profile_is_named() {
+fn unknown_profile_is_named_before_any_aws_call() {
+    let endpoint = RecordingEndpoint::start();
     let mut cmd = Command::new(deploy_bin());
     isolate_aws_env(&mut cmd);
-    cmd.env("AWS_ENDPOINT_URL", &moto().url);
+    cmd.env("AWS_ENDPOINT_URL", &endpoint.url);
     let (code, stderr) = run(
         cmd,
         &config("123456789012", "profile = \"no-such-profile\""),
     );
-    assert_eq!(code, Some(1));
-    assert_one_line(&stderr);
-    assert!(stderr.contains("profile `no-such-profile`"), "{stderr}");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.contains("deploy.toml:6:11: AWS profile `no-such-profile` is not defined"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("aws configure --profile"), "{stderr}");
+    assert_eq!(
+        endpoint.hits(),
+        0,
+        "no AWS request before the profile check"
+    );
 }
 
 #[test]

@@ -17,10 +17,18 @@
 //! assert_eq!(dev.target.state_bucket, "planwise-deploy-state-dev");
 //! ```
 
+pub(crate) mod checks;
+mod diagnose;
+mod environment;
+pub(crate) mod kind;
+pub mod limits;
 mod placeholder;
-mod raw;
+mod profiles;
+pub(crate) mod raw;
 mod resolve;
+mod settings;
 mod source_map;
+pub(crate) mod sources;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -169,6 +177,27 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The path is not a regular file (a directory, FIFO, device...).
+    #[error("{} is {what}, not a configuration file; pass the path of a deploy.toml", path.display())]
+    NotAFile {
+        /// The path given.
+        path: PathBuf,
+        /// What it is instead (`a directory`, `a FIFO`, `a device`...).
+        what: &'static str,
+    },
+    /// The file is larger than any configuration should be; it was not read.
+    #[error(
+        "{} is {size} bytes; a configuration may be at most {limit} bytes (4 MiB)",
+        path.display()
+    )]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size, or a lower bound of it when it grew while being read.
+        size: u64,
+        /// The limit, [`limits::MAX_CONFIG_BYTES`].
+        limit: u64,
+    },
     /// The file is not a valid configuration; every problem found is listed.
     #[error("{}", render(diagnostics))]
     Invalid {
@@ -207,12 +236,10 @@ fn known_list(what: &str, known: &[String]) -> String {
 }
 
 impl Config {
-    /// Reads and resolves a configuration file.
+    /// Reads and resolves a configuration file. Anything but a regular file of at most
+    /// [`limits::MAX_CONFIG_BYTES`] is refused before its content is read.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text = read_config(path)?;
         Config::from_toml(&text, path)
     }
 
@@ -241,20 +268,107 @@ impl Config {
         in_order(&self.environments, &self.environment_order)
     }
 
-    /// Looks up an environment by name.
+    /// Looks up an environment by name, and checks that the AWS profile it names (if any) is
+    /// defined in the shared AWS files (a local read, no AWS call): every command that acts on
+    /// an environment finds a missing profile before it makes a plan.
     pub fn environment(&self, name: &str) -> Result<&Environment, ConfigError> {
-        self.environments
+        let env = self
+            .environments
             .get(name)
             .ok_or_else(|| ConfigError::UnknownEnvironment {
                 name: name.to_owned(),
                 known: self.environments.keys().cloned().collect(),
-            })
+            })?;
+        let diagnostics = self.profile_problems(std::iter::once(env));
+        if diagnostics.is_empty() {
+            Ok(env)
+        } else {
+            Err(ConfigError::Invalid { diagnostics })
+        }
     }
 
     /// Checks that every local source (image layouts and archives, DAG folders, Lambda
-    /// sources) exists and has the expected shape. Reads only the local disk.
+    /// sources) exists and reads as `publish` would read it, and that every AWS profile named
+    /// is defined in the shared AWS files. Reads only the local disk.
     pub fn check_sources(&self) -> Vec<Diagnostic> {
-        resolve::check_sources(self)
+        let mut diagnostics = self.profile_problems(self.environments_in_order().into_iter());
+        diagnostics.extend(sources::check_sources(self));
+        diagnostics
+    }
+
+    fn profile_problems<'a>(&self, envs: impl Iterator<Item = &'a Environment>) -> Vec<Diagnostic> {
+        envs.filter_map(|env| {
+            let profile = env.target.profile.as_deref()?;
+            let problem = profiles::profile_problem(profile)?;
+            Some(Diagnostic {
+                location: self.source_map.value(&source_map::path([
+                    "environments",
+                    env.name.as_str(),
+                    "profile",
+                ])),
+                message: problem.message,
+                help: Some(problem.help),
+            })
+        })
+        .collect()
+    }
+}
+
+/// The text of the configuration file at `path`: a regular file of at most
+/// [`limits::MAX_CONFIG_BYTES`], checked before reading (`/dev/zero` or a FIFO would never end).
+fn read_config(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let read_error = |source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    };
+    let meta = std::fs::metadata(path).map_err(read_error)?;
+    if !meta.is_file() {
+        return Err(ConfigError::NotAFile {
+            path: path.to_path_buf(),
+            what: file_kind(&meta.file_type()),
+        });
+    }
+    let too_large = |size| ConfigError::TooLarge {
+        path: path.to_path_buf(),
+        size,
+        limit: limits::MAX_CONFIG_BYTES,
+    };
+    if meta.len() > limits::MAX_CONFIG_BYTES {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(limits::MAX_CONFIG_BYTES + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(read_error)?;
+    if bytes.len() as u64 > limits::MAX_CONFIG_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes)
+        .map_err(|err| read_error(std::io::Error::new(std::io::ErrorKind::InvalidData, err)))
+}
+
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
     }
 }
 

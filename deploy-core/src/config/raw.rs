@@ -70,7 +70,8 @@ pub(crate) struct RawSettings {
 }
 
 /// One artifact after the environment's overrides were merged in and placeholders expanded.
-/// Keys of every kind are accepted here; [`super::resolve`] rejects those that do not apply.
+/// Keys of every kind are accepted here; each kind's resolver (`artifact::<kind>::config`) rejects
+/// those that do not apply.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawArtifact {

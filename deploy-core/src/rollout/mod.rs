@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::ArtifactKind;
+pub(crate) mod config;
 
 /// Every rollout strategy of every kind, as written in `deploy.toml`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,41 +45,7 @@ impl Strategy {
             Strategy::LambdaLinear => "lambda-linear",
         }
     }
-
-    /// The artifact kind this strategy rolls out.
-    pub fn kind(self) -> ArtifactKind {
-        match self {
-            Strategy::EcsRolling
-            | Strategy::CodedeployBlueGreen
-            | Strategy::TaskDefinitions
-            | Strategy::None => ArtifactKind::Image,
-            Strategy::S3Sync => ArtifactKind::Dags,
-            Strategy::LambdaAllAtOnce | Strategy::LambdaCanary | Strategy::LambdaLinear => {
-                ArtifactKind::Lambda
-            }
-        }
-    }
-
-    /// The strategies that apply to `kind`.
-    pub fn for_kind(kind: ArtifactKind) -> Vec<Strategy> {
-        ALL_STRATEGIES
-            .iter()
-            .copied()
-            .filter(|s| s.kind() == kind)
-            .collect()
-    }
 }
-
-const ALL_STRATEGIES: [Strategy; 8] = [
-    Strategy::EcsRolling,
-    Strategy::CodedeployBlueGreen,
-    Strategy::TaskDefinitions,
-    Strategy::None,
-    Strategy::S3Sync,
-    Strategy::LambdaAllAtOnce,
-    Strategy::LambdaCanary,
-    Strategy::LambdaLinear,
-];
 
 impl fmt::Display for Strategy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

@@ -1,3 +1,4 @@
-//! Airflow DAG folders synced to the environment's DAG bucket.
+//! Airflow DAG folders synced to the environment's DAG bucket ([`super::DagsSpec`]).
 
+pub(crate) mod config;
 pub mod plan;

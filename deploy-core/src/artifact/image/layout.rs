@@ -30,12 +30,12 @@ impl OciLayout {
                 detail: "oci-layout is missing".into(),
             });
         }
-        let text = std::fs::read_to_string(&marker).map_err(|err| SourceError::NotALayout {
+        let text = read(&marker).map_err(|err| SourceError::NotALayout {
             dir: dir.to_path_buf(),
             detail: format!("cannot read oci-layout ({err})"),
         })?;
         let version: serde_json::Value =
-            serde_json::from_str(&text).map_err(|err| bad_json(&marker, "oci-layout", &err))?;
+            serde_json::from_slice(&text).map_err(|err| bad_json(&marker, "oci-layout", &err))?;
         if version["imageLayoutVersion"]
             .as_str()
             .is_none_or(|v| !v.starts_with("1."))
@@ -134,21 +134,49 @@ impl OciLayout {
 impl BlobStore for OciLayout {
     fn locate(&self, digest: &Digest) -> Result<BlobLocation, SourceError> {
         let path = self.blob_path(digest);
-        if !path.is_file() {
-            return Err(SourceError::MissingBlob {
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_file() => Ok(BlobLocation { path, offset: 0 }),
+            Ok(_) => Err(SourceError::NotALayout {
                 dir: self.dir.clone(),
-                digest: digest.clone(),
-            });
+                detail: format!(
+                    "blob {} is not a regular file (a directory, FIFO or device)",
+                    path.display()
+                ),
+            }),
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                Err(SourceError::MissingBlob {
+                    dir: self.dir.clone(),
+                    digest: digest.clone(),
+                })
+            }
+            Err(source) => Err(SourceError::Io { path, source }),
         }
-        Ok(BlobLocation { path, offset: 0 })
     }
 }
 
+/// The largest `index.json` read (registries cap manifests at 4 MiB, too).
+const MAX_INDEX_BYTES: u64 = 4 * 1024 * 1024;
+
+/// A small metadata file, read whole once it is known to be a regular file of sensible size (a
+/// FIFO in its place would block the read forever).
 fn read(path: &Path) -> Result<Vec<u8>, SourceError> {
-    std::fs::read(path).map_err(|source| SourceError::Io {
+    use std::io::Read;
+    let io = |source| SourceError::Io {
         path: path.to_path_buf(),
         source,
-    })
+    };
+    let meta = std::fs::metadata(path).map_err(io)?;
+    if !meta.is_file() || meta.len() > MAX_INDEX_BYTES {
+        return Err(io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "not a regular file of at most 4 MiB",
+        )));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| file.take(MAX_INDEX_BYTES).read_to_end(&mut bytes))
+        .map_err(io)?;
+    Ok(bytes)
 }
 
 fn bad_json(path: &Path, what: &'static str, err: &serde_json::Error) -> SourceError {
@@ -312,6 +340,29 @@ mod tests {
             layout.image(Some("v1")),
             Err(SourceError::MissingBlob { .. })
         ));
+    }
+
+    #[test]
+    fn blobs_that_are_not_regular_files_and_oversized_manifests_are_refused() {
+        let b = Builder::new("irregular");
+        let image = b.image(b"layer");
+        b.index(vec![(image.clone(), Some("v1"))]);
+        let layout = OciLayout::open(&b.dir).expect("open");
+        let layer = layout.image(Some("v1")).expect("image").blobs[1].clone();
+        let path = layout.blob_path(&layer.digest);
+        std::fs::remove_file(&path).expect("remove layer");
+        std::fs::create_dir(&path).expect("directory in its place");
+        let err = layout.image(Some("v1")).expect_err("directory blob");
+        assert!(err.to_string().contains("is not a regular file"), "{err}");
+
+        let mut huge = image;
+        huge.size = 5 * 1024 * 1024;
+        b.index(vec![(huge, Some("v1"))]);
+        let err = OciLayout::open(&b.dir)
+            .expect("open")
+            .image(Some("v1"))
+            .expect_err("oversized manifest");
+        assert!(err.to_string().contains("at most 4 MiB"), "{err}");
     }
 
     #[test]

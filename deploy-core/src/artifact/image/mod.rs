@@ -2,6 +2,7 @@
 
 pub mod actions;
 pub mod archive;
+pub(crate) mod config;
 pub mod layout;
 pub mod plan;
 pub mod publish;
@@ -151,6 +152,9 @@ pub trait BlobStore: Send + Sync {
     }
 }
 
+/// The largest manifest or index read from a local source (what registries accept).
+const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+
 /// Everything `root` consists of, every manifest read and verified, every blob located.
 pub(crate) fn walk(
     store: &dyn BlobStore,
@@ -171,9 +175,19 @@ fn collect(
     descriptor: &Descriptor,
     contents: &mut ImageContents,
 ) -> Result<(), SourceError> {
+    // Registries refuse larger manifests; reading one whole would cost its full size in memory.
+    if descriptor.size > MAX_MANIFEST_BYTES {
+        return Err(SourceError::Corrupt {
+            path: PathBuf::from(descriptor.digest.to_string()),
+            expected: "a manifest of at most 4 MiB".into(),
+            actual: format!("a descriptor of {} bytes", descriptor.size),
+        });
+    }
     let bytes = store.read(descriptor)?;
     let bad = |what: &'static str, err: serde_json::Error| SourceError::BadJson {
-        path: PathBuf::from(descriptor.digest.to_string()),
+        path: store
+            .locate(&descriptor.digest)
+            .map_or_else(|_| PathBuf::from(descriptor.digest.to_string()), |l| l.path),
         what,
         detail: err.to_string(),
     };

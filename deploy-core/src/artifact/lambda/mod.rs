@@ -1,3 +1,5 @@
-//! Lambda functions: zips uploaded, versions published, aliases moved.
+//! Lambda functions: zips uploaded, versions published, aliases moved behind an alias
+//! ([`super::LambdaSpec`]).
 
+pub(crate) mod config;
 pub mod plan;

@@ -1,0 +1,103 @@
+//! `kind = "lambda"` in `deploy.toml`: the function, its alias, the zip's bucket and the
+//! traffic-shifting rollout.
+
+use std::path::{Path, PathBuf};
+
+use crate::artifact::{ArtifactKind, LambdaSpec};
+use crate::config::kind::ArtifactContext;
+use crate::config::raw::{RawArtifact, RawRollout};
+use crate::rollout::{LambdaRollout, Strategy};
+
+/// The strategies of Lambda artifacts.
+pub(crate) const STRATEGIES: &[Strategy] = &[
+    Strategy::LambdaAllAtOnce,
+    Strategy::LambdaCanary,
+    Strategy::LambdaLinear,
+];
+
+/// The keys a Lambda artifact takes.
+pub(crate) const KEYS: &str = "source, function, alias, artifact_bucket, env, rollout";
+
+/// Resolves a Lambda artifact (overrides merged, placeholders expanded).
+pub(crate) fn resolve(
+    ctx: &mut ArtifactContext<'_, '_, '_>,
+    raw: RawArtifact,
+) -> Option<LambdaSpec> {
+    ctx.reject(
+        ArtifactKind::Lambda,
+        &[
+            ("secrets", raw.secrets.is_some()),
+            ("repository", raw.repository.is_some()),
+            ("scan", raw.scan.is_some()),
+            ("scan_on_publish", raw.scan_on_publish.is_some()),
+            ("create_repository", raw.create_repository.is_some()),
+            ("bucket", raw.bucket.is_some()),
+            ("prefix", raw.prefix.is_some()),
+        ],
+        &[],
+    );
+    let function = ctx.require(raw.function.as_ref(), &["function"]);
+    let alias = match &raw.alias {
+        Some(alias) => ctx.require(Some(alias), &["alias"]),
+        None => "live".into(),
+    };
+    if let Some(bucket) = &raw.artifact_bucket {
+        ctx.check_bucket(bucket, &["artifact_bucket"]);
+    }
+    let rollout = match &raw.rollout {
+        None => crate::rollout::config::lambda_default(),
+        Some(rollout) => self::rollout(ctx, rollout)?,
+    };
+    Some(LambdaSpec {
+        source: raw.source.map(PathBuf::from),
+        function,
+        alias,
+        artifact_bucket: raw.artifact_bucket,
+        env: raw.env.unwrap_or_default(),
+        rollout,
+    })
+}
+
+fn rollout(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawRollout) -> Option<LambdaRollout> {
+    if !ctx.check_strategy(ArtifactKind::Lambda, raw.strategy) {
+        return None;
+    }
+    ctx.reject(
+        ArtifactKind::Lambda,
+        &[
+            ("cluster", raw.cluster.is_some()),
+            ("service", raw.service.is_some()),
+            ("container", raw.container.is_some()),
+            ("families", raw.families.is_some()),
+            ("application", raw.application.is_some()),
+            ("deployment_group", raw.deployment_group.is_some()),
+            ("pre_deploy", raw.pre_deploy.is_some()),
+            ("keep_revisions", raw.keep_revisions.is_some()),
+        ],
+        &["rollout"],
+    );
+    crate::rollout::config::lambda(ctx, raw)
+}
+
+/// Why the Lambda source cannot be zipped or uploaded, if it cannot: a directory, or a `.zip`
+/// regular file.
+pub(crate) fn check_source(base: &Path, lambda: &LambdaSpec) -> Option<String> {
+    let p = crate::config::sources::absolute(base, lambda.source.as_ref()?);
+    let is_zip = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    match std::fs::metadata(&p) {
+        Ok(meta) if meta.is_dir() => None,
+        Ok(meta) if meta.is_file() && is_zip => None,
+        Ok(meta) if meta.is_file() => Some(format!(
+            "Lambda source {} is a file but not a .zip",
+            p.display()
+        )),
+        Ok(_) => Some(format!(
+            "Lambda source {} is neither a directory nor a regular file",
+            p.display()
+        )),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("Lambda source {} does not exist", p.display()))
+        }
+        Err(err) => Some(format!("cannot read Lambda source {}: {err}", p.display())),
+    }
+}

@@ -1,0 +1,195 @@
+//! Problems found while resolving, each with its place in the file; serde's wording rewritten
+//! for someone editing `deploy.toml`.
+
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+use super::Diagnostic;
+use super::limits::{DURATION_HELP, DurationBounds};
+use super::source_map::SourceMap;
+
+/// Collects diagnostics while resolving.
+pub(crate) struct Resolver<'a> {
+    pub(crate) map: &'a SourceMap,
+    pub(crate) diagnostics: Vec<Diagnostic>,
+}
+
+impl Resolver<'_> {
+    pub(crate) fn error(
+        &mut self,
+        at: &[String],
+        message: impl Into<String>,
+        help: Option<String>,
+    ) {
+        let diagnostic = Diagnostic {
+            location: self.map.value(at),
+            message: message.into(),
+            help,
+        };
+        if !self.diagnostics.contains(&diagnostic) {
+            self.diagnostics.push(diagnostic);
+        }
+    }
+
+    /// Deserializes `value` (found at `at`) and reports serde's complaint at the exact key.
+    pub(crate) fn deserialize<T: DeserializeOwned>(
+        &mut self,
+        value: toml::Value,
+        locate: &dyn Fn(&[String]) -> Vec<String>,
+    ) -> Option<T> {
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(value) => Some(value),
+            Err(err) => {
+                let mut inner: Vec<String> = err
+                    .path()
+                    .iter()
+                    .filter_map(|segment| match segment {
+                        serde_path_to_error::Segment::Map { key } => Some(key.clone()),
+                        serde_path_to_error::Segment::Seq { index } => Some(index.to_string()),
+                        _ => None,
+                    })
+                    .collect();
+                let full = err.into_inner().to_string();
+                // toml appends "in `path`" on later lines; the location says that better.
+                let message = full.lines().next().unwrap_or_default().to_owned();
+                let unknown = unknown_field(&message);
+                if let Some(field) = &unknown
+                    && inner.last() != Some(field)
+                {
+                    inner.push(field.clone());
+                }
+                let at = locate(&inner);
+                let (message, help) = explain_serde(&message, &at);
+                let location = if unknown.is_some() {
+                    self.map.key(&at)
+                } else {
+                    self.map.value(&at)
+                };
+                let diagnostic = Diagnostic {
+                    location,
+                    message,
+                    help,
+                };
+                if !self.diagnostics.contains(&diagnostic) {
+                    self.diagnostics.push(diagnostic);
+                }
+                None
+            }
+        }
+    }
+
+    /// Parses the duration at `at` (or takes `default` when it is not set) and checks it
+    /// against `bounds`; a problem is reported and `default` returned instead.
+    pub(crate) fn duration(
+        &mut self,
+        text: Option<&str>,
+        at: &[String],
+        default: Duration,
+        bounds: DurationBounds,
+    ) -> Duration {
+        let Some(text) = text else { return default };
+        let key = at.last().map_or("duration", String::as_str);
+        match humantime::parse_duration(text.trim()) {
+            Ok(d) if bounds.contains(d) => d,
+            Ok(d) => {
+                let side = if d < bounds.min { "short" } else { "long" };
+                self.error(
+                    at,
+                    format!("`{key}` of `{text}` is too {side}"),
+                    Some(format!("allowed: {}", bounds.describe())),
+                );
+                default
+            }
+            Err(_) => {
+                self.error(
+                    at,
+                    format!("`{text}` is not a duration"),
+                    Some(format!("{DURATION_HELP}; allowed: {}", bounds.describe())),
+                );
+                default
+            }
+        }
+    }
+
+    pub(crate) fn require<'v>(
+        &mut self,
+        value: Option<&'v str>,
+        at: &[String],
+        what: &str,
+    ) -> &'v str {
+        match value {
+            Some(v) if !v.trim().is_empty() => v,
+            Some(_) => {
+                self.error(at, format!("`{what}` must not be empty"), None);
+                ""
+            }
+            None => {
+                let parent = &at[..at.len().saturating_sub(1)];
+                self.error(
+                    parent,
+                    format!("missing `{what}` in `{}`", parent.join(".")),
+                    Some(format!("add `{what} = \"...\"`")),
+                );
+                ""
+            }
+        }
+    }
+}
+
+fn unknown_field(message: &str) -> Option<String> {
+    let rest = message
+        .strip_prefix("unknown field `")
+        .or_else(|| message.strip_prefix("unknown variant `"))?;
+    if message.starts_with("unknown variant") {
+        return None;
+    }
+    rest.split('`').next().map(str::to_owned)
+}
+
+/// Rewrites serde's wording into what a user of the file needs.
+fn explain_serde(message: &str, at: &[String]) -> (String, Option<String>) {
+    let key = at.join(".");
+    if let Some((head, expected)) = message.split_once(", expected ") {
+        let head = head.replace("unknown field", "unknown key");
+        let allowed = expected
+            .trim_start_matches("one of ")
+            .trim_start_matches("a ")
+            .to_owned();
+        if head.starts_with("unknown key") {
+            let table = at[..at.len().saturating_sub(1)].join(".");
+            let place = if table.is_empty() {
+                "at the top level".to_owned()
+            } else {
+                format!("in `{table}`")
+            };
+            return (
+                format!("{head} {place}"),
+                Some(format!("allowed: {allowed}")),
+            );
+        }
+        if head.starts_with("unknown variant") {
+            return (
+                format!("{head} for `{key}`"),
+                Some(format!("allowed: {allowed}")),
+            );
+        }
+        return (
+            format!("wrong type for `{key}`: {head}"),
+            Some(format!("expected {expected}")),
+        );
+    }
+    if let Some(field) = message.strip_prefix("missing field ") {
+        let field = field.trim_matches('`');
+        let full = if key.is_empty() {
+            field.to_owned()
+        } else {
+            format!("{key}.{field}")
+        };
+        return (
+            format!("missing required key `{full}`"),
+            Some(format!("add `{field} = ...` here")),
+        );
+    }
+    (format!("`{key}`: {message}"), None)
+}

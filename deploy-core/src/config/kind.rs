@@ -1,0 +1,167 @@
+//! Resolving one artifact: the context each kind's resolver works in (`artifact::image::config`,
+//! `artifact::dags::config`, `artifact::lambda::config`, `rollout::config`), and what each kind
+//! accepts.
+
+use std::time::Duration;
+
+use super::diagnose::Resolver;
+use super::limits::DurationBounds;
+use super::source_map::path;
+use crate::artifact::ArtifactKind;
+use crate::rollout::Strategy;
+
+impl ArtifactKind {
+    /// The rollout strategies that apply to this kind, in the order `deploy.toml` documents them.
+    ///
+    /// ```
+    /// use deploy_core::artifact::ArtifactKind;
+    /// use deploy_core::rollout::Strategy;
+    /// assert_eq!(ArtifactKind::Dags.strategies(), [Strategy::S3Sync]);
+    /// assert_eq!(ArtifactKind::of_strategy(Strategy::LambdaCanary), ArtifactKind::Lambda);
+    /// ```
+    pub fn strategies(self) -> &'static [Strategy] {
+        match self {
+            ArtifactKind::Image => crate::artifact::image::config::STRATEGIES,
+            ArtifactKind::Dags => crate::artifact::dags::config::STRATEGIES,
+            ArtifactKind::Lambda => crate::artifact::lambda::config::STRATEGIES,
+        }
+    }
+
+    /// The kind `strategy` rolls out (a new strategy must say which, or this does not compile).
+    pub fn of_strategy(strategy: Strategy) -> ArtifactKind {
+        match strategy {
+            Strategy::EcsRolling
+            | Strategy::CodedeployBlueGreen
+            | Strategy::TaskDefinitions
+            | Strategy::None => ArtifactKind::Image,
+            Strategy::S3Sync => ArtifactKind::Dags,
+            Strategy::LambdaAllAtOnce | Strategy::LambdaCanary | Strategy::LambdaLinear => {
+                ArtifactKind::Lambda
+            }
+        }
+    }
+
+    /// The keys an artifact of this kind takes, for messages.
+    fn keys(self) -> &'static str {
+        match self {
+            ArtifactKind::Image => crate::artifact::image::config::KEYS,
+            ArtifactKind::Dags => crate::artifact::dags::config::KEYS,
+            ArtifactKind::Lambda => crate::artifact::lambda::config::KEYS,
+        }
+    }
+}
+
+/// One artifact of one environment being resolved: reports problems at the key's place in the
+/// file, in the environment's override when the key is written there, else in the artifact.
+pub(crate) struct ArtifactContext<'r, 'm, 'l> {
+    pub(crate) r: &'r mut Resolver<'m>,
+    pub(crate) locate: &'l dyn Fn(&[String]) -> Vec<String>,
+    pub(crate) name: &'l str,
+}
+
+impl ArtifactContext<'_, '_, '_> {
+    /// The full key path of `rel` (relative to the artifact) where the file writes it.
+    pub(crate) fn at(&self, rel: &[&str]) -> Vec<String> {
+        (self.locate)(&path(rel.iter().copied()))
+    }
+
+    /// Whether `rel` is written in an environment's override rather than in the artifact.
+    pub(crate) fn in_override(&self, rel: &[&str]) -> bool {
+        self.at(rel).first().is_some_and(|s| s == "environments")
+    }
+
+    pub(crate) fn error(&mut self, rel: &[&str], message: impl Into<String>, help: Option<String>) {
+        let at = self.at(rel);
+        self.r.error(&at, message, help);
+    }
+
+    /// The value, or `""` with a problem reported when it is missing or blank.
+    pub(crate) fn require(&mut self, value: Option<&String>, rel: &[&str]) -> String {
+        let at = self.at(rel);
+        let what = rel.last().copied().unwrap_or_default();
+        self.r
+            .require(value.map(String::as_str), &at, what)
+            .to_owned()
+    }
+
+    /// Rejects keys set on this artifact (under `rel`) that its kind does not use.
+    pub(crate) fn reject(&mut self, kind: ArtifactKind, present: &[(&str, bool)], rel: &[&str]) {
+        for (key, set) in present {
+            if *set {
+                let mut full = rel.to_vec();
+                full.push(key);
+                self.error(
+                    &full,
+                    format!(
+                        "`{key}` does not apply to {kind} artifacts (artifact `{}`)",
+                        self.name
+                    ),
+                    Some(format!(
+                        "remove `{key}`; {kind} artifacts take: {}",
+                        kind.keys()
+                    )),
+                );
+            }
+        }
+    }
+
+    /// Whether `strategy` rolls out artifacts of `kind`; reports it when not.
+    pub(crate) fn check_strategy(&mut self, kind: ArtifactKind, strategy: Strategy) -> bool {
+        let owner = ArtifactKind::of_strategy(strategy);
+        if owner == kind {
+            return true;
+        }
+        let allowed: Vec<&str> = kind.strategies().iter().map(|s| s.as_str()).collect();
+        self.error(
+            &["rollout", "strategy"],
+            format!("strategy `{strategy}` is for {owner} artifacts, not {kind}"),
+            Some(format!("{kind} strategies: {}", allowed.join(", "))),
+        );
+        false
+    }
+
+    /// The duration at `rel`, or `default`, within `bounds`.
+    pub(crate) fn duration(
+        &mut self,
+        text: Option<&String>,
+        rel: &[&str],
+        default: Duration,
+        bounds: DurationBounds,
+    ) -> Duration {
+        let at = self.at(rel);
+        self.r
+            .duration(text.map(String::as_str), &at, default, bounds)
+    }
+
+    /// Reports a bucket name at `rel` that S3 would refuse.
+    pub(crate) fn check_bucket(&mut self, bucket: &str, rel: &[&str]) {
+        if let Some(problem) = super::checks::bucket_problem(bucket) {
+            self.error(rel, problem.message, Some(problem.help));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind module's list agrees with the exhaustive mapping, and together they list all
+    /// eight strategies once.
+    #[test]
+    fn every_strategy_belongs_to_exactly_one_kind() {
+        let kinds = [
+            ArtifactKind::Image,
+            ArtifactKind::Dags,
+            ArtifactKind::Lambda,
+        ];
+        let all: Vec<Strategy> = kinds.iter().flat_map(|k| k.strategies()).copied().collect();
+        assert_eq!(all.len(), 8);
+        for strategy in all {
+            let owners: Vec<ArtifactKind> = kinds
+                .into_iter()
+                .filter(|k| k.strategies().contains(&strategy))
+                .collect();
+            assert_eq!(owners, [ArtifactKind::of_strategy(strategy)], "{strategy}");
+        }
+    }
+}

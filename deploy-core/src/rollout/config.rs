@@ -1,0 +1,304 @@
+//! `[artifacts.<name>.rollout]` in `deploy.toml`: each strategy's settings, resolved once the
+//! artifact's kind has accepted the strategy.
+
+use std::time::Duration;
+
+use super::{EcsService, HealthCheck, ImageRollout, LambdaRollout, PreDeploy, Strategy};
+use crate::config::kind::ArtifactContext;
+use crate::config::limits::{HEALTH_CHECK_TIMEOUT, KEEP_REVISIONS, ROLLOUT_TIMEOUT, STEP_INTERVAL};
+use crate::config::raw::{RawHealthCheck, RawPreDeploy, RawRollout};
+
+type Ctx<'c, 'r, 'm, 'l> = &'c mut ArtifactContext<'r, 'm, 'l>;
+
+/// The settings of an image rollout (an image strategy, checked by the caller).
+pub(crate) fn image(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> ImageRollout {
+    reject_unused_by_strategy(ctx, raw);
+    let keep_revisions = raw.keep_revisions.unwrap_or(5);
+    if !KEEP_REVISIONS.contains(&keep_revisions) {
+        ctx.error(
+            &["rollout", "keep_revisions"],
+            format!("`keep_revisions` is {keep_revisions}; it must be between 1 and 100 (the running revision is always kept)"),
+            None,
+        );
+    }
+    let pre_deploy = raw.pre_deploy.as_ref().map(|p| pre_deploy(ctx, p));
+    match raw.strategy {
+        Strategy::EcsRolling => {
+            ImageRollout::EcsRolling(service(ctx, raw, keep_revisions, pre_deploy))
+        }
+        Strategy::CodedeployBlueGreen => ImageRollout::CodedeployBlueGreen {
+            service: service(ctx, raw, keep_revisions, pre_deploy),
+            application: ctx.require(raw.application.as_ref(), &["rollout", "application"]),
+            deployment_group: ctx.require(
+                raw.deployment_group.as_ref(),
+                &["rollout", "deployment_group"],
+            ),
+        },
+        Strategy::TaskDefinitions => task_definitions(ctx, raw, keep_revisions, pre_deploy),
+        _ => ImageRollout::None,
+    }
+}
+
+fn service(
+    ctx: Ctx<'_, '_, '_, '_>,
+    raw: &RawRollout,
+    keep_revisions: u32,
+    pre_deploy: Option<PreDeploy>,
+) -> EcsService {
+    let health_check = raw
+        .health_check
+        .as_ref()
+        .map(|h| health_check(ctx, h, &["rollout", "health_check"]));
+    EcsService {
+        cluster: ctx.require(raw.cluster.as_ref(), &["rollout", "cluster"]),
+        service: ctx.require(raw.service.as_ref(), &["rollout", "service"]),
+        container: ctx.require(raw.container.as_ref(), &["rollout", "container"]),
+        keep_revisions,
+        pre_deploy,
+        health_check,
+        timeout: ctx.duration(
+            raw.timeout.as_ref(),
+            &["rollout", "timeout"],
+            Duration::from_secs(15 * 60),
+            ROLLOUT_TIMEOUT,
+        ),
+    }
+}
+
+fn task_definitions(
+    ctx: Ctx<'_, '_, '_, '_>,
+    raw: &RawRollout,
+    keep_revisions: u32,
+    pre_deploy: Option<PreDeploy>,
+) -> ImageRollout {
+    let families = raw.families.clone().unwrap_or_default();
+    if families.is_empty() {
+        let at: &[&str] = if raw.families.is_some() {
+            &["rollout", "families"]
+        } else {
+            &["rollout"]
+        };
+        ctx.error(
+            at,
+            "strategy `task-definitions` needs `families`",
+            Some("add `families = [\"<family>\", ...]`".into()),
+        );
+    }
+    if pre_deploy.is_some() && raw.cluster.is_none() {
+        ctx.error(
+            &["rollout", "pre_deploy"],
+            "`pre_deploy` runs a task and needs `cluster` in the rollout",
+            Some("add `cluster = \"...\"`".into()),
+        );
+    }
+    ImageRollout::TaskDefinitions {
+        families,
+        container: ctx.require(raw.container.as_ref(), &["rollout", "container"]),
+        cluster: raw.cluster.clone(),
+        keep_revisions,
+        pre_deploy,
+    }
+}
+
+fn pre_deploy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawPreDeploy) -> PreDeploy {
+    if raw.task_definition.trim().is_empty() {
+        ctx.error(
+            &["rollout", "pre_deploy", "task_definition"],
+            "`task_definition` must not be empty",
+            None,
+        );
+    }
+    PreDeploy {
+        task_definition: raw.task_definition.clone(),
+        command: raw.command.clone(),
+        timeout: ctx.duration(
+            raw.timeout.as_ref(),
+            &["rollout", "pre_deploy", "timeout"],
+            Duration::from_secs(15 * 60),
+            ROLLOUT_TIMEOUT,
+        ),
+    }
+}
+
+fn health_check(ctx: Ctx<'_, '_, '_, '_>, raw: &RawHealthCheck, rel: &[&str]) -> HealthCheck {
+    let at = |key: &'static str| {
+        let mut at = rel.to_vec();
+        at.push(key);
+        at
+    };
+    if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
+        ctx.error(
+            &at("url"),
+            format!("health check URL `{}` is not an http(s) URL", raw.url),
+            None,
+        );
+    }
+    let status = raw.expect_status.unwrap_or(200);
+    if !(100..=599).contains(&status) {
+        ctx.error(
+            &at("expect_status"),
+            format!("`{status}` is not an HTTP status code"),
+            Some("use 100-599".into()),
+        );
+    }
+    HealthCheck {
+        url: raw.url.clone(),
+        expect_status: status,
+        timeout: ctx.duration(
+            raw.timeout.as_ref(),
+            &at("timeout"),
+            Duration::from_secs(120),
+            HEALTH_CHECK_TIMEOUT,
+        ),
+    }
+}
+
+/// The rollout of a Lambda artifact without a `rollout` table: all traffic at once.
+pub(crate) fn lambda_default() -> LambdaRollout {
+    LambdaRollout {
+        strategy: Strategy::LambdaAllAtOnce,
+        steps: vec![100],
+        interval: Duration::ZERO,
+        alarms: Vec::new(),
+        health_check: None,
+    }
+}
+
+/// The settings of a Lambda rollout (a `lambda-*` strategy, checked by the caller).
+pub(crate) fn lambda(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> Option<LambdaRollout> {
+    reject_unused_by_strategy(ctx, raw);
+    let steps = steps(ctx, raw)?;
+    let ordered = steps.windows(2).all(|w| w[0] < w[1]);
+    if steps.last() != Some(&100) || !ordered || steps.first().is_some_and(|s| *s == 0) {
+        ctx.error(
+            &["rollout", "steps"],
+            format!("traffic steps {steps:?} must rise strictly from above 0 to 100"),
+            Some("write cumulative percentages, e.g. steps = [10, 50, 100]".into()),
+        );
+    }
+    let interval = ctx.duration(
+        raw.interval.as_ref(),
+        &["rollout", "interval"],
+        Duration::from_secs(300),
+        STEP_INTERVAL,
+    );
+    let health_check = raw
+        .health_check
+        .as_ref()
+        .map(|h| health_check(ctx, h, &["rollout", "health_check"]));
+    Some(LambdaRollout {
+        strategy: raw.strategy,
+        steps,
+        interval,
+        alarms: raw.alarms.clone().unwrap_or_default(),
+        health_check,
+    })
+}
+
+/// Cumulative traffic percentages: written out, or made from `increment` for `lambda-linear`.
+fn steps(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> Option<Vec<u32>> {
+    Some(match (raw.strategy, &raw.steps, raw.increment) {
+        (Strategy::LambdaAllAtOnce, _, _) => vec![100],
+        (_, Some(steps), _) => steps.clone(),
+        (Strategy::LambdaCanary, None, _) => vec![10, 100],
+        (_, None, increment) => {
+            let increment = increment.unwrap_or(10);
+            if !(1..=100).contains(&increment) {
+                ctx.error(
+                    &["rollout", "increment"],
+                    format!("`increment` {increment} is not a percentage between 1 and 100"),
+                    None,
+                );
+                return None;
+            }
+            let mut steps: Vec<u32> = (1..)
+                .map(|i| i * increment)
+                .take_while(|s| *s < 100)
+                .collect();
+            steps.push(100);
+            steps
+        }
+    })
+}
+
+/// The rollout keys each strategy uses (beyond `strategy`).
+fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
+    match raw.strategy {
+        Strategy::EcsRolling => &[
+            "cluster",
+            "service",
+            "container",
+            "pre_deploy",
+            "keep_revisions",
+            "health_check",
+            "timeout",
+        ],
+        Strategy::CodedeployBlueGreen => &[
+            "cluster",
+            "service",
+            "container",
+            "application",
+            "deployment_group",
+            "pre_deploy",
+            "keep_revisions",
+            "health_check",
+            "timeout",
+        ],
+        Strategy::TaskDefinitions => &[
+            "families",
+            "container",
+            "cluster",
+            "keep_revisions",
+            "pre_deploy",
+        ],
+        Strategy::LambdaAllAtOnce => &["alarms", "health_check"],
+        Strategy::LambdaCanary => &["steps", "interval", "alarms", "health_check"],
+        Strategy::LambdaLinear if raw.steps.is_some() => {
+            &["steps", "interval", "alarms", "health_check"]
+        }
+        Strategy::LambdaLinear => &["increment", "interval", "alarms", "health_check"],
+        Strategy::None | Strategy::S3Sync => &[],
+    }
+}
+
+/// Rejects rollout keys that the chosen strategy does not use. When an environment override
+/// switches the strategy, keys left from the base artifact are tolerated: they belong to the
+/// strategy the other environments use.
+fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) {
+    let used = used_keys(raw);
+    let set = [
+        ("cluster", raw.cluster.is_some()),
+        ("service", raw.service.is_some()),
+        ("container", raw.container.is_some()),
+        ("families", raw.families.is_some()),
+        ("application", raw.application.is_some()),
+        ("deployment_group", raw.deployment_group.is_some()),
+        ("pre_deploy", raw.pre_deploy.is_some()),
+        ("keep_revisions", raw.keep_revisions.is_some()),
+        ("steps", raw.steps.is_some()),
+        ("increment", raw.increment.is_some()),
+        ("interval", raw.interval.is_some()),
+        ("alarms", raw.alarms.is_some()),
+        ("health_check", raw.health_check.is_some()),
+        ("timeout", raw.timeout.is_some()),
+    ];
+    let strategy_overridden = ctx.in_override(&["rollout", "strategy"]);
+    for (key, present) in set {
+        if !present || used.contains(&key) {
+            continue;
+        }
+        if strategy_overridden && !ctx.in_override(&["rollout", key]) {
+            continue;
+        }
+        let takes = if used.is_empty() {
+            "no other keys".to_owned()
+        } else {
+            used.join(", ")
+        };
+        ctx.error(
+            &["rollout", key],
+            format!("`{key}` does not apply to strategy `{}`", raw.strategy),
+            Some(format!("`{}` takes: {takes}", raw.strategy)),
+        );
+    }
+}
