@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::rollout::{ImageRollout, LambdaRollout};
+use crate::rollout::{ImageRollout, LambdaRollout, Strategy};
 
 /// The kind of an artifact: decides how it is published and which rollout strategies apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -32,6 +32,47 @@ impl ArtifactKind {
             ArtifactKind::Image => "image",
             ArtifactKind::Dags => "dags",
             ArtifactKind::Lambda => "lambda",
+        }
+    }
+}
+
+impl ArtifactKind {
+    /// The rollout strategies that apply to this kind, in the order `deploy.toml` documents them.
+    ///
+    /// ```
+    /// use deploy_core::artifact::ArtifactKind;
+    /// use deploy_core::rollout::Strategy;
+    /// assert_eq!(ArtifactKind::Dags.strategies(), [Strategy::S3Sync]);
+    /// assert_eq!(ArtifactKind::of_strategy(Strategy::LambdaCanary), ArtifactKind::Lambda);
+    /// ```
+    pub fn strategies(self) -> &'static [Strategy] {
+        match self {
+            ArtifactKind::Image => &[
+                Strategy::EcsRolling,
+                Strategy::CodedeployBlueGreen,
+                Strategy::TaskDefinitions,
+                Strategy::None,
+            ],
+            ArtifactKind::Dags => &[Strategy::S3Sync],
+            ArtifactKind::Lambda => &[
+                Strategy::LambdaAllAtOnce,
+                Strategy::LambdaCanary,
+                Strategy::LambdaLinear,
+            ],
+        }
+    }
+
+    /// The kind `strategy` rolls out (a new strategy must say which, or this does not compile).
+    pub fn of_strategy(strategy: Strategy) -> ArtifactKind {
+        match strategy {
+            Strategy::EcsRolling
+            | Strategy::CodedeployBlueGreen
+            | Strategy::TaskDefinitions
+            | Strategy::None => ArtifactKind::Image,
+            Strategy::S3Sync => ArtifactKind::Dags,
+            Strategy::LambdaAllAtOnce | Strategy::LambdaCanary | Strategy::LambdaLinear => {
+                ArtifactKind::Lambda
+            }
         }
     }
 }

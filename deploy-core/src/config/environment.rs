@@ -5,14 +5,12 @@ use std::collections::BTreeMap;
 
 use super::checks::{bucket_problem, endpoint_problem, name_problem, role_arn_problem};
 use super::diagnose::Resolver;
+use super::placeholder::Vars;
 use super::placeholder::{self, closest};
 use super::raw::{RawConfig, RawEndpoints, RawEnvironment};
 use super::source_map::path;
-use super::{Environment, resolve};
+use super::{Environment, artifacts};
 use crate::target::{AccountId, Endpoints, Target};
-
-/// Placeholder values of one environment: `{env}`, `{project}`, `{account}`, `{region}`.
-pub(super) type Vars<'a> = [(&'static str, &'a str); 4];
 
 pub(super) fn resolve_environment(
     r: &mut Resolver<'_>,
@@ -54,7 +52,7 @@ pub(super) fn resolve_environment(
     let mut artifacts = BTreeMap::new();
     for (artifact, base) in &raw.artifacts {
         let over = env.overrides.get(artifact);
-        if let Some(spec) = resolve::resolve_artifact(r, name, artifact, base, over, &vars) {
+        if let Some(spec) = artifacts::resolve_artifact(r, name, artifact, base, over, &vars) {
             artifacts.insert(artifact.clone(), spec);
         }
     }
@@ -72,7 +70,7 @@ pub(super) fn resolve_environment(
         },
         promote_from: env.promote_from.clone(),
         approval: env.approval,
-        artifact_order: resolve::file_order(r.map, "artifacts", artifacts.keys()),
+        artifact_order: artifacts::file_order(r.map, "artifacts", artifacts.keys()),
         artifacts,
     })
 }

@@ -1,6 +1,5 @@
 //! Resolving one artifact: the context each kind's resolver works in (`artifact::image::config`,
-//! `artifact::dags::config`, `artifact::lambda::config`, `rollout::config`), and what each kind
-//! accepts.
+//! `artifact::dags::config`, `artifact::lambda::config`, `rollout::config`).
 
 use std::time::Duration;
 
@@ -9,47 +8,6 @@ use super::limits::DurationBounds;
 use super::source_map::path;
 use crate::artifact::ArtifactKind;
 use crate::rollout::Strategy;
-
-impl ArtifactKind {
-    /// The rollout strategies that apply to this kind, in the order `deploy.toml` documents them.
-    ///
-    /// ```
-    /// use deploy_core::artifact::ArtifactKind;
-    /// use deploy_core::rollout::Strategy;
-    /// assert_eq!(ArtifactKind::Dags.strategies(), [Strategy::S3Sync]);
-    /// assert_eq!(ArtifactKind::of_strategy(Strategy::LambdaCanary), ArtifactKind::Lambda);
-    /// ```
-    pub fn strategies(self) -> &'static [Strategy] {
-        match self {
-            ArtifactKind::Image => crate::artifact::image::config::STRATEGIES,
-            ArtifactKind::Dags => crate::artifact::dags::config::STRATEGIES,
-            ArtifactKind::Lambda => crate::artifact::lambda::config::STRATEGIES,
-        }
-    }
-
-    /// The kind `strategy` rolls out (a new strategy must say which, or this does not compile).
-    pub fn of_strategy(strategy: Strategy) -> ArtifactKind {
-        match strategy {
-            Strategy::EcsRolling
-            | Strategy::CodedeployBlueGreen
-            | Strategy::TaskDefinitions
-            | Strategy::None => ArtifactKind::Image,
-            Strategy::S3Sync => ArtifactKind::Dags,
-            Strategy::LambdaAllAtOnce | Strategy::LambdaCanary | Strategy::LambdaLinear => {
-                ArtifactKind::Lambda
-            }
-        }
-    }
-
-    /// The keys an artifact of this kind takes, for messages.
-    fn keys(self) -> &'static str {
-        match self {
-            ArtifactKind::Image => crate::artifact::image::config::KEYS,
-            ArtifactKind::Dags => crate::artifact::dags::config::KEYS,
-            ArtifactKind::Lambda => crate::artifact::lambda::config::KEYS,
-        }
-    }
-}
 
 /// One artifact of one environment being resolved: reports problems at the key's place in the
 /// file, in the environment's override when the key is written there, else in the artifact.
@@ -85,7 +43,13 @@ impl ArtifactContext<'_, '_, '_> {
     }
 
     /// Rejects keys set on this artifact (under `rel`) that its kind does not use.
-    pub(crate) fn reject(&mut self, kind: ArtifactKind, present: &[(&str, bool)], rel: &[&str]) {
+    pub(crate) fn reject(
+        &mut self,
+        kind: ArtifactKind,
+        keys: &str,
+        present: &[(&str, bool)],
+        rel: &[&str],
+    ) {
         for (key, set) in present {
             if *set {
                 let mut full = rel.to_vec();
@@ -96,10 +60,7 @@ impl ArtifactContext<'_, '_, '_> {
                         "`{key}` does not apply to {kind} artifacts (artifact `{}`)",
                         self.name
                     ),
-                    Some(format!(
-                        "remove `{key}`; {kind} artifacts take: {}",
-                        kind.keys()
-                    )),
+                    Some(format!("remove `{key}`; {kind} artifacts take: {keys}")),
                 );
             }
         }

@@ -17,18 +17,20 @@
 //! assert_eq!(dev.target.state_bucket, "planwise-deploy-state-dev");
 //! ```
 
+mod artifacts;
 pub(crate) mod checks;
 mod diagnose;
 mod environment;
 pub(crate) mod kind;
 pub mod limits;
+pub(crate) mod paths;
 mod placeholder;
 mod profiles;
 pub(crate) mod raw;
 mod resolve;
 mod settings;
 mod source_map;
-pub(crate) mod sources;
+mod sources;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -114,3 +114,6 @@ mod tests {
         );
     }
 }
+
+/// Placeholder values of one environment: `{env}`, `{project}`, `{account}`, `{region}`.
+pub(crate) type Vars<'a> = [(&'static str, &'a str); 4];

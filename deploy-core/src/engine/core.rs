@@ -2,13 +2,22 @@
 //! preflight before it and the plan's preconditions after it), the records and the unlock.
 
 use super::record::RunState;
-use super::run::Failure;
 use super::{CheckContext, Done, Engine, EngineError, StepContext, StepError};
 use crate::events::Event;
 use crate::ledger::PointerKind;
 use crate::lock::EnvLock;
 use crate::plan::core::{AcquireLock, RecordRelease, ReleaseLock, VerifyAccount};
 use crate::plan::{ActionInput, Plan, Step};
+
+/// Why a step did not complete.
+pub(super) enum Failure {
+    /// The step failed.
+    Step(StepError),
+    /// The engine refused to go on (preflight, preconditions).
+    Engine(EngineError),
+    /// The step did not stop within the cancel grace and was dropped.
+    Abandoned,
+}
 
 const CORE: [&str; 4] = [
     VerifyAccount::TYPE,

@@ -9,6 +9,7 @@ use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::core::Failure;
 use super::outputs::{Outputs, Sections};
 use super::record::RunState;
 use super::{
@@ -17,16 +18,6 @@ use super::{
 };
 use crate::events::Event;
 use crate::plan::{Plan, Step};
-
-/// Why a step did not complete.
-pub(super) enum Failure {
-    /// The step failed.
-    Step(StepError),
-    /// The engine refused to go on (preflight, preconditions).
-    Engine(EngineError),
-    /// The step did not stop within the cancel grace and was dropped.
-    Abandoned,
-}
 
 type Finished = (usize, Result<Done, Failure>, u64);
 

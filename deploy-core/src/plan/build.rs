@@ -62,18 +62,6 @@ impl Plan {
     }
 }
 
-/// The operation as a noun for step descriptions.
-pub(super) fn operation_noun(operation: Operation) -> &'static str {
-    match operation {
-        Operation::Publish => "publish",
-        Operation::Rollout => "rollout",
-        Operation::Release => "release",
-        Operation::Promote => "promotion",
-        Operation::Rollback => "rollback",
-        Operation::Custom => "change",
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

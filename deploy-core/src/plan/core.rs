@@ -106,7 +106,7 @@ pub fn close(
             work,
             format!(
                 "record the {} of {artifact} in the ledger",
-                super::build::operation_noun(operation)
+                operation_noun(operation)
             ),
             Action::new(&RecordRelease {
                 kind: *kind,
@@ -160,4 +160,16 @@ pub fn locked_steps(
         vec![],
     );
     list
+}
+
+/// The operation as a noun for step descriptions.
+fn operation_noun(operation: Operation) -> &'static str {
+    match operation {
+        Operation::Publish => "publish",
+        Operation::Rollout => "rollout",
+        Operation::Release => "release",
+        Operation::Promote => "promotion",
+        Operation::Rollback => "rollback",
+        Operation::Custom => "change",
+    }
 }

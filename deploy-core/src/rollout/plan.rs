@@ -3,7 +3,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ImageRollout, LambdaRollout};
-use crate::artifact::{ImageSpec, LambdaSpec};
 use crate::ledger::AwsObject;
 use crate::plan::{Action, ActionInput, Chain};
 
@@ -35,41 +34,34 @@ impl ActionInput for ShiftLambdaAlias {
     const TYPE: &'static str = "shift-lambda-alias";
 }
 
-/// Adds the rollout of `image` (nothing for `none`).
-pub fn image_steps(image: &ImageSpec, chain: &mut Chain<'_>) {
-    if image.rollout == ImageRollout::None {
+/// Adds the rollout of the image in `repository` (nothing for `none`).
+pub fn image_steps(repository: &str, rollout: &ImageRollout, chain: &mut Chain<'_>) {
+    if *rollout == ImageRollout::None {
         return;
     }
-    let description = format!(
-        "roll out {} ({})",
-        chain.artifact(),
-        image.rollout.strategy()
-    );
+    let description = format!("roll out {} ({})", chain.artifact(), rollout.strategy());
     chain.then(
         description,
         Action::new(&RolloutImage {
-            repository: image.repository.clone(),
-            rollout: image.rollout.clone(),
+            repository: repository.to_owned(),
+            rollout: rollout.clone(),
         }),
-        image_touches(&image.rollout),
+        image_touches(rollout),
     );
 }
 
-/// Adds the alias shift of `lambda`.
-pub fn lambda_steps(lambda: &LambdaSpec, chain: &mut Chain<'_>) {
+/// Adds the shift of `function`'s `alias`.
+pub fn lambda_steps(function: &str, alias: &str, rollout: &LambdaRollout, chain: &mut Chain<'_>) {
     chain.then(
-        format!(
-            "move alias {} of {} ({})",
-            lambda.alias, lambda.function, lambda.rollout.strategy
-        ),
+        format!("move alias {alias} of {function} ({})", rollout.strategy),
         Action::new(&ShiftLambdaAlias {
-            function: lambda.function.clone(),
-            alias: lambda.alias.clone(),
-            rollout: lambda.rollout.clone(),
+            function: function.to_owned(),
+            alias: alias.to_owned(),
+            rollout: rollout.clone(),
         }),
         vec![AwsObject {
             kind: "lambda-alias".into(),
-            id: format!("{}:{}", lambda.function, lambda.alias),
+            id: format!("{function}:{alias}"),
         }],
     );
 }

@@ -5,18 +5,16 @@ use std::path::{Path, PathBuf};
 use crate::artifact::{ArtifactKind, DagsSpec};
 use crate::config::kind::ArtifactContext;
 use crate::config::raw::{RawArtifact, RawRollout};
-use crate::rollout::Strategy;
 
 /// The strategies of DAG artifacts: the upload is the rollout.
-pub(crate) const STRATEGIES: &[Strategy] = &[Strategy::S3Sync];
-
 /// The keys a DAG artifact takes.
-pub(crate) const KEYS: &str = "source, bucket, prefix, rollout";
+const KEYS: &str = "source, bucket, prefix, rollout";
 
 /// Resolves a DAG artifact (overrides merged, placeholders expanded).
 pub(crate) fn resolve(ctx: &mut ArtifactContext<'_, '_, '_>, raw: RawArtifact) -> Option<DagsSpec> {
     ctx.reject(
         ArtifactKind::Dags,
+        KEYS,
         &[
             ("env", raw.env.is_some()),
             ("secrets", raw.secrets.is_some()),
@@ -59,6 +57,7 @@ pub(crate) fn resolve(ctx: &mut ArtifactContext<'_, '_, '_>, raw: RawArtifact) -
 fn reject_rollout_keys(ctx: &mut ArtifactContext<'_, '_, '_>, rollout: &RawRollout) {
     ctx.reject(
         ArtifactKind::Dags,
+        KEYS,
         &[
             ("cluster", rollout.cluster.is_some()),
             ("service", rollout.service.is_some()),
@@ -81,6 +80,6 @@ fn reject_rollout_keys(ctx: &mut ArtifactContext<'_, '_, '_>, rollout: &RawRollo
 
 /// Why the DAG folder cannot be synced, if it cannot.
 pub(crate) fn check_source(base: &Path, dags: &DagsSpec) -> Option<String> {
-    let dir = crate::config::sources::absolute(base, &dags.source);
-    crate::config::sources::kind_problem(&dir, "DAG folder", true)
+    let dir = crate::config::paths::absolute(base, &dags.source);
+    crate::config::paths::kind_problem(&dir, "DAG folder", true)
 }

@@ -7,18 +7,10 @@ use crate::artifact::{ArtifactKind, ImageSource, ImageSpec, ScanGate};
 use crate::config::checks::{Problem, redact, registry_host_problem};
 use crate::config::kind::ArtifactContext;
 use crate::config::raw::{RawArtifact, RawRollout};
-use crate::rollout::{ImageRollout, Strategy};
-
-/// The strategies of image artifacts.
-pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::EcsRolling,
-    Strategy::CodedeployBlueGreen,
-    Strategy::TaskDefinitions,
-    Strategy::None,
-];
+use crate::rollout::ImageRollout;
 
 /// The keys an image artifact takes.
-pub(crate) const KEYS: &str =
+const KEYS: &str =
     "repository, source, scan, scan_on_publish, create_repository, env, secrets, rollout";
 
 const SOURCE_FORMS: &str =
@@ -34,6 +26,7 @@ pub(crate) fn resolve(
 ) -> Option<ImageSpec> {
     ctx.reject(
         ArtifactKind::Image,
+        KEYS,
         &[
             ("bucket", raw.bucket.is_some()),
             ("prefix", raw.prefix.is_some()),
@@ -85,6 +78,7 @@ fn rollout(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawRollout) -> Option<Im
     }
     ctx.reject(
         ArtifactKind::Image,
+        KEYS,
         &[
             ("steps", raw.steps.is_some()),
             ("increment", raw.increment.is_some()),
@@ -185,18 +179,17 @@ fn parse_registry_source(text: &str, rest: &str) -> Result<ImageSource, Problem>
 pub(crate) fn check_source(base: &Path, source: &ImageSource) -> Option<String> {
     match source {
         ImageSource::Oci { path, tag } => {
-            let dir = crate::config::sources::absolute(base, path);
+            let dir = crate::config::paths::absolute(base, path);
             if let Some(problem) =
-                crate::config::sources::kind_problem(&dir, "OCI layout directory", true)
+                crate::config::paths::kind_problem(&dir, "OCI layout directory", true)
             {
                 return Some(problem);
             }
             check_layout(&dir, tag.as_deref()).err()
         }
         ImageSource::DockerArchive { path } => {
-            let file = crate::config::sources::absolute(base, path);
-            if let Some(problem) =
-                crate::config::sources::kind_problem(&file, "image archive", false)
+            let file = crate::config::paths::absolute(base, path);
+            if let Some(problem) = crate::config::paths::kind_problem(&file, "image archive", false)
             {
                 return Some(problem);
             }

@@ -42,7 +42,7 @@ pub fn steps(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>
         }
     }
     if request.operation.changes_live() {
-        crate::rollout::plan::image_steps(image, chain);
+        crate::rollout::plan::image_steps(&image.repository, &image.rollout, chain);
     }
 }
 

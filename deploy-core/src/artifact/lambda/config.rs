@@ -6,17 +6,10 @@ use std::path::{Path, PathBuf};
 use crate::artifact::{ArtifactKind, LambdaSpec};
 use crate::config::kind::ArtifactContext;
 use crate::config::raw::{RawArtifact, RawRollout};
-use crate::rollout::{LambdaRollout, Strategy};
-
-/// The strategies of Lambda artifacts.
-pub(crate) const STRATEGIES: &[Strategy] = &[
-    Strategy::LambdaAllAtOnce,
-    Strategy::LambdaCanary,
-    Strategy::LambdaLinear,
-];
+use crate::rollout::LambdaRollout;
 
 /// The keys a Lambda artifact takes.
-pub(crate) const KEYS: &str = "source, function, alias, artifact_bucket, env, rollout";
+const KEYS: &str = "source, function, alias, artifact_bucket, env, rollout";
 
 /// Resolves a Lambda artifact (overrides merged, placeholders expanded).
 pub(crate) fn resolve(
@@ -25,6 +18,7 @@ pub(crate) fn resolve(
 ) -> Option<LambdaSpec> {
     ctx.reject(
         ArtifactKind::Lambda,
+        KEYS,
         &[
             ("secrets", raw.secrets.is_some()),
             ("repository", raw.repository.is_some()),
@@ -64,6 +58,7 @@ fn rollout(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawRollout) -> Option<La
     }
     ctx.reject(
         ArtifactKind::Lambda,
+        KEYS,
         &[
             ("cluster", raw.cluster.is_some()),
             ("service", raw.service.is_some()),
@@ -82,7 +77,7 @@ fn rollout(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawRollout) -> Option<La
 /// Why the Lambda source cannot be zipped or uploaded, if it cannot: a directory, or a `.zip`
 /// regular file.
 pub(crate) fn check_source(base: &Path, lambda: &LambdaSpec) -> Option<String> {
-    let p = crate::config::sources::absolute(base, lambda.source.as_ref()?);
+    let p = crate::config::paths::absolute(base, lambda.source.as_ref()?);
     let is_zip = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
     match std::fs::metadata(&p) {
         Ok(meta) if meta.is_dir() => None,

@@ -37,6 +37,6 @@ pub fn steps(lambda: &LambdaSpec, request: &PlanRequest<'_>, chain: &mut Chain<'
         );
     }
     if request.operation.changes_live() {
-        crate::rollout::plan::lambda_steps(lambda, chain);
+        crate::rollout::plan::lambda_steps(&lambda.function, &lambda.alias, &lambda.rollout, chain);
     }
 }

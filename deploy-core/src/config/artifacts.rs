@@ -1,0 +1,125 @@
+//! One artifact of one environment: the base table and the environment's override merged key
+//! by key, placeholders expanded, then handed to its kind's resolver.
+
+use super::diagnose::Resolver;
+use super::kind::ArtifactContext;
+use super::placeholder::{self, Vars};
+use super::raw::RawArtifact;
+use super::source_map::{SourceMap, path};
+use crate::artifact::{ArtifactDetail, ArtifactKind, ArtifactSpec};
+
+/// `names` (keys of the `section` table) in the order the file writes them.
+pub(super) fn file_order<'n>(
+    map: &SourceMap,
+    section: &str,
+    names: impl Iterator<Item = &'n String>,
+) -> Vec<String> {
+    let mut names: Vec<(usize, String)> = names
+        .map(|name| {
+            let at = map
+                .key_offset(&path([section, name.as_str()]))
+                .unwrap_or(usize::MAX);
+            (at, name.clone())
+        })
+        .collect();
+    names.sort();
+    names.into_iter().map(|(_, name)| name).collect()
+}
+
+/// Tables merge key by key; any other value in the override replaces the base.
+fn merge(base: &mut toml::Table, over: &toml::Table) {
+    for (key, value) in over {
+        match (base.get_mut(key), value) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            _ => {
+                base.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// Expands placeholders in every string of `value`, reporting failures at their path.
+fn expand_all(
+    r: &mut Resolver<'_>,
+    value: &mut toml::Value,
+    rel: &mut Vec<String>,
+    vars: &[(&str, &str)],
+    locate: &dyn Fn(&[String]) -> Vec<String>,
+) {
+    match value {
+        toml::Value::String(s) => {
+            if let Err(message) = placeholder::expand(s, vars).map(|e| *s = e) {
+                let at = locate(rel);
+                r.error(&at, message, None);
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                rel.push(i.to_string());
+                expand_all(r, item, rel, vars, locate);
+                rel.pop();
+            }
+        }
+        toml::Value::Table(table) => {
+            for (key, item) in table.iter_mut() {
+                rel.push(key.clone());
+                expand_all(r, item, rel, vars, locate);
+                rel.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+pub(super) fn resolve_artifact(
+    r: &mut Resolver<'_>,
+    env: &str,
+    name: &str,
+    base: &toml::Table,
+    over: Option<&toml::Table>,
+    vars: &Vars<'_>,
+) -> Option<ArtifactSpec> {
+    let map = r.map;
+    let locate = |rel: &[String]| -> Vec<String> {
+        let mut in_override = path(["environments", env, "overrides", name]);
+        in_override.extend(rel.iter().cloned());
+        if map.contains(&in_override) {
+            return in_override;
+        }
+        let mut in_base = path(["artifacts", name]);
+        in_base.extend(rel.iter().cloned());
+        in_base
+    };
+    let mut merged = base.clone();
+    if let Some(over) = over {
+        merged
+            .remove("kind")
+            .map(|kind| merged.insert("kind".into(), kind));
+        let mut over = over.clone();
+        over.remove("kind");
+        merge(&mut merged, &over);
+    }
+    let mut value = toml::Value::Table(merged);
+    expand_all(r, &mut value, &mut Vec::new(), vars, &locate);
+    let raw: RawArtifact = r.deserialize(value, &locate)?;
+    let mut ctx = ArtifactContext {
+        r,
+        locate: &locate,
+        name,
+    };
+    let detail = match raw.kind {
+        ArtifactKind::Image => {
+            ArtifactDetail::Image(crate::artifact::image::config::resolve(&mut ctx, raw)?)
+        }
+        ArtifactKind::Dags => {
+            ArtifactDetail::Dags(crate::artifact::dags::config::resolve(&mut ctx, raw)?)
+        }
+        ArtifactKind::Lambda => {
+            ArtifactDetail::Lambda(crate::artifact::lambda::config::resolve(&mut ctx, raw)?)
+        }
+    };
+    Some(ArtifactSpec {
+        name: name.to_owned(),
+        detail,
+    })
+}
