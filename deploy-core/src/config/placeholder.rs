@@ -76,6 +76,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     prev[b.len()]
 }
 
+/// Placeholder values of one environment: `{env}`, `{project}`, `{account}`, `{region}`.
+pub(crate) type Vars<'a> = [(&'static str, &'a str); 4];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,6 +117,3 @@ mod tests {
         );
     }
 }
-
-/// Placeholder values of one environment: `{env}`, `{project}`, `{account}`, `{region}`.
-pub(crate) type Vars<'a> = [(&'static str, &'a str); 4];
