@@ -37,9 +37,9 @@ fn main() -> ExitCode {
                     }
                     _ => None,
                 });
-            let interrupted = err
-                .chain()
-                .find_map(|c| c.downcast_ref::<commands::Interrupted>());
+            // Interrupted is the context of the stopped run's error, so it is found on the
+            // error itself, not in its chain of sources.
+            let interrupted = err.downcast_ref::<commands::Interrupted>();
             if let Some(interrupted) = interrupted {
                 // The reason, then what the stopped run did (undone, recorded, unlocked).
                 out.error(&format!("{err:#}"), &class_name, &chain, None);

@@ -74,15 +74,20 @@ impl Engine {
         );
         let actor = state.actor(&self.options.actor);
         let operation = format!("{} plan {}", plan.operation.as_str(), plan.id);
-        let guard = lock
-            .acquire(
-                &actor,
-                &operation,
-                self.options.wait_lock,
-                self.reporter.as_ref(),
-            )
-            .await
-            .map_err(step_failure)?;
+        let acquire = lock.acquire(
+            &actor,
+            &operation,
+            self.options.wait_lock,
+            self.reporter.as_ref(),
+        );
+        // Waiting for someone else's lock stops with the run; a lease this run took in the
+        // instant it was cancelled expires on its own.
+        let guard = tokio::select! {
+            guard = acquire => guard.map_err(step_failure)?,
+            () = cx.cancelled() => {
+                return Err(Failure::Step(StepError::failure("stopped while waiting for the lock")));
+            }
+        };
         *state.lock.lock().await = Some(guard);
         self.check_preconditions(plan)
             .await
