@@ -184,3 +184,43 @@ fn an_oversized_file_is_not_read() {
     );
     assert_eq!(endpoint.hits(), 0);
 }
+
+/// A version becomes the image tag and part of registry URLs: only the OCI tag grammar passes,
+/// checked before the lock, a blob or any AWS request.
+#[test]
+fn versions_that_are_not_image_tags_are_usage_errors() {
+    let endpoint = RecordingEndpoint::start();
+    let config = valid_config();
+    let config = config.to_str().unwrap_or_default();
+    let long = "a".repeat(300);
+    let cases: &[(&str, &str)] = &[
+        (
+            "x/../../../other/manifests/v10",
+            "a branch name is not a version",
+        ),
+        ("v7?x=1", "1 to 128 characters"),
+        ("v1\nv2", "v1\\nv2"),
+        ("", "it is empty"),
+        (&long, "it is 300 characters long"),
+        ("feature/x", "--version feature-x"),
+        ("two words", "1 to 128 characters"),
+        ("versión", "1 to 128 characters"),
+        ("-v1", "not starting with `.` or `-`"),
+    ];
+    for (version, expected) in cases {
+        for command in ["publish", "release", "plan"] {
+            let args = [
+                "--config",
+                config,
+                command,
+                "dev",
+                "app",
+                "--version",
+                version,
+            ];
+            let out = run(&endpoint, &args);
+            assert_usage(&out, &args, &[expected, "cannot be an image tag"]);
+        }
+    }
+    assert_eq!(endpoint.hits(), 0, "a bad version reached AWS");
+}
