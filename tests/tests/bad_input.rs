@@ -209,15 +209,8 @@ fn versions_that_are_not_image_tags_are_usage_errors() {
     ];
     for (version, expected) in cases {
         for command in ["publish", "release", "plan"] {
-            let args = [
-                "--config",
-                config,
-                command,
-                "dev",
-                "app",
-                "--version",
-                version,
-            ];
+            let flag = format!("--version={version}");
+            let args = ["--config", config, command, "dev", "app", &flag];
             let out = run(&endpoint, &args);
             assert_usage(&out, &args, &[expected, "cannot be an image tag"]);
         }
