@@ -1,6 +1,11 @@
 //! AWS clients for one environment, built once from `aws_config`, and the account check that
 //! runs before any change.
 
+mod sdk_error;
+
+pub use sdk_error::SdkFailure;
+use sdk_error::short;
+
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -79,6 +84,9 @@ pub enum TargetError {
         environment: String,
         /// What the credential chain reported.
         detail: String,
+        /// The SDK's error, when there was one.
+        #[source]
+        source: Option<SdkFailure>,
     },
     /// The endpoint did not answer.
     #[error(
@@ -92,6 +100,9 @@ pub enum TargetError {
         operation: &'static str,
         /// What failed.
         detail: String,
+        /// The SDK's error.
+        #[source]
+        source: SdkFailure,
     },
     /// AWS answered with an error.
     #[error("{operation} failed for environment `{environment}`: {detail}")]
@@ -100,80 +111,70 @@ pub enum TargetError {
         environment: String,
         /// The AWS operation attempted.
         operation: &'static str,
-        /// The service's error, with its chain.
+        /// The service's error code and message.
         detail: String,
+        /// The SDK's error.
+        #[source]
+        source: SdkFailure,
     },
 }
 
 impl TargetError {
-    /// Classifies an SDK error of `operation` into a target error with a useful hint.
+    /// Classifies an SDK error of `operation` into a target error with a useful hint, keeping
+    /// the SDK error as the source.
     pub fn from_sdk<E, R>(
         environment: &str,
         operation: &'static str,
-        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
     ) -> TargetError
     where
-        E: std::error::Error + 'static,
-        R: std::fmt::Debug,
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
     {
         use aws_smithy_runtime_api::client::result::SdkError;
-        let detail = DisplayErrorContext(err).to_string();
+        let chain = DisplayErrorContext(&err).to_string();
         let environment = environment.to_owned();
-        let credentials = detail.contains("credential") || detail.contains("profile");
-        match err {
-            SdkError::DispatchFailure(failure) if failure.is_io() || failure.is_timeout() => {
-                TargetError::Unreachable {
-                    environment,
-                    operation,
-                    detail: short(&detail),
-                }
-            }
-            SdkError::TimeoutError(_) => TargetError::Unreachable {
+        let credentials = chain.contains("credential") || chain.contains("profile");
+        let unreachable = match &err {
+            SdkError::DispatchFailure(failure) => failure.is_io() || failure.is_timeout(),
+            SdkError::TimeoutError(_) => true,
+            _ => false,
+        };
+        let service = matches!(err, SdkError::ServiceError(_));
+        let source = SdkFailure::new(err);
+        if service {
+            return TargetError::Aws {
                 environment,
                 operation,
-                detail: short(&detail),
-            },
-            SdkError::ServiceError(_) => TargetError::Aws {
+                detail: source.to_string(),
+                source,
+            };
+        }
+        if credentials && !unreachable {
+            let detail = if chain.contains("no credentials found") {
+                "no source provided any (environment variables, shared config and credentials \
+                 files, SSO, web identity, container and instance metadata were tried)"
+                    .to_owned()
+            } else {
+                short(&chain)
+            };
+            return TargetError::Credentials {
                 environment,
-                operation,
-                detail: short(&detail),
-            },
-            _ if credentials => TargetError::Credentials {
-                environment,
-                detail: if detail.contains("no credentials found") {
-                    "no source provided any (environment variables, shared config and credentials \
-                     files, SSO, web identity, container and instance metadata were tried)"
-                        .to_owned()
-                } else {
-                    short(&detail)
-                },
-            },
-            _ => TargetError::Unreachable {
-                environment,
-                operation,
-                detail: short(&detail),
-            },
+                detail,
+                source: Some(source),
+            };
+        }
+        TargetError::Unreachable {
+            environment,
+            operation,
+            detail: short(&chain),
+            source,
         }
     }
-}
-
-/// The readable part of an SDK error chain, without the Debug dump the SDK appends.
-fn short(detail: &str) -> String {
-    let mut end = detail.len();
-    for (at, _) in detail.match_indices(" (") {
-        let rest = &detail[at + 2..];
-        let name_len = rest
-            .find(|c: char| !c.is_ascii_alphanumeric())
-            .unwrap_or(rest.len());
-        let debug_dump = rest.starts_with(|c: char| c.is_ascii_uppercase())
-            && rest[name_len..].starts_with(['(', ' ', '{']);
-        if debug_dump {
-            end = at;
-            break;
-        }
-    }
-    let text = detail[..end].lines().next().unwrap_or_default();
-    text.chars().take(300).collect()
 }
 
 /// One client per AWS service for one environment, sharing one `SdkConfig`.
@@ -279,9 +280,10 @@ impl AwsClients {
             .get_caller_identity()
             .send()
             .await
-            .map_err(|err| match (TargetError::from_sdk(env, "sts:GetCallerIdentity", &err), &self.target.profile) {
-                (TargetError::Credentials { environment, .. }, Some(profile)) => TargetError::Credentials {
+            .map_err(|err| match (TargetError::from_sdk(env, "sts:GetCallerIdentity", err), &self.target.profile) {
+                (TargetError::Credentials { environment, source, .. }, Some(profile)) => TargetError::Credentials {
                     environment,
+                    source,
                     detail: format!(
                         "profile `{profile}` gave no credentials; check that it is defined in ~/.aws/config \
                          or ~/.aws/credentials (or the files AWS_CONFIG_FILE / AWS_SHARED_CREDENTIALS_FILE name)"

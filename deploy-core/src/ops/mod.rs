@@ -55,7 +55,7 @@ pub enum OpsError {
     Config(#[from] ConfigError),
     /// The account check failed.
     #[error(transparent)]
-    Target(#[from] TargetError),
+    Target(Box<TargetError>),
     /// The ledger could not be read.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -68,6 +68,12 @@ pub enum OpsError {
         #[source]
         source: Box<OpsError>,
     },
+}
+
+impl From<TargetError> for OpsError {
+    fn from(error: TargetError) -> OpsError {
+        OpsError::Target(Box::new(error))
+    }
 }
 
 impl Classify for OpsError {

@@ -9,10 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::types::{FindingSeverity, ImageIdentifier, ScanStatus};
-use aws_smithy_types::error::display::DisplayErrorContext;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::ScanGate;
+use crate::aws::SdkFailure;
 use crate::events::{Event, Reporter};
 
 /// Severities from worst to least, as ECR names them.
@@ -141,7 +141,7 @@ pub enum ScanError {
         description: String,
     },
     /// An ECR call failed.
-    #[error("{operation} for {repository}@{digest} failed: {detail}")]
+    #[error("{operation} for {repository}@{digest} failed: {source}")]
     Ecr {
         /// The operation.
         operation: &'static str,
@@ -149,8 +149,9 @@ pub enum ScanError {
         repository: String,
         /// Digest.
         digest: String,
-        /// The error chain.
-        detail: String,
+        /// The SDK's error.
+        #[source]
+        source: SdkFailure,
     },
 }
 
@@ -225,74 +226,19 @@ pub async fn findings(
     reporter: &dyn Reporter,
 ) -> Result<ScanSummary, ScanError> {
     let started = Instant::now();
-    let ecr_error = |operation: &'static str, detail: String| ScanError::Ecr {
-        operation,
-        repository: repository.to_owned(),
-        digest: digest.to_owned(),
-        detail,
+    let image = ScanTarget {
+        ecr,
+        repository,
+        digest,
     };
-    let image = ImageIdentifier::builder().image_digest(digest).build();
     let mut scan_started = false;
     loop {
-        let answer = ecr
-            .describe_image_scan_findings()
-            .repository_name(repository)
-            .image_id(image.clone())
-            .max_results(1000)
-            .send()
-            .await;
-        let out = match answer {
-            Ok(out) => out,
-            Err(err)
-                if !scan_started
-                    && err
-                        .as_service_error()
-                        .is_some_and(|e| e.is_scan_not_found_exception()) =>
-            {
-                ecr.start_image_scan()
-                    .repository_name(repository)
-                    .image_id(image.clone())
-                    .send()
-                    .await
-                    .map_err(|err| {
-                        ecr_error("ecr:StartImageScan", DisplayErrorContext(&err).to_string())
-                    })?;
-                scan_started = true;
-                reporter.report(&Event::Note {
-                    message: format!("{repository}@{digest} had no scan; started one"),
-                });
-                continue;
-            }
-            Err(err) => {
-                return Err(ecr_error(
-                    "ecr:DescribeImageScanFindings",
-                    DisplayErrorContext(&err).to_string(),
-                ));
-            }
+        let Some(out) = image.describe(&mut scan_started, reporter).await? else {
+            continue;
         };
         let status = out.image_scan_status();
-        match status.and_then(|s| s.status()) {
-            Some(ScanStatus::Complete) | Some(ScanStatus::Active) => {
-                return Ok(summarize(repository, digest, &out));
-            }
-            Some(ScanStatus::Failed)
-            | Some(ScanStatus::UnsupportedImage)
-            | Some(ScanStatus::FindingsUnavailable)
-            | Some(ScanStatus::ScanEligibilityExpired) => {
-                return Err(ScanError::Failed {
-                    repository: repository.to_owned(),
-                    digest: digest.to_owned(),
-                    status: status
-                        .and_then(|s| s.status())
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    description: status
-                        .and_then(|s| s.description())
-                        .unwrap_or("no description")
-                        .to_owned(),
-                });
-            }
-            _ => {}
+        if let Some(done) = image.finished(&out) {
+            return done;
         }
         if started.elapsed() + wait.poll > wait.timeout {
             return Err(ScanError::Timeout {
@@ -311,6 +257,98 @@ pub async fn findings(
             ),
         });
         tokio::time::sleep(wait.poll).await;
+    }
+}
+
+type FindingsOutput =
+    aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsOutput;
+
+/// The image whose scan is awaited.
+struct ScanTarget<'a> {
+    ecr: &'a aws_sdk_ecr::Client,
+    repository: &'a str,
+    digest: &'a str,
+}
+
+impl ScanTarget<'_> {
+    fn error(&self, operation: &'static str, source: SdkFailure) -> ScanError {
+        ScanError::Ecr {
+            operation,
+            repository: self.repository.to_owned(),
+            digest: self.digest.to_owned(),
+            source,
+        }
+    }
+
+    fn id(&self) -> ImageIdentifier {
+        ImageIdentifier::builder().image_digest(self.digest).build()
+    }
+
+    /// The scan's findings so far; `None` when an image that was never scanned had its scan
+    /// started just now (once).
+    async fn describe(
+        &self,
+        scan_started: &mut bool,
+        reporter: &dyn Reporter,
+    ) -> Result<Option<FindingsOutput>, ScanError> {
+        let answer = self
+            .ecr
+            .describe_image_scan_findings()
+            .repository_name(self.repository)
+            .image_id(self.id())
+            .max_results(1000)
+            .send()
+            .await;
+        let err = match answer {
+            Ok(out) => return Ok(Some(out)),
+            Err(err) => err,
+        };
+        let never_scanned = err
+            .as_service_error()
+            .is_some_and(|e| e.is_scan_not_found_exception());
+        if !never_scanned || *scan_started {
+            return Err(self.error("ecr:DescribeImageScanFindings", SdkFailure::new(err)));
+        }
+        self.ecr
+            .start_image_scan()
+            .repository_name(self.repository)
+            .image_id(self.id())
+            .send()
+            .await
+            .map_err(|err| self.error("ecr:StartImageScan", SdkFailure::new(err)))?;
+        *scan_started = true;
+        reporter.report(&Event::Note {
+            message: format!(
+                "{}@{} had no scan; started one",
+                self.repository, self.digest
+            ),
+        });
+        Ok(None)
+    }
+
+    /// The summary of a finished scan, the error of a failed one, `None` while it runs.
+    fn finished(&self, out: &FindingsOutput) -> Option<Result<ScanSummary, ScanError>> {
+        let status = out.image_scan_status();
+        match status.and_then(|s| s.status()) {
+            Some(ScanStatus::Complete) | Some(ScanStatus::Active) => {
+                Some(Ok(summarize(self.repository, self.digest, out)))
+            }
+            Some(
+                failed @ (ScanStatus::Failed
+                | ScanStatus::UnsupportedImage
+                | ScanStatus::FindingsUnavailable
+                | ScanStatus::ScanEligibilityExpired),
+            ) => Some(Err(ScanError::Failed {
+                repository: self.repository.to_owned(),
+                digest: self.digest.to_owned(),
+                status: failed.as_str().to_owned(),
+                description: status
+                    .and_then(|s| s.description())
+                    .unwrap_or("no description")
+                    .to_owned(),
+            })),
+            _ => None,
+        }
     }
 }
 
