@@ -431,3 +431,34 @@ async fn ten_percent_random_faults() {
 async fn thirty_percent_random_faults() {
     fault_matrix(30, 0x5EED_0030).await;
 }
+
+/// The answer to a lease renewal is lost: the holder must not think its lease was taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_answer_to_renewing_the_lock() {
+    let url = moto().url.clone();
+    let bucket = unique("faults-renew");
+    create_bucket(&url, &bucket).await;
+    let config = deploy_tests::write_config(&scratch_dir("faults-renew"), &bucket, "10s");
+    let proxy = S3Proxy::start(&url);
+    // The first PUT of lock.json takes the lease, the second renews it (after a third of 10 s).
+    proxy.add(Rule::new("PUT", "/lock.json", Fault::ResetAfter, 1).after(1));
+    let mut probe = std::process::Command::new(env!("CARGO_BIN_EXE_deploy-probe"));
+    deploy_tests::isolate_aws_env(&mut probe);
+    let out = probe
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args(["hold", config.to_str().unwrap_or_default(), "e2e", "4500", "0"])
+        .output()
+        .expect("run probe");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(proxy.faults(), 1, "{:?}", proxy.seen());
+    let lock_puts = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PUT" && s.path.contains("/lock.json"))
+        .count();
+    assert!(lock_puts >= 3, "take, renew (lost, retried), release: {lock_puts}");
+    let lock = deploy_tests::get_json(&url, &bucket, "deploy/t/e2e/lock.json").await;
+    assert_eq!(lock["released"]["forced"], false, "{lock}");
+}
