@@ -187,7 +187,7 @@ impl EnvLock {
     async fn read(&self) -> Result<Option<(LockInfo, String)>, LockError> {
         match self.read_raw().await? {
             RawLock::Missing => Ok(None),
-            RawLock::Lease(info, etag) => Ok(Some((info, etag))),
+            RawLock::Lease(info, etag) => Ok(Some((*info, etag))),
             RawLock::Unreadable { detail, .. } => Err(LedgerError::Corrupt {
                 bucket: self.ledger.store().bucket().to_owned(),
                 key: self.key(),
@@ -202,7 +202,7 @@ impl EnvLock {
             return Ok(RawLock::Missing);
         };
         Ok(match serde_json::from_slice(&object.body) {
-            Ok(info) => RawLock::Lease(info, object.etag),
+            Ok(info) => RawLock::Lease(Box::new(info), object.etag),
             Err(err) => RawLock::Unreadable {
                 detail: err.to_string(),
                 content: String::from_utf8_lossy(&object.body)
@@ -240,7 +240,10 @@ impl EnvLock {
                     reporter.report(&Event::LockAcquired {
                         environment: self.environment.clone(),
                         lease_id: guard.lease_id.clone(),
-                        expires_at: rfc3339(lease_end(OffsetDateTime::now_utc(), self.settings.ttl)),
+                        expires_at: rfc3339(lease_end(
+                            OffsetDateTime::now_utc(),
+                            self.settings.ttl,
+                        )),
                     });
                     return Ok(guard);
                 }
@@ -320,7 +323,7 @@ impl EnvLock {
     /// document, which is cleared: see [`EnvLock::force_release_any`]).
     pub async fn force_release(&self, by: &Actor) -> Result<Option<LockInfo>, LockError> {
         Ok(match self.force_release_any(by).await? {
-            ForceReleased::Lease(info) => Some(info),
+            ForceReleased::Lease(info) => Some(*info),
             ForceReleased::Nothing | ForceReleased::Unreadable { .. } => None,
         })
     }
@@ -337,7 +340,7 @@ impl EnvLock {
             RawLock::Lease(info, _) if info.released.is_some() => {
                 return Ok(ForceReleased::Nothing);
             }
-            RawLock::Lease(info, etag) => (info, etag, None),
+            RawLock::Lease(info, etag) => (*info, etag, None),
             RawLock::Unreadable {
                 detail,
                 content,
@@ -378,7 +381,7 @@ impl EnvLock {
             .put(&event_key, to_json(&document), Guard::Create)
             .await?;
         Ok(match unreadable {
-            None => ForceReleased::Lease(lease),
+            None => ForceReleased::Lease(Box::new(lease)),
             Some(unreadable) => ForceReleased::Unreadable {
                 detail: unreadable["detail"].as_str().unwrap_or_default().to_owned(),
             },
@@ -393,7 +396,7 @@ pub enum ForceReleased {
     /// The lock was free already.
     Nothing,
     /// This lease.
-    Lease(LockInfo),
+    Lease(Box<LockInfo>),
     /// A lock object that was not a lease document.
     Unreadable {
         /// Why it could not be read.
@@ -403,7 +406,7 @@ pub enum ForceReleased {
 
 enum RawLock {
     Missing,
-    Lease(LockInfo, String),
+    Lease(Box<LockInfo>, String),
     Unreadable {
         detail: String,
         content: String,
@@ -540,7 +543,11 @@ impl LockGuard {
         self.lock
             .ledger
             .store()
-            .put(&self.lock.key(), stamped_json(&released), Guard::Replace(&etag))
+            .put(
+                &self.lock.key(),
+                stamped_json(&released),
+                Guard::Replace(&etag),
+            )
             .await
             .map(drop)
             .map_err(|err| match err {
@@ -655,7 +662,12 @@ mod tests {
         for ttl in [huge, Duration::MAX] {
             let lock = EnvLock::new(ledger(s3.clone()), "dev", LockSettings::with_ttl(ttl));
             let guard = lock
-                .acquire(&Actor::detect(), "test", Some(Duration::MAX), &Recorder::default())
+                .acquire(
+                    &Actor::detect(),
+                    "test",
+                    Some(Duration::MAX),
+                    &Recorder::default(),
+                )
                 .await
                 .expect("taken");
             let (info, _) = guard.state.lock().await.clone();

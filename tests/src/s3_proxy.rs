@@ -196,7 +196,11 @@ impl S3Proxy {
 
     /// Every request seen so far, in arrival order.
     pub fn seen(&self) -> Vec<Seen> {
-        self.shared.seen.lock().map(|s| s.clone()).unwrap_or_default()
+        self.shared
+            .seen
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
     }
 
     /// How many requests got a fault so far.
@@ -213,7 +217,10 @@ impl S3Proxy {
     pub fn wait_holding(&self, limit: Duration) {
         let start = Instant::now();
         while self.holding() == 0 {
-            assert!(start.elapsed() < limit, "no request was held within {limit:?}");
+            assert!(
+                start.elapsed() < limit,
+                "no request was held within {limit:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -251,7 +258,8 @@ fn serve(mut client: TcpStream, upstream: &str, shared: &Shared) {
         Some(Fault::Hold) => {
             shared.holding.fetch_add(1, Ordering::SeqCst);
             let start = Instant::now();
-            while !shared.release.load(Ordering::SeqCst) && start.elapsed() < Duration::from_secs(120)
+            while !shared.release.load(Ordering::SeqCst)
+                && start.elapsed() < Duration::from_secs(120)
             {
                 std::thread::sleep(Duration::from_millis(20));
             }

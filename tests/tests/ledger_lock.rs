@@ -350,9 +350,12 @@ async fn lock_status_and_forced_release_through_the_cli() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lost the lock"));
     let keys = list_keys(&url, &bucket, "deploy/t/e2e/artifacts/app/releases/").await;
     for key in keys {
+        let record = get_json(&url, &bucket, &key).await;
         assert_eq!(
-            get_json(&url, &bucket, &key).await["outcome"]["result"],
-            "failed"
+            record["outcome"]["result"],
+            "failed",
+            "{record}\n{}",
+            String::from_utf8_lossy(&out.stderr)
         );
     }
 }

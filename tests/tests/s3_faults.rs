@@ -106,9 +106,12 @@ async fn get(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<Value> 
 
 async fn read_ledger(bucket: &str) -> LedgerView {
     let s3 = deploy_tests::s3(&moto().url).await;
-    let keys =
-        deploy_tests::list_keys(&moto().url, bucket, &format!("{ROOT}/artifacts/api/releases/"))
-            .await;
+    let keys = deploy_tests::list_keys(
+        &moto().url,
+        bucket,
+        &format!("{ROOT}/artifacts/api/releases/"),
+    )
+    .await;
     let mut records = Vec::new();
     for key in keys {
         let record = get(&s3, bucket, &key).await.expect("listed record");
@@ -273,7 +276,10 @@ async fn slowdowns_on_the_pointer_leave_one_outcome_per_run() {
         project.bucket
     );
     assert!(text.contains(&line), "{text}");
-    assert!(!text.contains("ServiceError {"), "no SDK debug dump: {text}");
+    assert!(
+        !text.contains("ServiceError {"),
+        "no SDK debug dump: {text}"
+    );
 
     let ledger = read_ledger(&project.bucket).await;
     ledger.check().unwrap_or_else(|e| panic!("{e}: {ledger:?}"));
@@ -365,8 +371,16 @@ async fn a_run_killed_in_the_pointer_write_converges_on_rerun() {
     ledger.check().unwrap_or_else(|e| panic!("{e}: {ledger:?}"));
     let pointer = ledger.pointer.as_ref().expect("pointer");
     assert_eq!(pointer["version"], "v2");
-    assert_ne!(pointer["record_key"], killed_key.as_str(), "the rerun's record");
-    assert!(ledger.superseded().contains(killed["id"].as_str().unwrap_or_default()));
+    assert_ne!(
+        pointer["record_key"],
+        killed_key.as_str(),
+        "the rerun's record"
+    );
+    assert!(
+        ledger
+            .superseded()
+            .contains(killed["id"].as_str().unwrap_or_default())
+    );
     assert!(
         !ledger.records.iter().any(|(_, r)| !succeeded(r)),
         "no failure was recorded for the killed run: {ledger:?}"
@@ -418,7 +432,9 @@ async fn fault_matrix(percent: u64, seed: u64) {
     let out = publish(&project, "final");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let ledger = read_ledger(&project.bucket).await;
-    ledger.check().unwrap_or_else(|e| panic!("{percent}% final: {e}"));
+    ledger
+        .check()
+        .unwrap_or_else(|e| panic!("{percent}% final: {e}"));
     assert_eq!(ledger.pointer_version(), Some("final"));
 }
 
@@ -448,7 +464,13 @@ async fn a_lost_answer_to_renewing_the_lock() {
         .env("AWS_ENDPOINT_URL", &proxy.url)
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .args(["hold", config.to_str().unwrap_or_default(), "e2e", "4500", "0"])
+        .args([
+            "hold",
+            config.to_str().unwrap_or_default(),
+            "e2e",
+            "4500",
+            "0",
+        ])
         .output()
         .expect("run probe");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
@@ -458,7 +480,10 @@ async fn a_lost_answer_to_renewing_the_lock() {
         .iter()
         .filter(|s| s.method == "PUT" && s.path.contains("/lock.json"))
         .count();
-    assert!(lock_puts >= 3, "take, renew (lost, retried), release: {lock_puts}");
+    assert!(
+        lock_puts >= 3,
+        "take, renew (lost, retried), release: {lock_puts}"
+    );
     let lock = deploy_tests::get_json(&url, &bucket, "deploy/t/e2e/lock.json").await;
     assert_eq!(lock["released"]["forced"], false, "{lock}");
 }

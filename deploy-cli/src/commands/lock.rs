@@ -68,7 +68,9 @@ async fn release(
         if out.json() {
             out.document(&serde_json::json!({ "released": null }));
         } else {
-            out.line(format!("environment {env} is not locked; nothing to release"));
+            out.line(format!(
+                "environment {env} is not locked; nothing to release"
+            ));
         }
         return Ok(());
     };
@@ -102,7 +104,9 @@ async fn release(
         ForceReleased::Unreadable { .. } => {
             format!("cleared the unreadable lock document; recorded as done by {actor}")
         }
-        ForceReleased::Nothing => format!("environment {env} was released meanwhile; nothing to do"),
+        ForceReleased::Nothing => {
+            format!("environment {env} was released meanwhile; nothing to do")
+        }
     });
     Ok(())
 }

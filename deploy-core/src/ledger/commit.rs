@@ -73,7 +73,9 @@ impl Pointers {
             .into_iter()
             .filter(|kind| match self.get(*kind) {
                 None => true,
-                Some(p) => p.value.record_key != stored.key && !newer(&p.value.record_key, &stored.key),
+                Some(p) => {
+                    p.value.record_key != stored.key && !newer(&p.value.record_key, &stored.key)
+                }
             })
             .collect()
     }
@@ -147,7 +149,8 @@ impl Ledger {
         let mut supersedes = Vec::new();
         for orphan in orphans {
             let open = pointers.open_for(&orphan);
-            let same_run = orphan.record.plan_id.is_some() && orphan.record.plan_id == record.plan_id;
+            let same_run =
+                orphan.record.plan_id.is_some() && orphan.record.plan_id == record.plan_id;
             if same_run || open.iter().all(|kind| claimed.contains(kind)) {
                 tracing::info!(release = %orphan.record.id, "superseding a release whose pointer never moved");
                 supersedes.push(orphan.record.id.clone());
@@ -160,7 +163,13 @@ impl Ledger {
                 let etag = self
                     .move_pointer(&record.artifact, *kind, &pointer, etag.as_deref())
                     .await?;
-                pointers.set(*kind, Versioned { value: pointer.clone(), etag });
+                pointers.set(
+                    *kind,
+                    Versioned {
+                        value: pointer.clone(),
+                        etag,
+                    },
+                );
             }
             claimed.extend(open);
         }
@@ -205,7 +214,9 @@ impl Ledger {
             .collect();
         Ok(candidates
             .iter()
-            .filter(|c| !superseded.contains(c.record.id.as_str()) && !pointers.open_for(c).is_empty())
+            .filter(|c| {
+                !superseded.contains(c.record.id.as_str()) && !pointers.open_for(c).is_empty()
+            })
             .cloned()
             .collect())
     }

@@ -64,7 +64,11 @@ impl Ledger {
             .await?;
         let superseded_by: HashMap<&str, &str> = stored
             .iter()
-            .flat_map(|s| s.supersedes.iter().map(|id| (id.as_str(), s.record.id.as_str())))
+            .flat_map(|s| {
+                s.supersedes
+                    .iter()
+                    .map(|id| (id.as_str(), s.record.id.as_str()))
+            })
             .collect();
         let standing = |s: &StoredRecord| {
             if s.record.outcome != Outcome::Succeeded {

@@ -518,7 +518,11 @@ impl Ledger {
     ) -> Result<String, LedgerError> {
         let guard = expected.map_or(Guard::Create, Guard::Replace);
         self.store
-            .put(&self.pointer_key(artifact, kind), stamped_json(pointer), guard)
+            .put(
+                &self.pointer_key(artifact, kind),
+                stamped_json(pointer),
+                guard,
+            )
             .await
     }
 

@@ -52,7 +52,12 @@ impl Store {
         &self.bucket
     }
 
-    fn aws_error<E, R>(&self, operation: &'static str, key: &str, err: SdkError<E, R>) -> LedgerError
+    fn aws_error<E, R>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        err: SdkError<E, R>,
+    ) -> LedgerError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: HttpStatus + std::fmt::Debug + Send + Sync + 'static,
@@ -135,7 +140,12 @@ impl Store {
         }
     }
 
-    async fn put_once(&self, key: &str, body: Vec<u8>, guard: Guard<'_>) -> Result<String, PutFailure> {
+    async fn put_once(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        guard: Guard<'_>,
+    ) -> Result<String, PutFailure> {
         let request = self
             .s3
             .put_object()
@@ -256,18 +266,13 @@ mod tests {
     }
 
     fn client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_s3::Client {
-        mock_client!(
-            aws_sdk_s3,
-            RuleMode::MatchAny,
-            rules.iter().copied(),
-            |c| {
-                c.retry_config(
-                    aws_sdk_s3::config::retry::RetryConfig::standard()
-                        .with_max_attempts(3)
-                        .with_initial_backoff(Duration::from_millis(1)),
-                )
-            }
-        )
+        mock_client!(aws_sdk_s3, RuleMode::MatchAny, rules.iter().copied(), |c| {
+            c.retry_config(
+                aws_sdk_s3::config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+        })
     }
 
     #[tokio::test]
