@@ -133,9 +133,18 @@ fn file(key: &str) -> &str {
 }
 
 impl LedgerView {
+    /// Ids listed in `supersedes` by records that count: failure records, and succeeded
+    /// records the pointer names or that are older than the one it names (a success whose
+    /// pointer never moved replaces nothing).
     fn superseded(&self) -> HashSet<String> {
+        let pointed = self
+            .pointer
+            .as_ref()
+            .and_then(|p| p["record_key"].as_str())
+            .unwrap_or_default();
         self.records
             .iter()
+            .filter(|(key, r)| !succeeded(r) || (!pointed.is_empty() && file(key) >= file(pointed)))
             .flat_map(|(_, r)| r["supersedes"].as_array().cloned().unwrap_or_default())
             .filter_map(|id| id.as_str().map(str::to_owned))
             .collect()
@@ -320,13 +329,11 @@ async fn slowdowns_on_the_pointer_leave_one_outcome_per_run() {
     assert_eq!(ledger.pointer_version(), Some("v2"));
 }
 
-/// SIGKILL while the pointer write hangs: the record says succeeded, no pointer names it.
-/// `history` shows it incomplete; after a forced lock release the rerun supersedes it, and
-/// `status` shows the rerun.
-#[tokio::test(flavor = "multi_thread")]
-async fn a_run_killed_in_the_pointer_write_converges_on_rerun() {
-    let project = project(3).await;
-    let out = publish(&project, "v1");
+/// Publishes v1, then kills (SIGKILL) the publish of v2 while its pointer write hangs; checks
+/// `history` calls that record incomplete and force-releases the lock the dead run held.
+/// Returns the killed run's record and its key.
+async fn killed_in_the_pointer_write(project: &Project) -> (String, Value) {
+    let out = publish(project, "v1");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     project
         .proxy
@@ -364,6 +371,16 @@ async fn a_run_killed_in_the_pointer_write_converges_on_rerun() {
 
     let released = run(&project.config, &["lock", "dev", "release", "--yes"]);
     assert_eq!(released.status.code(), Some(0), "{}", stderr(&released));
+    (killed_key, killed)
+}
+
+/// SIGKILL while the pointer write hangs: the record says succeeded, no pointer names it.
+/// `history` shows it incomplete; after a forced lock release the rerun supersedes it, and
+/// `status` shows the rerun.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_in_the_pointer_write_converges_on_rerun() {
+    let project = project(3).await;
+    let (killed_key, killed) = killed_in_the_pointer_write(&project).await;
     let out = publish(&project, "v2");
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 
@@ -486,4 +503,33 @@ async fn a_lost_answer_to_renewing_the_lock() {
     );
     let lock = deploy_tests::get_json(&url, &bucket, "deploy/t/e2e/lock.json").await;
     assert_eq!(lock["released"]["forced"], false, "{lock}");
+}
+
+/// The run after a killed one fails: it completes the killed run's release (the newest
+/// success, whose pointer never moved) instead of leaving it incomplete, and supersedes its
+/// own succeeded record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_run_completes_a_killed_one() {
+    let project = project(3).await;
+    let (killed_key, _) = killed_in_the_pointer_write(&project).await;
+    project
+        .proxy
+        .add(Rule::new("PUT", "/published.json", Fault::SlowDown, 3));
+    let out = publish(&project, "v3");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    let ledger = read_ledger(&project.bucket).await;
+    ledger.check().unwrap_or_else(|e| panic!("{e}: {ledger:?}"));
+    let pointer = ledger.pointer.as_ref().expect("pointer");
+    assert_eq!(pointer["record_key"], killed_key.as_str(), "{pointer}");
+    let history = run(&project.config, &["history", "dev"]);
+    let text = String::from_utf8_lossy(&history.stdout).into_owned();
+    let result = |version: &str, result: &str| {
+        text.lines()
+            .any(|l| l.contains(&format!(" {version} ")) && l.contains(&format!(" {result} ")))
+    };
+    assert!(result("v2", "ok"), "{text}");
+    assert!(result("v3", "superseded"), "{text}");
+    assert!(result("v3", "failed"), "{text}");
+    assert!(!text.lines().any(|l| l.contains(" incomplete ")), "{text}");
 }

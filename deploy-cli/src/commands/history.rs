@@ -78,8 +78,9 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
         .count();
     if uncounted > 0 {
         out.line(format!(
-            "{uncounted} succeeded records whose pointer never moved (superseded, or incomplete: \
-             the run died or is finishing) are not counted; see docs/ledger.md"
+            "not counted: {uncounted} succeeded record(s) whose pointer never moved \
+             (superseded by a later record, or incomplete: the run died or is finishing; \
+             see docs/ledger.md)"
         ));
     }
     out.line(format!(

@@ -1,12 +1,10 @@
 //! Committing a release: the record first, then the pointers it moves, reconciling on the way
 //! the records an earlier run left without their pointer (rules in `docs/ledger.md`).
 
-use std::collections::HashSet;
-
 use futures::{StreamExt, TryStreamExt};
 
 use super::{
-    Ledger, LedgerError, Operation, Outcome, Pointer, PointerKind, ReleaseRecord, SCHEMA,
+    Ledger, LedgerError, Operation, Outcome, Pointer, PointerKind, ReleaseRecord, SCHEMA, Standing,
     StoredRecord, Versioned,
 };
 
@@ -208,16 +206,12 @@ impl Ledger {
         .into_iter()
         .flatten()
         .collect();
-        let superseded: HashSet<&str> = candidates
-            .iter()
-            .flat_map(|c| c.supersedes.iter().map(String::as_str))
-            .collect();
+        let standings = super::history::standings(&candidates, |_| Some(pointers));
         Ok(candidates
-            .iter()
-            .filter(|c| {
-                !superseded.contains(c.record.id.as_str()) && !pointers.open_for(c).is_empty()
-            })
-            .cloned()
+            .into_iter()
+            .zip(standings)
+            .filter(|(_, standing)| *standing == Standing::Incomplete)
+            .map(|(candidate, _)| candidate)
             .collect())
     }
 }

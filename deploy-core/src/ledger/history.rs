@@ -38,6 +38,46 @@ pub struct HistoryEntry {
     pub standing: Standing,
 }
 
+/// The standing of each of `records` (newest first, as listed), given the pointers of their
+/// artifacts. A record's `supersedes` takes effect only if that record counts itself: a failure
+/// record always does; a succeeded one only once its pointers moved (a success that never took
+/// effect replaces nothing). A superseding record is never older than those it supersedes, so
+/// one pass, newest first, decides each record after those that could supersede it.
+pub(super) fn standings<'a>(
+    records: &[StoredRecord],
+    pointers: impl Fn(&str) -> Option<&'a Pointers>,
+) -> Vec<Standing> {
+    let mut superseded_by: HashMap<&str, &str> = HashMap::new();
+    for stored in records
+        .iter()
+        .filter(|s| s.record.outcome != Outcome::Succeeded)
+    {
+        for id in &stored.supersedes {
+            superseded_by.entry(id).or_insert(&stored.record.id);
+        }
+    }
+    let mut standings = Vec::with_capacity(records.len());
+    for stored in records {
+        let standing = if stored.record.outcome != Outcome::Succeeded {
+            Standing::Counted
+        } else if let Some(by) = superseded_by.get(stored.record.id.as_str()) {
+            Standing::Superseded {
+                by: (*by).to_owned(),
+            }
+        } else if pointers(&stored.record.artifact).is_some_and(|p| !p.open_for(stored).is_empty())
+        {
+            Standing::Incomplete
+        } else {
+            for id in &stored.supersedes {
+                superseded_by.entry(id).or_insert(&stored.record.id);
+            }
+            Standing::Counted
+        };
+        standings.push(standing);
+    }
+    standings
+}
+
 impl Ledger {
     /// The newest `limit` records across `artifacts`, newest first, each with its
     /// [`Standing`]: one listing per artifact, one read per record, and the two pointers of
@@ -62,31 +102,7 @@ impl Ledger {
             .buffered(8)
             .try_collect()
             .await?;
-        let superseded_by: HashMap<&str, &str> = stored
-            .iter()
-            .flat_map(|s| {
-                s.supersedes
-                    .iter()
-                    .map(|id| (id.as_str(), s.record.id.as_str()))
-            })
-            .collect();
-        let standing = |s: &StoredRecord| {
-            if s.record.outcome != Outcome::Succeeded {
-                Standing::Counted
-            } else if let Some(by) = superseded_by.get(s.record.id.as_str()) {
-                Standing::Superseded {
-                    by: (*by).to_owned(),
-                }
-            } else if pointers
-                .get(s.record.artifact.as_str())
-                .is_some_and(|p| !p.open_for(s).is_empty())
-            {
-                Standing::Incomplete
-            } else {
-                Standing::Counted
-            }
-        };
-        let standings: Vec<Standing> = stored.iter().map(standing).collect();
+        let standings = standings(&stored, |artifact| pointers.get(artifact));
         Ok(stored
             .into_iter()
             .zip(standings)
