@@ -268,4 +268,98 @@ mod tests {
         // failed release finished at 24h+1m, restored at 26h+1m.
         assert_eq!(m.time_to_restore_seconds, Some(7200.0));
     }
+
+    /// `record` stored under a key that sorts newest first by `at`.
+    fn stored(record: ReleaseRecord, supersedes: &[&String]) -> StoredRecord {
+        StoredRecord {
+            key: format!(
+                "r/{}-{}.json",
+                crate::ledger::newest_first_stamp(record.started_at),
+                record.id
+            ),
+            record,
+            supersedes: supersedes.iter().map(|s| (*s).clone()).collect(),
+        }
+    }
+
+    fn published(to: &StoredRecord) -> Pointers {
+        let pointer = crate::ledger::Pointer {
+            schema: SCHEMA,
+            release_id: to.record.id.clone(),
+            record_key: to.key.clone(),
+            operation: to.record.operation,
+            version: to.record.version.clone(),
+            artifact_ref: None,
+            updated_at: to.record.finished_at,
+            actor: to.record.actor.clone(),
+        };
+        Pointers {
+            live: None,
+            published: Some(crate::ledger::Versioned {
+                value: pointer,
+                etag: "e".into(),
+            }),
+        }
+    }
+
+    #[test]
+    fn standings_follow_the_pointers_and_supersedes_of_records_that_count() {
+        let t0 = datetime!(2026-11-01 00:00:00 UTC);
+        let at = |m| t0 + time::Duration::minutes(m);
+        let ok = |v, m| record(Operation::Publish, v, at(m), Outcome::Succeeded);
+        let failed = |v, m| {
+            record(
+                Operation::Publish,
+                v,
+                at(m),
+                Outcome::Failed { error: "x".into() },
+            )
+        };
+        // v1 took effect; v2's run died after its record (orphan); v3's run superseded v2
+        // but its pointer write failed, so its failure supersedes v3; v4 died too.
+        let v1 = stored(ok("v1", 0), &[]);
+        let v2 = stored(ok("v2", 10), &[]);
+        let v3 = stored(ok("v3", 20), &[&v2.record.id]);
+        let v3_failed = stored(failed("v3", 20), &[&v3.record.id]);
+        let v4 = stored(ok("v4", 30), &[]);
+        let pointers = published(&v1);
+        let records = [v4, v3_failed, v3, v2, v1];
+        let found = standings(&records, |_| Some(&pointers));
+        let v3_failed_id = records[1].record.id.clone();
+        assert_eq!(
+            found,
+            [
+                Standing::Incomplete,
+                Standing::Counted,
+                Standing::Superseded { by: v3_failed_id },
+                Standing::Incomplete,
+                Standing::Counted,
+            ],
+            "v3 never took effect, so it does not supersede v2"
+        );
+
+        // Once v4's pointer moved, v4 counts and what it supersedes is superseded.
+        let v5 = stored(
+            ok("v5", 40),
+            &[&records[0].record.id, &records[3].record.id],
+        );
+        let pointers = published(&v5);
+        let v5_id = v5.record.id.clone();
+        let records = [
+            v5,
+            records[0].clone(),
+            records[3].clone(),
+            records[4].clone(),
+        ];
+        let found = standings(&records, |_| Some(&pointers));
+        assert_eq!(
+            found,
+            [
+                Standing::Counted,
+                Standing::Superseded { by: v5_id.clone() },
+                Standing::Superseded { by: v5_id },
+                Standing::Counted,
+            ]
+        );
+    }
 }
