@@ -6,6 +6,9 @@
 //! holder renews the lease while it works; a holder that dies stops renewing and the lease
 //! expires, after which anyone may take it over. Releasing writes a released marker (again with
 //! `If-Match`), so the lock object is never deleted and every change is a compare-and-swap.
+//! Every version of the document carries a fresh `write_id`, so a write whose answer was lost
+//! (the SDK's retry then meets it: `412`) is recognised by reading the object back, instead of
+//! being taken for someone else's (docs/ledger.md).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -191,7 +194,10 @@ impl EnvLock {
             RawLock::Unreadable { detail, .. } => Err(LedgerError::Corrupt {
                 bucket: self.ledger.store().bucket().to_owned(),
                 key: self.key(),
-                detail,
+                detail: format!(
+                    "{detail}; `deploy lock {} release --yes` clears it",
+                    self.environment
+                ),
             }
             .into()),
         }

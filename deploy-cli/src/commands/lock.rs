@@ -21,12 +21,7 @@ pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> anyhow::Resu
     );
     match args.action {
         LockAction::Status => {
-            let state = match lock.status().await {
-                Err(LockError::Ledger(LedgerError::Corrupt { detail, .. })) => {
-                    return Err(unreadable(&env.name, &detail));
-                }
-                other => other?,
-            };
+            let state = lock.status().await?;
             if out.json() {
                 out.document(&state);
             } else {
@@ -36,13 +31,6 @@ pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> anyhow::Resu
         }
         LockAction::Release => release(out, &lock, &clients, &env.name, args).await,
     }
-}
-
-fn unreadable(env: &str, detail: &str) -> anyhow::Error {
-    anyhow::anyhow!(
-        "the lock of environment `{env}` holds something that is not a lease ({detail}); \
-         `deploy lock {env} release --yes` clears it"
-    )
 }
 
 async fn release(
@@ -59,7 +47,7 @@ async fn release(
             (Some(lease(&info)), serde_json::to_value(&info)?)
         }
         Err(LockError::Ledger(LedgerError::Corrupt { detail, .. })) => (
-            Some(format!("the unreadable lock document ({detail})")),
+            Some("the unreadable lock document".to_owned()),
             serde_json::json!({ "unreadable": detail }),
         ),
         Err(err) => return Err(err.into()),
