@@ -76,6 +76,7 @@ pub struct Seen {
 struct Random {
     percent: u64,
     state: u64,
+    pattern: String,
 }
 
 impl Random {
@@ -127,7 +128,10 @@ impl Shared {
         if fault.is_none()
             && let Ok(mut random) = self.random.lock()
         {
-            fault = random.as_mut().and_then(Random::pick);
+            fault = random
+                .as_mut()
+                .filter(|r| path.contains(&r.pattern))
+                .and_then(Random::pick);
         }
         if let Ok(mut seen) = self.seen.lock() {
             seen.push(Seen {
@@ -176,10 +180,16 @@ impl S3Proxy {
     /// From now on, `percent` % of the requests no rule picks get a random fault (`SlowDown`,
     /// `ResetBefore` or `ResetAfter`), drawn from a generator seeded with `seed`.
     pub fn random(&self, percent: u64, seed: u64) {
+        self.random_matching(percent, seed, "");
+    }
+
+    /// Like [`S3Proxy::random`], for the requests whose path contains `pattern` only.
+    pub fn random_matching(&self, percent: u64, seed: u64, pattern: &str) {
         if let Ok(mut random) = self.shared.random.lock() {
             *random = Some(Random {
                 percent,
                 state: seed,
+                pattern: pattern.to_owned(),
             });
         }
     }
