@@ -370,4 +370,32 @@ mod tests {
         assert_eq!(rule.num_calls(), 3, "three attempts, then the error");
         assert_eq!(read_back.num_calls(), 1, "then one look whether it landed");
     }
+
+    /// A connection that cannot be made reads as one line, without the SDK's Debug dump.
+    #[tokio::test]
+    async fn connection_failures_are_one_line() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "a", "b", None, None, "t",
+            ))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .force_path_style(true)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        let store = Store::new(aws_sdk_s3::Client::from_conf(config), "b".into());
+        let err = store.get("k.json").await.expect_err("nobody listens");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("s3://b/k.json: GetObject failed: "),
+            "{text}"
+        );
+        assert!(!text.contains('{') && !text.contains('\n'), "{text}");
+        assert!(text.to_lowercase().contains("connect"), "{text}");
+    }
 }
