@@ -265,6 +265,12 @@ async fn a_lost_answer_to_taking_the_lock() {
     lost_answer(Rule::new("PUT", "/lock.json", Fault::ResetAfter, 1), false).await;
 }
 
+/// Taking over a released lease is an `If-Match` write, not a create.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_answer_to_taking_a_released_lock() {
+    lost_answer(Rule::new("PUT", "/lock.json", Fault::ResetAfter, 1), true).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_lost_answer_to_releasing_the_lock() {
     lost_answer(
@@ -563,4 +569,73 @@ async fn forty_percent_faults_on_records_and_pointers() {
     })
     .await;
     assert!(failed > 0, "a pointer write was refused");
+}
+
+/// The answer to a lease renewal is lost: the holder must not think its lease was taken.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lost_answer_to_renewing_the_lock() {
+    let url = moto().url.clone();
+    let bucket = unique("faults-renew");
+    create_bucket(&url, &bucket).await;
+    let config = deploy_tests::write_config(&scratch_dir("faults-renew"), &bucket, "10s");
+    let proxy = S3Proxy::start(&url);
+    // The first PUT of lock.json takes the lease, the second renews it (after a third of 10 s).
+    proxy.add(Rule::new("PUT", "/lock.json", Fault::ResetAfter, 1).after(1));
+    let mut probe = std::process::Command::new(env!("CARGO_BIN_EXE_deploy-probe"));
+    deploy_tests::isolate_aws_env(&mut probe);
+    let out = probe
+        .env("AWS_ENDPOINT_URL", &proxy.url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .args([
+            "hold",
+            config.to_str().unwrap_or_default(),
+            "e2e",
+            "4500",
+            "0",
+        ])
+        .output()
+        .expect("run probe");
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(proxy.faults(), 1, "{:?}", proxy.seen());
+    let lock_puts = proxy
+        .seen()
+        .iter()
+        .filter(|s| s.method == "PUT" && s.path.contains("/lock.json"))
+        .count();
+    assert!(
+        lock_puts >= 3,
+        "take, renew (lost, retried), release: {lock_puts}"
+    );
+    let lock = deploy_tests::get_json(&url, &bucket, "deploy/t/e2e/lock.json").await;
+    assert_eq!(lock["released"]["forced"], false, "{lock}");
+}
+
+/// The run after a killed one fails: it completes the killed run's release (the newest
+/// success, whose pointer never moved) instead of leaving it incomplete, and supersedes its
+/// own succeeded record.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_run_completes_a_killed_one() {
+    let project = project(3).await;
+    let (killed_key, _) = killed_in_the_pointer_write(&project).await;
+    project
+        .proxy
+        .add(Rule::new("PUT", "/published.json", Fault::SlowDown, 3));
+    let out = publish(&project, "v3");
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    let ledger = read_ledger(&project.bucket).await;
+    ledger.check().unwrap_or_else(|e| panic!("{e}: {ledger:?}"));
+    let pointer = ledger.pointer.as_ref().expect("pointer");
+    assert_eq!(pointer["record_key"], killed_key.as_str(), "{pointer}");
+    let history = run(&project.config, &["history", "dev"]);
+    let text = String::from_utf8_lossy(&history.stdout).into_owned();
+    let result = |version: &str, result: &str| {
+        text.lines()
+            .any(|l| l.contains(&format!(" {version} ")) && l.contains(&format!(" {result} ")))
+    };
+    assert!(result("v2", "ok"), "{text}");
+    assert!(result("v3", "superseded"), "{text}");
+    assert!(result("v3", "failed"), "{text}");
+    assert!(!text.lines().any(|l| l.contains(" incomplete ")), "{text}");
 }
