@@ -6,6 +6,9 @@
 //! holder renews the lease while it works; a holder that dies stops renewing and the lease
 //! expires, after which anyone may take it over. Releasing writes a released marker (again with
 //! `If-Match`), so the lock object is never deleted and every change is a compare-and-swap.
+//! Every version of the document carries a fresh `write_id`, so a write whose answer was lost
+//! (the SDK's retry then meets it: `412`) is recognised by reading the object back, instead of
+//! being taken for someone else's (docs/ledger.md).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,7 +20,7 @@ use tokio::sync::{Mutex, oneshot};
 
 use crate::events::{Event, Reporter};
 use crate::ledger::{
-    Actor, Guard, Ledger, LedgerError, new_release_id, newest_first_stamp, to_json,
+    Actor, Guard, Ledger, LedgerError, new_release_id, newest_first_stamp, stamped_json, to_json,
 };
 
 /// Lease timing.
@@ -41,6 +44,23 @@ impl LockSettings {
             poll: Duration::from_secs(1).min(ttl / 10),
         }
     }
+}
+
+/// `now + ttl`, or the last second of year 9999 for a lease too long to represent (the
+/// configuration bounds `lock_ttl`, but a library caller may pass anything).
+fn lease_end(now: OffsetDateTime, ttl: Duration) -> OffsetDateTime {
+    time::Duration::try_from(ttl)
+        .ok()
+        .and_then(|ttl| now.checked_add(ttl))
+        .unwrap_or(time::macros::datetime!(9999-12-31 23:59:59 UTC))
+}
+
+/// `Instant::now() + wait`, saturating at about thirty years.
+fn deadline_after(wait: Duration) -> tokio::time::Instant {
+    let now = tokio::time::Instant::now();
+    now.checked_add(wait)
+        .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 86_400)))
+        .unwrap_or(now)
 }
 
 impl Default for LockSettings {
@@ -168,16 +188,36 @@ impl EnvLock {
     }
 
     async fn read(&self) -> Result<Option<(LockInfo, String)>, LockError> {
-        let key = self.key();
-        let Some(object) = self.ledger.store().get(&key).await? else {
-            return Ok(None);
+        match self.read_raw().await? {
+            RawLock::Missing => Ok(None),
+            RawLock::Lease(info, etag) => Ok(Some((*info, etag))),
+            RawLock::Unreadable { detail, .. } => Err(LedgerError::Corrupt {
+                bucket: self.ledger.store().bucket().to_owned(),
+                key: self.key(),
+                detail: format!(
+                    "{detail}; `deploy lock {} release --yes` clears it",
+                    self.environment
+                ),
+            }
+            .into()),
+        }
+    }
+
+    async fn read_raw(&self) -> Result<RawLock, LockError> {
+        let Some(object) = self.ledger.store().get(&self.key()).await? else {
+            return Ok(RawLock::Missing);
         };
-        let info = serde_json::from_slice(&object.body).map_err(|err| LedgerError::Corrupt {
-            bucket: self.ledger.store().bucket().to_owned(),
-            key,
-            detail: err.to_string(),
-        })?;
-        Ok(Some((info, object.etag)))
+        Ok(match serde_json::from_slice(&object.body) {
+            Ok(info) => RawLock::Lease(Box::new(info), object.etag),
+            Err(err) => RawLock::Unreadable {
+                detail: err.to_string(),
+                content: String::from_utf8_lossy(&object.body)
+                    .chars()
+                    .take(1024)
+                    .collect(),
+                etag: object.etag,
+            },
+        })
     }
 
     /// Reads the lock without changing it.
@@ -197,7 +237,7 @@ impl EnvLock {
         wait: Option<Duration>,
         reporter: &dyn Reporter,
     ) -> Result<LockGuard, LockError> {
-        let deadline = tokio::time::Instant::now() + wait.unwrap_or_default();
+        let deadline = deadline_after(wait.unwrap_or_default());
         let mut pause = self.settings.poll;
         let mut announced = false;
         loop {
@@ -206,7 +246,10 @@ impl EnvLock {
                     reporter.report(&Event::LockAcquired {
                         environment: self.environment.clone(),
                         lease_id: guard.lease_id.clone(),
-                        expires_at: rfc3339(OffsetDateTime::now_utc() + self.settings.ttl),
+                        expires_at: rfc3339(lease_end(
+                            OffsetDateTime::now_utc(),
+                            self.settings.ttl,
+                        )),
                     });
                     return Ok(guard);
                 }
@@ -224,7 +267,9 @@ impl EnvLock {
                         announced = true;
                     }
                     tokio::time::sleep(pause.min(deadline - now)).await;
-                    pause = (pause * 2).min(self.settings.poll * 4);
+                    pause = pause
+                        .saturating_mul(2)
+                        .min(self.settings.poll.saturating_mul(4));
                 }
                 Err(other) => return Err(other),
             }
@@ -251,13 +296,13 @@ impl EnvLock {
             holder: holder.clone(),
             operation: operation.to_owned(),
             acquired_at: now,
-            expires_at: now + self.settings.ttl,
+            expires_at: lease_end(now, self.settings.ttl),
             released: None,
         };
         let etag = match self
             .ledger
             .store()
-            .put(&self.key(), to_json(&info), guard)
+            .put(&self.key(), stamped_json(&info), guard)
             .await
         {
             Ok(etag) => etag,
@@ -280,27 +325,39 @@ impl EnvLock {
     }
 
     /// Ends whatever lease exists, as `by`, and records that in `lock-events/`. Returns the
-    /// lease that was ended, or `None` if the lock was already free.
+    /// lease that was ended, or `None` if the lock was already free (or held an unreadable
+    /// document, which is cleared: see [`EnvLock::force_release_any`]).
     pub async fn force_release(&self, by: &Actor) -> Result<Option<LockInfo>, LockError> {
-        let Some((info, etag)) = self.read().await? else {
-            return Ok(None);
-        };
-        if info.released.is_some() {
-            return Ok(None);
-        }
+        Ok(match self.force_release_any(by).await? {
+            ForceReleased::Lease(info) => Some(*info),
+            ForceReleased::Nothing | ForceReleased::Unreadable { .. } => None,
+        })
+    }
+
+    /// Ends whatever the lock object holds, as `by`: a lease (held or expired), or a document
+    /// that is not a lease at all (unparseable, another schema), which is replaced by a released
+    /// marker. Either way the change is a compare-and-swap on the ETag read, and a
+    /// `force-release` event is recorded in `lock-events/` (for an unreadable document, with
+    /// its first KiB).
+    pub async fn force_release_any(&self, by: &Actor) -> Result<ForceReleased, LockError> {
         let now = OffsetDateTime::now_utc();
-        let event = LockEvent {
-            event: "force-release".into(),
-            by: by.clone(),
-            at: now,
-            lease: info.clone(),
+        let (lease, etag, unreadable) = match self.read_raw().await? {
+            RawLock::Missing => return Ok(ForceReleased::Nothing),
+            RawLock::Lease(info, _) if info.released.is_some() => {
+                return Ok(ForceReleased::Nothing);
+            }
+            RawLock::Lease(info, etag) => (*info, etag, None),
+            RawLock::Unreadable {
+                detail,
+                content,
+                etag,
+            } => (
+                unknown_lease(now),
+                etag,
+                Some(serde_json::json!({ "detail": detail, "content": content })),
+            ),
         };
-        let event_key = self.ledger.key(&format!(
-            "lock-events/{}-{}.json",
-            newest_first_stamp(now),
-            new_release_id(now)
-        ));
-        let mut released = info.clone();
+        let mut released = lease.clone();
         released.released = Some(Released {
             at: now,
             by: by.clone(),
@@ -308,13 +365,76 @@ impl EnvLock {
         });
         self.ledger
             .store()
-            .put(&self.key(), to_json(&released), Guard::Replace(&etag))
+            .put(&self.key(), stamped_json(&released), Guard::Replace(&etag))
             .await?;
+        let event = LockEvent {
+            event: "force-release".into(),
+            by: by.clone(),
+            at: now,
+            lease: lease.clone(),
+        };
+        let mut document = serde_json::to_value(&event).unwrap_or_default();
+        if let (Some(unreadable), Some(fields)) = (&unreadable, document.as_object_mut()) {
+            fields.insert("unreadable".into(), unreadable.clone());
+        }
+        let event_key = self.ledger.key(&format!(
+            "lock-events/{}-{}.json",
+            newest_first_stamp(now),
+            new_release_id(now)
+        ));
         self.ledger
             .store()
-            .put(&event_key, to_json(&event), Guard::Create)
+            .put(&event_key, to_json(&document), Guard::Create)
             .await?;
-        Ok(Some(info))
+        Ok(match unreadable {
+            None => ForceReleased::Lease(Box::new(lease)),
+            Some(unreadable) => ForceReleased::Unreadable {
+                detail: unreadable["detail"].as_str().unwrap_or_default().to_owned(),
+            },
+        })
+    }
+}
+
+/// What [`EnvLock::force_release_any`] ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "ended", rename_all = "kebab-case")]
+pub enum ForceReleased {
+    /// The lock was free already.
+    Nothing,
+    /// This lease.
+    Lease(Box<LockInfo>),
+    /// A lock object that was not a lease document.
+    Unreadable {
+        /// Why it could not be read.
+        detail: String,
+    },
+}
+
+enum RawLock {
+    Missing,
+    Lease(Box<LockInfo>, String),
+    Unreadable {
+        detail: String,
+        content: String,
+        etag: String,
+    },
+}
+
+/// The lease recorded in place of an unreadable lock document: nobody known held it.
+fn unknown_lease(now: OffsetDateTime) -> LockInfo {
+    LockInfo {
+        lease_id: format!("unreadable-{}", new_release_id(now)),
+        holder: Actor {
+            user: "unknown".into(),
+            host: "unknown".into(),
+            pid: 0,
+            ci_run_url: None,
+            aws_arn: None,
+        },
+        operation: "an unreadable lock document".into(),
+        acquired_at: now,
+        expires_at: now,
+        released: None,
     }
 }
 
@@ -357,11 +477,11 @@ impl LockGuard {
                     let mut guard = state.lock().await;
                     let (info, etag) = &mut *guard;
                     let mut renewed = info.clone();
-                    renewed.expires_at = OffsetDateTime::now_utc() + lock.settings.ttl;
+                    renewed.expires_at = lease_end(OffsetDateTime::now_utc(), lock.settings.ttl);
                     match lock
                         .ledger
                         .store()
-                        .put(&lock.key(), to_json(&renewed), Guard::Replace(etag))
+                        .put(&lock.key(), stamped_json(&renewed), Guard::Replace(etag))
                         .await
                     {
                         Ok(new_etag) => *guard = (renewed, new_etag),
@@ -429,7 +549,11 @@ impl LockGuard {
         self.lock
             .ledger
             .store()
-            .put(&self.lock.key(), to_json(&released), Guard::Replace(&etag))
+            .put(
+                &self.lock.key(),
+                stamped_json(&released),
+                Guard::Replace(&etag),
+            )
             .await
             .map(drop)
             .map_err(|err| match err {
@@ -500,6 +624,8 @@ mod tests {
                     .e_tag("\"w\"")
                     .build()
             })
+            // Read back once to see whose write is there, once more to name the winner.
+            .times(2)
             .build();
         let put = mock!(aws_sdk_s3::Client::put_object).then_http_response(|| {
             aws_smithy_runtime_api::http::Response::new(
@@ -524,6 +650,36 @@ mod tests {
             1,
             "exactly one conditional write, no retry over the winner"
         );
+    }
+
+    /// A lease (or a wait) too long for the clock saturates instead of panicking.
+    #[tokio::test]
+    async fn huge_durations_do_not_panic() {
+        let get = mock!(aws_sdk_s3::Client::get_object).then_error(|| {
+            GetObjectError::NoSuchKey(aws_sdk_s3::types::error::NoSuchKey::builder().build())
+        });
+        let put = mock!(aws_sdk_s3::Client::put_object).then_output(|| {
+            aws_sdk_s3::operation::put_object::PutObjectOutput::builder()
+                .e_tag("\"v1\"")
+                .build()
+        });
+        let s3 = mock_client!(aws_sdk_s3, RuleMode::MatchAny, [&get, &put]);
+        let huge = Duration::from_secs(100_000_000 * 3600);
+        for ttl in [huge, Duration::MAX] {
+            let lock = EnvLock::new(ledger(s3.clone()), "dev", LockSettings::with_ttl(ttl));
+            let guard = lock
+                .acquire(
+                    &Actor::detect(),
+                    "test",
+                    Some(Duration::MAX),
+                    &Recorder::default(),
+                )
+                .await
+                .expect("taken");
+            let (info, _) = guard.state.lock().await.clone();
+            assert_eq!(info.expires_at.year(), 9999, "{ttl:?}");
+            guard.release().await.expect("released");
+        }
     }
 
     /// A held lock is reported with who, since when, and how to get out.

@@ -351,9 +351,70 @@ async fn lock_status_and_forced_release_through_the_cli() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("lost the lock"));
     let keys = list_keys(&url, &bucket, "deploy/t/e2e/artifacts/app/releases/").await;
     for key in keys {
+        let record = get_json(&url, &bucket, &key).await;
         assert_eq!(
-            get_json(&url, &bucket, &key).await["outcome"]["result"],
-            "failed"
+            record["outcome"]["result"],
+            "failed",
+            "{record}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A lock object that is not a lease (unparseable, or another schema) is cleared by a forced
+/// release, recorded like any other, instead of failing to parse.
+#[tokio::test(flavor = "multi_thread")]
+async fn releasing_a_garbage_lock_clears_it_and_records_it() {
+    for garbage in ["{ not json", r#"{"schema": 7, "owner": "someone"}"#] {
+        let (url, bucket, config) = project("10s").await;
+        let config = config.to_str().unwrap_or_default().to_owned();
+        let s3 = deploy_tests::s3(&url).await;
+        s3.put_object()
+            .bucket(&bucket)
+            .key("deploy/t/e2e/lock.json")
+            .body(garbage.as_bytes().to_vec().into())
+            .send()
+            .await
+            .expect("put garbage");
+
+        let status = deploy(&url)
+            .args(["--config", &config, "lock", "e2e", "status"])
+            .output()
+            .expect("status");
+        let stderr = String::from_utf8_lossy(&status.stderr);
+        assert!(
+            stderr.contains("deploy lock e2e release --yes"),
+            "{garbage}: {stderr}"
+        );
+
+        let released = deploy(&url)
+            .args(["--config", &config, "lock", "e2e", "release", "--yes"])
+            .output()
+            .expect("release");
+        assert_eq!(
+            released.status.code(),
+            Some(0),
+            "{garbage}: {}",
+            String::from_utf8_lossy(&released.stderr)
+        );
+        let lock = get_json(&url, &bucket, "deploy/t/e2e/lock.json").await;
+        assert_eq!(lock["released"]["forced"], true, "{garbage}: {lock}");
+        let events = list_keys(&url, &bucket, "deploy/t/e2e/lock-events/").await;
+        assert_eq!(events.len(), 1, "{garbage}");
+        let event = get_json(&url, &bucket, &events[0]).await;
+        assert_eq!(event["event"], "force-release", "{event}");
+        assert_eq!(event["unreadable"]["content"], garbage, "{event}");
+
+        // The environment can be locked again.
+        let status = deploy(&url)
+            .args(["--config", &config, "lock", "e2e", "status"])
+            .output()
+            .expect("status");
+        assert_eq!(status.status.code(), Some(0));
+        assert!(
+            String::from_utf8_lossy(&status.stdout).contains("e2e: free"),
+            "{}",
+            String::from_utf8_lossy(&status.stdout)
         );
     }
 }

@@ -1,5 +1,5 @@
 use deploy_core::config::Config;
-use deploy_core::ledger::{Ledger, Metrics, Outcome, ReleaseRecord};
+use deploy_core::ledger::{HistoryEntry, Ledger, Metrics, Outcome, Standing};
 use serde::Serialize;
 
 use super::clients;
@@ -8,7 +8,7 @@ use crate::output::Output;
 
 #[derive(Serialize)]
 struct HistoryDoc<'a> {
-    records: &'a [ReleaseRecord],
+    records: &'a [HistoryEntry],
     metrics: Metrics,
 }
 
@@ -30,11 +30,11 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
         };
         let clients = clients(&config, env).await;
         let ledger = Ledger::new(clients.s3.clone(), &env.target);
-        records.extend(ledger.history(&artifacts, args.limit).await?);
+        records.extend(ledger.history_entries(&artifacts, args.limit).await?);
     }
-    records.sort_by_key(|r| std::cmp::Reverse(r.started_at));
+    records.sort_by_key(|e| std::cmp::Reverse(e.record.started_at));
     records.truncate(args.limit);
-    let metrics = Metrics::of(&records);
+    let metrics = Metrics::of_history(&records);
     if out.json() {
         out.document(&HistoryDoc {
             records: &records,
@@ -46,7 +46,8 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
         "{:<20} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
         "STARTED", "ENV", "ARTIFACT", "OPERATION", "FROM", "VERSION", "RESULT", "BY"
     ));
-    for r in &records {
+    for entry in &records {
+        let r = &entry.record;
         let started = deploy_core::lock::rfc3339(r.started_at);
         out.line(format!(
             "{:<20} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
@@ -61,12 +62,25 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
                 .chars()
                 .take(14)
                 .collect::<String>(),
-            match r.outcome {
-                Outcome::Succeeded => "ok",
-                Outcome::Failed { .. } => "failed",
-                Outcome::RolledBack { .. } => "rolled-back",
+            match (&entry.standing, &r.outcome) {
+                (Standing::Superseded { .. }, _) => "superseded",
+                (Standing::Incomplete, _) => "incomplete",
+                (Standing::Counted, Outcome::Succeeded) => "ok",
+                (Standing::Counted, Outcome::Failed { .. }) => "failed",
+                (Standing::Counted, Outcome::RolledBack { .. }) => "rolled-back",
             },
             r.actor.user
+        ));
+    }
+    let uncounted = records
+        .iter()
+        .filter(|e| e.standing != Standing::Counted)
+        .count();
+    if uncounted > 0 {
+        out.line(format!(
+            "not counted: {uncounted} succeeded record(s) whose pointer never moved \
+             (superseded by a later record, or incomplete: the run died or is finishing; \
+             see docs/ledger.md)"
         ));
     }
     out.line(format!(

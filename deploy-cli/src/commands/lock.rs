@@ -1,8 +1,10 @@
 use std::io::BufRead;
 
 use deploy_core::config::Config;
-use deploy_core::ledger::{Actor, Ledger};
-use deploy_core::lock::{EnvLock, LockInfo, LockSettings, LockState, rfc3339};
+use deploy_core::ledger::{Actor, Ledger, LedgerError};
+use deploy_core::lock::{
+    EnvLock, ForceReleased, LockError, LockInfo, LockSettings, LockState, rfc3339,
+};
 
 use super::{UsageError, clients};
 use crate::cli::{LockAction, LockArgs};
@@ -27,56 +29,74 @@ pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> anyhow::Resu
             }
             Ok(())
         }
-        LockAction::Release => {
-            let identity = clients.verify_account().await?;
-            let state = lock.status().await?;
-            let current = match &state {
-                LockState::Free { .. } => None,
-                LockState::Held(info) | LockState::Expired(info) => Some(info),
-            };
-            let Some(info) = current else {
-                if out.json() {
-                    out.document(&serde_json::json!({ "released": null, "state": state }));
-                } else {
-                    out.line(format!(
-                        "environment {} is not locked; nothing to release",
-                        env.name
-                    ));
-                }
-                return Ok(());
-            };
-            if args.dry_run {
-                if out.json() {
-                    out.document(&serde_json::json!({ "dry_run": true, "would_release": info }));
-                } else {
-                    out.line(format!(
-                        "would force-release {} (dry run, nothing changed)",
-                        lease(info)
-                    ));
-                }
-                return Ok(());
-            }
-            confirm(out, args.yes, &format!("force-release {}?", lease(info)))?;
-            let mut actor = Actor::detect();
-            actor.aws_arn = Some(identity.arn);
-            let released = lock.force_release(&actor).await?;
-            if out.json() {
-                out.document(&serde_json::json!({ "released": released, "by": actor }));
-            } else {
-                match released {
-                    Some(info) => out.line(format!(
-                        "released {}; recorded as done by {actor}",
-                        lease(&info)
-                    )),
-                    None => out.line(format!(
-                        "environment {} was released meanwhile; nothing to do",
-                        env.name
-                    )),
-                }
-            }
-            Ok(())
-        }
+        LockAction::Release => release(out, &lock, &clients, &env.name, args).await,
     }
+}
+
+async fn release(
+    out: &Output,
+    lock: &EnvLock,
+    clients: &deploy_core::aws::AwsClients,
+    env: &str,
+    args: &LockArgs,
+) -> anyhow::Result<()> {
+    let identity = clients.verify_account().await?;
+    let (what, document) = match lock.status().await {
+        Ok(LockState::Free { .. }) => (None, serde_json::Value::Null),
+        Ok(LockState::Held(info) | LockState::Expired(info)) => {
+            (Some(lease(&info)), serde_json::to_value(&info)?)
+        }
+        Err(LockError::Ledger(LedgerError::Corrupt { detail, .. })) => (
+            Some("the unreadable lock document".to_owned()),
+            serde_json::json!({ "unreadable": detail }),
+        ),
+        Err(err) => return Err(err.into()),
+    };
+    let Some(what) = what else {
+        if out.json() {
+            out.document(&serde_json::json!({ "released": null }));
+        } else {
+            out.line(format!(
+                "environment {env} is not locked; nothing to release"
+            ));
+        }
+        return Ok(());
+    };
+    if args.dry_run {
+        if out.json() {
+            out.document(&serde_json::json!({ "dry_run": true, "would_release": document }));
+        } else {
+            out.line(format!(
+                "would force-release {what} (dry run, nothing changed)"
+            ));
+        }
+        return Ok(());
+    }
+    confirm(out, args.yes, &format!("force-release {what}?"))?;
+    let mut actor = Actor::detect();
+    actor.aws_arn = Some(identity.arn);
+    let released = lock.force_release_any(&actor).await?;
+    if out.json() {
+        let released = match &released {
+            ForceReleased::Lease(info) => serde_json::to_value(info)?,
+            ForceReleased::Unreadable { detail } => serde_json::json!({ "unreadable": detail }),
+            ForceReleased::Nothing => serde_json::Value::Null,
+        };
+        out.document(&serde_json::json!({ "released": released, "by": actor }));
+        return Ok(());
+    }
+    out.line(match released {
+        ForceReleased::Lease(info) => {
+            format!("released {}; recorded as done by {actor}", lease(&info))
+        }
+        ForceReleased::Unreadable { .. } => {
+            format!("cleared the unreadable lock document; recorded as done by {actor}")
+        }
+        ForceReleased::Nothing => {
+            format!("environment {env} was released meanwhile; nothing to do")
+        }
+    });
+    Ok(())
 }
 
 fn lease(info: &LockInfo) -> String {

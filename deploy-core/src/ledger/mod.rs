@@ -15,10 +15,18 @@
 //! `If-Match` on the ETag read before, so two writers cannot both move one. Record keys start
 //! with `9999999999999 - unix millis`, so a plain listing returns the newest first: `history`
 //! of the latest N costs one listing and N reads, however long the ledger is.
+//!
+//! Every document written is unique (a record has its release id, a pointer or lock document a
+//! `write_id` nonce), so a conditional write whose answer was lost is recognised by reading the
+//! object back. A succeeded record counts once the pointers its operation moves name it;
+//! [`Ledger::commit`] reconciles records left without their pointer (a crash, S3 failing
+//! between the two writes), and [`Ledger::history_entries`] tells them apart. The rules are
+//! in `docs/ledger.md`.
 
+mod commit;
+mod history;
 mod store;
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use futures::{StreamExt, TryStreamExt};
@@ -27,6 +35,7 @@ use time::OffsetDateTime;
 
 use crate::artifact::ArtifactKind;
 use crate::target::Target;
+pub use history::{HistoryEntry, Metrics, Standing};
 pub(crate) use store::{Guard, Store};
 
 /// Version of the record and pointer documents this library writes.
@@ -55,17 +64,20 @@ pub enum LedgerError {
         /// State bucket.
         bucket: String,
     },
-    /// An S3 request failed.
-    #[error("{operation} on s3://{bucket}/{key} failed: {detail}")]
+    /// An S3 request failed (after the SDK's retries).
+    #[error("s3://{bucket}/{key}: {operation} failed: {detail}")]
     Aws {
-        /// The S3 operation.
+        /// The S3 operation (`PutObject`, `GetObject`, `ListObjectsV2`).
         operation: &'static str,
         /// State bucket.
         bucket: String,
         /// Object key or prefix.
         key: String,
-        /// The error chain.
+        /// One line: S3's error code, HTTP status and message, or what broke the connection.
         detail: String,
+        /// The SDK's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// A document in the state bucket is not what this library wrote.
     #[error("s3://{bucket}/{key} is not a valid ledger document: {detail}")]
@@ -445,9 +457,43 @@ impl Ledger {
 
     /// Writes a record; fails with [`LedgerError::Conflict`] if one with its key exists.
     pub async fn put_record(&self, record: &ReleaseRecord) -> Result<String, LedgerError> {
+        self.put_record_superseding(record, &[]).await
+    }
+
+    /// Writes a record that supersedes the records with the ids `supersedes` (stored beside
+    /// the record's fields, so [`ReleaseRecord`] readers see the plain record).
+    async fn put_record_superseding(
+        &self,
+        record: &ReleaseRecord,
+        supersedes: &[String],
+    ) -> Result<String, LedgerError> {
         let key = self.record_key(record);
-        self.store.put(&key, to_json(record), Guard::Create).await?;
+        let mut document = serde_json::to_value(record).unwrap_or_default();
+        if let (false, Some(fields)) = (supersedes.is_empty(), document.as_object_mut()) {
+            fields.insert("supersedes".into(), supersedes.into());
+        }
+        self.store
+            .put(&key, to_json(&document), Guard::Create)
+            .await?;
         Ok(key)
+    }
+
+    /// Reads one record by key with the ids of the records it supersedes.
+    pub async fn stored_record(&self, key: &str) -> Result<Option<StoredRecord>, LedgerError> {
+        let Some(object) = self.store.get(key).await? else {
+            return Ok(None);
+        };
+        #[derive(Deserialize)]
+        struct Extra {
+            #[serde(default)]
+            supersedes: Vec<String>,
+        }
+        let extra: Extra = self.decode(key, &object.body)?;
+        Ok(Some(StoredRecord {
+            key: key.to_owned(),
+            record: self.decode(key, &object.body)?,
+            supersedes: extra.supersedes,
+        }))
     }
 
     /// Reads one record by key.
@@ -484,48 +530,12 @@ impl Ledger {
     ) -> Result<String, LedgerError> {
         let guard = expected.map_or(Guard::Create, Guard::Replace);
         self.store
-            .put(&self.pointer_key(artifact, kind), to_json(pointer), guard)
+            .put(
+                &self.pointer_key(artifact, kind),
+                stamped_json(pointer),
+                guard,
+            )
             .await
-    }
-
-    /// Records a release and, if it succeeded, moves the pointers it affects (compare-and-swap
-    /// against the pointers read before the record was written). Sets `previous` when unset.
-    pub async fn commit(&self, record: &mut ReleaseRecord) -> Result<String, LedgerError> {
-        let live = self.pointer(&record.artifact, PointerKind::Live).await?;
-        let published = if record.operation.publishes() {
-            self.pointer(&record.artifact, PointerKind::Published)
-                .await?
-        } else {
-            None
-        };
-        if record.previous.is_none() {
-            record.previous = live.as_ref().map(|p| p.value.release_id.clone());
-        }
-        let key = self.put_record(record).await?;
-        if record.outcome != Outcome::Succeeded {
-            return Ok(key);
-        }
-        let pointer = Pointer {
-            schema: SCHEMA,
-            release_id: record.id.clone(),
-            record_key: key.clone(),
-            operation: record.operation,
-            version: record.version.clone(),
-            artifact_ref: record.artifact_ref.clone(),
-            updated_at: record.finished_at,
-            actor: record.actor.clone(),
-        };
-        if record.operation.publishes() {
-            let etag = published.as_ref().map(|p| p.etag.as_str());
-            self.move_pointer(&record.artifact, PointerKind::Published, &pointer, etag)
-                .await?;
-        }
-        if record.operation.changes_live() {
-            let etag = live.as_ref().map(|p| p.etag.as_str());
-            self.move_pointer(&record.artifact, PointerKind::Live, &pointer, etag)
-                .await?;
-        }
-        Ok(key)
     }
 
     /// The live and published pointers of each artifact: two reads per artifact.
@@ -555,6 +565,21 @@ impl Ledger {
         artifacts: &[String],
         limit: usize,
     ) -> Result<Vec<ReleaseRecord>, LedgerError> {
+        let keys = self.newest_keys(artifacts, limit).await?;
+        let records: Vec<Option<ReleaseRecord>> = futures::stream::iter(keys)
+            .map(|key| async move { self.record(&key).await })
+            .buffered(16)
+            .try_collect()
+            .await?;
+        Ok(records.into_iter().flatten().collect())
+    }
+
+    /// The keys of the newest `limit` records across `artifacts`, newest first.
+    async fn newest_keys(
+        &self,
+        artifacts: &[String],
+        limit: usize,
+    ) -> Result<Vec<String>, LedgerError> {
         let listings: Vec<Vec<String>> = futures::stream::iter(artifacts)
             .map(|artifact| {
                 let prefix = self.key(&format!("artifacts/{artifact}/releases/"));
@@ -567,12 +592,7 @@ impl Ledger {
         let file = |key: &String| key.rsplit('/').next().unwrap_or_default().to_owned();
         keys.sort_by_key(file);
         keys.truncate(limit);
-        let records: Vec<Option<ReleaseRecord>> = futures::stream::iter(keys)
-            .map(|key| async move { self.record(&key).await })
-            .buffered(16)
-            .try_collect()
-            .await?;
-        Ok(records.into_iter().flatten().collect())
+        Ok(keys)
     }
 }
 
@@ -589,94 +609,36 @@ pub struct ArtifactStatus {
     pub published: Option<Pointer>,
 }
 
+/// A record as stored, with what the ledger keeps beside its fields.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredRecord {
+    /// Its key in the state bucket.
+    pub key: String,
+    /// The record.
+    #[serde(flatten)]
+    pub record: ReleaseRecord,
+    /// Ids of earlier succeeded records whose pointers never moved, that this record replaces
+    /// (see `docs/ledger.md`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub supersedes: Vec<String>,
+}
+
 pub(crate) fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing these plain data types cannot fail: no maps with non-string keys, no I/O.
     serde_json::to_vec_pretty(value).unwrap_or_default()
 }
 
-/// Delivery metrics over a set of records (newest first, as [`Ledger::history`] returns them).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Metrics {
-    /// Records considered.
-    pub records: usize,
-    /// Rollouts (release, rollout, promote, rollback) considered.
-    pub deployments: usize,
-    /// Successful deployments per day over the span of the records.
-    pub deploys_per_day: f64,
-    /// Share of deployments that failed or were rolled back.
-    pub change_failure_rate: f64,
-    /// Median seconds from publish of a version to it going live in this environment.
-    pub lead_time_seconds: Option<f64>,
-    /// Median seconds from a failed deployment to the next successful one of that artifact.
-    pub time_to_restore_seconds: Option<f64>,
-}
-
-impl Metrics {
-    /// Computes the metrics of `records`.
-    pub fn of(records: &[ReleaseRecord]) -> Metrics {
-        let deployments: Vec<&ReleaseRecord> = records
-            .iter()
-            .filter(|r| r.operation.changes_live() && r.operation != Operation::Custom)
-            .collect();
-        let failed = deployments
-            .iter()
-            .filter(|r| r.outcome != Outcome::Succeeded)
-            .count();
-        let ok = deployments.len() - failed;
-        let span_days = match (records.last(), records.first()) {
-            (Some(oldest), Some(newest)) => {
-                ((newest.finished_at - oldest.started_at).as_seconds_f64() / 86_400.0).max(1.0)
-            }
-            _ => 1.0,
-        };
-        let mut published: BTreeMap<(&str, &str), OffsetDateTime> = BTreeMap::new();
-        let mut lead = Vec::new();
-        let mut restore = Vec::new();
-        let mut failing_since: BTreeMap<&str, OffsetDateTime> = BTreeMap::new();
-        for record in records.iter().rev() {
-            let version = record.version.as_deref().unwrap_or_default();
-            if record.operation.publishes() && record.outcome == Outcome::Succeeded {
-                published
-                    .entry((&record.artifact, version))
-                    .or_insert(record.started_at);
-            }
-            if !record.operation.changes_live() {
-                continue;
-            }
-            if record.outcome == Outcome::Succeeded {
-                if let Some(at) = published.get(&(record.artifact.as_str(), version)) {
-                    lead.push((record.finished_at - *at).as_seconds_f64());
-                }
-                if let Some(since) = failing_since.remove(record.artifact.as_str()) {
-                    restore.push((record.finished_at - since).as_seconds_f64());
-                }
-            } else {
-                failing_since
-                    .entry(&record.artifact)
-                    .or_insert(record.finished_at);
-            }
-        }
-        Metrics {
-            records: records.len(),
-            deployments: deployments.len(),
-            deploys_per_day: ok as f64 / span_days,
-            change_failure_rate: if deployments.is_empty() {
-                0.0
-            } else {
-                failed as f64 / deployments.len() as f64
-            },
-            lead_time_seconds: median(lead),
-            time_to_restore_seconds: median(restore),
-        }
+/// `value` as JSON with a fresh `write_id` field: no two writes have the same bytes, so a
+/// conditional write whose answer was lost can tell its own write from someone else's.
+pub(crate) fn stamped_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut document = serde_json::to_value(value).unwrap_or_default();
+    if let Some(fields) = document.as_object_mut() {
+        fields.insert(
+            "write_id".into(),
+            new_release_id(OffsetDateTime::now_utc()).into(),
+        );
     }
-}
-
-fn median(mut values: Vec<f64>) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    Some(values[values.len() / 2])
+    to_json(&document)
 }
 
 #[cfg(test)]
@@ -699,56 +661,5 @@ mod tests {
         let b = new_release_id(at);
         assert_ne!(a, b);
         assert!(a.starts_with("20261123T101530123Z-"), "{a}");
-    }
-
-    fn record(op: Operation, version: &str, at: OffsetDateTime, outcome: Outcome) -> ReleaseRecord {
-        ReleaseRecord {
-            schema: SCHEMA,
-            id: new_release_id(at),
-            project: "p".into(),
-            environment: "dev".into(),
-            artifact: "api".into(),
-            kind: ArtifactKind::Image,
-            operation: op,
-            version: Some(version.into()),
-            artifact_ref: None,
-            source_environment: None,
-            started_at: at,
-            finished_at: at + time::Duration::minutes(1),
-            actor: Actor {
-                user: "u".into(),
-                host: "h".into(),
-                pid: 1,
-                ci_run_url: None,
-                aws_arn: None,
-            },
-            touched: vec![],
-            outcome,
-            previous: None,
-            plan_id: None,
-        }
-    }
-
-    #[test]
-    fn metrics_count_failures_lead_time_and_restore() {
-        let t0 = datetime!(2026-11-01 00:00:00 UTC);
-        let hours = |h| t0 + time::Duration::hours(h);
-        let failed = Outcome::Failed {
-            error: "boom".into(),
-        };
-        let mut records = vec![
-            record(Operation::Publish, "a", hours(0), Outcome::Succeeded),
-            record(Operation::Rollout, "a", hours(1), Outcome::Succeeded),
-            record(Operation::Release, "b", hours(24), failed),
-            record(Operation::Release, "c", hours(26), Outcome::Succeeded),
-        ];
-        records.reverse();
-        let m = Metrics::of(&records);
-        assert_eq!(m.deployments, 3);
-        assert!((m.change_failure_rate - 1.0 / 3.0).abs() < 1e-9);
-        // publish at 0h, live at 1h+1m; c published and live in the same release: 1m.
-        assert_eq!(m.lead_time_seconds, Some(3660.0));
-        // failed release finished at 24h+1m, restored at 26h+1m.
-        assert_eq!(m.time_to_restore_seconds, Some(7200.0));
     }
 }

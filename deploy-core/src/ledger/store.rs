@@ -1,8 +1,9 @@
 //! The three S3 operations the ledger and the lock are built on: read with ETag, conditional
 //! write (`If-None-Match: *` to create, `If-Match` to replace), and listing in key order.
 
+use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_runtime_api::client::result::SdkError;
 
 use super::LedgerError;
 
@@ -28,9 +29,7 @@ pub(crate) struct Store {
     bucket: String,
 }
 
-fn status_of<E, R: HttpStatus>(
-    err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
-) -> Option<u16> {
+fn status_of<E, R: HttpStatus>(err: &SdkError<E, R>) -> Option<u16> {
     err.raw_response().map(HttpStatus::status_code)
 }
 
@@ -57,14 +56,13 @@ impl Store {
         &self,
         operation: &'static str,
         key: &str,
-        err: &aws_smithy_runtime_api::client::result::SdkError<E, R>,
+        err: SdkError<E, R>,
     ) -> LedgerError
     where
-        E: std::error::Error + 'static,
-        R: std::fmt::Debug,
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: HttpStatus + std::fmt::Debug + Send + Sync + 'static,
     {
-        let detail = DisplayErrorContext(err).to_string();
-        if detail.contains("NoSuchBucket") {
+        if err.code() == Some("NoSuchBucket") {
             return LedgerError::MissingBucket {
                 bucket: self.bucket.clone(),
             };
@@ -73,7 +71,8 @@ impl Store {
             operation,
             bucket: self.bucket.clone(),
             key: key.to_owned(),
-            detail,
+            detail: describe(&err),
+            source: Box::new(err),
         }
     }
 
@@ -90,7 +89,7 @@ impl Store {
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => {
                 return Ok(None);
             }
-            Err(err) => return Err(self.aws_error("s3:GetObject", key, &err)),
+            Err(err) => return Err(self.aws_error("GetObject", key, err)),
         };
         let etag = out.e_tag().unwrap_or_default().to_owned();
         let body = out
@@ -98,10 +97,11 @@ impl Store {
             .collect()
             .await
             .map_err(|err| LedgerError::Aws {
-                operation: "s3:GetObject",
+                operation: "GetObject",
                 bucket: self.bucket.clone(),
                 key: key.to_owned(),
-                detail: err.to_string(),
+                detail: format!("the body broke off: {}", one_line(&err)),
+                source: Box::new(err),
             })?
             .into_bytes()
             .to_vec();
@@ -109,12 +109,43 @@ impl Store {
     }
 
     /// Writes `body` at `key` under `guard`; a lost race is [`LedgerError::Conflict`].
+    ///
+    /// Every body written this way is unique (it carries a release id or a write nonce), so
+    /// when the write seems to fail, with `412`/`409` or after the SDK gave up, the object is
+    /// read back: holding exactly `body`, it is this write that landed, its answer was lost
+    /// (and the SDK's retry then met its own write).
     pub(crate) async fn put(
         &self,
         key: &str,
         body: Vec<u8>,
         guard: Guard<'_>,
     ) -> Result<String, LedgerError> {
+        let err = match self.put_once(key, body.clone(), guard).await {
+            Ok(etag) => return Ok(etag),
+            Err(PutFailure::Ledger(err @ LedgerError::MissingBucket { .. })) => return Err(err),
+            Err(PutFailure::InFlight(err)) => {
+                // 409: a conditional write to this key is in flight, possibly our own first
+                // attempt; give it a moment to land before looking.
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                err
+            }
+            Err(PutFailure::Ledger(err)) => err,
+        };
+        match self.get(key).await {
+            Ok(Some(object)) if object.body == body => {
+                tracing::debug!(key, "a conditional write whose answer was lost had landed");
+                Ok(object.etag)
+            }
+            _ => Err(err),
+        }
+    }
+
+    async fn put_once(
+        &self,
+        key: &str,
+        body: Vec<u8>,
+        guard: Guard<'_>,
+    ) -> Result<String, PutFailure> {
         let request = self
             .s3
             .put_object()
@@ -126,14 +157,16 @@ impl Store {
             Guard::Create => request.if_none_match("*"),
             Guard::Replace(etag) => request.if_match(etag),
         };
+        let conflict = || LedgerError::Conflict {
+            bucket: self.bucket.clone(),
+            key: key.to_owned(),
+        };
         match request.send().await {
             Ok(out) => Ok(out.e_tag().unwrap_or_default().to_owned()),
             // 412: the condition failed; 409: a concurrent conditional write is in flight.
-            Err(err) if matches!(status_of(&err), Some(412 | 409)) => Err(LedgerError::Conflict {
-                bucket: self.bucket.clone(),
-                key: key.to_owned(),
-            }),
-            Err(err) => Err(self.aws_error("s3:PutObject", key, &err)),
+            Err(err) if status_of(&err) == Some(412) => Err(PutFailure::Ledger(conflict())),
+            Err(err) if status_of(&err) == Some(409) => Err(PutFailure::InFlight(conflict())),
+            Err(err) => Err(PutFailure::Ledger(self.aws_error("PutObject", key, err))),
         }
     }
 
@@ -156,7 +189,7 @@ impl Store {
                 .set_continuation_token(token.take())
                 .send()
                 .await
-                .map_err(|err| self.aws_error("s3:ListObjectsV2", prefix, &err))?;
+                .map_err(|err| self.aws_error("ListObjectsV2", prefix, err))?;
             keys.extend(
                 out.contents()
                     .iter()
@@ -170,6 +203,48 @@ impl Store {
         keys.truncate(limit);
         Ok(keys)
     }
+}
+
+enum PutFailure {
+    Ledger(LedgerError),
+    /// `409 ConditionalRequestConflict`.
+    InFlight(LedgerError),
+}
+
+/// One line for an SDK error: `Code (status): message` when S3 answered, else what broke the
+/// connection, without the Debug dump the SDK's own rendering appends.
+fn describe<E, R>(err: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: HttpStatus + std::fmt::Debug + 'static,
+{
+    let status = status_of(err);
+    match (err.code(), status) {
+        (Some(code), Some(status)) => match err.message() {
+            Some(message) if !message.is_empty() => format!("{code} ({status}): {message}"),
+            _ => format!("{code} ({status})"),
+        },
+        (None, Some(status)) => format!("HTTP {status} without an S3 error code"),
+        _ => match err {
+            SdkError::TimeoutError(_) => "timed out".into(),
+            other => one_line(other),
+        },
+    }
+}
+
+/// The messages of an error and its sources joined on one line, each said once.
+fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let text = err.to_string();
+        let text = text.lines().next().unwrap_or_default().trim().to_owned();
+        if !text.is_empty() && !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ").chars().take(300).collect()
 }
 
 #[cfg(test)]
@@ -191,18 +266,13 @@ mod tests {
     }
 
     fn client(rules: &[&aws_smithy_mocks::Rule]) -> aws_sdk_s3::Client {
-        mock_client!(
-            aws_sdk_s3,
-            RuleMode::Sequential,
-            rules.iter().copied(),
-            |c| {
-                c.retry_config(
-                    aws_sdk_s3::config::retry::RetryConfig::standard()
-                        .with_max_attempts(3)
-                        .with_initial_backoff(Duration::from_millis(1)),
-                )
-            }
-        )
+        mock_client!(aws_sdk_s3, RuleMode::MatchAny, rules.iter().copied(), |c| {
+            c.retry_config(
+                aws_sdk_s3::config::retry::RetryConfig::standard()
+                    .with_max_attempts(3)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+        })
     }
 
     #[tokio::test]
@@ -222,12 +292,22 @@ mod tests {
         assert_eq!(rule.num_calls(), 3);
     }
 
+    fn get_rule(body: &'static [u8]) -> aws_smithy_mocks::Rule {
+        mock!(aws_sdk_s3::Client::get_object).then_output(move || {
+            aws_sdk_s3::operation::get_object::GetObjectOutput::builder()
+                .body(ByteStream::from_static(body))
+                .e_tag("\"theirs\"")
+                .build()
+        })
+    }
+
     #[tokio::test]
     async fn failed_conditions_are_conflicts_and_not_retried() {
         for code in [412, 409] {
             let rule =
                 mock!(aws_sdk_s3::Client::put_object).then_http_response(move || status(code));
-            let store = Store::new(client(&[&rule]), "b".into());
+            let read_back = get_rule(b"{\"someone\":\"else\"}");
+            let store = Store::new(client(&[&rule, &read_back]), "b".into());
             let err = store
                 .put("k", b"{}".to_vec(), Guard::Replace("\"v1\""))
                 .await
@@ -238,22 +318,84 @@ mod tests {
                 1,
                 "{code}: a lost race is final, not retried"
             );
+            assert_eq!(read_back.num_calls(), 1, "{code}: read back once");
+        }
+    }
+
+    /// The first attempt landed but its answer was lost; the SDK's retry then met our own
+    /// write (412). Reading back finds our bytes: the write succeeded.
+    #[tokio::test]
+    async fn a_conflict_with_our_own_lost_write_is_success() {
+        for code in [412, 409] {
+            let rule =
+                mock!(aws_sdk_s3::Client::put_object).then_http_response(move || status(code));
+            let read_back = get_rule(b"{\"nonce\":\"ours\"}");
+            let store = Store::new(client(&[&rule, &read_back]), "b".into());
+            let etag = store
+                .put("k", b"{\"nonce\":\"ours\"}".to_vec(), Guard::Create)
+                .await
+                .expect("our write landed");
+            assert_eq!(etag, "\"theirs\"", "{code}: the ETag read back");
         }
     }
 
     #[tokio::test]
-    async fn persistent_failures_name_the_operation_and_key() {
-        let rule = mock!(aws_sdk_s3::Client::put_object).then_http_response(|| status(503));
-        let store = Store::new(client(&[&rule]), "b".into());
+    async fn persistent_failures_are_one_line_with_the_code_and_key() {
+        let rule = mock!(aws_sdk_s3::Client::put_object).then_http_response(|| {
+            aws_smithy_runtime_api::http::Response::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(503).expect("status"),
+                aws_smithy_types::body::SdkBody::from(
+                    "<Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>",
+                ),
+            )
+        });
+        let read_back = mock!(aws_sdk_s3::Client::get_object).then_error(|| {
+            aws_sdk_s3::operation::get_object::GetObjectError::NoSuchKey(
+                aws_sdk_s3::types::error::NoSuchKey::builder().build(),
+            )
+        });
+        let store = Store::new(client(&[&rule, &read_back]), "b".into());
         let err = store
             .put("deploy/k.json", b"{}".to_vec(), Guard::Create)
             .await
             .expect_err("gives up");
-        let text = err.to_string();
+        assert_eq!(
+            err.to_string(),
+            "s3://b/deploy/k.json: PutObject failed: SlowDown (503): Please reduce your request rate."
+        );
         assert!(
-            text.contains("s3:PutObject on s3://b/deploy/k.json"),
-            "{text}"
+            std::error::Error::source(&err).is_some(),
+            "the SDK error is kept as the source"
         );
         assert_eq!(rule.num_calls(), 3, "three attempts, then the error");
+        assert_eq!(read_back.num_calls(), 1, "then one look whether it landed");
+    }
+
+    /// A connection that cannot be made reads as one line, without the SDK's Debug dump.
+    #[tokio::test]
+    async fn connection_failures_are_one_line() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new("eu-west-1"))
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                "a", "b", None, None, "t",
+            ))
+            .endpoint_url(format!("http://127.0.0.1:{port}"))
+            .force_path_style(true)
+            .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+            .build();
+        let store = Store::new(aws_sdk_s3::Client::from_conf(config), "b".into());
+        let err = store.get("k.json").await.expect_err("nobody listens");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("s3://b/k.json: GetObject failed: "),
+            "{text}"
+        );
+        assert!(!text.contains('{') && !text.contains('\n'), "{text}");
+        assert!(text.to_lowercase().contains("connect"), "{text}");
     }
 }
