@@ -118,3 +118,24 @@ async fn human_plan_lists_every_step() {
         assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unwritable_out_path_says_why() {
+    let (config, _bucket) = example_config().await;
+    let out = deploy(&moto().url)
+        .arg("--config")
+        .arg(&config)
+        .args(["plan", "dev", "api", "--version", "abc"])
+        .args(["--out", "/nonexistent-dir/plan.json"])
+        .output()
+        .expect("run deploy");
+    let _ = std::fs::remove_file(&config);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cannot write the plan to /nonexistent-dir/plan.json: No such file or directory"
+        ),
+        "{stderr}"
+    );
+}

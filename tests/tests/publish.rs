@@ -251,3 +251,19 @@ async fn a_source_behind_a_bearer_token_registry_uses_the_stored_login() {
         skopeo_inspect(&format!("{}/{copy}:v2", oci_registry().host), false).expect("skopeo");
     assert_eq!(copied["Digest"], original["Digest"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_artifact_named_twice_is_published_once() {
+    let (config, bucket, _repo) = project(true).await;
+    let out = deploy(&moto().url)
+        .arg("--config")
+        .arg(&config)
+        .args(["publish", "dev", "api", "api", "--version", "v1"])
+        .output()
+        .expect("run deploy");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let records =
+        deploy_tests::list_keys(&moto().url, &bucket, "deploy/t/dev/artifacts/api/releases/").await;
+    assert_eq!(records.len(), 1, "one record for one publish: {records:?}");
+}

@@ -1,4 +1,3 @@
-use anyhow::Context;
 use deploy_core::config::Config;
 use deploy_core::ledger::Operation;
 use deploy_core::ops::{self, Confirm, ReleaseRequest};
@@ -21,8 +20,12 @@ pub async fn plan(out: &Output, config: Config, args: &PlanArgs) -> anyhow::Resu
     .await?;
     let plan = &prepared.plan;
     if let Some(path) = &args.out {
-        std::fs::write(path, plan.to_json() + "\n")
-            .with_context(|| format!("cannot write the plan to {}", path.display()))?;
+        std::fs::write(path, plan.to_json() + "\n").map_err(|err| {
+            super::UsageError(format!(
+                "cannot write the plan to {}: {err}; choose a writable path with --out",
+                path.display()
+            ))
+        })?;
     }
     print_plan(out, plan);
     if let Some(path) = &args.out {
