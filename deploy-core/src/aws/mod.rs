@@ -1,6 +1,8 @@
 //! AWS clients for one environment, built once from `aws_config`, and the account check that
 //! runs before any change.
 
+pub mod ecr_login;
+
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -196,8 +198,7 @@ pub struct AwsClients {
     /// Lambda.
     pub lambda: aws_sdk_lambda::Client,
     /// The ECR registry login, shared by every publish of these clients until it expires.
-    pub(crate) ecr_login:
-        std::sync::Arc<tokio::sync::Mutex<Option<crate::artifact::image::publish::EcrLogin>>>,
+    pub(crate) ecr_login: std::sync::Arc<tokio::sync::Mutex<Option<ecr_login::EcrLogin>>>,
 }
 
 impl AwsClients {
