@@ -5,6 +5,9 @@
 //! Processes this harness starts are watched by a small shell loop that kills them as soon as
 //! the test process is gone, so an aborted run leaves nothing behind.
 
+pub mod fault_proxy;
+pub mod layouts;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

@@ -382,7 +382,10 @@ impl Registry {
             .retrying(&operation, &push_scope(repository), |attempt| async move {
                 // The registry may have committed the last attempt before its answer was lost.
                 if attempt > 1 && self.has_blob(repository, blob).await? {
-                    return Ok(BlobAction::Sent);
+                    return Ok(match mount_from {
+                        Some(_) => BlobAction::Mounted,
+                        None => BlobAction::Sent,
+                    });
                 }
                 match self
                     .upload_once(repository, blob, source, mount_from, progress)
