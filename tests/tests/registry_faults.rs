@@ -177,3 +177,35 @@ async fn pushes_copies_and_tokens_survive_faults_on_every_request() {
         assert!(faulty.injected(kind) > 0, "{kind:?} injected");
     }
 }
+
+#[tokio::test]
+async fn a_registry_that_never_answers_times_out_and_is_named() {
+    let silent = deploy_tests::fault_proxy::ScriptedServer::start(|_| {
+        std::thread::sleep(std::time::Duration::from_secs(30));
+        deploy_tests::fault_proxy::reply("404 Not Found", "", "")
+    });
+    let settings = RegistrySettings {
+        attempts: 2,
+        backoff: std::time::Duration::from_millis(1),
+        timeout: std::time::Duration::from_millis(300),
+        ..RegistrySettings::default()
+    };
+    let registry =
+        Registry::new(&format!("http://{}", silent.host), None, settings).expect("client");
+    let started = std::time::Instant::now();
+    let err = registry
+        .manifest_digest("t/app", "v1")
+        .await
+        .expect_err("no answer");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&silent.host) && text.contains("after 2 attempts"),
+        "{text}"
+    );
+    assert_eq!(silent.requests().len(), 2, "tried twice");
+}

@@ -176,7 +176,9 @@ impl Registry {
         service: Option<&str>,
         scope: &str,
     ) -> Result<String, RegistryError> {
-        let mut request = self.http.get(realm).query(&[("scope", scope)]);
+        let mut request = self
+            .bounded(self.http.get(realm))
+            .query(&[("scope", scope)]);
         if let Some(service) = service {
             request = request.query(&[("service", service)]);
         }

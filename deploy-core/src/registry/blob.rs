@@ -40,7 +40,9 @@ impl Registry {
         let scope = pull_scope(repository);
         self.retrying(&operation, &scope, |_| async {
             let response = self
-                .send(&operation, &scope, || self.http.head(url.clone()))
+                .send(&operation, &scope, || {
+                    self.bounded(self.http.head(url.clone()))
+                })
                 .await?;
             match response.status() {
                 // A HEAD answer has no body: the length is only in the header.
@@ -94,8 +96,7 @@ impl Registry {
         self.retrying(&operation, &scope, |_| async {
             let response = self
                 .send(&operation, &scope, || {
-                    self.http
-                        .post(url.clone())
+                    self.bounded(self.http.post(url.clone()))
                         .header(header::CONTENT_LENGTH, "0")
                 })
                 .await?;

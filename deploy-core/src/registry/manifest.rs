@@ -27,8 +27,7 @@ impl Registry {
         self.retrying(&operation, &scope, |_| async {
             let response = self
                 .send(&operation, &scope, || {
-                    self.http
-                        .head(url.clone())
+                    self.bounded(self.http.head(url.clone()))
                         .header(header::ACCEPT, MANIFEST_ACCEPT)
                 })
                 .await?;
@@ -61,8 +60,7 @@ impl Registry {
             .retrying(&operation, &scope, |_| async {
                 let response = self
                     .send(&operation, &scope, || {
-                        self.http
-                            .get(url.clone())
+                        self.bounded(self.http.get(url.clone()))
                             .header(header::ACCEPT, MANIFEST_ACCEPT)
                     })
                     .await?;
@@ -116,8 +114,7 @@ impl Registry {
         self.retrying(&operation, &scope, |_| async {
             let response = self
                 .send(&operation, &scope, || {
-                    self.http
-                        .put(url.clone())
+                    self.bounded(self.http.put(url.clone()))
                         .header(header::CONTENT_TYPE, media_type)
                         .body(body.clone())
                 })

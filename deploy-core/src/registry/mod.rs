@@ -51,6 +51,10 @@ pub struct RegistrySettings {
     pub upload: UploadMode,
     /// Part size of [`UploadMode::Chunked`] uploads. Default 10 MiB; ECR takes 5 to 20 MiB.
     pub part_size: u64,
+    /// Upper bound of one request that carries no blob bytes (existence checks, manifests,
+    /// upload starts, tokens); one that takes longer is retried like a broken connection.
+    /// Default 60 seconds.
+    pub timeout: Duration,
 }
 
 /// How blob bytes are sent to the registry.
@@ -78,6 +82,7 @@ impl Default for RegistrySettings {
             chunk: 256 * 1024,
             upload: UploadMode::Auto,
             part_size: 10 * 1024 * 1024,
+            timeout: Duration::from_secs(60),
         }
     }
 }
@@ -257,6 +262,11 @@ impl Registry {
             operation: operation.to_owned(),
             detail: redact(&detail),
         }
+    }
+
+    /// `request` bounded by the settings' timeout (for requests that carry no blob).
+    fn bounded(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        request.timeout(self.settings.timeout)
     }
 
     /// `response` if its status is one of `ok`, else the registry's answer as an error.
