@@ -126,7 +126,7 @@ impl Registry {
             .authorize(build(), scope)
             .send()
             .await
-            .map_err(|err| self.transport(operation, &err))?;
+            .map_err(|err| self.transport(operation, err))?;
         if response.status() != StatusCode::UNAUTHORIZED {
             return Ok(response);
         }
@@ -153,7 +153,7 @@ impl Registry {
             .bearer_auth(token)
             .send()
             .await
-            .map_err(|err| self.transport(operation, &err))?;
+            .map_err(|err| self.transport(operation, err))?;
         if response.status() == StatusCode::UNAUTHORIZED {
             return Err(self.unauthorized(operation, "the credentials were refused"));
         }
@@ -189,7 +189,7 @@ impl Registry {
         let response = request
             .send()
             .await
-            .map_err(|err| self.transport(&operation, &err))?;
+            .map_err(|err| self.transport(&operation, err))?;
         let status = response.status();
         if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
             return Err(self.status_error(&operation, response).await);
@@ -202,7 +202,7 @@ impl Registry {
         let body: serde_json::Value = response
             .json()
             .await
-            .map_err(|err| self.transport(&operation, &err))?;
+            .map_err(|err| self.transport(&operation, err))?;
         let token = body["token"]
             .as_str()
             .or_else(|| body["access_token"].as_str())

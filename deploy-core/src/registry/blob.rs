@@ -223,11 +223,13 @@ impl Registry {
         operation: &str,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, RegistryError> {
-        request.send().await.map_err(|err| {
-            corrupt_source(&err)
-                .map(RegistryError::from)
-                .unwrap_or_else(|| self.transport(operation, &err))
-        })
+        request
+            .send()
+            .await
+            .map_err(|err| match corrupt_source(&err) {
+                Some(corrupt) => RegistryError::from(corrupt),
+                None => self.transport(operation, err),
+            })
     }
 
     /// Uploads one blob to the session at `location`, in the registry's upload mode, and commits
@@ -310,13 +312,15 @@ impl Registry {
         let mut rest = tokio_util::io::ReaderStream::new(Part(reader.lock_owned().await));
         while let Some(chunk) = rest.next().await {
             if let Err(err) = chunk {
-                return Err(corrupt_source(&err)
-                    .map(RegistryError::from)
-                    .unwrap_or_else(|| RegistryError::Transport {
+                return Err(match corrupt_source(&err) {
+                    Some(corrupt) => RegistryError::from(corrupt),
+                    None => RegistryError::Transport {
                         registry: self.host.clone(),
                         operation: operation.to_owned(),
-                        detail: super::error::redact(&err.to_string()),
-                    }));
+                        detail: "the blob could not be read to the end".into(),
+                        source: Box::new(err),
+                    },
+                });
             }
         }
         Ok(location)

@@ -13,8 +13,11 @@ pub enum RegistryError {
         registry: String,
         /// What was being done.
         operation: String,
-        /// The error.
+        /// What happened, in a few words.
         detail: String,
+        /// The HTTP client's (or the blob reader's) error; it names no URL.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The registry answered with an unexpected status.
     #[error("{operation} at {registry} answered {status}: {body}")]
@@ -52,7 +55,7 @@ pub enum RegistryError {
         detail: String,
     },
     /// The registry kept failing (5xx, 429, broken connections) through every attempt.
-    #[error("{operation} at {registry} still failed after {attempts} attempts")]
+    #[error("{operation} at {registry} still failed after {attempts} attempts ({})", last.reason())]
     GaveUp {
         /// Registry host.
         registry: String,
@@ -116,6 +119,15 @@ impl RegistryError {
             RegistryError::Transport { .. } => true,
             RegistryError::Status { status, .. } => *status >= 500 || *status == 429,
             _ => false,
+        }
+    }
+
+    /// The failure in a few words, without the operation and registry.
+    fn reason(&self) -> String {
+        match self {
+            RegistryError::Transport { detail, .. } => detail.clone(),
+            RegistryError::Status { status, .. } => format!("last answer: {status}"),
+            other => other.to_string(),
         }
     }
 

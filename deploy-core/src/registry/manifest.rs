@@ -74,7 +74,7 @@ impl Registry {
                 let bytes = response
                     .bytes()
                     .await
-                    .map_err(|err| self.transport(&operation, &err))?;
+                    .map_err(|err| self.transport(&operation, err))?;
                 Ok((media_type, bytes.to_vec()))
             })
             .await?;

@@ -216,7 +216,8 @@ impl Registry {
             .map_err(|err| RegistryError::Transport {
                 registry: host.clone(),
                 operation: "client set-up".into(),
-                detail: redact(&err.to_string()),
+                detail: "the HTTP client could not be built".into(),
+                source: Box::new(err),
             })?;
         Ok(Registry {
             http,
@@ -250,17 +251,21 @@ impl Registry {
         }
     }
 
-    fn transport(&self, operation: &str, err: &reqwest::Error) -> RegistryError {
-        let mut detail = err.to_string();
-        let mut source = std::error::Error::source(err);
-        while let Some(cause) = source {
-            detail = format!("{detail}: {cause}");
-            source = cause.source();
-        }
+    /// A request that got no answer, as an error: what happened in a few words, the HTTP
+    /// client's error (without its URL) as the source.
+    fn transport(&self, operation: &str, err: reqwest::Error) -> RegistryError {
+        let detail = if err.is_timeout() {
+            "timed out"
+        } else if err.is_connect() {
+            "could not connect"
+        } else {
+            "the connection broke"
+        };
         RegistryError::Transport {
             registry: self.host.clone(),
             operation: operation.to_owned(),
-            detail: redact(&detail),
+            detail: detail.into(),
+            source: Box::new(err.without_url()),
         }
     }
 

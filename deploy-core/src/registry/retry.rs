@@ -121,7 +121,9 @@ mod tests {
         assert_eq!(calls.load(Ordering::SeqCst), 3);
         let text = err.to_string();
         assert!(
-            text.contains("127.0.0.1:5000") && text.contains("HEAD manifest a:v1"),
+            text.contains("127.0.0.1:5000")
+                && text.contains("HEAD manifest a:v1")
+                && text.contains("after 3 attempts (last answer: 502)"),
             "{text}"
         );
         // An outer loop does not multiply the attempts of an inner one.
