@@ -2,6 +2,7 @@
 //! seeded generator: a `503` answer, a connection reset before the request reaches the
 //! registry, or a reset after the registry acted (its answer is lost). One request per
 //! connection; answers are read whole before they are passed on (test images are small).
+//! Request bodies must carry `Content-Length` (the registry client always sends one).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
