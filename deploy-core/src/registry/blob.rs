@@ -17,6 +17,15 @@ use crate::oci::{Descriptor, Digest, hex};
 
 type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
 
+/// What a `HEAD` of a blob says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlobHead {
+    /// The repository does not have it.
+    Missing,
+    /// It has it; `size` when the registry states one.
+    Present { size: Option<u64> },
+}
+
 impl Registry {
     /// Whether `repository` has the blob.
     pub async fn blob_exists(
@@ -24,16 +33,15 @@ impl Registry {
         repository: &str,
         digest: &Digest,
     ) -> Result<bool, RegistryError> {
-        Ok(self.blob_size(repository, digest).await?.is_some())
+        Ok(self.blob_head(repository, digest).await? != BlobHead::Missing)
     }
 
-    /// The size `repository` reports for the blob (its `Content-Length`), `Some(None)` when it
-    /// has the blob but gives no length, `None` when it does not have it.
-    async fn blob_size(
+    /// Whether `repository` has the blob, and the size it reports (its `Content-Length`).
+    async fn blob_head(
         &self,
         repository: &str,
         digest: &Digest,
-    ) -> Result<Option<Option<u64>>, RegistryError> {
+    ) -> Result<BlobHead, RegistryError> {
         let repository = self.repository(repository)?;
         let operation = format!("HEAD blob {digest} in {repository}");
         let url = self.endpoint(repository, &["blobs", digest.as_str()]);
@@ -46,14 +54,14 @@ impl Registry {
                 .await?;
             match response.status() {
                 // A HEAD answer has no body: the length is only in the header.
-                StatusCode::OK => Ok(Some(
-                    response
+                StatusCode::OK => Ok(BlobHead::Present {
+                    size: response
                         .headers()
                         .get(header::CONTENT_LENGTH)
                         .and_then(|v| v.to_str().ok())
                         .and_then(|v| v.parse().ok()),
-                )),
-                StatusCode::NOT_FOUND => Ok(None),
+                }),
+                StatusCode::NOT_FOUND => Ok(BlobHead::Missing),
                 _ => Err(self.status_error(&operation, response).await),
             }
         })
@@ -63,16 +71,18 @@ impl Registry {
     /// Whether `repository` has `blob` at the size its descriptor says; a different size is
     /// an error, whoever uploaded the blob.
     async fn has_blob(&self, repository: &str, blob: &Descriptor) -> Result<bool, RegistryError> {
-        match self.blob_size(repository, &blob.digest).await? {
-            None => Ok(false),
-            Some(Some(found)) if found != blob.size => Err(RegistryError::SizeMismatch {
-                registry: self.host.clone(),
-                repository: repository.to_owned(),
-                digest: blob.digest.to_string(),
-                expected: blob.size,
-                found,
-            }),
-            Some(_) => Ok(true),
+        match self.blob_head(repository, &blob.digest).await? {
+            BlobHead::Missing => Ok(false),
+            BlobHead::Present { size: Some(found) } if found != blob.size => {
+                Err(RegistryError::SizeMismatch {
+                    registry: self.host.clone(),
+                    repository: repository.to_owned(),
+                    digest: blob.digest.to_string(),
+                    expected: blob.size,
+                    found,
+                })
+            }
+            BlobHead::Present { .. } => Ok(true),
         }
     }
 
