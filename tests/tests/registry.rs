@@ -1,17 +1,17 @@
 //! Pushing images over the OCI distribution protocol to a real registry (Debian's
 //! docker-registry), read back with skopeo.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use deploy_core::artifact::image::SourceError;
 use deploy_core::artifact::image::layout::OciLayout;
+use deploy_core::artifact::image::{ImageContents, SourceError};
 use deploy_core::events::NoReporter;
 use deploy_core::oci::{Descriptor, Digest, Index, Manifest, OCI_INDEX, OCI_MANIFEST, Platform};
 use deploy_core::registry::{
     BlobAction, Credentials, Progress, Registry, RegistryError, RegistrySettings, UploadMode,
 };
+use deploy_tests::layouts::{blob, empty_layout, image_blobs, sized_layout, write_top_index};
 use deploy_tests::{copy_dir, oci_registry, scratch_dir, skopeo_inspect, unique, workspace_root};
 
 fn registry() -> Registry {
@@ -114,62 +114,10 @@ async fn a_corrupt_blob_stops_the_push_before_any_manifest() {
     );
 }
 
-fn blob(dir: &Path, media_type: &str, bytes: &[u8]) -> Descriptor {
-    let digest = Digest::of(bytes);
-    std::fs::write(dir.join("blobs/sha256").join(digest.hex()), bytes).expect("write blob");
-    Descriptor {
-        media_type: media_type.into(),
-        digest,
-        size: bytes.len() as u64,
-        platform: None,
-        annotations: BTreeMap::new(),
-    }
-}
-
-/// Writes a config for `arch`, one layer and their manifest into the layout at `dir`; returns
-/// the manifest's descriptor.
-fn image_blobs(dir: &Path, arch: &str, layer: &[u8]) -> Descriptor {
-    let config = blob(
-        dir,
-        "application/vnd.oci.image.config.v1+json",
-        format!(
-            r#"{{"architecture":"{arch}","os":"linux","rootfs":{{"type":"layers","diff_ids":[]}}}}"#
-        )
-        .as_bytes(),
-    );
-    let layer = blob(dir, "application/vnd.oci.image.layer.v1.tar", layer);
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(OCI_MANIFEST.into()),
-        config,
-        layers: vec![layer],
-    };
-    blob(
-        dir,
-        OCI_MANIFEST,
-        &serde_json::to_vec(&manifest).expect("json"),
-    )
-}
-
-/// Writes the layout's `index.json` naming `root`.
-fn write_top_index(dir: &Path, root: Descriptor) {
-    let top = Index {
-        schema_version: 2,
-        media_type: Some(OCI_INDEX.into()),
-        manifests: vec![root],
-    };
-    std::fs::write(
-        dir.join("index.json"),
-        serde_json::to_vec(&top).expect("json"),
-    )
-    .expect("write");
-}
-
 #[tokio::test]
 async fn a_multi_platform_index_round_trips_with_every_platform() {
     let dir = scratch_dir("index-layout");
-    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("mkdir");
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
+    empty_layout(&dir);
     let mut entries = Vec::new();
     for (arch, variant) in [("amd64", None), ("arm64", Some("v8"))] {
         let mut descriptor = image_blobs(&dir, arch, format!("layer for {arch}").as_bytes());
@@ -422,27 +370,6 @@ async fn republishing_sends_no_upload_to_the_registry() {
     );
 }
 
-/// A one-layer image whose layer is `size` bytes of pseudo-random data, as an OCI layout.
-fn sized_layout(size: usize) -> OciLayout {
-    let dir = scratch_dir("sized-layout");
-    std::fs::create_dir_all(dir.join("blobs/sha256")).expect("mkdir");
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).expect("write");
-    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ size as u64;
-    let bytes: Vec<u8> = (0..size)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state.to_le_bytes()[0]
-        })
-        .collect();
-    let mut root = image_blobs(&dir, "amd64", &bytes);
-    root.annotations
-        .insert("org.opencontainers.image.ref.name".into(), "latest".into());
-    write_top_index(&dir, root);
-    OciLayout::open(&dir).expect("layout")
-}
-
 fn proxied(
     options: deploy_tests::ProxyOptions,
     settings: RegistrySettings,
@@ -654,4 +581,40 @@ async fn a_registry_refusing_monolithic_uploads_gets_streamed_ones() {
     assert_eq!(proxy.refused(), 1, "one refusal, then every upload streams");
     assert_eq!(registry.upload_mode(), UploadMode::Streamed);
     assert_in_registry(&repo, &report.digest);
+}
+
+#[tokio::test]
+async fn a_layer_whose_size_disagrees_with_the_registry_is_refused() {
+    let layout = sized_layout(1000);
+    let contents = layout.image(Some("latest")).expect("image");
+    let repo = format!("sizes/{}", unique("api"));
+    registry()
+        .push_layout(&repo, &layout, &contents, "v1", &progress())
+        .await
+        .expect("the honest image");
+    // The same blobs, under a manifest that says the layer is one byte longer.
+    let mut manifest: Manifest = serde_json::from_slice(&contents.manifests[0].1).expect("json");
+    manifest.layers[0].size += 1;
+    let bytes = serde_json::to_vec(&manifest).expect("json");
+    let root = Descriptor {
+        media_type: OCI_MANIFEST.into(),
+        digest: Digest::of(&bytes),
+        size: bytes.len() as u64,
+        platform: None,
+        annotations: Default::default(),
+    };
+    let lying = ImageContents {
+        root: root.clone(),
+        manifests: vec![(root, bytes)],
+        blobs: vec![manifest.config.clone(), manifest.layers[0].clone()],
+    };
+    let err = registry()
+        .push_layout(&repo, &layout, &lying, "v2", &progress())
+        .await
+        .expect_err("refused");
+    assert!(matches!(err, RegistryError::SizeMismatch { .. }), "{err}");
+    assert!(
+        skopeo_inspect(&format!("{}/{repo}:v2", oci_registry().host), true).is_err(),
+        "no tag was moved"
+    );
 }

@@ -1,6 +1,7 @@
 //! AWS clients for one environment, built once from `aws_config`, and the account check that
 //! runs before any change.
 
+pub mod ecr_login;
 mod sdk_error;
 
 pub use sdk_error::SdkFailure;
@@ -197,8 +198,7 @@ pub struct AwsClients {
     /// Lambda.
     pub lambda: aws_sdk_lambda::Client,
     /// The ECR registry login, shared by every publish of these clients until it expires.
-    pub(crate) ecr_login:
-        std::sync::Arc<tokio::sync::Mutex<Option<crate::artifact::image::publish::EcrLogin>>>,
+    pub(crate) ecr_login: std::sync::Arc<tokio::sync::Mutex<Option<ecr_login::EcrLogin>>>,
 }
 
 impl AwsClients {

@@ -11,6 +11,7 @@ use super::layout::OciLayout;
 use super::{BlobStore, SourceError};
 use crate::artifact::ImageSource;
 use crate::aws::AwsClients;
+pub use crate::aws::ecr_login::{EcrLogin, EcrLoginError, ecr_login};
 use crate::ledger::{ArtifactRef, AwsObject};
 use crate::registry::{
     Credentials, Progress, PushReport, Registry, RegistryError, RegistrySettings,
@@ -62,6 +63,9 @@ pub enum PublishError {
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// The login to the environment's ECR registry failed.
+    #[error(transparent)]
+    EcrLogin(#[from] EcrLoginError),
     /// After a copy the target does not hold the digest that was copied.
     #[error(
         "after copying, {repository}:{tag} resolves to {found} in {registry}, not to the source's {expected}; nothing was recorded"
@@ -103,7 +107,7 @@ pub enum PublishError {
 /// Where the image's blobs come from.
 enum Origin {
     Local(Box<dyn BlobStore>),
-    Remote(Registry, String),
+    Remote(Box<Registry>, String),
 }
 
 /// What a publish produced.
@@ -177,7 +181,10 @@ async fn open_source(
             let credentials = Credentials::stored_for(registry);
             let source = Registry::new(registry, credentials, request.settings.clone())?;
             let contents = source.remote_image(repository, reference).await?;
-            (Origin::Remote(source, repository.clone()), contents)
+            (
+                Origin::Remote(Box::new(source), repository.clone()),
+                contents,
+            )
         }
     })
 }
@@ -353,7 +360,7 @@ pub async fn promote(
         &target_registry,
         request.repository,
         request.tag,
-        &Origin::Remote(source_registry, from_repo.to_owned()),
+        &Origin::Remote(Box::new(source_registry), from_repo.to_owned()),
         &contents,
         progress,
     )
@@ -410,81 +417,6 @@ async fn ensure_repository(
     }
 }
 
-/// A login to an ECR registry from `GetAuthorizationToken`.
-#[derive(Debug, Clone)]
-pub struct EcrLogin {
-    /// Registry address (`endpoints.registry`, else the proxy endpoint ECR reported).
-    pub endpoint: String,
-    /// `AWS` and the decoded token.
-    pub credentials: Option<Credentials>,
-    /// When ECR says the token expires.
-    pub expires_at: Option<std::time::SystemTime>,
-}
-
-/// A login is reused until this long before it expires.
-const LOGIN_MARGIN: std::time::Duration = std::time::Duration::from_secs(5 * 60);
-
-impl EcrLogin {
-    fn fresh(&self) -> bool {
-        self.expires_at.is_none_or(|at| {
-            at.duration_since(std::time::SystemTime::now())
-                .is_ok_and(|left| left > LOGIN_MARGIN)
-        })
-    }
-}
-
-/// The environment's ECR login: cached on the clients and reused until shortly before ECR says
-/// it expires, so publishing several artifacts asks for one token.
-pub async fn ecr_login(clients: &AwsClients) -> Result<EcrLogin, PublishError> {
-    let mut cached = clients.ecr_login.lock().await;
-    if let Some(login) = cached.as_ref().filter(|l| l.fresh()) {
-        return Ok(login.clone());
-    }
-    let out = clients
-        .ecr
-        .get_authorization_token()
-        .send()
-        .await
-        .map_err(|err| PublishError::Ecr {
-            operation: "ecr:GetAuthorizationToken",
-            detail: DisplayErrorContext(&err).to_string(),
-        })?;
-    let data = out.authorization_data().first();
-    let token = data
-        .and_then(|d| d.authorization_token())
-        .unwrap_or_default();
-    let decoded = aws_smithy_types::base64::decode(token)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .unwrap_or_default();
-    let credentials = decoded
-        .split_once(':')
-        .map(|(username, password)| Credentials {
-            username: username.to_owned(),
-            password: password.to_owned(),
-        });
-    let endpoint = clients
-        .target
-        .endpoints
-        .registry
-        .clone()
-        .or_else(|| data.and_then(|d| d.proxy_endpoint()).map(str::to_owned))
-        .ok_or(PublishError::Ecr {
-            operation: "ecr:GetAuthorizationToken",
-            detail: "no registry endpoint in the answer".into(),
-        })?;
-    let expires_at = data
-        .and_then(|d| d.expires_at())
-        .and_then(|t| std::time::SystemTime::try_from(*t).ok());
-    let login = EcrLogin {
-        endpoint,
-        credentials,
-        expires_at,
-    };
-    *cached = Some(login.clone());
-    Ok(login)
-}
-
 /// A registry client for the environment's ECR registry, logged in with
 /// `GetAuthorizationToken`; `endpoints.registry` replaces the address ECR reports.
 async fn registry(
@@ -493,66 +425,4 @@ async fn registry(
 ) -> Result<Registry, PublishError> {
     let login = ecr_login(clients).await?;
     Ok(Registry::new(&login.endpoint, login.credentials, settings)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use aws_sdk_ecr::operation::get_authorization_token::GetAuthorizationTokenOutput;
-    use aws_sdk_ecr::types::AuthorizationData;
-    use aws_smithy_mocks::{RuleMode, mock, mock_client};
-    use aws_smithy_types::DateTime;
-
-    fn clients(ecr: aws_sdk_ecr::Client) -> AwsClients {
-        let target = crate::target::Target::for_tests("dev");
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .build();
-        AwsClients {
-            ecr,
-            ..AwsClients::from_sdk_config(&target, &sdk)
-        }
-    }
-
-    fn token(expires_in: i64) -> GetAuthorizationTokenOutput {
-        let now = DateTime::from(std::time::SystemTime::now()).secs();
-        GetAuthorizationTokenOutput::builder()
-            .authorization_data(
-                AuthorizationData::builder()
-                    .authorization_token(aws_smithy_types::base64::encode("AWS:secret"))
-                    .proxy_endpoint("https://123456789012.dkr.ecr.eu-west-1.amazonaws.com")
-                    .expires_at(DateTime::from_secs(now + expires_in))
-                    .build(),
-            )
-            .build()
-    }
-
-    #[tokio::test]
-    async fn the_login_is_reused_until_it_nearly_expires() {
-        let rule =
-            mock!(aws_sdk_ecr::Client::get_authorization_token).then_output(|| token(12 * 3600));
-        let clients = clients(mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]));
-        for _ in 0..3 {
-            let login = ecr_login(&clients).await.expect("login");
-            assert_eq!(
-                login.endpoint,
-                "https://123456789012.dkr.ecr.eu-west-1.amazonaws.com"
-            );
-            let credentials = login.credentials.expect("credentials");
-            assert_eq!(
-                (credentials.username.as_str(), credentials.password.as_str()),
-                ("AWS", "secret")
-            );
-        }
-        assert_eq!(rule.num_calls(), 1);
-    }
-
-    #[tokio::test]
-    async fn an_expiring_login_is_renewed() {
-        let rule = mock!(aws_sdk_ecr::Client::get_authorization_token).then_output(|| token(60));
-        let clients = clients(mock_client!(aws_sdk_ecr, RuleMode::MatchAny, [&rule]));
-        ecr_login(&clients).await.expect("login");
-        ecr_login(&clients).await.expect("login");
-        assert_eq!(rule.num_calls(), 2);
-    }
 }
