@@ -28,6 +28,11 @@ fn silent_registry() -> String {
 
 /// A project whose `api` image is pushed to a registry that never answers.
 async fn project() -> (PathBuf, String) {
+    project_with_s3(None).await
+}
+
+/// [`project`], with S3 reached at `s3` when given.
+async fn project_with_s3(s3: Option<&str>) -> (PathBuf, String) {
     let url = moto().url.clone();
     let bucket = unique("cancel");
     create_bucket(&url, &bucket).await;
@@ -41,9 +46,12 @@ async fn project() -> (PathBuf, String) {
     let config = dir.join("deploy.toml");
     let text = format!(
         "project = \"t\"\n[environments.dev]\nregion = \"{REGION}\"\naccount = \"123456789012\"\n\
-         state_bucket = \"{bucket}\"\nendpoints = {{ registry = \"http://{}\" }}\n\
+         state_bucket = \"{bucket}\"\nendpoints = {{ registry = \"http://{}\"{s3} }}\n\
          [artifacts.api]\nkind = \"image\"\nrepository = \"{repo}\"\nsource = \"oci:./layout:latest\"\n",
-        silent_registry()
+        silent_registry(),
+        s3 = s3
+            .map(|url| format!(", s3 = \"{url}\""))
+            .unwrap_or_default(),
     );
     std::fs::write(&config, text).expect("write config");
     (config, bucket)
@@ -61,15 +69,21 @@ fn start(config: &PathBuf, extra: &[&str]) -> Child {
         .expect("start deploy")
 }
 
-/// Waits until the push step has started (its line on stderr); returns the lines read so far
-/// and a reader thread's handle for the rest.
+/// Waits until the push step has started (its line on stderr); returns the thread that reads
+/// all of stderr.
 fn wait_for_push(child: &mut Child) -> std::thread::JoinHandle<String> {
+    wait_for_line(child, "[api.publish-image] push")
+}
+
+/// Waits until `child` writes a line containing `needle` on stderr; returns the thread that
+/// reads all of stderr.
+fn wait_for_line(child: &mut Child, needle: &'static str) -> std::thread::JoinHandle<String> {
     let stderr = child.stderr.take().expect("stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("[api.publish-image] push") {
+            if line.contains(needle) {
                 let _ = tx.send(());
             }
             all.push_str(&line);
@@ -78,7 +92,7 @@ fn wait_for_push(child: &mut Child) -> std::thread::JoinHandle<String> {
         all
     });
     rx.recv_timeout(Duration::from_secs(30))
-        .expect("the push step started");
+        .unwrap_or_else(|_| panic!("no `{needle}` on stderr"));
     reader
 }
 
@@ -161,21 +175,7 @@ async fn sigint_while_waiting_for_a_lock_stops_at_once_and_leaves_the_holder_alo
     let mut holder = start(&config, &[]);
     let holder_log = wait_for_push(&mut holder);
     let mut waiter = start(&config, &["--wait-lock", "60s"]);
-    let stderr = waiter.stderr.take().expect("stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let waiter_log = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("waiting for the lock") {
-                let _ = tx.send(());
-            }
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    rx.recv_timeout(Duration::from_secs(30))
-        .expect("the second run waits for the lock");
+    let waiter_log = wait_for_line(&mut waiter, "waiting for the lock");
     signal(&waiter, "INT");
     let sent = Instant::now();
     let status = waiter.wait().expect("wait");
@@ -193,4 +193,28 @@ async fn sigint_while_waiting_for_a_lock_stops_at_once_and_leaves_the_holder_alo
     let log = holder_log.join().expect("stderr");
     assert_eq!(status.code(), Some(130), "{log}");
     assert_given_back(&bucket, &log).await;
+}
+
+/// A second signal while the first one's clean-up waits on S3 ends the process at once; the
+/// lock is then left to expire.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_signal_exits_at_once() {
+    use deploy_tests::s3_proxy::{Fault, Rule, S3Proxy};
+    let proxy = S3Proxy::start(&moto().url);
+    let (config, bucket) = project_with_s3(Some(&proxy.url)).await;
+    proxy.add(Rule::new("PUT", "/releases/", Fault::Hold, 1));
+    let mut child = start(&config, &[]);
+    let reader = wait_for_push(&mut child);
+    signal(&child, "INT");
+    proxy.wait_holding(Duration::from_secs(30));
+    signal(&child, "INT");
+    let sent = Instant::now();
+    let status = child.wait().expect("wait");
+    let stderr = reader.join().expect("stderr");
+    proxy.release_held();
+    assert!(sent.elapsed() < Duration::from_secs(3), "{stderr}");
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("stopped at once"), "{stderr}");
+    let lock = get_json(&moto().url, &bucket, "deploy/t/dev/lock.json").await;
+    assert!(lock["released"].is_null(), "left to expire: {lock}");
 }

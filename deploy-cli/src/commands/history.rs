@@ -66,8 +66,7 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
                 (Standing::Superseded { .. }, _) => "superseded",
                 (Standing::Incomplete, _) => "incomplete",
                 (Standing::Counted, Outcome::Succeeded) => "ok",
-                (Standing::Counted, Outcome::Failed { .. }) => "failed",
-                (Standing::Counted, Outcome::RolledBack { .. }) => "rolled-back",
+                (Standing::Counted, outcome) => outcome.name(),
             },
             r.actor.user
         ));

@@ -104,7 +104,7 @@ impl Engine {
         self.reporter.report(&Event::ReleaseRecorded {
             artifact: record.artifact.clone(),
             release_id: record.id.clone(),
-            outcome: outcome_name(&record.outcome).into(),
+            outcome: record.outcome.name().into(),
         });
         state.artifact(&record.artifact, |run| run.recorded = true);
         if let Ok(mut releases) = state.releases.lock() {
@@ -155,14 +155,5 @@ impl Engine {
                 tracing::warn!(%err, artifact, "could not record the failed release");
             }
         }
-    }
-}
-
-/// The outcome as events and reports name it.
-pub(super) fn outcome_name(outcome: &Outcome) -> &'static str {
-    match outcome {
-        Outcome::Succeeded => "succeeded",
-        Outcome::Failed { .. } => "failed",
-        Outcome::RolledBack { .. } => "rolled-back",
     }
 }

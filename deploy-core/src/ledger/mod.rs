@@ -270,6 +270,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The name records, events and reports use: `succeeded`, `failed`, `rolled-back`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed { .. } => "failed",
+            Outcome::RolledBack { .. } => "rolled-back",
+        }
+    }
+}
+
 /// One immutable entry of the ledger.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRecord {
