@@ -54,7 +54,7 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
             started.trim_end_matches('Z'),
             r.environment,
             r.artifact,
-            format!("{:?}", r.operation).to_lowercase(),
+            r.operation.as_str(),
             r.source_environment.as_deref().unwrap_or("-"),
             r.version
                 .as_deref()

@@ -6,7 +6,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::commit::Pointers;
+use super::pointers::Pointers;
 use super::{Ledger, LedgerError, Operation, Outcome, ReleaseRecord, StoredRecord};
 
 /// Whether a record counts, as `history` and the metrics read it.

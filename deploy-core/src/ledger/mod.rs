@@ -25,6 +25,7 @@
 
 mod commit;
 mod history;
+mod pointers;
 mod store;
 
 use std::fmt;
