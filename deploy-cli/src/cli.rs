@@ -51,6 +51,8 @@ pub enum Command {
     Validate,
     /// Show what `release` would do in an environment, step by step.
     Plan(PlanArgs),
+    /// Run a plan saved with `plan --out`; refused if the environment changed since.
+    Apply(ApplyArgs),
     /// Publish artifacts to an environment (images: push to ECR) and record it in the ledger.
     Publish(PublishArgs),
     /// Publish and roll out: the CI step. Images with `strategy = "none"` go live once published.
@@ -91,6 +93,16 @@ pub struct PlanArgs {
     /// Also save the plan as JSON to this file.
     #[arg(long, value_name = "FILE")]
     pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The plan file (`deploy plan <env> --out FILE`).
+    pub plan: PathBuf,
+    #[command(flatten)]
+    pub change: ChangeArgs,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

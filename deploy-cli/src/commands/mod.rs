@@ -1,5 +1,6 @@
 //! One function per command: resolve inputs, call deploy-core, render.
 
+mod apply;
 mod history;
 mod lock;
 mod plan;
@@ -18,6 +19,7 @@ use deploy_core::ledger::Operation;
 use crate::cli::{Cli, Command};
 use crate::output::Output;
 
+pub use apply::apply_saved;
 pub use history::history;
 pub use lock::lock;
 pub use plan::plan;
@@ -73,6 +75,9 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
         }
         Command::Plan(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
             plan(out, config, args)
+        }),
+        Command::Apply(args) => with_runtime(args.aws.timeout, cli, true, |config, stop| {
+            apply_saved(out, config, args, stop)
         }),
         Command::Publish(args) => with_runtime(args.aws.timeout, cli, true, |config, stop| {
             publish(out, config, args, Operation::Publish, stop)

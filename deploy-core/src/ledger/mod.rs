@@ -428,7 +428,7 @@ impl Ledger {
     pub fn new(s3: aws_sdk_s3::Client, target: &Target) -> Ledger {
         Ledger {
             store: Store::new(s3, target.state_bucket.clone()),
-            root: format!("deploy/{}/{}", target.project, target.environment),
+            root: target.state_prefix().trim_end_matches('/').to_owned(),
             environment: target.environment.clone(),
         }
     }

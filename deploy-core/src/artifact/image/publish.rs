@@ -4,8 +4,6 @@
 
 use std::path::Path;
 
-use aws_smithy_types::error::display::DisplayErrorContext;
-
 use super::archive::DockerArchive;
 use super::layout::OciLayout;
 use super::{BlobStore, SourceError};
@@ -50,12 +48,13 @@ pub enum PublishError {
         pushing: String,
     },
     /// An ECR API call failed.
-    #[error("{operation} failed: {detail}")]
+    #[error("{operation} failed: {source}")]
     Ecr {
         /// The operation.
         operation: &'static str,
-        /// The error chain.
-        detail: String,
+        /// The SDK's error.
+        #[source]
+        source: crate::aws::SdkFailure,
     },
     /// The source could not be read.
     #[error(transparent)]
@@ -407,12 +406,12 @@ async fn ensure_repository(
                 .map(drop)
                 .map_err(|err| PublishError::Ecr {
                     operation: "ecr:CreateRepository",
-                    detail: DisplayErrorContext(&err).to_string(),
+                    source: crate::aws::SdkFailure::new(err),
                 })
         }
         Err(err) => Err(PublishError::Ecr {
             operation: "ecr:DescribeRepositories",
-            detail: DisplayErrorContext(&err).to_string(),
+            source: crate::aws::SdkFailure::new(err),
         }),
     }
 }
