@@ -254,7 +254,7 @@ impl Engine {
         }
         let committing = state.committing.load(std::sync::atomic::Ordering::SeqCst);
         if let Some((i, Failure::Step(error))) = &failure
-            && error.is_undone_by_aws()
+            && error.is_rolled_back()
             && let Some(artifact) = &cx.plan.steps[*i].artifact
         {
             state.artifact(artifact, |run| run.undone = true);

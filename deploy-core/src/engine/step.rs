@@ -146,12 +146,13 @@ impl StepOutput {
     }
 }
 
-/// Why a step failed: the error, its class (what the exit code will be) and whether AWS
-/// already rolled the change back (the ECS deployment circuit breaker does).
+/// Why a step failed: the error, its class (what the exit code will be) and whether the step's
+/// change was already rolled back when it failed (by AWS, as the ECS deployment circuit breaker
+/// does, or by the step itself, as a rollout that timed out puts the service back).
 #[derive(Debug)]
 pub struct StepError {
     class: ErrorClass,
-    undone_by_aws: bool,
+    rolled_back: bool,
     error: BoxError,
 }
 
@@ -160,7 +161,7 @@ impl StepError {
     pub fn new(class: ErrorClass, error: impl Into<BoxError>) -> StepError {
         StepError {
             class,
-            undone_by_aws: false,
+            rolled_back: false,
             error: error.into(),
         }
     }
@@ -175,16 +176,17 @@ impl StepError {
         StepError::new(ErrorClass::Blocked, error)
     }
 
-    /// Marks the failure as already rolled back by AWS: the engine does not undo this step.
+    /// Marks the failure as already rolled back (by AWS or by the step): the engine counts
+    /// the step as undone and does not undo it again.
     #[must_use]
-    pub fn rolled_back_by_aws(mut self) -> StepError {
-        self.undone_by_aws = true;
+    pub fn rolled_back(mut self) -> StepError {
+        self.rolled_back = true;
         self
     }
 
-    /// Whether AWS already rolled the step's change back.
-    pub fn is_undone_by_aws(&self) -> bool {
-        self.undone_by_aws
+    /// Whether the step's change was already rolled back when it failed.
+    pub fn is_rolled_back(&self) -> bool {
+        self.rolled_back
     }
 
     /// The class of the failure.

@@ -75,7 +75,7 @@ impl StepHandler for Probe {
                 Act::Fail => return Err(StepError::failure("probe failure")),
                 Act::Block => return Err(StepError::blocked("probe gate")),
                 Act::FailUndoneByAws => {
-                    return Err(StepError::failure("probe failure").rolled_back_by_aws());
+                    return Err(StepError::failure("probe failure").rolled_back());
                 }
                 Act::WaitForCancel => {
                     cx.cancelled().await;

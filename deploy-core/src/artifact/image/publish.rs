@@ -112,6 +112,8 @@ enum Origin {
 /// What a publish produced.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Published {
+    /// The registry the image is in (`host[:port]`), as image references name it.
+    pub registry: String,
     /// The push, blob by blob.
     pub push: PushReport,
     /// Whether the tag already pointed at this image (nothing was pushed).
@@ -275,6 +277,7 @@ async fn deliver(
         push
     };
     Ok(Published {
+        registry: registry.host().to_owned(),
         artifact_ref: ArtifactRef::Image {
             repository: repository.to_owned(),
             digest: push.digest.to_string(),

@@ -40,10 +40,19 @@ pub struct ImageReport {
 /// (the scan gate, the rollout) read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageOutput {
+    /// The registry (`host[:port]`).
+    pub registry: String,
     /// ECR repository.
     pub repository: String,
     /// Manifest digest.
     pub digest: String,
+}
+
+impl ImageOutput {
+    /// The image by digest, as a task definition names it: `host/repository@sha256:...`.
+    pub fn reference(&self) -> String {
+        format!("{}/{}@{}", self.registry, self.repository, self.digest)
+    }
 }
 
 /// Settings the image steps share.
@@ -345,6 +354,7 @@ fn published_done(
         cx.put(
             artifact,
             ImageOutput {
+                registry: published.registry.clone(),
                 repository: repository.clone(),
                 digest: digest.clone(),
             },
