@@ -1,6 +1,7 @@
 //! How a published artifact reaches what runs: strategies and their resolved settings.
 
 pub mod plan;
+pub mod task_definition;
 
 use std::fmt;
 use std::time::Duration;
