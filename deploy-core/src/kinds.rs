@@ -1,14 +1,46 @@
 //! The kinds this library ships, registered on an [`Engine`] in one call.
 
+use crate::artifact::ArtifactDetail;
 use crate::artifact::image::steps::{self as image, ImageSettings};
-use crate::config::Settings;
+use crate::config::{Config, Settings};
 use crate::engine::Engine;
+use crate::rollout::image::{self as image_rollout, RolloutSettings, Runtime};
 
 /// Settings of the built-in kinds, from the configuration's `[settings]`.
 #[derive(Debug, Clone, Default)]
 pub struct Builtin {
     /// Images: registry tuning and scan gate waits.
     pub image: ImageSettings,
+    /// Image rollouts: poll interval and each artifact's runtime configuration.
+    pub rollout: RolloutSettings,
+}
+
+impl Builtin {
+    /// The settings of `config`, with the runtime configuration (`env`, `secrets`) of every
+    /// artifact of `environment`.
+    pub fn for_environment(config: &Config, environment: &str) -> Builtin {
+        let mut builtin = Builtin::from(&config.settings);
+        let specs = config
+            .environment(environment)
+            .ok()
+            .and_then(|env| env.select(&[]).ok())
+            .unwrap_or_default();
+        for spec in specs {
+            let runtime = match &spec.detail {
+                ArtifactDetail::Image(image) => Runtime {
+                    env: image.env.clone(),
+                    secrets: image.secrets.clone(),
+                },
+                ArtifactDetail::Lambda(lambda) => Runtime {
+                    env: lambda.env.clone(),
+                    secrets: Default::default(),
+                },
+                ArtifactDetail::Dags(_) => continue,
+            };
+            builtin.rollout.runtime.insert(spec.name.clone(), runtime);
+        }
+        builtin
+    }
 }
 
 impl From<&Settings> for Builtin {
@@ -21,11 +53,16 @@ impl From<&Settings> for Builtin {
                     poll: settings.poll_interval,
                 },
             },
+            rollout: RolloutSettings {
+                poll: settings.poll_interval,
+                runtime: Default::default(),
+            },
         }
     }
 }
 
-/// Registers the steps of every built-in kind (today: images) with `engine`.
+/// Registers the steps of every built-in kind (today: images and their rollouts) with `engine`.
 pub fn register_builtin(engine: &mut Engine, settings: Builtin) {
     image::register(engine, settings.image);
+    image_rollout::register(engine, settings.rollout);
 }

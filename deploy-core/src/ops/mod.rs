@@ -140,7 +140,10 @@ pub fn engine(
     for source in &prepared.sources {
         engine.add_source(source.clone());
     }
-    crate::kinds::register_builtin(&mut engine, (&config.settings).into());
+    crate::kinds::register_builtin(
+        &mut engine,
+        crate::kinds::Builtin::for_environment(config, &prepared.plan.environment),
+    );
     engine
 }
 

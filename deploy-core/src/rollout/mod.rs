@@ -1,5 +1,8 @@
 //! How a published artifact reaches what runs: strategies and their resolved settings.
 
+pub mod ecs;
+pub(crate) mod ecs_rolling;
+pub mod image;
 pub mod plan;
 pub mod task_definition;
 

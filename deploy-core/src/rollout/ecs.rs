@@ -1,0 +1,289 @@
+//! One ECS service as the rollouts see it: what it runs, moving it to a task definition, and
+//! following one deployment until it completes, fails, runs out of time or the run is
+//! cancelled, with progress and the service's events as they arrive.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{
+    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentRolloutState, Service,
+};
+
+use crate::aws::SdkFailure;
+use crate::engine::{StepContext, StepError};
+use crate::events::Event;
+
+/// Why an ECS call or a deployment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EcsError {
+    /// An ECS API call failed.
+    #[error("ecs:{operation} for {cluster}/{service} failed: {source}")]
+    Api {
+        /// The operation.
+        operation: &'static str,
+        /// Cluster.
+        cluster: String,
+        /// Service.
+        service: String,
+        /// The SDK's error.
+        #[source]
+        source: SdkFailure,
+    },
+    /// The service does not exist or is not ACTIVE.
+    #[error(
+        "ECS service {cluster}/{service} {problem}; create it with the environment's infra stack"
+    )]
+    NoService {
+        /// Cluster.
+        cluster: String,
+        /// Service.
+        service: String,
+        /// What is wrong (`does not exist`, `is DRAINING`).
+        problem: String,
+    },
+    /// The deployment failed.
+    #[error("the deployment of {cluster}/{service} failed: {reason}")]
+    DeploymentFailed {
+        /// Cluster.
+        cluster: String,
+        /// Service.
+        service: String,
+        /// ECS's reason.
+        reason: String,
+    },
+    /// The deployment did not finish in time.
+    #[error("the deployment of {cluster}/{service} did not finish within {}s", waited.as_secs())]
+    TimedOut {
+        /// Cluster.
+        cluster: String,
+        /// Service.
+        service: String,
+        /// How long it was given.
+        waited: Duration,
+    },
+    /// The run was cancelled while the deployment went on.
+    #[error("stopped while {cluster}/{service} was being deployed: the run is being cancelled")]
+    Cancelled {
+        /// Cluster.
+        cluster: String,
+        /// Service.
+        service: String,
+    },
+}
+
+/// How a followed deployment ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Ended {
+    /// rolloutState COMPLETED.
+    Completed,
+    /// rolloutState FAILED, with ECS's reason.
+    Failed(String),
+    /// The deadline passed.
+    TimedOut,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+/// One service of one cluster, with the run's context.
+pub(crate) struct LiveService<'a> {
+    pub cx: &'a StepContext<'a>,
+    pub artifact: &'a str,
+    pub cluster: &'a str,
+    pub service: &'a str,
+    pub poll: Duration,
+}
+
+impl LiveService<'_> {
+    fn ecs(&self) -> &aws_sdk_ecs::Client {
+        &self.cx.clients().ecs
+    }
+
+    fn api(&self, operation: &'static str, source: SdkFailure) -> EcsError {
+        EcsError::Api {
+            operation,
+            cluster: self.cluster.to_owned(),
+            service: self.service.to_owned(),
+            source,
+        }
+    }
+
+    /// The service, which must exist and be ACTIVE.
+    pub async fn describe(&self) -> Result<Service, EcsError> {
+        let out = self
+            .ecs()
+            .describe_services()
+            .cluster(self.cluster)
+            .services(self.service)
+            .send()
+            .await
+            .map_err(|e| self.api("DescribeServices", SdkFailure::new(e)))?;
+        let service = out.services().first().cloned();
+        let problem = match service.as_ref().and_then(Service::status) {
+            Some("ACTIVE") => None,
+            Some(other) => Some(format!("is {other}")),
+            None => Some("does not exist".to_owned()),
+        };
+        match (service, problem) {
+            (Some(service), None) => Ok(service),
+            (_, problem) => Err(EcsError::NoService {
+                cluster: self.cluster.to_owned(),
+                service: self.service.to_owned(),
+                problem: problem.unwrap_or_default(),
+            }),
+        }
+    }
+
+    /// Moves the service to `task_definition` with the deployment circuit breaker (rollback
+    /// on); returns the id of the deployment this started.
+    pub async fn update(&self, task_definition: &str) -> Result<String, EcsError> {
+        let config = DeploymentConfiguration::builder().deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(true)
+                .build(),
+        );
+        let out = self
+            .ecs()
+            .update_service()
+            .cluster(self.cluster)
+            .service(self.service)
+            .task_definition(task_definition)
+            .deployment_configuration(config.build())
+            .send()
+            .await
+            .map_err(|e| self.api("UpdateService", SdkFailure::new(e)))?;
+        let primary = out
+            .service()
+            .into_iter()
+            .flat_map(Service::deployments)
+            .find(|d| d.status() == Some("PRIMARY") && d.task_definition() == Some(task_definition))
+            .and_then(|d| d.id())
+            .map(str::to_owned);
+        Ok(primary.unwrap_or_default())
+    }
+
+    /// Follows deployment `id` (or, when empty, the PRIMARY deployment running
+    /// `task_definition`, once there is one) until it ends or `deadline`; with `cancellable`,
+    /// also until the run is cancelled.
+    pub async fn follow(
+        &self,
+        id: &str,
+        task_definition: &str,
+        deadline: Instant,
+        cancellable: bool,
+    ) -> Result<Ended, EcsError> {
+        let mut seen_events = HashSet::new();
+        let mut first = true;
+        loop {
+            if !first {
+                let pause = self
+                    .poll
+                    .min(deadline.saturating_duration_since(Instant::now()));
+                tokio::select! {
+                    () = tokio::time::sleep(pause) => {}
+                    () = self.cx.cancelled(), if cancellable => return Ok(Ended::Cancelled),
+                }
+            }
+            first = false;
+            let service = self.describe().await?;
+            self.report_events(&service, &mut seen_events);
+            if let Some(ended) = self.progress(&service, id, task_definition) {
+                return Ok(ended);
+            }
+            if Instant::now() >= deadline {
+                return Ok(Ended::TimedOut);
+            }
+        }
+    }
+
+    /// Reports the deployment's progress; how it ended, once it has.
+    fn progress(&self, service: &Service, id: &str, task_definition: &str) -> Option<Ended> {
+        let deployment = service.deployments().iter().find(|d| {
+            if id.is_empty() {
+                d.status() == Some("PRIMARY") && d.task_definition() == Some(task_definition)
+            } else {
+                d.id() == Some(id)
+            }
+        });
+        let Some(deployment) = deployment else {
+            if id.is_empty() {
+                // ECS has not started the deployment yet (a circuit breaker's rollback).
+                return None;
+            }
+            return Some(Ended::Failed(format!(
+                "the deployment {id} is gone; the service runs {}",
+                service.task_definition().unwrap_or("nothing")
+            )));
+        };
+        let desired = deployment.desired_count().max(0);
+        let running = deployment.running_count().max(0);
+        let percent = (running * 100)
+            .checked_div(desired)
+            .unwrap_or(100)
+            .clamp(0, 100);
+        self.cx.reporter().report(&Event::RolloutProgress {
+            artifact: self.artifact.to_owned(),
+            percent: u8::try_from(percent).unwrap_or(100),
+            detail: format!(
+                "{}/{}: {running}/{desired} running, {} pending, {} failed",
+                self.cluster,
+                self.service,
+                deployment.pending_count(),
+                deployment.failed_tasks()
+            ),
+        });
+        match deployment.rollout_state() {
+            Some(DeploymentRolloutState::Completed) => Some(Ended::Completed),
+            Some(DeploymentRolloutState::Failed) => Some(Ended::Failed(
+                deployment
+                    .rollout_state_reason()
+                    .unwrap_or("no reason given")
+                    .to_owned(),
+            )),
+            _ => None,
+        }
+    }
+
+    /// The service's events not reported yet, oldest first.
+    fn report_events(&self, service: &Service, seen: &mut HashSet<String>) {
+        let fresh: Vec<&str> = service
+            .events()
+            .iter()
+            .filter(|e| e.id().is_some_and(|id| seen.insert(id.to_owned())))
+            .filter_map(|e| e.message())
+            .collect();
+        for message in fresh.into_iter().rev() {
+            self.cx.reporter().report(&Event::Note {
+                message: format!("{}: {message}", self.artifact),
+            });
+        }
+    }
+
+    /// Puts the service back on `task_definition` and waits (up to `limit`) for that
+    /// deployment to complete.
+    pub async fn restore(&self, task_definition: &str, limit: Duration) -> Result<(), StepError> {
+        let id = self.update(task_definition).await?;
+        match self
+            .follow(&id, task_definition, Instant::now() + limit, false)
+            .await?
+        {
+            Ended::Completed => Ok(()),
+            Ended::Failed(reason) => Err(StepError::failure(EcsError::DeploymentFailed {
+                cluster: self.cluster.to_owned(),
+                service: self.service.to_owned(),
+                reason: format!("putting it back on {task_definition}: {reason}"),
+            })),
+            Ended::TimedOut | Ended::Cancelled => Err(StepError::failure(EcsError::TimedOut {
+                cluster: self.cluster.to_owned(),
+                service: self.service.to_owned(),
+                waited: limit,
+            })),
+        }
+    }
+}
+
+impl crate::error::Classify for EcsError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failure
+    }
+}

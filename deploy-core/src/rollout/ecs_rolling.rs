@@ -1,0 +1,296 @@
+//! `ecs-rolling`: the next revision of the service's task definition with the released image
+//! (and the artifact's `env` and `secrets`), `UpdateService` with the deployment circuit
+//! breaker, and the PRIMARY deployment followed until it completes.
+//!
+//! - COMPLETED: done; the undo puts the service back on the previous revision.
+//! - FAILED: ECS's circuit breaker rolls the service back by itself; the step waits for that
+//!   and fails as rolled back (exit 3), never as a success.
+//! - Out of time, or the run cancelled: the step puts the service back itself, waits, and fails
+//!   as rolled back.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{Tag, TaskDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::ecs::{EcsError, Ended, LiveService};
+use super::image::Runtime;
+use super::task_definition::{self, Change, Rendered};
+use crate::artifact::image::steps::ImageOutput;
+use crate::aws::SdkFailure;
+use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
+use crate::events::Event;
+use crate::ledger::AwsObject;
+use crate::rollout::EcsService as EcsServiceConfig;
+
+/// What the undo of a rolling update needs: the revision the service ran before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Previous {
+    cluster: String,
+    service: String,
+    task_definition: String,
+    timeout_secs: u64,
+}
+
+/// Nothing was published or copied for the artifact in this run, so there is no image to roll
+/// out.
+#[derive(Debug, thiserror::Error)]
+#[error("there is no image of `{artifact}` in this run to roll out")]
+pub struct NoImage {
+    /// The artifact.
+    pub artifact: String,
+}
+
+/// Rolls `config`'s service out to the image this run published for `artifact`.
+pub(crate) async fn run(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    config: &EcsServiceConfig,
+    runtime: &Runtime,
+    poll: Duration,
+) -> Result<Done, StepError> {
+    let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
+        StepError::failure(NoImage {
+            artifact: artifact.to_owned(),
+        })
+    })?;
+    let ecs = LiveService {
+        cx,
+        artifact,
+        cluster: &config.cluster,
+        service: &config.service,
+        poll,
+    };
+    let service = ecs.describe().await?;
+    let previous = service.task_definition().unwrap_or_default().to_owned();
+    let change = Change {
+        container: &config.container,
+        image: &image.reference(),
+        env: &runtime.env,
+        secrets: &runtime.secrets,
+    };
+    let next = next_revision(cx, &previous, &change).await?;
+    let mut record = StepOutput {
+        touched: vec![
+            object("ecs-task-definition", &next),
+            object(
+                "ecs-service",
+                &format!("{}/{}", config.cluster, config.service),
+            ),
+        ],
+        ..StepOutput::default()
+    };
+    if next == previous {
+        cx.reporter().report(&Event::Note {
+            message: format!(
+                "{artifact}: {} already runs {next} (unchanged)",
+                config.service
+            ),
+        });
+        return Ok(Done {
+            record,
+            undo: Undo::Nothing,
+        });
+    }
+    let id = ecs.update(&next).await?;
+    record.touched.push(object("ecs-deployment", &id));
+    let ended = ecs
+        .follow(&id, &next, Instant::now() + config.timeout, true)
+        .await?;
+    match ended {
+        Ended::Completed => Ok(Done {
+            record,
+            undo: undo_to(config, &previous),
+        }),
+        Ended::Failed(reason) => Err(after_breaker(&ecs, config, &previous, reason).await),
+        Ended::TimedOut | Ended::Cancelled => Err(put_back(&ecs, config, &previous, ended).await),
+    }
+}
+
+/// Checks before the lock: the service exists and is ACTIVE, and its task definition has the
+/// configured container.
+pub(crate) async fn preflight(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    config: &EcsServiceConfig,
+    poll: Duration,
+) -> Result<(), StepError> {
+    let ecs = LiveService {
+        cx,
+        artifact,
+        cluster: &config.cluster,
+        service: &config.service,
+        poll,
+    };
+    let service = ecs.describe().await?;
+    let current = service.task_definition().unwrap_or_default();
+    let (definition, _) = describe_definition(cx, current).await?;
+    let containers: Vec<String> = definition
+        .container_definitions()
+        .iter()
+        .filter_map(|c| c.name().map(str::to_owned))
+        .collect();
+    if containers.contains(&config.container) {
+        return Ok(());
+    }
+    Err(StepError::failure(
+        task_definition::RenderError::MissingContainer {
+            container: config.container.clone(),
+            task_definition: current.to_owned(),
+            containers,
+        },
+    ))
+}
+
+/// Undoes a completed rolling update: the service back on the revision it ran before.
+pub(crate) async fn undo(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    data: &serde_json::Value,
+    poll: Duration,
+) -> Result<(), StepError> {
+    let previous: Previous = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    let ecs = LiveService {
+        cx,
+        artifact,
+        cluster: &previous.cluster,
+        service: &previous.service,
+        poll,
+    };
+    ecs.restore(
+        &previous.task_definition,
+        Duration::from_secs(previous.timeout_secs),
+    )
+    .await
+}
+
+fn undo_to(config: &EcsServiceConfig, previous: &str) -> Undo {
+    let data = Previous {
+        cluster: config.cluster.clone(),
+        service: config.service.clone(),
+        task_definition: previous.to_owned(),
+        timeout_secs: config.timeout.as_secs(),
+    };
+    Undo::Compensate {
+        description: format!(
+            "put {}/{} back on {previous}",
+            config.cluster, config.service
+        ),
+        data: serde_json::to_value(data).unwrap_or_default(),
+    }
+}
+
+/// The circuit breaker failed the deployment: wait for ECS's own rollback to complete.
+async fn after_breaker(
+    ecs: &LiveService<'_>,
+    config: &EcsServiceConfig,
+    previous: &str,
+    reason: String,
+) -> StepError {
+    let failed = EcsError::DeploymentFailed {
+        cluster: config.cluster.clone(),
+        service: config.service.clone(),
+        reason: reason.clone(),
+    };
+    let back = ecs
+        .follow("", previous, Instant::now() + config.timeout, false)
+        .await;
+    match back {
+        Ok(Ended::Completed) => StepError::failure(failed).rolled_back(),
+        Ok(_) | Err(_) => StepError::failure(EcsError::DeploymentFailed {
+            cluster: config.cluster.clone(),
+            service: config.service.clone(),
+            reason: format!("{reason}; and ECS's rollback to {previous} did not complete"),
+        }),
+    }
+}
+
+/// Out of time or cancelled: put the service back on `previous` ourselves.
+async fn put_back(
+    ecs: &LiveService<'_>,
+    config: &EcsServiceConfig,
+    previous: &str,
+    ended: Ended,
+) -> StepError {
+    let why = if ended == Ended::Cancelled {
+        EcsError::Cancelled {
+            cluster: config.cluster.clone(),
+            service: config.service.clone(),
+        }
+    } else {
+        EcsError::TimedOut {
+            cluster: config.cluster.clone(),
+            service: config.service.clone(),
+            waited: config.timeout,
+        }
+    };
+    match ecs.restore(previous, config.timeout).await {
+        Ok(()) => StepError::failure(why).rolled_back(),
+        Err(err) => StepError::failure(format!(
+            "{why}; putting it back on {previous} failed too: {err}"
+        )),
+    }
+}
+
+/// The revision with `change`: registered when it differs from `current`.
+async fn next_revision(
+    cx: &StepContext<'_>,
+    current: &str,
+    change: &Change<'_>,
+) -> Result<String, StepError> {
+    let (definition, tags) = describe_definition(cx, current).await?;
+    let rendered =
+        task_definition::render(&definition, &tags, change).map_err(StepError::failure)?;
+    if let Rendered::Unchanged = rendered {
+        return Ok(current.to_owned());
+    }
+    task_definition::register(&cx.clients().ecs, current, rendered)
+        .await
+        .map_err(StepError::failure)
+}
+
+/// The task definition `arn` with its tags.
+async fn describe_definition(
+    cx: &StepContext<'_>,
+    arn: &str,
+) -> Result<(TaskDefinition, Vec<Tag>), StepError> {
+    let described = cx
+        .clients()
+        .ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .map_err(|e| {
+            StepError::failure(DescribeFailed {
+                task_definition: arn.to_owned(),
+                source: SdkFailure::new(e),
+            })
+        })?;
+    let tags = described.tags().to_vec();
+    match described.task_definition {
+        Some(definition) => Ok((definition, tags)),
+        None => Err(StepError::failure(format!(
+            "task definition {arn} was described without its contents"
+        ))),
+    }
+}
+
+/// `DescribeTaskDefinition` failed.
+#[derive(Debug, thiserror::Error)]
+#[error("ecs:DescribeTaskDefinition of {task_definition} failed: {source}")]
+pub struct DescribeFailed {
+    /// The task definition.
+    pub task_definition: String,
+    /// The SDK's error.
+    #[source]
+    pub source: SdkFailure,
+}
+
+fn object(kind: &str, id: &str) -> AwsObject {
+    AwsObject {
+        kind: kind.into(),
+        id: id.to_owned(),
+    }
+}

@@ -1,0 +1,112 @@
+//! The `rollout-image` step: hands the image's rollout to its strategy's module. Strategies
+//! without a module yet are refused by [`StepHandler::check`], before anything changes.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::plan::RolloutImage;
+use super::{ImageRollout, ecs_rolling};
+use crate::engine::{
+    BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
+};
+use crate::plan::{ActionInput, Step};
+
+/// The runtime configuration of one artifact in one environment: merged into the container
+/// (or function) by the rollout, never written into a plan.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Runtime {
+    /// Environment variables.
+    pub env: BTreeMap<String, String>,
+    /// ECS secrets: name → `valueFrom` ARN (the values are never read).
+    pub secrets: BTreeMap<String, String>,
+}
+
+/// What image rollouts need besides the plan.
+#[derive(Debug, Clone, Default)]
+pub struct RolloutSettings {
+    /// How often waits look at AWS.
+    pub poll: Duration,
+    /// Each artifact's runtime configuration in the environment applied.
+    pub runtime: BTreeMap<String, Runtime>,
+}
+
+/// Registers the `rollout-image` step with `engine`.
+pub fn register(engine: &mut Engine, settings: RolloutSettings) {
+    engine.register(
+        RolloutImage::TYPE,
+        Arc::new(ImageRollouts(Arc::new(settings))),
+    );
+}
+
+struct ImageRollouts(Arc<RolloutSettings>);
+
+impl ImageRollouts {
+    fn runtime(&self, artifact: &str) -> Runtime {
+        self.0.runtime.get(artifact).cloned().unwrap_or_default()
+    }
+}
+
+impl StepHandler for ImageRollouts {
+    fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
+        let input: RolloutImage = cx.input(step)?;
+        match input.rollout {
+            ImageRollout::EcsRolling(_) | ImageRollout::None => Ok(()),
+            other => Err(EngineError::Unsupported {
+                step: step.id.clone(),
+                action: format!("{} ({})", RolloutImage::TYPE, other.strategy()),
+            }),
+        }
+    }
+
+    fn preflight<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let input: RolloutImage = step.action.input().map_err(StepError::failure)?;
+            let artifact = step.artifact.as_deref().unwrap_or_default();
+            match &input.rollout {
+                ImageRollout::EcsRolling(service) => {
+                    ecs_rolling::preflight(cx, artifact, service, self.0.poll).await
+                }
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(async move {
+            let input: RolloutImage = step.action.input().map_err(StepError::failure)?;
+            let artifact = step.artifact.as_deref().unwrap_or_default();
+            match &input.rollout {
+                ImageRollout::EcsRolling(service) => {
+                    let runtime = self.runtime(artifact);
+                    ecs_rolling::run(cx, artifact, service, &runtime, self.0.poll).await
+                }
+                ImageRollout::None => Ok(Done::nothing()),
+                other => Err(StepError::failure(format!(
+                    "{} rollouts are not available in this version of deploy",
+                    other.strategy()
+                ))),
+            }
+        })
+    }
+
+    fn undo<'a>(
+        &'a self,
+        step: &'a Step,
+        data: &'a serde_json::Value,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let artifact = step.artifact.as_deref().unwrap_or_default();
+            ecs_rolling::undo(cx, artifact, data, self.0.poll).await
+        })
+    }
+}
