@@ -520,3 +520,51 @@ async fn errors_pass_through_and_every_request_is_logged() {
     );
     assert_eq!(service.task_definition(), Some(f.revisions[0].as_str()));
 }
+
+#[tokio::test]
+async fn deploys_own_ecs_client_reaches_the_double_through_the_endpoints_table() {
+    let f = fixture().await;
+    let dir = deploy_tests::scratch_dir("double-config");
+    let config = dir.join("deploy.toml");
+    let text = format!(
+        r#"project = "t"
+[environments.e2e]
+region = "{region}"
+account = "{account}"
+state_bucket = "unused"
+endpoints = {{ ecs = "{ecs}", sts = "{moto}", s3 = "{moto}" }}
+[artifacts.app]
+kind = "image"
+repository = "t/app"
+source = "docker://registry.example/t/app:1"
+"#,
+        region = deploy_tests::REGION,
+        account = deploy_tests::ACCOUNT,
+        ecs = f.double.url,
+        moto = moto().url,
+    );
+    std::fs::write(&config, text).expect("write config");
+    let config = deploy_core::config::Config::load(&config).expect("a valid config");
+    let env = config.environment("e2e").expect("the environment");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(deploy_tests::REGION))
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .load()
+        .await;
+    let clients = deploy_core::aws::AwsClients::from_sdk_config(&env.target, &sdk);
+    let out = clients
+        .ecs
+        .describe_services()
+        .cluster(&f.cluster)
+        .services(&f.service)
+        .send()
+        .await
+        .expect("describe services through deploy's client");
+    let service = out.services().first().expect("the service");
+    assert!(
+        service.deployment_configuration().is_some(),
+        "the double's overlay"
+    );
+    let described = f.double.requests_of("DescribeServices");
+    assert_eq!(described.len(), 1, "{:?}", f.double.requests());
+}
