@@ -1,0 +1,200 @@
+//! The wire: HTTP/1.1 requests read from the client (keep-alive), passed on to moto one per
+//! connection, answers written back with their length recomputed.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+/// The `X-Amz-Target` prefix of every ECS operation.
+pub(super) const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+
+/// Longest request or answer head accepted.
+const MAX_HEAD: usize = 64 * 1024;
+
+/// One HTTP request or answer: a first line, headers and a whole body.
+#[derive(Debug, Clone)]
+pub(super) struct Message {
+    /// `POST / HTTP/1.1` or `HTTP/1.1 200 OK`.
+    pub first: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Message {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// The ECS operation named by `X-Amz-Target`, or "" when there is none.
+    pub fn operation(&self) -> &str {
+        let target = self.header("x-amz-target").unwrap_or_default();
+        target.strip_prefix(TARGET_PREFIX).unwrap_or(target)
+    }
+
+    /// The status code of an answer (0 when the first line has none).
+    pub fn status(&self) -> u16 {
+        self.first
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// The body as JSON (`Null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// This request again for another operation with another body, same headers otherwise
+    /// (moto reads the region from the `Authorization` header, which is kept).
+    pub fn with(&self, operation: &str, body: &serde_json::Value) -> Message {
+        let mut headers: Vec<(String, String)> = self
+            .headers
+            .iter()
+            .filter(|(key, _)| !key.eq_ignore_ascii_case("x-amz-target"))
+            .cloned()
+            .collect();
+        headers.push(("X-Amz-Target".into(), format!("{TARGET_PREFIX}{operation}")));
+        Message {
+            first: self.first.clone(),
+            headers,
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// A `200` answer with `body`, keeping the other headers of this answer.
+    pub fn with_json(&self, body: &serde_json::Value) -> Message {
+        Message {
+            first: self.first.clone(),
+            headers: self.headers.clone(),
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// An ECS error answer, as ECS sends it: `{"__type": ..., "message": ...}`.
+    pub fn error(status: u16, kind: &str, message: &str) -> Message {
+        let body = serde_json::json!({ "__type": kind, "message": message });
+        Message {
+            first: format!("HTTP/1.1 {status} Error"),
+            headers: vec![
+                ("Content-Type".into(), "application/x-amz-json-1.1".into()),
+                ("x-amzn-ErrorType".into(), kind.into()),
+            ],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// Whether the connection stays open after this request.
+    pub fn keep_alive(&self) -> bool {
+        self.first.ends_with("HTTP/1.1")
+            && !self
+                .header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+    }
+}
+
+fn is_hop_header(key: &str) -> bool {
+    [
+        "connection",
+        "content-length",
+        "transfer-encoding",
+        "keep-alive",
+        "expect",
+    ]
+    .iter()
+    .any(|hop| key.eq_ignore_ascii_case(hop))
+}
+
+/// Reads one message; `None` at the end of the stream or on anything malformed.
+pub(super) fn read_message(reader: &mut impl BufRead, until_eof: bool) -> Option<Message> {
+    let mut first = String::new();
+    while first.trim().is_empty() {
+        first.clear();
+        if reader.read_line(&mut first).ok()? == 0 {
+            return None;
+        }
+    }
+    let mut headers = Vec::new();
+    let mut size = first.len();
+    loop {
+        let mut line = String::new();
+        size += reader.read_line(&mut line).ok()?;
+        if size > MAX_HEAD || line.is_empty() {
+            return None;
+        }
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (key, value) = line.split_once(':')?;
+        headers.push((key.trim().to_owned(), value.trim().to_owned()));
+    }
+    let mut message = Message {
+        first: first.trim_end().to_owned(),
+        headers,
+        body: Vec::new(),
+    };
+    message.body = read_body(reader, &message, until_eof).ok()?;
+    Some(message)
+}
+
+fn read_body(reader: &mut impl BufRead, head: &Message, until_eof: bool) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    if head
+        .header("transfer-encoding")
+        .is_some_and(|v| v.to_ascii_lowercase().contains("chunked"))
+    {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size)?;
+            let size = size.trim().split(';').next().unwrap_or_default();
+            let size = usize::from_str_radix(size, 16)
+                .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+            let mut chunk = vec![0; size];
+            reader.read_exact(&mut chunk)?;
+            body.extend_from_slice(&chunk);
+            let mut end = String::new();
+            reader.read_line(&mut end)?;
+            if size == 0 {
+                return Ok(body);
+            }
+        }
+    }
+    if let Some(length) = head.header("content-length") {
+        let length: u64 = length
+            .parse()
+            .map_err(|err| io::Error::new(io::ErrorKind::InvalidData, err))?;
+        reader.take(length).read_to_end(&mut body)?;
+    } else if until_eof {
+        reader.read_to_end(&mut body)?;
+    }
+    Ok(body)
+}
+
+/// Writes `message` with its own length and the connection header given.
+pub(super) fn write_message(out: &mut impl Write, message: &Message, keep: bool) -> io::Result<()> {
+    let mut head = format!("{}\r\n", message.first);
+    for (key, value) in message.headers.iter().filter(|(k, _)| !is_hop_header(k)) {
+        head.push_str(&format!("{key}: {value}\r\n"));
+    }
+    let connection = if keep { "keep-alive" } else { "close" };
+    head.push_str(&format!(
+        "Content-Length: {}\r\nConnection: {connection}\r\n\r\n",
+        message.body.len()
+    ));
+    out.write_all(head.as_bytes())?;
+    out.write_all(&message.body)?;
+    out.flush()
+}
+
+/// Sends `request` to `upstream` (`host:port`) on a connection of its own and reads the answer.
+pub(super) fn exchange(upstream: &str, request: &Message) -> io::Result<Message> {
+    let mut server = TcpStream::connect(upstream)?;
+    server.set_read_timeout(Some(Duration::from_secs(60)))?;
+    write_message(&mut server, request, false)?;
+    read_message(&mut BufReader::new(server), true)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "malformed answer from moto"))
+}
