@@ -1,0 +1,345 @@
+//! `deploy release` of an image on `ecs-rolling`, against moto behind the scripted ECS double:
+//! the service ends on a revision with the published digest and the merged env and secrets,
+//! everything else as it was; a rerun changes nothing; a circuit-breaker failure and a
+//! deployment that never finishes end rolled back (exit 3) on the previous revision. The
+//! service is read back through moto's ECS API directly, the ledger through plain S3 reads.
+
+use std::path::PathBuf;
+
+use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair};
+use deploy_tests::ecs_double::{self, EcsDouble, Script};
+use deploy_tests::{
+    REGION, copy_dir, create_bucket, create_repository, deploy, get_json, list_keys, moto,
+    oci_registry, scratch_dir, skopeo_inspect, unique, workspace_root,
+};
+
+/// A cluster with service `api` on revision 1 of a two-container task definition, and a
+/// project releasing the example image to it.
+struct Fixture {
+    double: EcsDouble,
+    config: PathBuf,
+    bucket: String,
+    repo: String,
+    cluster: String,
+    first: String,
+}
+
+async fn fixture(timeout: &str) -> Fixture {
+    let double = EcsDouble::start(&moto().url);
+    let ecs = ecs_double::client(&moto().url).await;
+    let cluster = unique("roll");
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .expect("create cluster");
+    let env = |name: &str, value: &str| KeyValuePair::builder().name(name).value(value).build();
+    let api = ContainerDefinition::builder()
+        .name("api")
+        .image("public.ecr.aws/old/api:1")
+        .memory(256)
+        .essential(true)
+        .environment(env("LOG_LEVEL", "debug"))
+        .environment(env("KEEP", "1"))
+        .build();
+    let proxy = ContainerDefinition::builder()
+        .name("proxy")
+        .image("public.ecr.aws/nginx/nginx:1.27")
+        .memory(64)
+        .essential(false)
+        .build();
+    let registered = ecs
+        .register_task_definition()
+        .family(unique("api"))
+        .container_definitions(api)
+        .container_definitions(proxy)
+        .cpu("256")
+        .memory("512")
+        .send()
+        .await
+        .expect("register task definition");
+    let first = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("arn")
+        .to_owned();
+    ecs.create_service()
+        .cluster(&cluster)
+        .service_name("api")
+        .task_definition(&first)
+        .desired_count(2)
+        .send()
+        .await
+        .expect("create service");
+
+    let url = moto().url.clone();
+    let bucket = unique("roll-state");
+    create_bucket(&url, &bucket).await;
+    let repo = format!("roll/{}", unique("api"));
+    create_repository(&url, &repo).await;
+    let dir = scratch_dir("roll");
+    copy_dir(
+        &workspace_root().join("examples/planwise/build/api"),
+        &dir.join("layout"),
+    );
+    let config = dir.join("deploy.toml");
+    let text = format!(
+        r#"project = "t"
+[settings]
+poll_interval = "100ms"
+[environments.dev]
+region = "{REGION}"
+account = "123456789012"
+state_bucket = "{bucket}"
+endpoints = {{ registry = "http://{registry}", ecs = "{ecs}" }}
+[artifacts.api]
+kind = "image"
+repository = "{repo}"
+source = "oci:./layout:latest"
+rollout = {{ strategy = "ecs-rolling", cluster = "{cluster}", service = "api", container = "api", timeout = "{timeout}" }}
+[artifacts.api.env]
+LOG_LEVEL = "info"
+PUBLIC_URL = "https://api-{{env}}.example"
+[artifacts.api.secrets]
+DATABASE_URL = "arn:aws:secretsmanager:{{region}}:{{account}}:secret:t/{{env}}/db"
+"#,
+        registry = oci_registry().host,
+        ecs = double.url,
+    );
+    std::fs::write(&config, text).expect("write config");
+    Fixture {
+        double,
+        config,
+        bucket,
+        repo,
+        cluster,
+        first,
+    }
+}
+
+impl Fixture {
+    fn release(&self, version: &str) -> (Option<i32>, String) {
+        let out = deploy(&moto().url)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["release", "dev", "api", "--version", version])
+            .output()
+            .expect("run deploy");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The task definition the service runs, read from moto.
+    async fn running(&self) -> String {
+        let ecs = ecs_double::client(&moto().url).await;
+        let out = ecs
+            .describe_services()
+            .cluster(&self.cluster)
+            .services("api")
+            .send()
+            .await
+            .expect("describe service");
+        out.services()[0]
+            .task_definition()
+            .expect("task definition")
+            .to_owned()
+    }
+
+    /// The outcome of every record of `api`, newest first.
+    async fn outcomes(&self) -> Vec<String> {
+        let prefix = "deploy/t/dev/artifacts/api/releases/";
+        let mut outcomes = Vec::new();
+        for key in list_keys(&moto().url, &self.bucket, prefix).await {
+            let record = get_json(&moto().url, &self.bucket, &key).await;
+            outcomes.push(
+                record["outcome"]["result"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned(),
+            );
+        }
+        outcomes
+    }
+
+    fn updates(&self) -> usize {
+        self.double.requests_of("UpdateService").len()
+    }
+}
+
+async fn describe(arn: &str) -> aws_sdk_ecs::types::TaskDefinition {
+    let ecs = ecs_double::client(&moto().url).await;
+    ecs.describe_task_definition()
+        .task_definition(arn)
+        .send()
+        .await
+        .expect("describe task definition")
+        .task_definition()
+        .expect("task definition")
+        .clone()
+}
+
+fn env_of(container: &ContainerDefinition) -> Vec<(String, String)> {
+    container
+        .environment()
+        .iter()
+        .map(|kv| {
+            (
+                kv.name().unwrap_or_default().to_owned(),
+                kv.value().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_runs_the_published_digest_and_keeps_everything_else() {
+    let f = fixture("30s").await;
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    let digest = skopeo_inspect(&format!("{}/{}:v1", oci_registry().host, f.repo), false)
+        .expect("skopeo")["Digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned();
+
+    let running = f.running().await;
+    assert_ne!(running, f.first, "the service moved to a new revision");
+    let (before, after) = (describe(&f.first).await, describe(&running).await);
+    let api = |t: &aws_sdk_ecs::types::TaskDefinition| {
+        t.container_definitions()
+            .iter()
+            .find(|c| c.name() == Some("api"))
+            .cloned()
+            .expect("api container")
+    };
+    let (old, new) = (api(&before), api(&after));
+    assert_eq!(
+        new.image(),
+        Some(format!("{}/{}@{digest}", oci_registry().host, f.repo).as_str())
+    );
+    assert_eq!(
+        env_of(&new),
+        [
+            ("LOG_LEVEL".to_owned(), "info".to_owned()),
+            ("KEEP".to_owned(), "1".to_owned()),
+            (
+                "PUBLIC_URL".to_owned(),
+                "https://api-dev.example".to_owned()
+            ),
+        ],
+        "env merged key by key, existing order kept"
+    );
+    let secret = &new.secrets()[0];
+    assert_eq!(secret.name(), "DATABASE_URL");
+    assert_eq!(
+        secret.value_from(),
+        "arn:aws:secretsmanager:eu-west-1:123456789012:secret:t/dev/db"
+    );
+    assert_eq!(old.memory(), new.memory());
+    let proxy = |t: &aws_sdk_ecs::types::TaskDefinition| {
+        t.container_definitions()
+            .iter()
+            .find(|c| c.name() == Some("proxy"))
+            .cloned()
+    };
+    assert_eq!(
+        proxy(&before),
+        proxy(&after),
+        "the other container is untouched"
+    );
+    assert_eq!(before.cpu(), after.cpu());
+    assert_eq!(before.memory(), after.memory());
+    assert_eq!(before.family(), after.family());
+    assert_eq!(f.outcomes().await, ["succeeded"]);
+    let live = get_json(
+        &moto().url,
+        &f.bucket,
+        "deploy/t/dev/artifacts/api/live.json",
+    )
+    .await;
+    let record = get_json(
+        &moto().url,
+        &f.bucket,
+        live["record_key"].as_str().expect("key"),
+    )
+    .await;
+    let touched = record["touched"].to_string();
+    assert!(
+        touched.contains(&running),
+        "the record names the revision: {touched}"
+    );
+
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("(unchanged)"), "{stderr}");
+    assert_eq!(f.updates(), 1, "a rerun updates nothing");
+    assert_eq!(f.running().await, running);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_circuit_breaker_failure_ends_rolled_back_on_the_previous_revision() {
+    let f = fixture("30s").await;
+    f.double.script_service(
+        &f.cluster,
+        "api",
+        Script::FailAndRollBack { after_polls: 2 },
+    );
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("circuit breaker"), "{stderr}");
+    assert_eq!(
+        f.running().await,
+        f.first,
+        "ECS put the previous revision back"
+    );
+    assert_eq!(f.updates(), 1, "deploy did not roll back a second time");
+    assert_eq!(f.outcomes().await, ["rolled-back"]);
+    let live = list_keys(
+        &moto().url,
+        &f.bucket,
+        "deploy/t/dev/artifacts/api/live.json",
+    )
+    .await;
+    assert!(live.is_empty(), "nothing went live");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_that_never_finishes_is_put_back_by_deploy() {
+    let f = fixture("2s").await;
+    f.double.script_service(&f.cluster, "api", Script::Stuck);
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("did not finish within 2s"), "{stderr}");
+    assert_eq!(f.running().await, f.first);
+    let updates = f.double.requests_of("UpdateService");
+    assert_eq!(updates.len(), 2, "the new revision, then the previous one");
+    assert_eq!(
+        updates[1].task_definition.as_deref(),
+        Some(f.first.as_str())
+    );
+    assert_eq!(f.outcomes().await, ["rolled-back"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_container_is_refused_before_anything_changes() {
+    let f = fixture("30s").await;
+    let text = std::fs::read_to_string(&f.config)
+        .expect("config")
+        .replace("container = \"api\"", "container = \"web\"");
+    std::fs::write(&f.config, text).expect("write config");
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("container `web` is not in task definition")
+            && stderr.contains("api, proxy"),
+        "{stderr}"
+    );
+    assert_eq!(f.updates(), 0);
+    assert!(f.outcomes().await.is_empty(), "nothing was recorded");
+    assert!(
+        skopeo_inspect(&format!("{}/{}:v1", oci_registry().host, f.repo), false).is_err(),
+        "nothing was pushed"
+    );
+}
