@@ -343,3 +343,70 @@ async fn a_missing_container_is_refused_before_anything_changes() {
         "nothing was pushed"
     );
 }
+
+/// Two services released together: when the second one's deployment fails, the first one,
+/// already complete, is put back by its undo, and both records say rolled back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_of_one_service_undoes_the_other() {
+    let f = fixture("30s").await;
+    let ecs = ecs_double::client(&moto().url).await;
+    ecs.create_service()
+        .cluster(&f.cluster)
+        .service_name("worker")
+        .task_definition(&f.first)
+        .desired_count(1)
+        .send()
+        .await
+        .expect("create worker service");
+    let repo = format!("roll/{}", unique("worker"));
+    create_repository(&moto().url, &repo).await;
+    let worker = format!(
+        "[artifacts.worker]\nkind = \"image\"\nrepository = \"{repo}\"\nsource = \"oci:./layout:latest\"\n\
+         rollout = {{ strategy = \"ecs-rolling\", cluster = \"{}\", service = \"worker\", container = \"api\" }}\n",
+        f.cluster
+    );
+    let text = std::fs::read_to_string(&f.config).expect("config") + &worker;
+    std::fs::write(&f.config, text).expect("write config");
+    f.double
+        .script_service(&f.cluster, "api", Script::Complete { after_polls: 1 });
+    f.double.script_service(
+        &f.cluster,
+        "worker",
+        Script::FailAndRollBack { after_polls: 8 },
+    );
+
+    let out = deploy(&moto().url)
+        .arg("--config")
+        .arg(&f.config)
+        .args(["release", "dev", "--version", "v1"])
+        .output()
+        .expect("run deploy");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("[api.rollout-image] undone"), "{stderr}");
+    assert_eq!(
+        f.running().await,
+        f.first,
+        "api is back on the first revision"
+    );
+    let updates: Vec<_> = f
+        .double
+        .requests_of("UpdateService")
+        .into_iter()
+        .filter(|r| r.services.iter().any(|s| s == "api"))
+        .collect();
+    assert_eq!(updates.len(), 2, "the release, then the undo");
+    assert_eq!(
+        updates[1].task_definition.as_deref(),
+        Some(f.first.as_str())
+    );
+    assert_eq!(f.outcomes().await, ["rolled-back"]);
+    let worker_records = list_keys(
+        &moto().url,
+        &f.bucket,
+        "deploy/t/dev/artifacts/worker/releases/",
+    )
+    .await;
+    let record = get_json(&moto().url, &f.bucket, &worker_records[0]).await;
+    assert_eq!(record["outcome"]["result"], "rolled-back");
+}
