@@ -64,5 +64,6 @@ impl From<&Settings> for Builtin {
 /// Registers the steps of every built-in kind (today: images and their rollouts) with `engine`.
 pub fn register_builtin(engine: &mut Engine, settings: Builtin) {
     image::register(engine, settings.image);
+    crate::rollout::gates::health::register(engine, settings.rollout.poll);
     image_rollout::register(engine, settings.rollout);
 }

@@ -410,3 +410,62 @@ async fn a_failure_of_one_service_undoes_the_other() {
     let record = get_json(&moto().url, &f.bucket, &worker_records[0]).await;
     assert_eq!(record["outcome"]["result"], "rolled-back");
 }
+
+/// A loopback HTTP server answering every request with `status`; returns its base URL.
+fn answering(status: u16) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}/health", listener.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 2048];
+            let _ = stream.read(&mut buf);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
+            );
+        }
+    });
+    url
+}
+
+fn with_health(f: &Fixture, url: &str) {
+    let text = std::fs::read_to_string(&f.config).expect("config").replace(
+        "container = \"api\", timeout",
+        &format!(
+            "container = \"api\", health_check = {{ url = \"{url}\", expect_status = 200, timeout = \"2s\" }}, timeout"
+        ),
+    );
+    std::fs::write(&f.config, text).expect("write config");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_healthy_service_passes_the_gate() {
+    let f = fixture("30s").await;
+    with_health(&f, &answering(200));
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("[api.check-health] done"), "{stderr}");
+    assert_ne!(f.running().await, f.first);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_health_check_puts_the_previous_revision_back() {
+    let f = fixture("30s").await;
+    let url = answering(500);
+    with_health(&f, &url);
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains(&format!("health check of {url} failed")),
+        "{stderr}"
+    );
+    assert!(stderr.contains("last answered 500"), "{stderr}");
+    assert_eq!(
+        f.running().await,
+        f.first,
+        "the undo put the first revision back"
+    );
+    assert_eq!(f.updates(), 2);
+    assert_eq!(f.outcomes().await, ["rolled-back"]);
+}

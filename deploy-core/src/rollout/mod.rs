@@ -2,6 +2,7 @@
 
 pub mod ecs;
 pub(crate) mod ecs_rolling;
+pub mod gates;
 pub mod image;
 pub mod plan;
 pub mod task_definition;

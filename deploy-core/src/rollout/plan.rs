@@ -48,6 +48,11 @@ pub fn image_steps(repository: &str, rollout: &ImageRollout, chain: &mut Chain<'
         }),
         image_touches(rollout),
     );
+    if let ImageRollout::EcsRolling(service) = rollout
+        && let Some(check) = &service.health_check
+    {
+        super::gates::health::plan_step(check, chain);
+    }
 }
 
 /// Adds the shift of `function`'s `alias`.
