@@ -68,6 +68,7 @@ async fn fixture(timeout: &str) -> Fixture {
         .service_name("api")
         .task_definition(&first)
         .desired_count(2)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
         .send()
         .await
         .expect("create service");
@@ -468,4 +469,105 @@ async fn a_failing_health_check_puts_the_previous_revision_back() {
     );
     assert_eq!(f.updates(), 2);
     assert_eq!(f.outcomes().await, ["rolled-back"]);
+}
+
+/// Registers a migration family whose container `api` logs with awslogs; returns the family.
+async fn migration_family() -> String {
+    let ecs = ecs_double::client(&moto().url).await;
+    let family = unique("migrate");
+    let logs = aws_sdk_ecs::types::LogConfiguration::builder()
+        .log_driver(aws_sdk_ecs::types::LogDriver::Awslogs)
+        .options("awslogs-group", "/t/migrate")
+        .options("awslogs-stream-prefix", "migrate")
+        .options("awslogs-region", REGION)
+        .build()
+        .expect("log configuration");
+    ecs.register_task_definition()
+        .family(&family)
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("api")
+                .image("public.ecr.aws/old/api:1")
+                .memory(128)
+                .essential(true)
+                .log_configuration(logs)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register migration");
+    family
+}
+
+fn with_migration(f: &Fixture, family: &str) {
+    let text = std::fs::read_to_string(&f.config).expect("config").replace(
+        "container = \"api\", timeout",
+        &format!(
+            "container = \"api\", pre_deploy = {{ task_definition = \"{family}\", command = [\"./migrate\", \"up\"], timeout = \"20s\" }}, timeout"
+        ),
+    );
+    std::fs::write(&f.config, text).expect("write config");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_migration_stops_the_release_before_the_service_changes() {
+    let f = fixture("30s").await;
+    let family = migration_family().await;
+    with_migration(&f, &family);
+    f.double.script_task(
+        &family,
+        ecs_double::TaskScript {
+            exit_code: 1,
+            after_polls: 2,
+            reason: "Essential container in task exited".into(),
+        },
+    );
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(6), "{stderr}");
+    assert!(stderr.contains("exited with code 1"), "{stderr}");
+    assert!(
+        stderr.contains("log stream /t/migrate:migrate/api/"),
+        "{stderr}"
+    );
+    assert_eq!(f.updates(), 0, "no UpdateService at all");
+    let runs = f.double.requests_of("RunTask");
+    assert_eq!(runs.len(), 1);
+    let ran = runs[0].task_definition.clone().expect("task definition");
+    assert!(
+        ran.contains(&format!("{family}:2")),
+        "a new revision with the image: {ran}"
+    );
+    assert_eq!(f.running().await, f.first);
+    assert_eq!(f.outcomes().await, ["failed"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_passing_migration_runs_the_new_image_then_the_rollout() {
+    let f = fixture("30s").await;
+    let family = migration_family().await;
+    with_migration(&f, &family);
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    let operations: Vec<String> = f
+        .double
+        .requests()
+        .into_iter()
+        .map(|r| r.operation)
+        .filter(|o| o == "RunTask" || o == "UpdateService")
+        .collect();
+    assert_eq!(
+        operations,
+        ["RunTask", "UpdateService"],
+        "the migration first"
+    );
+    let ran = f.double.requests_of("RunTask")[0]
+        .task_definition
+        .clone()
+        .expect("task definition");
+    let image = describe(&ran).await.container_definitions()[0]
+        .image()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(image.contains(&format!("{}@sha256:", f.repo)), "{image}");
+    assert_ne!(f.running().await, f.first);
 }

@@ -31,12 +31,11 @@ pub struct RolloutSettings {
     pub runtime: BTreeMap<String, Runtime>,
 }
 
-/// Registers the `rollout-image` step with `engine`.
+/// Registers the `rollout-image` step and the migration gate with `engine`.
 pub fn register(engine: &mut Engine, settings: RolloutSettings) {
-    engine.register(
-        RolloutImage::TYPE,
-        Arc::new(ImageRollouts(Arc::new(settings))),
-    );
+    let settings = Arc::new(settings);
+    super::gates::migration::register(engine, settings.clone());
+    engine.register(RolloutImage::TYPE, Arc::new(ImageRollouts(settings)));
 }
 
 struct ImageRollouts(Arc<RolloutSettings>);

@@ -39,6 +39,11 @@ pub fn image_steps(repository: &str, rollout: &ImageRollout, chain: &mut Chain<'
     if *rollout == ImageRollout::None {
         return;
     }
+    if let ImageRollout::EcsRolling(service) = rollout
+        && let Some(pre) = &service.pre_deploy
+    {
+        super::gates::migration::plan_step(service, pre, chain);
+    }
     let description = format!("roll out {} ({})", chain.artifact(), rollout.strategy());
     chain.then(
         description,

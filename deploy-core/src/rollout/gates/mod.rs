@@ -2,3 +2,4 @@
 //! not right. A gate after a change fails the run, and the engine undoes the change.
 
 pub mod health;
+pub mod migration;

@@ -1,0 +1,402 @@
+//! The migration gate (`pre_deploy`): before a service changes, a one-off task of the
+//! configured family runs the released image with the configured command, in the service's
+//! network and launch type, and must stop with exit code 0. Anything else stops the release
+//! before any service change (exit 6), naming the exit code, ECS's reason and the log stream.
+//!
+//! A migration that ran is not undone when a later step fails: migrations must keep the
+//! previous revision working (expand, then contract in a later release).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{ContainerOverride, Service, Task, TaskOverride};
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::image::steps::ImageOutput;
+use crate::aws::SdkFailure;
+use crate::engine::{BoxFuture, Done, Engine, StepContext, StepError, StepHandler};
+use crate::events::Event;
+use crate::plan::{Action, ActionInput, Chain, Step};
+use crate::rollout::ecs::LiveService;
+use crate::rollout::image::{RolloutSettings, Runtime};
+use crate::rollout::task_definition::{self, Change};
+use crate::rollout::{EcsService, PreDeploy};
+
+/// Run the migration task with the released image and wait for it to exit 0.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunMigration {
+    /// Cluster.
+    pub cluster: String,
+    /// The service whose network and launch type the task uses.
+    pub service: String,
+    /// Task-definition family of the migration.
+    pub task_definition: String,
+    /// The container that gets the released image and the command.
+    pub container: String,
+    /// Command override.
+    pub command: Vec<String>,
+    /// How long the task may run.
+    #[serde(with = "crate::duration_serde")]
+    pub timeout: Duration,
+}
+
+impl ActionInput for RunMigration {
+    const TYPE: &'static str = "run-migration";
+}
+
+/// The migration did not end with exit code 0.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "migration task {task} ({task_definition}) {outcome}; ECS said: {reason}{}; nothing was rolled out",
+    log_stream.as_ref().map(|s| format!("; its output is in the log stream {s}")).unwrap_or_default()
+)]
+pub struct MigrationFailed {
+    /// The task id.
+    pub task: String,
+    /// The task definition it ran.
+    pub task_definition: String,
+    /// `exited with code 1`, `did not stop within 600s`.
+    pub outcome: String,
+    /// ECS's stop reason.
+    pub reason: String,
+    /// The CloudWatch log stream of the container, from its `awslogs` options.
+    pub log_stream: Option<String>,
+}
+
+/// Adds the migration of `service` (when it has `pre_deploy`) to `chain`.
+pub fn plan_step(service: &EcsService, pre: &PreDeploy, chain: &mut Chain<'_>) {
+    chain.then(
+        format!(
+            "run the migration {} ({}) and wait for exit code 0",
+            pre.task_definition,
+            pre.command.join(" ")
+        ),
+        Action::new(&RunMigration {
+            cluster: service.cluster.clone(),
+            service: service.service.clone(),
+            task_definition: pre.task_definition.clone(),
+            container: service.container.clone(),
+            command: pre.command.clone(),
+            timeout: pre.timeout,
+        }),
+        vec![],
+    );
+}
+
+/// Registers the migration gate with `engine`.
+pub fn register(engine: &mut Engine, settings: Arc<RolloutSettings>) {
+    engine.register(RunMigration::TYPE, Arc::new(MigrationGate(settings)));
+}
+
+struct MigrationGate(Arc<RolloutSettings>);
+
+impl StepHandler for MigrationGate {
+    fn run<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(async move {
+            let input: RunMigration = step.action.input().map_err(StepError::failure)?;
+            let artifact = step.artifact.as_deref().unwrap_or_default();
+            let runtime = self.0.runtime.get(artifact).cloned().unwrap_or_default();
+            let migration = Migration {
+                cx,
+                artifact,
+                input: &input,
+                poll: self.0.poll,
+            };
+            migration.run(&runtime).await?;
+            Ok(Done::nothing())
+        })
+    }
+}
+
+struct Migration<'a> {
+    cx: &'a StepContext<'a>,
+    artifact: &'a str,
+    input: &'a RunMigration,
+    poll: Duration,
+}
+
+impl Migration<'_> {
+    async fn run(&self, runtime: &Runtime) -> Result<(), StepError> {
+        let image = self.cx.get::<ImageOutput>(self.artifact).ok_or_else(|| {
+            StepError::failure(format!(
+                "there is no image of `{}` in this run to migrate with",
+                self.artifact
+            ))
+        })?;
+        let (task_definition, log) = self.revision(&image.reference(), runtime).await?;
+        let service = LiveService {
+            cx: self.cx,
+            artifact: self.artifact,
+            cluster: &self.input.cluster,
+            service: &self.input.service,
+            poll: self.poll,
+        }
+        .describe()
+        .await?;
+        let task = self.start(&task_definition, &service).await?;
+        let stopped = self.wait(&task, &task_definition).await?;
+        self.judge(&stopped, &task_definition, log.as_ref())
+    }
+
+    /// The migration family's revision with the released image, and where the container logs
+    /// (`awslogs` group and stream prefix), when it says.
+    async fn revision(
+        &self,
+        image: &str,
+        runtime: &Runtime,
+    ) -> Result<(String, Option<LogPlace>), StepError> {
+        let ecs = &self.cx.clients().ecs;
+        let family = &self.input.task_definition;
+        let described = ecs
+            .describe_task_definition()
+            .task_definition(family)
+            .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+            .send()
+            .await
+            .map_err(|e| self.api("DescribeTaskDefinition", e))?;
+        let Some(current) = described.task_definition() else {
+            return Err(StepError::failure(format!(
+                "task definition {family} has no contents"
+            )));
+        };
+        let arn = current.task_definition_arn().unwrap_or(family).to_owned();
+        let change = Change {
+            container: &self.input.container,
+            image,
+            env: &runtime.env,
+            secrets: &runtime.secrets,
+        };
+        let log = LogPlace::of(current, &self.input.container);
+        let rendered = task_definition::render(current, described.tags(), &change)
+            .map_err(StepError::failure)?;
+        let arn = task_definition::register(ecs, &arn, rendered)
+            .await
+            .map_err(StepError::failure)?;
+        Ok((arn, log))
+    }
+
+    /// `RunTask` in the service's network and launch type, with the command override.
+    async fn start(&self, task_definition: &str, service: &Service) -> Result<String, StepError> {
+        let overrides = TaskOverride::builder()
+            .container_overrides(
+                ContainerOverride::builder()
+                    .name(&self.input.container)
+                    .set_command(Some(self.input.command.clone()))
+                    .build(),
+            )
+            .build();
+        let strategy = service.capacity_provider_strategy().to_vec();
+        let out = self
+            .cx
+            .clients()
+            .ecs
+            .run_task()
+            .cluster(&self.input.cluster)
+            .task_definition(task_definition)
+            .overrides(overrides)
+            .set_network_configuration(service.network_configuration().cloned())
+            .set_launch_type(if strategy.is_empty() {
+                service.launch_type().cloned()
+            } else {
+                None
+            })
+            .set_capacity_provider_strategy((!strategy.is_empty()).then_some(strategy))
+            .started_by("deploy")
+            .send()
+            .await
+            .map_err(|e| self.api("RunTask", e))?;
+        let task = out.tasks().first().and_then(|t| t.task_arn());
+        match task {
+            Some(arn) => {
+                self.note(format!("migration task {} started", task_id(arn)));
+                Ok(arn.to_owned())
+            }
+            None => Err(StepError::failure(format!(
+                "ecs:RunTask of {task_definition} started no task: {}",
+                out.failures()
+                    .iter()
+                    .filter_map(|f| f.reason())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ))),
+        }
+    }
+
+    /// Waits for the task to stop; stops it when it runs past the timeout.
+    async fn wait(&self, task: &str, task_definition: &str) -> Result<Task, StepError> {
+        let deadline = Instant::now() + self.input.timeout;
+        loop {
+            let described = self.describe(task).await?;
+            if described.last_status() == Some("STOPPED") {
+                return Ok(described);
+            }
+            if Instant::now() >= deadline {
+                self.stop(task).await;
+                return Err(StepError::blocked(MigrationFailed {
+                    task: task_id(task).to_owned(),
+                    task_definition: task_definition.to_owned(),
+                    outcome: format!("did not stop within {}s", self.input.timeout.as_secs()),
+                    reason: "stopped by deploy".into(),
+                    log_stream: None,
+                }));
+            }
+            tokio::select! {
+                () = tokio::time::sleep(self.poll) => {}
+                () = self.cx.cancelled() => {
+                    self.stop(task).await;
+                    return Err(StepError::failure("stopped: the run is being cancelled"));
+                }
+            }
+        }
+    }
+
+    /// Exit code 0 of the migration's container passes; anything else blocks.
+    fn judge(
+        &self,
+        task: &Task,
+        task_definition: &str,
+        log: Option<&LogPlace>,
+    ) -> Result<(), StepError> {
+        let container = task
+            .containers()
+            .iter()
+            .find(|c| c.name() == Some(self.input.container.as_str()));
+        let exit = container.and_then(|c| c.exit_code());
+        if exit == Some(0) {
+            self.note(format!(
+                "migration task {} exited 0",
+                task_id(task.task_arn().unwrap_or_default())
+            ));
+            return Ok(());
+        }
+        Err(StepError::blocked(MigrationFailed {
+            task: task_id(task.task_arn().unwrap_or_default()).to_owned(),
+            task_definition: task_definition.to_owned(),
+            outcome: exit.map_or_else(
+                || "stopped without an exit code".to_owned(),
+                |code| format!("exited with code {code}"),
+            ),
+            reason: task
+                .stopped_reason()
+                .unwrap_or("no reason given")
+                .to_owned(),
+            log_stream: log
+                .map(|l| l.stream(&self.input.container, task.task_arn().unwrap_or_default())),
+        }))
+    }
+
+    async fn describe(&self, task: &str) -> Result<Task, StepError> {
+        let out = self
+            .cx
+            .clients()
+            .ecs
+            .describe_tasks()
+            .cluster(&self.input.cluster)
+            .tasks(task)
+            .send()
+            .await
+            .map_err(|e| self.api("DescribeTasks", e))?;
+        out.tasks()
+            .first()
+            .cloned()
+            .ok_or_else(|| StepError::failure(format!("migration task {task} is gone")))
+    }
+
+    async fn stop(&self, task: &str) {
+        let stopped = self
+            .cx
+            .clients()
+            .ecs
+            .stop_task()
+            .cluster(&self.input.cluster)
+            .task(task)
+            .reason("deploy: the migration ran out of time or the run was cancelled")
+            .send()
+            .await;
+        if let Err(err) = stopped {
+            tracing::warn!(err = %SdkFailure::new(err), task, "could not stop the migration task");
+        }
+    }
+
+    fn note(&self, message: String) {
+        self.cx.reporter().report(&Event::Note {
+            message: format!("{}: {message}", self.artifact),
+        });
+    }
+
+    fn api<E, R>(
+        &self,
+        operation: &'static str,
+        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+    ) -> StepError
+    where
+        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
+            + std::error::Error
+            + Send
+            + Sync
+            + 'static,
+        R: std::fmt::Debug + Send + Sync + 'static,
+    {
+        StepError::failure(MigrationApi {
+            operation,
+            family: self.input.task_definition.clone(),
+            source: SdkFailure::new(err),
+        })
+    }
+}
+
+/// An ECS call of the migration failed.
+#[derive(Debug, thiserror::Error)]
+#[error("ecs:{operation} for the migration {family} failed: {source}")]
+pub struct MigrationApi {
+    /// The operation.
+    pub operation: &'static str,
+    /// The migration's task-definition family.
+    pub family: String,
+    /// The SDK's error.
+    #[source]
+    pub source: SdkFailure,
+}
+
+/// Where a container logs with the `awslogs` driver.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LogPlace {
+    group: String,
+    prefix: Option<String>,
+}
+
+impl LogPlace {
+    fn of(definition: &aws_sdk_ecs::types::TaskDefinition, container: &str) -> Option<LogPlace> {
+        let config = definition
+            .container_definitions()
+            .iter()
+            .find(|c| c.name() == Some(container))?
+            .log_configuration()?;
+        if config.log_driver().as_str() != "awslogs" {
+            return None;
+        }
+        let options = config.options()?;
+        Some(LogPlace {
+            group: options.get("awslogs-group")?.clone(),
+            prefix: options.get("awslogs-stream-prefix").cloned(),
+        })
+    }
+
+    /// `group:prefix/container/task-id`, as the awslogs driver names the stream; without a
+    /// prefix the stream is named by the container runtime, so only the group is known.
+    fn stream(&self, container: &str, task_arn: &str) -> String {
+        match &self.prefix {
+            Some(prefix) => format!("{}:{prefix}/{container}/{}", self.group, task_id(task_arn)),
+            None => format!("{} (no awslogs-stream-prefix)", self.group),
+        }
+    }
+}
+
+/// The id at the end of a task ARN.
+fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
