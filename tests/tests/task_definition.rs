@@ -29,7 +29,8 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 use aws_sdk_ecs::types::{ContainerDefinition, Tag, TaskDefinition, TaskDefinitionField};
-use deploy_core::rollout::task_definition::{Change, Rendered, register, render};
+use deploy_core::aws::SdkFailure;
+use deploy_core::rollout::task_definition::{Change, RenderError, Rendered, register, render};
 use deploy_tests::{REGION, moto, unique, workspace_root};
 use serde_json::{Value, json};
 
@@ -420,4 +421,68 @@ async fn a_container_the_definition_does_not_have_is_named_with_the_ones_it_has(
             "container `api` is not in task definition {family}:1; it has: log_router, app, envoy"
         )
     );
+}
+
+/// A registration ECS refuses is an error that keeps the SDK's (with the service's code), and
+/// registers nothing.
+#[tokio::test]
+async fn a_refused_registration_keeps_the_service_error_and_registers_nothing() {
+    let moto = moto();
+    let client = ecs(&moto.url).await;
+    let (_, raw) = corpus()
+        .into_iter()
+        .find(|(file, _)| file == "firelens-multi-config.json")
+        .expect("corpus file");
+    let family = unique("refused");
+    let (status, answer) = moto_call(
+        &moto.url,
+        "RegisterTaskDefinition",
+        &moto_ready(&raw, &family),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let (mut old, tags) = describe(&client, &family).await;
+    // Without task-level memory, a container without memory or memoryReservation is refused.
+    for container in old.container_definitions.iter_mut().flatten() {
+        container.memory_reservation = None;
+    }
+    let none = BTreeMap::new();
+    let change = Change {
+        container: "app",
+        image: NEW_IMAGE,
+        env: &none,
+        secrets: &none,
+    };
+    let rendered = render(&old, &tags, &change).expect("renders");
+    let old_arn = old.task_definition_arn().expect("ARN").to_owned();
+    let err = register(&client, &old_arn, rendered)
+        .await
+        .expect_err("moto refuses the registration");
+    assert!(
+        matches!(&err, RenderError::Register { family: f, .. } if *f == family),
+        "{err:?}"
+    );
+    let source = std::error::Error::source(&err).expect("a source");
+    let failure = source
+        .downcast_ref::<SdkFailure>()
+        .expect("the SDK failure");
+    assert_eq!(failure.code(), Some("ClientException"), "{failure}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "registering the next revision of task definition family `{family}` failed: \
+             ClientException: Invalid setting for container 'log_router'. At least one of \
+             'memory' or 'memoryReservation' must be specified."
+        )
+    );
+    assert!(
+        std::error::Error::source(failure).is_some(),
+        "the SDK error is kept"
+    );
+    let revisions = client
+        .list_task_definitions()
+        .family_prefix(&family)
+        .send()
+        .await
+        .expect("ListTaskDefinitions");
+    assert_eq!(revisions.task_definition_arns().len(), 1, "{revisions:?}");
 }
