@@ -58,7 +58,7 @@ pub enum RenderError {
         containers: Vec<String>,
     },
     /// A value of the request could not be built (a secret without a name, for instance).
-    #[error("the next revision of task definition {task_definition} could not be built")]
+    #[error("the next revision of task definition {task_definition} could not be built: {source}")]
     Build {
         /// The task definition, `family:revision`.
         task_definition: String,
@@ -67,7 +67,7 @@ pub enum RenderError {
         source: BuildError,
     },
     /// `RegisterTaskDefinition` failed; nothing was registered.
-    #[error("registering the next revision of task definition family `{family}` failed")]
+    #[error("registering the next revision of task definition family `{family}` failed: {source}")]
     Register {
         /// The task definition family.
         family: String,
@@ -89,6 +89,11 @@ pub enum RenderError {
 /// definition's tags (`DescribeTaskDefinition` with `include = [TAGS]`), kept on the new
 /// revision. Read-only fields (ARN, revision, status, `requiresAttributes`, `compatibilities`,
 /// registration and deregistration times) are not part of the result.
+///
+/// The result is [`Rendered::Unchanged`] when the containers after the change equal the
+/// current ones: the image already is `change.image` and the environment and secrets already
+/// hold the listed values. A task definition whose containers share a name (ECS refuses that)
+/// has each of them changed.
 pub fn render(
     current: &TaskDefinition,
     tags: &[Tag],
