@@ -29,6 +29,8 @@ use crate::ledger::{Actor, Ledger, LedgerError, Outcome};
 use crate::lock::LockSettings;
 use crate::plan::{InvalidInput, PLAN_FORMAT, Plan};
 
+#[cfg(test)]
+pub(crate) use step::TestRun;
 pub use step::{
     BoxError, BoxFuture, CheckContext, Done, StepContext, StepError, StepHandler, StepOutput, Undo,
 };

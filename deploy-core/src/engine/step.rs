@@ -339,3 +339,54 @@ impl<'a> StepContext<'a> {
         self.cancel.cancelled().await;
     }
 }
+
+/// A run's context for unit tests of step handlers: a plan with no steps, the given clients,
+/// events kept in a [`crate::events::Recorder`].
+#[cfg(test)]
+pub(crate) struct TestRun {
+    plan: Plan,
+    clients: AwsClients,
+    sources: HashMap<String, AwsClients>,
+    reporter: Arc<dyn Reporter>,
+    pub recorder: Arc<crate::events::Recorder>,
+    outputs: Outputs,
+    sections: Sections,
+    cancel: CancellationToken,
+}
+
+#[cfg(test)]
+impl TestRun {
+    pub(crate) fn new(clients: AwsClients) -> TestRun {
+        let recorder = Arc::new(crate::events::Recorder::default());
+        TestRun {
+            plan: Plan::envelope(
+                &clients.target,
+                crate::ledger::Operation::Custom,
+                None,
+                "sha",
+                vec![],
+                vec![],
+            ),
+            clients,
+            sources: HashMap::new(),
+            reporter: recorder.clone(),
+            recorder,
+            outputs: Outputs::default(),
+            sections: Sections::default(),
+            cancel: CancellationToken::new(),
+        }
+    }
+
+    pub(crate) fn cx(&self) -> StepContext<'_> {
+        StepContext {
+            plan: &self.plan,
+            clients: &self.clients,
+            sources: &self.sources,
+            reporter: &self.reporter,
+            outputs: &self.outputs,
+            sections: &self.sections,
+            cancel: &self.cancel,
+            source_root: std::path::Path::new("."),
+        }
+    }
+}

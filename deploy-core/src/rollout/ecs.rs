@@ -287,3 +287,95 @@ impl crate::error::Classify for EcsError {
         crate::error::ErrorClass::Failure
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use aws_sdk_ecs::operation::describe_services::DescribeServicesOutput;
+    use aws_sdk_ecs::types::{Deployment, DeploymentRolloutState, Service};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::{Ended, LiveService};
+    use crate::aws::AwsClients;
+    use crate::engine::TestRun;
+
+    fn throttled() -> aws_smithy_runtime_api::http::Response {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(400).expect("status"),
+            aws_smithy_types::body::SdkBody::from(
+                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
+            ),
+        )
+    }
+
+    fn completed() -> DescribeServicesOutput {
+        let deployment = Deployment::builder()
+            .id("ecs-svc/1")
+            .status("PRIMARY")
+            .task_definition("arn:td:2")
+            .desired_count(2)
+            .running_count(2)
+            .rollout_state(DeploymentRolloutState::Completed)
+            .build();
+        DescribeServicesOutput::builder()
+            .services(
+                Service::builder()
+                    .status("ACTIVE")
+                    .task_definition("arn:td:2")
+                    .deployments(deployment)
+                    .build(),
+            )
+            .build()
+    }
+
+    /// Throttling while a deployment is followed is retried by the SDK within the deadline.
+    #[tokio::test]
+    async fn throttled_polls_are_retried() {
+        let rule = mock!(aws_sdk_ecs::Client::describe_services)
+            .sequence()
+            .http_response(throttled)
+            .http_response(throttled)
+            .output(completed)
+            .build();
+        let ecs = mock_client!(aws_sdk_ecs, RuleMode::Sequential, [&rule], |c| {
+            c.retry_config(
+                aws_sdk_ecs::config::retry::RetryConfig::standard()
+                    .with_max_attempts(5)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+        });
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let mut clients =
+            AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk);
+        clients.ecs = ecs;
+        let run = TestRun::new(clients);
+        let cx = run.cx();
+        let service = LiveService {
+            cx: &cx,
+            artifact: "api",
+            cluster: "c",
+            service: "s",
+            poll: Duration::from_millis(1),
+        };
+        let ended = service
+            .follow(
+                "ecs-svc/1",
+                "arn:td:2",
+                Instant::now() + Duration::from_secs(5),
+                true,
+            )
+            .await
+            .expect("followed");
+        assert_eq!(ended, Ended::Completed);
+        assert_eq!(
+            rule.num_calls(),
+            3,
+            "two throttled answers, then the real one"
+        );
+        assert!(!run.recorder.events().is_empty(), "progress was reported");
+    }
+}
