@@ -165,7 +165,9 @@ async fn pushes_copies_and_tokens_survive_faults_on_every_request() {
         .copy_image(&to, &registry, &repo, &remote, "v1", &progress())
         .await
         .expect("copy");
-    assert_eq!(copied.bytes_sent, 0, "blobs mounted, not sent");
+    // A mount whose answer a fault ate falls back to an upload, so under faults the copy may
+    // send bytes; what matters is that both images are complete (checked below).
+    assert_eq!(copied.digest, pushed.digest);
     for image in [&repo, &to] {
         assert_complete(
             &format!("{}/{image}:v1", oci_registry().host),

@@ -6,7 +6,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{
-    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentRolloutState, Service,
+    DeploymentCircuitBreaker, DeploymentConfiguration, DeploymentRolloutState, Service, Tag,
+    TaskDefinition,
 };
 
 use crate::aws::SdkFailure;
@@ -280,6 +281,45 @@ impl LiveService<'_> {
             })),
         }
     }
+}
+
+/// The task definition `arn` with its tags.
+pub(crate) async fn describe_definition(
+    cx: &StepContext<'_>,
+    arn: &str,
+) -> Result<(TaskDefinition, Vec<Tag>), StepError> {
+    let described = cx
+        .clients()
+        .ecs
+        .describe_task_definition()
+        .task_definition(arn)
+        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
+        .send()
+        .await
+        .map_err(|e| {
+            StepError::failure(DescribeFailed {
+                task_definition: arn.to_owned(),
+                source: SdkFailure::new(e),
+            })
+        })?;
+    let tags = described.tags().to_vec();
+    match described.task_definition {
+        Some(definition) => Ok((definition, tags)),
+        None => Err(StepError::failure(format!(
+            "task definition {arn} was described without its contents"
+        ))),
+    }
+}
+
+/// `DescribeTaskDefinition` failed.
+#[derive(Debug, thiserror::Error)]
+#[error("ecs:DescribeTaskDefinition of {task_definition} failed: {source}")]
+pub struct DescribeFailed {
+    /// The task definition.
+    pub task_definition: String,
+    /// The SDK's error.
+    #[source]
+    pub source: SdkFailure,
 }
 
 impl crate::error::Classify for EcsError {

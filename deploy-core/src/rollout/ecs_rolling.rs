@@ -10,14 +10,12 @@
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::{Tag, TaskDefinition};
 use serde::{Deserialize, Serialize};
 
-use super::ecs::{EcsError, Ended, LiveService};
+use super::ecs::{EcsError, Ended, LiveService, describe_definition};
 use super::image::Runtime;
 use super::task_definition::{self, Change, Rendered};
 use crate::artifact::image::steps::ImageOutput;
-use crate::aws::SdkFailure;
 use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
 use crate::events::Event;
 use crate::ledger::AwsObject;
@@ -249,46 +247,7 @@ async fn next_revision(
         .map_err(StepError::failure)
 }
 
-/// The task definition `arn` with its tags.
-async fn describe_definition(
-    cx: &StepContext<'_>,
-    arn: &str,
-) -> Result<(TaskDefinition, Vec<Tag>), StepError> {
-    let described = cx
-        .clients()
-        .ecs
-        .describe_task_definition()
-        .task_definition(arn)
-        .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
-        .send()
-        .await
-        .map_err(|e| {
-            StepError::failure(DescribeFailed {
-                task_definition: arn.to_owned(),
-                source: SdkFailure::new(e),
-            })
-        })?;
-    let tags = described.tags().to_vec();
-    match described.task_definition {
-        Some(definition) => Ok((definition, tags)),
-        None => Err(StepError::failure(format!(
-            "task definition {arn} was described without its contents"
-        ))),
-    }
-}
-
-/// `DescribeTaskDefinition` failed.
-#[derive(Debug, thiserror::Error)]
-#[error("ecs:DescribeTaskDefinition of {task_definition} failed: {source}")]
-pub struct DescribeFailed {
-    /// The task definition.
-    pub task_definition: String,
-    /// The SDK's error.
-    #[source]
-    pub source: SdkFailure,
-}
-
-fn object(kind: &str, id: &str) -> AwsObject {
+pub(crate) fn object(kind: &str, id: &str) -> AwsObject {
     AwsObject {
         kind: kind.into(),
         id: id.to_owned(),

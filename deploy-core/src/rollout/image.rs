@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::plan::RolloutImage;
-use super::{ImageRollout, ecs_rolling};
+use super::{ImageRollout, ecs_rolling, task_definitions};
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
 };
@@ -50,7 +50,9 @@ impl StepHandler for ImageRollouts {
     fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
         let input: RolloutImage = cx.input(step)?;
         match input.rollout {
-            ImageRollout::EcsRolling(_) | ImageRollout::None => Ok(()),
+            ImageRollout::EcsRolling(_)
+            | ImageRollout::TaskDefinitions { .. }
+            | ImageRollout::None => Ok(()),
             other => Err(EngineError::Unsupported {
                 step: step.id.clone(),
                 action: format!("{} ({})", RolloutImage::TYPE, other.strategy()),
@@ -88,6 +90,14 @@ impl StepHandler for ImageRollouts {
                     let runtime = self.runtime(artifact);
                     ecs_rolling::run(cx, artifact, service, &runtime, self.0.poll).await
                 }
+                ImageRollout::TaskDefinitions {
+                    families,
+                    container,
+                    ..
+                } => {
+                    let runtime = self.runtime(artifact);
+                    task_definitions::run(cx, artifact, families, container, &runtime).await
+                }
                 ImageRollout::None => Ok(Done::nothing()),
                 other => Err(StepError::failure(format!(
                     "{} rollouts are not available in this version of deploy",
@@ -104,8 +114,12 @@ impl StepHandler for ImageRollouts {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
+            let input: RolloutImage = step.action.input().map_err(StepError::failure)?;
             let artifact = step.artifact.as_deref().unwrap_or_default();
-            ecs_rolling::undo(cx, artifact, data, self.0.poll).await
+            match input.rollout {
+                ImageRollout::TaskDefinitions { .. } => task_definitions::undo(cx, data).await,
+                _ => ecs_rolling::undo(cx, artifact, data, self.0.poll).await,
+            }
         })
     }
 }

@@ -6,6 +6,7 @@ pub mod gates;
 pub mod image;
 pub mod plan;
 pub mod task_definition;
+pub(crate) mod task_definitions;
 
 use std::fmt;
 use std::time::Duration;
