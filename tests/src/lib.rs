@@ -745,3 +745,39 @@ fn proxy_one(
         counters.upload_bytes.fetch_add(sent, Ordering::SeqCst);
     }
 }
+
+/// A fresh state bucket, a fresh ECR repository under `prefix/` and a scratch folder holding a
+/// copy of the example image layout at `layout/`: what a test of an image release starts from.
+#[derive(Debug)]
+pub struct ImageProject {
+    /// The state bucket.
+    pub bucket: String,
+    /// The ECR repository (also the path in the local registry).
+    pub repo: String,
+    /// The folder; write `deploy.toml` here.
+    pub dir: PathBuf,
+}
+
+/// Sets up an [`ImageProject`] in moto.
+pub async fn image_project(prefix: &str) -> ImageProject {
+    let url = moto().url.clone();
+    let bucket = unique(&format!("{prefix}-state"));
+    create_bucket(&url, &bucket).await;
+    let repo = format!("{prefix}/{}", unique("app"));
+    create_repository(&url, &repo).await;
+    let dir = scratch_dir(prefix);
+    copy_dir(
+        &workspace_root().join("examples/planwise/build/api"),
+        &dir.join("layout"),
+    );
+    ImageProject { bucket, repo, dir }
+}
+
+/// The `[settings]`, `[environments.dev]` head of a test `deploy.toml`: state in `bucket`,
+/// `endpoints` as given (a TOML inline table's inside), polling every 100 ms.
+pub fn dev_head(bucket: &str, endpoints: &str) -> String {
+    format!(
+        "project = \"t\"\n[settings]\npoll_interval = \"100ms\"\n[environments.dev]\nregion = \"{REGION}\"\n\
+         account = \"{ACCOUNT}\"\nstate_bucket = \"{bucket}\"\nendpoints = {{ {endpoints} }}\n"
+    )
+}

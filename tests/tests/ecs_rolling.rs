@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair};
 use deploy_tests::ecs_double::{self, EcsDouble, Script};
 use deploy_tests::{
-    REGION, copy_dir, create_bucket, create_repository, deploy, get_json, list_keys, moto,
-    oci_registry, scratch_dir, skopeo_inspect, unique, workspace_root,
+    REGION, create_repository, deploy, get_json, list_keys, moto, oci_registry, skopeo_inspect,
+    unique,
 };
 
 /// A cluster with service `api` on revision 1 of a two-container task definition, and a
@@ -73,27 +73,20 @@ async fn fixture(timeout: &str) -> Fixture {
         .await
         .expect("create service");
 
-    let url = moto().url.clone();
-    let bucket = unique("roll-state");
-    create_bucket(&url, &bucket).await;
-    let repo = format!("roll/{}", unique("api"));
-    create_repository(&url, &repo).await;
-    let dir = scratch_dir("roll");
-    copy_dir(
-        &workspace_root().join("examples/planwise/build/api"),
-        &dir.join("layout"),
+    let project = deploy_tests::image_project("roll").await;
+    let (bucket, repo) = (project.bucket.clone(), project.repo.clone());
+    let config = project.dir.join("deploy.toml");
+    let head = deploy_tests::dev_head(
+        &bucket,
+        &format!(
+            "registry = \"http://{}\", ecs = \"{}\"",
+            oci_registry().host,
+            double.url
+        ),
     );
-    let config = dir.join("deploy.toml");
-    let text = format!(
-        r#"project = "t"
-[settings]
-poll_interval = "100ms"
-[environments.dev]
-region = "{REGION}"
-account = "123456789012"
-state_bucket = "{bucket}"
-endpoints = {{ registry = "http://{registry}", ecs = "{ecs}" }}
-[artifacts.api]
+    let text = head
+        + &format!(
+            r#"[artifacts.api]
 kind = "image"
 repository = "{repo}"
 source = "oci:./layout:latest"
@@ -103,10 +96,8 @@ LOG_LEVEL = "info"
 PUBLIC_URL = "https://api-{{env}}.example"
 [artifacts.api.secrets]
 DATABASE_URL = "arn:aws:secretsmanager:{{region}}:{{account}}:secret:t/{{env}}/db"
-"#,
-        registry = oci_registry().host,
-        ecs = double.url,
-    );
+"#
+        );
     std::fs::write(&config, text).expect("write config");
     Fixture {
         double,

@@ -6,10 +6,7 @@ use std::path::PathBuf;
 
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, LaunchType};
 use deploy_tests::ecs_double::{self, EcsDouble, Script};
-use deploy_tests::{
-    REGION, copy_dir, create_bucket, create_repository, deploy, get_json, list_keys, moto,
-    oci_registry, scratch_dir, skopeo_inspect, unique, workspace_root,
-};
+use deploy_tests::{deploy, get_json, list_keys, moto, oci_registry, skopeo_inspect, unique};
 
 struct Fixture {
     double: EcsDouble,
@@ -79,37 +76,29 @@ async fn fixture() -> Fixture {
         .await
         .expect("create service");
 
-    let bucket = unique("jobs-state");
-    create_bucket(&moto().url, &bucket).await;
-    let repo = format!("jobs/{}", unique("etl"));
-    create_repository(&moto().url, &repo).await;
-    let dir = scratch_dir("jobs");
-    copy_dir(
-        &workspace_root().join("examples/planwise/build/api"),
-        &dir.join("layout"),
+    let project = deploy_tests::image_project("jobs").await;
+    let (bucket, repo) = (project.bucket.clone(), project.repo.clone());
+    let config = project.dir.join("deploy.toml");
+    let head = deploy_tests::dev_head(
+        &bucket,
+        &format!(
+            "registry = \"http://{}\", ecs = \"{}\"",
+            oci_registry().host,
+            double.url
+        ),
     );
-    let config = dir.join("deploy.toml");
-    let text = format!(
-        r#"project = "t"
-[settings]
-poll_interval = "100ms"
-[environments.dev]
-region = "{REGION}"
-account = "123456789012"
-state_bucket = "{bucket}"
-endpoints = {{ registry = "http://{registry}", ecs = "{ecs}" }}
-[artifacts.etl]
+    let text = head
+        + &format!(
+            r#"[artifacts.etl]
 kind = "image"
 repository = "{repo}"
 source = "oci:./layout:latest"
 rollout = {{ strategy = "task-definitions", families = ["{daily}", "{backfill}"], container = "etl" }}
 env = {{ WAREHOUSE = "wh-{{env}}" }}
 "#,
-        registry = oci_registry().host,
-        ecs = double.url,
-        daily = families[0],
-        backfill = families[1],
-    );
+            daily = families[0],
+            backfill = families[1],
+        );
     std::fs::write(&config, text).expect("write config");
     Fixture {
         double,

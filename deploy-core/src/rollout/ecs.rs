@@ -94,7 +94,24 @@ pub(crate) struct LiveService<'a> {
     pub poll: Duration,
 }
 
-impl LiveService<'_> {
+impl<'a> LiveService<'a> {
+    /// `service` of `cluster`, for `artifact`'s events, polled every `poll`.
+    pub fn new(
+        cx: &'a StepContext<'a>,
+        artifact: &'a str,
+        cluster: &'a str,
+        service: &'a str,
+        poll: Duration,
+    ) -> LiveService<'a> {
+        LiveService {
+            cx,
+            artifact,
+            cluster,
+            service,
+            poll,
+        }
+    }
+
     fn ecs(&self) -> &aws_sdk_ecs::Client {
         &self.cx.clients().ecs
     }

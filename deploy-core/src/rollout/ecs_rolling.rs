@@ -52,13 +52,7 @@ pub(crate) async fn run(
             artifact: artifact.to_owned(),
         })
     })?;
-    let ecs = LiveService {
-        cx,
-        artifact,
-        cluster: &config.cluster,
-        service: &config.service,
-        poll,
-    };
+    let ecs = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
     let service = ecs.describe().await?;
     let previous = service.task_definition().unwrap_or_default().to_owned();
     let change = Change {
@@ -113,13 +107,7 @@ pub(crate) async fn preflight(
     config: &EcsServiceConfig,
     poll: Duration,
 ) -> Result<(), StepError> {
-    let ecs = LiveService {
-        cx,
-        artifact,
-        cluster: &config.cluster,
-        service: &config.service,
-        poll,
-    };
+    let ecs = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
     let service = ecs.describe().await?;
     let current = service.task_definition().unwrap_or_default();
     let (definition, _) = describe_definition(cx, current).await?;
@@ -148,13 +136,7 @@ pub(crate) async fn undo(
     poll: Duration,
 ) -> Result<(), StepError> {
     let previous: Previous = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
-    let ecs = LiveService {
-        cx,
-        artifact,
-        cluster: &previous.cluster,
-        service: &previous.service,
-        poll,
-    };
+    let ecs = LiveService::new(cx, artifact, &previous.cluster, &previous.service, poll);
     ecs.restore(
         &previous.task_definition,
         Duration::from_secs(previous.timeout_secs),

@@ -128,13 +128,13 @@ impl Migration<'_> {
             ))
         })?;
         let (task_definition, log) = self.revision(&image.reference(), runtime).await?;
-        let service = LiveService {
-            cx: self.cx,
-            artifact: self.artifact,
-            cluster: &self.input.cluster,
-            service: &self.input.service,
-            poll: self.poll,
-        }
+        let service = LiveService::new(
+            self.cx,
+            self.artifact,
+            &self.input.cluster,
+            &self.input.service,
+            self.poll,
+        )
         .describe()
         .await?;
         let task = self.start(&task_definition, &service).await?;
