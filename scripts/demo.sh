@@ -63,4 +63,4 @@ run "$deploy" --config "$config" lock dev status
 run "$deploy" --config "$config" history
 run "$deploy" --config "$config" status
 echo
-echo "demo finished: ECS and CodeDeploy rollouts, DAGs and Lambda arrive with their own issues; see README.md"
+echo "demo finished: ECS rolling updates and task-definition families are tested against a scripted ECS double (tests/tests/ecs_rolling.rs), which moto alone cannot play; CodeDeploy, DAGs and Lambda arrive with their own issues; see README.md"
