@@ -562,3 +562,74 @@ async fn a_passing_migration_runs_the_new_image_then_the_rollout() {
     assert!(image.contains(&format!("{}@sha256:", f.repo)), "{image}");
     assert_ne!(f.running().await, f.first);
 }
+
+fn with_rollout_keys(f: &Fixture, keys: &str) {
+    let text = std::fs::read_to_string(&f.config).expect("config").replace(
+        "container = \"api\", timeout",
+        &format!("container = \"api\", {keys}, timeout"),
+    );
+    std::fs::write(&f.config, text).expect("write config");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn alarms_go_into_the_deployment_configuration() {
+    let f = fixture("30s").await;
+    with_rollout_keys(&f, "alarms = [\"t-5xx-{env}\"]");
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    let described = ecs_double::client(&f.double.url)
+        .await
+        .describe_services()
+        .cluster(&f.cluster)
+        .services("api")
+        .send()
+        .await
+        .expect("describe through the double");
+    let config = described.services()[0]
+        .deployment_configuration()
+        .expect("deployment configuration");
+    let alarms = config.alarms().expect("alarms");
+    assert_eq!(alarms.alarm_names(), ["t-5xx-dev"]);
+    assert!(alarms.enable() && alarms.rollback());
+    let breaker = config.deployment_circuit_breaker().expect("breaker");
+    assert!(breaker.enable() && breaker.rollback());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fail_fast_gives_up_before_the_circuit_breaker() {
+    let f = fixture("30s").await;
+    with_rollout_keys(&f, "fail_fast = true");
+    f.double.script_service(
+        &f.cluster,
+        "api",
+        Script::FailAndRollBack { after_polls: 50 },
+    );
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("failed to start (fail_fast)"), "{stderr}");
+    let updates = f.double.requests_of("UpdateService");
+    assert_eq!(updates.len(), 2, "deploy put the service back itself");
+    assert_eq!(
+        updates[1].task_definition.as_deref(),
+        Some(f.first.as_str())
+    );
+    assert_eq!(f.running().await, f.first);
+    assert_eq!(f.outcomes().await, ["rolled-back"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_body_without_the_expected_text_fails_the_gate() {
+    let f = fixture("30s").await;
+    let url = answering(200);
+    let text = std::fs::read_to_string(&f.config).expect("config").replace(
+        "container = \"api\", timeout",
+        &format!(
+            "container = \"api\", health_check = {{ url = \"{url}\", expect_body = \"healthy\", timeout = \"1s\" }}, timeout"
+        ),
+    );
+    std::fs::write(&f.config, text).expect("write config");
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("without `healthy` in the body"), "{stderr}");
+    assert_eq!(f.running().await, f.first);
+}

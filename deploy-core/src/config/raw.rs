@@ -113,6 +113,8 @@ pub(crate) struct RawRollout {
     pub increment: Option<u32>,
     pub interval: Option<String>,
     pub alarms: Option<Vec<String>>,
+    // ecs-rolling
+    pub fail_fast: Option<bool>,
     // common
     pub health_check: Option<RawHealthCheck>,
     pub timeout: Option<String>,
@@ -132,5 +134,6 @@ pub(crate) struct RawPreDeploy {
 pub(crate) struct RawHealthCheck {
     pub url: String,
     pub expect_status: Option<u16>,
+    pub expect_body: Option<String>,
     pub timeout: Option<String>,
 }

@@ -62,6 +62,8 @@ fn service(
             Duration::from_secs(15 * 60),
             ROLLOUT_TIMEOUT,
         ),
+        alarms: raw.alarms.clone().unwrap_or_default(),
+        fail_fast: raw.fail_fast.unwrap_or(false),
     }
 }
 
@@ -144,6 +146,7 @@ fn health_check(ctx: Ctx<'_, '_, '_, '_>, raw: &RawHealthCheck, rel: &[&str]) ->
     HealthCheck {
         url: raw.url.clone(),
         expect_status: status,
+        expect_body: raw.expect_body.clone(),
         timeout: ctx.duration(
             raw.timeout.as_ref(),
             &at("timeout"),
@@ -232,6 +235,8 @@ fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
             "keep_revisions",
             "health_check",
             "timeout",
+            "alarms",
+            "fail_fast",
         ],
         Strategy::CodedeployBlueGreen => &[
             "cluster",
@@ -279,6 +284,7 @@ fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) {
         ("increment", raw.increment.is_some()),
         ("interval", raw.interval.is_some()),
         ("alarms", raw.alarms.is_some()),
+        ("fail_fast", raw.fail_fast.is_some()),
         ("health_check", raw.health_check.is_some()),
         ("timeout", raw.timeout.is_some()),
     ];

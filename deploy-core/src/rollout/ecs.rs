@@ -62,6 +62,12 @@ pub enum EcsError {
         /// How long it was given.
         waited: Duration,
     },
+    /// A request could not be built from the configuration.
+    #[error("{what}")]
+    Invalid {
+        /// What is wrong.
+        what: String,
+    },
     /// The run was cancelled while the deployment went on.
     #[error("stopped while {cluster}/{service} was being deployed: the run is being cancelled")]
     Cancelled {
@@ -83,6 +89,9 @@ pub(crate) enum Ended {
     TimedOut,
     /// The run was cancelled.
     Cancelled,
+    /// Tasks of the new revision keep failing to start (`fail_fast`); ECS has not failed the
+    /// deployment yet.
+    GaveUp(String),
 }
 
 /// One service of one cluster, with the run's context.
@@ -92,6 +101,8 @@ pub(crate) struct LiveService<'a> {
     pub cluster: &'a str,
     pub service: &'a str,
     pub poll: Duration,
+    /// Give up on a deployment whose tasks keep failing to start.
+    pub fail_fast: bool,
 }
 
 impl<'a> LiveService<'a> {
@@ -109,6 +120,7 @@ impl<'a> LiveService<'a> {
             cluster,
             service,
             poll,
+            fail_fast: false,
         }
     }
 
@@ -152,14 +164,30 @@ impl<'a> LiveService<'a> {
     }
 
     /// Moves the service to `task_definition` with the deployment circuit breaker (rollback
-    /// on); returns the id of the deployment this started.
-    pub async fn update(&self, task_definition: &str) -> Result<String, EcsError> {
-        let config = DeploymentConfiguration::builder().deployment_circuit_breaker(
+    /// on) and, when given, CloudWatch `alarms` that fail the deployment; returns the id of the
+    /// deployment this started.
+    pub async fn update(
+        &self,
+        task_definition: &str,
+        alarms: &[String],
+    ) -> Result<String, EcsError> {
+        let mut config = DeploymentConfiguration::builder().deployment_circuit_breaker(
             DeploymentCircuitBreaker::builder()
                 .enable(true)
                 .rollback(true)
                 .build(),
         );
+        if !alarms.is_empty() {
+            let watched = aws_sdk_ecs::types::DeploymentAlarms::builder()
+                .enable(true)
+                .rollback(true)
+                .set_alarm_names(Some(alarms.to_vec()))
+                .build()
+                .map_err(|e| EcsError::Invalid {
+                    what: format!("deployment alarms {}: {e}", alarms.join(", ")),
+                })?;
+            config = config.alarms(watched);
+        }
         let out = self
             .ecs()
             .update_service()
@@ -250,6 +278,15 @@ impl<'a> LiveService<'a> {
                 deployment.failed_tasks()
             ),
         });
+        let failed = deployment.failed_tasks();
+        if self.fail_fast
+            && failed >= desired.max(2)
+            && deployment.rollout_state() == Some(&DeploymentRolloutState::InProgress)
+        {
+            return Some(Ended::GaveUp(format!(
+                "{failed} tasks of the new revision failed to start (fail_fast)"
+            )));
+        }
         match deployment.rollout_state() {
             Some(DeploymentRolloutState::Completed) => Some(Ended::Completed),
             Some(DeploymentRolloutState::Failed) => Some(Ended::Failed(
@@ -280,7 +317,7 @@ impl<'a> LiveService<'a> {
     /// Puts the service back on `task_definition` and waits (up to `limit`) for that
     /// deployment to complete.
     pub async fn restore(&self, task_definition: &str, limit: Duration) -> Result<(), StepError> {
-        let id = self.update(task_definition).await?;
+        let id = self.update(task_definition, &[]).await?;
         match self
             .follow(&id, task_definition, Instant::now() + limit, false)
             .await?
@@ -291,11 +328,13 @@ impl<'a> LiveService<'a> {
                 service: self.service.to_owned(),
                 reason: format!("putting it back on {task_definition}: {reason}"),
             })),
-            Ended::TimedOut | Ended::Cancelled => Err(StepError::failure(EcsError::TimedOut {
-                cluster: self.cluster.to_owned(),
-                service: self.service.to_owned(),
-                waited: limit,
-            })),
+            Ended::TimedOut | Ended::Cancelled | Ended::GaveUp(_) => {
+                Err(StepError::failure(EcsError::TimedOut {
+                    cluster: self.cluster.to_owned(),
+                    service: self.service.to_owned(),
+                    waited: limit,
+                }))
+            }
         }
     }
 }
@@ -411,13 +450,7 @@ mod tests {
         clients.ecs = ecs;
         let run = TestRun::new(clients);
         let cx = run.cx();
-        let service = LiveService {
-            cx: &cx,
-            artifact: "api",
-            cluster: "c",
-            service: "s",
-            poll: Duration::from_millis(1),
-        };
+        let service = LiveService::new(&cx, "api", "c", "s", Duration::from_millis(1));
         let ended = service
             .follow(
                 "ecs-svc/1",

@@ -52,7 +52,8 @@ pub(crate) async fn run(
             artifact: artifact.to_owned(),
         })
     })?;
-    let ecs = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
+    let mut ecs = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
+    ecs.fail_fast = config.fail_fast;
     let service = ecs.describe().await?;
     let previous = service.task_definition().unwrap_or_default().to_owned();
     let change = Change {
@@ -84,7 +85,7 @@ pub(crate) async fn run(
             undo: Undo::Nothing,
         });
     }
-    let id = ecs.update(&next).await?;
+    let id = ecs.update(&next, &config.alarms).await?;
     record.touched.push(object("ecs-deployment", &id));
     let ended = ecs
         .follow(&id, &next, Instant::now() + config.timeout, true)
@@ -95,7 +96,9 @@ pub(crate) async fn run(
             undo: undo_to(config, &previous),
         }),
         Ended::Failed(reason) => Err(after_breaker(&ecs, config, &previous, reason).await),
-        Ended::TimedOut | Ended::Cancelled => Err(put_back(&ecs, config, &previous, ended).await),
+        Ended::TimedOut | Ended::Cancelled | Ended::GaveUp(_) => {
+            Err(put_back(&ecs, config, &previous, ended).await)
+        }
     }
 }
 
@@ -192,17 +195,19 @@ async fn put_back(
     previous: &str,
     ended: Ended,
 ) -> StepError {
-    let why = if ended == Ended::Cancelled {
-        EcsError::Cancelled {
-            cluster: config.cluster.clone(),
-            service: config.service.clone(),
-        }
-    } else {
-        EcsError::TimedOut {
-            cluster: config.cluster.clone(),
-            service: config.service.clone(),
+    let (cluster, service) = (config.cluster.clone(), config.service.clone());
+    let why = match ended {
+        Ended::Cancelled => EcsError::Cancelled { cluster, service },
+        Ended::GaveUp(reason) => EcsError::DeploymentFailed {
+            cluster,
+            service,
+            reason,
+        },
+        _ => EcsError::TimedOut {
+            cluster,
+            service,
             waited: config.timeout,
-        }
+        },
     };
     match ecs.restore(previous, config.timeout).await {
         Ok(()) => StepError::failure(why).rolled_back(),

@@ -122,6 +122,14 @@ pub struct EcsService {
     /// How long to wait for the service to become stable.
     #[serde(with = "crate::duration_serde")]
     pub timeout: Duration,
+    /// CloudWatch alarms that fail (and roll back) the deployment when they go to ALARM
+    /// (`deploymentConfiguration.alarms`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub alarms: Vec<String>,
+    /// Give up as soon as tasks of the new revision keep failing to start, before the
+    /// circuit breaker's threshold.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fail_fast: bool,
 }
 
 /// A one-off ECS task run before a rollout.
@@ -143,6 +151,9 @@ pub struct HealthCheck {
     pub url: String,
     /// The status code that means healthy.
     pub expect_status: u16,
+    /// A substring the body must contain, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_body: Option<String>,
     /// How long to keep trying.
     #[serde(with = "crate::duration_serde")]
     pub timeout: Duration,

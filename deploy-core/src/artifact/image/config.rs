@@ -83,7 +83,6 @@ fn rollout(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawRollout) -> Option<Im
             ("steps", raw.steps.is_some()),
             ("increment", raw.increment.is_some()),
             ("interval", raw.interval.is_some()),
-            ("alarms", raw.alarms.is_some()),
         ],
         &["rollout"],
     );

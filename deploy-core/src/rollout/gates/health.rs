@@ -19,6 +19,9 @@ pub struct CheckHealth {
     pub url: String,
     /// The status that means healthy.
     pub expect_status: u16,
+    /// A substring the body must contain, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect_body: Option<String>,
     /// How long to keep trying.
     #[serde(with = "crate::duration_serde")]
     pub timeout: Duration,
@@ -54,6 +57,7 @@ pub fn plan_step(check: &HealthCheck, chain: &mut Chain<'_>) {
         Action::new(&CheckHealth {
             url: check.url.clone(),
             expect_status: check.expect_status,
+            expect_body: check.expect_body.clone(),
             timeout: check.timeout,
         }),
         vec![],
@@ -99,11 +103,16 @@ async fn wait_healthy(
     let mut pause = poll.max(Duration::from_millis(50));
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let last = attempt(&client, &check.url, left.min(Duration::from_secs(10))).await;
-        if last == Some(check.expect_status) {
-            return Ok(());
-        }
-        let last = last.map_or_else(|| "no answer".to_owned(), |s| format!("answered {s}"));
+        let answer = attempt(&client, check, left.min(Duration::from_secs(10))).await;
+        let last = match answer {
+            Some((status, true)) if status == check.expect_status => return Ok(()),
+            Some((status, false)) if status == check.expect_status => format!(
+                "answered {status} without `{}` in the body",
+                check.expect_body.as_deref().unwrap_or_default()
+            ),
+            Some((status, _)) => format!("answered {status}"),
+            None => "no answer".to_owned(),
+        };
         cx.reporter().report(&Event::Note {
             message: format!(
                 "{artifact}: health check {last}, expecting {}",
@@ -126,13 +135,33 @@ async fn wait_healthy(
     }
 }
 
-/// The status of one GET, or `None` when nothing answered in time.
-async fn attempt(client: &reqwest::Client, url: &str, limit: Duration) -> Option<u16> {
+/// The status of one GET and whether its body holds `expect_body` (read only when one is
+/// expected, at most 64 KiB), or `None` when nothing answered in time.
+async fn attempt(
+    client: &reqwest::Client,
+    check: &CheckHealth,
+    limit: Duration,
+) -> Option<(u16, bool)> {
     let answer = client
-        .get(url)
+        .get(&check.url)
         .timeout(limit.max(Duration::from_millis(100)))
         .send()
         .await
         .ok()?;
-    Some(answer.status().as_u16())
+    let status = answer.status().as_u16();
+    let Some(expected) = &check.expect_body else {
+        return Some((status, true));
+    };
+    let mut body = Vec::new();
+    let mut answer = answer;
+    while let Ok(Some(chunk)) = answer.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > 64 * 1024 {
+            break;
+        }
+    }
+    Some((
+        status,
+        String::from_utf8_lossy(&body).contains(expected.as_str()),
+    ))
 }
