@@ -633,3 +633,47 @@ async fn a_body_without_the_expected_text_fails_the_gate() {
     assert!(stderr.contains("without `healthy` in the body"), "{stderr}");
     assert_eq!(f.running().await, f.first);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn old_revisions_beyond_keep_revisions_are_deregistered() {
+    let f = fixture("30s").await;
+    let ecs = ecs_double::client(&moto().url).await;
+    let family = describe(&f.first)
+        .await
+        .family()
+        .expect("family")
+        .to_owned();
+    let template = describe(&f.first).await;
+    for _ in 0..3 {
+        ecs.register_task_definition()
+            .family(&family)
+            .set_container_definitions(Some(template.container_definitions().to_vec()))
+            .cpu("256")
+            .memory("512")
+            .send()
+            .await
+            .expect("register an unused revision");
+    }
+    with_rollout_keys(&f, "keep_revisions = 1");
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("deregistered 2 old revisions"), "{stderr}");
+    let active = ecs
+        .list_task_definitions()
+        .family_prefix(&family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .expect("list");
+    let mut revisions: Vec<String> = active
+        .task_definition_arns()
+        .iter()
+        .filter_map(|arn| arn.rsplit(':').next().map(str::to_owned))
+        .collect();
+    revisions.sort();
+    assert_eq!(
+        revisions,
+        ["1", "4", "5"],
+        "the new one, the one before it, and the previous running one the undo needs"
+    );
+}

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::cleanup;
 use super::ecs::{EcsError, Ended, LiveService, describe_definition};
 use super::image::Runtime;
 use super::task_definition::{self, Change, Rendered};
@@ -91,10 +92,16 @@ pub(crate) async fn run(
         .follow(&id, &next, Instant::now() + config.timeout, true)
         .await?;
     match ended {
-        Ended::Completed => Ok(Done {
-            record,
-            undo: undo_to(config, &previous),
-        }),
+        Ended::Completed => {
+            if let Some(family) = cleanup::family_of(&next) {
+                let in_use = [next.as_str(), previous.as_str()];
+                cleanup::old_revisions(cx, artifact, family, config.keep_revisions, &in_use).await;
+            }
+            Ok(Done {
+                record,
+                undo: undo_to(config, &previous),
+            })
+        }
         Ended::Failed(reason) => Err(after_breaker(&ecs, config, &previous, reason).await),
         Ended::TimedOut | Ended::Cancelled | Ended::GaveUp(_) => {
             Err(put_back(&ecs, config, &previous, ended).await)

@@ -93,10 +93,12 @@ impl StepHandler for ImageRollouts {
                 ImageRollout::TaskDefinitions {
                     families,
                     container,
+                    keep_revisions,
                     ..
                 } => {
                     let runtime = self.runtime(artifact);
-                    task_definitions::run(cx, artifact, families, container, &runtime).await
+                    let keep = *keep_revisions;
+                    task_definitions::run(cx, artifact, families, container, keep, &runtime).await
                 }
                 ImageRollout::None => Ok(Done::nothing()),
                 other => Err(StepError::failure(format!(

@@ -1,5 +1,6 @@
 //! How a published artifact reaches what runs: strategies and their resolved settings.
 
+mod cleanup;
 pub mod ecs;
 pub(crate) mod ecs_rolling;
 pub mod gates;

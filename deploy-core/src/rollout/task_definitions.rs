@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::cleanup;
 use super::ecs::describe_definition;
 use super::ecs_rolling::{NoImage, object};
 use super::image::Runtime;
@@ -40,6 +41,7 @@ pub(crate) async fn run(
     artifact: &str,
     families: &[String],
     container: &str,
+    keep_revisions: u32,
     runtime: &Runtime,
 ) -> Result<Done, StepError> {
     let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
@@ -70,6 +72,9 @@ pub(crate) async fn run(
             }
             Err(err) => return Err(abandon(cx, &registered, err).await),
         }
+    }
+    for family in families {
+        cleanup::old_revisions(cx, artifact, family, keep_revisions, &[]).await;
     }
     let undo = if registered.is_empty() {
         Undo::Nothing
