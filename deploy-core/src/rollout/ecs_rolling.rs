@@ -74,6 +74,12 @@ pub(crate) async fn run(
         ],
         ..StepOutput::default()
     };
+    if next != previous {
+        // The rollback target, for people and for `rollback`.
+        record
+            .touched
+            .push(object("ecs-previous-task-definition", &previous));
+    }
     if next == previous {
         cx.reporter().report(&Event::Note {
             message: format!(
