@@ -677,3 +677,39 @@ async fn old_revisions_beyond_keep_revisions_are_deregistered() {
         "the new one, the one before it, and the previous running one the undo needs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_shows_what_the_service_runs_and_drift() {
+    let f = fixture("30s").await;
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    let status = || {
+        let out = deploy(&moto().url)
+            .arg("--config")
+            .arg(&f.config)
+            .args(["--output", "json", "status", "dev"])
+            .output()
+            .expect("run deploy");
+        assert_eq!(out.status.code(), Some(0));
+        let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        rows[0]["running"].clone()
+    };
+    let running = status();
+    assert_eq!(running["task_definition"], f.running().await.as_str());
+    assert_eq!(running["drift"], false);
+
+    // Someone points the service elsewhere behind deploy's back (through the double, which
+    // plays ECS for this cluster).
+    ecs_double::client(&f.double.url)
+        .await
+        .update_service()
+        .cluster(&f.cluster)
+        .service("api")
+        .task_definition(&f.first)
+        .send()
+        .await
+        .expect("update behind deploy's back");
+    let running = status();
+    assert_eq!(running["task_definition"], f.first.as_str());
+    assert_eq!(running["drift"], true, "{running}");
+}

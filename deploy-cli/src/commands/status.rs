@@ -1,53 +1,59 @@
 use deploy_core::config::Config;
-use deploy_core::ledger::{ArtifactRef, ArtifactStatus, Ledger, Pointer};
+use deploy_core::ledger::{ArtifactRef, Pointer};
 
-use super::clients;
 use crate::cli::StatusArgs;
 use crate::output::Output;
 
 pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> anyhow::Result<()> {
-    let envs: Vec<&str> = if args.envs.is_empty() {
-        config
-            .environments_in_order()
-            .into_iter()
-            .map(|e| e.name.as_str())
-            .collect()
-    } else {
-        args.envs.iter().map(String::as_str).collect()
-    };
-    let mut rows: Vec<ArtifactStatus> = Vec::new();
-    for name in envs {
-        let env = config.environment(name)?;
-        let clients = clients(&config, env).await;
-        let names: Vec<String> = env.select(&[])?.iter().map(|a| a.name.clone()).collect();
-        rows.extend(
-            Ledger::new(clients.s3.clone(), &env.target)
-                .status(&names)
-                .await?,
-        );
-    }
+    let rows = deploy_core::ops::status(&config, &args.envs).await?;
     if out.json() {
         out.document(&rows);
         return Ok(());
     }
     out.line(format!(
-        "{:<10} {:<12} {:<28} {:<28} {}",
-        "ENV", "ARTIFACT", "LIVE", "PUBLISHED", "SINCE"
+        "{:<10} {:<12} {:<28} {:<28} {:<22} {}",
+        "ENV", "ARTIFACT", "LIVE", "PUBLISHED", "SINCE", "RUNNING"
     ));
     for row in &rows {
+        let status = &row.ledger;
         out.line(format!(
-            "{:<10} {:<12} {:<28} {:<28} {}",
-            row.environment,
-            row.artifact,
-            describe(row.live.as_ref()),
-            describe(row.published.as_ref()),
-            row.live
+            "{:<10} {:<12} {:<28} {:<28} {:<22} {}",
+            status.environment,
+            status.artifact,
+            describe(status.live.as_ref()),
+            describe(status.published.as_ref()),
+            status
+                .live
                 .as_ref()
                 .map(|p| deploy_core::lock::rfc3339(p.updated_at))
                 .unwrap_or_else(|| "-".into()),
+            running(row.running.as_ref()),
         ));
     }
     Ok(())
+}
+
+/// `family:revision`, with `DRIFT` when the service runs another image than the ledger says.
+fn running(running: Option<&deploy_core::ops::Running>) -> String {
+    let Some(running) = running else {
+        return String::new();
+    };
+    if let Some(problem) = &running.problem {
+        return format!("{}: {problem}", running.service);
+    }
+    let revision = running
+        .task_definition
+        .as_deref()
+        .and_then(|arn| arn.rsplit('/').next())
+        .unwrap_or("?");
+    if running.drift {
+        format!(
+            "{revision} DRIFT: runs {}",
+            running.image.as_deref().unwrap_or("?")
+        )
+    } else {
+        revision.to_owned()
+    }
 }
 
 /// `version (digest prefix)` of a pointer, or `-`.

@@ -6,6 +6,7 @@
 mod promote;
 mod release;
 mod saved;
+mod status;
 mod version;
 
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use crate::plan::Plan;
 pub use promote::{PromoteRequest, promote};
 pub use release::{ReleaseRequest, plan, release};
 pub use saved::{MAX_PLAN_BYTES, saved};
+pub use status::{Running, StatusRow, status};
 pub use version::{check_version, resolve_version};
 
 /// Why an operation refused or could not prepare its plan. Nothing was changed.
