@@ -116,6 +116,10 @@ pub struct ChangeArgs {
     /// Confirm a change of an environment that needs approval (`approval = true`).
     #[arg(long)]
     pub approve: bool,
+    /// Do not check, before the change, that the secrets, roles and log groups a task
+    /// definition references exist.
+    #[arg(long)]
+    pub skip_verify: bool,
     /// Wait up to this long for another deploy's lock instead of failing with exit code 4.
     #[arg(long, value_name = "DURATION", value_parser = parse_wait_lock)]
     pub wait_lock: Option<std::time::Duration>,

@@ -56,6 +56,7 @@ impl From<&Settings> for Builtin {
             rollout: RolloutSettings {
                 poll: settings.poll_interval,
                 runtime: Default::default(),
+                skip_verify: false,
             },
         }
     }

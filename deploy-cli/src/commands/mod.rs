@@ -208,6 +208,7 @@ pub async fn apply(
     let options = deploy_core::ops::ApplyOptions {
         wait_lock: change.wait_lock,
         cancel: stop.token.clone(),
+        skip_verify: change.skip_verify,
     };
     let reporter = std::sync::Arc::new(crate::output::CliReporter::new(out));
     let report = match deploy_core::ops::apply(config, prepared, reporter, &options).await {

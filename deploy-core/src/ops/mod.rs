@@ -121,6 +121,8 @@ pub struct ApplyOptions {
     pub wait_lock: Option<std::time::Duration>,
     /// Stops the run (Ctrl-C, SIGTERM, a deadline): undone, recorded, unlocked.
     pub cancel: CancellationToken,
+    /// Skip checking that what task definitions reference exists (`--skip-verify`).
+    pub skip_verify: bool,
 }
 
 /// AWS clients for an environment, with the configuration's retry settings.
@@ -142,10 +144,9 @@ pub fn engine(
     for source in &prepared.sources {
         engine.add_source(source.clone());
     }
-    crate::kinds::register_builtin(
-        &mut engine,
-        crate::kinds::Builtin::for_environment(config, &prepared.plan.environment),
-    );
+    let mut builtin = crate::kinds::Builtin::for_environment(config, &prepared.plan.environment);
+    builtin.rollout.skip_verify = options.skip_verify;
+    crate::kinds::register_builtin(&mut engine, builtin);
     engine
 }
 

@@ -29,6 +29,9 @@ pub struct RolloutSettings {
     pub poll: Duration,
     /// Each artifact's runtime configuration in the environment applied.
     pub runtime: BTreeMap<String, Runtime>,
+    /// Skip checking, before the lock, that what a task definition references exists
+    /// (`--skip-verify`).
+    pub skip_verify: bool,
 }
 
 /// Registers the `rollout-image` step and the migration gate with `engine`.
