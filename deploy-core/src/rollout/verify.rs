@@ -68,7 +68,7 @@ pub enum VerifyError {
     /// Objects the task definition references do not exist.
     #[error(
         "the task definition {task_definition} references objects that do not exist: {}; \
-         create them (infra/) or run with --skip-verify; nothing was changed",
+         create them (infra/) or run with --skip-verify",
         list(missing)
     )]
     Missing {
@@ -350,7 +350,85 @@ mod tests {
         ContainerDefinition, LogConfiguration, LogDriver, Secret, TaskDefinition,
     };
 
+    use aws_sdk_iam::operation::get_role::{GetRoleError, GetRoleOutput};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use aws_smithy_types::error::ErrorMetadata;
+
     use super::{Kind, references, role_name, secret_source};
+    use crate::aws::AwsClients;
+    use crate::engine::TestRun;
+
+    fn with_iam(iam: aws_sdk_iam::Client) -> TestRun {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let mut clients =
+            AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk);
+        clients.iam = iam;
+        TestRun::new(clients)
+    }
+
+    fn with_roles() -> TaskDefinition {
+        TaskDefinition::builder()
+            .family("api")
+            .revision(41)
+            .task_role_arn("arn:aws:iam::1:role/app/t-task")
+            .execution_role_arn("arn:aws:iam::1:role/t-exec")
+            .build()
+    }
+
+    fn error(code: &'static str) -> impl Fn() -> GetRoleError {
+        move || GetRoleError::generic(ErrorMetadata::builder().code(code).message("no").build())
+    }
+
+    /// A role IAM does not know is reported with every other miss, not as a failed call.
+    #[tokio::test]
+    async fn a_missing_role_is_named_with_where_it_is_referenced() {
+        let missing = mock!(aws_sdk_iam::Client::get_role)
+            .match_requests(|r| r.role_name() == Some("t-task"))
+            .then_error(|| {
+                GetRoleError::NoSuchEntityException(
+                    aws_sdk_iam::types::error::NoSuchEntityException::builder()
+                        .message("no")
+                        .build(),
+                )
+            });
+        let found =
+            mock!(aws_sdk_iam::Client::get_role).then_output(|| GetRoleOutput::builder().build());
+        let run = with_iam(mock_client!(
+            aws_sdk_iam,
+            RuleMode::MatchAny,
+            [&missing, &found]
+        ));
+        let err = super::task_definition(&run.cx(), &with_roles())
+            .await
+            .expect_err("a role is missing");
+        assert_eq!(
+            err.to_string(),
+            "the task definition api:41 references objects that do not exist: \
+             role t-task (taskRoleArn); create them (infra/) or run with --skip-verify"
+        );
+        assert_eq!(found.num_calls(), 1, "the execution role was asked too");
+    }
+
+    /// Any other answer than "no such role" fails the check with the SDK's error as source.
+    #[tokio::test]
+    async fn a_refused_lookup_fails_with_its_cause() {
+        let refused = mock!(aws_sdk_iam::Client::get_role).then_error(error("AccessDenied"));
+        let run = with_iam(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&refused]));
+        let err = super::task_definition(&run.cx(), &with_roles())
+            .await
+            .expect_err("refused");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("iam:GetRole of t-task failed while checking api:41: AccessDenied"),
+            "{text}"
+        );
+        let source = std::error::Error::source(&err).expect("the SDK error is kept");
+        assert!(source.to_string().contains("AccessDenied"), "{source}");
+        assert_eq!(refused.num_calls(), 1, "the first failure stops the check");
+    }
 
     #[test]
     fn an_ssm_name_is_used_as_it_is() {
