@@ -73,6 +73,7 @@ async fn fixture(timeout: &str) -> Fixture {
         .await
         .expect("create service");
 
+    db_secret().await;
     let project = deploy_tests::image_project("roll").await;
     let (bucket, repo) = (project.bucket.clone(), project.repo.clone());
     let config = project.dir.join("deploy.toml");
@@ -106,6 +107,29 @@ DATABASE_URL = "arn:aws:secretsmanager:{{region}}:{{account}}:secret:t/{{env}}/d
         repo,
         cluster,
         first,
+    }
+}
+
+/// The secret the artifact's `DATABASE_URL` names, which a release checks exists once the
+/// service runs a revision that references it. Shared by every test of this file.
+async fn db_secret() {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(&moto().url)
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .load()
+        .await;
+    let created = aws_sdk_secretsmanager::Client::new(&config)
+        .create_secret()
+        .name("t/dev/db")
+        .secret_string("postgres://db")
+        .send()
+        .await;
+    if let Err(e) = created {
+        let exists = e
+            .as_service_error()
+            .is_some_and(|s| s.is_resource_exists_exception());
+        assert!(exists, "create secret: {e:?}");
     }
 }
 

@@ -197,6 +197,14 @@ pub struct AwsClients {
     pub codedeploy: aws_sdk_codedeploy::Client,
     /// Lambda.
     pub lambda: aws_sdk_lambda::Client,
+    /// SSM (parameter names, never values).
+    pub ssm: aws_sdk_ssm::Client,
+    /// Secrets Manager (secret metadata, never values).
+    pub secretsmanager: aws_sdk_secretsmanager::Client,
+    /// IAM.
+    pub iam: aws_sdk_iam::Client,
+    /// CloudWatch Logs.
+    pub logs: aws_sdk_cloudwatchlogs::Client,
     /// The ECR registry login, shared by every publish of these clients until it expires.
     pub(crate) ecr_login: std::sync::Arc<tokio::sync::Mutex<Option<ecr_login::EcrLogin>>>,
 }
@@ -254,6 +262,9 @@ impl AwsClients {
                 }
                 $krate::Client::from_conf(builder.build())
             }};
+            ($krate:ident) => {
+                $krate::Client::new(sdk_config)
+            };
         }
         let mut s3 = aws_sdk_s3::config::Builder::from(sdk_config).force_path_style(s3_custom);
         if let Some(url) = &ep.s3 {
@@ -268,6 +279,10 @@ impl AwsClients {
             ecs: client!(aws_sdk_ecs, ep.ecs.as_ref()),
             codedeploy: client!(aws_sdk_codedeploy, ep.codedeploy.as_ref()),
             lambda: client!(aws_sdk_lambda, ep.lambda.as_ref()),
+            ssm: client!(aws_sdk_ssm),
+            secretsmanager: client!(aws_sdk_secretsmanager),
+            iam: client!(aws_sdk_iam),
+            logs: client!(aws_sdk_cloudwatchlogs),
             ecr_login: Default::default(),
         }
     }

@@ -133,7 +133,7 @@ pub(crate) async fn preflight(
         .filter_map(|c| c.name().map(str::to_owned))
         .collect();
     if containers.contains(&config.container) {
-        return Ok(());
+        return super::verify::task_definition(cx, &definition).await;
     }
     Err(StepError::failure(
         task_definition::RenderError::MissingContainer {

@@ -8,6 +8,7 @@ pub mod image;
 pub mod plan;
 pub mod task_definition;
 pub(crate) mod task_definitions;
+pub(crate) mod verify;
 
 use std::fmt;
 use std::time::Duration;
