@@ -161,10 +161,16 @@ rollout = {{ strategy = "ecs-rolling", cluster = "{cluster}", service = "api", c
 impl Fixture {
     /// `deploy release dev api --version v1`: exit code and stdout + stderr.
     fn release(&self) -> (Option<i32>, String) {
+        self.release_with(&[])
+    }
+
+    /// [`Fixture::release`] with `extra` flags.
+    fn release_with(&self, extra: &[&str]) -> (Option<i32>, String) {
         let out = deploy(&moto().url)
             .arg("--config")
             .arg(&self.config)
             .args(["release", "dev", "api", "--version", "v1"])
+            .args(extra)
             .output()
             .expect("run deploy");
         let text = format!(
@@ -320,4 +326,14 @@ async fn a_missing_secret_is_named_by_its_arn() {
     assert!(f.double.requests_of("UpdateService").is_empty());
     assert!(!f.pushed(), "nothing was pushed");
     assert!(f.records().await.is_empty(), "no release record");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn skip_verify_rolls_out_without_the_check() {
+    let names = Names::new();
+    let f = fixture(&names).await;
+    let (code, text) = f.release_with(&["--skip-verify"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("do not exist"), "{text}");
+    assert_eq!(f.double.requests_of("UpdateService").len(), 1);
 }

@@ -73,7 +73,8 @@ impl StepHandler for ImageRollouts {
             let artifact = step.artifact.as_deref().unwrap_or_default();
             match &input.rollout {
                 ImageRollout::EcsRolling(service) => {
-                    ecs_rolling::preflight(cx, artifact, service, self.0.poll).await
+                    ecs_rolling::preflight(cx, artifact, service, self.0.poll, self.0.skip_verify)
+                        .await
                 }
                 _ => Ok(()),
             }
