@@ -261,7 +261,7 @@ pub struct ApplyReport {
     pub releases: Vec<RecordedRelease>,
     /// Caller identity, once verified.
     pub identity: Option<CallerIdentity>,
-    /// What the kinds reported, by section (`images`, `scans`, ...).
+    /// What the kinds reported, by section name (each handler declares its own).
     #[serde(flatten)]
     pub sections: std::collections::BTreeMap<String, Vec<serde_json::Value>>,
 }
