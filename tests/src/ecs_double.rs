@@ -512,3 +512,41 @@ pub async fn client(endpoint: &str) -> aws_sdk_ecs::Client {
         .await;
     aws_sdk_ecs::Client::new(&config)
 }
+
+impl EcsDouble {
+    /// The inside of a test `deploy.toml`'s `endpoints` table: ECS through this double, images
+    /// to the local registry.
+    pub fn endpoints(&self) -> String {
+        format!(
+            "registry = \"http://{}\", ecs = \"{}\"",
+            crate::oci_registry().host,
+            self.url
+        )
+    }
+}
+
+/// Creates the Fargate service `service` of `cluster` on the task definition `registered`
+/// answered, `desired` tasks; returns that task definition's ARN.
+pub async fn service_on(
+    ecs: &aws_sdk_ecs::Client,
+    cluster: &str,
+    service: &str,
+    registered: &aws_sdk_ecs::operation::register_task_definition::RegisterTaskDefinitionOutput,
+    desired: i32,
+) -> String {
+    let arn = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("a task definition ARN")
+        .to_owned();
+    ecs.create_service()
+        .cluster(cluster)
+        .service_name(service)
+        .task_definition(&arn)
+        .desired_count(desired)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .send()
+        .await
+        .expect("create service");
+    arn
+}

@@ -58,33 +58,13 @@ async fn fixture(timeout: &str) -> Fixture {
         .send()
         .await
         .expect("register task definition");
-    let first = registered
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .expect("arn")
-        .to_owned();
-    ecs.create_service()
-        .cluster(&cluster)
-        .service_name("api")
-        .task_definition(&first)
-        .desired_count(2)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
-        .send()
-        .await
-        .expect("create service");
+    let first = ecs_double::service_on(&ecs, &cluster, "api", &registered, 2).await;
 
     db_secret().await;
     let project = deploy_tests::image_project("roll").await;
     let (bucket, repo) = (project.bucket.clone(), project.repo.clone());
     let config = project.dir.join("deploy.toml");
-    let head = deploy_tests::dev_head(
-        &bucket,
-        &format!(
-            "registry = \"http://{}\", ecs = \"{}\"",
-            oci_registry().host,
-            double.url
-        ),
-    );
+    let head = deploy_tests::dev_head(&bucket, &double.endpoints());
     let text = head
         + &format!(
             r#"[artifacts.api]

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair, LaunchType};
+use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair};
 use deploy_tests::ecs_double::{self, EcsDouble, Script};
 use deploy_tests::{deploy, get_json, list_keys, moto, oci_registry, skopeo_inspect, unique};
 
@@ -62,31 +62,12 @@ async fn fixture() -> Fixture {
         .send()
         .await
         .expect("register api");
-    ecs.create_service()
-        .cluster(&cluster)
-        .service_name("api")
-        .task_definition(
-            api.task_definition()
-                .and_then(|t| t.task_definition_arn())
-                .expect("arn"),
-        )
-        .desired_count(1)
-        .launch_type(LaunchType::Fargate)
-        .send()
-        .await
-        .expect("create service");
+    ecs_double::service_on(&ecs, &cluster, "api", &api, 1).await;
 
     let project = deploy_tests::image_project("jobs").await;
     let (bucket, repo) = (project.bucket.clone(), project.repo.clone());
     let config = project.dir.join("deploy.toml");
-    let head = deploy_tests::dev_head(
-        &bucket,
-        &format!(
-            "registry = \"http://{}\", ecs = \"{}\"",
-            oci_registry().host,
-            double.url
-        ),
-    );
+    let head = deploy_tests::dev_head(&bucket, &double.endpoints());
     let text = head
         + &format!(
             r#"[artifacts.etl]

@@ -114,31 +114,11 @@ async fn fixture(names: &Names) -> Fixture {
         .send()
         .await
         .expect("register task definition");
-    let first = registered
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .expect("arn")
-        .to_owned();
-    ecs.create_service()
-        .cluster(&cluster)
-        .service_name("api")
-        .task_definition(&first)
-        .desired_count(1)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
-        .send()
-        .await
-        .expect("create service");
+    ecs_double::service_on(&ecs, &cluster, "api", &registered, 1).await;
 
     let project = deploy_tests::image_project("verify").await;
     let config = project.dir.join("deploy.toml");
-    let head = deploy_tests::dev_head(
-        &project.bucket,
-        &format!(
-            "registry = \"http://{}\", ecs = \"{}\"",
-            oci_registry().host,
-            double.url
-        ),
-    );
+    let head = deploy_tests::dev_head(&project.bucket, &double.endpoints());
     let text = head
         + &format!(
             r#"[artifacts.api]
