@@ -102,7 +102,7 @@ impl Engine {
             };
             if let Err(source) = handler.preflight(step, cx).await {
                 return Err(EngineError::Preflight {
-                    artifact: step.artifact.clone().unwrap_or_default(),
+                    artifact: step.artifact_name().to_owned(),
                     source: Box::new(source),
                 });
             }

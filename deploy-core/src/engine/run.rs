@@ -382,7 +382,7 @@ impl Engine {
 fn left_changed(plan: &Plan, i: usize, state: &RunState, what: &str) {
     let step = &plan.steps[i];
     let entry = format!("{} ({what})", step.description);
-    let artifact = step.artifact.clone().unwrap_or_default();
+    let artifact = step.artifact_name().to_owned();
     state.artifact(&artifact, |run| run.left.push(entry));
 }
 

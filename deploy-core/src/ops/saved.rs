@@ -10,8 +10,8 @@ pub const MAX_PLAN_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Prepares the saved plan `text` (read from `name`): its environment must be in `config`, it
 /// must have been made from this very configuration, an environment with `promote_from` takes
-/// only promotions, and `approval = true` needs `confirm.approve`. The clients of every other
-/// environment are added, so a promotion can read its source.
+/// only promotions, and `approval = true` needs `confirm.approve`. A promotion gets the clients
+/// of every other environment, so it can read its source.
 pub async fn saved(
     config: &Config,
     name: &str,
@@ -49,9 +49,12 @@ pub async fn saved(
     let target = clients(config, env).await;
     target.verify_account().await?;
     let mut sources = Vec::new();
-    for other in config.environments_in_order() {
-        if other.target.environment != plan.environment {
-            sources.push(clients(config, other).await);
+    // Only a promotion reads another environment.
+    if plan.operation == Operation::Promote {
+        for other in config.environments_in_order() {
+            if other.target.environment != plan.environment {
+                sources.push(clients(config, other).await);
+            }
         }
     }
     Ok(Prepared {

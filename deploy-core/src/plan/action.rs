@@ -34,6 +34,12 @@ pub struct InvalidInput {
     pub source: serde_json::Error,
 }
 
+impl crate::error::Classify for InvalidInput {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failure
+    }
+}
+
 impl Action {
     /// The action of type `T::TYPE` with `input`.
     pub fn new<T: ActionInput>(input: &T) -> Action {

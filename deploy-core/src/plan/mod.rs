@@ -95,6 +95,13 @@ pub struct Step {
     pub touches: Vec<AwsObject>,
 }
 
+impl Step {
+    /// The name of the artifact the step belongs to; empty for the engine's own steps.
+    pub fn artifact_name(&self) -> &str {
+        self.artifact.as_deref().unwrap_or_default()
+    }
+}
+
 /// The release a promotion copies: what is live in the source environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PromoteSource {

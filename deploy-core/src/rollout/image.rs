@@ -69,8 +69,8 @@ impl StepHandler for ImageRollouts {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
-            let input: RolloutImage = step.action.input().map_err(StepError::failure)?;
-            let artifact = step.artifact.as_deref().unwrap_or_default();
+            let input: RolloutImage = step.action.input()?;
+            let artifact = step.artifact_name();
             match &input.rollout {
                 ImageRollout::EcsRolling(service) => {
                     ecs_rolling::preflight(cx, artifact, service, self.0.poll, self.0.skip_verify)
@@ -87,8 +87,8 @@ impl StepHandler for ImageRollouts {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
-            let input: RolloutImage = step.action.input().map_err(StepError::failure)?;
-            let artifact = step.artifact.as_deref().unwrap_or_default();
+            let input: RolloutImage = step.action.input()?;
+            let artifact = step.artifact_name();
             match &input.rollout {
                 ImageRollout::EcsRolling(service) => {
                     let runtime = self.runtime(artifact);
@@ -120,8 +120,8 @@ impl StepHandler for ImageRollouts {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
-            let input: RolloutImage = step.action.input().map_err(StepError::failure)?;
-            let artifact = step.artifact.as_deref().unwrap_or_default();
+            let input: RolloutImage = step.action.input()?;
+            let artifact = step.artifact_name();
             match input.rollout {
                 ImageRollout::TaskDefinitions { .. } => task_definitions::undo(cx, data).await,
                 _ => ecs_rolling::undo(cx, artifact, data, self.0.poll).await,

@@ -106,7 +106,7 @@ impl StepHandler for PublishStep {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
-            let input: PublishImage = step.action.input().map_err(StepError::failure)?;
+            let input: PublishImage = step.action.input()?;
             publish::preflight(cx.clients(), &self.request(&input, cx)).await?;
             Ok(())
         })
@@ -118,8 +118,8 @@ impl StepHandler for PublishStep {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
-            let input: PublishImage = step.action.input().map_err(StepError::failure)?;
-            let artifact = step.artifact.clone().unwrap_or_default();
+            let input: PublishImage = step.action.input()?;
+            let artifact = step.artifact_name().to_owned();
             let progress = progress(cx, &artifact);
             let started = Instant::now();
             let published = cancellable(
@@ -213,7 +213,7 @@ impl StepHandler for PromoteStep {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
-            let input: PromoteImage = step.action.input().map_err(StepError::failure)?;
+            let input: PromoteImage = step.action.input()?;
             self.check_source(&input, cx).await?;
             let source = cx.clients_of(&input.from.environment)?;
             publish::promote_preflight(cx.clients(), source, &self.request(&input)).await?;
@@ -227,8 +227,8 @@ impl StepHandler for PromoteStep {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
-            let input: PromoteImage = step.action.input().map_err(StepError::failure)?;
-            let artifact = step.artifact.clone().unwrap_or_default();
+            let input: PromoteImage = step.action.input()?;
+            let artifact = step.artifact_name().to_owned();
             let source = cx.clients_of(&input.from.environment)?;
             let progress = progress(cx, &artifact);
             let started = Instant::now();
@@ -274,8 +274,8 @@ impl StepHandler for ScanStep {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
-            let input: ScanImage = step.action.input().map_err(StepError::failure)?;
-            let artifact = step.artifact.clone().unwrap_or_default();
+            let input: ScanImage = step.action.input()?;
+            let artifact = step.artifact_name().to_owned();
             let digest = match input.digest {
                 Some(digest) => digest,
                 None => match cx.get::<ImageOutput>(&artifact) {

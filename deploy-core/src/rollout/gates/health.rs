@@ -80,8 +80,8 @@ impl StepHandler for HealthGate {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
-            let input: CheckHealth = step.action.input().map_err(StepError::failure)?;
-            let artifact = step.artifact.as_deref().unwrap_or_default();
+            let input: CheckHealth = step.action.input()?;
+            let artifact = step.artifact_name();
             wait_healthy(cx, artifact, &input, self.poll).await?;
             Ok(Done::nothing())
         })

@@ -97,8 +97,8 @@ impl StepHandler for MigrationGate {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
-            let input: RunMigration = step.action.input().map_err(StepError::failure)?;
-            let artifact = step.artifact.as_deref().unwrap_or_default();
+            let input: RunMigration = step.action.input()?;
+            let artifact = step.artifact_name();
             let runtime = self.0.runtime.get(artifact).cloned().unwrap_or_default();
             let migration = Migration {
                 cx,
@@ -157,7 +157,7 @@ impl Migration<'_> {
             .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
             .send()
             .await
-            .map_err(|e| self.api("DescribeTaskDefinition", e))?;
+            .map_err(|e| self.api("DescribeTaskDefinition", SdkFailure::new(e)))?;
         let Some(current) = described.task_definition() else {
             return Err(StepError::failure(format!(
                 "task definition {family} has no contents"
@@ -208,7 +208,7 @@ impl Migration<'_> {
             .started_by("deploy")
             .send()
             .await
-            .map_err(|e| self.api("RunTask", e))?;
+            .map_err(|e| self.api("RunTask", SdkFailure::new(e)))?;
         let task = out.tasks().first().and_then(|t| t.task_arn());
         match task {
             Some(arn) => {
@@ -299,7 +299,7 @@ impl Migration<'_> {
             .tasks(task)
             .send()
             .await
-            .map_err(|e| self.api("DescribeTasks", e))?;
+            .map_err(|e| self.api("DescribeTasks", SdkFailure::new(e)))?;
         out.tasks()
             .first()
             .cloned()
@@ -328,23 +328,11 @@ impl Migration<'_> {
         });
     }
 
-    fn api<E, R>(
-        &self,
-        operation: &'static str,
-        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
-    ) -> StepError
-    where
-        E: aws_smithy_types::error::metadata::ProvideErrorMetadata
-            + std::error::Error
-            + Send
-            + Sync
-            + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
-    {
+    fn api(&self, operation: &'static str, source: SdkFailure) -> StepError {
         StepError::failure(MigrationApi {
             operation,
             family: self.input.task_definition.clone(),
-            source: SdkFailure::new(err),
+            source,
         })
     }
 }
