@@ -124,6 +124,35 @@ impl CliReporter {
     }
 }
 
+impl CliReporter {
+    /// Redraws the one progress line of every blob being sent, in place.
+    fn redraw(&self, item: &str, done: u64, total: u64) {
+        let line = {
+            let Ok(mut transfers) = self.transfers.lock() else {
+                return;
+            };
+            let started = *transfers
+                .started
+                .get_or_insert_with(std::time::Instant::now);
+            transfers.blobs.insert(item.to_owned(), (done, total));
+            let (done, total) = transfers
+                .blobs
+                .values()
+                .fold((0, 0), |(d, t), (bd, bt)| (d + bd, t + bt));
+            progress_line(
+                transfers.blobs.values().filter(|(d, t)| d >= t).count(),
+                transfers.blobs.len(),
+                done,
+                total,
+                started.elapsed().as_secs_f64(),
+            )
+        };
+        let mut err = std::io::stderr().lock();
+        let _ = write!(err, "\r\x1b[2K{line}");
+        let _ = err.flush();
+    }
+}
+
 /// `    1/3 blobs  12.0/80.0 MiB   15%  48.0 MiB/s`: every blob being sent, together.
 fn progress_line(finished: usize, blobs: usize, done: u64, total: u64, seconds: f64) -> String {
     let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
@@ -178,29 +207,7 @@ impl deploy_core::events::Reporter for CliReporter {
                 total: Some(total),
                 ..
             } if self.tty && done < total => {
-                let line = {
-                    let Ok(mut transfers) = self.transfers.lock() else {
-                        return;
-                    };
-                    let started = *transfers
-                        .started
-                        .get_or_insert_with(std::time::Instant::now);
-                    transfers.blobs.insert(item.clone(), (*done, *total));
-                    let (done, total) = transfers
-                        .blobs
-                        .values()
-                        .fold((0, 0), |(d, t), (bd, bt)| (d + bd, t + bt));
-                    progress_line(
-                        transfers.blobs.values().filter(|(d, t)| d >= t).count(),
-                        transfers.blobs.len(),
-                        done,
-                        total,
-                        started.elapsed().as_secs_f64(),
-                    )
-                };
-                let mut err = std::io::stderr().lock();
-                let _ = write!(err, "\r\x1b[2K{line}");
-                let _ = err.flush();
+                self.redraw(item, *done, *total);
                 return;
             }
             Event::BytesTransferred {

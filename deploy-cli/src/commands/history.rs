@@ -47,29 +47,7 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
         "STARTED", "ENV", "ARTIFACT", "OPERATION", "FROM", "VERSION", "RESULT", "BY"
     ));
     for entry in &records {
-        let r = &entry.record;
-        let started = deploy_core::lock::rfc3339(r.started_at);
-        out.line(format!(
-            "{:<20} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
-            started.trim_end_matches('Z'),
-            r.environment,
-            r.artifact,
-            r.operation.as_str(),
-            r.source_environment.as_deref().unwrap_or("-"),
-            r.version
-                .as_deref()
-                .unwrap_or("-")
-                .chars()
-                .take(14)
-                .collect::<String>(),
-            match (&entry.standing, &r.outcome) {
-                (Standing::Superseded { .. }, _) => "superseded",
-                (Standing::Incomplete, _) => "incomplete",
-                (Standing::Counted, Outcome::Succeeded) => "ok",
-                (Standing::Counted, outcome) => outcome.name(),
-            },
-            r.actor.user
-        ));
+        out.line(history_line(entry));
     }
     let uncounted = records
         .iter()
@@ -92,6 +70,34 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow
         seconds(metrics.time_to_restore_seconds),
     ));
     Ok(())
+}
+
+/// One record as a row of the table.
+fn history_line(entry: &deploy_core::ledger::HistoryEntry) -> String {
+    let r = &entry.record;
+    let started = deploy_core::lock::rfc3339(r.started_at);
+    let result = match (&entry.standing, &r.outcome) {
+        (Standing::Superseded { .. }, _) => "superseded",
+        (Standing::Incomplete, _) => "incomplete",
+        (Standing::Counted, Outcome::Succeeded) => "ok",
+        (Standing::Counted, outcome) => outcome.name(),
+    };
+    format!(
+        "{:<20} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
+        started.trim_end_matches('Z'),
+        r.environment,
+        r.artifact,
+        r.operation.as_str(),
+        r.source_environment.as_deref().unwrap_or("-"),
+        r.version
+            .as_deref()
+            .unwrap_or("-")
+            .chars()
+            .take(14)
+            .collect::<String>(),
+        result,
+        r.actor.user
+    )
 }
 
 fn seconds(value: Option<f64>) -> String {
