@@ -57,6 +57,7 @@ impl From<&Settings> for Builtin {
                 poll: settings.poll_interval,
                 runtime: Default::default(),
                 skip_verify: false,
+                parallel: settings.parallel_uploads,
             },
         }
     }

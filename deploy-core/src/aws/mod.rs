@@ -205,6 +205,10 @@ pub struct AwsClients {
     pub iam: aws_sdk_iam::Client,
     /// CloudWatch Logs.
     pub logs: aws_sdk_cloudwatchlogs::Client,
+    /// EventBridge (rules and their targets).
+    pub events: aws_sdk_eventbridge::Client,
+    /// EventBridge Scheduler.
+    pub scheduler: aws_sdk_scheduler::Client,
     /// The ECR registry login, shared by every publish of these clients until it expires.
     pub(crate) ecr_login: std::sync::Arc<tokio::sync::Mutex<Option<ecr_login::EcrLogin>>>,
 }
@@ -283,6 +287,8 @@ impl AwsClients {
             secretsmanager: client!(aws_sdk_secretsmanager),
             iam: client!(aws_sdk_iam),
             logs: client!(aws_sdk_cloudwatchlogs),
+            events: client!(aws_sdk_eventbridge),
+            scheduler: client!(aws_sdk_scheduler),
             ecr_login: Default::default(),
         }
     }

@@ -108,6 +108,9 @@ pub(crate) struct RawRollout {
     pub deployment_group: Option<String>,
     pub pre_deploy: Option<RawPreDeploy>,
     pub keep_revisions: Option<u32>,
+    // task-definitions
+    pub schedules: Option<Vec<String>>,
+    pub scheduler_schedules: Option<Vec<String>>,
     // lambda
     pub steps: Option<Vec<u32>>,
     pub increment: Option<u32>,

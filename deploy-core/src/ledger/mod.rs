@@ -592,8 +592,10 @@ impl Ledger {
         artifacts: &[String],
         limit: usize,
     ) -> Result<Vec<String>, LedgerError> {
-        let listings: Vec<Vec<String>> = futures::stream::iter(artifacts)
-            .map(|artifact| {
+        // Owned names: a closure over borrowed ones is not `Send` for every lifetime, which
+        // a step's boxed future needs.
+        let listings: Vec<Vec<String>> = futures::stream::iter(artifacts.to_vec())
+            .map(|artifact: String| {
                 let prefix = self.key(&format!("artifacts/{artifact}/releases/"));
                 async move { self.store.list(&prefix, limit).await }
             })

@@ -1,11 +1,135 @@
 //! Old task-definition revisions: after a rollout, the newest revision of a family and the
 //! `keep_revisions` before it stay ACTIVE (the previous one, which an undo or a rollback goes
-//! back to, is always among them); older ones are deregistered. Cleaning up never fails a
-//! release: a revision that cannot be deregistered is reported and left.
+//! back to, is always among them); older ones are deregistered, except those still in use:
+//! run by a service of the cluster (any of its deployments), named by a rule or a schedule,
+//! or recorded by one of the artifact's newest releases in the ledger (the targets of a
+//! rollback). Cleaning up never fails a release: a revision that cannot be deregistered is
+//! reported and left, and when what is in use cannot be read, nothing is deregistered.
 
 use crate::aws::SdkFailure;
 use crate::engine::StepContext;
 use crate::events::Event;
+use crate::ledger::{Ledger, LedgerError};
+
+/// `DescribeServices` takes at most this many services per call.
+pub(crate) const DESCRIBE_SERVICES_BATCH: usize = 10;
+
+/// The task definitions still in use that cleanup must keep, besides the newest revisions.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct InUse {
+    arns: Vec<String>,
+}
+
+impl InUse {
+    /// Adds task definitions known to be in use (the new and the previous revision, what
+    /// rules and schedules name).
+    pub(crate) fn extend(&mut self, arns: impl IntoIterator<Item = String>) {
+        self.arns.extend(arns);
+    }
+
+    fn contains(&self, arn: &str) -> bool {
+        self.arns.iter().any(|a| a == arn)
+    }
+
+    /// What `artifact`'s newest `keep + 1` releases recorded, and (with a cluster) what its
+    /// services run. `None` when either cannot be read: then nothing may be deregistered.
+    pub(crate) async fn gather(
+        cx: &StepContext<'_>,
+        artifact: &str,
+        keep: u32,
+        cluster: Option<&str>,
+    ) -> Option<InUse> {
+        let mut in_use = InUse::default();
+        match recorded(cx, artifact, keep).await {
+            Ok(arns) => in_use.extend(arns),
+            Err(err) => {
+                note(
+                    cx,
+                    artifact,
+                    format!("old revisions kept: the ledger could not be read: {err}"),
+                );
+                return None;
+            }
+        }
+        if let Some(cluster) = cluster {
+            match running(cx, cluster).await {
+                Ok(arns) => in_use.extend(arns),
+                Err(err) => {
+                    note(
+                        cx,
+                        artifact,
+                        format!(
+                            "old revisions kept: the services of {cluster} could not be read: {err}"
+                        ),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(in_use)
+    }
+}
+
+/// The task definitions the newest `keep + 1` releases of `artifact` recorded.
+async fn recorded(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    keep: u32,
+) -> Result<Vec<String>, LedgerError> {
+    let clients = cx.clients();
+    let ledger = Ledger::new(clients.s3.clone(), &clients.target);
+    let limit = usize::try_from(keep)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    let records = ledger.history(&[artifact.to_owned()], limit).await?;
+    Ok(records
+        .into_iter()
+        .flat_map(|r| r.touched)
+        .filter(|o| o.kind.ends_with("task-definition"))
+        .map(|o| o.id)
+        .collect())
+}
+
+/// The task definitions of every deployment of every service of `cluster`.
+async fn running(cx: &StepContext<'_>, cluster: &str) -> Result<Vec<String>, SdkFailure> {
+    let ecs = &cx.clients().ecs;
+    let mut services = Vec::new();
+    let mut token = None;
+    loop {
+        let page = ecs
+            .list_services()
+            .cluster(cluster)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(SdkFailure::new)?;
+        services.extend(page.service_arns().iter().cloned());
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut arns = Vec::new();
+    for batch in services.chunks(DESCRIBE_SERVICES_BATCH) {
+        let out = ecs
+            .describe_services()
+            .cluster(cluster)
+            .set_services(Some(batch.to_vec()))
+            .send()
+            .await
+            .map_err(SdkFailure::new)?;
+        for service in out.services() {
+            arns.extend(service.task_definition().map(str::to_owned));
+            arns.extend(
+                service
+                    .deployments()
+                    .iter()
+                    .filter_map(|d| d.task_definition().map(str::to_owned)),
+            );
+        }
+    }
+    Ok(arns)
+}
 
 /// The family and revision of a task-definition ARN (`.../task-definition/api:41`).
 fn family_and_revision(arn: &str) -> Option<(&str, u32)> {
@@ -26,7 +150,7 @@ pub(crate) async fn old_revisions(
     artifact: &str,
     family: &str,
     keep: u32,
-    in_use: &[&str],
+    in_use: &InUse,
 ) -> usize {
     let active = match active_revisions(cx, family).await {
         Ok(active) => active,
@@ -44,7 +168,7 @@ pub(crate) async fn old_revisions(
         .saturating_add(1);
     let mut removed = 0;
     for arn in active.iter().skip(keep) {
-        if in_use.contains(&arn.as_str()) {
+        if in_use.contains(arn) {
             continue;
         }
         let answer = cx

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use super::{EcsService, HealthCheck, ImageRollout, LambdaRollout, PreDeploy, Strategy};
+use super::{
+    EcsService, HealthCheck, ImageRollout, JobFamilies, LambdaRollout, PreDeploy, Strategy,
+};
 use crate::config::kind::ArtifactContext;
 use crate::config::limits::{HEALTH_CHECK_TIMEOUT, KEEP_REVISIONS, ROLLOUT_TIMEOUT, STEP_INTERVAL};
 use crate::config::raw::{RawHealthCheck, RawPreDeploy, RawRollout};
@@ -93,13 +95,83 @@ fn task_definitions(
             Some("add `cluster = \"...\"`".into()),
         );
     }
-    ImageRollout::TaskDefinitions {
+    ImageRollout::TaskDefinitions(JobFamilies {
         families,
         container: ctx.require(raw.container.as_ref(), &["rollout", "container"]),
         cluster: raw.cluster.clone(),
         keep_revisions,
         pre_deploy,
+        schedules: names(ctx, raw.schedules.as_ref(), "schedules", RULE),
+        scheduler_schedules: names(
+            ctx,
+            raw.scheduler_schedules.as_ref(),
+            "scheduler_schedules",
+            SCHEDULE,
+        ),
+    })
+}
+
+/// How a kind of schedule is named in `deploy.toml`: `[container/]name`.
+struct Naming {
+    /// What the name is, for errors.
+    what: &'static str,
+    /// What may come before the `/`.
+    container: &'static str,
+    /// Characters a name (and its container) may have besides ASCII letters and digits.
+    extra: &'static str,
+    /// Extra characters only the container may have.
+    container_extra: &'static str,
+}
+
+/// EventBridge rules: `rule` or `bus/rule` (a partner bus name has `/` in it).
+const RULE: Naming = Naming {
+    what: "EventBridge rule",
+    container: "event bus",
+    extra: ".-_",
+    container_extra: "/",
+};
+
+/// EventBridge Scheduler schedules: `name` or `group/name`.
+const SCHEDULE: Naming = Naming {
+    what: "Scheduler schedule",
+    container: "schedule group",
+    extra: ".-_",
+    container_extra: "",
+};
+
+/// Checks a list of schedule names (`schedules`, `scheduler_schedules`).
+fn names(
+    ctx: Ctx<'_, '_, '_, '_>,
+    raw: Option<&Vec<String>>,
+    key: &'static str,
+    naming: Naming,
+) -> Vec<String> {
+    let list = raw.cloned().unwrap_or_default();
+    for (i, full) in list.iter().enumerate() {
+        let (container, name) = match full.rsplit_once('/') {
+            Some((container, name)) => (Some(container), name),
+            None => (None, full.as_str()),
+        };
+        let fits = |s: &str, extra: &str| {
+            (1..=64).contains(&s.len())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
+        };
+        let container_extra = format!("{}{}", naming.extra, naming.container_extra);
+        if fits(name, naming.extra) && container.is_none_or(|c| fits(c, &container_extra)) {
+            continue;
+        }
+        let index = i.to_string();
+        ctx.error(
+            &["rollout", key, &index],
+            format!(
+                "`{full}` is not a valid {} name: 1 to 64 letters, digits or `{}`, optionally after `<{}>/`",
+                naming.what, naming.extra, naming.container
+            ),
+            None,
+        );
     }
+    list
 }
 
 fn pre_deploy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawPreDeploy) -> PreDeploy {
@@ -255,6 +327,8 @@ fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
             "cluster",
             "keep_revisions",
             "pre_deploy",
+            "schedules",
+            "scheduler_schedules",
         ],
         Strategy::LambdaAllAtOnce => &["alarms", "health_check"],
         Strategy::LambdaCanary => &["steps", "interval", "alarms", "health_check"],
@@ -280,6 +354,8 @@ fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) {
         ("deployment_group", raw.deployment_group.is_some()),
         ("pre_deploy", raw.pre_deploy.is_some()),
         ("keep_revisions", raw.keep_revisions.is_some()),
+        ("schedules", raw.schedules.is_some()),
+        ("scheduler_schedules", raw.scheduler_schedules.is_some()),
         ("steps", raw.steps.is_some()),
         ("increment", raw.increment.is_some()),
         ("interval", raw.interval.is_some()),

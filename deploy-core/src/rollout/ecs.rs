@@ -10,6 +10,7 @@ use aws_sdk_ecs::types::{
     TaskDefinition,
 };
 
+use super::poller::Poller;
 use crate::aws::SdkFailure;
 use crate::engine::{StepContext, StepError};
 use crate::events::Event;
@@ -103,6 +104,8 @@ pub(crate) struct LiveService<'a> {
     pub poll: Duration,
     /// Give up on a deployment whose tasks keep failing to start.
     pub fail_fast: bool,
+    /// Shared polls of the cluster, when other rollouts may follow its services too.
+    pub poller: Option<&'a Poller>,
 }
 
 impl<'a> LiveService<'a> {
@@ -121,6 +124,7 @@ impl<'a> LiveService<'a> {
             service,
             poll,
             fail_fast: false,
+            poller: None,
         }
     }
 
@@ -147,7 +151,29 @@ impl<'a> LiveService<'a> {
             .send()
             .await
             .map_err(|e| self.api("DescribeServices", SdkFailure::new(e)))?;
-        let service = out.services().first().cloned();
+        self.active(out.services().first().cloned()).map_err(|e| *e)
+    }
+
+    /// The service as a round of the shared poller read it no earlier than `not_before`
+    /// (without a poller, as [`LiveService::describe`] reads it now).
+    async fn polled(&self, not_before: Instant) -> Result<Service, EcsError> {
+        let Some(poller) = self.poller else {
+            return self.describe().await;
+        };
+        let key = (self.environment(), self.cluster, self.service);
+        let found = poller
+            .describe(self.ecs(), key, not_before, self.poll / 2)
+            .await
+            .map_err(|e| self.api("DescribeServices", e))?;
+        self.active(found).map_err(|e| *e)
+    }
+
+    fn environment(&self) -> &str {
+        &self.cx.clients().target.environment
+    }
+
+    /// `service` when it is ACTIVE.
+    fn active(&self, service: Option<Service>) -> Result<Service, Box<EcsError>> {
         let problem = match service.as_ref().and_then(Service::status) {
             Some("ACTIVE") => None,
             Some(other) => Some(format!("is {other}")),
@@ -155,11 +181,11 @@ impl<'a> LiveService<'a> {
         };
         match (service, problem) {
             (Some(service), None) => Ok(service),
-            (_, problem) => Err(EcsError::NoService {
+            (_, problem) => Err(Box::new(EcsError::NoService {
                 cluster: self.cluster.to_owned(),
                 service: self.service.to_owned(),
                 problem: problem.unwrap_or_default(),
-            }),
+            })),
         }
     }
 
@@ -218,6 +244,29 @@ impl<'a> LiveService<'a> {
         deadline: Instant,
         cancellable: bool,
     ) -> Result<Ended, EcsError> {
+        let environment = self.environment();
+        if let Some(poller) = self.poller {
+            poller.watch(environment, self.cluster, self.service).await;
+        }
+        let ended = self
+            .rounds(id, task_definition, deadline, cancellable)
+            .await;
+        if let Some(poller) = self.poller {
+            poller
+                .unwatch(environment, self.cluster, self.service)
+                .await;
+        }
+        ended
+    }
+
+    async fn rounds(
+        &self,
+        id: &str,
+        task_definition: &str,
+        deadline: Instant,
+        cancellable: bool,
+    ) -> Result<Ended, EcsError> {
+        let since = Instant::now();
         let mut seen_events = HashSet::new();
         let mut first = true;
         loop {
@@ -231,7 +280,7 @@ impl<'a> LiveService<'a> {
                 }
             }
             first = false;
-            let service = self.describe().await?;
+            let service = self.polled(since).await?;
             self.report_events(&service, &mut seen_events);
             if let Some(ended) = self.progress(&service, id, task_definition) {
                 return Ok(ended);

@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::cleanup;
 use super::ecs::{EcsError, Ended, LiveService, describe_definition};
 use super::image::Runtime;
+use super::poller::Poller;
 use super::task_definition::{self, Change, Rendered};
 use crate::artifact::image::steps::ImageOutput;
 use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
@@ -46,7 +47,7 @@ pub(crate) async fn run(
     artifact: &str,
     config: &EcsServiceConfig,
     runtime: &Runtime,
-    poll: Duration,
+    (poll, poller): (Duration, &Poller),
 ) -> Result<Done, StepError> {
     let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
         StepError::failure(NoImage {
@@ -55,6 +56,7 @@ pub(crate) async fn run(
     })?;
     let mut ecs = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
     ecs.fail_fast = config.fail_fast;
+    ecs.poller = Some(poller);
     let service = ecs.describe().await?;
     let previous = service.task_definition().unwrap_or_default().to_owned();
     let change = Change {
@@ -99,10 +101,7 @@ pub(crate) async fn run(
         .await?;
     match ended {
         Ended::Completed => {
-            if let Some(family) = cleanup::family_of(&next) {
-                let in_use = [next.as_str(), previous.as_str()];
-                cleanup::old_revisions(cx, artifact, family, config.keep_revisions, &in_use).await;
-            }
+            clean_up(cx, artifact, config, [next.clone(), previous.clone()]).await;
             Ok(Done {
                 record,
                 undo: undo_to(config, &previous),
@@ -115,34 +114,63 @@ pub(crate) async fn run(
     }
 }
 
+/// Deregisters old revisions of the service's family that nothing uses any more.
+async fn clean_up(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    config: &EcsServiceConfig,
+    [next, previous]: [String; 2],
+) {
+    let Some(family) = cleanup::family_of(&next) else {
+        return;
+    };
+    let keep = config.keep_revisions;
+    let gathered = cleanup::InUse::gather(cx, artifact, keep, Some(&config.cluster)).await;
+    if let Some(mut in_use) = gathered {
+        in_use.extend([next.clone(), previous]);
+        cleanup::old_revisions(cx, artifact, family, keep, &in_use).await;
+    }
+}
+
 /// Checks before the lock: the service exists and is ACTIVE, its task definition has the
 /// configured container, and (unless `skip_verify`) what it references exists.
 pub(crate) async fn preflight(
     cx: &StepContext<'_>,
     artifact: &str,
     config: &EcsServiceConfig,
-    poll: Duration,
-    skip_verify: bool,
+    runtime: &Runtime,
+    settings: (Duration, bool),
 ) -> Result<(), StepError> {
+    let (poll, skip_verify) = settings;
     let ecs = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
     let service = ecs.describe().await?;
     let current = service.task_definition().unwrap_or_default();
     let (definition, _) = describe_definition(cx, current).await?;
+    has_container(&definition, &config.container, current)?;
+    if skip_verify {
+        return Ok(());
+    }
+    super::verify::task_definition(cx, &definition, &config.container, runtime).await
+}
+
+/// Fails unless `definition` (named `name`) has a container named `container`.
+pub(crate) fn has_container(
+    definition: &aws_sdk_ecs::types::TaskDefinition,
+    container: &str,
+    name: &str,
+) -> Result<(), StepError> {
     let containers: Vec<String> = definition
         .container_definitions()
         .iter()
         .filter_map(|c| c.name().map(str::to_owned))
         .collect();
-    if containers.contains(&config.container) {
-        if skip_verify {
-            return Ok(());
-        }
-        return super::verify::task_definition(cx, &definition).await;
+    if containers.iter().any(|c| c == container) {
+        return Ok(());
     }
     Err(StepError::failure(
         task_definition::RenderError::MissingContainer {
-            container: config.container.clone(),
-            task_definition: current.to_owned(),
+            container: container.to_owned(),
+            task_definition: name.to_owned(),
             containers,
         },
     ))

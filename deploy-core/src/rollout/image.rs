@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use super::plan::RolloutImage;
+use super::poller::Poller;
 use super::{ImageRollout, ecs_rolling, task_definitions};
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
@@ -32,20 +35,46 @@ pub struct RolloutSettings {
     /// Skip checking, before the lock, that what a task definition references exists
     /// (`--skip-verify`).
     pub skip_verify: bool,
+    /// Rollouts that run at once (`parallel_uploads`); more wait for a slot.
+    pub parallel: usize,
 }
 
 /// Registers the `rollout-image` step and the migration gate with `engine`.
 pub fn register(engine: &mut Engine, settings: RolloutSettings) {
     let settings = Arc::new(settings);
     super::gates::migration::register(engine, settings.clone());
-    engine.register(RolloutImage::TYPE, Arc::new(ImageRollouts(settings)));
+    let slots = Semaphore::new(settings.parallel.max(1));
+    let rollouts = ImageRollouts {
+        settings,
+        poller: Poller::default(),
+        slots,
+    };
+    engine.register(RolloutImage::TYPE, Arc::new(rollouts));
 }
 
-struct ImageRollouts(Arc<RolloutSettings>);
+struct ImageRollouts {
+    settings: Arc<RolloutSettings>,
+    /// Shared `DescribeServices` rounds of the rollouts running at once.
+    poller: Poller,
+    /// Bounds the rollouts running at once.
+    slots: Semaphore,
+}
 
 impl ImageRollouts {
     fn runtime(&self, artifact: &str) -> Runtime {
-        self.0.runtime.get(artifact).cloned().unwrap_or_default()
+        self.settings
+            .runtime
+            .get(artifact)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A rollout slot; waits while `parallel` rollouts run, unless the run is cancelled.
+    async fn slot(&self, cx: &StepContext<'_>) -> Result<SemaphorePermit<'_>, StepError> {
+        tokio::select! {
+            permit = self.slots.acquire() => permit.map_err(StepError::failure),
+            () = cx.cancelled() => Err(StepError::failure("stopped before the rollout started: the run is being cancelled")),
+        }
     }
 }
 
@@ -53,9 +82,9 @@ impl StepHandler for ImageRollouts {
     fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
         let input: RolloutImage = cx.input(step)?;
         match input.rollout {
-            ImageRollout::EcsRolling(_)
-            | ImageRollout::TaskDefinitions { .. }
-            | ImageRollout::None => Ok(()),
+            ImageRollout::EcsRolling(_) | ImageRollout::TaskDefinitions(_) | ImageRollout::None => {
+                Ok(())
+            }
             other => Err(EngineError::Unsupported {
                 step: step.id.clone(),
                 action: format!("{} ({})", RolloutImage::TYPE, other.strategy()),
@@ -71,10 +100,15 @@ impl StepHandler for ImageRollouts {
         Box::pin(async move {
             let input: RolloutImage = step.action.input()?;
             let artifact = step.artifact_name();
+            let runtime = self.runtime(artifact);
+            let skip_verify = self.settings.skip_verify;
             match &input.rollout {
                 ImageRollout::EcsRolling(service) => {
-                    ecs_rolling::preflight(cx, artifact, service, self.0.poll, self.0.skip_verify)
-                        .await
+                    let settings = (self.settings.poll, skip_verify);
+                    ecs_rolling::preflight(cx, artifact, service, &runtime, settings).await
+                }
+                ImageRollout::TaskDefinitions(jobs) => {
+                    task_definitions::preflight(cx, jobs, &runtime, skip_verify).await
                 }
                 _ => Ok(()),
             }
@@ -92,17 +126,13 @@ impl StepHandler for ImageRollouts {
             match &input.rollout {
                 ImageRollout::EcsRolling(service) => {
                     let runtime = self.runtime(artifact);
-                    ecs_rolling::run(cx, artifact, service, &runtime, self.0.poll).await
+                    let _slot = self.slot(cx).await?;
+                    let watch = (self.settings.poll, &self.poller);
+                    ecs_rolling::run(cx, artifact, service, &runtime, watch).await
                 }
-                ImageRollout::TaskDefinitions {
-                    families,
-                    container,
-                    keep_revisions,
-                    ..
-                } => {
+                ImageRollout::TaskDefinitions(jobs) => {
                     let runtime = self.runtime(artifact);
-                    let keep = *keep_revisions;
-                    task_definitions::run(cx, artifact, families, container, keep, &runtime).await
+                    task_definitions::run(cx, artifact, jobs, &runtime).await
                 }
                 ImageRollout::None => Ok(Done::nothing()),
                 other => Err(StepError::failure(format!(
@@ -123,8 +153,8 @@ impl StepHandler for ImageRollouts {
             let input: RolloutImage = step.action.input()?;
             let artifact = step.artifact_name();
             match input.rollout {
-                ImageRollout::TaskDefinitions { .. } => task_definitions::undo(cx, data).await,
-                _ => ecs_rolling::undo(cx, artifact, data, self.0.poll).await,
+                ImageRollout::TaskDefinitions(_) => task_definitions::undo(cx, data).await,
+                _ => ecs_rolling::undo(cx, artifact, data, self.settings.poll).await,
             }
         })
     }

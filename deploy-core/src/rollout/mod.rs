@@ -6,6 +6,8 @@ pub(crate) mod ecs_rolling;
 pub mod gates;
 pub mod image;
 pub mod plan;
+pub mod poller;
+pub mod schedules;
 pub mod task_definition;
 pub(crate) mod task_definitions;
 pub(crate) mod verify;
@@ -78,18 +80,7 @@ pub enum ImageRollout {
         deployment_group: String,
     },
     /// New revisions of task-definition families, picked up by the next scheduled run.
-    TaskDefinitions {
-        /// Families to register a revision in.
-        families: Vec<String>,
-        /// The container whose image changes.
-        container: String,
-        /// Cluster for `pre_deploy`, if any.
-        cluster: Option<String>,
-        /// Old revisions to keep per family (older ones are deregistered).
-        keep_revisions: u32,
-        /// One-off task that must exit 0 first.
-        pre_deploy: Option<PreDeploy>,
-    },
+    TaskDefinitions(JobFamilies),
     /// Publish only.
     None,
 }
@@ -100,10 +91,33 @@ impl ImageRollout {
         match self {
             ImageRollout::EcsRolling(_) => Strategy::EcsRolling,
             ImageRollout::CodedeployBlueGreen { .. } => Strategy::CodedeployBlueGreen,
-            ImageRollout::TaskDefinitions { .. } => Strategy::TaskDefinitions,
+            ImageRollout::TaskDefinitions(_) => Strategy::TaskDefinitions,
             ImageRollout::None => Strategy::None,
         }
     }
+}
+
+/// Task-definition families whose next revision gets the image, for jobs that run by family
+/// (`RunTask`, Airflow's ECS operator) or on a schedule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobFamilies {
+    /// Families to register a revision in.
+    pub families: Vec<String>,
+    /// The container whose image changes.
+    pub container: String,
+    /// Cluster for `pre_deploy`, if any.
+    pub cluster: Option<String>,
+    /// Old revisions to keep per family (older ones are deregistered).
+    pub keep_revisions: u32,
+    /// One-off task that must exit 0 first.
+    pub pre_deploy: Option<PreDeploy>,
+    /// EventBridge rules (`rule` or `bus/rule`) whose ECS targets follow the new revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schedules: Vec<String>,
+    /// EventBridge Scheduler schedules (`name` or `group/name`) whose ECS target follows the
+    /// new revision.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scheduler_schedules: Vec<String>,
 }
 
 /// An ECS service and the container in it whose image changes.

@@ -39,10 +39,14 @@ pub fn image_steps(repository: &str, rollout: &ImageRollout, chain: &mut Chain<'
     if *rollout == ImageRollout::None {
         return;
     }
-    if let ImageRollout::EcsRolling(service) = rollout
-        && let Some(pre) = &service.pre_deploy
-    {
-        super::gates::migration::plan_step(service, pre, chain);
+    match rollout {
+        ImageRollout::EcsRolling(service) => {
+            if let Some(pre) = &service.pre_deploy {
+                super::gates::migration::plan_step(service, pre, chain);
+            }
+        }
+        ImageRollout::TaskDefinitions(jobs) => super::gates::migration::plan_jobs_step(jobs, chain),
+        _ => {}
     }
     let description = format!("roll out {} ({})", chain.artifact(), rollout.strategy());
     chain.then(
@@ -97,10 +101,16 @@ fn image_touches(rollout: &ImageRollout) -> Vec<AwsObject> {
                 format!("{application}/{deployment_group}"),
             ),
         ],
-        ImageRollout::TaskDefinitions { families, .. } => families
-            .iter()
-            .map(|f| obj("task-definition", format!("{f}:*")))
-            .collect(),
+        ImageRollout::TaskDefinitions(jobs) => {
+            let families = jobs.families.iter();
+            let rules = jobs.schedules.iter();
+            let schedules = jobs.scheduler_schedules.iter();
+            families
+                .map(|f| obj("task-definition", format!("{f}:*")))
+                .chain(rules.map(|r| obj("eventbridge-rule", r.clone())))
+                .chain(schedules.map(|s| obj("scheduler-schedule", s.clone())))
+                .collect()
+        }
         ImageRollout::None => vec![],
     }
 }

@@ -2,26 +2,35 @@
 //! the artifact's `env` and `secrets`), so the next run of a job (`RunTask` by family, Airflow's
 //! ECS operator, a schedule that names the family) uses it. Nothing runs now.
 //!
-//! The undo deregisters the revisions this step registered, so each family's latest ACTIVE
-//! revision is the one before again. A family that fails midway has the revisions registered
-//! before it deregistered the same way before the step fails.
+//! Configured EventBridge rules and Scheduler schedules are then pointed at the new revisions
+//! ([`super::schedules`]).
+//!
+//! The undo points the schedules back and deregisters the revisions this step registered, so
+//! each family's latest ACTIVE revision is the one before again. A family or schedule that
+//! fails midway has what was changed before it put back the same way before the step fails.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::JobFamilies;
 use super::cleanup;
 use super::ecs::describe_definition;
 use super::ecs_rolling::{NoImage, object};
 use super::image::Runtime;
+use super::schedules::{self, Repointed, Schedules, Source};
 use super::task_definition::{self, Change, Rendered};
 use crate::artifact::image::steps::ImageOutput;
 use crate::aws::SdkFailure;
 use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
 use crate::events::Event;
 
-/// What the undo needs: the revisions registered.
+/// What the undo needs: the revisions registered and the schedules pointed at them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Registered {
     task_definitions: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    schedules: Vec<Repointed>,
 }
 
 /// `DeregisterTaskDefinition` failed.
@@ -35,13 +44,39 @@ pub struct DeregisterFailed {
     pub source: SdkFailure,
 }
 
-/// Registers a revision with the released image in every family of `families`.
+fn schedules(config: &JobFamilies) -> Schedules<'_> {
+    Schedules {
+        rules: &config.schedules,
+        schedules: &config.scheduler_schedules,
+        families: &config.families,
+    }
+}
+
+/// Checks before the lock: every family has an ACTIVE revision with the configured container,
+/// (unless `skip_verify`) what each references exists, and every rule and schedule exists and
+/// runs one of the families.
+pub(crate) async fn preflight(
+    cx: &StepContext<'_>,
+    config: &JobFamilies,
+    runtime: &Runtime,
+    skip_verify: bool,
+) -> Result<(), StepError> {
+    for family in &config.families {
+        let (definition, _) = describe_definition(cx, family).await?;
+        super::ecs_rolling::has_container(&definition, &config.container, family)?;
+        if !skip_verify {
+            super::verify::task_definition(cx, &definition, &config.container, runtime).await?;
+        }
+    }
+    schedules(config).verify(cx).await
+}
+
+/// Registers a revision with the released image in every family of `config`, then points the
+/// configured rules and schedules at them.
 pub(crate) async fn run(
     cx: &StepContext<'_>,
     artifact: &str,
-    families: &[String],
-    container: &str,
-    keep_revisions: u32,
+    config: &JobFamilies,
     runtime: &Runtime,
 ) -> Result<Done, StepError> {
     let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
@@ -51,56 +86,109 @@ pub(crate) async fn run(
     })?;
     let reference = image.reference();
     let change = Change {
-        container,
+        container: &config.container,
         image: &reference,
         env: &runtime.env,
         secrets: &runtime.secrets,
     };
-    let mut registered = Vec::new();
-    let mut touched = Vec::new();
-    for family in families {
+    let mut done = Registered {
+        task_definitions: Vec::new(),
+        schedules: Vec::new(),
+    };
+    let mut latest = BTreeMap::new();
+    for family in &config.families {
         match next(cx, family, &change).await {
             Ok((arn, new)) => {
                 let what = if new { "registered" } else { "unchanged" };
                 cx.reporter().report(&Event::Note {
                     message: format!("{artifact}: {family}: {arn} ({what})"),
                 });
-                touched.push(object("ecs-task-definition", &arn));
                 if new {
-                    registered.push(arn);
+                    done.task_definitions.push(arn.clone());
                 }
+                latest.insert(family.clone(), arn);
             }
-            Err(err) => return Err(abandon(cx, &registered, err).await),
+            Err(err) => return Err(abandon(cx, &done, err).await),
         }
     }
-    for family in families {
-        cleanup::old_revisions(cx, artifact, family, keep_revisions, &[]).await;
+    match schedules(config).repoint(cx, artifact, &latest).await {
+        Ok(changed) => done.schedules = changed,
+        Err((changed, err)) => {
+            done.schedules = changed;
+            return Err(abandon(cx, &done, err).await);
+        }
     }
-    let undo = if registered.is_empty() {
+    clean_up(cx, artifact, config, &latest).await;
+    Ok(finish(latest, done))
+}
+
+/// The record (each family's revision, each schedule changed) and the undo.
+fn finish(latest: BTreeMap<String, String>, done: Registered) -> Done {
+    let mut touched: Vec<_> = latest
+        .values()
+        .map(|arn| object("ecs-task-definition", arn))
+        .collect();
+    touched.extend(done.schedules.iter().map(|r| {
+        let kind = match r.source {
+            Source::Rule => "eventbridge-rule",
+            Source::Schedule => "scheduler-schedule",
+        };
+        object(kind, &r.name)
+    }));
+    let undo = if done.task_definitions.is_empty() && done.schedules.is_empty() {
         Undo::Nothing
     } else {
+        let mut what: Vec<String> = done
+            .schedules
+            .iter()
+            .map(|r| format!("point {} back at {}", r.name, r.previous))
+            .collect();
+        if !done.task_definitions.is_empty() {
+            what.push(format!("deregister {}", done.task_definitions.join(", ")));
+        }
         Undo::Compensate {
-            description: format!("deregister {}", registered.join(", ")),
-            data: serde_json::to_value(Registered {
-                task_definitions: registered,
-            })
-            .unwrap_or_default(),
+            description: what.join("; "),
+            data: serde_json::to_value(done).unwrap_or_default(),
         }
     };
-    Ok(Done {
+    Done {
         record: StepOutput {
             touched,
             ..StepOutput::default()
         },
         undo,
-    })
+    }
 }
 
-/// Undoes a completed step: deregisters the revisions it registered.
+/// Deregisters old revisions of every family that nothing uses any more.
+async fn clean_up(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    config: &JobFamilies,
+    latest: &BTreeMap<String, String>,
+) {
+    let keep = config.keep_revisions;
+    let cluster = config.cluster.as_deref();
+    let Some(mut in_use) = cleanup::InUse::gather(cx, artifact, keep, cluster).await else {
+        return;
+    };
+    in_use.extend(latest.values().cloned());
+    in_use.extend(schedules(config).in_use(cx).await);
+    for family in &config.families {
+        cleanup::old_revisions(cx, artifact, family, keep, &in_use).await;
+    }
+}
+
+/// Undoes a completed step: the schedules back on their revisions, then the revisions it
+/// registered deregistered.
 pub(crate) async fn undo(cx: &StepContext<'_>, data: &serde_json::Value) -> Result<(), StepError> {
-    let registered: Registered =
-        serde_json::from_value(data.clone()).map_err(StepError::failure)?;
-    deregister(cx, &registered.task_definitions).await
+    let done: Registered = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    put_back(cx, &done).await
+}
+
+async fn put_back(cx: &StepContext<'_>, done: &Registered) -> Result<(), StepError> {
+    schedules::put_back(cx, &done.schedules).await?;
+    deregister(cx, &done.task_definitions).await
 }
 
 /// The family's latest ACTIVE revision with `change`; whether it was registered now.
@@ -125,16 +213,16 @@ async fn next(
     Ok((arn, true))
 }
 
-/// A family failed: deregister what this step registered before, then fail as rolled back
-/// (or name what stays when that fails too).
-async fn abandon(cx: &StepContext<'_>, registered: &[String], err: StepError) -> StepError {
-    if registered.is_empty() {
+/// A family or a schedule failed: put back what this step changed before, then fail as
+/// rolled back (or name what stays when that fails too).
+async fn abandon(cx: &StepContext<'_>, done: &Registered, err: StepError) -> StepError {
+    if done.task_definitions.is_empty() && done.schedules.is_empty() {
         return err;
     }
-    match deregister(cx, registered).await {
+    match put_back(cx, done).await {
         Ok(()) => err.rolled_back(),
         Err(undo) => StepError::failure(format!(
-            "{err}; deregistering the revisions registered before failed too: {undo}"
+            "{err}; putting back what was changed before failed too: {undo}"
         )),
     }
 }

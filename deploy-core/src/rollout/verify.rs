@@ -15,6 +15,7 @@ use aws_sdk_ecs::types::{ContainerDefinition, LogDriver, TaskDefinition};
 
 use crate::aws::SdkFailure;
 use crate::engine::{StepContext, StepError};
+use crate::rollout::image::Runtime;
 
 /// `GetParameters` takes at most ten names.
 const SSM_BATCH: usize = 10;
@@ -100,10 +101,13 @@ fn list(missing: &[Reference]) -> String {
         .join(", ")
 }
 
-/// Fails, naming every one, when objects `definition` references do not exist.
+/// Fails, naming every one, when objects `definition` references do not exist, or the
+/// secrets the artifact's configuration sets on `container` (`runtime.secrets`).
 pub(crate) async fn task_definition(
     cx: &StepContext<'_>,
     definition: &TaskDefinition,
+    container: &str,
+    runtime: &Runtime,
 ) -> Result<(), StepError> {
     let name = format!(
         "{}:{}",
@@ -114,7 +118,8 @@ pub(crate) async fn task_definition(
         cx,
         task_definition: &name,
     };
-    let references = references(definition);
+    let mut references = references(&without_replaced(definition, container, runtime));
+    references.extend(configured(container, runtime));
     let mut missing = Vec::new();
     missing.extend(check.parameters(&references).await?);
     for reference in &references {
@@ -130,6 +135,39 @@ pub(crate) async fn task_definition(
         task_definition: name,
         missing,
     }))
+}
+
+/// `definition` without the secrets of `container` that the configuration replaces.
+fn without_replaced(
+    definition: &TaskDefinition,
+    container: &str,
+    runtime: &Runtime,
+) -> TaskDefinition {
+    let mut definition = definition.clone();
+    let containers = definition.container_definitions.iter_mut().flatten();
+    for c in containers.filter(|c| c.name.as_deref() == Some(container)) {
+        if let Some(secrets) = c.secrets.as_mut() {
+            secrets.retain(|s| !runtime.secrets.contains_key(&s.name));
+        }
+    }
+    definition
+}
+
+/// The secrets the configuration sets on `container`, which the next revision will reference.
+fn configured(container: &str, runtime: &Runtime) -> Vec<Reference> {
+    runtime
+        .secrets
+        .iter()
+        .map(|(name, value_from)| {
+            let (kind, looked_up) = secret_source(value_from);
+            Reference {
+                kind,
+                name: looked_up,
+                by: format!("secrets.{name} of container {container} in deploy.toml"),
+                region: None,
+            }
+        })
+        .collect()
 }
 
 /// Every object `definition` references, in the order the task definition names them.
@@ -401,9 +439,10 @@ mod tests {
             RuleMode::MatchAny,
             [&missing, &found]
         ));
-        let err = super::task_definition(&run.cx(), &with_roles())
-            .await
-            .expect_err("a role is missing");
+        let err =
+            super::task_definition(&run.cx(), &with_roles(), "app", &super::Runtime::default())
+                .await
+                .expect_err("a role is missing");
         assert_eq!(
             err.to_string(),
             "the task definition api:41 references objects that do not exist: \
@@ -417,9 +456,10 @@ mod tests {
     async fn a_refused_lookup_fails_with_its_cause() {
         let refused = mock!(aws_sdk_iam::Client::get_role).then_error(error("AccessDenied"));
         let run = with_iam(mock_client!(aws_sdk_iam, RuleMode::MatchAny, [&refused]));
-        let err = super::task_definition(&run.cx(), &with_roles())
-            .await
-            .expect_err("refused");
+        let err =
+            super::task_definition(&run.cx(), &with_roles(), "app", &super::Runtime::default())
+                .await
+                .expect_err("refused");
         let text = err.to_string();
         assert!(
             text.starts_with("iam:GetRole of t-task failed while checking api:41: AccessDenied"),

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_ecs::types::{ContainerOverride, Service, Task, TaskOverride};
+use aws_sdk_ecs::types::{ContainerOverride, Task, TaskOverride};
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::image::steps::ImageOutput;
@@ -19,8 +19,11 @@ use crate::events::Event;
 use crate::plan::{Action, ActionInput, Chain, Step};
 use crate::rollout::ecs::LiveService;
 use crate::rollout::image::{RolloutSettings, Runtime};
+use crate::rollout::schedules;
 use crate::rollout::task_definition::{self, Change};
-use crate::rollout::{EcsService, PreDeploy};
+use crate::rollout::{EcsService, JobFamilies, PreDeploy};
+
+use super::launch::{self, Launch, LaunchFrom};
 
 /// Run the migration task with the released image and wait for it to exit 0.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,7 +31,12 @@ pub struct RunMigration {
     /// Cluster.
     pub cluster: String,
     /// The service whose network and launch type the task uses.
-    pub service: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// Without a service: the rule or schedule whose ECS target's network and launch type
+    /// the task uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub launch_from: Option<LaunchFrom>,
     /// Task-definition family of the migration.
     pub task_definition: String,
     /// The container that gets the released image and the command.
@@ -65,20 +73,49 @@ pub struct MigrationFailed {
 
 /// Adds the migration of `service` (when it has `pre_deploy`) to `chain`.
 pub fn plan_step(service: &EcsService, pre: &PreDeploy, chain: &mut Chain<'_>) {
+    let run = RunMigration {
+        cluster: service.cluster.clone(),
+        service: Some(service.service.clone()),
+        launch_from: None,
+        task_definition: pre.task_definition.clone(),
+        container: service.container.clone(),
+        command: pre.command.clone(),
+        timeout: pre.timeout,
+    };
+    add(run, chain);
+}
+
+/// Adds the migration of `task-definitions` jobs (when they have `pre_deploy` and a
+/// cluster) to `chain`: launched like the first configured rule or schedule runs them.
+pub fn plan_jobs_step(jobs: &JobFamilies, chain: &mut Chain<'_>) {
+    let (Some(pre), Some(cluster)) = (&jobs.pre_deploy, &jobs.cluster) else {
+        return;
+    };
+    let launch_from = match (jobs.schedules.first(), jobs.scheduler_schedules.first()) {
+        (Some(rule), _) => Some(LaunchFrom::Rule(rule.clone())),
+        (None, Some(schedule)) => Some(LaunchFrom::Schedule(schedule.clone())),
+        (None, None) => None,
+    };
+    let run = RunMigration {
+        cluster: cluster.clone(),
+        service: None,
+        launch_from,
+        task_definition: pre.task_definition.clone(),
+        container: jobs.container.clone(),
+        command: pre.command.clone(),
+        timeout: pre.timeout,
+    };
+    add(run, chain);
+}
+
+fn add(run: RunMigration, chain: &mut Chain<'_>) {
     chain.then(
         format!(
             "run the migration {} ({}) and wait for exit code 0",
-            pre.task_definition,
-            pre.command.join(" ")
+            run.task_definition,
+            run.command.join(" ")
         ),
-        Action::new(&RunMigration {
-            cluster: service.cluster.clone(),
-            service: service.service.clone(),
-            task_definition: pre.task_definition.clone(),
-            container: service.container.clone(),
-            command: pre.command.clone(),
-            timeout: pre.timeout,
-        }),
+        Action::new(&run),
         vec![],
     );
 }
@@ -127,28 +164,42 @@ impl Migration<'_> {
                 self.artifact
             ))
         })?;
-        let (task_definition, log) = self.revision(&image.reference(), runtime).await?;
-        let service = LiveService::new(
-            self.cx,
-            self.artifact,
-            &self.input.cluster,
-            &self.input.service,
-            self.poll,
-        )
-        .describe()
-        .await?;
-        let task = self.start(&task_definition, &service).await?;
+        let (task_definition, log, fallback) = self.revision(&image.reference(), runtime).await?;
+        let launch = self.launch(fallback).await?;
+        let task = self.start(&task_definition, &launch).await?;
         let stopped = self.wait(&task, &task_definition).await?;
         self.judge(&stopped, &task_definition, log.as_ref())
     }
 
-    /// The migration family's revision with the released image, and where the container logs
-    /// (`awslogs` group and stream prefix), when it says.
+    /// How the task is launched: like the service, the rule or the schedule, or `fallback`.
+    async fn launch(&self, fallback: Launch) -> Result<Launch, StepError> {
+        let cx = self.cx;
+        if let Some(service) = &self.input.service {
+            let live = LiveService::new(cx, self.artifact, &self.input.cluster, service, self.poll);
+            return Ok(Launch::of_service(&live.describe().await?));
+        }
+        let found = match &self.input.launch_from {
+            Some(LaunchFrom::Rule(rule)) => schedules::rule_targets(cx, rule)
+                .await?
+                .iter()
+                .find_map(|t| t.ecs_parameters().map(launch::of_rule_target)),
+            Some(LaunchFrom::Schedule(schedule)) => schedules::get_schedule(cx, schedule)
+                .await?
+                .target()
+                .and_then(|t| t.ecs_parameters().map(launch::of_schedule_target)),
+            None => None,
+        };
+        Ok(found.unwrap_or(fallback))
+    }
+
+    /// The migration family's revision with the released image, where the container logs
+    /// (`awslogs` group and stream prefix) when it says, and how the family asks to be
+    /// launched.
     async fn revision(
         &self,
         image: &str,
         runtime: &Runtime,
-    ) -> Result<(String, Option<LogPlace>), StepError> {
+    ) -> Result<(String, Option<LogPlace>, Launch), StepError> {
         let ecs = &self.cx.clients().ecs;
         let family = &self.input.task_definition;
         let described = ecs
@@ -171,16 +222,17 @@ impl Migration<'_> {
             secrets: &runtime.secrets,
         };
         let log = LogPlace::of(current, &self.input.container);
+        let fallback = Launch::of_definition(current);
         let rendered = task_definition::render(current, described.tags(), &change)
             .map_err(StepError::failure)?;
         let arn = task_definition::register(ecs, &arn, rendered)
             .await
             .map_err(StepError::failure)?;
-        Ok((arn, log))
+        Ok((arn, log, fallback))
     }
 
     /// `RunTask` in the service's network and launch type, with the command override.
-    async fn start(&self, task_definition: &str, service: &Service) -> Result<String, StepError> {
+    async fn start(&self, task_definition: &str, launch: &Launch) -> Result<String, StepError> {
         let overrides = TaskOverride::builder()
             .container_overrides(
                 ContainerOverride::builder()
@@ -189,7 +241,6 @@ impl Migration<'_> {
                     .build(),
             )
             .build();
-        let strategy = service.capacity_provider_strategy().to_vec();
         let out = self
             .cx
             .clients()
@@ -198,13 +249,10 @@ impl Migration<'_> {
             .cluster(&self.input.cluster)
             .task_definition(task_definition)
             .overrides(overrides)
-            .set_network_configuration(service.network_configuration().cloned())
-            .set_launch_type(if strategy.is_empty() {
-                service.launch_type().cloned()
-            } else {
-                None
-            })
-            .set_capacity_provider_strategy((!strategy.is_empty()).then_some(strategy))
+            .set_network_configuration(launch.network.clone())
+            .set_launch_type(launch.launch_type())
+            .set_capacity_provider_strategy(launch.capacity())
+            .set_platform_version(launch.platform_version.clone())
             .started_by("deploy")
             .send()
             .await

@@ -2,4 +2,5 @@
 //! not right. A gate after a change fails the run, and the engine undoes the change.
 
 pub mod health;
+pub mod launch;
 pub mod migration;
