@@ -238,6 +238,16 @@ pub async fn s3(moto_url: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(s3)
 }
 
+/// The SDK configuration of a client of moto (any service), independent of deploy's own code.
+pub async fn moto_config(moto_url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(moto_url)
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .load()
+        .await
+}
+
 /// An ECR client of moto, independent of deploy's own code.
 pub async fn ecr(moto_url: &str) -> aws_sdk_ecr::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
