@@ -143,6 +143,17 @@ pub(crate) fn family_of(arn: &str) -> Option<&str> {
     family_and_revision(arn).map(|(family, _)| family)
 }
 
+/// Whether `family` has more ACTIVE revisions than the newest `keep + 1`: only then is what
+/// is in use worth gathering. An error counts as yes (the cleanup reports it).
+pub(crate) async fn has_old(cx: &StepContext<'_>, family: &str, keep: u32) -> bool {
+    let keep = usize::try_from(keep)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1);
+    active_revisions(cx, family)
+        .await
+        .map_or(true, |active| active.len() > keep)
+}
+
 /// Deregisters the ACTIVE revisions of `family` older than the newest `keep + 1`, except
 /// those in `in_use`. Returns how many were deregistered.
 pub(crate) async fn old_revisions(

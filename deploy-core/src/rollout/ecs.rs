@@ -270,16 +270,15 @@ impl<'a> LiveService<'a> {
         let mut seen_events = HashSet::new();
         let mut first = true;
         loop {
-            if !first {
-                let pause = self
-                    .poll
-                    .min(deadline.saturating_duration_since(Instant::now()));
-                tokio::select! {
-                    () = tokio::time::sleep(pause) => {}
-                    () = self.cx.cancelled(), if cancellable => return Ok(Ended::Cancelled),
-                }
-            }
+            let pause = self
+                .pause(first)
+                .await
+                .min(deadline.saturating_duration_since(Instant::now()));
             first = false;
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.cx.cancelled(), if cancellable => return Ok(Ended::Cancelled),
+            }
             let service = self.polled(since).await?;
             self.report_events(&service, &mut seen_events);
             if let Some(ended) = self.progress(&service, id, task_definition) {
@@ -288,6 +287,21 @@ impl<'a> LiveService<'a> {
             if Instant::now() >= deadline {
                 return Ok(Ended::TimedOut);
             }
+        }
+    }
+
+    /// How long to wait before the next poll: until the cluster's next shared round, or one
+    /// `poll` (nothing before the first poll without a poller).
+    async fn pause(&self, first: bool) -> Duration {
+        match self.poller {
+            Some(poller) => {
+                let due = poller
+                    .next_round(self.environment(), self.cluster, self.poll)
+                    .await;
+                due.saturating_duration_since(Instant::now()).min(self.poll)
+            }
+            None if first => Duration::ZERO,
+            None => self.poll,
         }
     }
 

@@ -125,6 +125,9 @@ async fn clean_up(
         return;
     };
     let keep = config.keep_revisions;
+    if !cleanup::has_old(cx, family, keep).await {
+        return;
+    }
     let gathered = cleanup::InUse::gather(cx, artifact, keep, Some(&config.cluster)).await;
     if let Some(mut in_use) = gathered {
         in_use.extend([next.clone(), previous]);

@@ -3,8 +3,10 @@
 //! followed in that cluster (ten per call, ECS's limit); the others, polling moments later,
 //! read that answer instead of asking again.
 //!
-//! An answer is only shared with a follower when it was fetched after that follower's own
-//! change (`not_before`), so nobody reads a state from before its `UpdateService`.
+//! Followers of one cluster wait for the cluster's next round ([`Poller::next_round`]) rather
+//! than each keeping its own rhythm, so their polls fall together. An answer is only shared
+//! with a follower when it was fetched after that follower's own change (`not_before`), so
+//! nobody reads a state from before its `UpdateService`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
@@ -70,7 +72,21 @@ impl Poller {
         }
     }
 
-    /// `service` as of a round fetched after `not_before` and less than `fresh` ago; a new
+    /// When the cluster's next round is due: one `poll` after the last, so that followers of
+    /// one cluster poll together; now when there was none.
+    pub(crate) async fn next_round(
+        &self,
+        environment: &str,
+        cluster: &str,
+        poll: Duration,
+    ) -> Instant {
+        let round = self.round(environment, cluster);
+        let last = round.lock().await.fetched_at;
+        last.map_or_else(Instant::now, |at| at + poll)
+    }
+
+    /// `service` as of a round fetched after `not_before` and less than `fresh` before this
+    /// call; a new
     /// round of the cluster's watched services when there is none.
     pub(crate) async fn describe(
         &self,
@@ -79,11 +95,14 @@ impl Poller {
         not_before: Instant,
         fresh: Duration,
     ) -> Described {
+        let asked = Instant::now();
         let round = self.round(environment, cluster);
         let mut round = round.lock().await;
+        // Fresh when fetched less than `fresh` before this call asked: a follower that waited
+        // for the lock while a round was fetched takes that round.
         let usable = round
             .fetched_at
-            .is_some_and(|at| at >= not_before && at.elapsed() < fresh);
+            .is_some_and(|at| at >= not_before && asked.saturating_duration_since(at) < fresh);
         if usable && let Some(found) = round.last.get(service) {
             return Ok(found.clone());
         }

@@ -168,13 +168,22 @@ async fn clean_up(
     latest: &BTreeMap<String, String>,
 ) {
     let keep = config.keep_revisions;
+    let mut families = Vec::new();
+    for family in &config.families {
+        if cleanup::has_old(cx, family, keep).await {
+            families.push(family);
+        }
+    }
+    if families.is_empty() {
+        return;
+    }
     let cluster = config.cluster.as_deref();
     let Some(mut in_use) = cleanup::InUse::gather(cx, artifact, keep, cluster).await else {
         return;
     };
     in_use.extend(latest.values().cloned());
     in_use.extend(schedules(config).in_use(cx).await);
-    for family in &config.families {
+    for family in families {
         cleanup::old_revisions(cx, artifact, family, keep, &in_use).await;
     }
 }
