@@ -1,0 +1,158 @@
+//! Task definitions written by others (`tests/corpus/task-definitions`) through the whole
+//! `ecs-rolling` path: each is registered in moto as its author wrote it, a service runs it,
+//! `deploy release` rolls the published image out (through the ECS double, with `env` and
+//! `secrets` in `deploy.toml`), and the revision the service ends on, read back through moto's
+//! ECS API, is the previous one with only that container's image, environment and secrets
+//! changed: several containers, secrets, log configuration, volumes and mount points,
+//! `dependsOn`, health checks, runtime platform, ephemeral storage and tags all kept. A rerun
+//! registers nothing.
+//!
+//! `--skip-verify`: the corpus references roles, secrets and log groups of its authors'
+//! accounts, which do not exist here (verification has its own tests).
+
+use std::collections::BTreeMap;
+
+use deploy_tests::corpus::{
+    changes, corpus, describe, env_pairs, merged, moto_call, moto_ready, pick, secret_pairs,
+    with_old_changeables,
+};
+use deploy_tests::ecs_double::{self, EcsDouble, Script};
+use deploy_tests::{deploy, moto, oci_registry, skopeo_inspect, unique};
+
+fn toml_table(name: &str, entries: &BTreeMap<String, String>) -> String {
+    let mut text = format!("[artifacts.app.{name}]\n");
+    for (key, value) in entries {
+        text += &format!(
+            "{} = {}\n",
+            serde_json::json!(key),
+            serde_json::json!(value)
+        );
+    }
+    text
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_corpus_definition_rolls_out_changing_only_the_container() {
+    let double = EcsDouble::start(&moto().url);
+    let ecs = ecs_double::client(&moto().url).await;
+    let corpus = corpus();
+    assert!(corpus.len() >= 3, "{} corpus files", corpus.len());
+    for (file, raw) in corpus {
+        let family = unique("corpus");
+        let (status, answer) = moto_call(
+            &moto().url,
+            "RegisterTaskDefinition",
+            &moto_ready(&raw, &family),
+        );
+        assert_eq!(status, 200, "{file}: {answer}");
+        let (old, old_tags) = describe(&ecs, &family).await;
+        let old_arn = old.task_definition_arn().expect("arn").to_owned();
+        let cluster = unique("corpus");
+        ecs.create_cluster()
+            .cluster_name(&cluster)
+            .send()
+            .await
+            .expect("create cluster");
+        ecs.create_service()
+            .cluster(&cluster)
+            .service_name("app")
+            .task_definition(&old_arn)
+            .desired_count(1)
+            .send()
+            .await
+            .expect("create service");
+        double.script_service(&cluster, "app", Script::Complete { after_polls: 2 });
+
+        let container = pick(&old);
+        let name = container.name().expect("named").to_owned();
+        let (env, secrets) = changes(&container);
+        let project = deploy_tests::image_project("corpus").await;
+        let config = project.dir.join("deploy.toml");
+        let text = deploy_tests::dev_head(&project.bucket, &double.endpoints())
+            + &format!(
+                "[artifacts.app]\nkind = \"image\"\nrepository = \"{}\"\nsource = \"oci:./layout:latest\"\n\
+                 rollout = {{ strategy = \"ecs-rolling\", cluster = \"{cluster}\", service = \"app\", container = {} }}\n",
+                project.repo,
+                serde_json::json!(name)
+            )
+            + &toml_table("env", &env)
+            + &toml_table("secrets", &secrets);
+        std::fs::write(&config, text).expect("write config");
+        let release = || {
+            let out = deploy(&moto().url)
+                .arg("--config")
+                .arg(&config)
+                .args(["release", "dev", "--version", "v1", "--skip-verify"])
+                .output()
+                .expect("run deploy");
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        };
+        let (code, stderr) = release();
+        assert_eq!(code, Some(0), "{file}: {stderr}");
+
+        let moto_ecs = ecs_double::client(&moto().url).await;
+        let running = moto_ecs
+            .describe_services()
+            .cluster(&cluster)
+            .services("app")
+            .send()
+            .await
+            .expect("describe service");
+        let now = running.services()[0]
+            .task_definition()
+            .expect("task definition")
+            .to_owned();
+        assert_ne!(now, old_arn, "{file}: the service moved");
+        let (new, new_tags) = describe(&moto_ecs, &now).await;
+        assert_eq!(new.revision(), old.revision() + 1, "{file}");
+        assert_eq!(new_tags, old_tags, "{file}: tags kept");
+        let digest = skopeo_inspect(
+            &format!("{}/{}:v1", oci_registry().host, project.repo),
+            false,
+        )
+        .expect("skopeo")["Digest"]
+            .as_str()
+            .expect("digest")
+            .to_owned();
+        let changed = new
+            .container_definitions()
+            .iter()
+            .find(|c| c.name() == Some(name.as_str()))
+            .expect("container kept");
+        let image = format!("{}/{}@{digest}", oci_registry().host, project.repo);
+        assert_eq!(changed.image(), Some(image.as_str()), "{file}");
+        assert_eq!(
+            env_pairs(changed),
+            merged(env_pairs(&container), &env),
+            "{file}: environment merged key by key"
+        );
+        assert_eq!(
+            secret_pairs(changed),
+            merged(secret_pairs(&container), &secrets),
+            "{file}: secrets merged key by key"
+        );
+        assert_eq!(
+            with_old_changeables(&new, &old, &name),
+            old,
+            "{file}: all else kept"
+        );
+
+        let (code, stderr) = release();
+        assert_eq!(code, Some(0), "{file}: {stderr}");
+        assert!(stderr.contains("(unchanged)"), "{file}: {stderr}");
+        let revisions = moto_ecs
+            .list_task_definitions()
+            .family_prefix(&family)
+            .send()
+            .await
+            .expect("list");
+        assert_eq!(
+            revisions.task_definition_arns().len(),
+            2,
+            "{file}: a rerun registers nothing"
+        );
+    }
+}
