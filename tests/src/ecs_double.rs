@@ -120,6 +120,8 @@ pub struct Request {
     pub services: Vec<String>,
     /// `taskDefinition` of the request, as sent.
     pub task_definition: Option<String>,
+    /// The whole JSON body, as sent.
+    pub body: Value,
 }
 
 impl Request {
@@ -137,6 +139,7 @@ impl Request {
             cluster: text("cluster"),
             services,
             task_definition: text("taskDefinition"),
+            body: body.clone(),
         }
     }
 }

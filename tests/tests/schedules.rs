@@ -7,7 +7,9 @@
 use std::path::PathBuf;
 
 use aws_sdk_ecs::types::ContainerDefinition;
-use aws_sdk_eventbridge::types::{EcsParameters, Target};
+use aws_sdk_eventbridge::types::{
+    AssignPublicIp, AwsVpcConfiguration, EcsParameters, LaunchType, NetworkConfiguration, Target,
+};
 use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, RetryPolicy};
 use deploy_tests::ecs_double::{self, EcsDouble, Script};
 use deploy_tests::{ACCOUNT, REGION, deploy, get_json, list_keys, moto, moto_config, unique};
@@ -62,6 +64,16 @@ async fn schedules(families: &[String; 2]) -> (String, String) {
         .await
         .expect("put rule");
     let cluster = format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/jobs");
+    let network = NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            AwsVpcConfiguration::builder()
+                .subnets("subnet-0a1b2c")
+                .security_groups("sg-0d1e2f")
+                .assign_public_ip(AssignPublicIp::Disabled)
+                .build()
+                .expect("awsvpc"),
+        )
+        .build();
     let ecs_target = |id: &str, task_definition: String| {
         Target::builder()
             .id(id)
@@ -72,6 +84,9 @@ async fn schedules(families: &[String; 2]) -> (String, String) {
                 EcsParameters::builder()
                     .task_definition_arn(task_definition)
                     .task_count(2)
+                    .launch_type(LaunchType::Fargate)
+                    .network_configuration(network.clone())
+                    .platform_version("1.4.0")
                     .build()
                     .expect("ecs parameters"),
             )
@@ -446,4 +461,61 @@ async fn cleanup_keeps_what_services_schedules_and_kept_releases_use() {
         .collect();
     revisions.sort_unstable();
     assert_eq!(revisions, ["2", "3", "5", "6"], "{stderr}");
+}
+
+/// `pre_deploy` of jobs: the migration runs first, launched as the first configured rule runs
+/// the jobs (its launch type, network configuration and platform version), before any family
+/// gets a revision.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_of_jobs_runs_first_launched_like_the_rule_runs_them() {
+    let f = fixture().await;
+    let migrate = unique("etl-migrate");
+    register(&migrate).await;
+    let ecs = ecs_double::client(&moto().url).await;
+    let cluster = unique("jobs");
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .expect("create cluster");
+    let text = std::fs::read_to_string(&f.config).expect("config").replace(
+        "container = \"etl\"\n",
+        &format!(
+            "container = \"etl\"\ncluster = \"{cluster}\"\npre_deploy = {{ task_definition = \"{migrate}\", command = [\"./migrate\", \"up\"] }}\n"
+        ),
+    );
+    std::fs::write(&f.config, text).expect("write config");
+    let (code, stderr) = f.release(&["etl"]);
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let requests = f.double.requests();
+    let run = requests
+        .iter()
+        .position(|r| r.operation == "RunTask")
+        .expect("a RunTask");
+    let body = &requests[run].body;
+    assert_eq!(body["launchType"], "FARGATE", "{body}");
+    assert_eq!(body["platformVersion"], "1.4.0", "{body}");
+    let vpc = &body["networkConfiguration"]["awsvpcConfiguration"];
+    assert_eq!(
+        vpc["subnets"],
+        serde_json::json!(["subnet-0a1b2c"]),
+        "{body}"
+    );
+    assert_eq!(
+        vpc["securityGroups"],
+        serde_json::json!(["sg-0d1e2f"]),
+        "{body}"
+    );
+    assert_eq!(vpc["assignPublicIp"], "DISABLED", "{body}");
+    let command = &body["overrides"]["containerOverrides"][0]["command"];
+    assert_eq!(command, &serde_json::json!(["./migrate", "up"]));
+    let families_registered = requests
+        .iter()
+        .position(|r| {
+            r.operation == "RegisterTaskDefinition"
+                && r.body["family"].as_str() == Some(f.families[0].as_str())
+        })
+        .expect("the family registered");
+    assert!(run < families_registered, "the migration first");
 }
