@@ -24,15 +24,39 @@ run() { banner "$*"; "$@"; }
 
 banner "provision dev, staging and prod from infra/environment.yaml"
 python scripts/provision.py --environments dev,staging,prod --project planwise
+banner "the example application's own resources (services, task definitions, the nightly rule)"
+python examples/planwise/app.py dev staging prod
 
 cargo build --quiet -p deploy-cli --bin deploy
 cargo build --quiet -p deploy-core --example embed
+cargo build --quiet -p deploy-tests --bin ecs-double
 deploy="${CARGO_TARGET_DIR}/debug/deploy"
 embed="${CARGO_TARGET_DIR}/debug/examples/embed"
+
+# moto's ECS changes a service's task definition but plays no deployment and no task exit:
+# the scripted ECS double of the tests sits in front of it and does (tests/src/ecs_double.rs).
+# A local HTTP server answers the API's health check.
+run_dir="${DEPLOY_EMULATORS_DIR:-.emulators}"
+mkdir -p "$run_dir/health"
+echo ok >"$run_dir/health/health"
+"${CARGO_TARGET_DIR}/debug/ecs-double" "$AWS_ENDPOINT_URL" >"$run_dir/ecs-double.url" &
+double_pid=$!
+health_port="$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+python -m http.server --bind 127.0.0.1 --directory "$run_dir/health" "$health_port" >/dev/null 2>&1 &
+health_pid=$!
+stop_helpers() { kill "$double_pid" "$health_pid" 2>/dev/null || true; }
+if [ -z "${DEPLOY_DEMO_KEEP:-}" ]; then
+    trap 'stop_helpers; bash scripts/emulators.sh stop >/dev/null' EXIT
+fi
+for _ in $(seq 50); do [ -s "$run_dir/ecs-double.url" ] && break; sleep 0.1; done
+ecs_double="$(head -1 "$run_dir/ecs-double.url")"
+
 # The example's deploy.toml targets real AWS; locally the image bytes go to the emulated
-# registry, so a copy of it gains `endpoints.registry` for every environment.
+# registry and ECS calls to the double, so a copy of it gains `endpoints` for every
+# environment, and the health check asks the local server.
 config=examples/planwise/.local.toml
-sed "s|^state_bucket = \(.*\)$|state_bucket = \1\nendpoints = { registry = \"http://${DEPLOY_TEST_REGISTRY}\" }|" \
+sed -e "s|^state_bucket = \(.*\)$|state_bucket = \1\nendpoints = { registry = \"http://${DEPLOY_TEST_REGISTRY}\", ecs = \"${ecs_double}\" }|" \
+    -e "s|https://api-{env}.planwise.example/health|http://127.0.0.1:${health_port}/health|" \
     examples/planwise/deploy.toml > "$config"
 version="$(git rev-parse --short HEAD 2>/dev/null || echo demo)"
 
@@ -57,10 +81,22 @@ echo "exit code ${code} (5: approval required)"
 run "$deploy" --config "$config" promote staging prod jobs --dry-run
 run "$deploy" --config "$config" promote staging prod jobs --approve
 run "$deploy" --config "$config" lock dev status
+
+banner "release api to dev: migration task, rolling update with the circuit breaker, health gate"
+run "$deploy" --config "$config" release dev api --version "$version"
+banner "ECS reads back what the service runs now"
+aws ecs describe-task-definition --task-definition "$(aws ecs describe-services --cluster planwise-dev \
+    --services api --query 'services[0].taskDefinition' --output text)" \
+    --query 'taskDefinition.{revision: revision, image: containerDefinitions[0].image, environment: containerDefinitions[0].environment}' --output json
+banner "release etl to dev: a new revision in each job family, the nightly rule follows"
+run "$deploy" --config "$config" release dev etl --version "$version"
+aws events list-targets-by-rule --rule etl-nightly-dev --query 'Targets[0].EcsParameters.TaskDefinitionArn' --output text
+run "$deploy" --config "$config" promote dev staging etl
+
 banner "a locked, recorded change of dev through the library (deploy-core/examples/embed.rs)"
 "$embed" "$config" dev api
 run "$deploy" --config "$config" lock dev status
 run "$deploy" --config "$config" history
 run "$deploy" --config "$config" status
 echo
-echo "demo finished: ECS rolling updates and task-definition families are tested against a scripted ECS double (tests/tests/ecs_rolling.rs), which moto alone cannot play; CodeDeploy, DAGs and Lambda arrive with their own issues; see README.md"
+echo "demo finished: api rolled out to dev on ecs-rolling and etl through its families (ECS deployments played by the scripted double in front of moto); CodeDeploy blue/green, DAGs and Lambda arrive with their own issues; see README.md"
