@@ -47,7 +47,7 @@
 //! [`EcsDouble::requests`] lists every operation received, in order. Each connection is served by
 //! a thread that ends with the connection; the listener's thread ends with the test process.
 
-mod http;
+pub(crate) mod http;
 mod services;
 mod tasks;
 

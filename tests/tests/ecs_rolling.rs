@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use aws_sdk_ecs::types::{ContainerDefinition, KeyValuePair};
 use deploy_tests::ecs_double::{self, EcsDouble, Script};
 use deploy_tests::{
-    REGION, create_repository, deploy, get_json, list_keys, moto, oci_registry, skopeo_inspect,
-    unique,
+    REGION, answering, create_repository, deploy, get_json, list_keys, moto, oci_registry,
+    skopeo_inspect, unique,
 };
 
 /// A cluster with service `api` on revision 1 of a two-container task definition, and a
@@ -405,24 +405,6 @@ async fn a_failure_of_one_service_undoes_the_other() {
     .await;
     let record = get_json(&moto().url, &f.bucket, &worker_records[0]).await;
     assert_eq!(record["outcome"]["result"], "rolled-back");
-}
-
-/// A loopback HTTP server answering every request with `status`; returns its base URL.
-fn answering(status: u16) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/health", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 2048];
-            let _ = stream.read(&mut buf);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-            );
-        }
-    });
-    url
 }
 
 fn with_health(f: &Fixture, url: &str) {

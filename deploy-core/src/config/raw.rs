@@ -118,6 +118,8 @@ pub(crate) struct RawRollout {
     pub alarms: Option<Vec<String>>,
     // ecs-rolling
     pub fail_fast: Option<bool>,
+    // blue/green
+    pub container_port: Option<u16>,
     // common
     pub health_check: Option<RawHealthCheck>,
     pub timeout: Option<String>,
@@ -139,4 +141,5 @@ pub(crate) struct RawHealthCheck {
     pub expect_status: Option<u16>,
     pub expect_body: Option<String>,
     pub timeout: Option<String>,
+    pub test_url: Option<String>,
 }

@@ -35,6 +35,7 @@ pub(crate) fn image(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> ImageRollout 
                 raw.deployment_group.as_ref(),
                 &["rollout", "deployment_group"],
             ),
+            container_port: container_port(ctx, raw),
         },
         Strategy::TaskDefinitions => task_definitions(ctx, raw, keep_revisions, pre_deploy),
         _ => ImageRollout::None,
@@ -174,6 +175,18 @@ fn names(
     list
 }
 
+/// `container_port`: a port number (1 to 65535).
+fn container_port(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> Option<u16> {
+    if raw.container_port == Some(0) {
+        ctx.error(
+            &["rollout", "container_port"],
+            "`container_port` is 0; it must be a port between 1 and 65535",
+            None,
+        );
+    }
+    raw.container_port
+}
+
 fn pre_deploy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawPreDeploy) -> PreDeploy {
     if raw.task_definition.trim().is_empty() {
         ctx.error(
@@ -215,8 +228,18 @@ fn health_check(ctx: Ctx<'_, '_, '_, '_>, raw: &RawHealthCheck, rel: &[&str]) ->
             Some("use 100-599".into()),
         );
     }
+    if let Some(test) = &raw.test_url
+        && !(test.starts_with("http://") || test.starts_with("https://"))
+    {
+        ctx.error(
+            &at("test_url"),
+            format!("health check test URL `{test}` is not an http(s) URL"),
+            None,
+        );
+    }
     HealthCheck {
         url: raw.url.clone(),
+        test_url: raw.test_url.clone(),
         expect_status: status,
         expect_body: raw.expect_body.clone(),
         timeout: ctx.duration(
@@ -316,6 +339,7 @@ fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
             "container",
             "application",
             "deployment_group",
+            "container_port",
             "pre_deploy",
             "keep_revisions",
             "health_check",
@@ -361,6 +385,7 @@ fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) {
         ("interval", raw.interval.is_some()),
         ("alarms", raw.alarms.is_some()),
         ("fail_fast", raw.fail_fast.is_some()),
+        ("container_port", raw.container_port.is_some()),
         ("health_check", raw.health_check.is_some()),
         ("timeout", raw.timeout.is_some()),
     ];

@@ -266,7 +266,7 @@ async fn put_back(
 }
 
 /// The revision with `change`: registered when it differs from `current`.
-async fn next_revision(
+pub(crate) async fn next_revision(
     cx: &StepContext<'_>,
     current: &str,
     change: &Change<'_>,

@@ -1,5 +1,5 @@
-//! The `rollout-image` step: hands the image's rollout to its strategy's module. Strategies
-//! without a module yet are refused by [`StepHandler::check`], before anything changes.
+//! The `rollout-image` step: hands the image's rollout to its strategy's module
+//! (`ecs_rolling`, `codedeploy`, `task_definitions`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+use super::codedeploy::{self, BlueGreen};
 use super::plan::RolloutImage;
 use super::poller::Poller;
 use super::{ImageRollout, ecs_rolling, task_definitions};
@@ -80,16 +81,7 @@ impl ImageRollouts {
 
 impl StepHandler for ImageRollouts {
     fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
-        let input: RolloutImage = cx.input(step)?;
-        match input.rollout {
-            ImageRollout::EcsRolling(_) | ImageRollout::TaskDefinitions(_) | ImageRollout::None => {
-                Ok(())
-            }
-            other => Err(EngineError::Unsupported {
-                step: step.id.clone(),
-                action: format!("{} ({})", RolloutImage::TYPE, other.strategy()),
-            }),
-        }
+        cx.input::<RolloutImage>(step).map(|_| ())
     }
 
     fn preflight<'a>(
@@ -107,10 +99,20 @@ impl StepHandler for ImageRollouts {
                     let settings = (self.settings.poll, skip_verify);
                     ecs_rolling::preflight(cx, artifact, service, &runtime, settings).await
                 }
+                ImageRollout::CodedeployBlueGreen { .. } => {
+                    let bg = blue_green(&input.rollout);
+                    let settings = (self.settings.poll, skip_verify);
+                    match bg {
+                        Some(bg) => {
+                            codedeploy::preflight(cx, artifact, &bg, &runtime, settings).await
+                        }
+                        None => Ok(()),
+                    }
+                }
                 ImageRollout::TaskDefinitions(jobs) => {
                     task_definitions::preflight(cx, jobs, &runtime, skip_verify).await
                 }
-                _ => Ok(()),
+                ImageRollout::None => Ok(()),
             }
         })
     }
@@ -134,11 +136,17 @@ impl StepHandler for ImageRollouts {
                     let runtime = self.runtime(artifact);
                     task_definitions::run(cx, artifact, jobs, &runtime).await
                 }
+                ImageRollout::CodedeployBlueGreen { .. } => {
+                    let runtime = self.runtime(artifact);
+                    let _slot = self.slot(cx).await?;
+                    match blue_green(&input.rollout) {
+                        Some(bg) => {
+                            codedeploy::run(cx, artifact, &bg, &runtime, self.settings.poll).await
+                        }
+                        None => Ok(Done::nothing()),
+                    }
+                }
                 ImageRollout::None => Ok(Done::nothing()),
-                other => Err(StepError::failure(format!(
-                    "{} rollouts are not available in this version of deploy",
-                    other.strategy()
-                ))),
             }
         })
     }
@@ -154,8 +162,29 @@ impl StepHandler for ImageRollouts {
             let artifact = step.artifact_name();
             match input.rollout {
                 ImageRollout::TaskDefinitions(_) => task_definitions::undo(cx, data).await,
+                ImageRollout::CodedeployBlueGreen { .. } => {
+                    codedeploy::undo(cx, artifact, data, self.settings.poll).await
+                }
                 _ => ecs_rolling::undo(cx, artifact, data, self.settings.poll).await,
             }
         })
+    }
+}
+
+/// The settings of a `codedeploy-blue-green` rollout.
+fn blue_green(rollout: &ImageRollout) -> Option<BlueGreen<'_>> {
+    match rollout {
+        ImageRollout::CodedeployBlueGreen {
+            service,
+            application,
+            deployment_group,
+            container_port,
+        } => Some(BlueGreen {
+            service,
+            application,
+            group: deployment_group,
+            container_port: *container_port,
+        }),
+        _ => None,
     }
 }

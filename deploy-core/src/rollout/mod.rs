@@ -1,6 +1,7 @@
 //! How a published artifact reaches what runs: strategies and their resolved settings.
 
 mod cleanup;
+pub mod codedeploy;
 pub mod ecs;
 pub(crate) mod ecs_rolling;
 pub mod gates;
@@ -78,6 +79,10 @@ pub enum ImageRollout {
         application: String,
         /// CodeDeploy deployment group name.
         deployment_group: String,
+        /// The container port the load balancer sends to (default: the service's
+        /// `loadBalancers` entry for the container).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        container_port: Option<u16>,
     },
     /// New revisions of task-definition families, picked up by the next scheduled run.
     TaskDefinitions(JobFamilies),
@@ -173,6 +178,9 @@ pub struct HealthCheck {
     /// How long to keep trying.
     #[serde(with = "crate::duration_serde")]
     pub timeout: Duration,
+    /// Blue/green: the test listener's URL, checked before production traffic moves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test_url: Option<String>,
 }
 
 /// Rollout of a Lambda function behind an alias.

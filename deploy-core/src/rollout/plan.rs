@@ -40,13 +40,13 @@ pub fn image_steps(repository: &str, rollout: &ImageRollout, chain: &mut Chain<'
         return;
     }
     match rollout {
-        ImageRollout::EcsRolling(service) => {
+        ImageRollout::EcsRolling(service) | ImageRollout::CodedeployBlueGreen { service, .. } => {
             if let Some(pre) = &service.pre_deploy {
                 super::gates::migration::plan_step(service, pre, chain);
             }
         }
         ImageRollout::TaskDefinitions(jobs) => super::gates::migration::plan_jobs_step(jobs, chain),
-        _ => {}
+        ImageRollout::None => {}
     }
     let description = format!("roll out {} ({})", chain.artifact(), rollout.strategy());
     chain.then(
@@ -57,7 +57,8 @@ pub fn image_steps(repository: &str, rollout: &ImageRollout, chain: &mut Chain<'
         }),
         image_touches(rollout),
     );
-    if let ImageRollout::EcsRolling(service) = rollout
+    if let ImageRollout::EcsRolling(service) | ImageRollout::CodedeployBlueGreen { service, .. } =
+        rollout
         && let Some(check) = &service.health_check
     {
         super::gates::health::plan_step(check, chain);
@@ -94,6 +95,7 @@ fn image_touches(rollout: &ImageRollout) -> Vec<AwsObject> {
             service,
             application,
             deployment_group,
+            ..
         } => vec![
             obj("task-definition", format!("{}:*", service.service)),
             obj(

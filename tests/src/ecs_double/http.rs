@@ -6,14 +6,14 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 /// The `X-Amz-Target` prefix of every ECS operation.
-pub(super) const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
+pub(crate) const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 
 /// Longest request or answer head accepted.
 const MAX_HEAD: usize = 64 * 1024;
 
 /// One HTTP request or answer: a first line, headers and a whole body.
 #[derive(Debug, Clone)]
-pub(super) struct Message {
+pub(crate) struct Message {
     /// `POST / HTTP/1.1` or `HTTP/1.1 200 OK`.
     pub first: String,
     pub headers: Vec<(String, String)>,
@@ -65,11 +65,58 @@ impl Message {
         }
     }
 
+    /// A request of `target` (`X-Amz-Target`, e.g. `CodeDeploy_20141006.GetDeploymentGroup`)
+    /// with `body`, the other headers of this request kept.
+    pub fn with_target(&self, target: &str, body: &serde_json::Value) -> Message {
+        let mut message = self.with("", body);
+        for (key, value) in &mut message.headers {
+            if key.eq_ignore_ascii_case("x-amz-target") {
+                value.clone_from(&target.to_owned());
+            }
+        }
+        message
+    }
+
+    /// A fresh ECS request for moto (`host`), signed for `region` with a dummy signature
+    /// (moto reads the service and the region from the `Authorization` header).
+    pub fn ecs_request(
+        host: &str,
+        region: &str,
+        operation: &str,
+        body: &serde_json::Value,
+    ) -> Message {
+        Message {
+            first: "POST / HTTP/1.1".into(),
+            headers: vec![
+                ("Host".into(), host.to_owned()),
+                ("Content-Type".into(), "application/x-amz-json-1.1".into()),
+                ("X-Amz-Target".into(), format!("{TARGET_PREFIX}{operation}")),
+                (
+                    "Authorization".into(),
+                    format!(
+                        "AWS4-HMAC-SHA256 Credential=ANOTREAL/20260101/{region}/ecs/aws4_request, \
+                         SignedHeaders=host, Signature=0"
+                    ),
+                ),
+            ],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
     /// A `200` answer with `body`, keeping the other headers of this answer.
     pub fn with_json(&self, body: &serde_json::Value) -> Message {
         Message {
             first: self.first.clone(),
             headers: self.headers.clone(),
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// A `200` JSON answer.
+    pub fn ok(body: &serde_json::Value) -> Message {
+        Message {
+            first: "HTTP/1.1 200 OK".into(),
+            headers: vec![("Content-Type".into(), "application/x-amz-json-1.1".into())],
             body: body.to_string().into_bytes(),
         }
     }
@@ -109,7 +156,7 @@ fn is_hop_header(key: &str) -> bool {
 }
 
 /// Reads one message; `None` at the end of the stream or on anything malformed.
-pub(super) fn read_message(reader: &mut impl BufRead, until_eof: bool) -> Option<Message> {
+pub(crate) fn read_message(reader: &mut impl BufRead, until_eof: bool) -> Option<Message> {
     let mut first = String::new();
     while first.trim().is_empty() {
         first.clear();
@@ -175,7 +222,7 @@ fn read_body(reader: &mut impl BufRead, head: &Message, until_eof: bool) -> io::
 }
 
 /// Writes `message` with its own length and the connection header given.
-pub(super) fn write_message(out: &mut impl Write, message: &Message, keep: bool) -> io::Result<()> {
+pub(crate) fn write_message(out: &mut impl Write, message: &Message, keep: bool) -> io::Result<()> {
     let mut head = format!("{}\r\n", message.first);
     for (key, value) in message.headers.iter().filter(|(k, _)| !is_hop_header(k)) {
         head.push_str(&format!("{key}: {value}\r\n"));
@@ -191,7 +238,7 @@ pub(super) fn write_message(out: &mut impl Write, message: &Message, keep: bool)
 }
 
 /// Sends `request` to `upstream` (`host:port`) on a connection of its own and reads the answer.
-pub(super) fn exchange(upstream: &str, request: &Message) -> io::Result<Message> {
+pub(crate) fn exchange(upstream: &str, request: &Message) -> io::Result<Message> {
     let mut server = TcpStream::connect(upstream)?;
     server.set_read_timeout(Some(Duration::from_secs(60)))?;
     write_message(&mut server, request, false)?;

@@ -88,7 +88,8 @@ impl StepHandler for HealthGate {
     }
 }
 
-async fn wait_healthy(
+/// GETs `check.url` until it answers as expected, with backoff, within `check.timeout`.
+pub(crate) async fn wait_healthy(
     cx: &StepContext<'_>,
     artifact: &str,
     check: &CheckHealth,

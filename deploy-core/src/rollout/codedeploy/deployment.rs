@@ -1,0 +1,379 @@
+//! One CodeDeploy deployment as a rollout follows it: created, polled (status, lifecycle
+//! events, traffic weights), continued after the test-traffic gate, stopped with rollback, and
+//! its rollback deployment waited for.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use aws_sdk_codedeploy::types::{
+    AppSpecContent, DeploymentInfo, DeploymentStatus, DeploymentWaitType, RevisionLocation,
+    RevisionLocationType,
+};
+
+use crate::aws::SdkFailure;
+use crate::engine::{StepContext, StepError};
+use crate::events::Event;
+
+/// Why a CodeDeploy call or deployment failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CodeDeployError {
+    /// A CodeDeploy call failed.
+    #[error("codedeploy:{operation} for {group} failed: {source}")]
+    Api {
+        /// The operation.
+        operation: &'static str,
+        /// `application/group`.
+        group: String,
+        /// The SDK's error.
+        #[source]
+        source: SdkFailure,
+    },
+    /// Another deployment of the group is in progress.
+    #[error(
+        "deployment group {group} already has deployment {deployment} in progress; wait for it (or stop it) and run again"
+    )]
+    Busy {
+        /// `application/group`.
+        group: String,
+        /// The deployment in progress.
+        deployment: String,
+    },
+    /// The deployment failed or was stopped.
+    #[error("CodeDeploy deployment {deployment} of {group} {what}")]
+    Failed {
+        /// The deployment.
+        deployment: String,
+        /// `application/group`.
+        group: String,
+        /// What happened (`failed: HOOK_EXECUTION_FAILURE: ...`).
+        what: String,
+    },
+}
+
+/// How a followed deployment ended.
+#[derive(Debug)]
+pub(crate) enum Ended {
+    /// `Succeeded`.
+    Succeeded,
+    /// `Failed` or `Stopped`, with CodeDeploy's reason and its rollback deployment, if any.
+    Failed {
+        reason: String,
+        rollback: Option<String>,
+    },
+    /// `Ready`: waiting for `ContinueDeployment`.
+    Ready,
+    /// The deadline passed.
+    TimedOut,
+    /// The run was cancelled.
+    Cancelled,
+}
+
+/// A deployment group and the run's context.
+pub(crate) struct Group<'a> {
+    pub cx: &'a StepContext<'a>,
+    pub artifact: &'a str,
+    pub application: &'a str,
+    pub group: &'a str,
+    pub poll: Duration,
+}
+
+impl Group<'_> {
+    fn client(&self) -> &aws_sdk_codedeploy::Client {
+        &self.cx.clients().codedeploy
+    }
+
+    fn name(&self) -> String {
+        format!("{}/{}", self.application, self.group)
+    }
+
+    fn api(&self, operation: &'static str, source: SdkFailure) -> StepError {
+        StepError::failure(CodeDeployError::Api {
+            operation,
+            group: self.name(),
+            source,
+        })
+    }
+
+    fn note(&self, message: String) {
+        self.cx.reporter().report(&Event::Note {
+            message: format!("{}: {message}", self.artifact),
+        });
+    }
+
+    /// The group as CodeDeploy describes it.
+    pub async fn describe(
+        &self,
+    ) -> Result<aws_sdk_codedeploy::types::DeploymentGroupInfo, StepError> {
+        let out = self
+            .client()
+            .get_deployment_group()
+            .application_name(self.application)
+            .deployment_group_name(self.group)
+            .send()
+            .await
+            .map_err(|e| self.api("GetDeploymentGroup", SdkFailure::new(e)))?;
+        out.deployment_group_info.ok_or_else(|| {
+            StepError::failure(format!(
+                "deployment group {} was described without its contents",
+                self.name()
+            ))
+        })
+    }
+
+    /// Fails naming the deployment of the group that is in progress, if one is.
+    pub async fn ensure_idle(&self) -> Result<(), StepError> {
+        let busy = [
+            DeploymentStatus::Created,
+            DeploymentStatus::Queued,
+            DeploymentStatus::InProgress,
+            DeploymentStatus::Ready,
+        ];
+        let out = self
+            .client()
+            .list_deployments()
+            .application_name(self.application)
+            .deployment_group_name(self.group)
+            .set_include_only_statuses(Some(busy.to_vec()))
+            .send()
+            .await
+            .map_err(|e| self.api("ListDeployments", SdkFailure::new(e)))?;
+        match out.deployments().first() {
+            None => Ok(()),
+            Some(deployment) => Err(StepError::failure(CodeDeployError::Busy {
+                group: self.name(),
+                deployment: deployment.clone(),
+            })),
+        }
+    }
+
+    /// Starts a deployment of `appspec` (JSON, with its hex sha256); returns its id.
+    pub async fn create(
+        &self,
+        (appspec, sha256): (String, String),
+        description: &str,
+    ) -> Result<String, StepError> {
+        let revision = RevisionLocation::builder()
+            .revision_type(RevisionLocationType::AppSpecContent)
+            .app_spec_content(
+                AppSpecContent::builder()
+                    .content(appspec)
+                    .sha256(sha256)
+                    .build(),
+            )
+            .build();
+        let out = self
+            .client()
+            .create_deployment()
+            .application_name(self.application)
+            .deployment_group_name(self.group)
+            .revision(revision)
+            .description(description)
+            .send()
+            .await
+            .map_err(|e| self.api("CreateDeployment", SdkFailure::new(e)))?;
+        let id = out.deployment_id().unwrap_or_default().to_owned();
+        self.note(format!(
+            "CodeDeploy deployment {id} of {} started",
+            self.name()
+        ));
+        Ok(id)
+    }
+
+    async fn get(&self, id: &str) -> Result<DeploymentInfo, StepError> {
+        let out = self
+            .client()
+            .get_deployment()
+            .deployment_id(id)
+            .send()
+            .await
+            .map_err(|e| self.api("GetDeployment", SdkFailure::new(e)))?;
+        out.deployment_info.ok_or_else(|| {
+            StepError::failure(format!(
+                "deployment {id} was described without its contents"
+            ))
+        })
+    }
+
+    /// Follows deployment `id` until it succeeds, fails, is `Ready` (when `stop_at_ready`),
+    /// the deadline passes or (with `cancellable`) the run is cancelled.
+    pub async fn follow(
+        &self,
+        id: &str,
+        deadline: Instant,
+        stop_at_ready: bool,
+        cancellable: bool,
+    ) -> Result<Ended, StepError> {
+        let mut seen = HashSet::new();
+        loop {
+            let info = self.get(id).await?;
+            self.progress(id, &info, &mut seen).await;
+            match info.status() {
+                Some(DeploymentStatus::Succeeded) => return Ok(Ended::Succeeded),
+                Some(DeploymentStatus::Failed | DeploymentStatus::Stopped) => {
+                    return Ok(failed(&info));
+                }
+                Some(DeploymentStatus::Ready) if stop_at_ready => return Ok(Ended::Ready),
+                _ => {}
+            }
+            if Instant::now() >= deadline {
+                return Ok(Ended::TimedOut);
+            }
+            let pause = self
+                .poll
+                .min(deadline.saturating_duration_since(Instant::now()));
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = self.cx.cancelled(), if cancellable => return Ok(Ended::Cancelled),
+            }
+        }
+    }
+
+    /// Reports the status, lifecycle events newly done and the traffic weights.
+    async fn progress(&self, id: &str, info: &DeploymentInfo, seen: &mut HashSet<String>) {
+        let status = info.status().map_or("?", DeploymentStatus::as_str);
+        let Ok(targets) = self.targets(id).await else {
+            return;
+        };
+        let mut weights = Vec::new();
+        for target in targets.iter().filter_map(|t| t.ecs_target()) {
+            for event in target.lifecycle_events() {
+                let name = event.lifecycle_event_name().unwrap_or("?");
+                let state = event.status().map_or("?", |s| s.as_str());
+                if matches!(state, "Succeeded" | "Failed" | "Skipped")
+                    && seen.insert(name.to_owned())
+                {
+                    self.note(format!("{id}: {name} {}", state.to_lowercase()));
+                }
+            }
+            for set in target.task_sets_info() {
+                let label = set.task_set_label().map_or("?", |l| l.as_str());
+                weights.push(format!("{label} {:.0}%", set.traffic_weight()));
+            }
+        }
+        let shifted = weights
+            .iter()
+            .find(|w| w.starts_with("Green"))
+            .and_then(|w| {
+                w.trim_start_matches("Green ")
+                    .trim_end_matches('%')
+                    .parse::<u8>()
+                    .ok()
+            });
+        self.cx.reporter().report(&Event::RolloutProgress {
+            artifact: self.artifact.to_owned(),
+            percent: shifted.unwrap_or(0),
+            detail: format!("{id} {status}; traffic {}", weights.join(", ")),
+        });
+    }
+
+    async fn targets(
+        &self,
+        id: &str,
+    ) -> Result<Vec<aws_sdk_codedeploy::types::DeploymentTarget>, SdkFailure> {
+        let ids = self
+            .client()
+            .list_deployment_targets()
+            .deployment_id(id)
+            .send()
+            .await
+            .map_err(SdkFailure::new)?;
+        if ids.target_ids().is_empty() {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .client()
+            .batch_get_deployment_targets()
+            .deployment_id(id)
+            .set_target_ids(Some(ids.target_ids().to_vec()))
+            .send()
+            .await
+            .map_err(SdkFailure::new)?;
+        Ok(out.deployment_targets().to_vec())
+    }
+
+    /// Lets a `Ready` deployment move production traffic.
+    pub async fn resume(&self, id: &str) -> Result<(), StepError> {
+        self.client()
+            .continue_deployment()
+            .deployment_id(id)
+            .deployment_wait_type(DeploymentWaitType::ReadyWait)
+            .send()
+            .await
+            .map_err(|e| self.api("ContinueDeployment", SdkFailure::new(e)))?;
+        self.note(format!(
+            "{id}: test traffic healthy, production traffic moves"
+        ));
+        Ok(())
+    }
+
+    /// Stops `id` with rollback; returns the rollback deployment, once CodeDeploy names it.
+    /// A deployment that already completed cannot be stopped: its own rollback (from the
+    /// group's automatic rollback on failure) is returned instead, if it has one.
+    pub async fn stop(&self, id: &str, deadline: Instant) -> Result<Option<String>, StepError> {
+        let stopped = self
+            .client()
+            .stop_deployment()
+            .deployment_id(id)
+            .auto_rollback_enabled(true)
+            .send()
+            .await;
+        if let Err(err) = stopped {
+            let completed = err
+                .as_service_error()
+                .is_some_and(|e| e.is_deployment_already_completed_exception());
+            if !completed {
+                return Err(self.api("StopDeployment", SdkFailure::new(err)));
+            }
+        } else {
+            self.note(format!("{id}: stopped, rolling back"));
+        }
+        self.rollback_of(id, deadline).await
+    }
+
+    /// The rollback deployment of `id`, waiting (until `deadline`) for CodeDeploy to name it.
+    pub async fn rollback_of(
+        &self,
+        id: &str,
+        deadline: Instant,
+    ) -> Result<Option<String>, StepError> {
+        loop {
+            let info = self.get(id).await?;
+            if let Some(rollback) = info
+                .rollback_info()
+                .and_then(|r| r.rollback_deployment_id())
+            {
+                return Ok(Some(rollback.to_owned()));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(
+                self.poll
+                    .min(deadline.saturating_duration_since(Instant::now())),
+            )
+            .await;
+        }
+    }
+}
+
+fn failed(info: &DeploymentInfo) -> Ended {
+    let status = info
+        .status()
+        .map_or("failed", DeploymentStatus::as_str)
+        .to_lowercase();
+    let reason = match info.error_information() {
+        Some(e) => format!(
+            "{status}: {}: {}",
+            e.code().map_or("?", |c| c.as_str()),
+            e.message().unwrap_or_default()
+        ),
+        None => status,
+    };
+    Ended::Failed {
+        reason,
+        rollback: info
+            .rollback_info()
+            .and_then(|r| r.rollback_deployment_id())
+            .map(str::to_owned),
+    }
+}

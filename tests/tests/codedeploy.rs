@@ -1,0 +1,365 @@
+//! `codedeploy-blue-green` end to end: moto keeps the service, the task definitions and the
+//! CodeDeploy application and group; the CodeDeploy double plays the deployment (and moves the
+//! service in moto when it succeeds); the ECS double plays the service. Results are read back
+//! through moto's ECS API, the doubles' request logs and the ledger.
+
+use std::path::PathBuf;
+
+use aws_sdk_codedeploy::types::{
+    AutoRollbackConfiguration, AutoRollbackEvent, BlueGreenDeploymentConfiguration,
+    ComputePlatform, DeploymentOption, DeploymentReadyAction, DeploymentReadyOption,
+    DeploymentStyle, DeploymentType, EcsService,
+};
+use aws_sdk_ecs::types::{
+    ContainerDefinition, DeploymentController, DeploymentControllerType, LoadBalancer, PortMapping,
+};
+use deploy_tests::codedeploy_double::{CodeDeployDouble, Lifecycle};
+use deploy_tests::ecs_double::{self, EcsDouble};
+use deploy_tests::{REGION, answering, deploy, get_json, list_keys, moto, moto_config, unique};
+use serde_json::Value;
+
+struct Fixture {
+    ecs: EcsDouble,
+    codedeploy: CodeDeployDouble,
+    config: PathBuf,
+    bucket: String,
+    cluster: String,
+    application: String,
+    first: String,
+}
+
+/// A service `api` under CodeDeploy's control (container `api`, port 8080 behind a target
+/// group), its application and deployment group (blue/green, waiting before production
+/// traffic, automatic rollback on failure), and a project rolling `api` out with it.
+async fn fixture(rollout_extra: &str) -> Fixture {
+    let ecs_double = EcsDouble::start(&moto().url);
+    let codedeploy = CodeDeployDouble::start(&moto().url, REGION);
+    let ecs = ecs_double::client(&moto().url).await;
+    let cluster = unique("bg");
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .expect("create cluster");
+    let registered = ecs
+        .register_task_definition()
+        .family(unique("api"))
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("api")
+                .image("public.ecr.aws/old/api:1")
+                .memory(256)
+                .port_mappings(PortMapping::builder().container_port(8080).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register");
+    let first = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("arn")
+        .to_owned();
+    ecs.create_service()
+        .cluster(&cluster)
+        .service_name("api")
+        .task_definition(&first)
+        .desired_count(2)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .deployment_controller(
+            DeploymentController::builder()
+                .r#type(DeploymentControllerType::CodeDeploy)
+                .build()
+                .expect("controller"),
+        )
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(format!(
+                    "arn:aws:elasticloadbalancing:{REGION}:123456789012:targetgroup/{cluster}-blue/1"
+                ))
+                .container_name("api")
+                .container_port(8080)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create service");
+    let application = unique("api-bg");
+    deployment_group(&application, &cluster).await;
+
+    let project = deploy_tests::image_project("bg").await;
+    let config = project.dir.join("deploy.toml");
+    let endpoints = format!(
+        "{}, codedeploy = \"{}\"",
+        ecs_double.endpoints(),
+        codedeploy.url
+    );
+    let text = deploy_tests::dev_head(&project.bucket, &endpoints)
+        + &format!(
+            r#"[artifacts.api]
+kind = "image"
+repository = "{repo}"
+source = "oci:./layout:latest"
+[artifacts.api.rollout]
+strategy = "codedeploy-blue-green"
+cluster = "{cluster}"
+service = "api"
+container = "api"
+application = "{application}"
+deployment_group = "api"
+{rollout_extra}
+"#,
+            repo = project.repo
+        );
+    std::fs::write(&config, text).expect("write config");
+    Fixture {
+        ecs: ecs_double,
+        codedeploy,
+        config,
+        bucket: project.bucket,
+        cluster,
+        application,
+        first,
+    }
+}
+
+async fn deployment_group(application: &str, cluster: &str) {
+    let client = aws_sdk_codedeploy::Client::new(&moto_config(&moto().url).await);
+    client
+        .create_application()
+        .application_name(application)
+        .compute_platform(ComputePlatform::Ecs)
+        .send()
+        .await
+        .expect("create application");
+    client
+        .create_deployment_group()
+        .application_name(application)
+        .deployment_group_name("api")
+        .service_role_arn("arn:aws:iam::123456789012:role/codedeploy")
+        .deployment_style(
+            DeploymentStyle::builder()
+                .deployment_type(DeploymentType::BlueGreen)
+                .deployment_option(DeploymentOption::WithTrafficControl)
+                .build(),
+        )
+        .blue_green_deployment_configuration(
+            BlueGreenDeploymentConfiguration::builder()
+                .deployment_ready_option(
+                    DeploymentReadyOption::builder()
+                        .action_on_timeout(DeploymentReadyAction::StopDeployment)
+                        .wait_time_in_minutes(10)
+                        .build(),
+                )
+                .build(),
+        )
+        .auto_rollback_configuration(
+            AutoRollbackConfiguration::builder()
+                .enabled(true)
+                .events(AutoRollbackEvent::DeploymentFailure)
+                .events(AutoRollbackEvent::DeploymentStopOnRequest)
+                .build(),
+        )
+        .ecs_services(
+            EcsService::builder()
+                .cluster_name(cluster)
+                .service_name("api")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create deployment group");
+}
+
+impl Fixture {
+    fn release(&self) -> (Option<i32>, String) {
+        let out = deploy(&moto().url)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["release", "dev", "api", "--version", "v1"])
+            .output()
+            .expect("run deploy");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    async fn running(&self) -> String {
+        let ecs = ecs_double::client(&moto().url).await;
+        let out = ecs
+            .describe_services()
+            .cluster(&self.cluster)
+            .services("api")
+            .send()
+            .await
+            .expect("describe");
+        out.services()[0].task_definition().expect("td").to_owned()
+    }
+
+    async fn outcome(&self) -> String {
+        let keys = list_keys(
+            &moto().url,
+            &self.bucket,
+            "deploy/t/dev/artifacts/api/releases/",
+        )
+        .await;
+        let record = get_json(&moto().url, &self.bucket, &keys[0]).await;
+        record["outcome"]["result"]
+            .as_str()
+            .unwrap_or("?")
+            .to_owned()
+    }
+
+    fn script(&self, lifecycle: Lifecycle) {
+        self.codedeploy.script(&self.application, "api", lifecycle);
+    }
+
+    fn appspec(&self) -> Value {
+        let created = self.codedeploy.requests_of("CreateDeployment");
+        assert_eq!(created.len(), 1, "one deployment");
+        let content = created[0].body["revision"]["appSpecContent"]["content"]
+            .as_str()
+            .expect("appSpecContent")
+            .to_owned();
+        serde_json::from_str(&content).expect("AppSpec JSON")
+    }
+}
+
+fn health(url: &str) -> String {
+    format!(
+        "health_check = {{ url = \"{url}\", test_url = \"{url}\", expect_status = 200, timeout = \"2s\" }}"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_passes_the_test_gate_and_the_service_runs_the_digest() {
+    let f = fixture(&health(&answering(200))).await;
+    let (code, stderr) = f.release();
+    assert_eq!(code, Some(0), "{stderr}");
+    let running = f.running().await;
+    assert_ne!(running, f.first, "{stderr}");
+    let appspec = f.appspec();
+    let properties = &appspec["Resources"][0]["TargetService"]["Properties"];
+    assert_eq!(properties["TaskDefinition"], running.as_str());
+    assert_eq!(properties["LoadBalancerInfo"]["ContainerName"], "api");
+    assert_eq!(properties["LoadBalancerInfo"]["ContainerPort"], 8080);
+    let ecs = ecs_double::client(&moto().url).await;
+    let new = ecs
+        .describe_task_definition()
+        .task_definition(&running)
+        .send()
+        .await
+        .expect("describe");
+    let image = new.task_definition().expect("td").container_definitions()[0]
+        .image()
+        .expect("image")
+        .to_owned();
+    assert!(image.contains("@sha256:"), "{image}");
+    assert_eq!(f.codedeploy.requests_of("ContinueDeployment").len(), 1);
+    assert!(f.codedeploy.requests_of("StopDeployment").is_empty());
+    assert!(
+        f.ecs.requests_of("UpdateService").is_empty(),
+        "CodeDeploy moves the service"
+    );
+    assert_eq!(f.outcome().await, "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_hook_is_rolled_back_by_the_group() {
+    let f = fixture("").await;
+    f.script(Lifecycle::FailHook("AfterAllowTestTraffic"));
+    let (code, stderr) = f.release();
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("HOOK_EXECUTION_FAILURE"), "{stderr}");
+    assert!(stderr.contains("rollback deployment"), "{stderr}");
+    assert_eq!(f.running().await, f.first);
+    assert_eq!(f.outcome().await, "rolled-back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_test_listener_stops_the_deployment_with_rollback() {
+    let f = fixture(&health(&answering(500))).await;
+    let (code, stderr) = f.release();
+    assert_eq!(code, Some(3), "{stderr}");
+    let stops = f.codedeploy.requests_of("StopDeployment");
+    assert_eq!(stops.len(), 1, "{stderr}");
+    assert_eq!(stops[0].body["autoRollbackEnabled"], true);
+    assert!(f.codedeploy.requests_of("ContinueDeployment").is_empty());
+    assert_eq!(f.running().await, f.first);
+    assert_eq!(f.outcome().await, "rolled-back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_that_never_finishes_is_stopped_and_rolled_back() {
+    let f = fixture("timeout = \"1s\"").await;
+    f.script(Lifecycle::Stuck);
+    let (code, stderr) = f.release();
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("did not finish within 1s"), "{stderr}");
+    assert_eq!(f.codedeploy.requests_of("StopDeployment").len(), 1);
+    assert_eq!(f.running().await, f.first);
+    assert_eq!(f.outcome().await, "rolled-back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_container_port_is_refused_before_any_change() {
+    let f = fixture("container_port = 8081").await;
+    let (code, stderr) = f.release();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("`container_port` is 8081"), "{stderr}");
+    assert!(stderr.contains("maps 8080"), "{stderr}");
+    assert!(f.codedeploy.requests_of("CreateDeployment").is_empty());
+    assert!(f.ecs.requests_of("RegisterTaskDefinition").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_already_in_progress_is_named() {
+    let f = fixture("timeout = \"1s\"").await;
+    f.script(Lifecycle::Stuck);
+    let (code, _) = f.release();
+    assert_eq!(code, Some(3), "the first one is stuck and rolled back");
+    f.script(Lifecycle::Stuck);
+    let client = {
+        let config = aws_sdk_codedeploy::config::Builder::from(&moto_config(&moto().url).await)
+            .endpoint_url(&f.codedeploy.url)
+            .build();
+        aws_sdk_codedeploy::Client::from_conf(config)
+    };
+    let appspec = f.codedeploy.requests_of("CreateDeployment")[0].body["revision"].clone();
+    let content = appspec["appSpecContent"]["content"]
+        .as_str()
+        .expect("content");
+    let busy = client
+        .create_deployment()
+        .application_name(&f.application)
+        .deployment_group_name("api")
+        .revision(
+            aws_sdk_codedeploy::types::RevisionLocation::builder()
+                .revision_type(aws_sdk_codedeploy::types::RevisionLocationType::AppSpecContent)
+                .app_spec_content(
+                    aws_sdk_codedeploy::types::AppSpecContent::builder()
+                        .content(content)
+                        .build(),
+                )
+                .build(),
+        )
+        .send()
+        .await
+        .expect("someone else's deployment");
+    let id = busy.deployment_id().expect("id").to_owned();
+    let text =
+        std::fs::read_to_string(&f.config).expect("config") + "[artifacts.api.env]\nNEXT = \"1\"\n";
+    std::fs::write(&f.config, text).expect("write config");
+    let (code, stderr) = f.release();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("already has deployment {id} in progress")),
+        "{stderr}"
+    );
+    assert_eq!(
+        f.codedeploy.requests_of("CreateDeployment").len(),
+        2,
+        "none of ours"
+    );
+}
