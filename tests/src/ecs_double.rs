@@ -48,6 +48,7 @@
 //! a thread that ends with the connection; the listener's thread ends with the test process.
 
 pub(crate) mod http;
+mod service_deployments;
 mod services;
 mod tasks;
 
@@ -209,6 +210,7 @@ struct State {
     service_scripts: HashMap<Key, Script>,
     task_scripts: HashMap<String, TaskScript>,
     tasks: HashMap<String, tasks::Task>,
+    service_deployments: Vec<service_deployments::ServiceDeployment>,
     requests: Vec<Request>,
 }
 
@@ -304,7 +306,13 @@ impl Shared {
         self.state().requests.push(Request::of(&operation, &body));
         match operation.as_str() {
             "CreateService" => self.create_service(request, &body),
+            "UpdateService" if service_deployments::is_blue_green(&body) => {
+                self.update_service_blue_green(request, &body)
+            }
             "UpdateService" => self.update_service(request, &body),
+            "ListServiceDeployments" => self.list_service_deployments(&body),
+            "DescribeServiceDeployments" => self.describe_service_deployments(request, &body),
+            "StopServiceDeployment" => self.stop_service_deployment(&body),
             "DescribeServices" => self.describe_services(request),
             "RunTask" => self.run_task(request, &body),
             "DescribeTasks" => self.describe_tasks(request),
@@ -444,6 +452,127 @@ impl Shared {
             let _ = self.call(request, "UpdateService", &update);
         }
         answer.with_json(&json)
+    }
+
+    /// `UpdateService` with ECS's own blue/green: moto moves the service, the double plays
+    /// the service deployment.
+    fn update_service_blue_green(&self, request: &Message, body: &Value) -> Message {
+        let cluster = body["cluster"].as_str();
+        let name = body["service"].as_str().unwrap_or_default();
+        let mut describe = serde_json::json!({ "services": [name] });
+        if let Some(cluster) = cluster {
+            describe["cluster"] = cluster.into();
+        }
+        let before = self.call(request, "DescribeServices", &describe);
+        let previous = before
+            .as_ref()
+            .and_then(|v| v["services"][0]["taskDefinition"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let (answer, json) = match self.forward_json(request) {
+            Ok(ok) => ok,
+            Err(answer) => return answer,
+        };
+        let service_arn = json["service"]["serviceArn"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let target = json["service"]["taskDefinition"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let id = self.ids.next();
+        let arn = format!(
+            "{}/{id:016x}",
+            service_arn.replacen(":service/", ":service-deployment/", 1)
+        );
+        let mut state = self.state();
+        let script = state
+            .service_scripts
+            .remove(&key(cluster, name))
+            .unwrap_or_default();
+        let deployment = service_deployments::ServiceDeployment::new(
+            arn,
+            service_arn,
+            body,
+            previous,
+            target,
+            script,
+        );
+        state.service_deployments.push(deployment);
+        drop(state);
+        answer.with_json(&json)
+    }
+
+    fn list_service_deployments(&self, body: &Value) -> Message {
+        let statuses: Vec<&str> = body["status"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let state = self.state();
+        let service = body["service"].as_str().unwrap_or_default();
+        let mut found: Vec<Value> = state
+            .service_deployments
+            .iter()
+            .rev()
+            .filter(|d| d.service == service || d.service_arn == service)
+            .filter(|d| body["cluster"].as_str().is_none_or(|c| c == d.cluster))
+            .filter(|d| statuses.is_empty() || statuses.contains(&d.status))
+            .map(service_deployments::ServiceDeployment::brief)
+            .collect();
+        found.truncate(20);
+        Message::ok(&serde_json::json!({ "serviceDeployments": found }))
+    }
+
+    fn describe_service_deployments(&self, request: &Message, body: &Value) -> Message {
+        let arns: Vec<&str> = body["serviceDeploymentArns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        let mut described = Vec::new();
+        let mut restores = Vec::new();
+        let mut state = self.state();
+        for d in state
+            .service_deployments
+            .iter_mut()
+            .filter(|d| arns.contains(&d.arn.as_str()))
+        {
+            if let service_deployments::Effect::Restore(td) = d.poll() {
+                restores.push((d.cluster.clone(), d.service.clone(), td));
+            }
+            described.push(d.describe());
+        }
+        drop(state);
+        for (cluster, service, td) in restores {
+            let update =
+                serde_json::json!({ "cluster": cluster, "service": service, "taskDefinition": td });
+            let _ = self.call(request, "UpdateService", &update);
+        }
+        Message::ok(&serde_json::json!({ "serviceDeployments": described, "failures": [] }))
+    }
+
+    fn stop_service_deployment(&self, body: &Value) -> Message {
+        let arn = body["serviceDeploymentArn"].as_str().unwrap_or_default();
+        let mut state = self.state();
+        let Some(d) = state.service_deployments.iter_mut().find(|d| d.arn == arn) else {
+            return Message::error(
+                400,
+                "ServiceDeploymentNotFoundException",
+                "The service deployment does not exist.",
+            );
+        };
+        if !d.stop() {
+            return Message::error(
+                400,
+                "ConflictException",
+                "The service deployment is not in progress.",
+            );
+        }
+        Message::ok(&serde_json::json!({ "serviceDeploymentArn": arn }))
     }
 
     fn run_task(&self, request: &Message, body: &Value) -> Message {

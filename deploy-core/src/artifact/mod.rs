@@ -50,6 +50,7 @@ impl ArtifactKind {
             ArtifactKind::Image => &[
                 Strategy::EcsRolling,
                 Strategy::CodedeployBlueGreen,
+                Strategy::EcsBlueGreen,
                 Strategy::TaskDefinitions,
                 Strategy::None,
             ],
@@ -67,6 +68,7 @@ impl ArtifactKind {
         match strategy {
             Strategy::EcsRolling
             | Strategy::CodedeployBlueGreen
+            | Strategy::EcsBlueGreen
             | Strategy::TaskDefinitions
             | Strategy::None => ArtifactKind::Image,
             Strategy::S3Sync => ArtifactKind::Dags,

@@ -120,9 +120,37 @@ pub(crate) struct RawRollout {
     pub fail_fast: Option<bool>,
     // blue/green
     pub container_port: Option<u16>,
+    // ecs-blue-green
+    pub ecs_strategy: Option<String>,
+    pub bake: Option<String>,
+    pub canary: Option<RawCanary>,
+    pub linear: Option<RawLinear>,
+    pub lifecycle_hooks: Option<Vec<RawLifecycleHook>>,
     // common
     pub health_check: Option<RawHealthCheck>,
     pub timeout: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCanary {
+    pub percent: f64,
+    pub bake: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLinear {
+    pub percent: f64,
+    pub interval: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLifecycleHook {
+    pub function: String,
+    pub stages: Vec<String>,
+    pub role: String,
 }
 
 #[derive(Debug, Deserialize)]

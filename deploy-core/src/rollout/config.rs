@@ -37,6 +37,10 @@ pub(crate) fn image(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> ImageRollout 
             ),
             container_port: container_port(ctx, raw),
         },
+        Strategy::EcsBlueGreen => {
+            let service = service(ctx, raw, keep_revisions, pre_deploy);
+            ImageRollout::EcsBlueGreen(super::ecs_blue_green::config::resolve(ctx, raw, service))
+        }
         Strategy::TaskDefinitions => task_definitions(ctx, raw, keep_revisions, pre_deploy),
         _ => ImageRollout::None,
     }
@@ -345,6 +349,21 @@ fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
             "health_check",
             "timeout",
         ],
+        Strategy::EcsBlueGreen => &[
+            "cluster",
+            "service",
+            "container",
+            "pre_deploy",
+            "keep_revisions",
+            "health_check",
+            "timeout",
+            "alarms",
+            "ecs_strategy",
+            "bake",
+            "canary",
+            "linear",
+            "lifecycle_hooks",
+        ],
         Strategy::TaskDefinitions => &[
             "families",
             "container",
@@ -386,6 +405,11 @@ fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) {
         ("alarms", raw.alarms.is_some()),
         ("fail_fast", raw.fail_fast.is_some()),
         ("container_port", raw.container_port.is_some()),
+        ("ecs_strategy", raw.ecs_strategy.is_some()),
+        ("bake", raw.bake.is_some()),
+        ("canary", raw.canary.is_some()),
+        ("linear", raw.linear.is_some()),
+        ("lifecycle_hooks", raw.lifecycle_hooks.is_some()),
         ("health_check", raw.health_check.is_some()),
         ("timeout", raw.timeout.is_some()),
     ];

@@ -1,5 +1,5 @@
 //! The `rollout-image` step: hands the image's rollout to its strategy's module
-//! (`ecs_rolling`, `codedeploy`, `task_definitions`).
+//! (`ecs_rolling`, `codedeploy`, `ecs_blue_green`, `task_definitions`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use super::codedeploy::{self, BlueGreen};
 use super::plan::RolloutImage;
 use super::poller::Poller;
-use super::{ImageRollout, ecs_rolling, task_definitions};
+use super::{ImageRollout, ecs_blue_green, ecs_rolling, task_definitions};
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
 };
@@ -109,6 +109,10 @@ impl StepHandler for ImageRollouts {
                         None => Ok(()),
                     }
                 }
+                ImageRollout::EcsBlueGreen(rollout) => {
+                    let settings = (self.settings.poll, skip_verify);
+                    ecs_blue_green::preflight(cx, artifact, rollout, &runtime, settings).await
+                }
                 ImageRollout::TaskDefinitions(jobs) => {
                     task_definitions::preflight(cx, jobs, &runtime, skip_verify).await
                 }
@@ -131,6 +135,11 @@ impl StepHandler for ImageRollouts {
                     let _slot = self.slot(cx).await?;
                     let watch = (self.settings.poll, &self.poller);
                     ecs_rolling::run(cx, artifact, service, &runtime, watch).await
+                }
+                ImageRollout::EcsBlueGreen(rollout) => {
+                    let runtime = self.runtime(artifact);
+                    let _slot = self.slot(cx).await?;
+                    ecs_blue_green::run(cx, artifact, rollout, &runtime, self.settings.poll).await
                 }
                 ImageRollout::TaskDefinitions(jobs) => {
                     let runtime = self.runtime(artifact);
@@ -162,6 +171,9 @@ impl StepHandler for ImageRollouts {
             let artifact = step.artifact_name();
             match input.rollout {
                 ImageRollout::TaskDefinitions(_) => task_definitions::undo(cx, data).await,
+                ImageRollout::EcsBlueGreen(_) => {
+                    ecs_blue_green::undo(cx, artifact, data, self.settings.poll).await
+                }
                 ImageRollout::CodedeployBlueGreen { .. } => {
                     codedeploy::undo(cx, artifact, data, self.settings.poll).await
                 }

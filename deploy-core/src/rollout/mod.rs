@@ -3,6 +3,7 @@
 mod cleanup;
 pub mod codedeploy;
 pub mod ecs;
+pub mod ecs_blue_green;
 pub(crate) mod ecs_rolling;
 pub mod gates;
 pub mod image;
@@ -28,6 +29,8 @@ pub enum Strategy {
     EcsRolling,
     /// CodeDeploy blue/green deployment of an ECS service (image).
     CodedeployBlueGreen,
+    /// ECS's own blue/green, canary or linear deployment of a service (image).
+    EcsBlueGreen,
     /// Register new revisions of task-definition families (image).
     TaskDefinitions,
     /// Publish only (image).
@@ -48,6 +51,7 @@ impl Strategy {
         match self {
             Strategy::EcsRolling => "ecs-rolling",
             Strategy::CodedeployBlueGreen => "codedeploy-blue-green",
+            Strategy::EcsBlueGreen => "ecs-blue-green",
             Strategy::TaskDefinitions => "task-definitions",
             Strategy::None => "none",
             Strategy::S3Sync => "s3-sync",
@@ -84,6 +88,8 @@ pub enum ImageRollout {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         container_port: Option<u16>,
     },
+    /// ECS's own blue/green, canary or linear deployment.
+    EcsBlueGreen(EcsBlueGreen),
     /// New revisions of task-definition families, picked up by the next scheduled run.
     TaskDefinitions(JobFamilies),
     /// Publish only.
@@ -96,10 +102,60 @@ impl ImageRollout {
         match self {
             ImageRollout::EcsRolling(_) => Strategy::EcsRolling,
             ImageRollout::CodedeployBlueGreen { .. } => Strategy::CodedeployBlueGreen,
+            ImageRollout::EcsBlueGreen(_) => Strategy::EcsBlueGreen,
             ImageRollout::TaskDefinitions(_) => Strategy::TaskDefinitions,
             ImageRollout::None => Strategy::None,
         }
     }
+}
+
+/// ECS's own blue/green deployment of a service (`deploymentConfiguration.strategy`): the
+/// alternate target group and listener rules come from the service's `loadBalancers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EcsBlueGreen {
+    /// The service.
+    #[serde(flatten)]
+    pub service: EcsService,
+    /// How traffic moves.
+    pub shift: TrafficShift,
+    /// How long the old tasks are kept after all traffic moved (`bakeTimeInMinutes`).
+    pub bake_minutes: u32,
+    /// Lambda functions ECS calls at lifecycle stages.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifecycle_hooks: Vec<LifecycleHook>,
+}
+
+/// How ECS moves production traffic to the new tasks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TrafficShift {
+    /// All at once (`BLUE_GREEN`).
+    BlueGreen,
+    /// A share first, the rest after a bake (`CANARY`).
+    Canary {
+        /// `canaryPercent`.
+        percent: f64,
+        /// `canaryBakeTimeInMinutes`.
+        bake_minutes: u32,
+    },
+    /// Equal steps (`LINEAR`).
+    Linear {
+        /// `stepPercent`.
+        percent: f64,
+        /// `stepBakeTimeInMinutes`.
+        interval_minutes: u32,
+    },
+}
+
+/// A Lambda function ECS calls at lifecycle stages of a deployment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleHook {
+    /// The function's ARN.
+    pub function: String,
+    /// `lifecycleStages`, as ECS names them (`POST_TEST_TRAFFIC_SHIFT`).
+    pub stages: Vec<String>,
+    /// The role ECS assumes to call the function.
+    pub role: String,
 }
 
 /// Task-definition families whose next revision gets the image, for jobs that run by family

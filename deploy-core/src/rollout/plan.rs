@@ -40,7 +40,9 @@ pub fn image_steps(repository: &str, rollout: &ImageRollout, chain: &mut Chain<'
         return;
     }
     match rollout {
-        ImageRollout::EcsRolling(service) | ImageRollout::CodedeployBlueGreen { service, .. } => {
+        ImageRollout::EcsRolling(service)
+        | ImageRollout::CodedeployBlueGreen { service, .. }
+        | ImageRollout::EcsBlueGreen(super::EcsBlueGreen { service, .. }) => {
             if let Some(pre) = &service.pre_deploy {
                 super::gates::migration::plan_step(service, pre, chain);
             }
@@ -101,6 +103,13 @@ fn image_touches(rollout: &ImageRollout) -> Vec<AwsObject> {
             obj(
                 "codedeploy-deployment",
                 format!("{application}/{deployment_group}"),
+            ),
+        ],
+        ImageRollout::EcsBlueGreen(rollout) => vec![
+            obj("task-definition", format!("{}:*", rollout.service.service)),
+            obj(
+                "ecs-service",
+                format!("{}/{}", rollout.service.cluster, rollout.service.service),
             ),
         ],
         ImageRollout::TaskDefinitions(jobs) => {

@@ -1,0 +1,195 @@
+//! `strategy = "ecs-blue-green"` in `deploy.toml`: `ecs_strategy`, `bake`, `canary`, `linear`
+//! and `lifecycle_hooks`, checked against the limits ECS documents
+//! (`DeploymentConfiguration`, `CanaryConfiguration`, `LinearConfiguration`,
+//! `DeploymentLifecycleHook`).
+
+use std::time::Duration;
+
+use crate::config::kind::ArtifactContext;
+use crate::config::limits::DurationBounds;
+use crate::config::raw::{RawLifecycleHook, RawRollout};
+use crate::rollout::{EcsBlueGreen, EcsService, LifecycleHook, TrafficShift};
+
+type Ctx<'c, 'r, 'm, 'l> = &'c mut ArtifactContext<'r, 'm, 'l>;
+
+/// `bakeTimeInMinutes` and the step bakes: 0 to 1440 minutes.
+const BAKE: DurationBounds = DurationBounds {
+    min: Duration::ZERO,
+    max: Duration::from_secs(1440 * 60),
+};
+
+/// The stages a hook may name.
+pub const HOOK_STAGES: [&str; 7] = [
+    "RECONCILE_SERVICE",
+    "PRE_SCALE_UP",
+    "POST_SCALE_UP",
+    "TEST_TRAFFIC_SHIFT",
+    "POST_TEST_TRAFFIC_SHIFT",
+    "PRODUCTION_TRAFFIC_SHIFT",
+    "POST_PRODUCTION_TRAFFIC_SHIFT",
+];
+
+/// The settings of an `ecs-blue-green` rollout of `service`.
+pub(crate) fn resolve(
+    ctx: Ctx<'_, '_, '_, '_>,
+    raw: &RawRollout,
+    service: EcsService,
+) -> EcsBlueGreen {
+    let shift = shift(ctx, raw);
+    let bake_minutes = minutes(ctx, raw.bake.as_ref(), &["rollout", "bake"], Duration::ZERO);
+    let lifecycle_hooks = raw
+        .lifecycle_hooks
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, hook)| self::hook(ctx, i, hook))
+        .collect();
+    EcsBlueGreen {
+        service,
+        shift,
+        bake_minutes,
+        lifecycle_hooks,
+    }
+}
+
+/// A duration in whole minutes within [`BAKE`].
+fn minutes(ctx: Ctx<'_, '_, '_, '_>, text: Option<&String>, at: &[&str], default: Duration) -> u32 {
+    let duration = ctx.duration(text, at, default, BAKE);
+    if !duration.as_secs().is_multiple_of(60) {
+        ctx.error(
+            at,
+            format!(
+                "`{}` must be whole minutes (ECS counts bake time in minutes)",
+                at.last().copied().unwrap_or_default()
+            ),
+            Some("write it as \"5m\"".into()),
+        );
+    }
+    u32::try_from(duration.as_secs() / 60).unwrap_or(u32::MAX)
+}
+
+fn shift(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> TrafficShift {
+    let strategy = raw.ecs_strategy.as_deref().unwrap_or("BLUE_GREEN");
+    let misplaced = |ctx: Ctx<'_, '_, '_, '_>, key: &str, present: bool| {
+        if present {
+            ctx.error(
+                &["rollout", key],
+                format!("`{key}` does not apply to ecs_strategy `{strategy}`"),
+                None,
+            );
+        }
+    };
+    match strategy {
+        "BLUE_GREEN" => {
+            misplaced(ctx, "canary", raw.canary.is_some());
+            misplaced(ctx, "linear", raw.linear.is_some());
+            TrafficShift::BlueGreen
+        }
+        "CANARY" => {
+            misplaced(ctx, "linear", raw.linear.is_some());
+            let Some(canary) = &raw.canary else {
+                ctx.error(
+                    &["rollout"],
+                    "ecs_strategy `CANARY` needs `canary`",
+                    Some("add `canary = { percent = 10, bake = \"5m\" }`".into()),
+                );
+                return TrafficShift::BlueGreen;
+            };
+            percent(ctx, canary.percent, &["rollout", "canary", "percent"], 0.1);
+            let bake = minutes(
+                ctx,
+                canary.bake.as_ref(),
+                &["rollout", "canary", "bake"],
+                Duration::from_secs(600),
+            );
+            TrafficShift::Canary {
+                percent: canary.percent,
+                bake_minutes: bake,
+            }
+        }
+        "LINEAR" => {
+            misplaced(ctx, "canary", raw.canary.is_some());
+            let Some(linear) = &raw.linear else {
+                ctx.error(
+                    &["rollout"],
+                    "ecs_strategy `LINEAR` needs `linear`",
+                    Some("add `linear = { percent = 25, interval = \"5m\" }`".into()),
+                );
+                return TrafficShift::BlueGreen;
+            };
+            percent(ctx, linear.percent, &["rollout", "linear", "percent"], 3.0);
+            let interval = minutes(
+                ctx,
+                linear.interval.as_ref(),
+                &["rollout", "linear", "interval"],
+                Duration::from_secs(360),
+            );
+            TrafficShift::Linear {
+                percent: linear.percent,
+                interval_minutes: interval,
+            }
+        }
+        other => {
+            ctx.error(
+                &["rollout", "ecs_strategy"],
+                format!("`ecs_strategy` is `{other}`; it must be BLUE_GREEN, CANARY or LINEAR"),
+                None,
+            );
+            TrafficShift::BlueGreen
+        }
+    }
+}
+
+fn percent(ctx: Ctx<'_, '_, '_, '_>, value: f64, at: &[&str], min: f64) {
+    if !(min..=100.0).contains(&value) {
+        ctx.error(
+            at,
+            format!("`percent` is {value}; it must be between {min} and 100"),
+            None,
+        );
+    }
+}
+
+fn hook(ctx: Ctx<'_, '_, '_, '_>, i: usize, raw: &RawLifecycleHook) -> LifecycleHook {
+    let index = i.to_string();
+    let at =
+        |key: &'static str| ["rollout", "lifecycle_hooks", index.as_str(), key].map(str::to_owned);
+    let function_at = at("function");
+    if !raw.function.starts_with("arn:") || !raw.function.contains(":lambda:") {
+        let at: Vec<&str> = function_at.iter().map(String::as_str).collect();
+        ctx.error(
+            &at,
+            format!("`{}` is not a Lambda function ARN", raw.function),
+            Some("write arn:aws:lambda:<region>:<account>:function:<name>".into()),
+        );
+    }
+    let role_at = at("role");
+    if !raw.role.starts_with("arn:") || !raw.role.contains(":role/") {
+        let at: Vec<&str> = role_at.iter().map(String::as_str).collect();
+        ctx.error(&at, format!("`{}` is not an IAM role ARN", raw.role), None);
+    }
+    let stages_at = at("stages");
+    let at: Vec<&str> = stages_at.iter().map(String::as_str).collect();
+    if raw.stages.is_empty() {
+        ctx.error(&at, "a lifecycle hook needs at least one stage", None);
+    }
+    for stage in raw
+        .stages
+        .iter()
+        .filter(|s| !HOOK_STAGES.contains(&s.as_str()))
+    {
+        ctx.error(
+            &at,
+            format!(
+                "`{stage}` is not a lifecycle stage; use one of {}",
+                HOOK_STAGES.join(", ")
+            ),
+            None,
+        );
+    }
+    LifecycleHook {
+        function: raw.function.clone(),
+        stages: raw.stages.clone(),
+        role: raw.role.clone(),
+    }
+}

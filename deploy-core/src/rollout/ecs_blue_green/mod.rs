@@ -1,0 +1,266 @@
+//! `ecs-blue-green`: ECS's own blue/green, canary or linear deployment (since 2025). The next
+//! revision is rendered as for `ecs-rolling`; `UpdateService` sends it with
+//! `deploymentConfiguration.strategy`, the bake time, the canary or linear steps, the
+//! lifecycle hooks, the alarms and the circuit breaker; the alternate target group and the
+//! listener rules stay what the service's `loadBalancers` say (infra/). The service deployment
+//! is followed with `ListServiceDeployments` / `DescribeServiceDeployments`.
+//!
+//! - While the old tasks bake (`BAKE_TIME`, or at the end without bake time), the health gate
+//!   runs (`health_check.test_url`, else `url`); when it fails, `StopServiceDeployment`
+//!   (`ROLLBACK`) and the rollback is waited for (exit 3).
+//! - ECS rolling back by itself (circuit breaker, alarms) → exit 3, never success.
+//! - The `timeout` or a cancel → `StopServiceDeployment` (`ROLLBACK`), waited for (exit 3).
+//! - The undo of a completed deployment is a deployment of the previous revision.
+
+pub(crate) mod config;
+mod deployment;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types::{
+    CanaryConfiguration, DeploymentAlarms, DeploymentCircuitBreaker, DeploymentConfiguration,
+    DeploymentLifecycleHook, DeploymentLifecycleHookStage, DeploymentStrategy, LinearConfiguration,
+};
+use serde::{Deserialize, Serialize};
+
+pub use deployment::ServiceDeploymentError;
+use deployment::{Ended, Followed};
+
+use super::ecs::{EcsError, LiveService};
+use super::ecs_rolling::{self, NoImage, object};
+use super::gates::health::CheckHealth;
+use super::image::Runtime;
+use super::task_definition::Change;
+use super::{EcsBlueGreen, TrafficShift};
+use crate::artifact::image::steps::ImageOutput;
+use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
+use crate::events::Event;
+
+/// What the undo needs: the rollout's settings and the revision to deploy again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Previous {
+    rollout: EcsBlueGreen,
+    task_definition: String,
+}
+
+/// Checks before the lock: what `ecs-rolling` checks, and that the service has a load balancer
+/// with an alternate target group (`advancedConfiguration`), which ECS's blue/green needs.
+pub(crate) async fn preflight(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    rollout: &EcsBlueGreen,
+    runtime: &Runtime,
+    settings: (Duration, bool),
+) -> Result<(), StepError> {
+    let config = &rollout.service;
+    ecs_rolling::preflight(cx, artifact, config, runtime, settings).await?;
+    let live = LiveService::new(cx, artifact, &config.cluster, &config.service, settings.0);
+    let service = live.describe().await?;
+    let alternate = service
+        .load_balancers()
+        .iter()
+        .any(|lb| lb.advanced_configuration().is_some());
+    if alternate {
+        return Ok(());
+    }
+    Err(StepError::failure(EcsError::NoService {
+        cluster: config.cluster.clone(),
+        service: config.service.clone(),
+        problem: "has no load balancer with an alternate target group (loadBalancers[].advancedConfiguration), which ECS blue/green needs".into(),
+    }))
+}
+
+/// The `deploymentConfiguration` of `rollout`.
+fn deployment_configuration(rollout: &EcsBlueGreen) -> Result<DeploymentConfiguration, StepError> {
+    let mut config = DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(true)
+                .build(),
+        )
+        .bake_time_in_minutes(i32::try_from(rollout.bake_minutes).unwrap_or(i32::MAX));
+    config = match &rollout.shift {
+        TrafficShift::BlueGreen => config.strategy(DeploymentStrategy::BlueGreen),
+        TrafficShift::Canary {
+            percent,
+            bake_minutes,
+        } => config
+            .strategy(DeploymentStrategy::Canary)
+            .canary_configuration(
+                CanaryConfiguration::builder()
+                    .canary_percent(*percent)
+                    .canary_bake_time_in_minutes(i32::try_from(*bake_minutes).unwrap_or(i32::MAX))
+                    .build(),
+            ),
+        TrafficShift::Linear {
+            percent,
+            interval_minutes,
+        } => config
+            .strategy(DeploymentStrategy::Linear)
+            .linear_configuration(
+                LinearConfiguration::builder()
+                    .step_percent(*percent)
+                    .step_bake_time_in_minutes(i32::try_from(*interval_minutes).unwrap_or(i32::MAX))
+                    .build(),
+            ),
+    };
+    for hook in &rollout.lifecycle_hooks {
+        let stages = hook
+            .stages
+            .iter()
+            .map(|s| DeploymentLifecycleHookStage::from(s.as_str()));
+        config = config.lifecycle_hooks(
+            DeploymentLifecycleHook::builder()
+                .hook_target_arn(&hook.function)
+                .role_arn(&hook.role)
+                .set_lifecycle_stages(Some(stages.collect()))
+                .build(),
+        );
+    }
+    if !rollout.service.alarms.is_empty() {
+        let alarms = DeploymentAlarms::builder()
+            .enable(true)
+            .rollback(true)
+            .set_alarm_names(Some(rollout.service.alarms.clone()))
+            .build()
+            .map_err(StepError::failure)?;
+        config = config.alarms(alarms);
+    }
+    Ok(config.build())
+}
+
+/// Deploys the image this run published for `artifact`.
+pub(crate) async fn run(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    rollout: &EcsBlueGreen,
+    runtime: &Runtime,
+    poll: Duration,
+) -> Result<Done, StepError> {
+    let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
+        StepError::failure(NoImage {
+            artifact: artifact.to_owned(),
+        })
+    })?;
+    let config = &rollout.service;
+    let live = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
+    let previous = live
+        .describe()
+        .await?
+        .task_definition()
+        .unwrap_or_default()
+        .to_owned();
+    let change = Change {
+        container: &config.container,
+        image: &image.reference(),
+        env: &runtime.env,
+        secrets: &runtime.secrets,
+    };
+    let next = ecs_rolling::next_revision(cx, &previous, &change).await?;
+    let mut record = StepOutput {
+        touched: vec![
+            object("ecs-task-definition", &next),
+            object(
+                "ecs-service",
+                &format!("{}/{}", config.cluster, config.service),
+            ),
+        ],
+        ..StepOutput::default()
+    };
+    if next == previous {
+        cx.reporter().report(&Event::Note {
+            message: format!(
+                "{artifact}: {}/{} already runs {next} (unchanged)",
+                config.cluster, config.service
+            ),
+        });
+        return Ok(Done {
+            record,
+            undo: Undo::Nothing,
+        });
+    }
+    record
+        .touched
+        .push(object("ecs-previous-task-definition", &previous));
+    let arn = deploy(cx, artifact, rollout, &next, poll).await?;
+    record.touched.push(object("ecs-service-deployment", &arn));
+    let data = Previous {
+        rollout: rollout.clone(),
+        task_definition: previous.clone(),
+    };
+    let undo = Undo::Compensate {
+        description: format!(
+            "deploy {previous} to {}/{} again",
+            config.cluster, config.service
+        ),
+        data: serde_json::to_value(data).unwrap_or_default(),
+    };
+    Ok(Done { record, undo })
+}
+
+/// One service deployment of `task_definition`, to success or rolled back; its ARN.
+async fn deploy(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    rollout: &EcsBlueGreen,
+    task_definition: &str,
+    poll: Duration,
+) -> Result<String, StepError> {
+    let config = &rollout.service;
+    let followed = Followed {
+        cx,
+        artifact,
+        cluster: &config.cluster,
+        service: &config.service,
+        poll,
+    };
+    cx.clients()
+        .ecs
+        .update_service()
+        .cluster(&config.cluster)
+        .service(&config.service)
+        .task_definition(task_definition)
+        .deployment_configuration(deployment_configuration(rollout)?)
+        .send()
+        .await
+        .map_err(|e| followed.api("UpdateService", crate::aws::SdkFailure::new(e)))?;
+    let arn = followed.latest().await?;
+    let gate = config.health_check.as_ref().map(|h| CheckHealth {
+        url: h.test_url.clone().unwrap_or_else(|| h.url.clone()),
+        expect_status: h.expect_status,
+        expect_body: h.expect_body.clone(),
+        timeout: h.timeout,
+    });
+    let deadline = Instant::now() + config.timeout;
+    let why = match followed.follow(&arn, deadline, gate.as_ref()).await? {
+        Ended::Successful => return Ok(arn),
+        Ended::RolledBack(reason) => {
+            return Err(StepError::failure(
+                followed.failed(&arn, format!("was rolled back by ECS: {reason}")),
+            )
+            .rolled_back());
+        }
+        Ended::Failed(reason) => return Err(StepError::failure(followed.failed(&arn, reason))),
+        Ended::GateFailed(reason) => format!("failed its health gate: {reason}"),
+        Ended::TimedOut => format!("did not finish within {}s", config.timeout.as_secs()),
+        Ended::Cancelled => "was stopped: the run is being cancelled".to_owned(),
+    };
+    Err(followed
+        .roll_back(&arn, why, Instant::now() + config.timeout)
+        .await)
+}
+
+/// Undoes a completed deployment: a deployment of the revision the service ran before.
+pub(crate) async fn undo(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    data: &serde_json::Value,
+    poll: Duration,
+) -> Result<(), StepError> {
+    let previous: Previous = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    let mut rollout = previous.rollout;
+    rollout.service.health_check = None;
+    deploy(cx, artifact, &rollout, &previous.task_definition, poll).await?;
+    Ok(())
+}
