@@ -29,7 +29,7 @@ python examples/planwise/app.py dev staging prod
 
 cargo build --quiet -p deploy-cli --bin deploy
 cargo build --quiet -p deploy-core --example embed
-cargo build --quiet -p deploy-tests --bin ecs-double
+cargo build --quiet -p deploy-tests --bin ecs-double --bin codedeploy-double
 deploy="${CARGO_TARGET_DIR}/debug/deploy"
 embed="${CARGO_TARGET_DIR}/debug/examples/embed"
 
@@ -41,22 +41,27 @@ mkdir -p "$run_dir/health"
 echo ok >"$run_dir/health/health"
 "${CARGO_TARGET_DIR}/debug/ecs-double" "$AWS_ENDPOINT_URL" >"$run_dir/ecs-double.url" &
 double_pid=$!
+"${CARGO_TARGET_DIR}/debug/codedeploy-double" "$AWS_ENDPOINT_URL" eu-west-1 >"$run_dir/codedeploy-double.url" &
+codedeploy_pid=$!
 health_port="$(python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 python -m http.server --bind 127.0.0.1 --directory "$run_dir/health" "$health_port" >/dev/null 2>&1 &
 health_pid=$!
-stop_helpers() { kill "$double_pid" "$health_pid" 2>/dev/null || true; }
+stop_helpers() { kill "$double_pid" "$codedeploy_pid" "$health_pid" 2>/dev/null || true; }
 if [ -z "${DEPLOY_DEMO_KEEP:-}" ]; then
     trap 'stop_helpers; bash scripts/emulators.sh stop >/dev/null' EXIT
 fi
-for _ in $(seq 50); do [ -s "$run_dir/ecs-double.url" ] && break; sleep 0.1; done
+for _ in $(seq 50); do [ -s "$run_dir/ecs-double.url" ] && [ -s "$run_dir/codedeploy-double.url" ] && break; sleep 0.1; done
 ecs_double="$(head -1 "$run_dir/ecs-double.url")"
+codedeploy_double="$(head -1 "$run_dir/codedeploy-double.url")"
 
 # The example's deploy.toml targets real AWS; locally the image bytes go to the emulated
-# registry and ECS calls to the double, so a copy of it gains `endpoints` for every
-# environment, and the health check asks the local server.
+# registry and ECS and CodeDeploy calls to the doubles, so a copy of it gains `endpoints`
+# for every environment, the health check asks the local server, and the scan gate is off
+# (ECR scans images; the local registry does not).
 config=examples/planwise/.local.toml
-sed -e "s|^state_bucket = \(.*\)$|state_bucket = \1\nendpoints = { registry = \"http://${DEPLOY_TEST_REGISTRY}\", ecs = \"${ecs_double}\" }|" \
+sed -e "s|^state_bucket = \(.*\)$|state_bucket = \1\nendpoints = { registry = \"http://${DEPLOY_TEST_REGISTRY}\", ecs = \"${ecs_double}\", codedeploy = \"${codedeploy_double}\" }|" \
     -e "s|https://api-{env}.planwise.example/health|http://127.0.0.1:${health_port}/health|" \
+    -e 's|^scan = "block-critical"|scan = "none"                    # the local registry is not ECR: it scans nothing|' \
     examples/planwise/deploy.toml > "$config"
 version="$(git rev-parse --short HEAD 2>/dev/null || echo demo)"
 
@@ -92,6 +97,10 @@ banner "release etl to dev: a new revision in each job family, the nightly rule 
 run "$deploy" --config "$config" release dev etl --version "$version"
 aws events list-targets-by-rule --rule etl-nightly-dev --query 'Targets[0].EcsParameters.TaskDefinitionArn' --output text
 run "$deploy" --config "$config" promote dev staging etl
+banner "promote api to staging and prod: CodeDeploy blue/green (AppSpec, lifecycle events, traffic shift)"
+run "$deploy" --config "$config" promote dev staging api
+run "$deploy" --config "$config" promote staging prod api --approve
+aws ecs describe-services --cluster planwise-prod --services api --query 'services[0].taskDefinition' --output text
 
 banner "a locked, recorded change of dev through the library (deploy-core/examples/embed.rs)"
 "$embed" "$config" dev api
@@ -99,4 +108,4 @@ run "$deploy" --config "$config" lock dev status
 run "$deploy" --config "$config" history
 run "$deploy" --config "$config" status
 echo
-echo "demo finished: api rolled out to dev on ecs-rolling and etl through its families (ECS deployments played by the scripted double in front of moto); CodeDeploy blue/green, DAGs and Lambda arrive with their own issues; see README.md"
+echo "demo finished: api rolled out to dev on ecs-rolling and to staging and prod by CodeDeploy blue/green, etl through its families (ECS and CodeDeploy lifecycles played by the scripted doubles in front of moto); see README.md"

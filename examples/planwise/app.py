@@ -8,7 +8,8 @@ those in its own infrastructure code. For the demo, this script plays that part 
 - a VPC, a subnet and a security group for the tasks;
 - the API: log group, database secret, task execution role, task definition
   `planwise-api-<env>` (container `api`), the migration family `planwise-migrate-<env>`,
-  and the ECS service `api` (Fargate, two tasks) in cluster `planwise-<env>`;
+  and the ECS service `api` (Fargate, two tasks) in cluster `planwise-<env>`: rolling in dev,
+  under CodeDeploy in staging and prod, with its blue/green deployment group;
 - the ETL jobs: log group, families `etl-daily-<env>` and `etl-backfill-<env>`
   (container `etl`), and the EventBridge rule `etl-nightly-<env>` whose ECS target runs
   `etl-daily-<env>` at a pinned revision.
@@ -147,9 +148,22 @@ class App:
         return container
 
     def service(self, cluster: str, name: str, task_definition: str, network: dict) -> None:
+        """The API service: rolling in dev; under CodeDeploy's control behind a load balancer's
+        blue target group in staging and prod (the example deploys those blue/green)."""
         found = self.ecs.describe_services(cluster=cluster, services=[name])["services"]
         if any(s.get("status") == "ACTIVE" for s in found):
             return
+        extra = {}
+        if self.env != "dev":
+            extra = {
+                "deploymentController": {"type": "CODE_DEPLOY"},
+                "loadBalancers": [{
+                    "targetGroupArn": f"arn:aws:elasticloadbalancing:{REGION}:{self.account}:"
+                                      f"targetgroup/{PROJECT}-api-{self.env}-blue/0123456789abcdef",
+                    "containerName": "api",
+                    "containerPort": 8080,
+                }],
+            }
         self.ecs.create_service(
             cluster=cluster,
             serviceName=name,
@@ -157,8 +171,38 @@ class App:
             desiredCount=2,
             launchType="FARGATE",
             networkConfiguration={"awsvpcConfiguration": network},
+            **extra,
         )
         self.say(f"service {cluster}/{name}")
+
+    def deployment_group(self, cluster: str) -> None:
+        """The API's CodeDeploy deployment group, as infra/ creates it with
+        CreateDeploymentGroup=true once the service exists: blue/green with traffic control,
+        automatic rollback on failure and on stop."""
+        codedeploy = boto3.session.Session(region_name=REGION).client("codedeploy")
+        application = f"{PROJECT}-api-{self.env}"
+        if exists(lambda: codedeploy.get_deployment_group(applicationName=application, deploymentGroupName="api"),
+                  "DeploymentGroupDoesNotExistException"):
+            return
+        codedeploy.create_deployment_group(
+            applicationName=application,
+            deploymentGroupName="api",
+            serviceRoleArn=f"arn:aws:iam::{self.account}:role/{PROJECT}-codedeploy-{self.env}",
+            deploymentConfigName="CodeDeployDefault.ECSAllAtOnce",
+            deploymentStyle={"deploymentType": "BLUE_GREEN", "deploymentOption": "WITH_TRAFFIC_CONTROL"},
+            blueGreenDeploymentConfiguration={
+                "deploymentReadyOption": {"actionOnTimeout": "CONTINUE_DEPLOYMENT"},
+                "terminateBlueInstancesOnDeploymentSuccess": {"action": "TERMINATE", "terminationWaitTimeInMinutes": 5},
+            },
+            autoRollbackConfiguration={"enabled": True, "events": ["DEPLOYMENT_FAILURE", "DEPLOYMENT_STOP_ON_REQUEST"]},
+            ecsServices=[{"serviceName": "api", "clusterName": cluster}],
+            loadBalancerInfo={"targetGroupPairInfoList": [{
+                "targetGroups": [{"name": f"{PROJECT}-api-{self.env}-blue"}, {"name": f"{PROJECT}-api-{self.env}-green"}],
+                "prodTrafficRoute": {"listenerArns": [
+                    f"arn:aws:elasticloadbalancing:{REGION}:{self.account}:listener/app/{PROJECT}-{self.env}/1/2"]},
+            }]},
+        )
+        self.say(f"CodeDeploy deployment group {application}/api")
 
     def nightly(self, rule: str, cluster: str, task_definition: str, role: str, network: dict) -> None:
         if exists(lambda: self.events.describe_rule(Name=rule), "ResourceNotFoundException"):
@@ -190,6 +234,8 @@ class App:
         self.family(f"{PROJECT}-migrate-{env}", self.container("api", api_logs, True), role)
         network = self.network()
         self.service(cluster, "api", api, network)
+        if env != "dev":
+            self.deployment_group(cluster)
         daily = self.family(f"etl-daily-{env}", self.container("etl", etl_logs, False), role)
         self.family(f"etl-backfill-{env}", self.container("etl", etl_logs, False), role)
         self.nightly(f"etl-nightly-{env}", cluster, daily, role, network)
