@@ -363,3 +363,28 @@ async fn a_deployment_already_in_progress_is_named() {
         "none of ours"
     );
 }
+
+/// A failing production health check after a successful deployment: the undo deploys the
+/// previous revision again, blue/green.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_health_check_after_the_shift_deploys_the_previous_revision_again() {
+    let url = answering(500);
+    let f = fixture(&format!(
+        "health_check = {{ url = \"{url}\", expect_status = 200, timeout = \"1s\" }}"
+    ))
+    .await;
+    let (code, stderr) = f.release();
+    assert_eq!(code, Some(3), "{stderr}");
+    let created = f.codedeploy.requests_of("CreateDeployment");
+    assert_eq!(created.len(), 2, "the release, then the undo: {stderr}");
+    let content = created[1].body["revision"]["appSpecContent"]["content"]
+        .as_str()
+        .expect("content");
+    let appspec: Value = serde_json::from_str(content).expect("json");
+    assert_eq!(
+        appspec["Resources"][0]["TargetService"]["Properties"]["TaskDefinition"],
+        f.first.as_str()
+    );
+    assert_eq!(f.running().await, f.first);
+    assert_eq!(f.outcome().await, "rolled-back");
+}

@@ -18,7 +18,10 @@ fn main() {
     };
     let double = CodeDeployDouble::start(&moto, &region);
     let mut out = std::io::stdout();
-    if writeln!(out, "{}", double.url).and_then(|()| out.flush()).is_err() {
+    if writeln!(out, "{}", double.url)
+        .and_then(|()| out.flush())
+        .is_err()
+    {
         std::process::exit(1);
     }
     loop {

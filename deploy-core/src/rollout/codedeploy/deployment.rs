@@ -377,3 +377,88 @@ fn failed(info: &DeploymentInfo) -> Ended {
             .map(str::to_owned),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use aws_sdk_codedeploy::operation::get_deployment::GetDeploymentOutput;
+    use aws_sdk_codedeploy::operation::list_deployment_targets::ListDeploymentTargetsOutput;
+    use aws_sdk_codedeploy::types::{DeploymentInfo, DeploymentStatus};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::{Ended, Group};
+    use crate::aws::AwsClients;
+    use crate::engine::TestRun;
+
+    fn failing(status: u16, kind: &str) -> aws_smithy_runtime_api::http::Response {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("status"),
+            aws_smithy_types::body::SdkBody::from(format!(
+                r#"{{"__type":"{kind}","message":"try again"}}"#
+            )),
+        )
+    }
+
+    /// Throttling and a transient server error while a deployment is followed are retried by
+    /// the SDK within the deadline, and the outcome is acted on at once.
+    #[tokio::test]
+    async fn throttled_and_failing_polls_are_retried() {
+        let get = mock!(aws_sdk_codedeploy::Client::get_deployment)
+            .sequence()
+            .http_response(|| failing(400, "ThrottlingException"))
+            .http_response(|| failing(503, "ServiceUnavailableException"))
+            .output(|| {
+                GetDeploymentOutput::builder()
+                    .deployment_info(
+                        DeploymentInfo::builder()
+                            .deployment_id("d-1")
+                            .status(DeploymentStatus::Succeeded)
+                            .build(),
+                    )
+                    .build()
+            })
+            .build();
+        let targets = mock!(aws_sdk_codedeploy::Client::list_deployment_targets)
+            .then_output(|| ListDeploymentTargetsOutput::builder().build());
+        let codedeploy = mock_client!(
+            aws_sdk_codedeploy,
+            RuleMode::MatchAny,
+            [&get, &targets],
+            |c| {
+                c.retry_config(
+                    aws_sdk_codedeploy::config::retry::RetryConfig::standard()
+                        .with_max_attempts(5)
+                        .with_initial_backoff(Duration::from_millis(1)),
+                )
+            }
+        );
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let mut clients =
+            AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk);
+        clients.codedeploy = codedeploy;
+        let run = TestRun::new(clients);
+        let cx = run.cx();
+        let group = Group {
+            cx: &cx,
+            artifact: "api",
+            application: "app",
+            group: "api",
+            poll: Duration::from_millis(1),
+        };
+        let started = Instant::now();
+        let ended = group
+            .follow("d-1", Instant::now() + Duration::from_secs(5), true, true)
+            .await
+            .expect("followed");
+        assert!(matches!(ended, Ended::Succeeded), "{ended:?}");
+        assert_eq!(get.num_calls(), 3, "two failed answers, then the real one");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "acted on at once"
+        );
+    }
+}
