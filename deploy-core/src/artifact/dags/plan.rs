@@ -2,11 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::IgnoreSyntax;
 use crate::artifact::DagsSpec;
 use crate::plan::{Action, ActionInput, Chain, PlanRequest, s3_object};
 
 /// Upload changed DAG files and delete removed ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncDags {
     /// Local folder.
     pub source: String,
@@ -14,6 +15,22 @@ pub struct SyncDags {
     pub bucket: String,
     /// Key prefix.
     pub prefix: String,
+    /// How `.airflowignore` files are read.
+    #[serde(default)]
+    pub ignore_syntax: IgnoreSyntax,
+    /// Only files matching one of these globs ship (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Files matching one of these globs never ship.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// The largest share of the managed files a sync deletes without `allow_mass_delete`.
+    #[serde(default = "default_share")]
+    pub max_delete_share: f64,
+}
+
+fn default_share() -> f64 {
+    super::config::DEFAULT_MAX_DELETE_SHARE
 }
 
 impl ActionInput for SyncDags {
@@ -33,6 +50,10 @@ pub fn steps(dags: &DagsSpec, _request: &PlanRequest<'_>, chain: &mut Chain<'_>)
             source: dags.source.display().to_string(),
             bucket: dags.bucket.clone(),
             prefix: dags.prefix.clone(),
+            ignore_syntax: dags.ignore_syntax,
+            include: dags.include.clone(),
+            exclude: dags.exclude.clone(),
+            max_delete_share: dags.max_delete_share,
         }),
         vec![s3_object(&dags.bucket, &format!("{}*", dags.prefix))],
     );
