@@ -149,7 +149,22 @@ fn reject_rollout_keys(ctx: &mut ArtifactContext<'_, '_, '_>, rollout: &RawRollo
 /// Why the DAG folder cannot be synced, if it cannot.
 pub(crate) fn check_source(base: &Path, dags: &DagsSpec) -> Option<String> {
     let dir = crate::config::paths::absolute(base, &dags.source);
-    crate::config::paths::kind_problem(&dir, "DAG folder", true)
+    if let Some(problem) = crate::config::paths::kind_problem(&dir, "DAG folder", true) {
+        return Some(problem);
+    }
+    let input = super::plan::SyncDags {
+        source: dags.source.display().to_string(),
+        bucket: dags.bucket.clone(),
+        prefix: dags.prefix.clone(),
+        ignore_syntax: dags.ignore_syntax,
+        include: dags.include.clone(),
+        exclude: dags.exclude.clone(),
+        max_delete_share: dags.max_delete_share,
+        allow_mass_delete: false,
+    };
+    super::steps::prepare(base, &input)
+        .err()
+        .map(|e| e.to_string())
 }
 
 #[cfg(test)]

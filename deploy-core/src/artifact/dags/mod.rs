@@ -4,5 +4,8 @@ pub mod collect;
 pub(crate) mod config;
 pub mod ignore;
 pub mod plan;
+pub mod steps;
+pub mod sync;
+pub mod validate;
 
 pub use ignore::IgnoreSyntax;

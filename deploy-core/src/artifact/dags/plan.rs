@@ -27,6 +27,9 @@ pub struct SyncDags {
     /// The largest share of the managed files a sync deletes without `allow_mass_delete`.
     #[serde(default = "default_share")]
     pub max_delete_share: f64,
+    /// Delete whatever share of the files disappeared (also `DEPLOY_ALLOW_MASS_DELETE=1`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_mass_delete: bool,
 }
 
 fn default_share() -> f64 {
@@ -54,6 +57,7 @@ pub fn steps(dags: &DagsSpec, _request: &PlanRequest<'_>, chain: &mut Chain<'_>)
             include: dags.include.clone(),
             exclude: dags.exclude.clone(),
             max_delete_share: dags.max_delete_share,
+            allow_mass_delete: false,
         }),
         vec![s3_object(&dags.bucket, &format!("{}*", dags.prefix))],
     );
