@@ -289,3 +289,111 @@ async fn mass_deletes_are_refused_unless_allowed() {
     ok(&p.release("v2", &[("DEPLOY_ALLOW_MASS_DELETE", "1")]));
     assert_eq!(p.objects().await, expected(&p.folder(), &["a.py"], false));
 }
+
+async fn versioned_bucket(prefix: &str) -> String {
+    let url = moto().url.clone();
+    let bucket = unique(prefix);
+    create_bucket(&url, &bucket).await;
+    s3(&url)
+        .await
+        .put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+    bucket
+}
+
+async fn read_all(bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    let s3 = s3(&moto().url).await;
+    let mut out = BTreeMap::new();
+    for key in deploy_tests::list_keys(&moto().url, bucket, prefix).await {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("read")
+            .into_bytes()
+            .to_vec();
+        out.insert(key, body);
+    }
+    out
+}
+
+/// dev's release is copied to staging by its recorded S3 versions, even after dev's bucket
+/// changed behind the ledger's back; staging's files the release lacks are deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_copies_the_recorded_versions_after_the_source_changed() {
+    let url = moto().url.clone();
+    let (dev_state, staging_state) = (unique("dags-dev-state"), unique("dags-stg-state"));
+    create_bucket(&url, &dev_state).await;
+    create_bucket(&url, &staging_state).await;
+    let (dev_dags, staging_dags) = (
+        versioned_bucket("dags-dev").await,
+        versioned_bucket("dags-stg").await,
+    );
+    let dir = scratch_dir("dags-promote");
+    let env = |name: &str, state: &str, dags: &str| {
+        format!(
+            "[environments.{name}]\nregion = \"{REGION}\"\naccount = \"123456789012\"\n\
+             state_bucket = \"{state}\"\n[environments.{name}.overrides.dags]\nbucket = \"{dags}\"\n"
+        )
+    };
+    let text = format!(
+        "project = \"t\"\n[settings]\nlock_ttl = \"30s\"\ntimeout = \"2m\"\n{}{}\
+         [artifacts.dags]\nkind = \"dags\"\nsource = \"./dags\"\nbucket = \"unset\"\nprefix = \"dags/\"\n",
+        env("dev", &dev_state, &dev_dags),
+        env("staging", &staging_state, &staging_dags),
+    );
+    let config = dir.join("deploy.toml");
+    std::fs::write(&config, text).expect("write config");
+    let write = |path: &str, text: &str| {
+        let file = dir.join("dags").join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    };
+    let run = |args: &[&str]| {
+        deploy(&url)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run deploy")
+    };
+    write("a.py", "a = 'staging before'\n");
+    write("b.py", "b = 1\n");
+    write("c.py", "c = 1\n");
+    ok(&run(&["release", "staging", "dags", "--version", "s1"]));
+    std::fs::remove_file(dir.join("dags/c.py")).expect("rm");
+    write("a.py", "a = 'dev v1'\n");
+    write("sub/d.py", "d = 1\n");
+    ok(&run(&["release", "dev", "dags", "--version", "v1"]));
+    let released = read_all(&dev_dags, "dags/").await;
+    s3(&url)
+        .await
+        .put_object()
+        .bucket(&dev_dags)
+        .key("dags/a.py")
+        .body(b"a = 'changed behind the ledger'\n".to_vec().into())
+        .send()
+        .await
+        .expect("overwrite in dev");
+    ok(&run(&["promote", "dev", "staging", "dags"]));
+    assert_eq!(read_all(&staging_dags, "dags/").await, released);
+    assert_eq!(
+        released.keys().collect::<Vec<_>>(),
+        ["dags/a.py", "dags/b.py", "dags/sub/d.py"]
+    );
+}

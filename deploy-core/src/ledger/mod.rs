@@ -221,6 +221,9 @@ pub enum ArtifactRef {
         content_hash: String,
         /// Each file with its hash and the S3 version id written.
         files: Vec<DagFile>,
+        /// Where the files are: `s3://bucket/prefix` (what a promotion copies from).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<String>,
     },
     /// A Lambda zip.
     Lambda {

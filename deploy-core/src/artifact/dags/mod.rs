@@ -4,6 +4,7 @@ pub mod collect;
 pub(crate) mod config;
 pub mod ignore;
 pub mod plan;
+pub mod promote;
 pub mod steps;
 pub mod sync;
 pub mod validate;

@@ -3,7 +3,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::IgnoreSyntax;
+use super::promote::PromoteDags;
 use crate::artifact::DagsSpec;
+use crate::ledger::ArtifactRef;
 use crate::plan::{Action, ActionInput, Chain, PlanRequest, s3_object};
 
 /// Upload changed DAG files and delete removed ones.
@@ -40,8 +42,29 @@ impl ActionInput for SyncDags {
     const TYPE: &'static str = "sync-dags";
 }
 
-/// Adds the steps of `dags` to `chain`.
-pub fn steps(dags: &DagsSpec, _request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
+/// Adds the steps of `dags` to `chain`: on a promotion, the copy of the source's live file
+/// set; otherwise the sync of the local folder.
+pub fn steps(dags: &DagsSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
+    let name = chain.artifact().to_owned();
+    if let Some(from) = request.promote.iter().find(|p| p.artifact == name) {
+        if matches!(from.artifact_ref, ArtifactRef::Dags { .. }) {
+            chain.then(
+                format!(
+                    "copy {name} release {} from {} to s3://{}/{}",
+                    from.release_id, from.environment, dags.bucket, dags.prefix
+                ),
+                Action::new(&PromoteDags {
+                    bucket: dags.bucket.clone(),
+                    prefix: dags.prefix.clone(),
+                    from: from.clone(),
+                    max_delete_share: dags.max_delete_share,
+                    allow_mass_delete: false,
+                }),
+                vec![s3_object(&dags.bucket, &format!("{}*", dags.prefix))],
+            );
+        }
+        return;
+    }
     chain.then(
         format!(
             "sync {} to s3://{}/{}",

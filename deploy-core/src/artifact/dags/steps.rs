@@ -41,6 +41,7 @@ impl Default for DagsSettings {
 
 /// Registers the DAG steps with `engine`.
 pub fn register(engine: &mut Engine, settings: DagsSettings) {
+    super::promote::register(engine, settings.parallel);
     engine.register(SyncDags::TYPE, Arc::new(SyncStep(Arc::new(settings))));
 }
 
@@ -63,7 +64,7 @@ pub struct DagsReport {
 
 /// What the undo of a sync needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct SyncUndo {
+pub(crate) struct SyncUndo {
     place: Place,
     /// Files overwritten or deleted, with the version they had.
     restore: Vec<(String, String)>,
@@ -157,16 +158,7 @@ impl StepHandler for SyncStep {
         data: &'a serde_json::Value,
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let undo: SyncUndo =
-                serde_json::from_value(data.clone()).map_err(StepError::failure)?;
-            let s3 = &cx.clients().s3;
-            for (path, version) in &undo.restore {
-                undo.place.restore(s3, &undo.place, path, version).await?;
-            }
-            undo.place.delete(s3, &undo.remove).await?;
-            Ok(())
-        })
+        Box::pin(undo(data, cx))
     }
 
     fn report_sections(&self) -> &'static [&'static str] {
@@ -190,16 +182,19 @@ impl SyncStep {
         };
         let remote = place.list(s3).await?;
         let diff = sync::diff(&files, &remote);
-        check_deletes(input, &place, &diff, remote.len())?;
-        let mut versions = self
-            .known_versions(cx, artifact, &files, &diff, &place)
-            .await?;
-        let previous: Vec<(String, String)> = diff
-            .changed
+        check_deletes(
+            (input.max_delete_share, input.allow_mass_delete),
+            &place,
+            &diff,
+            remote.len(),
+        )?;
+        let manifest: Vec<(String, String)> = files
             .iter()
-            .chain(&diff.deleted)
-            .filter_map(|p| versions.get(p).map(|v| (p.clone(), v.clone())))
+            .map(|f| (f.file.path.clone(), f.sha256.clone()))
             .collect();
+        let recorded = recorded(cx, artifact).await?;
+        let mut versions = known_versions(s3, &place, &recorded, &manifest, &diff).await?;
+        let previous = previous_versions(&versions, &diff);
         let by_path: HashMap<&str, &HashedFile> =
             files.iter().map(|f| (f.file.path.as_str(), f)).collect();
         let to_upload: Vec<&HashedFile> = diff
@@ -238,84 +233,107 @@ impl SyncStep {
             message: note(&report, files.len(), started),
         });
         cx.report_item("dags", &report);
-        Ok(done(&place, &files, &versions, &diff, previous))
-    }
-
-    /// Version ids of what the bucket holds now: from the live release when its file has the
-    /// same content, else from one listing of the versions.
-    async fn known_versions(
-        &self,
-        cx: &StepContext<'_>,
-        artifact: &str,
-        files: &[HashedFile],
-        diff: &Diff,
-        place: &Place,
-    ) -> Result<HashMap<String, String>, StepError> {
-        let clients = cx.clients();
-        let live = Ledger::new(clients.s3.clone(), &clients.target)
-            .pointer(artifact, PointerKind::Live)
-            .await?;
-        let recorded: HashMap<String, DagFile> = match live.and_then(|p| p.value.artifact_ref) {
-            Some(ArtifactRef::Dags { files, .. }) => {
-                files.into_iter().map(|f| (f.path.clone(), f)).collect()
-            }
-            _ => HashMap::new(),
-        };
-        let sha: HashMap<&str, &str> = files
-            .iter()
-            .map(|f| (f.file.path.as_str(), f.sha256.as_str()))
-            .collect();
-        let mut versions = HashMap::new();
-        let mut missing = false;
-        for path in diff
-            .unchanged
-            .iter()
-            .chain(&diff.changed)
-            .chain(&diff.deleted)
-        {
-            let same = |r: &&DagFile| {
-                !diff.unchanged.contains(path)
-                    || Some(r.sha256.as_str()) == sha.get(path.as_str()).copied()
-            };
-            match recorded
-                .get(path)
-                .filter(same)
-                .and_then(|r| r.version_id.clone())
-            {
-                Some(v) => {
-                    versions.insert(path.clone(), v);
-                }
-                None => missing = true,
-            }
-        }
-        if missing {
-            let latest = place.latest_versions(&clients.s3).await?;
-            for path in diff
-                .unchanged
-                .iter()
-                .chain(&diff.changed)
-                .chain(&diff.deleted)
-            {
-                if let Some(v) = latest.get(path) {
-                    versions.insert(path.clone(), v.clone());
-                }
-            }
-        }
-        Ok(versions)
+        Ok(done(&place, &manifest, &versions, &diff, previous))
     }
 }
 
+/// Puts back what a sync or promotion overwrote or deleted and deletes what it added.
+pub(crate) async fn undo(data: &serde_json::Value, cx: &StepContext<'_>) -> Result<(), StepError> {
+    let undo: SyncUndo = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    let s3 = &cx.clients().s3;
+    for (path, version) in &undo.restore {
+        undo.place.restore(s3, &undo.place, path, version).await?;
+    }
+    undo.place.delete(s3, &undo.remove).await?;
+    Ok(())
+}
+
+/// The files of `artifact`'s live release in this environment, by path.
+pub(crate) async fn recorded(
+    cx: &StepContext<'_>,
+    artifact: &str,
+) -> Result<HashMap<String, DagFile>, StepError> {
+    let clients = cx.clients();
+    let live = Ledger::new(clients.s3.clone(), &clients.target)
+        .pointer(artifact, PointerKind::Live)
+        .await?;
+    Ok(match live.and_then(|p| p.value.artifact_ref) {
+        Some(ArtifactRef::Dags { files, .. }) => {
+            files.into_iter().map(|f| (f.path.clone(), f)).collect()
+        }
+        _ => HashMap::new(),
+    })
+}
+
+/// Version ids of what the bucket holds now for the files `diff` keeps, changes or deletes:
+/// from the live release when its file has the content the bucket has, else from one listing
+/// of the versions.
+pub(crate) async fn known_versions(
+    s3: &aws_sdk_s3::Client,
+    place: &Place,
+    recorded: &HashMap<String, DagFile>,
+    manifest: &[(String, String)],
+    diff: &Diff,
+) -> Result<HashMap<String, String>, StepError> {
+    let sha: HashMap<&str, &str> = manifest
+        .iter()
+        .map(|(p, s)| (p.as_str(), s.as_str()))
+        .collect();
+    let mut versions = HashMap::new();
+    let mut missing = false;
+    let paths = || {
+        diff.unchanged
+            .iter()
+            .chain(&diff.changed)
+            .chain(&diff.deleted)
+    };
+    for path in paths() {
+        let unchanged = diff.unchanged.contains(path);
+        let known = recorded
+            .get(path)
+            .filter(|r| !unchanged || sha.get(path.as_str()) == Some(&r.sha256.as_str()))
+            .and_then(|r| r.version_id.clone());
+        match known {
+            Some(v) => {
+                versions.insert(path.clone(), v);
+            }
+            None => missing = true,
+        }
+    }
+    if missing {
+        let latest = place.latest_versions(s3).await?;
+        for path in paths() {
+            if let Some(v) = latest.get(path) {
+                versions.insert(path.clone(), v.clone());
+            }
+        }
+    }
+    Ok(versions)
+}
+
+/// The versions the files a sync overwrites or deletes have now, for the undo.
+pub(crate) fn previous_versions(
+    versions: &HashMap<String, String>,
+    diff: &Diff,
+) -> Vec<(String, String)> {
+    diff.changed
+        .iter()
+        .chain(&diff.deleted)
+        .filter_map(|p| versions.get(p).map(|v| (p.clone(), v.clone())))
+        .collect()
+}
+
 /// Refuses to delete more than the configured share of the bucket's files.
-fn check_deletes(
-    input: &SyncDags,
+pub(crate) fn check_deletes(
+    (share, allow): (f64, bool),
     place: &Place,
     diff: &Diff,
     total: usize,
 ) -> Result<(), SyncError> {
-    let allowed = input.allow_mass_delete
-        || std::env::var(ALLOW_MASS_DELETE_ENV).is_ok_and(|v| v == "1" || v == "true");
+    let allowed =
+        allow || std::env::var(ALLOW_MASS_DELETE_ENV).is_ok_and(|v| v == "1" || v == "true");
     let deletes = diff.deleted.len();
-    if allowed || deletes == 0 || (deletes as f64) <= input.max_delete_share * total as f64 {
+    if allowed || deletes == 0 || (deletes as f64) <= share * total as f64 {
         return Ok(());
     }
     Err(SyncError::MassDelete {
@@ -323,23 +341,24 @@ fn check_deletes(
         prefix: place.prefix.clone(),
         deletes,
         total,
-        share: input.max_delete_share,
+        share,
     })
 }
 
-fn done(
+/// The record and undo of a sync that left `manifest` (path, sha256) under `place`.
+pub(crate) fn done(
     place: &Place,
-    files: &[HashedFile],
+    manifest: &[(String, String)],
     versions: &HashMap<String, String>,
     diff: &Diff,
     previous: Vec<(String, String)>,
 ) -> Done {
-    let manifest: Vec<DagFile> = files
+    let manifest: Vec<DagFile> = manifest
         .iter()
-        .map(|f| DagFile {
-            path: f.file.path.clone(),
-            sha256: f.sha256.clone(),
-            version_id: versions.get(&f.file.path).cloned(),
+        .map(|(path, sha256)| DagFile {
+            path: path.clone(),
+            sha256: sha256.clone(),
+            version_id: versions.get(path).cloned(),
         })
         .collect();
     let changed = !(diff.added.is_empty() && diff.changed.is_empty() && diff.deleted.is_empty());
@@ -367,6 +386,7 @@ fn done(
             artifact_ref: Some(ArtifactRef::Dags {
                 content_hash: sync::content_hash(&manifest),
                 files: manifest,
+                location: Some(format!("s3://{}/{}", place.bucket, place.prefix)),
             }),
             touched: vec![AwsObject {
                 kind: "s3-prefix".into(),
@@ -378,7 +398,7 @@ fn done(
     }
 }
 
-fn note(report: &DagsReport, checked: usize, started: Instant) -> String {
+pub(crate) fn note(report: &DagsReport, checked: usize, started: Instant) -> String {
     format!(
         "{}: {} files checked, {} uploaded ({} bytes), {} deleted, {} unchanged in {:.1}s",
         report.artifact,

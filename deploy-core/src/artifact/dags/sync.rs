@@ -171,7 +171,12 @@ impl Place {
         format!("{}{path}", self.prefix)
     }
 
-    fn error<E, R>(&self, operation: &'static str, key: &str, err: SdkError<E, R>) -> SyncError
+    pub(crate) fn sdk_error<E, R>(
+        &self,
+        operation: &'static str,
+        key: &str,
+        err: SdkError<E, R>,
+    ) -> SyncError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,
@@ -197,7 +202,7 @@ impl Place {
             .into_paginator()
             .send();
         while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| self.error("ListObjectsV2", &self.prefix, e))?;
+            let page = page.map_err(|e| self.sdk_error("ListObjectsV2", &self.prefix, e))?;
             for object in page.contents() {
                 let Some(path) = object.key().and_then(|k| k.strip_prefix(&self.prefix)) else {
                     continue;
@@ -237,7 +242,7 @@ impl Place {
                 .set_version_id_marker(version_marker.take())
                 .send()
                 .await
-                .map_err(|e| self.error("ListObjectVersions", &self.prefix, e))?;
+                .map_err(|e| self.sdk_error("ListObjectVersions", &self.prefix, e))?;
             for v in page.versions() {
                 if let (Some(key), Some(id), Some(true)) = (v.key(), v.version_id(), v.is_latest())
                     && let Some(path) = key.strip_prefix(&self.prefix)
@@ -265,23 +270,36 @@ impl Place {
                 path: file.file.local.clone(),
                 source,
             })?;
+        self.put_bytes(s3, &file.file.path, &file.sha256, bytes)
+            .await
+    }
+
+    /// Writes `bytes` at `path` if their SHA-256 is `sha256`, with that checksum; returns the
+    /// version id written.
+    pub(crate) async fn put_bytes(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        path: &str,
+        sha256: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Option<String>, SyncError> {
         let digest = Sha256::digest(&bytes);
-        if hex(&digest) != file.sha256 {
+        if hex(&digest) != sha256 {
             return Err(SyncError::Moved {
-                path: file.file.path.clone(),
+                path: path.to_owned(),
             });
         }
-        let key = self.key(&file.file.path);
+        let key = self.key(path);
         let out = s3
             .put_object()
             .bucket(&self.bucket)
             .key(&key)
             .checksum_sha256(base64(&digest))
-            .metadata("sha256", &file.sha256)
+            .metadata("sha256", sha256)
             .body(ByteStream::from(bytes))
             .send()
             .await
-            .map_err(|e| self.error("PutObject", &key, e))?;
+            .map_err(|e| self.sdk_error("PutObject", &key, e))?;
         Ok(out.version_id().map(str::to_owned))
     }
 
@@ -307,7 +325,7 @@ impl Place {
             .copy_source(source)
             .send()
             .await
-            .map_err(|e| self.error("CopyObject", &key, e))?;
+            .map_err(|e| self.sdk_error("CopyObject", &key, e))?;
         Ok(out.version_id().map(str::to_owned))
     }
 
@@ -334,7 +352,7 @@ impl Place {
                 .delete(delete)
                 .send()
                 .await
-                .map_err(|e| self.error("DeleteObjects", &self.prefix, e))?;
+                .map_err(|e| self.sdk_error("DeleteObjects", &self.prefix, e))?;
             if let Some(first) = out.errors().first() {
                 return Err(SyncError::Delete {
                     bucket: self.bucket.clone(),
