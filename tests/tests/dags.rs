@@ -82,6 +82,24 @@ impl Project {
         cmd.output().expect("run deploy")
     }
 
+    fn release_json(&self, version: &str) -> Output {
+        deploy(&moto().url)
+            .arg("--config")
+            .arg(&self.config)
+            .args([
+                "--output",
+                "json",
+                "release",
+                "dev",
+                "dags",
+                "--version",
+                version,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run deploy")
+    }
+
     /// PUT requests to the DAG bucket the proxy passed so far.
     fn dag_puts(&self) -> usize {
         let bucket = format!("/{}/", self.dags);
@@ -193,12 +211,26 @@ async fn sync_then_edit_add_delete_then_a_fresh_checkout_uploads_nothing() {
     p.write("new/added.py", "y = 3\n");
     std::fs::remove_file(p.folder().join("sql/q.sql")).expect("rm");
     let before = p.dag_puts();
-    ok(&p.release("v2", &[]));
+    let out = p.release_json("v2");
+    ok(&out);
     assert_eq!(
         p.dag_puts() - before,
         2,
         "only the changed and the added file go up"
     );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let document: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("dags").is_some())
+        .expect("the result document");
+    let report = &document["dags"][0];
+    assert_eq!(
+        report["uploaded"],
+        serde_json::json!(["new/added.py", "report.py"])
+    );
+    assert_eq!(report["deleted"], serde_json::json!(["sql/q.sql"]));
+    assert_eq!(report["unchanged"], 3);
     let shipped = [
         ".airflowignore",
         "etl.py",
