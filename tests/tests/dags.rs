@@ -363,69 +363,126 @@ async fn read_all(bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-/// dev's release is copied to staging by its recorded S3 versions, even after dev's bucket
-/// changed behind the ledger's back; staging's files the release lacks are deleted.
-#[tokio::test(flavor = "multi_thread")]
-async fn promote_copies_the_recorded_versions_after_the_source_changed() {
-    let url = moto().url.clone();
-    let (dev_state, staging_state) = (unique("dags-dev-state"), unique("dags-stg-state"));
-    create_bucket(&url, &dev_state).await;
-    create_bucket(&url, &staging_state).await;
-    let (dev_dags, staging_dags) = (
-        versioned_bucket("dags-dev").await,
-        versioned_bucket("dags-stg").await,
-    );
-    let dir = scratch_dir("dags-promote");
-    let env = |name: &str, state: &str, dags: &str| {
-        format!(
-            "[environments.{name}]\nregion = \"{REGION}\"\naccount = \"123456789012\"\n\
-             state_bucket = \"{state}\"\n[environments.{name}.overrides.dags]\nbucket = \"{dags}\"\n"
-        )
-    };
-    let text = format!(
-        "project = \"t\"\n[settings]\nlock_ttl = \"30s\"\ntimeout = \"2m\"\n{}{}\
-         [artifacts.dags]\nkind = \"dags\"\nsource = \"./dags\"\nbucket = \"unset\"\nprefix = \"dags/\"\n",
-        env("dev", &dev_state, &dev_dags),
-        env("staging", &staging_state, &staging_dags),
-    );
-    let config = dir.join("deploy.toml");
-    std::fs::write(&config, text).expect("write config");
-    let write = |path: &str, text: &str| {
-        let file = dir.join("dags").join(path);
+/// dev and staging of project `t`, each with its own state bucket and versioned DAG bucket.
+struct TwoEnvs {
+    dir: PathBuf,
+    config: PathBuf,
+    dev_state: String,
+    dev_dags: String,
+    staging_dags: String,
+}
+
+impl TwoEnvs {
+    async fn new() -> TwoEnvs {
+        let url = moto().url.clone();
+        let (dev_state, staging_state) = (unique("dags-dev-state"), unique("dags-stg-state"));
+        create_bucket(&url, &dev_state).await;
+        create_bucket(&url, &staging_state).await;
+        let (dev_dags, staging_dags) = (
+            versioned_bucket("dags-dev").await,
+            versioned_bucket("dags-stg").await,
+        );
+        let dir = scratch_dir("dags-promote");
+        let env = |name: &str, state: &str, dags: &str| {
+            format!(
+                "[environments.{name}]\nregion = \"{REGION}\"\naccount = \"123456789012\"\n\
+                 state_bucket = \"{state}\"\n[environments.{name}.overrides.dags]\nbucket = \"{dags}\"\n"
+            )
+        };
+        let text = format!(
+            "project = \"t\"\n[settings]\nlock_ttl = \"30s\"\ntimeout = \"2m\"\n{}{}\
+             [artifacts.dags]\nkind = \"dags\"\nsource = \"./dags\"\nbucket = \"unset\"\nprefix = \"dags/\"\n",
+            env("dev", &dev_state, &dev_dags),
+            env("staging", &staging_state, &staging_dags),
+        );
+        let config = dir.join("deploy.toml");
+        std::fs::write(&config, text).expect("write config");
+        TwoEnvs {
+            dir,
+            config,
+            dev_state,
+            dev_dags,
+            staging_dags,
+        }
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let file = self.dir.join("dags").join(path);
         std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
         std::fs::write(file, text).expect("write");
-    };
-    let run = |args: &[&str]| {
-        deploy(&url)
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        deploy(&moto().url)
             .arg("--config")
-            .arg(&config)
+            .arg(&self.config)
             .args(args)
             .stdin(Stdio::null())
             .output()
             .expect("run deploy")
-    };
-    write("a.py", "a = 'staging before'\n");
-    write("b.py", "b = 1\n");
-    write("c.py", "c = 1\n");
-    ok(&run(&["release", "staging", "dags", "--version", "s1"]));
-    std::fs::remove_file(dir.join("dags/c.py")).expect("rm");
-    write("a.py", "a = 'dev v1'\n");
-    write("sub/d.py", "d = 1\n");
-    ok(&run(&["release", "dev", "dags", "--version", "v1"]));
-    let released = read_all(&dev_dags, "dags/").await;
-    s3(&url)
+    }
+}
+
+/// dev's release is copied to staging by its recorded S3 versions, even after dev's bucket
+/// changed behind the ledger's back; staging's files the release lacks are deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_copies_the_recorded_versions_after_the_source_changed() {
+    let e = TwoEnvs::new().await;
+    e.write("a.py", "a = 'staging before'\n");
+    e.write("b.py", "b = 1\n");
+    e.write("c.py", "c = 1\n");
+    ok(&e.run(&["release", "staging", "dags", "--version", "s1"]));
+    std::fs::remove_file(e.dir.join("dags/c.py")).expect("rm");
+    e.write("a.py", "a = 'dev v1'\n");
+    e.write("sub/d.py", "d = 1\n");
+    ok(&e.run(&["release", "dev", "dags", "--version", "v1"]));
+    let released = read_all(&e.dev_dags, "dags/").await;
+    s3(&moto().url)
         .await
         .put_object()
-        .bucket(&dev_dags)
+        .bucket(&e.dev_dags)
         .key("dags/a.py")
         .body(b"a = 'changed behind the ledger'\n".to_vec().into())
         .send()
         .await
         .expect("overwrite in dev");
-    ok(&run(&["promote", "dev", "staging", "dags"]));
-    assert_eq!(read_all(&staging_dags, "dags/").await, released);
+    ok(&e.run(&["promote", "dev", "staging", "dags"]));
+    assert_eq!(read_all(&e.staging_dags, "dags/").await, released);
     assert_eq!(
         released.keys().collect::<Vec<_>>(),
         ["dags/a.py", "dags/b.py", "dags/sub/d.py"]
     );
+}
+
+/// A release of many files keeps its list in a manifest object, not in the live pointer, and
+/// a promotion reads it from there.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_releases_keep_their_file_list_out_of_the_pointer() {
+    let e = TwoEnvs::new().await;
+    let count = deploy_core::artifact::dags::manifest::INLINE_FILES + 30;
+    for i in 0..count {
+        e.write(&format!("team{}/dag_{i}.py", i % 7), &format!("N = {i}\n"));
+    }
+    ok(&e.run(&["release", "dev", "dags", "--version", "v1"]));
+    let pointer = deploy_tests::get_json(
+        &moto().url,
+        &e.dev_state,
+        "deploy/t/dev/artifacts/dags/live.json",
+    )
+    .await;
+    let reference = &pointer["artifact_ref"];
+    assert!(
+        reference
+            .get("files")
+            .is_none_or(|f| f.as_array().is_some_and(Vec::is_empty))
+    );
+    let manifest = reference["manifest"].as_str().expect("a manifest address");
+    assert!(
+        manifest.starts_with(&format!("s3://{}/", e.dev_state)),
+        "{manifest}"
+    );
+    ok(&e.run(&["promote", "dev", "staging", "dags"]));
+    let staged = read_all(&e.staging_dags, "dags/").await;
+    assert_eq!(staged.len(), count);
+    assert_eq!(staged, read_all(&e.dev_dags, "dags/").await);
 }

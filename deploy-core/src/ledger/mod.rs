@@ -224,6 +224,10 @@ pub enum ArtifactRef {
         /// Where the files are: `s3://bucket/prefix` (what a promotion copies from).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         location: Option<String>,
+        /// For large file sets, `files` is empty and the list is this gzipped JSON object
+        /// (`s3://state-bucket/key`), so pointers and `status` stay small.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        manifest: Option<String>,
     },
     /// A Lambda zip.
     Lambda {

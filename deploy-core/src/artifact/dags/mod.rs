@@ -3,6 +3,7 @@
 pub mod collect;
 pub(crate) mod config;
 pub mod ignore;
+pub mod manifest;
 pub mod plan;
 pub mod promote;
 pub mod steps;

@@ -64,8 +64,11 @@ struct PromoteStep {
     parallel: usize,
 }
 
-/// The source's files and where they are.
-fn source(input: &PromoteDags) -> Result<(Place, Vec<DagFile>), StepError> {
+/// The source's files (its manifest read with the source's clients) and where they are.
+async fn source(
+    input: &PromoteDags,
+    source_s3: &aws_sdk_s3::Client,
+) -> Result<(Place, Vec<DagFile>), StepError> {
     let missing = || {
         StepError::failure(NoManifest {
             environment: input.from.environment.clone(),
@@ -74,13 +77,13 @@ fn source(input: &PromoteDags) -> Result<(Place, Vec<DagFile>), StepError> {
         })
     };
     let ArtifactRef::Dags {
-        files,
         location: Some(location),
         ..
     } = &input.from.artifact_ref
     else {
         return Err(missing());
     };
+    let files = super::manifest::files(source_s3, &input.from.artifact_ref).await?;
     let (bucket, prefix) = location
         .strip_prefix("s3://")
         .and_then(|l| l.split_once('/'))
@@ -92,7 +95,7 @@ fn source(input: &PromoteDags) -> Result<(Place, Vec<DagFile>), StepError> {
         bucket: bucket.to_owned(),
         prefix: prefix.to_owned(),
     };
-    Ok((place, files.clone()))
+    Ok((place, files))
 }
 
 /// Files compared with the target: the same when the target's live release recorded the same
@@ -159,8 +162,8 @@ impl PromoteStep {
         input: &PromoteDags,
     ) -> Result<Done, StepError> {
         let started = Instant::now();
-        let (from, files) = source(input)?;
         let source_s3 = &cx.clients_of(&input.from.environment)?.s3;
+        let (from, files) = source(input, source_s3).await?;
         let s3 = &cx.clients().s3;
         let place = Place {
             bucket: input.bucket.clone(),
@@ -217,7 +220,8 @@ impl PromoteStep {
             ),
         });
         cx.report_item("dags", &report);
-        let mut done = steps::done(&place, &manifest, &versions, &diff, previous);
+        let mut done =
+            steps::done(cx, artifact, &place, &manifest, &versions, &diff, previous).await?;
         done.record.version = input.from.version.clone();
         done.record.source_environment = Some(input.from.environment.clone());
         Ok(done)

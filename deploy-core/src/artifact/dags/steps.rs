@@ -20,7 +20,7 @@ use crate::engine::{
 };
 use crate::error::ErrorClass;
 use crate::events::Event;
-use crate::ledger::{ArtifactRef, AwsObject, DagFile, Ledger, PointerKind};
+use crate::ledger::{AwsObject, DagFile, Ledger, PointerKind};
 use crate::plan::{ActionInput, Step};
 
 /// The environment variable that lets one run delete more than `max_delete_share`.
@@ -233,7 +233,7 @@ impl SyncStep {
             message: note(&report, files.len(), started),
         });
         cx.report_item("dags", &report);
-        Ok(done(&place, &manifest, &versions, &diff, previous))
+        done(cx, artifact, &place, &manifest, &versions, &diff, previous).await
     }
 }
 
@@ -257,12 +257,11 @@ pub(crate) async fn recorded(
     let live = Ledger::new(clients.s3.clone(), &clients.target)
         .pointer(artifact, PointerKind::Live)
         .await?;
-    Ok(match live.and_then(|p| p.value.artifact_ref) {
-        Some(ArtifactRef::Dags { files, .. }) => {
-            files.into_iter().map(|f| (f.path.clone(), f)).collect()
-        }
-        _ => HashMap::new(),
-    })
+    let Some(artifact_ref) = live.and_then(|p| p.value.artifact_ref) else {
+        return Ok(HashMap::new());
+    };
+    let files = super::manifest::files(&clients.s3, &artifact_ref).await?;
+    Ok(files.into_iter().map(|f| (f.path.clone(), f)).collect())
 }
 
 /// Version ids of what the bucket holds now for the files `diff` keeps, changes or deletes:
@@ -346,13 +345,15 @@ pub(crate) fn check_deletes(
 }
 
 /// The record and undo of a sync that left `manifest` (path, sha256) under `place`.
-pub(crate) fn done(
+pub(crate) async fn done(
+    cx: &StepContext<'_>,
+    artifact: &str,
     place: &Place,
     manifest: &[(String, String)],
     versions: &HashMap<String, String>,
     diff: &Diff,
     previous: Vec<(String, String)>,
-) -> Done {
+) -> Result<Done, StepError> {
     let manifest: Vec<DagFile> = manifest
         .iter()
         .map(|(path, sha256)| DagFile {
@@ -381,13 +382,14 @@ pub(crate) fn done(
     } else {
         Undo::Nothing
     };
-    Done {
+    let location = format!("s3://{}/{}", place.bucket, place.prefix);
+    let content_hash = sync::content_hash(&manifest);
+    let artifact_ref =
+        super::manifest::reference(cx.clients(), artifact, content_hash, manifest, location)
+            .await?;
+    Ok(Done {
         record: StepOutput {
-            artifact_ref: Some(ArtifactRef::Dags {
-                content_hash: sync::content_hash(&manifest),
-                files: manifest,
-                location: Some(format!("s3://{}/{}", place.bucket, place.prefix)),
-            }),
+            artifact_ref: Some(artifact_ref),
             touched: vec![AwsObject {
                 kind: "s3-prefix".into(),
                 id: format!("s3://{}/{}", place.bucket, place.prefix),
@@ -395,7 +397,7 @@ pub(crate) fn done(
             ..StepOutput::default()
         },
         undo,
-    }
+    })
 }
 
 pub(crate) fn note(report: &DagsReport, checked: usize, started: Instant) -> String {
