@@ -486,3 +486,21 @@ async fn large_releases_keep_their_file_list_out_of_the_pointer() {
     assert_eq!(staged.len(), count);
     assert_eq!(staged, read_all(&e.dev_dags, "dags/").await);
 }
+
+/// `503 SlowDown` on uploads is retried (the SDK's standard retry mode): the sync completes and
+/// the bucket holds every file.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_uploads_are_retried() {
+    use deploy_tests::s3_proxy::{Fault, Rule};
+    let p = Project::new("").await;
+    for i in 0..6 {
+        p.write(&format!("dag_{i}.py"), &format!("N = {i}\n"));
+    }
+    let pattern = format!("/{}/dags/", p.dags);
+    p.proxy.add(Rule::new("PUT", &pattern, Fault::SlowDown, 2));
+    ok(&p.release("v1", &[]));
+    assert_eq!(p.proxy.faults(), 2, "two uploads were throttled");
+    let paths: Vec<String> = (0..6).map(|i| format!("dag_{i}.py")).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    assert_eq!(p.objects().await, expected(&p.folder(), &paths, false));
+}

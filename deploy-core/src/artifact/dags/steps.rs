@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -42,7 +42,13 @@ impl Default for DagsSettings {
 /// Registers the DAG steps with `engine`.
 pub fn register(engine: &mut Engine, settings: DagsSettings) {
     super::promote::register(engine, settings.parallel);
-    engine.register(SyncDags::TYPE, Arc::new(SyncStep(Arc::new(settings))));
+    engine.register(
+        SyncDags::TYPE,
+        Arc::new(SyncStep {
+            settings,
+            prepared: Mutex::default(),
+        }),
+    );
 }
 
 /// A sync as the report's `dags` section lists it.
@@ -72,7 +78,12 @@ pub(crate) struct SyncUndo {
     remove: Vec<String>,
 }
 
-struct SyncStep(Arc<DagsSettings>);
+struct SyncStep {
+    settings: DagsSettings,
+    /// The folder as the preflight read it, by plan and step: the run uses it rather than
+    /// reading and parsing everything again (each upload still checks the file's SHA-256).
+    prepared: Mutex<HashMap<(String, String), Vec<HashedFile>>>,
+}
 
 /// Collects, reads, validates and hashes the folder; blocking work.
 pub fn prepare(root: &Path, input: &SyncDags) -> Result<Vec<HashedFile>, StepError> {
@@ -135,7 +146,11 @@ impl StepHandler for SyncStep {
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let input: SyncDags = step.action.input()?;
-            prepare_async(cx.source_root(), &input).await.map(drop)
+            let files = prepare_async(cx.source_root(), &input).await?;
+            if let Ok(mut prepared) = self.prepared.lock() {
+                prepared.insert((cx.plan().id.clone(), step.id.clone()), files);
+            }
+            Ok(())
         })
     }
 
@@ -147,7 +162,12 @@ impl StepHandler for SyncStep {
         Box::pin(async move {
             let input: SyncDags = step.action.input()?;
             let artifact = step.artifact_name().to_owned();
-            let files = prepare_async(cx.source_root(), &input).await?;
+            let key = (cx.plan().id.clone(), step.id.clone());
+            let cached = self.prepared.lock().ok().and_then(|mut p| p.remove(&key));
+            let files = match cached {
+                Some(files) => files,
+                None => prepare_async(cx.source_root(), &input).await?,
+            };
             self.sync(cx, &artifact, &input, files).await
         })
     }
@@ -213,7 +233,8 @@ impl SyncStep {
                 total: Some(f.file.size),
             });
         };
-        let uploaded = sync::upload_all(s3, &place, to_upload, self.0.parallel, &on_done).await?;
+        let uploaded =
+            sync::upload_all(s3, &place, to_upload, self.settings.parallel, &on_done).await?;
         for (path, version) in uploaded {
             match version {
                 Some(v) => versions.insert(path, v),
