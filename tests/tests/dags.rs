@@ -285,22 +285,45 @@ async fn a_syntax_error_stops_everything_before_any_upload() {
     assert!(p.objects().await.is_empty());
 }
 
-/// The glob case of tests/data/dags/ignore: what ships is Airflow's own list (caches aside)
-/// plus the ignore files.
-#[tokio::test(flavor = "multi_thread")]
-async fn glob_ignore_files_nested_and_negated_ship_what_airflow_reads() {
-    let p = Project::new("ignore_syntax = \"glob\"\n").await;
+/// Syncs the committed case `case` of tests/data/dags/ignore with `syntax`: what ships is
+/// Airflow's own list for it (caches aside) plus the ignore files `ignore_files`.
+async fn ships_what_airflow_reads(case: &str, syntax: &str, ignore_files: &[&'static str]) {
+    let p = Project::new(&format!("ignore_syntax = \"{syntax}\"\n")).await;
     let data = deploy_tests::workspace_root().join("tests/data/dags/ignore");
     std::fs::remove_dir_all(p.folder()).expect("rm");
-    copy_dir(&data.join("glob-nested"), &p.folder());
+    copy_dir(&data.join(case), &p.folder());
     ok(&p.release("v1", &[]));
-    let listed = std::fs::read_to_string(data.join("glob-nested.glob.txt")).expect("list");
+    let listed = std::fs::read_to_string(data.join(format!("{case}.{syntax}.txt"))).expect("list");
     let mut paths: Vec<&str> = listed
         .lines()
         .filter(|l| !l.contains("__pycache__") && !l.ends_with(".pyc"))
         .collect();
-    paths.extend([".airflowignore", "nested/.airflowignore"]);
+    paths.extend(ignore_files);
     assert_eq!(p.objects().await, expected(&p.folder(), &paths, false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn glob_ignore_files_nested_and_negated_ship_what_airflow_reads() {
+    ships_what_airflow_reads(
+        "glob-nested",
+        "glob",
+        &[".airflowignore", "nested/.airflowignore"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn regexp_ignore_files_nested_ship_what_airflow_reads() {
+    ships_what_airflow_reads(
+        "regexp-nested",
+        "regexp",
+        &[
+            ".airflowignore",
+            "sibling/.airflowignore",
+            "subdir/.airflowignore",
+        ],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
