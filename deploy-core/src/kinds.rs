@@ -13,6 +13,8 @@ pub struct Builtin {
     pub image: ImageSettings,
     /// Image rollouts: poll interval and each artifact's runtime configuration.
     pub rollout: RolloutSettings,
+    /// DAG syncs: files uploaded at once.
+    pub dags: crate::artifact::dags::steps::DagsSettings,
 }
 
 impl Builtin {
@@ -59,6 +61,9 @@ impl From<&Settings> for Builtin {
                 skip_verify: false,
                 parallel: settings.parallel_uploads,
             },
+            dags: crate::artifact::dags::steps::DagsSettings {
+                parallel: settings.parallel_uploads,
+            },
         }
     }
 }
@@ -68,4 +73,5 @@ pub fn register_builtin(engine: &mut Engine, settings: Builtin) {
     image::register(engine, settings.image);
     crate::rollout::gates::health::register(engine, settings.rollout.poll);
     image_rollout::register(engine, settings.rollout);
+    crate::artifact::dags::steps::register(engine, settings.dags);
 }

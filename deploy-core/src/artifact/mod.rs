@@ -182,7 +182,7 @@ pub enum ImageSource {
 }
 
 /// An Airflow DAG folder synced to S3.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DagsSpec {
     /// The local DAG folder.
     pub source: PathBuf,
@@ -190,6 +190,15 @@ pub struct DagsSpec {
     pub bucket: String,
     /// Key prefix inside the bucket, ending with `/` (or empty).
     pub prefix: String,
+    /// How `.airflowignore` files are read.
+    pub ignore_syntax: dags::IgnoreSyntax,
+    /// When not empty, only files matching one of these globs ship.
+    pub include: Vec<String>,
+    /// Files matching one of these globs never ship.
+    pub exclude: Vec<String>,
+    /// The largest share (0..=1) of the files in the bucket a sync deletes without
+    /// `--allow-mass-delete`.
+    pub max_delete_share: f64,
 }
 
 /// A Lambda function deployed from a zip.

@@ -107,6 +107,9 @@ pub(super) fn resolve_artifact(
         locate: &locate,
         name,
     };
+    if raw.kind != ArtifactKind::Dags {
+        crate::artifact::dags::config::reject_dags_keys(&mut ctx, raw.kind, &raw);
+    }
     let detail = match raw.kind {
         ArtifactKind::Image => {
             ArtifactDetail::Image(crate::artifact::image::config::resolve(&mut ctx, raw)?)

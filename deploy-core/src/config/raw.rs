@@ -86,6 +86,10 @@ pub(crate) struct RawArtifact {
     // dags
     pub bucket: Option<String>,
     pub prefix: Option<String>,
+    pub ignore_syntax: Option<String>,
+    pub include: Option<Vec<String>>,
+    pub exclude: Option<Vec<String>>,
+    pub max_delete_share: Option<f64>,
     // lambda
     pub function: Option<String>,
     pub alias: Option<String>,

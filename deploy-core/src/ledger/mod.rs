@@ -221,6 +221,13 @@ pub enum ArtifactRef {
         content_hash: String,
         /// Each file with its hash and the S3 version id written.
         files: Vec<DagFile>,
+        /// Where the files are: `s3://bucket/prefix` (what a promotion copies from).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        location: Option<String>,
+        /// For large file sets, `files` is empty and the list is this gzipped JSON object
+        /// (`s3://state-bucket/key`), so pointers and `status` stay small.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        manifest: Option<String>,
     },
     /// A Lambda zip.
     Lambda {

@@ -2,11 +2,14 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::IgnoreSyntax;
+use super::promote::PromoteDags;
 use crate::artifact::DagsSpec;
+use crate::ledger::ArtifactRef;
 use crate::plan::{Action, ActionInput, Chain, PlanRequest, s3_object};
 
 /// Upload changed DAG files and delete removed ones.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SyncDags {
     /// Local folder.
     pub source: String,
@@ -14,14 +17,54 @@ pub struct SyncDags {
     pub bucket: String,
     /// Key prefix.
     pub prefix: String,
+    /// How `.airflowignore` files are read.
+    #[serde(default)]
+    pub ignore_syntax: IgnoreSyntax,
+    /// Only files matching one of these globs ship (all when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// Files matching one of these globs never ship.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// The largest share of the managed files a sync deletes without `allow_mass_delete`.
+    #[serde(default = "default_share")]
+    pub max_delete_share: f64,
+    /// Delete whatever share of the files disappeared (also `DEPLOY_ALLOW_MASS_DELETE=1`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_mass_delete: bool,
+}
+
+fn default_share() -> f64 {
+    super::config::DEFAULT_MAX_DELETE_SHARE
 }
 
 impl ActionInput for SyncDags {
     const TYPE: &'static str = "sync-dags";
 }
 
-/// Adds the steps of `dags` to `chain`.
-pub fn steps(dags: &DagsSpec, _request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
+/// Adds the steps of `dags` to `chain`: on a promotion, the copy of the source's live file
+/// set; otherwise the sync of the local folder.
+pub fn steps(dags: &DagsSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
+    let name = chain.artifact().to_owned();
+    if let Some(from) = request.promote.iter().find(|p| p.artifact == name) {
+        if matches!(from.artifact_ref, ArtifactRef::Dags { .. }) {
+            chain.then(
+                format!(
+                    "copy {name} release {} from {} to s3://{}/{}",
+                    from.release_id, from.environment, dags.bucket, dags.prefix
+                ),
+                Action::new(&PromoteDags {
+                    bucket: dags.bucket.clone(),
+                    prefix: dags.prefix.clone(),
+                    from: from.clone(),
+                    max_delete_share: dags.max_delete_share,
+                    allow_mass_delete: false,
+                }),
+                vec![s3_object(&dags.bucket, &format!("{}*", dags.prefix))],
+            );
+        }
+        return;
+    }
     chain.then(
         format!(
             "sync {} to s3://{}/{}",
@@ -33,6 +76,11 @@ pub fn steps(dags: &DagsSpec, _request: &PlanRequest<'_>, chain: &mut Chain<'_>)
             source: dags.source.display().to_string(),
             bucket: dags.bucket.clone(),
             prefix: dags.prefix.clone(),
+            ignore_syntax: dags.ignore_syntax,
+            include: dags.include.clone(),
+            exclude: dags.exclude.clone(),
+            max_delete_share: dags.max_delete_share,
+            allow_mass_delete: false,
         }),
         vec![s3_object(&dags.bucket, &format!("{}*", dags.prefix))],
     );

@@ -1,0 +1,435 @@
+//! The DAG steps on the engine's seam: `sync-dags` makes the bucket's prefix hold exactly the
+//! folder's files. Its undo puts back the previous version of every file it overwrote or
+//! deleted (server-side copies of the old S3 versions; the bucket is versioned) and deletes
+//! the files it added.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+
+use super::collect::{self, CollectOptions};
+use super::plan::SyncDags;
+use super::sync::{self, Diff, HashedFile, Place, SyncError};
+use super::validate;
+use crate::engine::{
+    BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
+    StepOutput, Undo,
+};
+use crate::error::ErrorClass;
+use crate::events::Event;
+use crate::ledger::{AwsObject, DagFile, Ledger, PointerKind};
+use crate::plan::{ActionInput, Step};
+
+/// The environment variable that lets one run delete more than `max_delete_share`.
+pub const ALLOW_MASS_DELETE_ENV: &str = "DEPLOY_ALLOW_MASS_DELETE";
+
+/// Settings the DAG steps share.
+#[derive(Debug, Clone)]
+pub struct DagsSettings {
+    /// Files uploaded at once.
+    pub parallel: usize,
+}
+
+impl Default for DagsSettings {
+    fn default() -> DagsSettings {
+        DagsSettings { parallel: 8 }
+    }
+}
+
+/// Registers the DAG steps with `engine`.
+pub fn register(engine: &mut Engine, settings: DagsSettings) {
+    super::promote::register(engine, settings.parallel);
+    engine.register(
+        SyncDags::TYPE,
+        Arc::new(SyncStep {
+            settings,
+            prepared: Mutex::default(),
+        }),
+    );
+}
+
+/// A sync as the report's `dags` section lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DagsReport {
+    /// Artifact.
+    pub artifact: String,
+    /// `s3://bucket/prefix`.
+    pub target: String,
+    /// Files uploaded (new or changed).
+    pub uploaded: Vec<String>,
+    /// Files deleted.
+    pub deleted: Vec<String>,
+    /// Files already in the bucket with the same content.
+    pub unchanged: usize,
+    /// Bytes uploaded.
+    pub bytes_uploaded: u64,
+}
+
+/// What the undo of a sync needs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct SyncUndo {
+    place: Place,
+    /// Files overwritten or deleted, with the version they had.
+    restore: Vec<(String, String)>,
+    /// Files the sync added.
+    remove: Vec<String>,
+}
+
+struct SyncStep {
+    settings: DagsSettings,
+    /// The folder as the preflight read it, by plan and step: the run uses it rather than
+    /// reading and parsing everything again (each upload still checks the file's SHA-256).
+    prepared: Mutex<HashMap<(String, String), Vec<HashedFile>>>,
+}
+
+/// Collects, reads, validates and hashes the folder; blocking work.
+pub fn prepare(root: &Path, input: &SyncDags) -> Result<Vec<HashedFile>, StepError> {
+    let folder = crate::config::paths::absolute(root, Path::new(&input.source));
+    let options = CollectOptions {
+        syntax: input.ignore_syntax,
+        include: input.include.clone(),
+        exclude: input.exclude.clone(),
+    };
+    let collection =
+        collect::collect(&folder, &options).map_err(|e| StepError::new(ErrorClass::Usage, e))?;
+    let mut contents = Vec::with_capacity(collection.files.len());
+    for file in &collection.files {
+        if file.size > validate::MAX_FILE_BYTES {
+            contents.push(Vec::new());
+            continue;
+        }
+        let bytes = std::fs::read(&file.local).map_err(|source| {
+            StepError::new(
+                ErrorClass::Usage,
+                collect::CollectError::Io {
+                    path: file.local.clone(),
+                    source,
+                },
+            )
+        })?;
+        contents.push(bytes);
+    }
+    validate::check(
+        &input.source,
+        collection
+            .files
+            .iter()
+            .zip(contents.iter().map(Vec::as_slice)),
+    )?;
+    Ok(collection
+        .files
+        .into_iter()
+        .zip(contents)
+        .map(|(file, bytes)| HashedFile::new(file, &bytes))
+        .collect())
+}
+
+async fn prepare_async(root: &Path, input: &SyncDags) -> Result<Vec<HashedFile>, StepError> {
+    let (root, input) = (root.to_owned(), input.clone());
+    tokio::task::spawn_blocking(move || prepare(&root, &input))
+        .await
+        .map_err(StepError::failure)?
+}
+
+impl StepHandler for SyncStep {
+    fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
+        cx.input::<SyncDags>(step).map(drop)
+    }
+
+    fn preflight<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let input: SyncDags = step.action.input()?;
+            let files = prepare_async(cx.source_root(), &input).await?;
+            if let Ok(mut prepared) = self.prepared.lock() {
+                prepared.insert((cx.plan().id.clone(), step.id.clone()), files);
+            }
+            Ok(())
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(async move {
+            let input: SyncDags = step.action.input()?;
+            let artifact = step.artifact_name().to_owned();
+            let key = (cx.plan().id.clone(), step.id.clone());
+            let cached = self.prepared.lock().ok().and_then(|mut p| p.remove(&key));
+            let files = match cached {
+                Some(files) => files,
+                None => prepare_async(cx.source_root(), &input).await?,
+            };
+            self.sync(cx, &artifact, &input, files).await
+        })
+    }
+
+    fn undo<'a>(
+        &'a self,
+        _step: &'a Step,
+        data: &'a serde_json::Value,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(undo(data, cx))
+    }
+
+    fn report_sections(&self) -> &'static [&'static str] {
+        &["dags"]
+    }
+}
+
+impl SyncStep {
+    async fn sync(
+        &self,
+        cx: &StepContext<'_>,
+        artifact: &str,
+        input: &SyncDags,
+        files: Vec<HashedFile>,
+    ) -> Result<Done, StepError> {
+        let started = Instant::now();
+        let s3 = &cx.clients().s3;
+        let place = Place {
+            bucket: input.bucket.clone(),
+            prefix: input.prefix.clone(),
+        };
+        let remote = place.list(s3).await?;
+        let diff = sync::diff(&files, &remote);
+        check_deletes(
+            (input.max_delete_share, input.allow_mass_delete),
+            &place,
+            &diff,
+            remote.len(),
+        )?;
+        let manifest: Vec<(String, String)> = files
+            .iter()
+            .map(|f| (f.file.path.clone(), f.sha256.clone()))
+            .collect();
+        let recorded = recorded(cx, artifact).await?;
+        let mut versions = known_versions(s3, &place, &recorded, &manifest, &diff).await?;
+        let previous = previous_versions(&versions, &diff);
+        let by_path: HashMap<&str, &HashedFile> =
+            files.iter().map(|f| (f.file.path.as_str(), f)).collect();
+        let to_upload: Vec<&HashedFile> = diff
+            .added
+            .iter()
+            .chain(&diff.changed)
+            .filter_map(|p| by_path.get(p.as_str()).copied())
+            .collect();
+        let bytes_uploaded = to_upload.iter().map(|f| f.file.size).sum();
+        let reporter = cx.reporter().clone();
+        let on_done = |f: &HashedFile| {
+            reporter.report(&Event::BytesTransferred {
+                artifact: artifact.to_owned(),
+                item: f.file.path.clone(),
+                done: f.file.size,
+                total: Some(f.file.size),
+            });
+        };
+        let uploaded =
+            sync::upload_all(s3, &place, to_upload, self.settings.parallel, &on_done).await?;
+        for (path, version) in uploaded {
+            match version {
+                Some(v) => versions.insert(path, v),
+                None => versions.remove(&path),
+            };
+        }
+        place.delete(s3, &diff.deleted).await?;
+        let report = DagsReport {
+            artifact: artifact.to_owned(),
+            target: format!("s3://{}/{}", place.bucket, place.prefix),
+            uploaded: diff.added.iter().chain(&diff.changed).cloned().collect(),
+            deleted: diff.deleted.clone(),
+            unchanged: diff.unchanged.len(),
+            bytes_uploaded,
+        };
+        cx.reporter().report(&Event::Note {
+            message: note(&report, files.len(), started),
+        });
+        cx.report_item("dags", &report);
+        done(cx, artifact, &place, &manifest, &versions, &diff, previous).await
+    }
+}
+
+/// Puts back what a sync or promotion overwrote or deleted and deletes what it added.
+pub(crate) async fn undo(data: &serde_json::Value, cx: &StepContext<'_>) -> Result<(), StepError> {
+    let undo: SyncUndo = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    let s3 = &cx.clients().s3;
+    for (path, version) in &undo.restore {
+        undo.place.restore(s3, &undo.place, path, version).await?;
+    }
+    undo.place.delete(s3, &undo.remove).await?;
+    Ok(())
+}
+
+/// The files of `artifact`'s live release in this environment, by path.
+pub(crate) async fn recorded(
+    cx: &StepContext<'_>,
+    artifact: &str,
+) -> Result<HashMap<String, DagFile>, StepError> {
+    let clients = cx.clients();
+    let live = Ledger::new(clients.s3.clone(), &clients.target)
+        .pointer(artifact, PointerKind::Live)
+        .await?;
+    let Some(artifact_ref) = live.and_then(|p| p.value.artifact_ref) else {
+        return Ok(HashMap::new());
+    };
+    let files = super::manifest::files(&clients.s3, &artifact_ref).await?;
+    Ok(files.into_iter().map(|f| (f.path.clone(), f)).collect())
+}
+
+/// Version ids of what the bucket holds now for the files `diff` keeps, changes or deletes:
+/// from the live release when its file has the content the bucket has, else from one listing
+/// of the versions.
+pub(crate) async fn known_versions(
+    s3: &aws_sdk_s3::Client,
+    place: &Place,
+    recorded: &HashMap<String, DagFile>,
+    manifest: &[(String, String)],
+    diff: &Diff,
+) -> Result<HashMap<String, String>, StepError> {
+    let sha: HashMap<&str, &str> = manifest
+        .iter()
+        .map(|(p, s)| (p.as_str(), s.as_str()))
+        .collect();
+    let mut versions = HashMap::new();
+    let mut missing = false;
+    let paths = || {
+        diff.unchanged
+            .iter()
+            .chain(&diff.changed)
+            .chain(&diff.deleted)
+    };
+    for path in paths() {
+        let unchanged = diff.unchanged.contains(path);
+        let known = recorded
+            .get(path)
+            .filter(|r| !unchanged || sha.get(path.as_str()) == Some(&r.sha256.as_str()))
+            .and_then(|r| r.version_id.clone());
+        match known {
+            Some(v) => {
+                versions.insert(path.clone(), v);
+            }
+            None => missing = true,
+        }
+    }
+    if missing {
+        let latest = place.latest_versions(s3).await?;
+        for path in paths() {
+            if let Some(v) = latest.get(path) {
+                versions.insert(path.clone(), v.clone());
+            }
+        }
+    }
+    Ok(versions)
+}
+
+/// The versions the files a sync overwrites or deletes have now, for the undo.
+pub(crate) fn previous_versions(
+    versions: &HashMap<String, String>,
+    diff: &Diff,
+) -> Vec<(String, String)> {
+    diff.changed
+        .iter()
+        .chain(&diff.deleted)
+        .filter_map(|p| versions.get(p).map(|v| (p.clone(), v.clone())))
+        .collect()
+}
+
+/// Refuses to delete more than the configured share of the bucket's files.
+pub(crate) fn check_deletes(
+    (share, allow): (f64, bool),
+    place: &Place,
+    diff: &Diff,
+    total: usize,
+) -> Result<(), SyncError> {
+    let allowed =
+        allow || std::env::var(ALLOW_MASS_DELETE_ENV).is_ok_and(|v| v == "1" || v == "true");
+    let deletes = diff.deleted.len();
+    if allowed || deletes == 0 || (deletes as f64) <= share * total as f64 {
+        return Ok(());
+    }
+    Err(SyncError::MassDelete {
+        bucket: place.bucket.clone(),
+        prefix: place.prefix.clone(),
+        deletes,
+        total,
+        share,
+    })
+}
+
+/// The record and undo of a sync that left `manifest` (path, sha256) under `place`.
+pub(crate) async fn done(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    place: &Place,
+    manifest: &[(String, String)],
+    versions: &HashMap<String, String>,
+    diff: &Diff,
+    previous: Vec<(String, String)>,
+) -> Result<Done, StepError> {
+    let manifest: Vec<DagFile> = manifest
+        .iter()
+        .map(|(path, sha256)| DagFile {
+            path: path.clone(),
+            sha256: sha256.clone(),
+            version_id: versions.get(path).cloned(),
+        })
+        .collect();
+    let changed = !(diff.added.is_empty() && diff.changed.is_empty() && diff.deleted.is_empty());
+    let undo = if changed {
+        let data = SyncUndo {
+            place: place.clone(),
+            restore: previous,
+            remove: diff.added.clone(),
+        };
+        Undo::Compensate {
+            description: format!(
+                "put back the previous {} file(s) and delete the {} added under s3://{}/{}",
+                data.restore.len(),
+                data.remove.len(),
+                place.bucket,
+                place.prefix
+            ),
+            data: serde_json::to_value(&data).unwrap_or_default(),
+        }
+    } else {
+        Undo::Nothing
+    };
+    let location = format!("s3://{}/{}", place.bucket, place.prefix);
+    let content_hash = sync::content_hash(&manifest);
+    let artifact_ref =
+        super::manifest::reference(cx.clients(), artifact, content_hash, manifest, location)
+            .await?;
+    Ok(Done {
+        record: StepOutput {
+            artifact_ref: Some(artifact_ref),
+            touched: vec![AwsObject {
+                kind: "s3-prefix".into(),
+                id: format!("s3://{}/{}", place.bucket, place.prefix),
+            }],
+            ..StepOutput::default()
+        },
+        undo,
+    })
+}
+
+pub(crate) fn note(report: &DagsReport, checked: usize, started: Instant) -> String {
+    format!(
+        "{}: {} files checked, {} uploaded ({} bytes), {} deleted, {} unchanged in {:.1}s",
+        report.artifact,
+        checked,
+        report.uploaded.len(),
+        report.bytes_uploaded,
+        report.deleted.len(),
+        report.unchanged,
+        started.elapsed().as_secs_f64()
+    )
+}

@@ -1,0 +1,1 @@
+# glob-negation-dedup/a.py

@@ -1,0 +1,1 @@
+# glob-negation-dedup/sub/c.py

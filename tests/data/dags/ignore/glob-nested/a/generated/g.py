@@ -1,0 +1,1 @@
+# glob-nested/a/generated/g.py

@@ -1,0 +1,1 @@
+# glob-nested/data/keep.py

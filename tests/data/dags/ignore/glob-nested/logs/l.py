@@ -1,0 +1,1 @@
+# glob-nested/logs/l.py

@@ -1,0 +1,1 @@
+# glob-nested/nested/deep/keep.py

@@ -1,0 +1,1 @@
+# glob-nested/sub/keep.sql

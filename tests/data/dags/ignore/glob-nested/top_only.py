@@ -1,0 +1,1 @@
+# glob-nested/top_only.py

@@ -1,0 +1,1 @@
+# regexp-nested/a  b.py

@@ -1,0 +1,1 @@
+# regexp-nested/dag_a.py

@@ -1,0 +1,1 @@
+# regexp-nested/helper_skip.py

@@ -1,0 +1,1 @@
+# regexp-nested/ignored_dir/x.py

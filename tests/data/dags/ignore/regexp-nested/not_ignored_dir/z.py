@@ -1,0 +1,1 @@
+# regexp-nested/not_ignored_dir/z.py

@@ -1,0 +1,1 @@
+# regexp-nested/sibling/deep/d.py

@@ -1,0 +1,1 @@
+# regexp-nested/sibling/local_a.py

@@ -1,0 +1,1 @@
+# regexp-nested/sql/query.sql

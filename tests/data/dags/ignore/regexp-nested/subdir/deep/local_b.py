@@ -1,0 +1,1 @@
+# regexp-nested/subdir/deep/local_b.py

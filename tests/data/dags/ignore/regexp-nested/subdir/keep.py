@@ -1,0 +1,1 @@
+# regexp-nested/subdir/keep.py

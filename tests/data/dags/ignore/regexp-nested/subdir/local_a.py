@@ -1,0 +1,1 @@
+# regexp-nested/subdir/local_a.py

@@ -1,0 +1,1 @@
+# regexp-nested/subdir/only_from_root.py

@@ -1,0 +1,1 @@
+# regexp-nested/subdir/rel_only.py

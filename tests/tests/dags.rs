@@ -1,0 +1,529 @@
+//! `deploy release` of a DAG folder against moto: the bucket is listed and read back with a
+//! plain S3 client and compared byte for byte with the folder; requests are counted by a proxy
+//! in front of S3.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Output, Stdio};
+use std::time::{Duration, SystemTime};
+
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use deploy_tests::s3_proxy::S3Proxy;
+use deploy_tests::{REGION, copy_dir, create_bucket, deploy, moto, s3, scratch_dir, unique};
+
+/// A project `t` with one environment `dev` whose DAG bucket (versioned) and state bucket sit
+/// behind a request-counting proxy.
+struct Project {
+    dir: PathBuf,
+    config: PathBuf,
+    dags: String,
+    proxy: S3Proxy,
+}
+
+impl Project {
+    async fn new(extra: &str) -> Project {
+        let url = moto().url.clone();
+        let state = unique("dags-state");
+        let dags = unique("dags-bucket");
+        create_bucket(&url, &state).await;
+        create_bucket(&url, &dags).await;
+        s3(&url)
+            .await
+            .put_bucket_versioning()
+            .bucket(&dags)
+            .versioning_configuration(
+                VersioningConfiguration::builder()
+                    .status(BucketVersioningStatus::Enabled)
+                    .build(),
+            )
+            .send()
+            .await
+            .expect("enable versioning");
+        let dir = scratch_dir("dags");
+        std::fs::create_dir_all(dir.join("dags")).expect("mkdir");
+        let proxy = S3Proxy::start(&url);
+        let config = dir.join("deploy.toml");
+        let text = format!(
+            "project = \"t\"\n[settings]\nlock_ttl = \"30s\"\ntimeout = \"2m\"\n\
+             [environments.dev]\nregion = \"{REGION}\"\naccount = \"123456789012\"\n\
+             state_bucket = \"{state}\"\nendpoints = {{ s3 = \"{s3}\" }}\n\
+             [artifacts.dags]\nkind = \"dags\"\nsource = \"./dags\"\nbucket = \"{dags}\"\n\
+             prefix = \"dags/\"\n{extra}",
+            s3 = proxy.url,
+        );
+        std::fs::write(&config, text).expect("write config");
+        Project {
+            dir,
+            config,
+            dags,
+            proxy,
+        }
+    }
+
+    fn folder(&self) -> PathBuf {
+        self.dir.join("dags")
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let file = self.folder().join(path);
+        std::fs::create_dir_all(file.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    }
+
+    fn release(&self, version: &str, env: &[(&str, &str)]) -> Output {
+        let mut cmd = deploy(&moto().url);
+        cmd.arg("--config")
+            .arg(&self.config)
+            .args(["release", "dev", "dags", "--version", version])
+            .stdin(Stdio::null());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().expect("run deploy")
+    }
+
+    fn release_json(&self, version: &str) -> Output {
+        deploy(&moto().url)
+            .arg("--config")
+            .arg(&self.config)
+            .args([
+                "--output",
+                "json",
+                "release",
+                "dev",
+                "dags",
+                "--version",
+                version,
+            ])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run deploy")
+    }
+
+    /// PUT requests to the DAG bucket the proxy passed so far.
+    fn dag_puts(&self) -> usize {
+        let bucket = format!("/{}/", self.dags);
+        self.proxy
+            .seen()
+            .iter()
+            .filter(|s| s.method == "PUT" && s.path.starts_with(&bucket))
+            .count()
+    }
+
+    /// Every object of the DAG bucket with its bytes, read with a plain S3 client.
+    async fn objects(&self) -> BTreeMap<String, Vec<u8>> {
+        let s3 = s3(&moto().url).await;
+        let mut out = BTreeMap::new();
+        let listed = s3
+            .list_objects_v2()
+            .bucket(&self.dags)
+            .send()
+            .await
+            .expect("list");
+        for object in listed.contents() {
+            let key = object.key().expect("a key").to_owned();
+            let body = s3
+                .get_object()
+                .bucket(&self.dags)
+                .key(&key)
+                .send()
+                .await
+                .expect("get")
+                .body
+                .collect()
+                .await
+                .expect("read")
+                .into_bytes()
+                .to_vec();
+            out.insert(key, body);
+        }
+        out
+    }
+
+    async fn put_neighbours(&self) {
+        let s3 = s3(&moto().url).await;
+        for key in ["other/keep.txt", "dags-old/stale.py"] {
+            s3.put_object()
+                .bucket(&self.dags)
+                .key(key)
+                .body(b"neighbour".to_vec().into())
+                .send()
+                .await
+                .expect("put neighbour");
+        }
+    }
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "deploy failed ({:?}):\n{}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What the bucket should hold: `prefix` + each path, with the bytes of the folder's file.
+fn expected(folder: &Path, paths: &[&str], neighbours: bool) -> BTreeMap<String, Vec<u8>> {
+    let mut out: BTreeMap<String, Vec<u8>> = paths
+        .iter()
+        .map(|p| {
+            (
+                format!("dags/{p}"),
+                std::fs::read(folder.join(p)).expect("read source"),
+            )
+        })
+        .collect();
+    if neighbours {
+        out.insert("other/keep.txt".into(), b"neighbour".to_vec());
+        out.insert("dags-old/stale.py".into(), b"neighbour".to_vec());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_then_edit_add_delete_then_a_fresh_checkout_uploads_nothing() {
+    let p = Project::new("").await;
+    p.put_neighbours().await;
+    p.write(
+        ".airflowignore",
+        "^scratch\n.*_test\\.py$  # tests stay home\n",
+    );
+    p.write("etl.py", "from airflow import DAG\nDAG(\"etl\")\n");
+    p.write("report.py", "x = 1\n");
+    p.write("lib/helpers.py", "def h():\n    return 2\n");
+    p.write("lib/helpers_test.py", "assert True\n");
+    p.write("scratch/notes.py", "this is not python\n");
+    p.write("sql/q.sql", "select 1;\n");
+    p.write("lib/__pycache__/helpers.cpython-312.pyc", "\u{0}bytecode");
+    ok(&p.release("v1", &[]));
+    let shipped = [
+        ".airflowignore",
+        "etl.py",
+        "lib/helpers.py",
+        "report.py",
+        "sql/q.sql",
+    ];
+    assert_eq!(p.objects().await, expected(&p.folder(), &shipped, true));
+
+    p.write("report.py", "x = 2\n");
+    p.write("new/added.py", "y = 3\n");
+    std::fs::remove_file(p.folder().join("sql/q.sql")).expect("rm");
+    let before = p.dag_puts();
+    let out = p.release_json("v2");
+    ok(&out);
+    assert_eq!(
+        p.dag_puts() - before,
+        2,
+        "only the changed and the added file go up"
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let document: serde_json::Value = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("dags").is_some())
+        .expect("the result document");
+    let report = &document["dags"][0];
+    assert_eq!(
+        report["uploaded"],
+        serde_json::json!(["new/added.py", "report.py"])
+    );
+    assert_eq!(report["deleted"], serde_json::json!(["sql/q.sql"]));
+    assert_eq!(report["unchanged"], 3);
+    let shipped = [
+        ".airflowignore",
+        "etl.py",
+        "lib/helpers.py",
+        "new/added.py",
+        "report.py",
+    ];
+    assert_eq!(p.objects().await, expected(&p.folder(), &shipped, true));
+
+    // A fresh checkout: same bytes, every mtime new.
+    let fresh = p.dir.join("checkout");
+    copy_dir(&p.folder(), &fresh);
+    std::fs::remove_dir_all(p.folder()).expect("rm");
+    std::fs::rename(&fresh, p.folder()).expect("mv");
+    touch_all(&p.folder());
+    let before = p.dag_puts();
+    ok(&p.release("v3", &[]));
+    assert_eq!(
+        p.dag_puts(),
+        before,
+        "no PUT to the DAG bucket after a fresh checkout"
+    );
+    assert_eq!(p.objects().await, expected(&p.folder(), &shipped, true));
+}
+
+fn touch_all(dir: &Path) {
+    let later = SystemTime::now() + Duration::from_secs(3600);
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            touch_all(&path);
+        } else {
+            let file = std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            file.set_modified(later).expect("touch");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_syntax_error_stops_everything_before_any_upload() {
+    let p = Project::new("").await;
+    p.write("good.py", "x = 1\n");
+    p.write("sub/bad.py", "import os\n\ndef broken(:\n    pass\n");
+    let out = p.release("v1", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("sub/bad.py:3:"), "{stderr}");
+    assert_eq!(p.dag_puts(), 0);
+    assert!(p.objects().await.is_empty());
+}
+
+/// Syncs the committed case `case` of tests/data/dags/ignore with `syntax`: what ships is
+/// Airflow's own list for it (caches aside) plus the ignore files `ignore_files`.
+async fn ships_what_airflow_reads(case: &str, syntax: &str, ignore_files: &[&'static str]) {
+    let p = Project::new(&format!("ignore_syntax = \"{syntax}\"\n")).await;
+    let data = deploy_tests::workspace_root().join("tests/data/dags/ignore");
+    std::fs::remove_dir_all(p.folder()).expect("rm");
+    copy_dir(&data.join(case), &p.folder());
+    ok(&p.release("v1", &[]));
+    let listed = std::fs::read_to_string(data.join(format!("{case}.{syntax}.txt"))).expect("list");
+    let mut paths: Vec<&str> = listed
+        .lines()
+        .filter(|l| !l.contains("__pycache__") && !l.ends_with(".pyc"))
+        .collect();
+    paths.extend(ignore_files);
+    assert_eq!(p.objects().await, expected(&p.folder(), &paths, false));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn glob_ignore_files_nested_and_negated_ship_what_airflow_reads() {
+    ships_what_airflow_reads(
+        "glob-nested",
+        "glob",
+        &[".airflowignore", "nested/.airflowignore"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn regexp_ignore_files_nested_ship_what_airflow_reads() {
+    ships_what_airflow_reads(
+        "regexp-nested",
+        "regexp",
+        &[
+            ".airflowignore",
+            "sibling/.airflowignore",
+            "subdir/.airflowignore",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mass_deletes_are_refused_unless_allowed() {
+    let p = Project::new("max_delete_share = 0.5\n").await;
+    for name in ["a.py", "b.py", "c.py", "d.py"] {
+        p.write(name, "x = 1\n");
+    }
+    ok(&p.release("v1", &[]));
+    for name in ["b.py", "c.py", "d.py"] {
+        std::fs::remove_file(p.folder().join(name)).expect("rm");
+    }
+    let out = p.release("v2", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("max_delete_share"), "{stderr}");
+    assert_eq!(p.objects().await.len(), 4, "nothing deleted");
+    ok(&p.release("v2", &[("DEPLOY_ALLOW_MASS_DELETE", "1")]));
+    assert_eq!(p.objects().await, expected(&p.folder(), &["a.py"], false));
+}
+
+async fn versioned_bucket(prefix: &str) -> String {
+    let url = moto().url.clone();
+    let bucket = unique(prefix);
+    create_bucket(&url, &bucket).await;
+    s3(&url)
+        .await
+        .put_bucket_versioning()
+        .bucket(&bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+    bucket
+}
+
+async fn read_all(bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    let s3 = s3(&moto().url).await;
+    let mut out = BTreeMap::new();
+    for key in deploy_tests::list_keys(&moto().url, bucket, prefix).await {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("read")
+            .into_bytes()
+            .to_vec();
+        out.insert(key, body);
+    }
+    out
+}
+
+/// dev and staging of project `t`, each with its own state bucket and versioned DAG bucket.
+struct TwoEnvs {
+    dir: PathBuf,
+    config: PathBuf,
+    dev_state: String,
+    dev_dags: String,
+    staging_dags: String,
+}
+
+impl TwoEnvs {
+    async fn new() -> TwoEnvs {
+        let url = moto().url.clone();
+        let (dev_state, staging_state) = (unique("dags-dev-state"), unique("dags-stg-state"));
+        create_bucket(&url, &dev_state).await;
+        create_bucket(&url, &staging_state).await;
+        let (dev_dags, staging_dags) = (
+            versioned_bucket("dags-dev").await,
+            versioned_bucket("dags-stg").await,
+        );
+        let dir = scratch_dir("dags-promote");
+        let env = |name: &str, state: &str, dags: &str| {
+            format!(
+                "[environments.{name}]\nregion = \"{REGION}\"\naccount = \"123456789012\"\n\
+                 state_bucket = \"{state}\"\n[environments.{name}.overrides.dags]\nbucket = \"{dags}\"\n"
+            )
+        };
+        let text = format!(
+            "project = \"t\"\n[settings]\nlock_ttl = \"30s\"\ntimeout = \"2m\"\n{}{}\
+             [artifacts.dags]\nkind = \"dags\"\nsource = \"./dags\"\nbucket = \"unset\"\nprefix = \"dags/\"\n",
+            env("dev", &dev_state, &dev_dags),
+            env("staging", &staging_state, &staging_dags),
+        );
+        let config = dir.join("deploy.toml");
+        std::fs::write(&config, text).expect("write config");
+        TwoEnvs {
+            dir,
+            config,
+            dev_state,
+            dev_dags,
+            staging_dags,
+        }
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let file = self.dir.join("dags").join(path);
+        std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        deploy(&moto().url)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run deploy")
+    }
+}
+
+/// dev's release is copied to staging by its recorded S3 versions, even after dev's bucket
+/// changed behind the ledger's back; staging's files the release lacks are deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_copies_the_recorded_versions_after_the_source_changed() {
+    let e = TwoEnvs::new().await;
+    e.write("a.py", "a = 'staging before'\n");
+    e.write("b.py", "b = 1\n");
+    e.write("c.py", "c = 1\n");
+    ok(&e.run(&["release", "staging", "dags", "--version", "s1"]));
+    std::fs::remove_file(e.dir.join("dags/c.py")).expect("rm");
+    e.write("a.py", "a = 'dev v1'\n");
+    e.write("sub/d.py", "d = 1\n");
+    ok(&e.run(&["release", "dev", "dags", "--version", "v1"]));
+    let released = read_all(&e.dev_dags, "dags/").await;
+    s3(&moto().url)
+        .await
+        .put_object()
+        .bucket(&e.dev_dags)
+        .key("dags/a.py")
+        .body(b"a = 'changed behind the ledger'\n".to_vec().into())
+        .send()
+        .await
+        .expect("overwrite in dev");
+    ok(&e.run(&["promote", "dev", "staging", "dags"]));
+    assert_eq!(read_all(&e.staging_dags, "dags/").await, released);
+    assert_eq!(
+        released.keys().collect::<Vec<_>>(),
+        ["dags/a.py", "dags/b.py", "dags/sub/d.py"]
+    );
+}
+
+/// A release of many files keeps its list in a manifest object, not in the live pointer, and
+/// a promotion reads it from there.
+#[tokio::test(flavor = "multi_thread")]
+async fn large_releases_keep_their_file_list_out_of_the_pointer() {
+    let e = TwoEnvs::new().await;
+    let count = deploy_core::artifact::dags::manifest::INLINE_FILES + 30;
+    for i in 0..count {
+        e.write(&format!("team{}/dag_{i}.py", i % 7), &format!("N = {i}\n"));
+    }
+    ok(&e.run(&["release", "dev", "dags", "--version", "v1"]));
+    let pointer = deploy_tests::get_json(
+        &moto().url,
+        &e.dev_state,
+        "deploy/t/dev/artifacts/dags/live.json",
+    )
+    .await;
+    let reference = &pointer["artifact_ref"];
+    assert!(
+        reference
+            .get("files")
+            .is_none_or(|f| f.as_array().is_some_and(Vec::is_empty))
+    );
+    let manifest = reference["manifest"].as_str().expect("a manifest address");
+    assert!(
+        manifest.starts_with(&format!("s3://{}/", e.dev_state)),
+        "{manifest}"
+    );
+    ok(&e.run(&["promote", "dev", "staging", "dags"]));
+    let staged = read_all(&e.staging_dags, "dags/").await;
+    assert_eq!(staged.len(), count);
+    assert_eq!(staged, read_all(&e.dev_dags, "dags/").await);
+}
+
+/// `503 SlowDown` on uploads is retried (the SDK's standard retry mode): the sync completes and
+/// the bucket holds every file.
+#[tokio::test(flavor = "multi_thread")]
+async fn throttled_uploads_are_retried() {
+    use deploy_tests::s3_proxy::{Fault, Rule};
+    let p = Project::new("").await;
+    for i in 0..6 {
+        p.write(&format!("dag_{i}.py"), &format!("N = {i}\n"));
+    }
+    let pattern = format!("/{}/dags/", p.dags);
+    p.proxy.add(Rule::new("PUT", &pattern, Fault::SlowDown, 2));
+    ok(&p.release("v1", &[]));
+    assert_eq!(p.proxy.faults(), 2, "two uploads were throttled");
+    let paths: Vec<String> = (0..6).map(|i| format!("dag_{i}.py")).collect();
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    assert_eq!(p.objects().await, expected(&p.folder(), &paths, false));
+}

@@ -1,0 +1,148 @@
+//! The undo of a DAG sync through the library: a sync followed by a step that fails puts the
+//! bucket back to the previous release's file set exactly (read back with a plain S3 client).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
+use deploy_core::artifact::dags::IgnoreSyntax;
+use deploy_core::artifact::dags::plan::SyncDags;
+use deploy_core::aws::AwsClients;
+use deploy_core::config::Config;
+use deploy_core::engine::StepHandler;
+use deploy_core::engine::{BoxFuture, Done, Engine, EngineOptions, StepContext, StepError};
+use deploy_core::error::{Classify, ErrorClass};
+use deploy_core::events::Recorder;
+use deploy_core::ledger::Operation;
+use deploy_core::plan::{Action, Plan, Step};
+use deploy_tests::{REGION, create_bucket, list_keys, moto, s3, scratch_dir, unique};
+
+struct Fails;
+
+impl StepHandler for Fails {
+    fn run<'a>(
+        &'a self,
+        _step: &'a Step,
+        _cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(async { Err(StepError::blocked("the DAG import check failed")) })
+    }
+}
+
+async fn contents(bucket: &str) -> BTreeMap<String, Vec<u8>> {
+    let s3 = s3(&moto().url).await;
+    let mut out = BTreeMap::new();
+    for key in list_keys(&moto().url, bucket, "").await {
+        let bytes = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("read")
+            .into_bytes()
+            .to_vec();
+        out.insert(key, bytes);
+    }
+    out
+}
+
+fn write(dir: &Path, path: &str, text: &str) {
+    let file = dir.join("dags").join(path);
+    std::fs::create_dir_all(file.parent().expect("parent")).expect("mkdir");
+    std::fs::write(file, text).expect("write");
+}
+
+/// Runs the sync of `dir/dags` into `dags` then, when `fail_after`, a failing step.
+async fn apply(config: &Config, dags: &str, fail_after: bool) -> Result<(), ErrorClass> {
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .load()
+        .await;
+    let env = config.environment("dev").expect("dev");
+    let clients = AwsClients::from_sdk_config(&env.target, &sdk);
+    let target = clients.target.clone();
+    let options = EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf());
+    let mut engine = Engine::new(clients, Arc::new(Recorder::default()), options);
+    deploy_core::kinds::register_builtin(&mut engine, Default::default());
+    engine.register("check-import", Arc::new(Fails));
+    let sync = SyncDags {
+        source: "./dags".into(),
+        bucket: dags.to_owned(),
+        prefix: "dags/".into(),
+        ignore_syntax: IgnoreSyntax::Regexp,
+        include: vec![],
+        exclude: vec![],
+        max_delete_share: 1.0,
+        allow_mass_delete: false,
+    };
+    let mut steps = vec![(Some("dags".to_owned()), Action::new(&sync))];
+    if fail_after {
+        steps.push((
+            Some("dags".into()),
+            Action::untyped("check-import", serde_json::Value::Null),
+        ));
+    }
+    let plan = Plan::locked(
+        &target,
+        Operation::Custom,
+        Some("v".into()),
+        config.sha256(),
+        config.settings.lock_ttl,
+        steps,
+    );
+    engine.apply(&plan).await.map(drop).map_err(|f| f.class())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_step_after_the_sync_restores_the_previous_set_exactly() {
+    let url = moto().url.clone();
+    let (state, dags) = (unique("dags-undo-state"), unique("dags-undo"));
+    create_bucket(&url, &state).await;
+    create_bucket(&url, &dags).await;
+    s3(&url)
+        .await
+        .put_bucket_versioning()
+        .bucket(&dags)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("versioning");
+    let dir = scratch_dir("dags-undo");
+    let text = format!(
+        "project = \"t\"\n[settings]\nlock_ttl = \"30s\"\n[environments.dev]\nregion = \"{REGION}\"\n\
+         account = \"123456789012\"\nstate_bucket = \"{state}\"\n\
+         endpoints = {{ sts = \"{url}\", s3 = \"{url}\" }}\n"
+    );
+    std::fs::write(dir.join("deploy.toml"), text).expect("config");
+    let config = Config::load(&dir.join("deploy.toml")).expect("config");
+    write(&dir, "a.py", "a = 1\n");
+    write(&dir, "b.py", "b = 1\n");
+    write(&dir, "sub/c.py", "c = 1\n");
+    apply(&config, &dags, false).await.expect("first sync");
+    let before = contents(&dags).await;
+    assert_eq!(before.len(), 3);
+
+    write(&dir, "a.py", "a = 2\n");
+    write(&dir, "new.py", "n = 1\n");
+    std::fs::remove_file(dir.join("dags/b.py")).expect("rm");
+    let failed = apply(&config, &dags, true)
+        .await
+        .expect_err("the check fails");
+    assert_eq!(failed, ErrorClass::RolledBack);
+    assert_eq!(
+        contents(&dags).await,
+        before,
+        "the previous set, byte for byte"
+    );
+}
