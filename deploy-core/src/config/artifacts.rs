@@ -107,6 +107,9 @@ pub(super) fn resolve_artifact(
         locate: &locate,
         name,
     };
+    if raw.kind != ArtifactKind::Lambda {
+        crate::artifact::lambda::config::reject_elsewhere(&mut ctx, &raw);
+    }
     let detail = match raw.kind {
         ArtifactKind::Image => {
             ArtifactDetail::Image(crate::artifact::image::config::resolve(&mut ctx, raw)?)

@@ -90,6 +90,9 @@ pub(crate) struct RawArtifact {
     pub function: Option<String>,
     pub alias: Option<String>,
     pub artifact_bucket: Option<String>,
+    pub exclude: Option<Vec<String>>,
+    pub handler: Option<String>,
+    pub keep_versions: Option<u32>,
     // image + lambda
     pub env: Option<BTreeMap<String, String>>,
     pub rollout: Option<RawRollout>,

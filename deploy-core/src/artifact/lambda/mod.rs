@@ -2,4 +2,6 @@
 //! ([`super::LambdaSpec`]).
 
 pub(crate) mod config;
+pub mod package;
 pub mod plan;
+pub mod publish;
