@@ -2,9 +2,12 @@
 
 use crate::artifact::ArtifactDetail;
 use crate::artifact::image::steps::{self as image, ImageSettings};
+use crate::artifact::lambda::publish::PublishSettings;
+use crate::artifact::lambda::steps::LambdaSettings;
 use crate::config::{Config, Settings};
 use crate::engine::Engine;
 use crate::rollout::image::{self as image_rollout, RolloutSettings, Runtime};
+use crate::rollout::lambda::ShiftSettings;
 
 /// Settings of the built-in kinds, from the configuration's `[settings]`.
 #[derive(Debug, Clone, Default)]
@@ -13,6 +16,8 @@ pub struct Builtin {
     pub image: ImageSettings,
     /// Image rollouts: poll interval and each artifact's runtime configuration.
     pub rollout: RolloutSettings,
+    /// Lambda publishes and alias shifts.
+    pub lambda: LambdaSettings,
 }
 
 impl Builtin {
@@ -31,10 +36,16 @@ impl Builtin {
                     env: image.env.clone(),
                     secrets: image.secrets.clone(),
                 },
-                ArtifactDetail::Lambda(lambda) => Runtime {
-                    env: lambda.env.clone(),
-                    secrets: Default::default(),
-                },
+                ArtifactDetail::Lambda(lambda) => {
+                    builtin
+                        .lambda
+                        .env
+                        .insert(spec.name.clone(), lambda.env.clone());
+                    Runtime {
+                        env: lambda.env.clone(),
+                        secrets: Default::default(),
+                    }
+                }
                 ArtifactDetail::Dags(_) => continue,
             };
             builtin.rollout.runtime.insert(spec.name.clone(), runtime);
@@ -58,6 +69,17 @@ impl From<&Settings> for Builtin {
                 runtime: Default::default(),
                 skip_verify: false,
             },
+            lambda: LambdaSettings {
+                publish: PublishSettings {
+                    poll: settings.poll_interval,
+                    ..PublishSettings::default()
+                },
+                shift: ShiftSettings {
+                    poll: settings.poll_interval,
+                    interval: None,
+                },
+                env: Default::default(),
+            },
         }
     }
 }
@@ -67,4 +89,5 @@ pub fn register_builtin(engine: &mut Engine, settings: Builtin) {
     image::register(engine, settings.image);
     crate::rollout::gates::health::register(engine, settings.rollout.poll);
     image_rollout::register(engine, settings.rollout);
+    crate::artifact::lambda::steps::register(engine, settings.lambda);
 }

@@ -116,6 +116,7 @@ pub(crate) struct RawRollout {
     pub increment: Option<u32>,
     pub interval: Option<String>,
     pub alarms: Option<Vec<String>>,
+    pub max_errors: Option<u64>,
     // ecs-rolling
     pub fail_fast: Option<bool>,
     // common

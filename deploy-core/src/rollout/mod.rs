@@ -5,6 +5,7 @@ pub mod ecs;
 pub(crate) mod ecs_rolling;
 pub mod gates;
 pub mod image;
+pub mod lambda;
 pub mod plan;
 pub mod task_definition;
 pub(crate) mod task_definitions;
@@ -175,4 +176,8 @@ pub struct LambdaRollout {
     pub alarms: Vec<String>,
     /// HTTP check between steps.
     pub health_check: Option<HealthCheck>,
+    /// The new version's `Errors` (CloudWatch sum over the interval) that stop the rollout
+    /// when exceeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_errors: Option<u64>,
 }

@@ -5,3 +5,4 @@ pub(crate) mod config;
 pub mod package;
 pub mod plan;
 pub mod publish;
+pub mod steps;

@@ -13,6 +13,15 @@ pub struct PublishLambda {
     pub source: String,
     /// Function name.
     pub function: String,
+    /// Globs never zipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// The handler whose file must be in the zip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// Bucket for zips over the direct upload limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_bucket: Option<String>,
 }
 
 impl ActionInput for PublishLambda {
@@ -29,6 +38,9 @@ pub fn steps(lambda: &LambdaSpec, request: &PlanRequest<'_>, chain: &mut Chain<'
             Action::new(&PublishLambda {
                 source: source.display().to_string(),
                 function: lambda.function.clone(),
+                exclude: lambda.exclude.clone(),
+                handler: lambda.handler.clone(),
+                artifact_bucket: lambda.artifact_bucket.clone(),
             }),
             vec![AwsObject {
                 kind: "lambda-version".into(),

@@ -161,8 +161,6 @@ pub struct PublishRequest<'a> {
     pub artifact: &'a str,
     /// Function name.
     pub function: &'a str,
-    /// The alias whose version is recorded as the previous one.
-    pub alias: &'a str,
     /// Bucket for zips over the direct limit.
     pub artifact_bucket: Option<&'a str>,
     /// Variables merged into the function's environment.
@@ -178,8 +176,6 @@ pub struct Published {
     pub version: String,
     /// Its `CodeSha256`.
     pub code_sha256: String,
-    /// The version the alias pointed at before, if the alias exists.
-    pub previous: Option<String>,
     /// Whether the code was uploaded (false: the function already had these bytes).
     pub uploaded: bool,
     /// Whether the environment was changed.
@@ -200,12 +196,10 @@ pub async fn publish(
 ) -> Result<Published, LambdaError> {
     let lambda = &clients.lambda;
     let function = request.function;
-    let previous = alias_version(lambda, function, request.alias).await?;
     let current = configuration(lambda, function).await?;
     let mut published = Published {
         version: String::new(),
         code_sha256: request.package.code_sha256.clone(),
-        previous,
         uploaded: false,
         env_changed: false,
         new_version: false,
@@ -262,31 +256,6 @@ pub(crate) async fn configuration(
             .unwrap_or_default(),
         revision_id: out.revision_id().map(str::to_owned),
     })
-}
-
-/// The version `alias` points at, or `None` when the alias does not exist yet.
-pub(crate) async fn alias_version(
-    lambda: &aws_sdk_lambda::Client,
-    function: &str,
-    alias: &str,
-) -> Result<Option<String>, LambdaError> {
-    match lambda
-        .get_alias()
-        .function_name(function)
-        .name(alias)
-        .send()
-        .await
-    {
-        Ok(out) => Ok(out.function_version().map(str::to_owned)),
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
-            Ok(None)
-        }
-        Err(err) => Err(LambdaError::sdk(function, "lambda:GetAlias", err)),
-    }
 }
 
 /// Sends the zip (directly or through the bucket); returns the bucket key when one was used.

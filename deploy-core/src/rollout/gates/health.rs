@@ -88,7 +88,7 @@ impl StepHandler for HealthGate {
     }
 }
 
-async fn wait_healthy(
+pub(crate) async fn wait_healthy(
     cx: &StepContext<'_>,
     artifact: &str,
     check: &CheckHealth,

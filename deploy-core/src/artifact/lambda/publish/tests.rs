@@ -3,14 +3,13 @@
 
 use std::time::Duration;
 
-use aws_sdk_lambda::operation::get_alias::{GetAliasError, GetAliasOutput};
 use aws_sdk_lambda::operation::get_function_configuration::GetFunctionConfigurationOutput;
 use aws_sdk_lambda::operation::list_versions_by_function::ListVersionsByFunctionOutput;
 use aws_sdk_lambda::operation::publish_version::PublishVersionOutput;
 use aws_sdk_lambda::operation::update_function_code::{
     UpdateFunctionCodeError, UpdateFunctionCodeOutput,
 };
-use aws_sdk_lambda::types::error::{PreconditionFailedException, ResourceNotFoundException};
+use aws_sdk_lambda::types::error::PreconditionFailedException;
 use aws_sdk_lambda::types::{EnvironmentResponse, FunctionConfiguration, LastUpdateStatus};
 use aws_smithy_mocks::{Rule, RuleMode, mock, mock_client};
 
@@ -50,12 +49,6 @@ fn throttled() -> aws_smithy_runtime_api::http::Response {
     )
 }
 
-fn no_alias() -> Rule {
-    mock!(aws_sdk_lambda::Client::get_alias).then_error(|| {
-        GetAliasError::ResourceNotFoundException(ResourceNotFoundException::builder().build())
-    })
-}
-
 fn clients(rules: &[&Rule]) -> AwsClients {
     let lambda = mock_client!(aws_sdk_lambda, RuleMode::MatchAny, rules, |c| {
         c.retry_config(
@@ -82,7 +75,6 @@ async fn run(
     let request = PublishRequest {
         artifact: "fn",
         function: "f",
-        alias: "live",
         artifact_bucket: None,
         env,
         package: &package,
@@ -114,8 +106,7 @@ async fn a_failed_update_is_a_clear_error_and_publishes_nothing() {
     let update = mock!(aws_sdk_lambda::Client::update_function_code)
         .then_output(|| UpdateFunctionCodeOutput::builder().build());
     let publish = publish_rule();
-    let alias = no_alias();
-    let clients = clients(&[&alias, &get, &update, &publish]);
+    let clients = clients(&[&get, &update, &publish]);
     let err = run(&clients, &BTreeMap::new())
         .await
         .expect_err("failed update");
@@ -144,8 +135,7 @@ async fn a_refused_revision_is_a_conflict_and_nothing_is_overwritten() {
             )
         });
     let publish = publish_rule();
-    let alias = no_alias();
-    let clients = clients(&[&alias, &get, &update, &publish]);
+    let clients = clients(&[&get, &update, &publish]);
     let err = run(&clients, &BTreeMap::new()).await.expect_err("conflict");
     assert!(matches!(err, LambdaError::Conflict { .. }), "{err}");
     assert!(
@@ -175,12 +165,9 @@ async fn throttling_is_retried_and_the_publish_is_guarded() {
                 .build()
         })
         .build();
-    let alias = mock!(aws_sdk_lambda::Client::get_alias)
-        .then_output(|| GetAliasOutput::builder().function_version("6").build());
-    let clients = clients(&[&alias, &get, &update, &publish]);
+    let clients = clients(&[&get, &update, &publish]);
     let published = run(&clients, &BTreeMap::new()).await.expect("published");
     assert_eq!(published.version, "7");
-    assert_eq!(published.previous.as_deref(), Some("6"));
     assert!(published.uploaded && published.new_version);
     assert_eq!(
         publish.num_calls(),
@@ -214,8 +201,7 @@ async fn unchanged_code_and_env_reuse_the_newest_version() {
     let update = mock!(aws_sdk_lambda::Client::update_function_code)
         .then_output(|| UpdateFunctionCodeOutput::builder().build());
     let publish = publish_rule();
-    let alias = no_alias();
-    let clients = clients(&[&alias, &get, &versions, &update, &publish]);
+    let clients = clients(&[&get, &versions, &update, &publish]);
     let env = BTreeMap::from([("KEEP".to_owned(), "1".to_owned())]);
     let published = run(&clients, &env).await.expect("unchanged");
     assert_eq!(published.version, "10");
