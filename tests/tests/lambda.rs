@@ -1,0 +1,415 @@
+//! `deploy release` of a Lambda function against moto, read back through the Lambda API: the
+//! published version's `CodeSha256`, no upload and no version on an unchanged rerun (requests
+//! counted by a proxy), `env` merged key by key, the alias weights of a canary between steps,
+//! and an alarm during a canary putting the alias back (exit 3, `rolled-back`).
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
+use deploy_core::artifact::lambda::package::{Packaging, package};
+use deploy_tests::cloudwatch_bridge::CloudWatchBridge;
+use deploy_tests::s3_proxy::S3Proxy;
+use deploy_tests::{
+    ACCOUNT, REGION, create_bucket, deploy, get_json, list_keys, moto, scratch_dir, unique,
+};
+
+async fn sdk_config(url: &str) -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .endpoint_url(url)
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .load()
+        .await
+}
+
+async fn lambda() -> aws_sdk_lambda::Client {
+    aws_sdk_lambda::Client::new(&sdk_config(&moto().url).await)
+}
+
+/// A role Lambda functions can name (moto checks that it exists).
+async fn role() -> String {
+    let iam = aws_sdk_iam::Client::new(&sdk_config(&moto().url).await);
+    let name = unique("lambda-role");
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    iam.create_role()
+        .role_name(&name)
+        .assume_role_policy_document(policy)
+        .send()
+        .await
+        .expect("create role")
+        .role()
+        .map(|r| r.arn().to_owned())
+        .expect("role arn")
+}
+
+fn write_source(dir: &std::path::Path, body: &str) {
+    std::fs::create_dir_all(dir).expect("source dir");
+    std::fs::write(
+        dir.join("main.py"),
+        format!("def handler(event, context):\n    return {body:?}\n"),
+    )
+    .expect("write main.py");
+}
+
+fn zip_of(dir: &std::path::Path) -> deploy_core::artifact::lambda::package::Package {
+    package(&Packaging {
+        source: dir,
+        exclude: &[],
+        handler: None,
+    })
+    .expect("package")
+}
+
+/// A function in moto, an environment `dev` whose Lambda calls go through a recording proxy,
+/// and the CloudWatch bridge.
+struct Fixture {
+    dir: PathBuf,
+    function: String,
+    bucket: String,
+    proxy: S3Proxy,
+    bridge: CloudWatchBridge,
+}
+
+impl Fixture {
+    async fn new() -> Fixture {
+        let url = moto().url.clone();
+        let bucket = unique("lambda-state");
+        create_bucket(&url, &bucket).await;
+        let dir = scratch_dir("lambda");
+        let function = unique("fn");
+        write_source(&dir.join("seed"), "seed");
+        let seed = zip_of(&dir.join("seed"));
+        let env = aws_sdk_lambda::types::Environment::builder()
+            .variables("KEEP", "1")
+            .variables("LOG_LEVEL", "debug")
+            .build();
+        lambda()
+            .await
+            .create_function()
+            .function_name(&function)
+            .runtime(aws_sdk_lambda::types::Runtime::Python312)
+            .role(role().await)
+            .handler("main.handler")
+            .code(
+                aws_sdk_lambda::types::FunctionCode::builder()
+                    .zip_file(seed.bytes.into())
+                    .build(),
+            )
+            .environment(env)
+            .send()
+            .await
+            .expect("create function");
+        Fixture {
+            dir,
+            function,
+            bucket,
+            proxy: S3Proxy::start(&url),
+            bridge: CloudWatchBridge::start(&url),
+        }
+    }
+
+    /// Writes the config with `rollout` (a TOML inline table) and the code returning `body`.
+    fn configure(&self, body: &str, rollout: &str) {
+        write_source(&self.dir.join("src"), body);
+        let text = format!(
+            "project = \"t\"\n[settings]\npoll_interval = \"100ms\"\n\
+             [environments.dev]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\nstate_bucket = \"{}\"\n\
+             endpoints = {{ lambda = \"{}\" }}\n\
+             [artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\nfunction = \"{}\"\nalias = \"live\"\n\
+             handler = \"main.handler\"\nrollout = {rollout}\n\
+             [artifacts.fn.env]\nLOG_LEVEL = \"info\"\nNEW = \"x\"\n",
+            self.bucket, self.proxy.url, self.function
+        );
+        std::fs::write(self.dir.join("deploy.toml"), text).expect("write config");
+    }
+
+    fn release(&self, version: &str) -> Output {
+        deploy(&moto().url)
+            .env("AWS_ENDPOINT_URL_CLOUDWATCH", &self.bridge.url)
+            .arg("--config")
+            .arg(self.dir.join("deploy.toml"))
+            .args(["release", "dev", "--version", version])
+            .output()
+            .expect("run deploy")
+    }
+
+    /// Requests of `method` whose path ends with `suffix` the proxy passed to Lambda.
+    fn count(&self, method: &str, suffix: &str) -> usize {
+        self.proxy
+            .seen()
+            .iter()
+            .filter(|s| {
+                s.method == method && s.path.split('?').next().unwrap_or("").ends_with(suffix)
+            })
+            .count()
+    }
+
+    async fn alias(&self) -> (String, HashMap<String, f64>) {
+        let out = lambda()
+            .await
+            .get_alias()
+            .function_name(&self.function)
+            .name("live")
+            .send()
+            .await
+            .expect("get alias");
+        (
+            out.function_version().unwrap_or_default().to_owned(),
+            out.routing_config()
+                .and_then(|r| r.additional_version_weights())
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+
+    async fn code_sha256(&self, version: &str) -> String {
+        let out = lambda()
+            .await
+            .get_function_configuration()
+            .function_name(&self.function)
+            .qualifier(version)
+            .send()
+            .await
+            .expect("get function configuration");
+        out.code_sha256().unwrap_or_default().to_owned()
+    }
+
+    async fn versions(&self) -> Vec<String> {
+        let out = lambda()
+            .await
+            .list_versions_by_function()
+            .function_name(&self.function)
+            .send()
+            .await
+            .expect("list versions");
+        out.versions()
+            .iter()
+            .filter_map(|v| v.version().map(str::to_owned))
+            .filter(|v| v != "$LATEST")
+            .collect()
+    }
+
+    async fn outcomes(&self) -> Vec<String> {
+        let prefix = "deploy/t/dev/artifacts/fn/releases/";
+        let mut outcomes = Vec::new();
+        for key in list_keys(&moto().url, &self.bucket, prefix).await {
+            let record = get_json(&moto().url, &self.bucket, &key).await;
+            outcomes.push(
+                record["outcome"]["result"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_owned(),
+            );
+        }
+        outcomes
+    }
+}
+
+fn code(out: &Output) -> (Option<i32>, String) {
+    let text = format!(
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publish_then_an_unchanged_rerun_sends_and_publishes_nothing() {
+    let fx = Fixture::new().await;
+    fx.configure("v1", "{ strategy = \"lambda-all-at-once\" }");
+    let (status, text) = code(&fx.release("v1"));
+    assert_eq!(status, Some(0), "{text}");
+    let expected = zip_of(&fx.dir.join("src")).code_sha256;
+    let (version, routing) = fx.alias().await;
+    assert!(routing.is_empty(), "{routing:?}");
+    assert_eq!(fx.code_sha256(&version).await, expected);
+    assert_eq!(fx.count("PUT", "/code"), 1, "one UpdateFunctionCode");
+    assert_eq!(fx.count("POST", "/versions"), 1, "one PublishVersion");
+    let env = lambda()
+        .await
+        .get_function_configuration()
+        .function_name(&fx.function)
+        .qualifier(&version)
+        .send()
+        .await
+        .expect("configuration")
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    let want: HashMap<String, String> = [("KEEP", "1"), ("LOG_LEVEL", "info"), ("NEW", "x")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    assert_eq!(env, want, "env merged key by key, KEEP kept");
+    let versions = fx.versions().await;
+
+    let (status, text) = code(&fx.release("v2"));
+    assert_eq!(status, Some(0), "{text}");
+    assert_eq!(
+        fx.count("PUT", "/code"),
+        1,
+        "no UpdateFunctionCode on the rerun"
+    );
+    assert_eq!(
+        fx.count("PUT", "/configuration"),
+        1,
+        "no UpdateFunctionConfiguration"
+    );
+    assert_eq!(
+        fx.count("POST", "/versions"),
+        1,
+        "no PublishVersion on the rerun"
+    );
+    assert_eq!(fx.versions().await, versions);
+    assert_eq!(fx.alias().await.0, version);
+    assert_eq!(fx.outcomes().await, ["succeeded", "succeeded"]);
+}
+
+/// Polls the alias until `stop`, keeping every distinct (version, weight on `new`) seen;
+/// calls `on_canary` once when routing first appears.
+fn watch(
+    function: String,
+    stop: Arc<Mutex<bool>>,
+    on_canary: impl FnOnce() -> tokio::task::JoinHandle<()> + Send + 'static,
+) -> tokio::task::JoinHandle<BTreeSet<(String, String)>> {
+    tokio::spawn(async move {
+        let client = lambda().await;
+        let mut seen = BTreeSet::new();
+        let mut on_canary = Some(on_canary);
+        while !*stop.lock().expect("flag") {
+            if let Ok(out) = client
+                .get_alias()
+                .function_name(&function)
+                .name("live")
+                .send()
+                .await
+            {
+                let weights = out
+                    .routing_config()
+                    .and_then(|r| r.additional_version_weights())
+                    .cloned()
+                    .unwrap_or_default();
+                let routing: Vec<String> =
+                    weights.iter().map(|(v, w)| format!("{v}={w}")).collect();
+                if !weights.is_empty()
+                    && let Some(hook) = on_canary.take()
+                {
+                    let _ = hook().await;
+                }
+                seen.insert((
+                    out.function_version().unwrap_or_default().to_owned(),
+                    routing.join(","),
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(40)).await;
+        }
+        seen
+    })
+}
+
+async fn release_in_background(fx: &Arc<Fixture>, version: &'static str) -> Output {
+    let fx = fx.clone();
+    tokio::task::spawn_blocking(move || fx.release(version))
+        .await
+        .expect("deploy ran")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_canary_moves_through_its_weights_to_the_new_version() {
+    let fx = Arc::new(Fixture::new().await);
+    fx.configure("v1", "{ strategy = \"lambda-all-at-once\" }");
+    assert_eq!(code(&fx.release("v1")).0, Some(0));
+    let (old, _) = fx.alias().await;
+    fx.configure(
+        "v2",
+        "{ strategy = \"lambda-canary\", steps = [10, 50, 100], interval = \"1s\" }",
+    );
+    let stop = Arc::new(Mutex::new(false));
+    let watcher = watch(fx.function.clone(), stop.clone(), || tokio::spawn(async {}));
+    let (status, text) = code(&release_in_background(&fx, "v2").await);
+    *stop.lock().expect("flag") = true;
+    assert_eq!(status, Some(0), "{text}");
+    let seen = watcher.await.expect("watcher");
+    let (new, routing) = fx.alias().await;
+    assert_ne!(new, old);
+    assert!(routing.is_empty(), "no routing left: {routing:?}");
+    assert_eq!(
+        fx.code_sha256(&new).await,
+        zip_of(&fx.dir.join("src")).code_sha256
+    );
+    assert!(
+        seen.contains(&(old.clone(), format!("{new}=0.1"))),
+        "{seen:?}"
+    );
+    assert!(
+        seen.contains(&(old.clone(), format!("{new}=0.5"))),
+        "{seen:?}"
+    );
+    assert!(seen.contains(&(new.clone(), String::new())), "{seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_during_a_canary_puts_the_alias_back() {
+    let fx = Arc::new(Fixture::new().await);
+    let alarm = unique("fn-errors");
+    let cw = aws_sdk_cloudwatch::Client::new(&sdk_config(&fx.bridge.url).await);
+    cw.put_metric_alarm()
+        .alarm_name(&alarm)
+        .namespace("AWS/Lambda")
+        .metric_name("Errors")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("put alarm");
+    fx.configure("v1", "{ strategy = \"lambda-all-at-once\" }");
+    assert_eq!(code(&fx.release("v1")).0, Some(0));
+    let (old, _) = fx.alias().await;
+    fx.configure(
+        "v2",
+        &format!("{{ strategy = \"lambda-canary\", steps = [10, 50, 100], interval = \"2s\", alarms = [\"{alarm}\"] }}"),
+    );
+    let stop = Arc::new(Mutex::new(false));
+    let trip = {
+        let (cw, alarm) = (cw.clone(), alarm.clone());
+        move || {
+            tokio::spawn(async move {
+                cw.set_alarm_state()
+                    .alarm_name(alarm)
+                    .state_value(StateValue::Alarm)
+                    .state_reason("errors during the canary")
+                    .send()
+                    .await
+                    .expect("set alarm state");
+            })
+        }
+    };
+    let watcher = watch(fx.function.clone(), stop.clone(), trip);
+    let (status, text) = code(&release_in_background(&fx, "v2").await);
+    *stop.lock().expect("flag") = true;
+    let seen = watcher.await.expect("watcher");
+    assert_eq!(status, Some(3), "{text}");
+    assert!(text.contains(&alarm), "{text}");
+    let (version, routing) = fx.alias().await;
+    assert_eq!(version, old, "alias back on the previous version");
+    assert!(routing.is_empty(), "routing cleared: {routing:?}");
+    assert!(
+        seen.iter().any(|(v, r)| *v == old && r.ends_with("=0.1")),
+        "{seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|(_, r)| r.ends_with("=0.5")),
+        "stopped at the first step: {seen:?}"
+    );
+    let outcomes = fx.outcomes().await;
+    assert!(outcomes.contains(&"rolled-back".to_owned()), "{outcomes:?}");
+}
