@@ -114,15 +114,22 @@ impl Fixture {
 
     /// Writes the config with `rollout` (a TOML inline table) and the code returning `body`.
     fn configure(&self, body: &str, rollout: &str) {
+        self.configure_with(body, rollout, "", "");
+    }
+
+    /// Like [`Fixture::configure`], with `extra` keys in the artifact and `endpoints` (TOML
+    /// key-value pairs) besides Lambda's. (An `sts` endpoint becomes every client's default,
+    /// CloudWatch's too, so the CLI tests leave it to `AWS_ENDPOINT_URL`.)
+    fn configure_with(&self, body: &str, rollout: &str, extra: &str, endpoints: &str) {
         write_source(&self.dir.join("src"), body);
         let text = format!(
             "project = \"t\"\n[settings]\npoll_interval = \"100ms\"\n\
              [environments.dev]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\nstate_bucket = \"{}\"\n\
-             endpoints = {{ lambda = \"{}\" }}\n\
+             endpoints = {{ lambda = \"{}\"{endpoints} }}\n\
              [artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\nfunction = \"{}\"\nalias = \"live\"\n\
-             handler = \"main.handler\"\nrollout = {rollout}\n\
+             handler = \"main.handler\"\nrollout = {rollout}\n{extra}\n\
              [artifacts.fn.env]\nLOG_LEVEL = \"info\"\nNEW = \"x\"\n",
-            self.bucket, self.proxy.url, self.function
+            self.bucket, self.proxy.url, self.function,
         );
         std::fs::write(self.dir.join("deploy.toml"), text).expect("write config");
     }
@@ -412,4 +419,86 @@ async fn an_alarm_during_a_canary_puts_the_alias_back() {
     );
     let outcomes = fx.outcomes().await;
     assert!(outcomes.contains(&"rolled-back".to_owned()), "{outcomes:?}");
+}
+
+/// A zip over the direct upload limit goes through the artifact bucket, keyed by its sha256:
+/// `UpdateFunctionCode` carries only the bucket and key. The limit is Lambda's 50 MB in
+/// production; moto accepts larger direct uploads, so the library's setting is lowered here
+/// and the route is told by the size of the request Lambda received.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_zip_over_the_direct_limit_goes_through_the_artifact_bucket() {
+    use deploy_core::engine::{Engine, EngineOptions};
+    use deploy_core::plan::{Plan, PlanRequest};
+
+    let fx = Fixture::new().await;
+    let artifacts = unique("lambda-artifacts");
+    create_bucket(&moto().url, &artifacts).await;
+    fx.configure_with(
+        "big",
+        "{ strategy = \"lambda-all-at-once\" }",
+        &format!("artifact_bucket = \"{artifacts}\""),
+        &format!(", sts = \"{0}\", s3 = \"{0}\"", moto().url),
+    );
+    // 64 KiB that deflate cannot shrink much (a linear congruential sequence).
+    let mut state: u32 = 12345;
+    let noise: Vec<u8> = (0..64 * 1024)
+        .map(|_| {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (state >> 16) as u8
+        })
+        .collect();
+    std::fs::write(fx.dir.join("src/data.bin"), noise).expect("write data");
+    let zip = zip_of(&fx.dir.join("src"));
+    assert!(zip.bytes.len() > 32 * 1024);
+
+    let config = deploy_core::config::Config::load(&fx.dir.join("deploy.toml")).expect("config");
+    let env = config.environment("dev").expect("dev");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .load()
+        .await;
+    let clients = deploy_core::aws::AwsClients::from_sdk_config(&env.target, &sdk);
+    let plan = Plan::build(&PlanRequest {
+        environment: env,
+        artifacts: env.select(&[]).expect("all"),
+        operation: deploy_core::ledger::Operation::Release,
+        version: Some("v1".into()),
+        config_sha256: config.sha256(),
+        lock_ttl: config.settings.lock_ttl,
+        status: &[],
+        promote: &[],
+    });
+    let recorder = Arc::new(deploy_core::events::Recorder::default());
+    let options = EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf());
+    let mut engine = Engine::new(clients, recorder, options);
+    let mut builtin = deploy_core::kinds::Builtin::for_environment(&config, "dev");
+    builtin.lambda.publish.direct_upload_limit = 4096;
+    deploy_core::kinds::register_builtin(&mut engine, builtin);
+    engine.apply(&plan).await.expect("release");
+
+    let updates: Vec<_> = fx
+        .proxy
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PUT" && s.path.ends_with("/code"))
+        .collect();
+    assert_eq!(updates.len(), 1);
+    let sent = updates[0].length.expect("content-length");
+    assert!(
+        sent < 1024,
+        "only the bucket and key were sent ({sent} bytes)"
+    );
+    let key = format!("lambda/{}.zip", zip.sha256_hex);
+    let object = deploy_tests::s3(&moto().url)
+        .await
+        .head_object()
+        .bucket(&artifacts)
+        .key(&key)
+        .send()
+        .await
+        .expect("the zip is in the artifact bucket");
+    assert_eq!(object.content_length(), Some(zip.bytes.len() as i64));
+    let (version, _) = fx.alias().await;
+    assert_eq!(fx.code_sha256(&version).await, zip.code_sha256);
 }
