@@ -64,6 +64,32 @@ fn zip_of(dir: &std::path::Path) -> deploy_core::artifact::lambda::package::Pack
     .expect("package")
 }
 
+/// Creates `function` in moto with seed code and `KEEP=1`, `LOG_LEVEL=debug`.
+async fn create_function(function: &str, dir: &std::path::Path) {
+    write_source(&dir.join("seed"), "seed");
+    let seed = zip_of(&dir.join("seed"));
+    let env = aws_sdk_lambda::types::Environment::builder()
+        .variables("KEEP", "1")
+        .variables("LOG_LEVEL", "debug")
+        .build();
+    lambda()
+        .await
+        .create_function()
+        .function_name(function)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(role().await)
+        .handler("main.handler")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(seed.bytes.into())
+                .build(),
+        )
+        .environment(env)
+        .send()
+        .await
+        .expect("create function");
+}
+
 /// A function in moto, an environment `dev` whose Lambda calls go through a recording proxy,
 /// and the CloudWatch bridge.
 struct Fixture {
@@ -81,28 +107,7 @@ impl Fixture {
         create_bucket(&url, &bucket).await;
         let dir = scratch_dir("lambda");
         let function = unique("fn");
-        write_source(&dir.join("seed"), "seed");
-        let seed = zip_of(&dir.join("seed"));
-        let env = aws_sdk_lambda::types::Environment::builder()
-            .variables("KEEP", "1")
-            .variables("LOG_LEVEL", "debug")
-            .build();
-        lambda()
-            .await
-            .create_function()
-            .function_name(&function)
-            .runtime(aws_sdk_lambda::types::Runtime::Python312)
-            .role(role().await)
-            .handler("main.handler")
-            .code(
-                aws_sdk_lambda::types::FunctionCode::builder()
-                    .zip_file(seed.bytes.into())
-                    .build(),
-            )
-            .environment(env)
-            .send()
-            .await
-            .expect("create function");
+        create_function(&function, &dir).await;
         Fixture {
             dir,
             function,
@@ -501,4 +506,84 @@ async fn a_zip_over_the_direct_limit_goes_through_the_artifact_bucket() {
     assert_eq!(object.content_length(), Some(zip.bytes.len() as i64));
     let (version, _) = fx.alias().await;
     assert_eq!(fx.code_sha256(&version).await, zip.code_sha256);
+}
+
+/// `promote dev staging`: staging publishes the bytes dev runs (its new version has dev's
+/// `CodeSha256`); a source that no longer zips to those bytes is refused before anything
+/// changes in staging.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_publishes_the_code_the_source_runs() {
+    let url = moto().url.clone();
+    let dir = scratch_dir("lambda-promote");
+    let name = unique("fn");
+    let mut buckets = Vec::new();
+    for env in ["dev", "staging"] {
+        let bucket = unique(&format!("lambda-{env}"));
+        create_bucket(&url, &bucket).await;
+        create_function(&format!("{name}-{env}"), &dir).await;
+        buckets.push(format!(
+            "[environments.{env}]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\nstate_bucket = \"{bucket}\"\n"
+        ));
+    }
+    write_source(&dir.join("src"), "v1");
+    let text = format!(
+        "project = \"t\"\n[settings]\npoll_interval = \"100ms\"\n{}\n\
+         [artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\nfunction = \"{name}-{{env}}\"\n",
+        buckets.join("\n")
+    );
+    let config = dir.join("deploy.toml");
+    std::fs::write(&config, text).expect("write config");
+    let run = |args: &[&str]| {
+        deploy(&url)
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .output()
+            .expect("run deploy")
+    };
+    let alias = |function: String| async move {
+        let client = lambda().await;
+        let version = client
+            .get_alias()
+            .function_name(&function)
+            .name("live")
+            .send()
+            .await
+            .ok()
+            .and_then(|a| a.function_version().map(str::to_owned));
+        let Some(version) = version else {
+            return None;
+        };
+        let sha = client
+            .get_function_configuration()
+            .function_name(&function)
+            .qualifier(&version)
+            .send()
+            .await
+            .expect("configuration")
+            .code_sha256()
+            .map(str::to_owned);
+        Some((version, sha))
+    };
+    let (status, text) = code(&run(&["release", "dev", "--version", "v1"]));
+    assert_eq!(status, Some(0), "{text}");
+    let (_, dev_sha) = alias(format!("{name}-dev")).await.expect("dev alias");
+
+    write_source(&dir.join("src"), "v2, not what dev runs");
+    let (status, text) = code(&run(&["promote", "dev", "staging"]));
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("check out the commit"), "{text}");
+    assert_eq!(
+        alias(format!("{name}-staging")).await,
+        None,
+        "nothing changed in staging"
+    );
+
+    write_source(&dir.join("src"), "v1");
+    let (status, text) = code(&run(&["promote", "dev", "staging"]));
+    assert_eq!(status, Some(0), "{text}");
+    let (_, staging_sha) = alias(format!("{name}-staging"))
+        .await
+        .expect("staging alias");
+    assert_eq!(staging_sha, dev_sha);
 }

@@ -258,6 +258,22 @@ pub(crate) async fn configuration(
     })
 }
 
+/// The `CodeSha256` Lambda reports for `version` of `function`.
+pub(crate) async fn version_code(
+    lambda: &aws_sdk_lambda::Client,
+    function: &str,
+    version: &str,
+) -> Result<String, LambdaError> {
+    let out = lambda
+        .get_function_configuration()
+        .function_name(function)
+        .qualifier(version)
+        .send()
+        .await
+        .map_err(|err| LambdaError::sdk(function, "lambda:GetFunctionConfiguration", err))?;
+    Ok(out.code_sha256().unwrap_or_default().to_owned())
+}
+
 /// Sends the zip (directly or through the bucket); returns the bucket key when one was used.
 async fn upload(
     clients: &AwsClients,

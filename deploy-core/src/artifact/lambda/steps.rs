@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::package::{self, Packaging};
-use super::plan::PublishLambda;
+use super::plan::{PromoteLambda, PublishLambda};
 use super::publish::{self, PublishRequest, PublishSettings};
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
@@ -17,7 +17,7 @@ use crate::engine::{
 };
 use crate::events::Event;
 use crate::ledger::{ArtifactRef, AwsObject};
-use crate::plan::{ActionInput, Step};
+use crate::plan::{ActionInput, PromoteSource, Step};
 use crate::rollout::lambda::ShiftSettings;
 
 /// The version this run published (or found unchanged) for an artifact: what the alias shift
@@ -71,12 +71,55 @@ pub struct LambdaSettings {
 pub fn register(engine: &mut Engine, settings: LambdaSettings) {
     let settings = Arc::new(settings);
     engine.register(PublishLambda::TYPE, Arc::new(PublishStep(settings.clone())));
+    engine.register(PromoteLambda::TYPE, Arc::new(PromoteStep(settings.clone())));
     crate::rollout::lambda::register(engine, settings.shift.clone());
 }
 
 const SECTIONS: &[&str] = &["lambdas"];
 
+/// The zip promoted is not the code the source environment runs.
+#[derive(Debug, thiserror::Error)]
+pub enum PromoteMismatch {
+    /// The local source zips to other bytes.
+    #[error(
+        "the source of `{artifact}` zips to code {local}, but {environment} runs {expected} \
+         (release {release}); check out the commit of that release and promote again"
+    )]
+    Source {
+        /// Artifact.
+        artifact: String,
+        /// Source environment.
+        environment: String,
+        /// Its release.
+        release: String,
+        /// Its `CodeSha256`.
+        expected: String,
+        /// The local zip's.
+        local: String,
+    },
+    /// The version published here reports other code.
+    #[error("version {version} of {function} reports code {actual}, not {expected}")]
+    Published {
+        /// Function.
+        function: String,
+        /// The version.
+        version: String,
+        /// What it reports.
+        actual: String,
+        /// The source's.
+        expected: String,
+    },
+}
+
+impl crate::error::Classify for PromoteMismatch {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failure
+    }
+}
+
 struct PublishStep(Arc<LambdaSettings>);
+
+struct PromoteStep(Arc<LambdaSettings>);
 
 /// Where `input`'s source is.
 fn source(input: &PublishLambda, cx: &StepContext<'_>) -> PathBuf {
@@ -91,6 +134,13 @@ fn packaging<'a>(input: &'a PublishLambda, source: &'a Path) -> Packaging<'a> {
     }
 }
 
+/// Checks before the lock: the source zips, the function exists.
+async fn preflight(input: &PublishLambda, cx: &StepContext<'_>) -> Result<(), StepError> {
+    package::inspect(&packaging(input, &source(input, cx)))?;
+    publish::configuration(&cx.clients().lambda, &input.function).await?;
+    Ok(())
+}
+
 impl StepHandler for PublishStep {
     fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
         cx.input::<PublishLambda>(step).map(drop)
@@ -101,10 +151,45 @@ impl StepHandler for PublishStep {
         step: &'a Step,
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move { preflight(&step.action.input()?, cx).await })
+    }
+
+    fn run<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
             let input: PublishLambda = step.action.input()?;
-            package::inspect(&packaging(&input, &source(&input, cx)))?;
-            publish::configuration(&cx.clients().lambda, &input.function).await?;
+            let zip = package::package(&packaging(&input, &source(&input, cx)))?;
+            let published = self
+                .0
+                .publish(cx, step.artifact_name(), &input, &zip)
+                .await?;
+            Ok(done(&input, published, None))
+        })
+    }
+
+    fn report_sections(&self) -> &'static [&'static str] {
+        SECTIONS
+    }
+}
+
+impl StepHandler for PromoteStep {
+    fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
+        cx.input::<PromoteLambda>(step).map(drop)
+    }
+
+    fn preflight<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let input: PromoteLambda = step.action.input()?;
+            preflight(&input.publish, cx).await?;
+            let zip = package::package(&packaging(&input.publish, &source(&input.publish, cx)))?;
+            same_code(step.artifact_name(), &input.from, &zip.code_sha256)?;
             Ok(())
         })
     }
@@ -115,64 +200,23 @@ impl StepHandler for PublishStep {
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
-            let input: PublishLambda = step.action.input()?;
+            let input: PromoteLambda = step.action.input()?;
             let artifact = step.artifact_name();
-            let zip = package::package(&packaging(&input, &source(&input, cx)))?;
-            let empty = BTreeMap::new();
-            let request = PublishRequest {
-                artifact,
-                function: &input.function,
-                artifact_bucket: input.artifact_bucket.as_deref(),
-                env: self.0.env.get(artifact).unwrap_or(&empty),
-                package: &zip,
-            };
-            let work = publish::publish(
-                cx.clients(),
-                &request,
-                &self.0.publish,
-                cx.reporter().as_ref(),
-            );
-            let published = tokio::select! {
-                result = work => result?,
-                () = cx.cancelled() => return Err(StepError::failure(publish::LambdaError::Stopped)),
-            };
-            cx.reporter().report(&Event::Note {
-                message: format!(
-                    "{artifact}: {} version {} (code {}, {} bytes{})",
-                    input.function,
-                    published.version,
-                    published.code_sha256,
-                    zip.bytes.len(),
-                    if published.uploaded {
-                        ", uploaded"
-                    } else {
-                        ", unchanged, nothing sent"
-                    },
-                ),
-            });
-            cx.report_item(
-                "lambdas",
-                &LambdaReport {
-                    artifact: artifact.to_owned(),
-                    function: input.function.clone(),
-                    version: published.version.clone(),
-                    code_sha256: published.code_sha256.clone(),
-                    size: zip.bytes.len() as u64,
-                    uploaded: published.uploaded,
-                    s3_key: published.s3_key.clone(),
-                    env_changed: published.env_changed,
-                    new_version: published.new_version,
-                },
-            );
-            cx.put(
-                artifact,
-                LambdaOutput {
-                    function: input.function.clone(),
-                    version: published.version.clone(),
-                    code_sha256: published.code_sha256.clone(),
-                },
-            );
-            Ok(done(&input, published))
+            let zip = package::package(&packaging(&input.publish, &source(&input.publish, cx)))?;
+            let expected = same_code(artifact, &input.from, &zip.code_sha256)?;
+            let published = self.0.publish(cx, artifact, &input.publish, &zip).await?;
+            let function = &input.publish.function;
+            let actual =
+                publish::version_code(&cx.clients().lambda, function, &published.version).await?;
+            if actual != expected {
+                return Err(StepError::failure(PromoteMismatch::Published {
+                    function: function.clone(),
+                    version: published.version,
+                    actual,
+                    expected,
+                }));
+            }
+            Ok(done(&input.publish, published, Some(&input.from)))
         })
     }
 
@@ -181,7 +225,96 @@ impl StepHandler for PublishStep {
     }
 }
 
-fn done(input: &PublishLambda, published: publish::Published) -> Done {
+/// The source release's `CodeSha256`, when `local` is it.
+fn same_code(artifact: &str, from: &PromoteSource, local: &str) -> Result<String, StepError> {
+    let expected = match &from.artifact_ref {
+        ArtifactRef::Lambda { code_sha256, .. } => code_sha256.clone(),
+        other => format!("{other:?}"),
+    };
+    if expected == local {
+        return Ok(expected);
+    }
+    Err(StepError::failure(PromoteMismatch::Source {
+        artifact: artifact.to_owned(),
+        environment: from.environment.clone(),
+        release: from.release_id.clone(),
+        expected,
+        local: local.to_owned(),
+    }))
+}
+
+impl LambdaSettings {
+    /// Publishes `zip` as `input` says; reports it and leaves the version for the shift.
+    async fn publish(
+        &self,
+        cx: &StepContext<'_>,
+        artifact: &str,
+        input: &PublishLambda,
+        zip: &package::Package,
+    ) -> Result<publish::Published, StepError> {
+        let empty = BTreeMap::new();
+        let request = PublishRequest {
+            artifact,
+            function: &input.function,
+            artifact_bucket: input.artifact_bucket.as_deref(),
+            env: self.env.get(artifact).unwrap_or(&empty),
+            package: zip,
+        };
+        let work = publish::publish(
+            cx.clients(),
+            &request,
+            &self.publish,
+            cx.reporter().as_ref(),
+        );
+        let published = tokio::select! {
+            result = work => result?,
+            () = cx.cancelled() => return Err(StepError::failure(publish::LambdaError::Stopped)),
+        };
+        let sent = if published.uploaded {
+            "uploaded"
+        } else {
+            "unchanged, nothing sent"
+        };
+        cx.reporter().report(&Event::Note {
+            message: format!(
+                "{artifact}: {} version {} (code {}, {} bytes, {sent})",
+                input.function,
+                published.version,
+                published.code_sha256,
+                zip.bytes.len(),
+            ),
+        });
+        cx.report_item(
+            "lambdas",
+            &LambdaReport {
+                artifact: artifact.to_owned(),
+                function: input.function.clone(),
+                version: published.version.clone(),
+                code_sha256: published.code_sha256.clone(),
+                size: zip.bytes.len() as u64,
+                uploaded: published.uploaded,
+                s3_key: published.s3_key.clone(),
+                env_changed: published.env_changed,
+                new_version: published.new_version,
+            },
+        );
+        cx.put(
+            artifact,
+            LambdaOutput {
+                function: input.function.clone(),
+                version: published.version.clone(),
+                code_sha256: published.code_sha256.clone(),
+            },
+        );
+        Ok(published)
+    }
+}
+
+fn done(
+    input: &PublishLambda,
+    published: publish::Published,
+    from: Option<&PromoteSource>,
+) -> Done {
     let mut touched = vec![AwsObject {
         kind: "lambda-version".into(),
         id: format!("{}:{}", input.function, published.version),
@@ -199,7 +332,8 @@ fn done(input: &PublishLambda, published: publish::Published) -> Done {
                 function_version: Some(published.version),
             }),
             touched,
-            ..StepOutput::default()
+            version: from.and_then(|f| f.version.clone()),
+            source_environment: from.map(|f| f.environment.clone()),
         },
         ..Done::default()
     }

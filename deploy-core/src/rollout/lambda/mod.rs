@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::plan::{ShiftLambdaAlias, lambda_steps};
+use crate::artifact::lambda::plan::{PromoteLambda, PublishLambda};
 use crate::artifact::lambda::publish::LambdaError;
 use crate::artifact::lambda::steps::LambdaOutput;
 use crate::engine::{
@@ -49,12 +50,23 @@ pub fn register(engine: &mut Engine, settings: ShiftSettings) {
     engine.register(ShiftLambdaAlias::TYPE, Arc::new(ShiftStep(settings)));
 }
 
-/// The alias shift has no version to move to: nothing was published for the artifact.
+/// The alias shift has no version to move to: nothing is published for the artifact in this
+/// run (`rollout` and `rollback` of a Lambda function need the version of an earlier release,
+/// which this version of deploy does not look up).
 #[derive(Debug, thiserror::Error)]
-#[error("there is no published version of `{artifact}` in this run to move the alias to")]
+#[error(
+    "there is no published version of `{artifact}` in this run to move the alias to; \
+     Lambda functions are rolled out by `release` and `promote`"
+)]
 pub struct NothingPublished {
     /// The artifact.
     pub artifact: String,
+}
+
+impl crate::error::Classify for NothingPublished {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Usage
+    }
 }
 
 /// What the undo of a shift needs: the version the alias pointed at before (none: the shift
@@ -93,6 +105,16 @@ impl StepHandler for ShiftStep {
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let input: ShiftLambdaAlias = step.action.input()?;
+            let artifact = step.artifact_name();
+            let fed = cx.plan().steps.iter().any(|s| {
+                s.artifact.as_deref() == Some(artifact)
+                    && [PublishLambda::TYPE, PromoteLambda::TYPE].contains(&s.action.name())
+            });
+            if !fed {
+                return Err(StepError::from(NothingPublished {
+                    artifact: artifact.to_owned(),
+                }));
+            }
             gate::check_alarms_exist(&cx.clients().cloudwatch, &input.rollout.alarms).await?;
             Ok(())
         })
@@ -107,7 +129,7 @@ impl StepHandler for ShiftStep {
             let input: ShiftLambdaAlias = step.action.input()?;
             let artifact = step.artifact_name();
             let Some(output) = cx.get::<LambdaOutput>(artifact) else {
-                return Err(StepError::failure(NothingPublished {
+                return Err(StepError::from(NothingPublished {
                     artifact: artifact.to_owned(),
                 }));
             };
