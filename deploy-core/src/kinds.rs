@@ -37,10 +37,7 @@ impl Builtin {
                     secrets: image.secrets.clone(),
                 },
                 ArtifactDetail::Lambda(lambda) => {
-                    builtin
-                        .lambda
-                        .env
-                        .insert(spec.name.clone(), lambda.env.clone());
+                    builtin.lambda.add(&spec.name, lambda);
                     Runtime {
                         env: lambda.env.clone(),
                         secrets: Default::default(),
@@ -77,6 +74,7 @@ impl From<&Settings> for Builtin {
                 shift: ShiftSettings {
                     poll: settings.poll_interval,
                     interval: None,
+                    keep_versions: Default::default(),
                 },
                 env: Default::default(),
             },

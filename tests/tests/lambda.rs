@@ -587,3 +587,22 @@ async fn promote_publishes_the_code_the_source_runs() {
         .expect("staging alias");
     assert_eq!(staging_sha, dev_sha);
 }
+
+/// `keep_versions = 2`: after the third release, the oldest version is deleted.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_versions_beyond_keep_versions_are_deleted() {
+    let fx = Fixture::new().await;
+    for (n, body) in ["v1", "v2", "v3"].into_iter().enumerate() {
+        fx.configure_with(
+            body,
+            "{ strategy = \"lambda-all-at-once\" }",
+            "keep_versions = 2",
+            "",
+        );
+        let (status, text) = code(&fx.release(&format!("r{n}")));
+        assert_eq!(status, Some(0), "{text}");
+    }
+    let (live, _) = fx.alias().await;
+    assert_eq!(live, "3");
+    assert_eq!(fx.versions().await, ["2", "3"]);
+}

@@ -67,6 +67,16 @@ pub struct LambdaSettings {
     pub env: BTreeMap<String, BTreeMap<String, String>>,
 }
 
+impl LambdaSettings {
+    /// Adds the per-environment settings of artifact `name` (`env`, `keep_versions`).
+    pub fn add(&mut self, name: &str, spec: &crate::artifact::LambdaSpec) {
+        self.env.insert(name.to_owned(), spec.env.clone());
+        self.shift
+            .keep_versions
+            .insert(name.to_owned(), spec.keep_versions);
+    }
+}
+
 /// Registers the Lambda publish and the alias shift with `engine`.
 pub fn register(engine: &mut Engine, settings: LambdaSettings) {
     let settings = Arc::new(settings);

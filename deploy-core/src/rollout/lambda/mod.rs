@@ -5,8 +5,10 @@
 //! when a later step fails.
 
 mod alias;
+mod cleanup;
 pub mod gate;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,6 +36,8 @@ pub struct ShiftSettings {
     pub poll: Duration,
     /// Replaces every rollout's `interval` when set (tests, embedders).
     pub interval: Option<Duration>,
+    /// Each artifact's `keep_versions`; artifacts not listed keep every version.
+    pub keep_versions: BTreeMap<String, u32>,
 }
 
 impl Default for ShiftSettings {
@@ -41,6 +45,7 @@ impl Default for ShiftSettings {
         ShiftSettings {
             poll: Duration::from_secs(5),
             interval: None,
+            keep_versions: BTreeMap::new(),
         }
     }
 }
@@ -203,6 +208,9 @@ impl ShiftStep {
         if let Err(err) = result {
             return Err(shift.roll_back(err).await);
         }
+        if let Some(keep) = self.0.keep_versions.get(artifact) {
+            prune(cx, artifact, &input.function, *keep).await;
+        }
         let previous = shift.previous;
         Ok(Done {
             record: StepOutput {
@@ -299,6 +307,20 @@ pub struct RestoreFailed {
     /// Why the alias could not be put back.
     #[source]
     pub undo: LambdaError,
+}
+
+/// Deletes old versions (`keep_versions`); a failure is reported, not fatal: the release is
+/// done and the next one tries again.
+async fn prune(cx: &StepContext<'_>, artifact: &str, function: &str, keep: u32) {
+    let message = match cleanup::prune(&cx.clients().lambda, function, keep).await {
+        Ok(deleted) if deleted.is_empty() => return,
+        Ok(deleted) => format!(
+            "{artifact}: deleted versions {} of {function} (keep_versions = {keep})",
+            deleted.join(", ")
+        ),
+        Err(err) => format!("{artifact}: old versions of {function} were not deleted: {err}"),
+    };
+    cx.reporter().report(&Event::Note { message });
 }
 
 /// Waits `interval`, or fails when the run is cancelled.
