@@ -551,9 +551,7 @@ async fn promote_publishes_the_code_the_source_runs() {
             .await
             .ok()
             .and_then(|a| a.function_version().map(str::to_owned));
-        let Some(version) = version else {
-            return None;
-        };
+        let version = version?;
         let sha = client
             .get_function_configuration()
             .function_name(&function)
