@@ -207,3 +207,112 @@ async fn describe(
     }
     Ok((found, firing))
 }
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_cloudwatch::operation::describe_alarms::DescribeAlarmsOutput;
+    use aws_sdk_cloudwatch::operation::get_metric_statistics::GetMetricStatisticsOutput;
+    use aws_sdk_cloudwatch::types::{Datapoint, MetricAlarm};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::*;
+    use crate::aws::AwsClients;
+    use crate::engine::TestRun;
+    use crate::rollout::Strategy;
+
+    fn rollout(alarms: &[&str], max_errors: Option<u64>) -> LambdaRollout {
+        LambdaRollout {
+            strategy: Strategy::LambdaCanary,
+            steps: vec![10, 100],
+            interval: Duration::from_secs(1),
+            alarms: alarms.iter().map(|a| (*a).to_owned()).collect(),
+            health_check: None,
+            max_errors,
+        }
+    }
+
+    fn run(cloudwatch: aws_sdk_cloudwatch::Client) -> TestRun {
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        TestRun::new(AwsClients {
+            cloudwatch,
+            ..AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk)
+        })
+    }
+
+    fn alarms() -> DescribeAlarmsOutput {
+        let alarm = |name: &str, state: StateValue| {
+            MetricAlarm::builder()
+                .alarm_name(name)
+                .state_value(state)
+                .build()
+        };
+        DescribeAlarmsOutput::builder()
+            .metric_alarms(alarm("ok", StateValue::Ok))
+            .metric_alarms(alarm("firing", StateValue::Alarm))
+            .build()
+    }
+
+    #[tokio::test]
+    async fn an_alarm_in_alarm_fails_the_gate_and_missing_alarms_are_named() {
+        let describe = mock!(aws_sdk_cloudwatch::Client::describe_alarms).then_output(alarms);
+        let cw = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&describe]);
+        let run = run(cw.clone());
+        let rollout = rollout(&["ok", "firing"], None);
+        let gate = Gate {
+            cloudwatch: &cw,
+            function: "f",
+            version: "7",
+            window: Duration::from_secs(60),
+            rollout: &rollout,
+            poll: Duration::from_millis(1),
+        };
+        let err = gate.check(&run.cx(), "fn").await.expect_err("alarm");
+        assert!(err.inner().is::<GateFailed>(), "{err}");
+        assert_eq!(err.to_string(), "alarm firing is in ALARM");
+        let names = ["ok".to_owned(), "gone".to_owned()];
+        let err = check_alarms_exist(&cw, &names).await.expect_err("missing");
+        assert!(
+            matches!(&err, GateError::UnknownAlarms { names } if names == &["gone"]),
+            "{err}"
+        );
+        assert_eq!(err.class(), ErrorClass::Usage);
+    }
+
+    #[tokio::test]
+    async fn errors_of_the_new_version_over_max_errors_fail_the_gate() {
+        let stats = mock!(aws_sdk_cloudwatch::Client::get_metric_statistics)
+            .match_requests(|req| {
+                req.dimensions()
+                    .iter()
+                    .any(|d| d.name() == Some("Resource") && d.value() == Some("f:7"))
+                    && req.period() == Some(120)
+            })
+            .then_output(|| {
+                let point = |sum: f64| Datapoint::builder().sum(sum).build();
+                GetMetricStatisticsOutput::builder()
+                    .datapoints(point(2.0))
+                    .datapoints(point(2.0))
+                    .build()
+            });
+        let cw = mock_client!(aws_sdk_cloudwatch, RuleMode::MatchAny, [&stats]);
+        let run = run(cw.clone());
+        let window = Duration::from_secs(90);
+        for (max, fails) in [(3, true), (4, false)] {
+            let rollout = rollout(&[], Some(max));
+            let gate = Gate {
+                cloudwatch: &cw,
+                function: "f",
+                version: "7",
+                window,
+                rollout: &rollout,
+                poll: Duration::from_millis(1),
+            };
+            let result = gate.check(&run.cx(), "fn").await;
+            assert_eq!(result.is_err(), fails, "max_errors = {max}: {result:?}");
+        }
+        assert_eq!(stats.num_calls(), 2);
+    }
+}
