@@ -140,11 +140,15 @@ impl Fixture {
     }
 
     fn release(&self, version: &str) -> Output {
+        self.run(&["release", "dev", "--version", version])
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
         deploy(&moto().url)
             .env("AWS_ENDPOINT_URL_CLOUDWATCH", &self.bridge.url)
             .arg("--config")
             .arg(self.dir.join("deploy.toml"))
-            .args(["release", "dev", "--version", version])
+            .args(args)
             .output()
             .expect("run deploy")
     }
@@ -261,8 +265,23 @@ async fn publish_then_an_unchanged_rerun_sends_and_publishes_nothing() {
     assert_eq!(env, want, "env merged key by key, KEEP kept");
     let versions = fx.versions().await;
 
-    let (status, text) = code(&fx.release("v2"));
+    let out = fx.run(&["--output", "json", "release", "dev", "--version", "v2"]);
+    let (status, text) = code(&out);
     assert_eq!(status, Some(0), "{text}");
+    let report: serde_json::Value = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("lambdas").is_some())
+        .expect("a JSON report with a `lambdas` section");
+    let published = &report["lambdas"][0];
+    assert_eq!(published["version"], version.as_str(), "{report}");
+    assert_eq!(published["code_sha256"], expected.as_str());
+    assert_eq!(published["uploaded"], false);
+    assert_eq!(published["new_version"], false);
+    assert_eq!(
+        report["lambda_aliases"][0]["weights"],
+        serde_json::json!([])
+    );
     assert_eq!(
         fx.count("PUT", "/code"),
         1,
