@@ -7,6 +7,8 @@
 mod alias;
 mod cleanup;
 pub mod gate;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
