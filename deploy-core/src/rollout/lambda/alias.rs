@@ -1,6 +1,7 @@
 //! The alias a Lambda rollout moves: read, routed, pointed, put back.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use aws_sdk_lambda::types::AliasRoutingConfiguration;
 
@@ -15,12 +16,15 @@ pub(super) struct AliasState {
     pub routing: HashMap<String, f64>,
 }
 
-/// One function's alias.
+/// One function's alias. Its moves are guarded by the alias's `RevisionId`: the one read,
+/// then the one each move returned, so a change made by someone else in between is refused
+/// (`PreconditionFailedException`) instead of overwritten.
 #[derive(Debug)]
 pub(super) struct Alias<'a> {
     lambda: &'a aws_sdk_lambda::Client,
     function: &'a str,
     name: &'a str,
+    revision: Mutex<Option<String>>,
 }
 
 impl<'a> Alias<'a> {
@@ -33,6 +37,7 @@ impl<'a> Alias<'a> {
             lambda,
             function,
             name,
+            revision: Mutex::new(None),
         }
     }
 
@@ -56,6 +61,7 @@ impl<'a> Alias<'a> {
             }
             Err(err) => return Err(self.error("lambda:GetAlias", err)),
         };
+        self.remember(out.revision_id());
         Ok(out.function_version().map(|version| AliasState {
             version: version.to_owned(),
             routing: out
@@ -74,17 +80,18 @@ impl<'a> Alias<'a> {
         weight: u32,
     ) -> Result<(), LambdaError> {
         let weights = HashMap::from([(version.to_owned(), f64::from(weight) / 100.0)]);
-        self.update(previous, weights).await
+        self.update(previous, weights, true).await
     }
 
     /// All traffic on `version`, no routing.
     pub(super) async fn point(&self, version: &str) -> Result<(), LambdaError> {
-        self.update(version, HashMap::new()).await
+        self.update(version, HashMap::new(), true).await
     }
 
     /// Creates the alias on `version`.
     pub(super) async fn create(&self, version: &str) -> Result<(), LambdaError> {
-        self.lambda
+        let out = self
+            .lambda
             .create_alias()
             .function_name(self.function)
             .name(self.name)
@@ -92,13 +99,15 @@ impl<'a> Alias<'a> {
             .send()
             .await
             .map_err(|err| self.error("lambda:CreateAlias", err))?;
+        self.remember(out.revision_id());
         Ok(())
     }
 
-    /// Back on `previous` with no routing; `None` (the alias did not exist) deletes it.
+    /// Back on `previous` with no routing; `None` (the alias did not exist) deletes it. Not
+    /// guarded: putting traffic back on what ran before wins over anything else.
     pub(super) async fn restore(&self, previous: Option<&str>) -> Result<(), LambdaError> {
         match previous {
-            Some(previous) => self.point(previous).await,
+            Some(previous) => self.update(previous, HashMap::new(), false).await,
             None => {
                 self.lambda
                     .delete_alias()
@@ -116,20 +125,35 @@ impl<'a> Alias<'a> {
         &self,
         primary: &str,
         weights: HashMap<String, f64>,
+        guarded: bool,
     ) -> Result<(), LambdaError> {
         let routing = AliasRoutingConfiguration::builder()
             .set_additional_version_weights(Some(weights))
             .build();
-        self.lambda
+        let revision = if guarded {
+            self.revision.lock().ok().and_then(|r| r.clone())
+        } else {
+            None
+        };
+        let out = self
+            .lambda
             .update_alias()
             .function_name(self.function)
             .name(self.name)
             .function_version(primary)
             .routing_config(routing)
+            .set_revision_id(revision)
             .send()
             .await
             .map_err(|err| self.error("lambda:UpdateAlias", err))?;
+        self.remember(out.revision_id());
         Ok(())
+    }
+
+    fn remember(&self, revision: Option<&str>) {
+        if let Ok(mut kept) = self.revision.lock() {
+            *kept = revision.map(str::to_owned);
+        }
     }
 
     fn error<E, R>(

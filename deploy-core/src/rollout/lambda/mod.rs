@@ -274,8 +274,15 @@ impl Shift<'_> {
         Ok(())
     }
 
-    /// Puts the alias back after a failed step; the error says whether that worked.
+    /// Puts the alias back after a failed step; the error says whether that worked. An alias
+    /// someone else moved meanwhile (a refused `RevisionId`) is left as they set it.
     async fn roll_back(&self, err: StepError) -> StepError {
+        if matches!(
+            err.inner().downcast_ref(),
+            Some(LambdaError::Conflict { .. })
+        ) {
+            return err;
+        }
         let previous = self.previous.as_deref();
         if let Err(undo) = self.alias.restore(previous).await {
             return StepError::failure(RestoreFailed {

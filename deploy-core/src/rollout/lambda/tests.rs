@@ -111,3 +111,58 @@ async fn an_alias_already_on_the_version_is_left_alone() {
     assert_eq!(update.num_calls(), 0);
     assert!(matches!(done.undo, Undo::Compensate { .. }));
 }
+
+#[tokio::test]
+async fn moves_carry_the_alias_revision_and_a_refused_one_is_not_overwritten() {
+    use aws_sdk_lambda::types::error::PreconditionFailedException;
+
+    let get = mock!(aws_sdk_lambda::Client::get_alias).then_output(|| {
+        GetAliasOutput::builder()
+            .function_version("7")
+            .revision_id("r1")
+            .build()
+    });
+    let first = mock!(aws_sdk_lambda::Client::update_alias)
+        .match_requests(|req| req.revision_id() == Some("r1"))
+        .then_output(|| UpdateAliasOutput::builder().revision_id("r2").build());
+    let second = mock!(aws_sdk_lambda::Client::update_alias)
+        .match_requests(|req| req.revision_id() == Some("r2"))
+        .then_error(|| {
+            UpdateAliasError::PreconditionFailedException(
+                PreconditionFailedException::builder()
+                    .meta(
+                        aws_smithy_types::error::ErrorMetadata::builder()
+                            .code("PreconditionFailedException")
+                            .build(),
+                    )
+                    .build(),
+            )
+        });
+    let other = mock!(aws_sdk_lambda::Client::update_alias)
+        .then_output(|| UpdateAliasOutput::builder().build());
+    let lambda = mock_client!(
+        aws_sdk_lambda,
+        RuleMode::MatchAny,
+        [&get, &first, &second, &other]
+    );
+    let run = run(lambda);
+    let step = ShiftStep(ShiftSettings {
+        interval: Some(Duration::from_millis(1)),
+        ..ShiftSettings::default()
+    });
+    let err = step
+        .shift(&run.cx(), "fn", &input(), "8")
+        .await
+        .expect_err("someone else moved the alias");
+    assert!(!err.is_rolled_back(), "{err}");
+    assert!(
+        err.to_string().contains("changed while this release ran"),
+        "{err}"
+    );
+    assert_eq!((first.num_calls(), second.num_calls()), (1, 1));
+    assert_eq!(
+        other.num_calls(),
+        0,
+        "the alias is not put back over their change"
+    );
+}
