@@ -527,41 +527,59 @@ async fn a_zip_over_the_direct_limit_goes_through_the_artifact_bucket() {
     assert_eq!(fx.code_sha256(&version).await, zip.code_sha256);
 }
 
-/// `promote dev staging`: staging publishes the bytes dev runs (its new version has dev's
-/// `CodeSha256`); a source that no longer zips to those bytes is refused before anything
-/// changes in staging.
-#[tokio::test(flavor = "multi_thread")]
-async fn promote_publishes_the_code_the_source_runs() {
-    let url = moto().url.clone();
-    let dir = scratch_dir("lambda-promote");
-    let name = unique("fn");
-    let mut buckets = Vec::new();
-    for env in ["dev", "staging"] {
-        let bucket = unique(&format!("lambda-{env}"));
-        create_bucket(&url, &bucket).await;
-        create_function(&format!("{name}-{env}"), &dir).await;
-        buckets.push(format!(
-            "[environments.{env}]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\nstate_bucket = \"{bucket}\"\n"
-        ));
+/// dev and staging of project `t`, each with its own state bucket and function
+/// `<name>-<env>`; with `artifact_bucket`, each also has `<prefix>-<env>`.
+struct TwoEnvironments {
+    dir: PathBuf,
+    name: String,
+}
+
+impl TwoEnvironments {
+    async fn new(artifact_bucket: bool) -> TwoEnvironments {
+        let url = moto().url.clone();
+        let dir = scratch_dir("lambda-promote");
+        let name = unique("fn");
+        let prefix = unique("artifacts");
+        let mut environments = Vec::new();
+        for env in ["dev", "staging"] {
+            let bucket = unique(&format!("lambda-{env}"));
+            create_bucket(&url, &bucket).await;
+            if artifact_bucket {
+                create_bucket(&url, &format!("{prefix}-{env}")).await;
+            }
+            create_function(&format!("{name}-{env}"), &dir).await;
+            environments.push(format!(
+                "[environments.{env}]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\nstate_bucket = \"{bucket}\"\n"
+            ));
+        }
+        let bucket_key = if artifact_bucket {
+            format!("artifact_bucket = \"{prefix}-{{env}}\"\n")
+        } else {
+            String::new()
+        };
+        let text = format!(
+            "project = \"t\"\n[settings]\npoll_interval = \"100ms\"\n{}\n\
+             [artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\nfunction = \"{name}-{{env}}\"\n{bucket_key}",
+            environments.join("\n")
+        );
+        std::fs::write(dir.join("deploy.toml"), text).expect("write config");
+        TwoEnvironments { dir, name }
     }
-    write_source(&dir.join("src"), "v1");
-    let text = format!(
-        "project = \"t\"\n[settings]\npoll_interval = \"100ms\"\n{}\n\
-         [artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\nfunction = \"{name}-{{env}}\"\n",
-        buckets.join("\n")
-    );
-    let config = dir.join("deploy.toml");
-    std::fs::write(&config, text).expect("write config");
-    let run = |args: &[&str]| {
-        deploy(&url)
+
+    fn run(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = deploy(&moto().url)
             .arg("--config")
-            .arg(&config)
+            .arg(self.dir.join("deploy.toml"))
             .args(args)
             .output()
-            .expect("run deploy")
-    };
-    let alias = |function: String| async move {
+            .expect("run deploy");
+        code(&out)
+    }
+
+    /// The alias's version in `env` and its `CodeSha256`, if the alias exists.
+    async fn live(&self, env: &str) -> Option<(String, Option<String>)> {
         let client = lambda().await;
+        let function = format!("{}-{env}", self.name);
         let version = client
             .get_alias()
             .function_name(&function)
@@ -569,8 +587,7 @@ async fn promote_publishes_the_code_the_source_runs() {
             .send()
             .await
             .ok()
-            .and_then(|a| a.function_version().map(str::to_owned));
-        let version = version?;
+            .and_then(|a| a.function_version().map(str::to_owned))?;
         let sha = client
             .get_function_configuration()
             .function_name(&function)
@@ -581,28 +598,55 @@ async fn promote_publishes_the_code_the_source_runs() {
             .code_sha256()
             .map(str::to_owned);
         Some((version, sha))
-    };
-    let (status, text) = code(&run(&["release", "dev", "--version", "v1"]));
-    assert_eq!(status, Some(0), "{text}");
-    let (_, dev_sha) = alias(format!("{name}-dev")).await.expect("dev alias");
+    }
+}
 
-    write_source(&dir.join("src"), "v2, not what dev runs");
-    let (status, text) = code(&run(&["promote", "dev", "staging"]));
+/// `promote dev staging`: staging publishes the bytes dev runs (its new version has dev's
+/// `CodeSha256`); without an artifact bucket, a source that no longer zips to those bytes is
+/// refused before anything changes in staging.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_publishes_the_code_the_source_runs() {
+    let envs = TwoEnvironments::new(false).await;
+    write_source(&envs.dir.join("src"), "v1");
+    let (status, text) = envs.run(&["release", "dev", "--version", "v1"]);
+    assert_eq!(status, Some(0), "{text}");
+    let (_, dev_sha) = envs.live("dev").await.expect("dev alias");
+
+    write_source(&envs.dir.join("src"), "v2, not what dev runs");
+    let (status, text) = envs.run(&["promote", "dev", "staging"]);
     assert_eq!(status, Some(1), "{text}");
     assert!(text.contains("check out the commit"), "{text}");
     assert_eq!(
-        alias(format!("{name}-staging")).await,
+        envs.live("staging").await,
         None,
         "nothing changed in staging"
     );
 
-    write_source(&dir.join("src"), "v1");
-    let (status, text) = code(&run(&["promote", "dev", "staging"]));
+    write_source(&envs.dir.join("src"), "v1");
+    let (status, text) = envs.run(&["promote", "dev", "staging"]);
     assert_eq!(status, Some(0), "{text}");
-    let (_, staging_sha) = alias(format!("{name}-staging"))
-        .await
-        .expect("staging alias");
+    let (_, staging_sha) = envs.live("staging").await.expect("staging alias");
     assert_eq!(staging_sha, dev_sha);
+}
+
+/// With an artifact bucket, the zip dev released is kept there, and a promotion copies it by
+/// its sha256 even when the local source has moved on.
+#[tokio::test(flavor = "multi_thread")]
+async fn promote_copies_the_zip_kept_in_the_source_artifact_bucket() {
+    let envs = TwoEnvironments::new(true).await;
+    write_source(&envs.dir.join("src"), "v1");
+    let (status, text) = envs.run(&["release", "dev", "--version", "v1"]);
+    assert_eq!(status, Some(0), "{text}");
+    let (_, dev_sha) = envs.live("dev").await.expect("dev alias");
+
+    write_source(&envs.dir.join("src"), "v2, not what dev runs");
+    let (status, text) = envs.run(&["promote", "dev", "staging"]);
+    assert_eq!(status, Some(0), "{text}");
+    let (_, staging_sha) = envs.live("staging").await.expect("staging alias");
+    assert_eq!(
+        staging_sha, dev_sha,
+        "staging runs dev's bytes, not the local source"
+    );
 }
 
 /// `keep_versions = 2`: after the third release, the oldest version is deleted.

@@ -4,5 +4,6 @@
 pub(crate) mod config;
 pub mod package;
 pub mod plan;
+pub mod promote;
 pub mod publish;
 pub mod steps;

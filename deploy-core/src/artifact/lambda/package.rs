@@ -162,14 +162,25 @@ pub fn package(packaging: &Packaging<'_>) -> Result<Package, PackageError> {
         let unzipped = entries.iter().map(|e| e.size).sum();
         (write_zip(path, &entries)?, entries.len(), unzipped)
     };
+    Ok(finish(bytes, files, unzipped))
+}
+
+/// A zip held in memory (a promotion's copy from the artifact bucket), checked as a `.zip`
+/// source would be; `packaging.source` only names it in errors.
+pub fn from_zip(packaging: &Packaging<'_>, bytes: Vec<u8>) -> Result<Package, PackageError> {
+    let (names, unzipped) = zip_names(packaging, &bytes)?;
+    Ok(finish(bytes, names.len(), unzipped))
+}
+
+fn finish(bytes: Vec<u8>, files: usize, unzipped: u64) -> Package {
     let digest = Sha256::digest(&bytes);
-    Ok(Package {
+    Package {
         code_sha256: aws_smithy_types::base64::encode(digest),
         sha256_hex: crate::hash::sha256_hex(&bytes),
         bytes,
         files,
         unzipped,
-    })
+    }
 }
 
 fn is_zip(path: &Path) -> bool {

@@ -183,7 +183,7 @@ pub struct Published {
     /// Whether a new version was published (false: an existing one had the same code and
     /// configuration).
     pub new_version: bool,
-    /// The artifact bucket's key, when the zip went through S3.
+    /// The artifact bucket's key of the zip, when the artifact has a bucket.
     pub s3_key: Option<String>,
 }
 
@@ -206,9 +206,11 @@ pub async fn publish(
         s3_key: None,
     };
     let mut revision = current.revision_id.clone();
+    if let Some(bucket) = request.artifact_bucket {
+        published.s3_key = Some(stage(clients, request, bucket, reporter).await?);
+    }
     if current.code_sha256 != request.package.code_sha256 {
-        published.s3_key =
-            upload(clients, request, revision.as_deref(), settings, reporter).await?;
+        upload(clients, request, revision.as_deref(), settings, reporter).await?;
         published.uploaded = true;
         revision = wait_updated(lambda, request.artifact, function, settings, reporter).await?;
     }
@@ -274,14 +276,14 @@ pub(crate) async fn version_code(
     Ok(out.code_sha256().unwrap_or_default().to_owned())
 }
 
-/// Sends the zip (directly or through the bucket); returns the bucket key when one was used.
+/// Sends the zip, directly or through the bucket (where [`stage`] put it).
 async fn upload(
     clients: &AwsClients,
     request: &PublishRequest<'_>,
     revision: Option<&str>,
     settings: &PublishSettings,
     reporter: &dyn Reporter,
-) -> Result<Option<String>, LambdaError> {
+) -> Result<(), LambdaError> {
     let package = request.package;
     let size = package.bytes.len() as u64;
     let update = clients
@@ -289,48 +291,52 @@ async fn upload(
         .update_function_code()
         .function_name(request.function)
         .set_revision_id(revision.map(str::to_owned));
-    let (update, key) = if size > settings.direct_upload_limit {
-        let Some(bucket) = request.artifact_bucket else {
+    let direct = size <= settings.direct_upload_limit;
+    let update = match (request.artifact_bucket, direct) {
+        (_, true) => update.zip_file(Blob::new(package.bytes.clone())),
+        (Some(bucket), false) => update.s3_bucket(bucket).s3_key(zip_key(package)),
+        (None, false) => {
             return Err(LambdaError::NeedsBucket {
                 function: request.function.to_owned(),
                 size,
                 limit: settings.direct_upload_limit,
             });
-        };
-        let key = format!("lambda/{}.zip", package.sha256_hex);
-        stage(clients, request, bucket, &key, reporter).await?;
-        (update.s3_bucket(bucket).s3_key(&key), Some(key))
-    } else {
-        (update.zip_file(Blob::new(package.bytes.clone())), None)
+        }
     };
     update
         .send()
         .await
         .map_err(|err| LambdaError::sdk(request.function, "lambda:UpdateFunctionCode", err))?;
-    if key.is_none() {
+    if direct {
         bytes_sent(reporter, request.artifact, "zip", size);
     }
-    Ok(key)
+    Ok(())
 }
 
-/// Puts the zip in the artifact bucket under its sha256, unless it is already there.
+/// The artifact bucket's key of `package`.
+pub(crate) fn zip_key(package: &Package) -> String {
+    format!("lambda/{}.zip", package.sha256_hex)
+}
+
+/// Keeps the zip in the artifact bucket under its sha256 (for uploads over the direct limit
+/// and for promotions), unless it is already there; returns its key.
 async fn stage(
     clients: &AwsClients,
     request: &PublishRequest<'_>,
     bucket: &str,
-    key: &str,
     reporter: &dyn Reporter,
-) -> Result<(), LambdaError> {
+) -> Result<String, LambdaError> {
     let function = request.function;
+    let key = zip_key(request.package);
     let present = clients
         .s3
         .head_object()
         .bucket(bucket)
-        .key(key)
+        .key(&key)
         .send()
         .await;
     match present {
-        Ok(_) => return Ok(()),
+        Ok(_) => return Ok(key),
         Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => {}
         Err(err) => return Err(LambdaError::sdk(function, "s3:HeadObject", err)),
     }
@@ -339,18 +345,14 @@ async fn stage(
         .s3
         .put_object()
         .bucket(bucket)
-        .key(key)
+        .key(&key)
         .body(request.package.bytes.clone().into())
         .send()
         .await
         .map_err(|err| LambdaError::sdk(function, "s3:PutObject", err))?;
-    bytes_sent(
-        reporter,
-        request.artifact,
-        &format!("s3://{bucket}/{key}"),
-        size,
-    );
-    Ok(())
+    let item = format!("s3://{bucket}/{key}");
+    bytes_sent(reporter, request.artifact, &item, size);
+    Ok(key)
 }
 
 fn bytes_sent(reporter: &dyn Reporter, artifact: &str, item: &str, size: u64) {

@@ -81,62 +81,23 @@ impl LambdaSettings {
 pub fn register(engine: &mut Engine, settings: LambdaSettings) {
     let settings = Arc::new(settings);
     engine.register(PublishLambda::TYPE, Arc::new(PublishStep(settings.clone())));
-    engine.register(PromoteLambda::TYPE, Arc::new(PromoteStep(settings.clone())));
+    engine.register(
+        PromoteLambda::TYPE,
+        Arc::new(super::promote::PromoteStep(settings.clone())),
+    );
     crate::rollout::lambda::register(engine, settings.shift.clone());
 }
 
 const SECTIONS: &[&str] = &["lambdas"];
 
-/// The zip promoted is not the code the source environment runs.
-#[derive(Debug, thiserror::Error)]
-pub enum PromoteMismatch {
-    /// The local source zips to other bytes.
-    #[error(
-        "the source of `{artifact}` zips to code {local}, but {environment} runs {expected} \
-         (release {release}); check out the commit of that release and promote again"
-    )]
-    Source {
-        /// Artifact.
-        artifact: String,
-        /// Source environment.
-        environment: String,
-        /// Its release.
-        release: String,
-        /// Its `CodeSha256`.
-        expected: String,
-        /// The local zip's.
-        local: String,
-    },
-    /// The version published here reports other code.
-    #[error("version {version} of {function} reports code {actual}, not {expected}")]
-    Published {
-        /// Function.
-        function: String,
-        /// The version.
-        version: String,
-        /// What it reports.
-        actual: String,
-        /// The source's.
-        expected: String,
-    },
-}
-
-impl crate::error::Classify for PromoteMismatch {
-    fn class(&self) -> crate::error::ErrorClass {
-        crate::error::ErrorClass::Failure
-    }
-}
-
 struct PublishStep(Arc<LambdaSettings>);
 
-struct PromoteStep(Arc<LambdaSettings>);
-
 /// Where `input`'s source is.
-fn source(input: &PublishLambda, cx: &StepContext<'_>) -> PathBuf {
+pub(super) fn source(input: &PublishLambda, cx: &StepContext<'_>) -> PathBuf {
     crate::config::paths::absolute(cx.source_root(), Path::new(&input.source))
 }
 
-fn packaging<'a>(input: &'a PublishLambda, source: &'a Path) -> Packaging<'a> {
+pub(super) fn packaging<'a>(input: &'a PublishLambda, source: &'a Path) -> Packaging<'a> {
     Packaging {
         source,
         exclude: &input.exclude,
@@ -145,7 +106,10 @@ fn packaging<'a>(input: &'a PublishLambda, source: &'a Path) -> Packaging<'a> {
 }
 
 /// Checks before the lock: the source zips, the function exists.
-async fn preflight(input: &PublishLambda, cx: &StepContext<'_>) -> Result<(), StepError> {
+pub(super) async fn preflight(
+    input: &PublishLambda,
+    cx: &StepContext<'_>,
+) -> Result<(), StepError> {
     package::inspect(&packaging(input, &source(input, cx)))?;
     publish::configuration(&cx.clients().lambda, &input.function).await?;
     Ok(())
@@ -185,77 +149,9 @@ impl StepHandler for PublishStep {
     }
 }
 
-impl StepHandler for PromoteStep {
-    fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
-        cx.input::<PromoteLambda>(step).map(drop)
-    }
-
-    fn preflight<'a>(
-        &'a self,
-        step: &'a Step,
-        cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move {
-            let input: PromoteLambda = step.action.input()?;
-            preflight(&input.publish, cx).await?;
-            let zip = package::package(&packaging(&input.publish, &source(&input.publish, cx)))?;
-            same_code(step.artifact_name(), &input.from, &zip.code_sha256)?;
-            Ok(())
-        })
-    }
-
-    fn run<'a>(
-        &'a self,
-        step: &'a Step,
-        cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<Done, StepError>> {
-        Box::pin(async move {
-            let input: PromoteLambda = step.action.input()?;
-            let artifact = step.artifact_name();
-            let zip = package::package(&packaging(&input.publish, &source(&input.publish, cx)))?;
-            let expected = same_code(artifact, &input.from, &zip.code_sha256)?;
-            let published = self.0.publish(cx, artifact, &input.publish, &zip).await?;
-            let function = &input.publish.function;
-            let actual =
-                publish::version_code(&cx.clients().lambda, function, &published.version).await?;
-            if actual != expected {
-                return Err(StepError::failure(PromoteMismatch::Published {
-                    function: function.clone(),
-                    version: published.version,
-                    actual,
-                    expected,
-                }));
-            }
-            Ok(done(&input.publish, published, Some(&input.from)))
-        })
-    }
-
-    fn report_sections(&self) -> &'static [&'static str] {
-        SECTIONS
-    }
-}
-
-/// The source release's `CodeSha256`, when `local` is it.
-fn same_code(artifact: &str, from: &PromoteSource, local: &str) -> Result<String, StepError> {
-    let expected = match &from.artifact_ref {
-        ArtifactRef::Lambda { code_sha256, .. } => code_sha256.clone(),
-        other => format!("{other:?}"),
-    };
-    if expected == local {
-        return Ok(expected);
-    }
-    Err(StepError::failure(PromoteMismatch::Source {
-        artifact: artifact.to_owned(),
-        environment: from.environment.clone(),
-        release: from.release_id.clone(),
-        expected,
-        local: local.to_owned(),
-    }))
-}
-
 impl LambdaSettings {
     /// Publishes `zip` as `input` says; reports it and leaves the version for the shift.
-    async fn publish(
+    pub(super) async fn publish(
         &self,
         cx: &StepContext<'_>,
         artifact: &str,
@@ -320,7 +216,7 @@ impl LambdaSettings {
     }
 }
 
-fn done(
+pub(super) fn done(
     input: &PublishLambda,
     published: publish::Published,
     from: Option<&PromoteSource>,
@@ -329,10 +225,11 @@ fn done(
         kind: "lambda-version".into(),
         id: format!("{}:{}", input.function, published.version),
     }];
-    if let (Some(bucket), Some(key)) = (&input.artifact_bucket, &published.s3_key) {
+    let zip = zip_location(input, &published);
+    if let Some(location) = &zip {
         touched.push(AwsObject {
             kind: "s3-object".into(),
-            id: format!("s3://{bucket}/{key}"),
+            id: location.clone(),
         });
     }
     Done {
@@ -340,6 +237,7 @@ fn done(
             artifact_ref: Some(ArtifactRef::Lambda {
                 code_sha256: published.code_sha256,
                 function_version: Some(published.version),
+                zip,
             }),
             touched,
             version: from.and_then(|f| f.version.clone()),
@@ -347,4 +245,10 @@ fn done(
         },
         ..Done::default()
     }
+}
+
+/// `s3://bucket/key` of the zip kept in the artifact bucket.
+fn zip_location(input: &PublishLambda, published: &publish::Published) -> Option<String> {
+    let (bucket, key) = (input.artifact_bucket.as_ref()?, published.s3_key.as_ref()?);
+    Some(format!("s3://{bucket}/{key}"))
 }
