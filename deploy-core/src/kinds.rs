@@ -2,9 +2,12 @@
 
 use crate::artifact::ArtifactDetail;
 use crate::artifact::image::steps::{self as image, ImageSettings};
+use crate::artifact::lambda::publish::PublishSettings;
+use crate::artifact::lambda::steps::LambdaSettings;
 use crate::config::{Config, Settings};
 use crate::engine::Engine;
 use crate::rollout::image::{self as image_rollout, RolloutSettings, Runtime};
+use crate::rollout::lambda::ShiftSettings;
 
 /// Settings of the built-in kinds, from the configuration's `[settings]`.
 #[derive(Debug, Clone, Default)]
@@ -15,6 +18,8 @@ pub struct Builtin {
     pub rollout: RolloutSettings,
     /// DAG syncs: files uploaded at once.
     pub dags: crate::artifact::dags::steps::DagsSettings,
+    /// Lambda publishes and alias shifts.
+    pub lambda: LambdaSettings,
 }
 
 impl Builtin {
@@ -33,10 +38,13 @@ impl Builtin {
                     env: image.env.clone(),
                     secrets: image.secrets.clone(),
                 },
-                ArtifactDetail::Lambda(lambda) => Runtime {
-                    env: lambda.env.clone(),
-                    secrets: Default::default(),
-                },
+                ArtifactDetail::Lambda(lambda) => {
+                    builtin.lambda.add(&spec.name, lambda);
+                    Runtime {
+                        env: lambda.env.clone(),
+                        secrets: Default::default(),
+                    }
+                }
                 ArtifactDetail::Dags(_) => continue,
             };
             builtin.rollout.runtime.insert(spec.name.clone(), runtime);
@@ -64,6 +72,18 @@ impl From<&Settings> for Builtin {
             dags: crate::artifact::dags::steps::DagsSettings {
                 parallel: settings.parallel_uploads,
             },
+            lambda: LambdaSettings {
+                publish: PublishSettings {
+                    poll: settings.poll_interval,
+                    ..PublishSettings::default()
+                },
+                shift: ShiftSettings {
+                    poll: settings.poll_interval,
+                    interval: None,
+                    keep_versions: Default::default(),
+                },
+                env: Default::default(),
+            },
         }
     }
 }
@@ -74,4 +94,5 @@ pub fn register_builtin(engine: &mut Engine, settings: Builtin) {
     crate::rollout::gates::health::register(engine, settings.rollout.poll);
     image_rollout::register(engine, settings.rollout);
     crate::artifact::dags::steps::register(engine, settings.dags);
+    crate::artifact::lambda::steps::register(engine, settings.lambda);
 }

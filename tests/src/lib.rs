@@ -5,6 +5,7 @@
 //! Processes this harness starts are watched by a small shell loop that kills them as soon as
 //! the test process is gone, so an aborted run leaves nothing behind.
 
+pub mod cloudwatch_bridge;
 pub mod codedeploy_double;
 pub mod corpus;
 pub mod ecs_double;

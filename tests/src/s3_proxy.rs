@@ -70,6 +70,8 @@ pub struct Seen {
     pub path: String,
     /// The fault it got, if any.
     pub fault: Option<Fault>,
+    /// The request body's `Content-Length`, when it sent one.
+    pub length: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -111,7 +113,7 @@ struct Shared {
 }
 
 impl Shared {
-    fn decide(&self, method: &str, path: &str) -> Option<Fault> {
+    fn decide(&self, method: &str, path: &str, length: Option<u64>) -> Option<Fault> {
         let mut fault = None;
         if let Ok(mut rules) = self.rules.lock() {
             for (rule, matched) in rules.iter_mut() {
@@ -138,6 +140,7 @@ impl Shared {
                 method: method.to_owned(),
                 path: path.to_owned(),
                 fault,
+                length,
             });
         }
         fault
@@ -249,7 +252,8 @@ fn serve(mut client: TcpStream, upstream: &str, shared: &Shared) {
     let mut words = head.split(' ');
     let method = words.next().unwrap_or_default().to_owned();
     let path = words.next().unwrap_or_default().to_owned();
-    match shared.decide(&method, &path) {
+    let length = header(&head, "content-length").and_then(|v| v.parse().ok());
+    match shared.decide(&method, &path, length) {
         None => forward(client, &head, upstream, false),
         Some(Fault::ResetAfter) => forward(client, &head, upstream, true),
         Some(Fault::ResetBefore) => reset(&client),

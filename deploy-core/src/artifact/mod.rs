@@ -212,6 +212,12 @@ pub struct LambdaSpec {
     pub alias: String,
     /// Bucket for zips larger than the direct-upload limit.
     pub artifact_bucket: Option<String>,
+    /// Globs (relative to the source directory) never zipped.
+    pub exclude: Vec<String>,
+    /// The function's handler (`main.handler`): its file must be in the zip.
+    pub handler: Option<String>,
+    /// Published versions kept (older ones no alias points at are deleted).
+    pub keep_versions: u32,
     /// Environment variables merged into the function configuration.
     pub env: BTreeMap<String, String>,
     /// How traffic moves to the new version.

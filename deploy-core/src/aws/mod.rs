@@ -203,6 +203,8 @@ pub struct AwsClients {
     pub secretsmanager: aws_sdk_secretsmanager::Client,
     /// IAM.
     pub iam: aws_sdk_iam::Client,
+    /// CloudWatch (alarms and metrics).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
     /// CloudWatch Logs.
     pub logs: aws_sdk_cloudwatchlogs::Client,
     /// EventBridge (rules and their targets).
@@ -286,6 +288,7 @@ impl AwsClients {
             ssm: client!(aws_sdk_ssm),
             secretsmanager: client!(aws_sdk_secretsmanager),
             iam: client!(aws_sdk_iam),
+            cloudwatch: client!(aws_sdk_cloudwatch),
             logs: client!(aws_sdk_cloudwatchlogs),
             events: client!(aws_sdk_eventbridge),
             scheduler: client!(aws_sdk_scheduler),

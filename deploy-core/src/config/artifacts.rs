@@ -110,6 +110,9 @@ pub(super) fn resolve_artifact(
     if raw.kind != ArtifactKind::Dags {
         crate::artifact::dags::config::reject_dags_keys(&mut ctx, raw.kind, &raw);
     }
+    if raw.kind != ArtifactKind::Lambda {
+        crate::artifact::lambda::config::reject_elsewhere(&mut ctx, &raw);
+    }
     let detail = match raw.kind {
         ArtifactKind::Image => {
             ArtifactDetail::Image(crate::artifact::image::config::resolve(&mut ctx, raw)?)

@@ -94,6 +94,9 @@ pub(crate) struct RawArtifact {
     pub function: Option<String>,
     pub alias: Option<String>,
     pub artifact_bucket: Option<String>,
+    // (`exclude`, above, is also lambda's)
+    pub handler: Option<String>,
+    pub keep_versions: Option<u32>,
     // image + lambda
     pub env: Option<BTreeMap<String, String>>,
     pub rollout: Option<RawRollout>,
@@ -120,6 +123,7 @@ pub(crate) struct RawRollout {
     pub increment: Option<u32>,
     pub interval: Option<String>,
     pub alarms: Option<Vec<String>>,
+    pub max_errors: Option<u64>,
     // ecs-rolling
     pub fail_fast: Option<bool>,
     // blue/green

@@ -236,6 +236,10 @@ pub enum ArtifactRef {
         /// Published Lambda version number.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         function_version: Option<String>,
+        /// Where the zip is kept (`s3://<artifact_bucket>/lambda/<sha256 hex>.zip`), for
+        /// promotions; absent without an `artifact_bucket`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        zip: Option<String>,
     },
 }
 

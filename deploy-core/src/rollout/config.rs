@@ -263,6 +263,7 @@ pub(crate) fn lambda_default() -> LambdaRollout {
         interval: Duration::ZERO,
         alarms: Vec::new(),
         health_check: None,
+        max_errors: None,
     }
 }
 
@@ -294,6 +295,7 @@ pub(crate) fn lambda(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> Option<Lambd
         interval,
         alarms: raw.alarms.clone().unwrap_or_default(),
         health_check,
+        max_errors: raw.max_errors,
     })
 }
 
@@ -373,12 +375,18 @@ fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
             "schedules",
             "scheduler_schedules",
         ],
-        Strategy::LambdaAllAtOnce => &["alarms", "health_check"],
-        Strategy::LambdaCanary => &["steps", "interval", "alarms", "health_check"],
+        Strategy::LambdaAllAtOnce => &["alarms", "max_errors", "health_check"],
+        Strategy::LambdaCanary => &["steps", "interval", "alarms", "max_errors", "health_check"],
         Strategy::LambdaLinear if raw.steps.is_some() => {
-            &["steps", "interval", "alarms", "health_check"]
+            &["steps", "interval", "alarms", "max_errors", "health_check"]
         }
-        Strategy::LambdaLinear => &["increment", "interval", "alarms", "health_check"],
+        Strategy::LambdaLinear => &[
+            "increment",
+            "interval",
+            "alarms",
+            "max_errors",
+            "health_check",
+        ],
         Strategy::None | Strategy::S3Sync => &[],
     }
 }
@@ -403,6 +411,7 @@ fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) {
         ("increment", raw.increment.is_some()),
         ("interval", raw.interval.is_some()),
         ("alarms", raw.alarms.is_some()),
+        ("max_errors", raw.max_errors.is_some()),
         ("fail_fast", raw.fail_fast.is_some()),
         ("container_port", raw.container_port.is_some()),
         ("ecs_strategy", raw.ecs_strategy.is_some()),

@@ -7,6 +7,7 @@ pub mod ecs_blue_green;
 pub(crate) mod ecs_rolling;
 pub mod gates;
 pub mod image;
+pub mod lambda;
 pub mod plan;
 pub mod poller;
 pub mod schedules;
@@ -253,4 +254,8 @@ pub struct LambdaRollout {
     pub alarms: Vec<String>,
     /// HTTP check between steps.
     pub health_check: Option<HealthCheck>,
+    /// The new version's `Errors` (CloudWatch sum over the interval) that stop the rollout
+    /// when exceeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_errors: Option<u64>,
 }

@@ -114,7 +114,6 @@ pub(crate) fn reject_dags_keys(
         &[
             ("ignore_syntax", raw.ignore_syntax.is_some()),
             ("include", raw.include.is_some()),
-            ("exclude", raw.exclude.is_some()),
             ("max_delete_share", raw.max_delete_share.is_some()),
         ],
         &[],

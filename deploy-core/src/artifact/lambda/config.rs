@@ -9,7 +9,31 @@ use crate::config::raw::{RawArtifact, RawRollout};
 use crate::rollout::LambdaRollout;
 
 /// The keys a Lambda artifact takes.
-const KEYS: &str = "source, function, alias, artifact_bucket, env, rollout";
+const KEYS: &str =
+    "source, function, alias, artifact_bucket, exclude, handler, keep_versions, env, rollout";
+
+/// Published versions kept by default, and the bounds of `keep_versions`.
+const KEEP_VERSIONS: (u32, std::ops::RangeInclusive<u32>) = (10, 1..=1000);
+
+/// Rejects the Lambda-only keys on an artifact of another kind.
+pub(crate) fn reject_elsewhere(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawArtifact) {
+    let present = [
+        // `exclude` is also a key of DAG folders.
+        (
+            "exclude",
+            raw.exclude.is_some() && raw.kind != ArtifactKind::Dags,
+        ),
+        ("handler", raw.handler.is_some()),
+        ("keep_versions", raw.keep_versions.is_some()),
+    ];
+    for (key, _) in present.iter().filter(|(_, set)| *set) {
+        ctx.error(
+            &[key],
+            format!("`{key}` does not apply to {} artifacts", raw.kind),
+            Some(format!("remove `{key}`; it is a key of lambda artifacts")),
+        );
+    }
+}
 
 /// Resolves a Lambda artifact (overrides merged, placeholders expanded).
 pub(crate) fn resolve(
@@ -42,11 +66,41 @@ pub(crate) fn resolve(
         None => crate::rollout::config::lambda_default(),
         Some(rollout) => self::rollout(ctx, rollout)?,
     };
+    let exclude = raw.exclude.unwrap_or_default();
+    if let Err(err) = super::package::globs(&exclude) {
+        ctx.error(
+            &["exclude"],
+            err.to_string(),
+            Some("write globs such as \"tests/**\" or \"*.md\"".into()),
+        );
+    }
+    if let Some(handler) = &raw.handler
+        && (handler.trim().is_empty()
+            || handler.chars().any(char::is_whitespace)
+            || handler.len() > 128)
+    {
+        ctx.error(
+            &["handler"],
+            format!("handler `{handler}` is not a Lambda handler name"),
+            Some("write `module.function`, e.g. \"main.handler\" (at most 128 characters, no spaces)".into()),
+        );
+    }
+    let keep_versions = raw.keep_versions.unwrap_or(KEEP_VERSIONS.0);
+    if !KEEP_VERSIONS.1.contains(&keep_versions) {
+        ctx.error(
+            &["keep_versions"],
+            format!("`keep_versions` is {keep_versions}; it must be between 1 and 1000"),
+            None,
+        );
+    }
     Some(LambdaSpec {
         source: raw.source.map(PathBuf::from),
         function,
         alias,
         artifact_bucket: raw.artifact_bucket,
+        exclude,
+        handler: raw.handler,
+        keep_versions,
         env: raw.env.unwrap_or_default(),
         rollout,
     })
@@ -80,8 +134,15 @@ pub(crate) fn check_source(base: &Path, lambda: &LambdaSpec) -> Option<String> {
     let p = crate::config::paths::absolute(base, lambda.source.as_ref()?);
     let is_zip = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
     match std::fs::metadata(&p) {
-        Ok(meta) if meta.is_dir() => None,
-        Ok(meta) if meta.is_file() && is_zip => None,
+        Ok(meta) if meta.is_dir() || (meta.is_file() && is_zip) => {
+            super::package::inspect(&super::package::Packaging {
+                source: &p,
+                exclude: &lambda.exclude,
+                handler: lambda.handler.as_deref(),
+            })
+            .err()
+            .map(|err| err.to_string())
+        }
         Ok(meta) if meta.is_file() => Some(format!(
             "Lambda source {} is a file but not a .zip",
             p.display()

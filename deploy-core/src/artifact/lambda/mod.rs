@@ -2,4 +2,8 @@
 //! ([`super::LambdaSpec`]).
 
 pub(crate) mod config;
+pub mod package;
 pub mod plan;
+pub mod promote;
+pub mod publish;
+pub mod steps;

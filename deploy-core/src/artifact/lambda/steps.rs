@@ -1,0 +1,254 @@
+//! The Lambda publish on the engine's seam (`publish-lambda`): zip, upload when the code
+//! changed, merge the environment, publish a version. It has no undo: a published version
+//! runs nothing until the alias moves, which is the rollout's step (and its undo).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use super::package::{self, Packaging};
+use super::plan::{PromoteLambda, PublishLambda};
+use super::publish::{self, PublishRequest, PublishSettings};
+use crate::engine::{
+    BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
+    StepOutput,
+};
+use crate::events::Event;
+use crate::ledger::{ArtifactRef, AwsObject};
+use crate::plan::{ActionInput, PromoteSource, Step};
+use crate::rollout::lambda::ShiftSettings;
+
+/// The version this run published (or found unchanged) for an artifact: what the alias shift
+/// reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LambdaOutput {
+    /// Function name.
+    pub function: String,
+    /// The version to route traffic to.
+    pub version: String,
+    /// Its `CodeSha256` (base64).
+    pub code_sha256: String,
+}
+
+/// A publish, as the report's `lambdas` section lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LambdaReport {
+    /// Artifact.
+    pub artifact: String,
+    /// Function.
+    pub function: String,
+    /// The version published or reused.
+    pub version: String,
+    /// `CodeSha256` of the zip.
+    pub code_sha256: String,
+    /// Zip size in bytes.
+    pub size: u64,
+    /// Whether the code was uploaded.
+    pub uploaded: bool,
+    /// The artifact bucket's key, when the zip went through S3.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub s3_key: Option<String>,
+    /// Whether the environment changed.
+    pub env_changed: bool,
+    /// Whether a new version was published.
+    pub new_version: bool,
+}
+
+/// Settings of the Lambda steps.
+#[derive(Debug, Clone, Default)]
+pub struct LambdaSettings {
+    /// Uploads and update waits.
+    pub publish: PublishSettings,
+    /// Alias shifts.
+    pub shift: ShiftSettings,
+    /// Each artifact's `env` in the environment applied (never written into a plan).
+    pub env: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+impl LambdaSettings {
+    /// Adds the per-environment settings of artifact `name` (`env`, `keep_versions`).
+    pub fn add(&mut self, name: &str, spec: &crate::artifact::LambdaSpec) {
+        self.env.insert(name.to_owned(), spec.env.clone());
+        self.shift
+            .keep_versions
+            .insert(name.to_owned(), spec.keep_versions);
+    }
+}
+
+/// Registers the Lambda publish and the alias shift with `engine`.
+pub fn register(engine: &mut Engine, settings: LambdaSettings) {
+    let settings = Arc::new(settings);
+    engine.register(PublishLambda::TYPE, Arc::new(PublishStep(settings.clone())));
+    engine.register(
+        PromoteLambda::TYPE,
+        Arc::new(super::promote::PromoteStep(settings.clone())),
+    );
+    crate::rollout::lambda::register(engine, settings.shift.clone());
+}
+
+const SECTIONS: &[&str] = &["lambdas"];
+
+struct PublishStep(Arc<LambdaSettings>);
+
+/// Where `input`'s source is.
+pub(super) fn source(input: &PublishLambda, cx: &StepContext<'_>) -> PathBuf {
+    crate::config::paths::absolute(cx.source_root(), Path::new(&input.source))
+}
+
+pub(super) fn packaging<'a>(input: &'a PublishLambda, source: &'a Path) -> Packaging<'a> {
+    Packaging {
+        source,
+        exclude: &input.exclude,
+        handler: input.handler.as_deref(),
+    }
+}
+
+/// Checks before the lock: the source zips, the function exists.
+pub(super) async fn preflight(
+    input: &PublishLambda,
+    cx: &StepContext<'_>,
+) -> Result<(), StepError> {
+    package::inspect(&packaging(input, &source(input, cx)))?;
+    publish::configuration(&cx.clients().lambda, &input.function).await?;
+    Ok(())
+}
+
+impl StepHandler for PublishStep {
+    fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
+        cx.input::<PublishLambda>(step).map(drop)
+    }
+
+    fn preflight<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move { preflight(&step.action.input()?, cx).await })
+    }
+
+    fn run<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(async move {
+            let input: PublishLambda = step.action.input()?;
+            let zip = package::package(&packaging(&input, &source(&input, cx)))?;
+            let published = self
+                .0
+                .publish(cx, step.artifact_name(), &input, &zip)
+                .await?;
+            Ok(done(&input, published, None))
+        })
+    }
+
+    fn report_sections(&self) -> &'static [&'static str] {
+        SECTIONS
+    }
+}
+
+impl LambdaSettings {
+    /// Publishes `zip` as `input` says; reports it and leaves the version for the shift.
+    pub(super) async fn publish(
+        &self,
+        cx: &StepContext<'_>,
+        artifact: &str,
+        input: &PublishLambda,
+        zip: &package::Package,
+    ) -> Result<publish::Published, StepError> {
+        let empty = BTreeMap::new();
+        let request = PublishRequest {
+            artifact,
+            function: &input.function,
+            artifact_bucket: input.artifact_bucket.as_deref(),
+            env: self.env.get(artifact).unwrap_or(&empty),
+            package: zip,
+        };
+        let work = publish::publish(
+            cx.clients(),
+            &request,
+            &self.publish,
+            cx.reporter().as_ref(),
+        );
+        let published = tokio::select! {
+            result = work => result?,
+            () = cx.cancelled() => return Err(StepError::failure(publish::LambdaError::Stopped)),
+        };
+        let sent = if published.uploaded {
+            "uploaded"
+        } else {
+            "unchanged, nothing sent"
+        };
+        cx.reporter().report(&Event::Note {
+            message: format!(
+                "{artifact}: {} version {} (code {}, {} bytes, {sent})",
+                input.function,
+                published.version,
+                published.code_sha256,
+                zip.bytes.len(),
+            ),
+        });
+        cx.report_item(
+            "lambdas",
+            &LambdaReport {
+                artifact: artifact.to_owned(),
+                function: input.function.clone(),
+                version: published.version.clone(),
+                code_sha256: published.code_sha256.clone(),
+                size: zip.bytes.len() as u64,
+                uploaded: published.uploaded,
+                s3_key: published.s3_key.clone(),
+                env_changed: published.env_changed,
+                new_version: published.new_version,
+            },
+        );
+        cx.put(
+            artifact,
+            LambdaOutput {
+                function: input.function.clone(),
+                version: published.version.clone(),
+                code_sha256: published.code_sha256.clone(),
+            },
+        );
+        Ok(published)
+    }
+}
+
+pub(super) fn done(
+    input: &PublishLambda,
+    published: publish::Published,
+    from: Option<&PromoteSource>,
+) -> Done {
+    let mut touched = vec![AwsObject {
+        kind: "lambda-version".into(),
+        id: format!("{}:{}", input.function, published.version),
+    }];
+    let zip = zip_location(input, &published);
+    if let Some(location) = &zip {
+        touched.push(AwsObject {
+            kind: "s3-object".into(),
+            id: location.clone(),
+        });
+    }
+    Done {
+        record: StepOutput {
+            artifact_ref: Some(ArtifactRef::Lambda {
+                code_sha256: published.code_sha256,
+                function_version: Some(published.version),
+                zip,
+            }),
+            touched,
+            version: from.and_then(|f| f.version.clone()),
+            source_environment: from.map(|f| f.environment.clone()),
+        },
+        ..Done::default()
+    }
+}
+
+/// `s3://bucket/key` of the zip kept in the artifact bucket.
+fn zip_location(input: &PublishLambda, published: &publish::Published) -> Option<String> {
+    let (bucket, key) = (input.artifact_bucket.as_ref()?, published.s3_key.as_ref()?);
+    Some(format!("s3://{bucket}/{key}"))
+}
