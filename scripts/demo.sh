@@ -62,6 +62,7 @@ config=examples/planwise/.local.toml
 sed -e "s|^state_bucket = \(.*\)$|state_bucket = \1\nendpoints = { registry = \"http://${DEPLOY_TEST_REGISTRY}\", ecs = \"${ecs_double}\", codedeploy = \"${codedeploy_double}\" }|" \
     -e "s|https://api-{env}.planwise.example/health|http://127.0.0.1:${health_port}/health|" \
     -e 's|^scan = "block-critical"|scan = "none"                    # the local registry is not ECR: it scans nothing|' \
+    -e 's|^  interval = "5m"|  interval = "1s"                # the demo does not wait five minutes between steps|' \
     examples/planwise/deploy.toml > "$config"
 version="$(git rev-parse --short HEAD 2>/dev/null || echo demo)"
 
@@ -101,6 +102,17 @@ banner "promote api to staging and prod: CodeDeploy blue/green (AppSpec, lifecyc
 run "$deploy" --config "$config" promote dev staging api
 run "$deploy" --config "$config" promote staging prod api --approve
 aws ecs describe-services --cluster planwise-prod --services api --query 'services[0].taskDefinition' --output text
+
+banner "release the DAG folder to dev: only what Airflow reads, checked as Python, synced by content"
+run "$deploy" --config "$config" release dev dags --version "$version"
+aws s3 ls --recursive s3://planwise-airflow-dev/dags/
+run "$deploy" --config "$config" release dev dags --version "$version"
+run "$deploy" --config "$config" promote dev staging dags
+
+banner "release the resize function to dev: a byte-identical zip, a version, the alias moved by canary"
+run "$deploy" --config "$config" release dev resize --version "$version"
+aws lambda get-alias --function-name planwise-resize-dev --name live --output json
+run "$deploy" --config "$config" promote dev staging resize
 
 banner "a locked, recorded change of dev through the library (deploy-core/examples/embed.rs)"
 "$embed" "$config" dev api

@@ -12,7 +12,8 @@ those in its own infrastructure code. For the demo, this script plays that part 
   under CodeDeploy in staging and prod, with its blue/green deployment group;
 - the ETL jobs: log group, families `etl-daily-<env>` and `etl-backfill-<env>`
   (container `etl`), and the EventBridge rule `etl-nightly-<env>` whose ECS target runs
-  `etl-daily-<env>` at a pinned revision.
+  `etl-daily-<env>` at a pinned revision;
+- the resize function `planwise-resize-<env>` with a placeholder version 1 behind alias `live`.
 
 Rerunning changes nothing that exists. Needs boto3.
 
@@ -223,6 +224,28 @@ class App:
         }])
         self.say(f"EventBridge rule {rule} -> {task_definition.rsplit('/', 1)[-1]}")
 
+    def function(self, name: str, role: str) -> None:
+        """The resize function with a placeholder zip, version 1 and the alias `live` on it
+        (deploy publishes the real code and moves the alias)."""
+        lam = boto3.session.Session(region_name=REGION).client("lambda")
+        if exists(lambda: lam.get_function(FunctionName=name), "ResourceNotFoundException"):
+            return
+        import io
+        import zipfile
+        placeholder = io.BytesIO()
+        with zipfile.ZipFile(placeholder, "w") as archive:
+            archive.writestr("handler.py", "def handler(event, context):\n    return {}\n")
+        lam.create_function(
+            FunctionName=name,
+            Runtime="python3.12",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": placeholder.getvalue()},
+            Publish=True,
+        )
+        lam.create_alias(FunctionName=name, Name="live", FunctionVersion="1")
+        self.say(f"Lambda function {name} (version 1, alias live)")
+
     def create(self) -> None:
         env, cluster = self.env, f"{PROJECT}-{self.env}"
         api_logs, etl_logs = f"/{PROJECT}/api-{env}", f"/{PROJECT}/etl-{env}"
@@ -239,6 +262,7 @@ class App:
         daily = self.family(f"etl-daily-{env}", self.container("etl", etl_logs, False), role)
         self.family(f"etl-backfill-{env}", self.container("etl", etl_logs, False), role)
         self.nightly(f"etl-nightly-{env}", cluster, daily, role, network)
+        self.function(f"{PROJECT}-resize-{env}", role)
 
 
 def main() -> int:
