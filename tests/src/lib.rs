@@ -8,6 +8,8 @@
 pub mod cloudwatch_bridge;
 pub mod codedeploy_double;
 pub mod corpus;
+mod health;
+pub use health::answering;
 pub mod ecs_double;
 pub mod fault_proxy;
 pub mod layouts;
@@ -793,22 +795,4 @@ pub fn dev_head(bucket: &str, endpoints: &str) -> String {
         "project = \"t\"\n[settings]\npoll_interval = \"100ms\"\n[environments.dev]\nregion = \"{REGION}\"\n\
          account = \"{ACCOUNT}\"\nstate_bucket = \"{bucket}\"\nendpoints = {{ {endpoints} }}\n"
     )
-}
-
-/// A loopback HTTP server answering every request with `status`; returns the URL of its `/health`.
-pub fn answering(status: u16) -> String {
-    use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/health", listener.local_addr().expect("addr"));
-    std::thread::spawn(move || {
-        for mut stream in listener.incoming().flatten() {
-            let mut buf = [0u8; 2048];
-            let _ = stream.read(&mut buf);
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-            );
-        }
-    });
-    url
 }
