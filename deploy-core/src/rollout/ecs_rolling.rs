@@ -49,51 +49,17 @@ pub(crate) async fn run(
     runtime: &Runtime,
     (poll, poller): (Duration, &Poller),
 ) -> Result<Done, StepError> {
-    let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
-        StepError::failure(NoImage {
-            artifact: artifact.to_owned(),
-        })
-    })?;
     let mut ecs = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
     ecs.fail_fast = config.fail_fast;
     ecs.poller = Some(poller);
-    let service = ecs.describe().await?;
-    let previous = service.task_definition().unwrap_or_default().to_owned();
-    let change = Change {
-        container: &config.container,
-        image: &image.reference(),
-        env: &runtime.env,
-        secrets: &runtime.secrets,
+    let Next {
+        previous,
+        next,
+        mut record,
+    } = match next_for_service(&ecs, config, runtime).await? {
+        Ok(next) => next,
+        Err(unchanged) => return Ok(unchanged),
     };
-    let next = next_revision(cx, &previous, &change).await?;
-    let mut record = StepOutput {
-        touched: vec![
-            object("ecs-task-definition", &next),
-            object(
-                "ecs-service",
-                &format!("{}/{}", config.cluster, config.service),
-            ),
-        ],
-        ..StepOutput::default()
-    };
-    if next != previous {
-        // The rollback target, for people and for `rollback`.
-        record
-            .touched
-            .push(object("ecs-previous-task-definition", &previous));
-    }
-    if next == previous {
-        cx.reporter().report(&Event::Note {
-            message: format!(
-                "{artifact}: {} already runs {next} (unchanged)",
-                config.service
-            ),
-        });
-        return Ok(Done {
-            record,
-            undo: Undo::Nothing,
-        });
-    }
     let id = ecs.update(&next, &config.alarms).await?;
     record.touched.push(object("ecs-deployment", &id));
     let ended = ecs
@@ -112,6 +78,72 @@ pub(crate) async fn run(
             Err(put_back(&ecs, config, &previous, ended).await)
         }
     }
+}
+
+/// The revision a service runs, the one it moves to, and the record so far.
+pub(crate) struct Next {
+    pub previous: String,
+    pub next: String,
+    pub record: StepOutput,
+}
+
+/// The next revision of `ecs`'s service with the image this run published (registered when it
+/// differs), or, when the service already runs it, the finished step ("unchanged").
+pub(crate) async fn next_for_service(
+    ecs: &LiveService<'_>,
+    config: &EcsServiceConfig,
+    runtime: &Runtime,
+) -> Result<Result<Next, Done>, StepError> {
+    let (cx, artifact) = (ecs.cx, ecs.artifact);
+    let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
+        StepError::failure(NoImage {
+            artifact: artifact.to_owned(),
+        })
+    })?;
+    let previous = ecs
+        .describe()
+        .await?
+        .task_definition()
+        .unwrap_or_default()
+        .to_owned();
+    let change = Change {
+        container: &config.container,
+        image: &image.reference(),
+        env: &runtime.env,
+        secrets: &runtime.secrets,
+    };
+    let next = next_revision(cx, &previous, &change).await?;
+    let mut record = StepOutput {
+        touched: vec![
+            object("ecs-task-definition", &next),
+            object(
+                "ecs-service",
+                &format!("{}/{}", config.cluster, config.service),
+            ),
+        ],
+        ..StepOutput::default()
+    };
+    if next == previous {
+        cx.reporter().report(&Event::Note {
+            message: format!(
+                "{artifact}: {} already runs {next} (unchanged)",
+                config.service
+            ),
+        });
+        return Ok(Err(Done {
+            record,
+            undo: Undo::Nothing,
+        }));
+    }
+    // The rollback target, for people and for `rollback`.
+    record
+        .touched
+        .push(object("ecs-previous-task-definition", &previous));
+    Ok(Ok(Next {
+        previous,
+        next,
+        record,
+    }))
 }
 
 /// Deregisters old revisions of the service's family that nothing uses any more.

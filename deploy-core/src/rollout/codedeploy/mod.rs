@@ -28,12 +28,10 @@ use deployment::{Ended, Group};
 
 use super::EcsService;
 use super::ecs::{LiveService, describe_definition};
-use super::ecs_rolling::{self, NoImage, object};
+use super::ecs_rolling::{self, Next, object};
 use super::gates::health::{self, CheckHealth};
 use super::image::Runtime;
-use super::task_definition::Change;
-use crate::artifact::image::steps::ImageOutput;
-use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
+use crate::engine::{Done, StepContext, StepError, Undo};
 use crate::events::Event;
 
 /// A `codedeploy-blue-green` rollout's settings.
@@ -145,47 +143,16 @@ pub(crate) async fn run(
     runtime: &Runtime,
     poll: Duration,
 ) -> Result<Done, StepError> {
-    let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
-        StepError::failure(NoImage {
-            artifact: artifact.to_owned(),
-        })
-    })?;
     let config = bg.service;
     let live = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
-    let service = live.describe().await?;
-    let previous = service.task_definition().unwrap_or_default().to_owned();
-    let change = Change {
-        container: &config.container,
-        image: &image.reference(),
-        env: &runtime.env,
-        secrets: &runtime.secrets,
+    let Next {
+        previous,
+        next,
+        mut record,
+    } = match ecs_rolling::next_for_service(&live, config, runtime).await? {
+        Ok(next) => next,
+        Err(unchanged) => return Ok(unchanged),
     };
-    let next = ecs_rolling::next_revision(cx, &previous, &change).await?;
-    let mut record = StepOutput {
-        touched: vec![
-            object("ecs-task-definition", &next),
-            object(
-                "ecs-service",
-                &format!("{}/{}", config.cluster, config.service),
-            ),
-        ],
-        ..StepOutput::default()
-    };
-    if next == previous {
-        cx.reporter().report(&Event::Note {
-            message: format!(
-                "{artifact}: {}/{} already runs {next} (unchanged)",
-                config.cluster, config.service
-            ),
-        });
-        return Ok(Done {
-            record,
-            undo: Undo::Nothing,
-        });
-    }
-    record
-        .touched
-        .push(object("ecs-previous-task-definition", &previous));
     let id = deploy(cx, artifact, bg, &next, poll).await?;
     record.touched.push(object("codedeploy-deployment", &id));
     Ok(Done {

@@ -27,14 +27,11 @@ pub use deployment::ServiceDeploymentError;
 use deployment::{Ended, Followed};
 
 use super::ecs::{EcsError, LiveService};
-use super::ecs_rolling::{self, NoImage, object};
+use super::ecs_rolling::{self, Next, object};
 use super::gates::health::CheckHealth;
 use super::image::Runtime;
-use super::task_definition::Change;
 use super::{EcsBlueGreen, TrafficShift};
-use crate::artifact::image::steps::ImageOutput;
-use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
-use crate::events::Event;
+use crate::engine::{Done, StepContext, StepError, Undo};
 
 /// What the undo needs: the rollout's settings and the revision to deploy again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -138,51 +135,16 @@ pub(crate) async fn run(
     runtime: &Runtime,
     poll: Duration,
 ) -> Result<Done, StepError> {
-    let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
-        StepError::failure(NoImage {
-            artifact: artifact.to_owned(),
-        })
-    })?;
     let config = &rollout.service;
     let live = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
-    let previous = live
-        .describe()
-        .await?
-        .task_definition()
-        .unwrap_or_default()
-        .to_owned();
-    let change = Change {
-        container: &config.container,
-        image: &image.reference(),
-        env: &runtime.env,
-        secrets: &runtime.secrets,
+    let Next {
+        previous,
+        next,
+        mut record,
+    } = match ecs_rolling::next_for_service(&live, config, runtime).await? {
+        Ok(next) => next,
+        Err(unchanged) => return Ok(unchanged),
     };
-    let next = ecs_rolling::next_revision(cx, &previous, &change).await?;
-    let mut record = StepOutput {
-        touched: vec![
-            object("ecs-task-definition", &next),
-            object(
-                "ecs-service",
-                &format!("{}/{}", config.cluster, config.service),
-            ),
-        ],
-        ..StepOutput::default()
-    };
-    if next == previous {
-        cx.reporter().report(&Event::Note {
-            message: format!(
-                "{artifact}: {}/{} already runs {next} (unchanged)",
-                config.cluster, config.service
-            ),
-        });
-        return Ok(Done {
-            record,
-            undo: Undo::Nothing,
-        });
-    }
-    record
-        .touched
-        .push(object("ecs-previous-task-definition", &previous));
     let arn = deploy(cx, artifact, rollout, &next, poll).await?;
     record.touched.push(object("ecs-service-deployment", &arn));
     let data = Previous {
