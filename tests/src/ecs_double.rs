@@ -634,6 +634,17 @@ impl Shared {
     }
 }
 
+/// A new cluster named `<prefix>-<unique>`; its name.
+pub async fn cluster(ecs: &aws_sdk_ecs::Client, prefix: &str) -> String {
+    let cluster = crate::unique(prefix);
+    ecs.create_cluster()
+        .cluster_name(&cluster)
+        .send()
+        .await
+        .expect("create cluster");
+    cluster
+}
+
 /// An ECS client for `endpoint` (the double, or moto itself), independent of deploy's code.
 pub async fn client(endpoint: &str) -> aws_sdk_ecs::Client {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())

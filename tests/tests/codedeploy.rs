@@ -35,12 +35,7 @@ async fn fixture(rollout_extra: &str) -> Fixture {
     let ecs_double = EcsDouble::start(&moto().url);
     let codedeploy = CodeDeployDouble::start(&moto().url, REGION);
     let ecs = ecs_double::client(&moto().url).await;
-    let cluster = unique("bg");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "bg").await;
     let registered = ecs
         .register_task_definition()
         .family(unique("api"))

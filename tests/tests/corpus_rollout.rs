@@ -47,12 +47,7 @@ async fn each_corpus_definition_rolls_out_changing_only_the_container() {
         assert_eq!(status, 200, "{file}: {answer}");
         let (old, old_tags) = describe(&ecs, &family).await;
         let old_arn = old.task_definition_arn().expect("arn").to_owned();
-        let cluster = unique("corpus");
-        ecs.create_cluster()
-            .cluster_name(&cluster)
-            .send()
-            .await
-            .expect("create cluster");
+        let cluster = ecs_double::cluster(&ecs, "corpus").await;
         ecs.create_service()
             .cluster(&cluster)
             .service_name("app")

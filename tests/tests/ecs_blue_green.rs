@@ -20,12 +20,7 @@ struct Fixture {
 async fn fixture(rollout_extra: &str) -> Fixture {
     let double = EcsDouble::start(&moto().url);
     let ecs = ecs_double::client(&moto().url).await;
-    let cluster = unique("ebg");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "ebg").await;
     let registered = ecs
         .register_task_definition()
         .family(unique("api"))

@@ -23,12 +23,7 @@ struct Fixture {
 async fn fixture() -> Fixture {
     let double = EcsDouble::start(&moto().url);
     let ecs = ecs_double::client(&double.url).await;
-    let cluster = unique("double");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "double").await;
     let family = unique("web");
     let mut revisions = Vec::new();
     for image in ["web:1", "web:2"] {

@@ -27,12 +27,7 @@ struct Fixture {
 async fn fixture(timeout: &str) -> Fixture {
     let double = EcsDouble::start(&moto().url);
     let ecs = ecs_double::client(&moto().url).await;
-    let cluster = unique("roll");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "roll").await;
     let env = |name: &str, value: &str| KeyValuePair::builder().name(name).value(value).build();
     let api = ContainerDefinition::builder()
         .name("api")

@@ -14,12 +14,7 @@ const POLLS: u32 = 6;
 async fn twelve_services_share_their_polls() {
     let double = EcsDouble::start(&moto().url);
     let ecs = ecs_double::client(&moto().url).await;
-    let cluster = unique("scale");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "scale").await;
     let registered = ecs
         .register_task_definition()
         .family(unique("svc"))

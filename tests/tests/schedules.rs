@@ -324,12 +324,7 @@ async fn rule_targets_and_schedules_follow_the_new_revisions_and_keep_the_rest()
 async fn a_failure_elsewhere_points_the_schedules_back() {
     let f = fixture().await;
     let ecs = ecs_double::client(&moto().url).await;
-    let cluster = unique("web");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "web").await;
     let api = ecs
         .register_task_definition()
         .family(unique("api"))
@@ -415,12 +410,7 @@ async fn a_rule_running_none_of_the_families_is_refused() {
 async fn cleanup_keeps_what_services_schedules_and_kept_releases_use() {
     let f = fixture().await;
     let ecs = ecs_double::client(&moto().url).await;
-    let cluster = unique("jobs");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "jobs").await;
     let text = std::fs::read_to_string(&f.config).expect("config").replace(
         "container = \"etl\"\n",
         &format!("container = \"etl\"\nkeep_revisions = 1\ncluster = \"{cluster}\"\n"),
@@ -472,12 +462,7 @@ async fn a_migration_of_jobs_runs_first_launched_like_the_rule_runs_them() {
     let migrate = unique("etl-migrate");
     register(&migrate).await;
     let ecs = ecs_double::client(&moto().url).await;
-    let cluster = unique("jobs");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "jobs").await;
     let text = std::fs::read_to_string(&f.config).expect("config").replace(
         "container = \"etl\"\n",
         &format!(

@@ -43,12 +43,7 @@ async fn fixture() -> Fixture {
             .expect("register family");
         families.push(family);
     }
-    let cluster = unique("jobs");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "jobs").await;
     let api = ecs
         .register_task_definition()
         .family(unique("api"))

@@ -65,12 +65,7 @@ async fn sdk_config() -> aws_config::SdkConfig {
 async fn fixture(names: &Names) -> Fixture {
     let double = EcsDouble::start(&moto().url);
     let ecs = ecs_double::client(&moto().url).await;
-    let cluster = unique("verify");
-    ecs.create_cluster()
-        .cluster_name(&cluster)
-        .send()
-        .await
-        .expect("create cluster");
+    let cluster = ecs_double::cluster(&ecs, "verify").await;
     let secret = |name: &str, from: &str| {
         Secret::builder()
             .name(name)
