@@ -252,7 +252,7 @@ class App:
         self.log_group(api_logs)
         self.log_group(etl_logs)
         self.secret(f"{PROJECT}/{env}/db")
-        role = self.role(f"{PROJECT}-task-execution-{env}")
+        role = self.role(f"{PROJECT}-{env}-task-execution")
         api = self.family(f"{PROJECT}-api-{env}", self.container("api", api_logs, True), role)
         self.family(f"{PROJECT}-migrate-{env}", self.container("api", api_logs, True), role)
         network = self.network()
