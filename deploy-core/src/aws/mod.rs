@@ -232,16 +232,19 @@ impl AwsClients {
         if let Some(profile) = &target.profile {
             loader = loader.profile_name(profile);
         }
-        if let Some(sts) = &target.endpoints.sts {
-            loader = loader.endpoint_url(sts);
-        }
         let base = loader.load().await;
         let sdk_config = match &target.role_arn {
             None => base,
             Some(role_arn) => {
+                // Only the role assumption talks to STS; `endpoints.sts` is not a default for
+                // the other services.
+                let sts = match &target.endpoints.sts {
+                    Some(url) => base.clone().into_builder().endpoint_url(url).build(),
+                    None => base.clone(),
+                };
                 let provider = aws_config::sts::AssumeRoleProvider::builder(role_arn)
                     .session_name(format!("deploy-{}-{}", target.project, target.environment))
-                    .configure(&base)
+                    .configure(&sts)
                     .build()
                     .await;
                 base.into_builder()
@@ -328,5 +331,23 @@ impl AwsClients {
             });
         }
         Ok(identity)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `endpoints.sts` is STS's endpoint only: the other clients do not inherit it (they use
+    /// their own override, `AWS_ENDPOINT_URL[_SERVICE]` or AWS).
+    #[tokio::test]
+    async fn the_sts_endpoint_is_not_every_service_s() {
+        if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+            return; // the environment sets a default endpoint for every service itself
+        }
+        let mut target = Target::for_tests("dev");
+        target.endpoints.sts = Some("http://127.0.0.1:9".into());
+        let clients = AwsClients::connect(&target, &AwsSettings::default()).await;
+        assert_eq!(clients.sdk_config.endpoint_url(), None);
     }
 }
