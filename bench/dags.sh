@@ -78,7 +78,8 @@ timed() {
     printf '%-28s %8.2f s  %8.1f MiB peak RSS\n' "$name" "$secs" "$(awk "BEGIN { print $rss / 1024 }")"
     eval "${name//-/_}_secs=$secs; ${name//-/_}_rss=$rss"
 }
-versions() { s3api list-object-versions --bucket bench-deploy --prefix dags/ --query 'length(Versions)' --output text; }
+# Object versions under the prefix (the CLI pages by 1,000, so they are counted, not summed per page).
+versions() { s3api list-object-versions --bucket bench-deploy --prefix dags/ --query 'Versions[].VersionId' --output text | wc -w; }
 run_all() {
     local phase="$1" version="$2"
     timed "deploy-$phase" "$deploy" --config "$work/deploy.toml" -q release bench dags --version "$version"
