@@ -120,4 +120,4 @@ run "$deploy" --config "$config" lock dev status
 run "$deploy" --config "$config" history
 run "$deploy" --config "$config" status
 echo
-echo "demo finished: api rolled out to dev on ecs-rolling and to staging and prod by CodeDeploy blue/green, etl through its families (ECS and CodeDeploy lifecycles played by the scripted doubles in front of moto); see README.md"
+echo "demo finished: api rolled out to dev on ecs-rolling and to staging and prod by CodeDeploy blue/green, etl through its families, the DAG folder synced and promoted, the resize function shifted by canary and promoted (ECS and CodeDeploy lifecycles played by the scripted doubles in front of moto); see README.md"
