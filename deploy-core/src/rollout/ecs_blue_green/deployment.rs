@@ -228,3 +228,84 @@ impl Followed<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use aws_sdk_ecs::operation::describe_service_deployments::DescribeServiceDeploymentsOutput;
+    use aws_sdk_ecs::types::{ServiceDeployment, ServiceDeploymentStatus};
+    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+
+    use super::{Ended, Followed};
+    use crate::aws::AwsClients;
+    use crate::engine::TestRun;
+
+    fn failing(status: u16, kind: &str) -> aws_smithy_runtime_api::http::Response {
+        aws_smithy_runtime_api::http::Response::new(
+            aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("status"),
+            aws_smithy_types::body::SdkBody::from(format!(
+                r#"{{"__type":"{kind}","message":"try again"}}"#
+            )),
+        )
+    }
+
+    /// Throttling and a transient server error while a service deployment is followed are
+    /// retried within the deadline; the outcome is acted on at once.
+    #[tokio::test]
+    async fn throttled_and_failing_polls_are_retried() {
+        let describe = mock!(aws_sdk_ecs::Client::describe_service_deployments)
+            .sequence()
+            .http_response(|| failing(400, "ThrottlingException"))
+            .http_response(|| failing(500, "ServerException"))
+            .output(|| {
+                DescribeServiceDeploymentsOutput::builder()
+                    .service_deployments(
+                        ServiceDeployment::builder()
+                            .service_deployment_arn("arn:sd/1")
+                            .status(ServiceDeploymentStatus::Successful)
+                            .build(),
+                    )
+                    .build()
+            })
+            .build();
+        let ecs = mock_client!(aws_sdk_ecs, RuleMode::Sequential, [&describe], |c| {
+            c.retry_config(
+                aws_sdk_ecs::config::retry::RetryConfig::standard()
+                    .with_max_attempts(5)
+                    .with_initial_backoff(Duration::from_millis(1)),
+            )
+        });
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("eu-west-1"))
+            .build();
+        let mut clients =
+            AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk);
+        clients.ecs = ecs;
+        let run = TestRun::new(clients);
+        let cx = run.cx();
+        let followed = Followed {
+            cx: &cx,
+            artifact: "api",
+            cluster: "c",
+            service: "s",
+            poll: Duration::from_millis(1),
+        };
+        let started = Instant::now();
+        let ended = followed
+            .follow("arn:sd/1", Instant::now() + Duration::from_secs(5), None)
+            .await
+            .expect("followed");
+        assert!(matches!(ended, Ended::Successful), "{ended:?}");
+        assert_eq!(
+            describe.num_calls(),
+            3,
+            "two failed answers, then the real one"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "acted on at once"
+        );
+    }
+}
