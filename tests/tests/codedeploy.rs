@@ -229,7 +229,8 @@ fn health(url: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_passes_the_test_gate_and_the_service_runs_the_digest() {
-    let f = fixture(&health(&answering(200))).await;
+    let hook = "lifecycle_hooks = [{ function = \"arn:aws:lambda:eu-west-1:123456789012:function:smoke\", stages = [\"AfterAllowTestTraffic\"] }]";
+    let f = fixture(&format!("{}\n{hook}", health(&answering(200)))).await;
     let (code, stderr) = f.release();
     assert_eq!(code, Some(0), "{stderr}");
     let running = f.running().await;
@@ -239,6 +240,10 @@ async fn a_deployment_passes_the_test_gate_and_the_service_runs_the_digest() {
     assert_eq!(properties["TaskDefinition"], running.as_str());
     assert_eq!(properties["LoadBalancerInfo"]["ContainerName"], "api");
     assert_eq!(properties["LoadBalancerInfo"]["ContainerPort"], 8080);
+    assert_eq!(
+        appspec["Hooks"][0]["AfterAllowTestTraffic"],
+        "arn:aws:lambda:eu-west-1:123456789012:function:smoke"
+    );
     let ecs = ecs_double::client(&moto().url).await;
     let new = ecs
         .describe_task_definition()

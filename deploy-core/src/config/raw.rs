@@ -158,7 +158,7 @@ pub(crate) struct RawLinear {
 pub(crate) struct RawLifecycleHook {
     pub function: String,
     pub stages: Vec<String>,
-    pub role: String,
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use super::{
-    EcsService, HealthCheck, ImageRollout, JobFamilies, LambdaRollout, PreDeploy, Strategy,
+    EcsService, HealthCheck, ImageRollout, JobFamilies, LambdaRollout, LifecycleHook, PreDeploy,
+    Strategy,
 };
 use crate::config::kind::ArtifactContext;
 use crate::config::limits::{HEALTH_CHECK_TIMEOUT, KEEP_REVISIONS, ROLLOUT_TIMEOUT, STEP_INTERVAL};
@@ -36,6 +37,7 @@ pub(crate) fn image(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> ImageRollout 
                 &["rollout", "deployment_group"],
             ),
             container_port: container_port(ctx, raw),
+            lifecycle_hooks: codedeploy_hooks(ctx, raw),
         },
         Strategy::EcsBlueGreen => {
             let service = service(ctx, raw, keep_revisions, pre_deploy);
@@ -177,6 +179,22 @@ fn names(
         );
     }
     list
+}
+
+/// `lifecycle_hooks` of `codedeploy-blue-green`: functions by CodeDeploy hook event.
+fn codedeploy_hooks(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> Vec<LifecycleHook> {
+    use super::ecs_blue_green::config::{HookCaller, check_hook};
+    let hooks = raw.lifecycle_hooks.iter().flatten().enumerate();
+    hooks
+        .map(|(i, hook)| {
+            check_hook(ctx, i, hook, HookCaller::CodeDeploy);
+            LifecycleHook {
+                function: hook.function.clone(),
+                stages: hook.stages.clone(),
+                role: String::new(),
+            }
+        })
+        .collect()
 }
 
 /// `container_port`: a port number (1 to 65535).
@@ -346,6 +364,7 @@ fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
             "application",
             "deployment_group",
             "container_port",
+            "lifecycle_hooks",
             "pre_deploy",
             "keep_revisions",
             "health_check",

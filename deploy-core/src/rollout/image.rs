@@ -191,11 +191,13 @@ fn blue_green(rollout: &ImageRollout) -> Option<BlueGreen<'_>> {
             application,
             deployment_group,
             container_port,
+            lifecycle_hooks,
         } => Some(BlueGreen {
             service,
             application,
             group: deployment_group,
             container_port: *container_port,
+            lifecycle_hooks,
         }),
         _ => None,
     }

@@ -88,6 +88,9 @@ pub enum ImageRollout {
         /// `loadBalancers` entry for the container).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         container_port: Option<u16>,
+        /// Lambda functions the AppSpec's `Hooks` name, by CodeDeploy event.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        lifecycle_hooks: Vec<LifecycleHook>,
     },
     /// ECS's own blue/green, canary or linear deployment.
     EcsBlueGreen(EcsBlueGreen),
@@ -148,14 +151,16 @@ pub enum TrafficShift {
     },
 }
 
-/// A Lambda function ECS calls at lifecycle stages of a deployment.
+/// A Lambda function called at lifecycle stages of a deployment (ECS's own blue/green: its
+/// stages and a role; CodeDeploy: its hook events, no role).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LifecycleHook {
     /// The function's ARN.
     pub function: String,
     /// `lifecycleStages`, as ECS names them (`POST_TEST_TRAFFIC_SHIFT`).
     pub stages: Vec<String>,
-    /// The role ECS assumes to call the function.
+    /// The role ECS assumes to call the function (empty for CodeDeploy).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
 }
 

@@ -5,6 +5,8 @@
 
 use crate::engine::StepError;
 use crate::error::ErrorClass;
+use crate::rollout::LifecycleHook;
+use crate::rollout::ecs_blue_green::config::CODEDEPLOY_HOOKS;
 use aws_sdk_ecs::types::{Service, TaskDefinition};
 use serde_json::{Value, json};
 
@@ -98,8 +100,8 @@ pub(crate) fn container_port(
 pub(crate) fn render(
     service: &Service,
     task_definition: &str,
-    container: &str,
-    port: i32,
+    (container, port): (&str, i32),
+    hooks: &[LifecycleHook],
 ) -> (String, String) {
     let mut properties = json!({
         "TaskDefinition": task_definition,
@@ -135,10 +137,22 @@ pub(crate) fn render(
     if !strategy.is_empty() {
         properties["CapacityProviderStrategy"] = json!(strategy);
     }
-    let appspec = json!({
+    let mut appspec = json!({
         "version": 0.0,
         "Resources": [{ "TargetService": { "Type": "AWS::ECS::Service", "Properties": properties } }],
     });
+    let named: Vec<Value> = CODEDEPLOY_HOOKS
+        .iter()
+        .flat_map(|event| {
+            hooks
+                .iter()
+                .filter(move |h| h.stages.iter().any(|s| s == event))
+                .map(move |h| json!({ *event: h.function }))
+        })
+        .collect();
+    if !named.is_empty() {
+        appspec["Hooks"] = json!(named);
+    }
     let content = appspec.to_string();
     let sha256 = crate::hash::sha256_hex(content.as_bytes());
     (content, sha256)
@@ -205,7 +219,12 @@ mod tests {
 
     #[test]
     fn the_appspec_names_the_revision_container_port_and_network() {
-        let (content, sha256) = render(&service(), "arn:td/api:8", "api", 8080);
+        let hook = LifecycleHook {
+            function: "arn:aws:lambda:eu-west-1:1:function:smoke".into(),
+            stages: vec!["AfterAllowTestTraffic".into()],
+            role: String::new(),
+        };
+        let (content, sha256) = render(&service(), "arn:td/api:8", ("api", 8080), &[hook]);
         let appspec: Value = serde_json::from_str(&content).expect("json");
         let properties = &appspec["Resources"][0]["TargetService"]["Properties"];
         assert_eq!(properties["TaskDefinition"], "arn:td/api:8");
@@ -215,5 +234,8 @@ mod tests {
         assert_eq!(vpc["Subnets"], json!(["subnet-1"]));
         assert_eq!(vpc["AssignPublicIp"], "DISABLED");
         assert_eq!(sha256.len(), 64);
+        let hooks =
+            json!([{ "AfterAllowTestTraffic": "arn:aws:lambda:eu-west-1:1:function:smoke" }]);
+        assert_eq!(appspec["Hooks"], hooks);
     }
 }

@@ -41,6 +41,7 @@ pub(crate) struct BlueGreen<'a> {
     pub application: &'a str,
     pub group: &'a str,
     pub container_port: Option<u16>,
+    pub lifecycle_hooks: &'a [super::LifecycleHook],
 }
 
 /// The deployment group is not one a blue/green rollout of the service can use.
@@ -62,6 +63,8 @@ struct Previous {
     service: String,
     container: String,
     container_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    lifecycle_hooks: Vec<super::LifecycleHook>,
     task_definition: String,
     timeout_secs: u64,
 }
@@ -177,7 +180,12 @@ async fn deploy(
         appspec::container_port(&service, &definition, &config.container, bg.container_port)?;
     let group = bg.group(cx, artifact, poll);
     group.ensure_idle().await?;
-    let appspec = appspec::render(&service, task_definition, &config.container, port);
+    let appspec = appspec::render(
+        &service,
+        task_definition,
+        (&config.container, port),
+        bg.lifecycle_hooks,
+    );
     let id = group
         .create(appspec, &format!("deploy {artifact}: {task_definition}"))
         .await?;
@@ -327,6 +335,7 @@ fn undo_to(bg: &BlueGreen<'_>, previous: &str) -> Undo {
         service: config.service.clone(),
         container: config.container.clone(),
         container_port: bg.container_port,
+        lifecycle_hooks: bg.lifecycle_hooks.to_vec(),
         task_definition: previous.to_owned(),
         timeout_secs: config.timeout.as_secs(),
     };
@@ -363,6 +372,7 @@ pub(crate) async fn undo(
         application: &previous.application,
         group: &previous.group,
         container_port: previous.container_port,
+        lifecycle_hooks: &previous.lifecycle_hooks,
     };
     deploy(cx, artifact, &bg, &previous.task_definition, poll).await?;
     Ok(())

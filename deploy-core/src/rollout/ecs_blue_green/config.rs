@@ -150,7 +150,40 @@ fn percent(ctx: Ctx<'_, '_, '_, '_>, value: f64, at: &[&str], min: f64) {
     }
 }
 
+/// The hook events of a CodeDeploy ECS deployment that may run a function.
+pub const CODEDEPLOY_HOOKS: [&str; 5] = [
+    "BeforeInstall",
+    "AfterInstall",
+    "AfterAllowTestTraffic",
+    "BeforeAllowTraffic",
+    "AfterAllowTraffic",
+];
+
+/// Who calls a hook function, which decides its stages and whether it names a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum HookCaller {
+    /// ECS, through the hook's `role`.
+    Ecs,
+    /// CodeDeploy, with the deployment group's service role (no `role`).
+    CodeDeploy,
+}
+
 fn hook(ctx: Ctx<'_, '_, '_, '_>, i: usize, raw: &RawLifecycleHook) -> LifecycleHook {
+    check_hook(ctx, i, raw, HookCaller::Ecs);
+    LifecycleHook {
+        function: raw.function.clone(),
+        stages: raw.stages.clone(),
+        role: raw.role.clone().unwrap_or_default(),
+    }
+}
+
+/// Checks `lifecycle_hooks[i]` for `caller`.
+pub(crate) fn check_hook(
+    ctx: Ctx<'_, '_, '_, '_>,
+    i: usize,
+    raw: &RawLifecycleHook,
+    caller: HookCaller,
+) {
     let index = i.to_string();
     let at =
         |key: &'static str| ["rollout", "lifecycle_hooks", index.as_str(), key].map(str::to_owned);
@@ -164,32 +197,39 @@ fn hook(ctx: Ctx<'_, '_, '_, '_>, i: usize, raw: &RawLifecycleHook) -> Lifecycle
         );
     }
     let role_at = at("role");
-    if !raw.role.starts_with("arn:") || !raw.role.contains(":role/") {
-        let at: Vec<&str> = role_at.iter().map(String::as_str).collect();
-        ctx.error(&at, format!("`{}` is not an IAM role ARN", raw.role), None);
+    let role_at: Vec<&str> = role_at.iter().map(String::as_str).collect();
+    match (&raw.role, caller) {
+        (Some(role), HookCaller::Ecs) if !role.starts_with("arn:") || !role.contains(":role/") => {
+            ctx.error(&role_at, format!("`{role}` is not an IAM role ARN"), None);
+        }
+        (None, HookCaller::Ecs) => {
+            let at: Vec<&str> = function_at.iter().map(String::as_str).collect();
+            ctx.error(&at[..3], "an ECS lifecycle hook needs `role`, the role ECS calls the function with", None);
+        }
+        (Some(_), HookCaller::CodeDeploy) => ctx.error(
+            &role_at,
+            "`role` does not apply to codedeploy-blue-green: CodeDeploy calls hooks with the deployment group's service role",
+            None,
+        ),
+        _ => {}
     }
+    let allowed: &[&str] = match caller {
+        HookCaller::Ecs => &HOOK_STAGES,
+        HookCaller::CodeDeploy => &CODEDEPLOY_HOOKS,
+    };
     let stages_at = at("stages");
     let at: Vec<&str> = stages_at.iter().map(String::as_str).collect();
     if raw.stages.is_empty() {
         ctx.error(&at, "a lifecycle hook needs at least one stage", None);
     }
-    for stage in raw
-        .stages
-        .iter()
-        .filter(|s| !HOOK_STAGES.contains(&s.as_str()))
-    {
+    for stage in raw.stages.iter().filter(|s| !allowed.contains(&s.as_str())) {
         ctx.error(
             &at,
             format!(
                 "`{stage}` is not a lifecycle stage; use one of {}",
-                HOOK_STAGES.join(", ")
+                allowed.join(", ")
             ),
             None,
         );
-    }
-    LifecycleHook {
-        function: raw.function.clone(),
-        stages: raw.stages.clone(),
-        role: raw.role.clone(),
     }
 }
