@@ -8,7 +8,8 @@ use std::path::PathBuf;
 use aws_sdk_codedeploy::types::{
     AutoRollbackConfiguration, AutoRollbackEvent, BlueGreenDeploymentConfiguration,
     ComputePlatform, DeploymentOption, DeploymentReadyAction, DeploymentReadyOption,
-    DeploymentStyle, DeploymentType, EcsService,
+    DeploymentStyle, DeploymentType, EcsService, LoadBalancerInfo, TargetGroupInfo,
+    TargetGroupPairInfo, TrafficRoute,
 };
 use aws_sdk_ecs::types::{
     ContainerDefinition, DeploymentController, DeploymentControllerType, LoadBalancer, PortMapping,
@@ -80,7 +81,8 @@ async fn fixture(rollout_extra: &str) -> Fixture {
         .await
         .expect("create service");
     let application = unique("api-bg");
-    deployment_group(&application, &cluster).await;
+    let test_listener = !rollout_extra.contains("no test listener");
+    deployment_group(&application, &cluster, test_listener).await;
 
     let project = deploy_tests::image_project("bg").await;
     let config = project.dir.join("deploy.toml");
@@ -118,7 +120,12 @@ deployment_group = "api"
     }
 }
 
-async fn deployment_group(application: &str, cluster: &str) {
+fn listener(cluster: &str, name: &str) -> String {
+    format!("arn:aws:elasticloadbalancing:{REGION}:123456789012:listener/app/{cluster}/1/{name}")
+}
+
+/// The group of `cluster`'s service `api`; with a test listener when `test_listener`.
+async fn deployment_group(application: &str, cluster: &str, test_listener: bool) {
     let client = aws_sdk_codedeploy::Client::new(&moto_config(&moto().url).await);
     client
         .create_application()
@@ -159,6 +166,34 @@ async fn deployment_group(application: &str, cluster: &str) {
             EcsService::builder()
                 .cluster_name(cluster)
                 .service_name("api")
+                .build(),
+        )
+        .load_balancer_info(
+            LoadBalancerInfo::builder()
+                .target_group_pair_info_list(
+                    TargetGroupPairInfo::builder()
+                        .target_groups(
+                            TargetGroupInfo::builder()
+                                .name(format!("{cluster}-blue"))
+                                .build(),
+                        )
+                        .target_groups(
+                            TargetGroupInfo::builder()
+                                .name(format!("{cluster}-green"))
+                                .build(),
+                        )
+                        .prod_traffic_route(
+                            TrafficRoute::builder()
+                                .listener_arns(listener(cluster, "prod"))
+                                .build(),
+                        )
+                        .set_test_traffic_route(test_listener.then(|| {
+                            TrafficRoute::builder()
+                                .listener_arns(listener(cluster, "test"))
+                                .build()
+                        }))
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -387,4 +422,14 @@ async fn a_failing_health_check_after_the_shift_deploys_the_previous_revision_ag
     );
     assert_eq!(f.running().await, f.first);
     assert_eq!(f.outcome().await, "rolled-back");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_test_url_without_a_test_listener_is_refused_before_any_change() {
+    let f = fixture(&format!("# no test listener\n{}", health(&answering(200)))).await;
+    let (code, stderr) = f.release();
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("has no test listener"), "{stderr}");
+    assert!(f.codedeploy.requests_of("CreateDeployment").is_empty());
+    assert!(f.ecs.requests_of("RegisterTaskDefinition").is_empty());
 }

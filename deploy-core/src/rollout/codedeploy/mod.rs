@@ -103,13 +103,36 @@ pub(crate) async fn preflight(
     let (definition, _) = describe_definition(cx, current).await?;
     appspec::container_port(&service, &definition, &config.container, bg.container_port)?;
     let info = bg.group(cx, artifact, poll).describe().await?;
-    match group_problem(&info, config) {
-        None => Ok(()),
-        Some(problem) => Err(StepError::failure(GroupMismatch {
-            group: format!("{}/{}", bg.application, bg.group),
-            problem,
-        })),
+    let group = format!("{}/{}", bg.application, bg.group);
+    if let Some(problem) = group_problem(&info, config) {
+        return Err(StepError::failure(GroupMismatch { group, problem }));
     }
+    let wants_test = config
+        .health_check
+        .as_ref()
+        .is_some_and(|h| h.test_url.is_some());
+    if wants_test && !has_test_listener(&info) {
+        return Err(StepError::new(
+            crate::error::ErrorClass::Usage,
+            GroupMismatch {
+                group,
+                problem: "has no test listener (testTrafficRoute), so `health_check.test_url` cannot reach the new tasks; remove `test_url` or give the group a test listener".into(),
+            },
+        ));
+    }
+    Ok(())
+}
+
+/// Whether the group routes test traffic to the replacement task set.
+fn has_test_listener(info: &aws_sdk_codedeploy::types::DeploymentGroupInfo) -> bool {
+    info.load_balancer_info()
+        .map(|lb| lb.target_group_pair_info_list())
+        .unwrap_or_default()
+        .iter()
+        .any(|pair| {
+            pair.test_traffic_route()
+                .is_some_and(|r| !r.listener_arns().is_empty())
+        })
 }
 
 /// What makes `info` unfit for a blue/green rollout of `config`'s service, if anything.
