@@ -334,6 +334,28 @@ impl AwsClients {
     }
 }
 
+/// Clients for unit tests: a plain configuration, no endpoint; tests replace the clients they
+/// script with `aws-smithy-mocks` ones.
+#[cfg(test)]
+pub(crate) fn test_clients() -> AwsClients {
+    let sdk = aws_config::SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("eu-west-1"))
+        .build();
+    AwsClients::from_sdk_config(&Target::for_tests("dev"), &sdk)
+}
+
+/// An AWS JSON error answer (`{"__type": kind}`) with `status`, for scripted failures.
+#[cfg(test)]
+pub(crate) fn error_response(status: u16, kind: &str) -> aws_smithy_runtime_api::http::Response {
+    aws_smithy_runtime_api::http::Response::new(
+        aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("status"),
+        aws_smithy_types::body::SdkBody::from(format!(
+            r#"{{"__type":"{kind}","message":"try again"}}"#
+        )),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -143,42 +143,47 @@ pub(crate) fn family_of(arn: &str) -> Option<&str> {
     family_and_revision(arn).map(|(family, _)| family)
 }
 
-/// Whether `family` has more ACTIVE revisions than the newest `keep + 1`: only then is what
-/// is in use worth gathering. An error counts as yes (the cleanup reports it).
-pub(crate) async fn has_old(cx: &StepContext<'_>, family: &str, keep: u32) -> bool {
-    let keep = usize::try_from(keep)
-        .unwrap_or(usize::MAX)
-        .saturating_add(1);
-    active_revisions(cx, family)
-        .await
-        .map_or(true, |active| active.len() > keep)
-}
-
-/// Deregisters the ACTIVE revisions of `family` older than the newest `keep + 1`, except
-/// those in `in_use`. Returns how many were deregistered.
+/// The ACTIVE revisions of `family` beyond the newest `keep + 1`, oldest last: the candidates
+/// for deregistration. Only when there are any is what is in use worth gathering. A listing
+/// that fails is reported and gives none.
 pub(crate) async fn old_revisions(
     cx: &StepContext<'_>,
     artifact: &str,
     family: &str,
     keep: u32,
-    in_use: &InUse,
-) -> usize {
-    let active = match active_revisions(cx, family).await {
-        Ok(active) => active,
+) -> Vec<String> {
+    match active_revisions(cx, family).await {
+        Ok(active) => active.into_iter().skip(kept(keep)).collect(),
         Err(err) => {
             note(
                 cx,
                 artifact,
                 format!("could not list the revisions of {family}: {err}"),
             );
-            return 0;
+            Vec::new()
         }
-    };
-    let keep = usize::try_from(keep)
+    }
+}
+
+/// How many of the newest revisions always stay: `keep` and the newest.
+fn kept(keep: u32) -> usize {
+    usize::try_from(keep)
         .unwrap_or(usize::MAX)
-        .saturating_add(1);
+        .saturating_add(1)
+}
+
+/// Deregisters `old` (from [`old_revisions`]) except those in `in_use`. Returns how many
+/// were deregistered.
+pub(crate) async fn deregister_unused(
+    cx: &StepContext<'_>,
+    (artifact, family): (&str, &str),
+    keep: u32,
+    old: &[String],
+    in_use: &InUse,
+) -> usize {
+    let keep = kept(keep);
     let mut removed = 0;
-    for arn in active.iter().skip(keep) {
+    for arn in old {
         if in_use.contains(arn) {
             continue;
         }

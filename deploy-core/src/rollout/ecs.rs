@@ -498,16 +498,10 @@ mod tests {
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     use super::{Ended, LiveService};
-    use crate::aws::AwsClients;
     use crate::engine::TestRun;
 
     fn throttled() -> aws_smithy_runtime_api::http::Response {
-        aws_smithy_runtime_api::http::Response::new(
-            aws_smithy_runtime_api::http::StatusCode::try_from(400).expect("status"),
-            aws_smithy_types::body::SdkBody::from(
-                r#"{"__type":"ThrottlingException","message":"Rate exceeded"}"#,
-            ),
-        )
+        crate::aws::error_response(400, "ThrottlingException")
     }
 
     fn completed() -> DescribeServicesOutput {
@@ -546,12 +540,7 @@ mod tests {
                     .with_initial_backoff(Duration::from_millis(1)),
             )
         });
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("eu-west-1"))
-            .build();
-        let mut clients =
-            AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk);
+        let mut clients = crate::aws::test_clients();
         clients.ecs = ecs;
         let run = TestRun::new(clients);
         let cx = run.cx();

@@ -10,6 +10,7 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_ecs::types::{Service, TaskDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::cleanup;
@@ -157,35 +158,37 @@ async fn clean_up(
         return;
     };
     let keep = config.keep_revisions;
-    if !cleanup::has_old(cx, family, keep).await {
+    let old = cleanup::old_revisions(cx, artifact, family, keep).await;
+    if old.is_empty() {
         return;
     }
     let gathered = cleanup::InUse::gather(cx, artifact, keep, Some(&config.cluster)).await;
     if let Some(mut in_use) = gathered {
         in_use.extend([next.clone(), previous]);
-        cleanup::old_revisions(cx, artifact, family, keep, &in_use).await;
+        cleanup::deregister_unused(cx, (artifact, family), keep, &old, &in_use).await;
     }
 }
 
 /// Checks before the lock: the service exists and is ACTIVE, its task definition has the
-/// configured container, and (unless `skip_verify`) what it references exists.
+/// configured container, and (unless `skip_verify`) what it references exists. Returns the
+/// service and its task definition as read, for the blue/green strategies' own checks.
 pub(crate) async fn preflight(
     cx: &StepContext<'_>,
     artifact: &str,
     config: &EcsServiceConfig,
     runtime: &Runtime,
     settings: (Duration, bool),
-) -> Result<(), StepError> {
+) -> Result<(Service, TaskDefinition), StepError> {
     let (poll, skip_verify) = settings;
     let ecs = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
     let service = ecs.describe().await?;
     let current = service.task_definition().unwrap_or_default();
     let (definition, _) = describe_definition(cx, current).await?;
     has_container(&definition, &config.container, current)?;
-    if skip_verify {
-        return Ok(());
+    if !skip_verify {
+        super::verify::task_definition(cx, &definition, &config.container, runtime).await?;
     }
-    super::verify::task_definition(cx, &definition, &config.container, runtime).await
+    Ok((service, definition))
 }
 
 /// Fails unless `definition` (named `name`) has a container named `container`.

@@ -97,7 +97,9 @@ impl StepHandler for ImageRollouts {
             match &input.rollout {
                 ImageRollout::EcsRolling(service) => {
                     let settings = (self.settings.poll, skip_verify);
-                    ecs_rolling::preflight(cx, artifact, service, &runtime, settings).await
+                    ecs_rolling::preflight(cx, artifact, service, &runtime, settings)
+                        .await
+                        .map(|_| ())
                 }
                 ImageRollout::CodedeployBlueGreen { .. } => {
                     let bg = blue_green(&input.rollout);

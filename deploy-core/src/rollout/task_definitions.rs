@@ -170,8 +170,9 @@ async fn clean_up(
     let keep = config.keep_revisions;
     let mut families = Vec::new();
     for family in &config.families {
-        if cleanup::has_old(cx, family, keep).await {
-            families.push(family);
+        let old = cleanup::old_revisions(cx, artifact, family, keep).await;
+        if !old.is_empty() {
+            families.push((family, old));
         }
     }
     if families.is_empty() {
@@ -183,8 +184,8 @@ async fn clean_up(
     };
     in_use.extend(latest.values().cloned());
     in_use.extend(schedules(config).in_use(cx).await);
-    for family in families {
-        cleanup::old_revisions(cx, artifact, family, keep, &in_use).await;
+    for (family, old) in families {
+        cleanup::deregister_unused(cx, (artifact, family), keep, &old, &in_use).await;
     }
 }
 

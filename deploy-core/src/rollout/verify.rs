@@ -393,16 +393,10 @@ mod tests {
     use aws_smithy_types::error::ErrorMetadata;
 
     use super::{Kind, references, role_name, secret_source};
-    use crate::aws::AwsClients;
     use crate::engine::TestRun;
 
     fn with_iam(iam: aws_sdk_iam::Client) -> TestRun {
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("eu-west-1"))
-            .build();
-        let mut clients =
-            AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk);
+        let mut clients = crate::aws::test_clients();
         clients.iam = iam;
         TestRun::new(clients)
     }

@@ -95,12 +95,10 @@ pub(crate) async fn preflight(
     runtime: &Runtime,
     (poll, skip_verify): (Duration, bool),
 ) -> Result<(), StepError> {
-    ecs_rolling::preflight(cx, artifact, bg.service, runtime, (poll, skip_verify)).await?;
+    let settings = (poll, skip_verify);
+    let (service, definition) =
+        ecs_rolling::preflight(cx, artifact, bg.service, runtime, settings).await?;
     let config = bg.service;
-    let live = LiveService::new(cx, artifact, &config.cluster, &config.service, poll);
-    let service = live.describe().await?;
-    let current = service.task_definition().unwrap_or_default();
-    let (definition, _) = describe_definition(cx, current).await?;
     appspec::container_port(&service, &definition, &config.container, bg.container_port)?;
     let info = bg.group(cx, artifact, poll).describe().await?;
     let group = format!("{}/{}", bg.application, bg.group);

@@ -238,17 +238,9 @@ mod tests {
     use aws_smithy_mocks::{RuleMode, mock, mock_client};
 
     use super::{Ended, Followed};
-    use crate::aws::AwsClients;
     use crate::engine::TestRun;
 
-    fn failing(status: u16, kind: &str) -> aws_smithy_runtime_api::http::Response {
-        aws_smithy_runtime_api::http::Response::new(
-            aws_smithy_runtime_api::http::StatusCode::try_from(status).expect("status"),
-            aws_smithy_types::body::SdkBody::from(format!(
-                r#"{{"__type":"{kind}","message":"try again"}}"#
-            )),
-        )
-    }
+    use crate::aws::error_response as failing;
 
     /// Throttling and a transient server error while a service deployment is followed are
     /// retried within the deadline; the outcome is acted on at once.
@@ -276,12 +268,7 @@ mod tests {
                     .with_initial_backoff(Duration::from_millis(1)),
             )
         });
-        let sdk = aws_config::SdkConfig::builder()
-            .behavior_version(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new("eu-west-1"))
-            .build();
-        let mut clients =
-            AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk);
+        let mut clients = crate::aws::test_clients();
         clients.ecs = ecs;
         let run = TestRun::new(clients);
         let cx = run.cx();

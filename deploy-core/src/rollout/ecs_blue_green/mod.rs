@@ -50,9 +50,7 @@ pub(crate) async fn preflight(
     settings: (Duration, bool),
 ) -> Result<(), StepError> {
     let config = &rollout.service;
-    ecs_rolling::preflight(cx, artifact, config, runtime, settings).await?;
-    let live = LiveService::new(cx, artifact, &config.cluster, &config.service, settings.0);
-    let service = live.describe().await?;
+    let (service, _) = ecs_rolling::preflight(cx, artifact, config, runtime, settings).await?;
     let alternate = service
         .load_balancers()
         .iter()
