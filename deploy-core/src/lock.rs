@@ -228,6 +228,13 @@ impl EnvLock {
         })
     }
 
+    /// The lock object's ETag now, `None` when there is none. Compared with
+    /// [`LockGuard::replaced`] once the lock is taken: equal means no one took the lock in
+    /// between, so what was read meanwhile of things only a holder changes is still current.
+    pub async fn observe(&self) -> Result<Option<String>, LockError> {
+        Ok(self.ledger.store().get(&self.key()).await?.map(|o| o.etag))
+    }
+
     /// Takes the lock, or fails at once with [`LockError::Held`]; with `wait`, keeps trying
     /// (backing off) until the deadline. The guard renews the lease until released.
     pub async fn acquire(
@@ -279,6 +286,7 @@ impl EnvLock {
     async fn try_acquire(&self, holder: &Actor, operation: &str) -> Result<LockGuard, LockError> {
         let now = OffsetDateTime::now_utc();
         let current = self.read().await?;
+        let replaced = current.as_ref().map(|(_, etag)| etag.clone());
         let guard = match &current {
             None => Guard::Create,
             Some((info, etag)) => match classify(info.clone(), now) {
@@ -321,7 +329,7 @@ impl EnvLock {
             }
             Err(err) => return Err(err.into()),
         };
-        Ok(LockGuard::start(self.clone(), info, etag))
+        Ok(LockGuard::start(self.clone(), info, etag, replaced))
     }
 
     /// Ends whatever lease exists, as `by`, and records that in `lock-events/`. Returns the
@@ -456,12 +464,13 @@ pub struct LockGuard {
     lock: EnvLock,
     state: Arc<Mutex<(LockInfo, String)>>,
     lost: Arc<AtomicBool>,
+    replaced: Option<String>,
     stop: Option<oneshot::Sender<()>>,
     renewer: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl LockGuard {
-    fn start(lock: EnvLock, info: LockInfo, etag: String) -> LockGuard {
+    fn start(lock: EnvLock, info: LockInfo, etag: String, replaced: Option<String>) -> LockGuard {
         let lease_id = info.lease_id.clone();
         let state = Arc::new(Mutex::new((info, etag)));
         let lost = Arc::new(AtomicBool::new(false));
@@ -500,6 +509,7 @@ impl LockGuard {
             lock,
             state,
             lost,
+            replaced,
             stop: Some(stop),
             renewer: Some(renewer),
         }
@@ -508,6 +518,12 @@ impl LockGuard {
     /// The lease id.
     pub fn lease_id(&self) -> &str {
         &self.lease_id
+    }
+
+    /// The ETag of the lock object this lease replaced (a released or expired lease), `None`
+    /// when there was none: see [`EnvLock::observe`].
+    pub fn replaced(&self) -> Option<&str> {
+        self.replaced.as_deref()
     }
 
     /// Whether the lease was lost (taken over or force-released).

@@ -1,9 +1,11 @@
-//! The undo of a DAG sync through the library: a sync followed by a step that fails puts the
-//! bucket back to the previous release's file set exactly (read back with a plain S3 client).
+//! The DAG sync through the library: a sync followed by a step that fails puts the bucket back
+//! to the previous release's file set exactly, and a listing made before the lock is not
+//! trusted when someone else held the lock meanwhile (read back with a plain S3 client).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use deploy_core::artifact::dags::IgnoreSyntax;
@@ -13,8 +15,9 @@ use deploy_core::config::Config;
 use deploy_core::engine::StepHandler;
 use deploy_core::engine::{BoxFuture, Done, Engine, EngineOptions, StepContext, StepError};
 use deploy_core::error::{Classify, ErrorClass};
-use deploy_core::events::Recorder;
-use deploy_core::ledger::Operation;
+use deploy_core::events::{Event, Recorder};
+use deploy_core::ledger::{Actor, Ledger, Operation};
+use deploy_core::lock::{EnvLock, LockSettings};
 use deploy_core::plan::{Action, Plan, Step};
 use deploy_tests::{REGION, create_bucket, list_keys, moto, s3, scratch_dir, unique};
 
@@ -58,18 +61,32 @@ fn write(dir: &Path, path: &str, text: &str) {
     std::fs::write(file, text).expect("write");
 }
 
-/// Runs the sync of `dir/dags` into `dags` then, when `fail_after`, a failing step.
-async fn apply(config: &Config, dags: &str, fail_after: bool) -> Result<(), ErrorClass> {
+async fn clients(config: &Config) -> AwsClients {
     let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new(REGION))
         .credentials_provider(aws_credential_types::Credentials::for_tests())
         .load()
         .await;
     let env = config.environment("dev").expect("dev");
-    let clients = AwsClients::from_sdk_config(&env.target, &sdk);
-    let target = clients.target.clone();
+    AwsClients::from_sdk_config(&env.target, &sdk)
+}
+
+/// Runs the sync of `dir/dags` into `dags` then, when `fail_after`, a failing step.
+async fn apply(config: &Config, dags: &str, fail_after: bool) -> Result<(), ErrorClass> {
     let options = EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf());
-    let mut engine = Engine::new(clients, Arc::new(Recorder::default()), options);
+    run(config, dags, fail_after, options, Arc::default()).await
+}
+
+async fn run(
+    config: &Config,
+    dags: &str,
+    fail_after: bool,
+    options: EngineOptions,
+    recorder: Arc<Recorder>,
+) -> Result<(), ErrorClass> {
+    let clients = clients(config).await;
+    let target = clients.target.clone();
+    let mut engine = Engine::new(clients, recorder, options);
     deploy_core::kinds::register_builtin(&mut engine, Default::default());
     engine.register("check-import", Arc::new(Fails));
     let sync = SyncDags {
@@ -100,8 +117,8 @@ async fn apply(config: &Config, dags: &str, fail_after: bool) -> Result<(), Erro
     engine.apply(&plan).await.map(drop).map_err(|f| f.class())
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_failed_step_after_the_sync_restores_the_previous_set_exactly() {
+/// A versioned DAG bucket and a configuration whose state bucket is fresh.
+async fn setup() -> (std::path::PathBuf, Config, String) {
     let url = moto().url.clone();
     let (state, dags) = (unique("dags-undo-state"), unique("dags-undo"));
     create_bucket(&url, &state).await;
@@ -126,6 +143,12 @@ async fn a_failed_step_after_the_sync_restores_the_previous_set_exactly() {
     );
     std::fs::write(dir.join("deploy.toml"), text).expect("config");
     let config = Config::load(&dir.join("deploy.toml")).expect("config");
+    (dir, config, dags)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_step_after_the_sync_restores_the_previous_set_exactly() {
+    let (dir, config, dags) = setup().await;
     write(&dir, "a.py", "a = 1\n");
     write(&dir, "b.py", "b = 1\n");
     write(&dir, "sub/c.py", "c = 1\n");
@@ -144,5 +167,71 @@ async fn a_failed_step_after_the_sync_restores_the_previous_set_exactly() {
         contents(&dags).await,
         before,
         "the previous set, byte for byte"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_listing_made_while_someone_else_held_the_lock_is_made_again() {
+    let (dir, config, dags) = setup().await;
+    write(&dir, "a.py", "a = 1\n");
+    write(&dir, "b.py", "b = 1\n");
+    apply(&config, &dags, false).await.expect("first sync");
+    let expected = contents(&dags).await;
+
+    // Someone else holds the lock; this run's preflight lists the prefix (both files there,
+    // both unchanged), then waits for the lock.
+    let clients = clients(&config).await;
+    let ledger = Ledger::new(clients.s3.clone(), &clients.target);
+    let lock = EnvLock::new(
+        ledger,
+        "dev",
+        LockSettings::with_ttl(Duration::from_secs(30)),
+    );
+    let held = lock
+        .acquire(
+            &Actor::detect(),
+            "another deploy",
+            None,
+            &Recorder::default(),
+        )
+        .await
+        .expect("the other lock");
+    let mut options = EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf());
+    options.wait_lock = Some(Duration::from_secs(30));
+    let recorder = Arc::new(Recorder::default());
+    let ours = tokio::spawn({
+        let (config, dags, recorder) = (config.clone(), dags.clone(), recorder.clone());
+        async move { run(&config, &dags, false, options, recorder).await }
+    });
+    let waiting = || {
+        recorder
+            .events()
+            .iter()
+            .any(|e| matches!(e, Event::LockWaiting { .. }))
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !waiting() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the run never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The holder deletes b.py, then lets go.
+    s3(&moto().url)
+        .await
+        .delete_object()
+        .bucket(&dags)
+        .key("dags/b.py")
+        .send()
+        .await
+        .expect("delete");
+    held.release().await.expect("release");
+
+    ours.await.expect("join").expect("the sync");
+    assert_eq!(
+        contents(&dags).await,
+        expected,
+        "b.py is put back: the prefix was listed again after the lock changed hands"
     );
 }

@@ -1,6 +1,8 @@
 //! The steps the engine runs itself: the account check, the lock (with every handler's
 //! preflight before it and the plan's preconditions after it), the records and the unlock.
 
+use std::sync::atomic::Ordering;
+
 use super::record::RunState;
 use super::{CheckContext, Done, Engine, EngineError, StepContext, StepError};
 use crate::events::Event;
@@ -66,12 +68,15 @@ impl Engine {
     /// Preflight of every step, the lock, then the preconditions.
     async fn lock(&self, cx: &StepContext<'_>, state: &RunState) -> Result<(), Failure> {
         let plan = cx.plan;
-        self.preflight(cx).await.map_err(Failure::Engine)?;
         let lock = EnvLock::new(
             self.ledger.clone(),
             &plan.environment,
             self.options.lock.clone(),
         );
+        // What the preflights read stays current if the lock does not change hands before
+        // this run takes it; an unreadable lock just means reading again.
+        let observed = lock.observe().await.ok();
+        self.preflight(cx).await.map_err(Failure::Engine)?;
         let actor = state.actor(&self.options.actor);
         let operation = format!("{} plan {}", plan.operation.as_str(), plan.id);
         let acquire = lock.acquire(
@@ -88,6 +93,8 @@ impl Engine {
                 return Err(Failure::Step(StepError::failure("stopped while waiting for the lock")));
             }
         };
+        let current = observed.is_some_and(|etag| etag.as_deref() == guard.replaced());
+        state.preflight_current.store(current, Ordering::SeqCst);
         *state.lock.lock().await = Some(guard);
         self.check_preconditions(plan)
             .await
@@ -133,9 +140,7 @@ impl Engine {
     }
 
     async fn record(&self, step: &Step, plan: &Plan, state: &RunState) -> Result<(), Failure> {
-        state
-            .committing
-            .store(true, std::sync::atomic::Ordering::SeqCst);
+        state.committing.store(true, Ordering::SeqCst);
         let input: RecordRelease = step
             .action
             .input()

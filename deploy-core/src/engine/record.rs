@@ -36,6 +36,9 @@ pub(super) struct RunState {
     /// Set when the first record is written: from then on a failure is not undone, since the
     /// ledger already says what runs.
     pub committing: AtomicBool,
+    /// Set when the lock did not change hands between the start of the preflights and this
+    /// run taking it ([`StepContext::preflight_reads_current`]).
+    pub preflight_current: AtomicBool,
 }
 
 impl RunState {

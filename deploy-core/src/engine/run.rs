@@ -114,6 +114,7 @@ pub(super) async fn apply(
         sections: &sections,
         cancel: &cancel,
         source_root: &engine.options.source_root,
+        preflight_current: &state.preflight_current,
     };
     let mut schedule = Schedule::new(plan);
     engine.schedule(&mut schedule, &cx, &state).await;

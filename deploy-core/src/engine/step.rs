@@ -267,6 +267,7 @@ pub struct StepContext<'a> {
     pub(crate) sections: &'a Sections,
     pub(crate) cancel: &'a CancellationToken,
     pub(crate) source_root: &'a std::path::Path,
+    pub(crate) preflight_current: &'a std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for StepContext<'_> {
@@ -312,6 +313,15 @@ impl<'a> StepContext<'a> {
         self.source_root
     }
 
+    /// Whether what the preflights read of things only a holder of the environment's lock
+    /// changes (a DAG prefix, the ledger) is still current: true once this run holds the lock
+    /// and no one else took it since the preflights started. A step may then use those reads
+    /// instead of making them again; while it is false it must read again.
+    pub fn preflight_reads_current(&self) -> bool {
+        self.preflight_current
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Keeps `value` as `artifact`'s output of type `T` for later steps.
     pub fn put<T: Send + Sync + 'static>(&self, artifact: &str, value: T) {
         self.outputs.put(artifact, value);
@@ -352,6 +362,7 @@ pub(crate) struct TestRun {
     outputs: Outputs,
     sections: Sections,
     cancel: CancellationToken,
+    preflight_current: std::sync::atomic::AtomicBool,
 }
 
 #[cfg(test)]
@@ -374,6 +385,7 @@ impl TestRun {
             outputs: Outputs::default(),
             sections: Sections::default(),
             cancel: CancellationToken::new(),
+            preflight_current: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -387,6 +399,7 @@ impl TestRun {
             sections: &self.sections,
             cancel: &self.cancel,
             source_root: std::path::Path::new("."),
+            preflight_current: &self.preflight_current,
         }
     }
 }

@@ -43,14 +43,32 @@ impl crate::error::Classify for ManifestError {
     }
 }
 
-/// The record's reference to `files` under `location`: inline when small, else stored first.
+/// A DAG release's files, as recorded.
+#[derive(Debug, Clone)]
+pub struct Release<'a> {
+    /// The artifact.
+    pub artifact: &'a str,
+    /// `sha256:` of the file list.
+    pub content_hash: String,
+    /// The files.
+    pub files: Vec<DagFile>,
+    /// `s3://bucket/prefix` they are in.
+    pub location: String,
+}
+
+/// The record's reference to `release`: inline when small, else stored first, unless
+/// `existing` (the live release's manifest object) already is that object.
 pub async fn reference(
     clients: &AwsClients,
-    artifact: &str,
-    content_hash: String,
-    files: Vec<DagFile>,
-    location: String,
+    release: Release<'_>,
+    existing: Option<&str>,
 ) -> Result<ArtifactRef, ManifestError> {
+    let Release {
+        artifact,
+        content_hash,
+        files,
+        location,
+    } = release;
     if files.len() <= INLINE_FILES {
         return Ok(ArtifactRef::Dags {
             content_hash,
@@ -66,6 +84,15 @@ pub async fn reference(
         target.state_prefix()
     );
     let url = format!("s3://{}/{key}", target.state_bucket);
+    if existing == Some(url.as_str()) {
+        // Named by its content hash: the same name is the same list.
+        return Ok(ArtifactRef::Dags {
+            content_hash,
+            files: Vec::new(),
+            location: Some(location),
+            manifest: Some(url),
+        });
+    }
     let body = gzip(&files).map_err(|source| ManifestError::Corrupt {
         url: url.clone(),
         source,

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::IgnoreSyntax;
 use super::promote::PromoteDags;
+use super::sync::Place;
 use crate::artifact::DagsSpec;
 use crate::ledger::ArtifactRef;
 use crate::plan::{Action, ActionInput, Chain, PlanRequest, s3_object};
@@ -40,6 +41,16 @@ fn default_share() -> f64 {
 
 impl ActionInput for SyncDags {
     const TYPE: &'static str = "sync-dags";
+}
+
+impl SyncDags {
+    /// The bucket and prefix the files go to.
+    pub fn place(&self) -> Place {
+        Place {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+        }
+    }
 }
 
 /// Adds the steps of `dags` to `chain`: on a promotion, the copy of the source's live file

@@ -169,9 +169,8 @@ impl PromoteStep {
             bucket: input.bucket.clone(),
             prefix: input.prefix.clone(),
         };
-        let remote = place.list(s3).await?;
-        let recorded = steps::recorded(cx, artifact).await?;
-        let diff = diff(&files, &remote, &recorded);
+        let steps::Seen { remote, recorded } = steps::Seen::read(cx, artifact, &place).await?;
+        let diff = diff(&files, &remote, &recorded.files);
         steps::check_deletes(
             (input.max_delete_share, input.allow_mass_delete),
             &place,
@@ -182,7 +181,8 @@ impl PromoteStep {
             .iter()
             .map(|f| (f.path.clone(), f.sha256.clone()))
             .collect();
-        let mut versions = steps::known_versions(s3, &place, &recorded, &manifest, &diff).await?;
+        let mut versions =
+            steps::known_versions(s3, &place, &recorded.files, &manifest, &diff).await?;
         let previous = steps::previous_versions(&versions, &diff);
         let by_path: HashMap<&str, &DagFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
         let copies: Vec<_> = diff
@@ -220,8 +220,14 @@ impl PromoteStep {
             ),
         });
         cx.report_item("dags", &report);
-        let mut done =
-            steps::done(cx, artifact, &place, &manifest, &versions, &diff, previous).await?;
+        let sync = steps::Synced {
+            place: &place,
+            manifest: &manifest,
+            versions: &versions,
+            diff: &diff,
+            previous,
+        };
+        let mut done = steps::done(cx, artifact, sync, recorded.manifest.as_deref()).await?;
         done.record.version = input.from.version.clone();
         done.record.source_environment = Some(input.from.environment.clone());
         Ok(done)

@@ -3,7 +3,7 @@
 //! deleted (server-side copies of the old S3 versions; the bucket is versioned) and deletes
 //! the files it added.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::collect::{self, CollectOptions};
 use super::plan::SyncDags;
-use super::sync::{self, Diff, HashedFile, Place, SyncError};
+use super::sync::{self, Diff, HashedFile, Place, Remote, SyncError};
 use super::validate;
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
@@ -20,7 +20,7 @@ use crate::engine::{
 };
 use crate::error::ErrorClass;
 use crate::events::Event;
-use crate::ledger::{AwsObject, DagFile, Ledger, PointerKind};
+use crate::ledger::{ArtifactRef, AwsObject, DagFile, Ledger, PointerKind};
 use crate::plan::{ActionInput, Step};
 
 /// The environment variable that lets one run delete more than `max_delete_share`.
@@ -80,9 +80,41 @@ pub(crate) struct SyncUndo {
 
 struct SyncStep {
     settings: DagsSettings,
-    /// The folder as the preflight read it, by plan and step: the run uses it rather than
-    /// reading and parsing everything again (each upload still checks the file's SHA-256).
-    prepared: Mutex<HashMap<(String, String), Vec<HashedFile>>>,
+    /// What the preflight read, by plan and step: the run uses the folder rather than reading
+    /// and parsing everything again (each upload still checks the file's SHA-256), and the
+    /// bucket and ledger when they are still current (`preflight_reads_current`).
+    prepared: Mutex<HashMap<(String, String), Prepared>>,
+}
+
+struct Prepared {
+    files: Vec<HashedFile>,
+    seen: Seen,
+}
+
+/// The prefix's listing and the live release's files, read together.
+pub(crate) struct Seen {
+    pub remote: BTreeMap<String, Remote>,
+    pub recorded: Recorded,
+}
+
+impl Seen {
+    /// Lists `place` and reads `artifact`'s live release, at once.
+    pub(crate) async fn read(
+        cx: &StepContext<'_>,
+        artifact: &str,
+        place: &Place,
+    ) -> Result<Seen, StepError> {
+        let list = async { place.list(&cx.clients().s3).await.map_err(StepError::from) };
+        let (remote, recorded) = tokio::try_join!(list, recorded(cx, artifact))?;
+        Ok(Seen { remote, recorded })
+    }
+}
+
+/// The files of an artifact's live release by path, and the manifest object holding them.
+#[derive(Debug, Default)]
+pub(crate) struct Recorded {
+    pub files: HashMap<String, DagFile>,
+    pub manifest: Option<String>,
 }
 
 /// Collects, reads, validates and hashes the folder; blocking work.
@@ -146,9 +178,17 @@ impl StepHandler for SyncStep {
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let input: SyncDags = step.action.input()?;
-            let files = prepare_async(cx.source_root(), &input).await?;
+            // The folder is read and parsed while the bucket is listed; a bad file is
+            // reported before a failed read.
+            let place = input.place();
+            let (files, seen) = tokio::join!(
+                prepare_async(cx.source_root(), &input),
+                Seen::read(cx, step.artifact_name(), &place)
+            );
+            let (files, seen) = (files?, seen?);
             if let Ok(mut prepared) = self.prepared.lock() {
-                prepared.insert((cx.plan().id.clone(), step.id.clone()), files);
+                let key = (cx.plan().id.clone(), step.id.clone());
+                prepared.insert(key, Prepared { files, seen });
             }
             Ok(())
         })
@@ -164,11 +204,18 @@ impl StepHandler for SyncStep {
             let artifact = step.artifact_name().to_owned();
             let key = (cx.plan().id.clone(), step.id.clone());
             let cached = self.prepared.lock().ok().and_then(|mut p| p.remove(&key));
-            let files = match cached {
-                Some(files) => files,
-                None => prepare_async(cx.source_root(), &input).await?,
+            let (files, seen) = match cached {
+                Some(p) => (
+                    p.files,
+                    Some(p.seen).filter(|_| cx.preflight_reads_current()),
+                ),
+                None => (prepare_async(cx.source_root(), &input).await?, None),
             };
-            self.sync(cx, &artifact, &input, files).await
+            let seen = match seen {
+                Some(seen) => seen,
+                None => Seen::read(cx, &artifact, &input.place()).await?,
+            };
+            self.sync(cx, &artifact, &input, files, seen).await
         })
     }
 
@@ -193,14 +240,12 @@ impl SyncStep {
         artifact: &str,
         input: &SyncDags,
         files: Vec<HashedFile>,
+        seen: Seen,
     ) -> Result<Done, StepError> {
         let started = Instant::now();
         let s3 = &cx.clients().s3;
-        let place = Place {
-            bucket: input.bucket.clone(),
-            prefix: input.prefix.clone(),
-        };
-        let remote = place.list(s3).await?;
+        let place = input.place();
+        let Seen { remote, recorded } = seen;
         let diff = sync::diff(&files, &remote);
         check_deletes(
             (input.max_delete_share, input.allow_mass_delete),
@@ -212,8 +257,7 @@ impl SyncStep {
             .iter()
             .map(|f| (f.file.path.clone(), f.sha256.clone()))
             .collect();
-        let recorded = recorded(cx, artifact).await?;
-        let mut versions = known_versions(s3, &place, &recorded, &manifest, &diff).await?;
+        let mut versions = known_versions(s3, &place, &recorded.files, &manifest, &diff).await?;
         let previous = previous_versions(&versions, &diff);
         let by_path: HashMap<&str, &HashedFile> =
             files.iter().map(|f| (f.file.path.as_str(), f)).collect();
@@ -254,7 +298,14 @@ impl SyncStep {
             message: note(&report, files.len(), started),
         });
         cx.report_item("dags", &report);
-        done(cx, artifact, &place, &manifest, &versions, &diff, previous).await
+        let sync = Synced {
+            place: &place,
+            manifest: &manifest,
+            versions: &versions,
+            diff: &diff,
+            previous,
+        };
+        done(cx, artifact, sync, recorded.manifest.as_deref()).await
     }
 }
 
@@ -270,19 +321,23 @@ pub(crate) async fn undo(data: &serde_json::Value, cx: &StepContext<'_>) -> Resu
 }
 
 /// The files of `artifact`'s live release in this environment, by path.
-pub(crate) async fn recorded(
-    cx: &StepContext<'_>,
-    artifact: &str,
-) -> Result<HashMap<String, DagFile>, StepError> {
+pub(crate) async fn recorded(cx: &StepContext<'_>, artifact: &str) -> Result<Recorded, StepError> {
     let clients = cx.clients();
     let live = Ledger::new(clients.s3.clone(), &clients.target)
         .pointer(artifact, PointerKind::Live)
         .await?;
     let Some(artifact_ref) = live.and_then(|p| p.value.artifact_ref) else {
-        return Ok(HashMap::new());
+        return Ok(Recorded::default());
     };
     let files = super::manifest::files(&clients.s3, &artifact_ref).await?;
-    Ok(files.into_iter().map(|f| (f.path.clone(), f)).collect())
+    let manifest = match artifact_ref {
+        ArtifactRef::Dags { manifest, .. } => manifest,
+        _ => None,
+    };
+    Ok(Recorded {
+        files: files.into_iter().map(|f| (f.path.clone(), f)).collect(),
+        manifest,
+    })
 }
 
 /// Version ids of what the bucket holds now for the files `diff` keeps, changes or deletes:
@@ -365,16 +420,33 @@ pub(crate) fn check_deletes(
     })
 }
 
-/// The record and undo of a sync that left `manifest` (path, sha256) under `place`.
+/// What a sync or promotion left under `place`.
+pub(crate) struct Synced<'a> {
+    pub place: &'a Place,
+    /// Path and SHA-256 of every file.
+    pub manifest: &'a [(String, String)],
+    /// S3 version of every file.
+    pub versions: &'a HashMap<String, String>,
+    pub diff: &'a Diff,
+    /// What the files it overwrote or deleted were.
+    pub previous: Vec<(String, String)>,
+}
+
+/// The record and undo of `sync`; `live_manifest` is the live release's manifest object,
+/// not written again when the release has the same files.
 pub(crate) async fn done(
     cx: &StepContext<'_>,
     artifact: &str,
-    place: &Place,
-    manifest: &[(String, String)],
-    versions: &HashMap<String, String>,
-    diff: &Diff,
-    previous: Vec<(String, String)>,
+    sync: Synced<'_>,
+    live_manifest: Option<&str>,
 ) -> Result<Done, StepError> {
+    let Synced {
+        place,
+        manifest,
+        versions,
+        diff,
+        previous,
+    } = sync;
     let manifest: Vec<DagFile> = manifest
         .iter()
         .map(|(path, sha256)| DagFile {
@@ -405,9 +477,13 @@ pub(crate) async fn done(
     };
     let location = format!("s3://{}/{}", place.bucket, place.prefix);
     let content_hash = sync::content_hash(&manifest);
-    let artifact_ref =
-        super::manifest::reference(cx.clients(), artifact, content_hash, manifest, location)
-            .await?;
+    let release = super::manifest::Release {
+        artifact,
+        content_hash,
+        files: manifest,
+        location,
+    };
+    let artifact_ref = super::manifest::reference(cx.clients(), release, live_manifest).await?;
     Ok(Done {
         record: StepOutput {
             artifact_ref: Some(artifact_ref),
