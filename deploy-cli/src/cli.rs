@@ -59,6 +59,9 @@ pub enum Command {
     Release(PublishArgs),
     /// Roll out in <TO> exactly what is live in <FROM>: images are copied by digest.
     Promote(PromoteArgs),
+    /// Go back to the previous good release (or --to RELEASE_ID), restored from the ledger
+    /// (DAGs: the recorded S3 object versions)
+    Rollback(RollbackArgs),
     /// What is live where, from the ledger.
     Status(StatusArgs),
     /// The release ledger, newest first, with delivery metrics.
@@ -120,6 +123,10 @@ pub struct ChangeArgs {
     /// definition references exist.
     #[arg(long)]
     pub skip_verify: bool,
+    /// Let a DAG sync, promotion or rollback delete more than `max_delete_share` of the files
+    /// under its prefix.
+    #[arg(long)]
+    pub allow_mass_delete: bool,
     /// Wait up to this long for another deploy's lock instead of failing with exit code 4.
     #[arg(long, value_name = "DURATION", value_parser = parse_wait_lock)]
     pub wait_lock: Option<std::time::Duration>,
@@ -148,6 +155,21 @@ pub struct PromoteArgs {
     pub to: String,
     /// Artifacts to promote (default: all).
     pub artifacts: Vec<String>,
+    #[command(flatten)]
+    pub change: ChangeArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment.
+    pub env: String,
+    /// Artifacts to roll back (default: all).
+    pub artifacts: Vec<String>,
+    /// The release to go back to (`deploy history` lists them); one artifact only.
+    #[arg(long, value_name = "RELEASE_ID")]
+    pub to: Option<String>,
     #[command(flatten)]
     pub change: ChangeArgs,
     #[command(flatten)]

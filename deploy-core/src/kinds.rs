@@ -71,6 +71,7 @@ impl From<&Settings> for Builtin {
             },
             dags: crate::artifact::dags::steps::DagsSettings {
                 parallel: settings.parallel_uploads,
+                allow_mass_delete: false,
             },
             lambda: LambdaSettings {
                 publish: PublishSettings {

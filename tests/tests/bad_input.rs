@@ -150,7 +150,7 @@ fn artifact_names_that_are_not_in_the_configuration_are_usage_errors() {
     let config = valid_config();
     let config = config.to_str().unwrap_or_default();
     for name in ["nope", "../x", "", "app/../app", "APP"] {
-        for command in ["plan", "publish", "release"] {
+        for command in ["plan", "publish", "release", "rollback"] {
             let args = ["--config", config, command, "dev", name];
             let out = run(&endpoint, &args);
             assert_usage(
@@ -161,6 +161,24 @@ fn artifact_names_that_are_not_in_the_configuration_are_usage_errors() {
         }
     }
     assert_eq!(endpoint.hits(), 0, "an unknown artifact reached AWS");
+}
+
+#[test]
+fn a_rollback_of_a_kind_that_cannot_restore_from_the_ledger_is_a_usage_error() {
+    let endpoint = RecordingEndpoint::start();
+    let config = valid_config();
+    let config = config.to_str().unwrap_or_default();
+    let args = ["--config", config, "rollback", "dev", "app"];
+    let out = run(&endpoint, &args);
+    assert_usage(
+        &out,
+        &args,
+        &[
+            "`app` (kind image) cannot be rolled back",
+            "deploy release dev app --version V",
+        ],
+    );
+    assert_eq!(endpoint.hits(), 0, "the refusal reached AWS");
 }
 
 #[test]

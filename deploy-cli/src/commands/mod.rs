@@ -23,7 +23,7 @@ pub use apply::apply_saved;
 pub use history::history;
 pub use lock::lock;
 pub use plan::plan;
-pub use promote::promote;
+pub use promote::{promote, rollback};
 pub use publish::publish;
 pub use status::status;
 pub use validate::validate;
@@ -87,6 +87,9 @@ pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
         }),
         Command::Promote(args) => with_runtime(args.aws.timeout, cli, true, |config, stop| {
             promote(out, config, args, stop)
+        }),
+        Command::Rollback(args) => with_runtime(args.aws.timeout, cli, true, |config, stop| {
+            rollback(out, config, args, stop)
         }),
         Command::Status(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
             status(out, config, args)
@@ -209,6 +212,7 @@ pub async fn apply(
         wait_lock: change.wait_lock,
         cancel: stop.token.clone(),
         skip_verify: change.skip_verify,
+        allow_mass_delete: change.allow_mass_delete,
     };
     let reporter = std::sync::Arc::new(crate::output::CliReporter::new(out));
     let report = match deploy_core::ops::apply(config, prepared, reporter, &options).await {
@@ -230,6 +234,7 @@ pub async fn apply(
     let verb = match plan.operation {
         Operation::Publish => "published",
         Operation::Promote => "promoted",
+        Operation::Rollback => "rolled back",
         _ => "released",
     };
     let images: Vec<serde_json::Value> = report.section("images");
@@ -238,8 +243,13 @@ pub async fn apply(
             .iter()
             .find(|i| i["artifact"] == release.artifact.as_str())
             .and_then(|i| i["reference"].as_str());
+        let to = if plan.operation == Operation::Rollback {
+            "in"
+        } else {
+            "to"
+        };
         out.line(format!(
-            "{verb} {} to {} as release {}{}",
+            "{verb} {} {to} {} as release {}{}",
             release.artifact,
             plan.environment,
             release.release_id,

@@ -1,8 +1,8 @@
 use deploy_core::config::Config;
-use deploy_core::ops::{self, PromoteRequest};
+use deploy_core::ops::{self, PromoteRequest, RollbackRequest};
 
 use super::{apply, confirm};
-use crate::cli::PromoteArgs;
+use crate::cli::{PromoteArgs, RollbackArgs};
 use crate::output::Output;
 
 /// `promote <from> <to>`: plan and apply, in `to`, the releases live in `from`.
@@ -18,6 +18,26 @@ pub async fn promote(
             from: &args.from,
             to: &args.to,
             artifacts: &args.artifacts,
+            confirm: confirm(&args.change),
+        },
+    )
+    .await?;
+    apply(out, &config, &prepared, &args.change, stop).await
+}
+
+/// `rollback <env>`: plan and apply, in `env`, an earlier release restored from the ledger.
+pub async fn rollback(
+    out: &Output,
+    config: Config,
+    args: &RollbackArgs,
+    stop: &super::Stop,
+) -> anyhow::Result<()> {
+    let prepared = ops::rollback(
+        &config,
+        &RollbackRequest {
+            environment: &args.env,
+            artifacts: &args.artifacts,
+            to: args.to.as_deref(),
             confirm: confirm(&args.change),
         },
     )

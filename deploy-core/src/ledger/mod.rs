@@ -243,6 +243,18 @@ pub enum ArtifactRef {
     },
 }
 
+impl ArtifactRef {
+    /// What identifies the bytes, whatever the kind: the image digest, the DAG content hash,
+    /// the Lambda `CodeSha256`. Two references with the same one run the same thing.
+    pub fn content_id(&self) -> &str {
+        match self {
+            ArtifactRef::Image { digest, .. } => digest,
+            ArtifactRef::Dags { content_hash, .. } => content_hash,
+            ArtifactRef::Lambda { code_sha256, .. } => code_sha256,
+        }
+    }
+}
+
 /// One file of a DAG release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DagFile {

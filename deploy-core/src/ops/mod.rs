@@ -5,6 +5,7 @@
 
 mod promote;
 mod release;
+mod rollback;
 mod saved;
 mod status;
 mod version;
@@ -23,6 +24,7 @@ use crate::plan::Plan;
 
 pub use promote::{PromoteRequest, promote};
 pub use release::{ReleaseRequest, plan, release};
+pub use rollback::{ROLLBACK_DEPTH, RollbackRequest, rollback};
 pub use saved::{MAX_PLAN_BYTES, saved};
 pub use status::{Running, StatusRow, status};
 pub use version::{check_version, resolve_version};
@@ -123,6 +125,8 @@ pub struct ApplyOptions {
     pub cancel: CancellationToken,
     /// Skip checking that what task definitions reference exists (`--skip-verify`).
     pub skip_verify: bool,
+    /// Let DAG syncs delete more than `max_delete_share` of their files (`--allow-mass-delete`).
+    pub allow_mass_delete: bool,
 }
 
 /// AWS clients for an environment, with the configuration's retry settings.
@@ -146,6 +150,7 @@ pub fn engine(
     }
     let mut builtin = crate::kinds::Builtin::for_environment(config, &prepared.plan.environment);
     builtin.rollout.skip_verify = options.skip_verify;
+    builtin.dags.allow_mass_delete = options.allow_mass_delete;
     crate::kinds::register_builtin(&mut engine, builtin);
     engine
 }

@@ -1,6 +1,7 @@
 //! The file list of a DAG release. Small lists live in the record; larger ones are a gzipped
-//! JSON object in the state bucket, named by the release's content hash and referenced from the
-//! record, so the live pointer (and `status`, `history`) stay small whatever the folder's size.
+//! JSON object in the state bucket, named by the SHA-256 of the list (paths, hashes and S3
+//! versions) and referenced from the record, so the live pointer (and `status`, `history`) stay
+//! small whatever the folder's size, and no object is ever rewritten with other contents.
 
 use std::io::{Read, Write};
 
@@ -78,14 +79,17 @@ pub async fn reference(
         });
     }
     let target = &clients.target;
-    let hash = content_hash.trim_start_matches("sha256:");
+    // The versions are part of the name: a release with the same files in other versions (a
+    // rollback's copies) gets its own object rather than rewriting an earlier release's.
+    let json = serde_json::to_vec(&files).unwrap_or_default();
+    let hash = crate::hash::sha256_hex(&json);
     let key = format!(
         "{}artifacts/{artifact}/manifests/{hash}.json.gz",
         target.state_prefix()
     );
     let url = format!("s3://{}/{key}", target.state_bucket);
     if existing == Some(url.as_str()) {
-        // Named by its content hash: the same name is the same list.
+        // Named by its list: the same name is the same list.
         return Ok(ArtifactRef::Dags {
             content_hash,
             files: Vec::new(),
@@ -93,7 +97,7 @@ pub async fn reference(
             manifest: Some(url),
         });
     }
-    let body = gzip(&files).map_err(|source| ManifestError::Corrupt {
+    let body = gzip(&json).map_err(|source| ManifestError::Corrupt {
         url: url.clone(),
         source,
     })?;
@@ -162,10 +166,9 @@ pub async fn files(
     gunzip(&body).map_err(corrupt)
 }
 
-fn gzip(files: &[DagFile]) -> std::io::Result<Vec<u8>> {
-    let json = serde_json::to_vec(files)?;
+fn gzip(json: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(&json)?;
+    encoder.write_all(json)?;
     encoder.finish()
 }
 
@@ -190,7 +193,7 @@ mod tests {
                 version_id: Some(format!("v{i}")),
             })
             .collect();
-        let body = gzip(&files).expect("gzip");
+        let body = gzip(&serde_json::to_vec(&files).expect("json")).expect("gzip");
         assert_eq!(gunzip(&body).expect("gunzip"), files);
         assert!(gunzip(b"not gzip").is_err());
     }

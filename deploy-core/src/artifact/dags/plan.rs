@@ -59,11 +59,19 @@ pub fn steps(dags: &DagsSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) 
     let name = chain.artifact().to_owned();
     if let Some(from) = request.promote.iter().find(|p| p.artifact == name) {
         if matches!(from.artifact_ref, ArtifactRef::Dags { .. }) {
-            chain.then(
+            let description = if from.environment == request.environment.target.environment {
+                format!(
+                    "restore {name} release {} in s3://{}/{}",
+                    from.release_id, dags.bucket, dags.prefix
+                )
+            } else {
                 format!(
                     "copy {name} release {} from {} to s3://{}/{}",
                     from.release_id, from.environment, dags.bucket, dags.prefix
-                ),
+                )
+            };
+            chain.then(
+                description,
                 Action::new(&PromoteDags {
                     bucket: dags.bucket.clone(),
                     prefix: dags.prefix.clone(),

@@ -10,7 +10,7 @@ use std::time::Instant;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::steps::{self, DagsReport};
+use super::steps::{self, DagsReport, DagsSettings};
 use super::sync::{Diff, Place, Remote, SyncError};
 use crate::aws::SdkFailure;
 use crate::engine::{
@@ -56,12 +56,12 @@ pub struct NoManifest {
 }
 
 /// Registers `promote-dags` with `engine`.
-pub(crate) fn register(engine: &mut Engine, parallel: usize) {
-    engine.register(PromoteDags::TYPE, Arc::new(PromoteStep { parallel }));
+pub(crate) fn register(engine: &mut Engine, settings: DagsSettings) {
+    engine.register(PromoteDags::TYPE, Arc::new(PromoteStep { settings }));
 }
 
 struct PromoteStep {
-    parallel: usize,
+    settings: DagsSettings,
 }
 
 /// The source's files (its manifest read with the source's clients) and where they are.
@@ -172,7 +172,10 @@ impl PromoteStep {
         let steps::Seen { remote, recorded } = steps::Seen::read(cx, artifact, &place).await?;
         let diff = diff(&files, &remote, &recorded.files);
         steps::check_deletes(
-            (input.max_delete_share, input.allow_mass_delete),
+            (
+                input.max_delete_share,
+                input.allow_mass_delete || self.settings.allow_mass_delete,
+            ),
             &place,
             &diff,
             remote.len(),
@@ -193,7 +196,7 @@ impl PromoteStep {
             .map(|f| copy(s3, source_s3, &from, &place, f))
             .collect();
         let copied: Vec<(String, Option<String>)> = futures::stream::iter(copies)
-            .buffer_unordered(self.parallel.max(1))
+            .buffer_unordered(self.settings.parallel.max(1))
             .try_collect()
             .await?;
         for (path, version) in copied {
@@ -229,7 +232,11 @@ impl PromoteStep {
         };
         let mut done = steps::done(cx, artifact, sync, recorded.manifest.as_deref()).await?;
         done.record.version = input.from.version.clone();
-        done.record.source_environment = Some(input.from.environment.clone());
+        // A rollback restores from the environment itself: no source to name.
+        let from = &input.from.environment;
+        if from != &cx.clients().target.environment {
+            done.record.source_environment = Some(from.clone());
+        }
         Ok(done)
     }
 }

@@ -31,17 +31,22 @@ pub const ALLOW_MASS_DELETE_ENV: &str = "DEPLOY_ALLOW_MASS_DELETE";
 pub struct DagsSettings {
     /// Files uploaded at once.
     pub parallel: usize,
+    /// Delete more than `max_delete_share` of the files (`--allow-mass-delete`).
+    pub allow_mass_delete: bool,
 }
 
 impl Default for DagsSettings {
     fn default() -> DagsSettings {
-        DagsSettings { parallel: 8 }
+        DagsSettings {
+            parallel: 8,
+            allow_mass_delete: false,
+        }
     }
 }
 
 /// Registers the DAG steps with `engine`.
 pub fn register(engine: &mut Engine, settings: DagsSettings) {
-    super::promote::register(engine, settings.parallel);
+    super::promote::register(engine, settings.clone());
     engine.register(
         SyncDags::TYPE,
         Arc::new(SyncStep {
@@ -248,7 +253,10 @@ impl SyncStep {
         let Seen { remote, recorded } = seen;
         let diff = sync::diff(&files, &remote);
         check_deletes(
-            (input.max_delete_share, input.allow_mass_delete),
+            (
+                input.max_delete_share,
+                input.allow_mass_delete || self.settings.allow_mass_delete,
+            ),
             &place,
             &diff,
             remote.len(),

@@ -132,7 +132,7 @@ pub enum SyncError {
     },
     /// The sync would delete more than the configured share of the files.
     #[error(
-        "refusing to delete {deletes} of the {total} files under s3://{bucket}/{prefix} (more than max_delete_share = {share}); rerun with DEPLOY_ALLOW_MASS_DELETE=1 if that is intended"
+        "refusing to delete {deletes} of the {total} files under s3://{bucket}/{prefix} (more than max_delete_share = {share}); rerun with --allow-mass-delete (or DEPLOY_ALLOW_MASS_DELETE=1) if that is intended"
     )]
     MassDelete {
         /// Bucket.
