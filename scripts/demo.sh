@@ -59,7 +59,11 @@ codedeploy_double="$(head -1 "$run_dir/codedeploy-double.url")"
 # for every environment, the health check asks the local server, and the scan gate is off
 # (ECR scans images; the local registry does not).
 config=examples/planwise/.local.toml
-sed -e "s|^state_bucket = \(.*\)$|state_bucket = \1\nendpoints = { registry = \"http://${DEPLOY_TEST_REGISTRY}\", ecs = \"${ecs_double}\", codedeploy = \"${codedeploy_double}\" }|" \
+# The DAG folder is a copy, so the demo can change a DAG and roll the change back.
+dag_copy="$(cd "$run_dir" && pwd)/dags"
+rm -rf "$dag_copy" && cp -r examples/planwise/dags "$dag_copy"
+sed -e "s|^source = \"./dags\"|source = \"${dag_copy}\"|" \
+    -e "s|^state_bucket = \(.*\)$|state_bucket = \1\nendpoints = { registry = \"http://${DEPLOY_TEST_REGISTRY}\", ecs = \"${ecs_double}\", codedeploy = \"${codedeploy_double}\" }|" \
     -e "s|https://api-{env}.planwise.example/health|http://127.0.0.1:${health_port}/health|" \
     -e 's|^scan = "block-critical"|scan = "none"                    # the local registry is not ECR: it scans nothing|' \
     -e 's|^  interval = "5m"|  interval = "1s"                # the demo does not wait five minutes between steps|' \
@@ -108,6 +112,15 @@ run "$deploy" --config "$config" release dev dags --version "$version"
 aws s3 ls --recursive s3://planwise-airflow-dev/dags/
 run "$deploy" --config "$config" release dev dags --version "$version"
 run "$deploy" --config "$config" promote dev staging dags
+banner "a DAG change released to dev, then rolled back: the previous S3 versions copied back"
+printf 'from airflow.decorators import dag\n\n\n@dag(dag_id="hotfix", schedule=None)\ndef hotfix():\n    pass\n\n\nhotfix()\n' >"$dag_copy/hotfix.py"
+run "$deploy" --config "$config" release dev dags --version "${version}-hotfix"
+aws s3 ls --recursive s3://planwise-airflow-dev/dags/
+run "$deploy" --config "$config" rollback dev dags
+aws s3 ls --recursive s3://planwise-airflow-dev/dags/
+if aws s3 ls s3://planwise-airflow-dev/dags/hotfix.py >/dev/null 2>&1; then
+    echo "demo: hotfix.py is still in the bucket after the rollback" >&2; exit 1
+fi
 
 banner "release the resize function to dev: a byte-identical zip, a version, the alias moved by canary"
 run "$deploy" --config "$config" release dev resize --version "$version"
@@ -120,4 +133,4 @@ run "$deploy" --config "$config" lock dev status
 run "$deploy" --config "$config" history
 run "$deploy" --config "$config" status
 echo
-echo "demo finished: api rolled out to dev on ecs-rolling and to staging and prod by CodeDeploy blue/green, etl through its families, the DAG folder synced and promoted, the resize function shifted by canary and promoted (ECS and CodeDeploy lifecycles played by the scripted doubles in front of moto); see README.md"
+echo "demo finished: api rolled out to dev on ecs-rolling and to staging and prod by CodeDeploy blue/green, etl through its families, the DAG folder synced, promoted and a change rolled back, the resize function shifted by canary and promoted (ECS and CodeDeploy lifecycles played by the scripted doubles in front of moto); see README.md"

@@ -214,13 +214,16 @@ impl PromoteStep {
             unchanged: diff.unchanged.len(),
             bytes_uploaded: 0,
         };
+        let from = &input.from.environment;
+        let restore = from == &cx.clients().target.environment;
+        let origin = if restore {
+            format!("restored release {}", input.from.release_id)
+        } else {
+            format!("copied from {from} release {}", input.from.release_id)
+        };
+        let counts = steps::note(&report, files.len(), started);
         cx.reporter().report(&Event::Note {
-            message: format!(
-                "{} (copied from {} release {})",
-                steps::note(&report, files.len(), started),
-                input.from.environment,
-                input.from.release_id
-            ),
+            message: format!("{counts} ({origin})"),
         });
         cx.report_item("dags", &report);
         let sync = steps::Synced {
@@ -233,8 +236,7 @@ impl PromoteStep {
         let mut done = steps::done(cx, artifact, sync, recorded.manifest.as_deref()).await?;
         done.record.version = input.from.version.clone();
         // A rollback restores from the environment itself: no source to name.
-        let from = &input.from.environment;
-        if from != &cx.clients().target.environment {
+        if !restore {
             done.record.source_environment = Some(from.clone());
         }
         Ok(done)
