@@ -8,6 +8,7 @@
 pub mod cloudwatch_bridge;
 pub mod codedeploy_double;
 pub mod corpus;
+pub mod dags;
 mod health;
 pub use health::answering;
 pub mod ecs_double;

@@ -186,7 +186,7 @@ impl PromoteStep {
             .collect();
         let mut versions =
             steps::known_versions(s3, &place, &recorded.files, &manifest, &diff).await?;
-        let previous = steps::previous_versions(&versions, &diff);
+        let undo = steps::SyncUndo::new(&place, &versions, &diff);
         let by_path: HashMap<&str, &DagFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
         let copies: Vec<_> = diff
             .added
@@ -195,17 +195,20 @@ impl PromoteStep {
             .filter_map(|p| by_path.get(p.as_str()).copied())
             .map(|f| copy(s3, source_s3, &from, &place, f))
             .collect();
-        let copied: Vec<(String, Option<String>)> = futures::stream::iter(copies)
-            .buffer_unordered(self.settings.parallel.max(1))
-            .try_collect()
-            .await?;
-        for (path, version) in copied {
+        let changes = async {
+            let copied: Vec<(String, Option<String>)> = futures::stream::iter(copies)
+                .buffer_unordered(self.settings.parallel.max(1))
+                .try_collect()
+                .await?;
+            place.delete(s3, &diff.deleted).await?;
+            Ok(copied)
+        };
+        for (path, version) in undo.on_failure(s3, changes).await? {
             match version {
                 Some(v) => versions.insert(path, v),
                 None => versions.remove(&path),
             };
         }
-        place.delete(s3, &diff.deleted).await?;
         let report = DagsReport {
             artifact: artifact.to_owned(),
             target: format!("s3://{}/{}", place.bucket, place.prefix),
@@ -231,7 +234,7 @@ impl PromoteStep {
             manifest: &manifest,
             versions: &versions,
             diff: &diff,
-            previous,
+            undo,
         };
         let mut done = steps::done(cx, artifact, sync, recorded.manifest.as_deref()).await?;
         done.record.version = input.from.version.clone();

@@ -266,7 +266,7 @@ impl SyncStep {
             .map(|f| (f.file.path.clone(), f.sha256.clone()))
             .collect();
         let mut versions = known_versions(s3, &place, &recorded.files, &manifest, &diff).await?;
-        let previous = previous_versions(&versions, &diff);
+        let undo = SyncUndo::new(&place, &versions, &diff);
         let by_path: HashMap<&str, &HashedFile> =
             files.iter().map(|f| (f.file.path.as_str(), f)).collect();
         let to_upload: Vec<&HashedFile> = diff
@@ -285,15 +285,18 @@ impl SyncStep {
                 total: Some(f.file.size),
             });
         };
-        let uploaded =
-            sync::upload_all(s3, &place, to_upload, self.settings.parallel, &on_done).await?;
-        for (path, version) in uploaded {
+        let changes = async {
+            let uploaded =
+                sync::upload_all(s3, &place, to_upload, self.settings.parallel, &on_done).await?;
+            place.delete(s3, &diff.deleted).await?;
+            Ok(uploaded)
+        };
+        for (path, version) in undo.on_failure(s3, changes).await? {
             match version {
                 Some(v) => versions.insert(path, v),
                 None => versions.remove(&path),
             };
         }
-        place.delete(s3, &diff.deleted).await?;
         let report = DagsReport {
             artifact: artifact.to_owned(),
             target: format!("s3://{}/{}", place.bucket, place.prefix),
@@ -311,7 +314,7 @@ impl SyncStep {
             manifest: &manifest,
             versions: &versions,
             diff: &diff,
-            previous,
+            undo,
         };
         done(cx, artifact, sync, recorded.manifest.as_deref()).await
     }
@@ -320,12 +323,58 @@ impl SyncStep {
 /// Puts back what a sync or promotion overwrote or deleted and deletes what it added.
 pub(crate) async fn undo(data: &serde_json::Value, cx: &StepContext<'_>) -> Result<(), StepError> {
     let undo: SyncUndo = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
-    let s3 = &cx.clients().s3;
-    for (path, version) in &undo.restore {
-        undo.place.restore(s3, &undo.place, path, version).await?;
+    undo.apply(&cx.clients().s3).await.map_err(StepError::from)
+}
+
+impl SyncUndo {
+    /// The undo of `diff` under `place`: the versions the files it overwrites or deletes have
+    /// now, and the files it adds.
+    pub(crate) fn new(place: &Place, versions: &HashMap<String, String>, diff: &Diff) -> SyncUndo {
+        let restore = diff
+            .changed
+            .iter()
+            .chain(&diff.deleted)
+            .filter_map(|p| versions.get(p).map(|v| (p.clone(), v.clone())))
+            .collect();
+        SyncUndo {
+            place: place.clone(),
+            restore,
+            remove: diff.added.clone(),
+        }
     }
-    undo.place.delete(s3, &undo.remove).await?;
-    Ok(())
+
+    /// Copies each overwritten or deleted file's previous version back, deletes the added ones.
+    async fn apply(&self, s3: &aws_sdk_s3::Client) -> Result<(), SyncError> {
+        for (path, version) in &self.restore {
+            self.place.restore(s3, &self.place, path, version).await?;
+        }
+        self.place.delete(s3, &self.remove).await
+    }
+
+    /// Runs `changes` (the uploads or copies, then the deletes); when they fail part way, every
+    /// file they may have touched is put back first, so the failed step leaves the previous set
+    /// (exit code 3). Putting back an untouched file only adds a version with the same bytes.
+    pub(crate) async fn on_failure<T>(
+        &self,
+        s3: &aws_sdk_s3::Client,
+        changes: impl std::future::Future<Output = Result<T, SyncError>>,
+    ) -> Result<T, StepError> {
+        let error = match changes.await {
+            Ok(done) => return Ok(done),
+            Err(error) => error,
+        };
+        let place = format!("s3://{}/{}", self.place.bucket, self.place.prefix);
+        match self.apply(s3).await {
+            Ok(()) => Err(StepError::new(
+                ErrorClass::RolledBack,
+                format!("{error}; the previous files under {place} were put back"),
+            )
+            .rolled_back()),
+            Err(undo) => Err(StepError::failure(format!(
+                "{error}; putting the previous files under {place} back failed too ({undo}): it may hold a mix of both sets; rerun to converge"
+            ))),
+        }
+    }
 }
 
 /// The files of `artifact`'s live release in this environment, by path.
@@ -394,18 +443,6 @@ pub(crate) async fn known_versions(
     Ok(versions)
 }
 
-/// The versions the files a sync overwrites or deletes have now, for the undo.
-pub(crate) fn previous_versions(
-    versions: &HashMap<String, String>,
-    diff: &Diff,
-) -> Vec<(String, String)> {
-    diff.changed
-        .iter()
-        .chain(&diff.deleted)
-        .filter_map(|p| versions.get(p).map(|v| (p.clone(), v.clone())))
-        .collect()
-}
-
 /// Refuses to delete more than the configured share of the bucket's files.
 pub(crate) fn check_deletes(
     (share, allow): (f64, bool),
@@ -436,8 +473,8 @@ pub(crate) struct Synced<'a> {
     /// S3 version of every file.
     pub versions: &'a HashMap<String, String>,
     pub diff: &'a Diff,
-    /// What the files it overwrote or deleted were.
-    pub previous: Vec<(String, String)>,
+    /// How to put the previous files back.
+    pub undo: SyncUndo,
 }
 
 /// The record and undo of `sync`; `live_manifest` is the live release's manifest object,
@@ -453,7 +490,7 @@ pub(crate) async fn done(
         manifest,
         versions,
         diff,
-        previous,
+        undo: data,
     } = sync;
     let manifest: Vec<DagFile> = manifest
         .iter()
@@ -465,11 +502,6 @@ pub(crate) async fn done(
         .collect();
     let changed = !(diff.added.is_empty() && diff.changed.is_empty() && diff.deleted.is_empty());
     let undo = if changed {
-        let data = SyncUndo {
-            place: place.clone(),
-            restore: previous,
-            remove: diff.added.clone(),
-        };
         Undo::Compensate {
             description: format!(
                 "put back the previous {} file(s) and delete the {} added under s3://{}/{}",
