@@ -11,6 +11,30 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use crate::s3_proxy::S3Proxy;
 use crate::{REGION, create_bucket, deploy, moto, s3, scratch_dir, unique};
 
+/// A fresh bucket named `unique(prefix)` with versioning enabled (what a DAG bucket needs).
+pub async fn versioned_bucket(prefix: &str) -> String {
+    let url = moto().url.clone();
+    let bucket = unique(prefix);
+    versioning(&url, &bucket).await;
+    bucket
+}
+
+async fn versioning(url: &str, bucket: &str) {
+    create_bucket(url, bucket).await;
+    s3(url)
+        .await
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            VersioningConfiguration::builder()
+                .status(BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("enable versioning");
+}
+
 /// A project `t` with one environment `dev` whose DAG bucket (versioned) and state bucket sit
 /// behind a request-counting proxy.
 #[derive(Debug)]
@@ -34,19 +58,7 @@ impl Project {
         let state = unique("dags-state");
         let dags = unique("dags-bucket");
         create_bucket(&url, &state).await;
-        create_bucket(&url, &dags).await;
-        s3(&url)
-            .await
-            .put_bucket_versioning()
-            .bucket(&dags)
-            .versioning_configuration(
-                VersioningConfiguration::builder()
-                    .status(BucketVersioningStatus::Enabled)
-                    .build(),
-            )
-            .send()
-            .await
-            .expect("enable versioning");
+        versioning(&url, &dags).await;
         let dir = scratch_dir("dags");
         std::fs::create_dir_all(dir.join("dags")).expect("mkdir");
         let proxy = S3Proxy::start(&url);

@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
-use deploy_tests::dags::{Project, expected, ok};
+use deploy_tests::dags::{Project, expected, ok, versioned_bucket};
 use deploy_tests::{REGION, copy_dir, create_bucket, deploy, moto, s3, scratch_dir, unique};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -184,25 +183,6 @@ async fn mass_deletes_are_refused_unless_allowed() {
     assert_eq!(p.release("v4", &[]).status.code(), Some(6));
     ok(&p.release("v4", &[("DEPLOY_ALLOW_MASS_DELETE", "1")]));
     assert_eq!(p.objects().await, expected(&p.folder(), &["a.py"], false));
-}
-
-async fn versioned_bucket(prefix: &str) -> String {
-    let url = moto().url.clone();
-    let bucket = unique(prefix);
-    create_bucket(&url, &bucket).await;
-    s3(&url)
-        .await
-        .put_bucket_versioning()
-        .bucket(&bucket)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("enable versioning");
-    bucket
 }
 
 async fn read_all(bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use deploy_core::artifact::dags::IgnoreSyntax;
 use deploy_core::artifact::dags::plan::SyncDags;
 use deploy_core::aws::AwsClients;
@@ -19,6 +18,7 @@ use deploy_core::events::{Event, Recorder};
 use deploy_core::ledger::{Actor, Ledger, Operation};
 use deploy_core::lock::{EnvLock, LockSettings};
 use deploy_core::plan::{Action, Plan, Step};
+use deploy_tests::dags::versioned_bucket;
 use deploy_tests::{REGION, create_bucket, list_keys, moto, s3, scratch_dir, unique};
 
 struct Fails;
@@ -120,21 +120,9 @@ async fn run(
 /// A versioned DAG bucket and a configuration whose state bucket is fresh.
 async fn setup() -> (std::path::PathBuf, Config, String) {
     let url = moto().url.clone();
-    let (state, dags) = (unique("dags-undo-state"), unique("dags-undo"));
+    let state = unique("dags-undo-state");
     create_bucket(&url, &state).await;
-    create_bucket(&url, &dags).await;
-    s3(&url)
-        .await
-        .put_bucket_versioning()
-        .bucket(&dags)
-        .versioning_configuration(
-            VersioningConfiguration::builder()
-                .status(BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("versioning");
+    let dags = versioned_bucket("dags-undo").await;
     let dir = scratch_dir("dags-undo");
     let text = format!(
         "project = \"t\"\n[settings]\nlock_ttl = \"30s\"\n[environments.dev]\nregion = \"{REGION}\"\n\
