@@ -11,6 +11,29 @@ use aws_sdk_s3::types::{BucketVersioningStatus, VersioningConfiguration};
 use crate::s3_proxy::S3Proxy;
 use crate::{REGION, create_bucket, deploy, moto, s3, scratch_dir, unique};
 
+/// Every object of `bucket` under `prefix` with its bytes, read with a plain S3 client.
+pub async fn read_all(bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    let s3 = s3(&moto().url).await;
+    let mut out = BTreeMap::new();
+    for key in crate::list_keys(&moto().url, bucket, prefix).await {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(&key)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("read")
+            .into_bytes()
+            .to_vec();
+        out.insert(key, body);
+    }
+    out
+}
+
 /// A fresh bucket named `unique(prefix)` with versioning enabled (what a DAG bucket needs).
 pub async fn versioned_bucket(prefix: &str) -> String {
     let url = moto().url.clone();
@@ -143,32 +166,7 @@ impl Project {
 
     /// Every object of the DAG bucket with its bytes, read with a plain S3 client.
     pub async fn objects(&self) -> BTreeMap<String, Vec<u8>> {
-        let s3 = s3(&moto().url).await;
-        let mut out = BTreeMap::new();
-        let listed = s3
-            .list_objects_v2()
-            .bucket(&self.dags)
-            .send()
-            .await
-            .expect("list");
-        for object in listed.contents() {
-            let key = object.key().expect("a key").to_owned();
-            let body = s3
-                .get_object()
-                .bucket(&self.dags)
-                .key(&key)
-                .send()
-                .await
-                .expect("get")
-                .body
-                .collect()
-                .await
-                .expect("read")
-                .into_bytes()
-                .to_vec();
-            out.insert(key, body);
-        }
-        out
+        read_all(&self.dags, "").await
     }
 
     /// Objects outside the prefix that a sync must not touch.

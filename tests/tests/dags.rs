@@ -2,12 +2,11 @@
 //! plain S3 client and compared byte for byte with the folder; requests are counted by a proxy
 //! in front of S3.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, SystemTime};
 
-use deploy_tests::dags::{Project, expected, ok, versioned_bucket};
+use deploy_tests::dags::{Project, expected, ok, read_all, versioned_bucket};
 use deploy_tests::{REGION, copy_dir, create_bucket, deploy, moto, s3, scratch_dir, unique};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -183,28 +182,6 @@ async fn mass_deletes_are_refused_unless_allowed() {
     assert_eq!(p.release("v4", &[]).status.code(), Some(6));
     ok(&p.release("v4", &[("DEPLOY_ALLOW_MASS_DELETE", "1")]));
     assert_eq!(p.objects().await, expected(&p.folder(), &["a.py"], false));
-}
-
-async fn read_all(bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
-    let s3 = s3(&moto().url).await;
-    let mut out = BTreeMap::new();
-    for key in deploy_tests::list_keys(&moto().url, bucket, prefix).await {
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .expect("get")
-            .body
-            .collect()
-            .await
-            .expect("read")
-            .into_bytes()
-            .to_vec();
-        out.insert(key, body);
-    }
-    out
 }
 
 /// dev and staging of project `t`, each with its own state bucket and versioned DAG bucket.

@@ -2,7 +2,6 @@
 //! to the previous release's file set exactly, and a listing made before the lock is not
 //! trusted when someone else held the lock meanwhile (read back with a plain S3 client).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +17,8 @@ use deploy_core::events::{Event, Recorder};
 use deploy_core::ledger::{Actor, Ledger, Operation};
 use deploy_core::lock::{EnvLock, LockSettings};
 use deploy_core::plan::{Action, Plan, Step};
-use deploy_tests::dags::versioned_bucket;
-use deploy_tests::{REGION, create_bucket, list_keys, moto, s3, scratch_dir, unique};
+use deploy_tests::dags::{read_all, versioned_bucket};
+use deploy_tests::{REGION, create_bucket, moto, s3, scratch_dir, unique};
 
 struct Fails;
 
@@ -31,28 +30,6 @@ impl StepHandler for Fails {
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async { Err(StepError::blocked("the DAG import check failed")) })
     }
-}
-
-async fn contents(bucket: &str) -> BTreeMap<String, Vec<u8>> {
-    let s3 = s3(&moto().url).await;
-    let mut out = BTreeMap::new();
-    for key in list_keys(&moto().url, bucket, "").await {
-        let bytes = s3
-            .get_object()
-            .bucket(bucket)
-            .key(&key)
-            .send()
-            .await
-            .expect("get")
-            .body
-            .collect()
-            .await
-            .expect("read")
-            .into_bytes()
-            .to_vec();
-        out.insert(key, bytes);
-    }
-    out
 }
 
 fn write(dir: &Path, path: &str, text: &str) {
@@ -141,7 +118,7 @@ async fn a_failed_step_after_the_sync_restores_the_previous_set_exactly() {
     write(&dir, "b.py", "b = 1\n");
     write(&dir, "sub/c.py", "c = 1\n");
     apply(&config, &dags, false).await.expect("first sync");
-    let before = contents(&dags).await;
+    let before = read_all(&dags, "").await;
     assert_eq!(before.len(), 3);
 
     write(&dir, "a.py", "a = 2\n");
@@ -152,7 +129,7 @@ async fn a_failed_step_after_the_sync_restores_the_previous_set_exactly() {
         .expect_err("the check fails");
     assert_eq!(failed, ErrorClass::RolledBack);
     assert_eq!(
-        contents(&dags).await,
+        read_all(&dags, "").await,
         before,
         "the previous set, byte for byte"
     );
@@ -164,7 +141,7 @@ async fn a_listing_made_while_someone_else_held_the_lock_is_made_again() {
     write(&dir, "a.py", "a = 1\n");
     write(&dir, "b.py", "b = 1\n");
     apply(&config, &dags, false).await.expect("first sync");
-    let expected = contents(&dags).await;
+    let expected = read_all(&dags, "").await;
 
     // Someone else holds the lock; this run's preflight lists the prefix (both files there,
     // both unchanged), then waits for the lock.
@@ -218,7 +195,7 @@ async fn a_listing_made_while_someone_else_held_the_lock_is_made_again() {
 
     ours.await.expect("join").expect("the sync");
     assert_eq!(
-        contents(&dags).await,
+        read_all(&dags, "").await,
         expected,
         "b.py is put back: the prefix was listed again after the lock changed hands"
     );

@@ -1,7 +1,8 @@
 //! Blobs: existence (and size) checks, cross-repository mounts, uploads in every mode with
 //! each byte hashed on the way, and blob streams for copies.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, Weak};
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
@@ -16,6 +17,24 @@ use crate::events::Event;
 use crate::oci::{Descriptor, Digest, hex};
 
 type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;
+
+/// Pushes of one blob to one repository under way in this process, by `host/repository@digest`.
+/// Registries race when the same blob is uploaded twice at once (the manifest can then meet
+/// "blob unknown"), as when two artifacts of one release share a repository: the second push
+/// waits for the first and then finds the blob there.
+static PUSHING: LazyLock<Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>> =
+    LazyLock::new(Mutex::default);
+
+fn push_turn(key: String) -> Arc<tokio::sync::Mutex<()>> {
+    let mut pushing = PUSHING.lock().unwrap_or_else(PoisonError::into_inner);
+    pushing.retain(|_, turn| turn.strong_count() > 0);
+    if let Some(turn) = pushing.get(&key).and_then(Weak::upgrade) {
+        return turn;
+    }
+    let turn = Arc::new(tokio::sync::Mutex::new(()));
+    pushing.insert(key, Arc::downgrade(&turn));
+    turn
+}
 
 /// What a `HEAD` of a blob says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -389,6 +408,8 @@ impl Registry {
     ) -> Result<BlobAction, RegistryError> {
         let repository = self.repository(repository)?;
         let mount_from = mount_from.map(|m| self.repository(m)).transpose()?;
+        let turn = push_turn(format!("{}/{repository}@{}", self.host, blob.digest));
+        let _turn = turn.lock().await;
         if self.has_blob(repository, blob).await? {
             return Ok(BlobAction::Skipped);
         }
@@ -519,5 +540,29 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Part<R> {
         buf: &mut tokio::io::ReadBuf<'_>,
     ) -> std::task::Poll<std::io::Result<()>> {
         std::pin::Pin::new(&mut *self.0).poll_read(cx, buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn pushes_of_one_blob_to_one_repository_take_turns() {
+        let first = push_turn("h/r@sha256:a".into());
+        let same = push_turn("h/r@sha256:a".into());
+        assert!(Arc::ptr_eq(&first, &same));
+        let elsewhere = push_turn("h/other@sha256:a".into());
+        assert!(!Arc::ptr_eq(&first, &elsewhere));
+        let held = first.lock().await;
+        assert!(same.try_lock().is_err(), "the second push waits");
+        drop(held);
+        assert!(same.try_lock().is_ok());
+        drop((first, same));
+        let again = push_turn("h/r@sha256:a".into());
+        assert!(
+            again.try_lock().is_ok(),
+            "a finished push leaves no turn behind"
+        );
     }
 }
