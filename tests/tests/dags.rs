@@ -385,3 +385,46 @@ async fn rollback_restores_the_previous_set_exactly() {
         "and changes nothing"
     );
 }
+
+/// The artifact moves to another bucket: the live release recorded in the old one says nothing
+/// about the new one, so the release records the new bucket's own object versions (which a
+/// promotion or rollback copies from).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_to_another_bucket_records_that_buckets_versions() {
+    let p = Project::new("").await;
+    p.write("a.py", "a = 1\n");
+    ok(&p.release("v1", &[]));
+    let moved = versioned_bucket("dags-moved").await;
+    let client = s3(&moto().url).await;
+    // The same bytes are there already, put by someone else.
+    client
+        .put_object()
+        .bucket(&moved)
+        .key("dags/a.py")
+        .body(b"a = 1\n".to_vec().into())
+        .send()
+        .await
+        .expect("put");
+    let text = std::fs::read_to_string(&p.config).expect("config").replace(
+        &format!("bucket = \"{}\"", p.dags),
+        &format!("bucket = \"{moved}\""),
+    );
+    std::fs::write(&p.config, text).expect("write config");
+    ok(&p.release("v2", &[]));
+    let listed = client
+        .list_object_versions()
+        .bucket(&moved)
+        .prefix("dags/a.py")
+        .send()
+        .await
+        .expect("versions");
+    let version = listed.versions()[0].version_id().expect("a version id");
+    let pointer = deploy_tests::get_json(
+        &moto().url,
+        &p.state,
+        "deploy/t/dev/artifacts/dags/live.json",
+    )
+    .await;
+    assert_eq!(pointer["artifact_ref"]["files"][0]["path"], "a.py");
+    assert_eq!(pointer["artifact_ref"]["files"][0]["version_id"], version);
+}

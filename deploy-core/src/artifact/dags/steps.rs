@@ -110,7 +110,7 @@ impl Seen {
         place: &Place,
     ) -> Result<Seen, StepError> {
         let list = async { place.list(&cx.clients().s3).await.map_err(StepError::from) };
-        let (remote, recorded) = tokio::try_join!(list, recorded(cx, artifact))?;
+        let (remote, recorded) = tokio::try_join!(list, recorded(cx, artifact, place))?;
         Ok(Seen { remote, recorded })
     }
 }
@@ -122,7 +122,8 @@ pub(crate) struct Recorded {
     pub manifest: Option<String>,
 }
 
-/// Collects, reads, validates and hashes the folder; blocking work.
+/// Collects, reads, validates and hashes the folder; blocking work, spread over the machine's
+/// cores (each file is read, hashed and parsed by one worker; the bytes are not kept).
 pub fn prepare(root: &Path, input: &SyncDags) -> Result<Vec<HashedFile>, StepError> {
     let folder = crate::config::paths::absolute(root, Path::new(&input.source));
     let options = CollectOptions {
@@ -132,13 +133,45 @@ pub fn prepare(root: &Path, input: &SyncDags) -> Result<Vec<HashedFile>, StepErr
     };
     let collection =
         collect::collect(&folder, &options).map_err(|e| StepError::new(ErrorClass::Usage, e))?;
-    let mut contents = Vec::with_capacity(collection.files.len());
-    for file in &collection.files {
-        if file.size > validate::MAX_FILE_BYTES {
-            contents.push(Vec::new());
-            continue;
-        }
-        let bytes = std::fs::read(&file.local).map_err(|source| {
+    let files = collection.files;
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get().min(8));
+    let share = files.len().div_ceil(workers).max(1);
+    let checked: Vec<Checked> = std::thread::scope(|scope| {
+        let parts: Vec<_> = files
+            .chunks(share)
+            .map(|part| {
+                scope.spawn(|| {
+                    part.iter()
+                        .map(|f| read_and_check(&input.source, f))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        parts
+            .into_iter()
+            .flat_map(|part| {
+                part.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect::<Result<_, _>>()
+    })?;
+    let (hashed, verdicts): (Vec<_>, Vec<_>) =
+        checked.into_iter().map(|c| (c.hashed, c.verdict)).unzip();
+    validate::conclude(&input.source, files.iter().zip(verdicts))?;
+    Ok(hashed)
+}
+
+/// One file read, hashed and checked.
+struct Checked {
+    hashed: HashedFile,
+    verdict: Result<Vec<String>, validate::Problem>,
+}
+
+fn read_and_check(folder: &str, file: &collect::SourceFile) -> Result<Checked, StepError> {
+    let bytes = if file.size > validate::MAX_FILE_BYTES {
+        Vec::new()
+    } else {
+        std::fs::read(&file.local).map_err(|source| {
             StepError::new(
                 ErrorClass::Usage,
                 collect::CollectError::Io {
@@ -146,22 +179,12 @@ pub fn prepare(root: &Path, input: &SyncDags) -> Result<Vec<HashedFile>, StepErr
                     source,
                 },
             )
-        })?;
-        contents.push(bytes);
-    }
-    validate::check(
-        &input.source,
-        collection
-            .files
-            .iter()
-            .zip(contents.iter().map(Vec::as_slice)),
-    )?;
-    Ok(collection
-        .files
-        .into_iter()
-        .zip(contents)
-        .map(|(file, bytes)| HashedFile::new(file, &bytes))
-        .collect())
+        })?
+    };
+    Ok(Checked {
+        verdict: validate::check_file(folder, file, &bytes),
+        hashed: HashedFile::new(file.clone(), &bytes),
+    })
 }
 
 async fn prepare_async(root: &Path, input: &SyncDags) -> Result<Vec<HashedFile>, StepError> {
@@ -377,13 +400,24 @@ impl SyncUndo {
     }
 }
 
-/// The files of `artifact`'s live release in this environment, by path.
-pub(crate) async fn recorded(cx: &StepContext<'_>, artifact: &str) -> Result<Recorded, StepError> {
+/// The files of `artifact`'s live release in this environment, by path, when it was released
+/// to `place`.
+pub(crate) async fn recorded(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    place: &Place,
+) -> Result<Recorded, StepError> {
     let clients = cx.clients();
     let live = Ledger::new(clients.s3.clone(), &clients.target)
         .pointer(artifact, PointerKind::Live)
         .await?;
-    let Some(artifact_ref) = live.and_then(|p| p.value.artifact_ref) else {
+    // A release recorded elsewhere (the configuration moved the files) says nothing about
+    // what this bucket and prefix hold.
+    let here = format!("s3://{}/{}", place.bucket, place.prefix);
+    let Some(artifact_ref) = live
+        .and_then(|p| p.value.artifact_ref)
+        .filter(|r| matches!(r, ArtifactRef::Dags { location: Some(l), .. } if *l == here))
+    else {
         return Ok(Recorded::default());
     };
     let files = super::manifest::files(&clients.s3, &artifact_ref).await?;

@@ -58,32 +58,52 @@ pub fn check<'f>(
     folder: &str,
     files: impl IntoIterator<Item = (&'f SourceFile, &'f [u8])>,
 ) -> Result<(), InvalidDags> {
+    conclude(
+        folder,
+        files
+            .into_iter()
+            .map(|(file, bytes)| (file, check_file(folder, file, bytes))),
+    )
+}
+
+/// One file's own checks (size, Python syntax): the `dag_id` literals it defines, or what is
+/// wrong with it. Files may be checked in any order and on any thread; [`conclude`] adds the
+/// checks across files.
+pub fn check_file(folder: &str, file: &SourceFile, bytes: &[u8]) -> Result<Vec<String>, Problem> {
+    let at = format!("{folder}/{}", file.path);
+    if file.size > MAX_FILE_BYTES {
+        return Err(Problem {
+            at,
+            message: format!("{} bytes, over the limit of {MAX_FILE_BYTES}", file.size),
+        });
+    }
+    if !file.path.ends_with(".py") {
+        return Ok(Vec::new());
+    }
+    python(bytes).map_err(|(line, column, message)| Problem {
+        at: format!("{at}:{line}:{column}"),
+        message,
+    })
+}
+
+/// The folder's verdict from each file's [`check_file`], in folder order: every problem, the
+/// file count and the `dag_id`s defined twice.
+pub fn conclude<'f>(
+    folder: &str,
+    checked: impl IntoIterator<Item = (&'f SourceFile, Result<Vec<String>, Problem>)>,
+) -> Result<(), InvalidDags> {
     let mut problems = Vec::new();
     let mut dag_ids: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut count = 0;
-    for (file, bytes) in files {
+    for (file, result) in checked {
         count += 1;
-        let at = format!("{folder}/{}", file.path);
-        if file.size > MAX_FILE_BYTES {
-            problems.push(Problem {
-                at,
-                message: format!("{} bytes, over the limit of {MAX_FILE_BYTES}", file.size),
-            });
-            continue;
-        }
-        if !file.path.ends_with(".py") {
-            continue;
-        }
-        match python(bytes) {
+        match result {
             Ok(ids) => {
                 for id in ids {
                     dag_ids.entry(id).or_default().push(file.path.clone());
                 }
             }
-            Err((line, column, message)) => problems.push(Problem {
-                at: format!("{at}:{line}:{column}"),
-                message,
-            }),
+            Err(problem) => problems.push(problem),
         }
     }
     if count > MAX_FILES {
