@@ -610,7 +610,7 @@ impl Ledger {
     }
 
     /// The keys of the newest `limit` records across `artifacts`, newest first.
-    async fn newest_keys(
+    pub(crate) async fn newest_keys(
         &self,
         artifacts: &[String],
         limit: usize,

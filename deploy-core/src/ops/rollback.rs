@@ -6,7 +6,9 @@ use super::release::dedup;
 use super::{Confirm, OpsError, Prepared, clients};
 use crate::artifact::ArtifactSpec;
 use crate::config::Config;
-use crate::ledger::{ArtifactRef, Ledger, Operation, Outcome, Pointer, ReleaseRecord};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::ledger::{ArtifactRef, Ledger, LedgerError, Operation, Outcome, Pointer, ReleaseRecord};
 use crate::plan::{Plan, PlanRequest, PromoteSource};
 
 /// How far back a rollback looks for the release to restore, in records.
@@ -49,16 +51,20 @@ pub async fn rollback(
     let status = ledger.status(&names).await?;
     let mut sources = Vec::new();
     for artifact in &status {
-        let history = ledger
-            .history(std::slice::from_ref(&artifact.artifact), ROLLBACK_DEPTH)
-            .await?;
-        let source = choose(artifact.live.as_ref(), &history, request.to).and_then(|record| {
+        let found = find(
+            &ledger,
+            &artifact.artifact,
+            artifact.live.as_ref(),
+            request.to,
+        )
+        .await?;
+        let source = found.and_then(|record| {
             Some(PromoteSource {
                 artifact: artifact.artifact.clone(),
                 environment: request.environment.to_owned(),
-                release_id: record.id.clone(),
-                version: record.version.clone(),
-                artifact_ref: record.artifact_ref.clone()?,
+                release_id: record.id,
+                version: record.version,
+                artifact_ref: record.artifact_ref?,
             })
         });
         sources.push(source.ok_or_else(|| {
@@ -106,28 +112,50 @@ fn check_request(
     Ok(())
 }
 
-/// The release to restore: `to` when given (it must have succeeded), else the newest earlier
-/// succeeded release that changed what runs and recorded other content than the live one.
-fn choose<'h>(
+/// The newest of `artifact`'s newest [`ROLLBACK_DEPTH`] records that [`restores`] accepts:
+/// one listing, then records read newest first (a few at a time) until one is found. With `to`
+/// only that record is read.
+async fn find(
+    ledger: &Ledger,
+    artifact: &str,
     live: Option<&Pointer>,
-    history: &'h [ReleaseRecord],
     to: Option<&str>,
-) -> Option<&'h ReleaseRecord> {
-    let restorable = |r: &&ReleaseRecord| {
-        matches!(r.outcome, Outcome::Succeeded)
-            && r.operation.changes_live()
-            && r.artifact_ref.is_some()
-    };
-    if let Some(to) = to {
-        return history.iter().filter(restorable).find(|r| r.id == to);
+) -> Result<Option<ReleaseRecord>, LedgerError> {
+    let keys = ledger
+        .newest_keys(&[artifact.to_owned()], ROLLBACK_DEPTH)
+        .await?;
+    let named = to.map(|id| format!("-{id}.json"));
+    let keys = keys
+        .into_iter()
+        .filter(|key| named.as_ref().is_none_or(|n| key.ends_with(n.as_str())));
+    let mut records = futures::stream::iter(keys)
+        .map(|key| async move { ledger.record(&key).await })
+        .buffered(4);
+    while let Some(record) = records.try_next().await? {
+        if let Some(record) = record.filter(|r| restores(r, live, to)) {
+            return Ok(Some(record));
+        }
     }
-    let live = live?;
-    let running = live.artifact_ref.as_ref().map(ArtifactRef::content_id);
-    history
-        .iter()
-        .filter(restorable)
-        .filter(|r| r.id < live.release_id)
-        .find(|r| r.artifact_ref.as_ref().map(ArtifactRef::content_id) != running)
+    Ok(None)
+}
+
+/// Whether `record` is the release to restore: `to` when given (it must have succeeded), else
+/// an earlier succeeded release than the live one that changed what ran and recorded other
+/// content.
+fn restores(record: &ReleaseRecord, live: Option<&Pointer>, to: Option<&str>) -> bool {
+    let restorable = matches!(record.outcome, Outcome::Succeeded)
+        && record.operation.changes_live()
+        && record.artifact_ref.is_some();
+    if let Some(to) = to {
+        return restorable && record.id == to;
+    }
+    let Some(live) = live else {
+        return false;
+    };
+    restorable
+        && record.id < live.release_id
+        && record.artifact_ref.as_ref().map(ArtifactRef::content_id)
+            != live.artifact_ref.as_ref().map(ArtifactRef::content_id)
 }
 
 fn nothing_to_restore(request: &RollbackRequest<'_>, artifact: &str, has_live: bool) -> OpsError {
@@ -151,6 +179,15 @@ mod tests {
 
     use super::*;
     use crate::artifact::ArtifactKind;
+
+    /// The first of `history` (newest first) that [`restores`] accepts, as [`find`] reads it.
+    fn choose<'h>(
+        live: Option<&Pointer>,
+        history: &'h [ReleaseRecord],
+        to: Option<&str>,
+    ) -> Option<&'h ReleaseRecord> {
+        history.iter().find(|r| restores(r, live, to))
+    }
     use crate::ledger::{Actor, SCHEMA};
 
     fn dags(hash: &str, version_id: &str) -> ArtifactRef {

@@ -10,13 +10,12 @@ use std::time::Instant;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
-use super::steps::{self, DagsReport, DagsSettings};
+use super::steps::{self, DagsSettings};
 use super::sync::{Diff, Place, Remote, SyncError};
 use crate::aws::SdkFailure;
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
 };
-use crate::events::Event;
 use crate::ledger::{ArtifactRef, DagFile};
 use crate::plan::{ActionInput, PromoteSource, Step};
 
@@ -171,22 +170,6 @@ impl PromoteStep {
         };
         let steps::Seen { remote, recorded } = steps::Seen::read(cx, artifact, &place).await?;
         let diff = diff(&files, &remote, &recorded.files);
-        steps::check_deletes(
-            (
-                input.max_delete_share,
-                input.allow_mass_delete || self.settings.allow_mass_delete,
-            ),
-            &place,
-            &diff,
-            remote.len(),
-        )?;
-        let manifest: Vec<(String, String)> = files
-            .iter()
-            .map(|f| (f.path.clone(), f.sha256.clone()))
-            .collect();
-        let mut versions =
-            steps::known_versions(s3, &place, &recorded.files, &manifest, &diff).await?;
-        let undo = steps::SyncUndo::new(&place, &versions, &diff);
         let by_path: HashMap<&str, &DagFile> = files.iter().map(|f| (f.path.as_str(), f)).collect();
         let copies: Vec<_> = diff
             .added
@@ -195,28 +178,6 @@ impl PromoteStep {
             .filter_map(|p| by_path.get(p.as_str()).copied())
             .map(|f| copy(s3, source_s3, &from, &place, f))
             .collect();
-        let changes = async {
-            let copied: Vec<(String, Option<String>)> = futures::stream::iter(copies)
-                .buffer_unordered(self.settings.parallel.max(1))
-                .try_collect()
-                .await?;
-            place.delete(s3, &diff.deleted).await?;
-            Ok(copied)
-        };
-        for (path, version) in undo.on_failure(s3, changes).await? {
-            match version {
-                Some(v) => versions.insert(path, v),
-                None => versions.remove(&path),
-            };
-        }
-        let report = DagsReport {
-            artifact: artifact.to_owned(),
-            target: format!("s3://{}/{}", place.bucket, place.prefix),
-            uploaded: diff.added.iter().chain(&diff.changed).cloned().collect(),
-            deleted: diff.deleted.clone(),
-            unchanged: diff.unchanged.len(),
-            bytes_uploaded: 0,
-        };
         let from = &input.from.environment;
         let restore = from == &cx.clients().target.environment;
         let origin = if restore {
@@ -224,19 +185,28 @@ impl PromoteStep {
         } else {
             format!("copied from {from} release {}", input.from.release_id)
         };
-        let counts = steps::note(&report, files.len(), started);
-        cx.reporter().report(&Event::Note {
-            message: format!("{counts} ({origin})"),
-        });
-        cx.report_item("dags", &report);
-        let sync = steps::Synced {
+        let change = steps::Change {
+            artifact,
             place: &place,
-            manifest: &manifest,
-            versions: &versions,
             diff: &diff,
-            undo,
+            remote: remote.len(),
+            recorded: &recorded,
+            manifest: files
+                .iter()
+                .map(|f| (f.path.clone(), f.sha256.clone()))
+                .collect(),
+            deletes: (
+                input.max_delete_share,
+                input.allow_mass_delete || self.settings.allow_mass_delete,
+            ),
+            bytes: 0,
+            started,
+            origin: Some(origin),
         };
-        let mut done = steps::done(cx, artifact, sync, recorded.manifest.as_deref()).await?;
+        let copied = futures::stream::iter(copies)
+            .buffer_unordered(self.settings.parallel.max(1))
+            .try_collect::<HashMap<_, _>>();
+        let mut done = steps::carry_out(cx, change, copied).await?;
         done.record.version = input.from.version.clone();
         // A rollback restores from the environment itself: no source to name.
         if !restore {

@@ -75,7 +75,7 @@ pub struct DagsReport {
 
 /// What the undo of a sync needs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct SyncUndo {
+struct SyncUndo {
     place: Place,
     /// Files overwritten or deleted, with the version they had.
     restore: Vec<(String, String)>,
@@ -275,21 +275,6 @@ impl SyncStep {
         let place = input.place();
         let Seen { remote, recorded } = seen;
         let diff = sync::diff(&files, &remote);
-        check_deletes(
-            (
-                input.max_delete_share,
-                input.allow_mass_delete || self.settings.allow_mass_delete,
-            ),
-            &place,
-            &diff,
-            remote.len(),
-        )?;
-        let manifest: Vec<(String, String)> = files
-            .iter()
-            .map(|f| (f.file.path.clone(), f.sha256.clone()))
-            .collect();
-        let mut versions = known_versions(s3, &place, &recorded.files, &manifest, &diff).await?;
-        let undo = SyncUndo::new(&place, &versions, &diff);
         let by_path: HashMap<&str, &HashedFile> =
             files.iter().map(|f| (f.file.path.as_str(), f)).collect();
         let to_upload: Vec<&HashedFile> = diff
@@ -298,7 +283,7 @@ impl SyncStep {
             .chain(&diff.changed)
             .filter_map(|p| by_path.get(p.as_str()).copied())
             .collect();
-        let bytes_uploaded = to_upload.iter().map(|f| f.file.size).sum();
+        let bytes = to_upload.iter().map(|f| f.file.size).sum();
         let reporter = cx.reporter().clone();
         let on_done = |f: &HashedFile| {
             reporter.report(&Event::BytesTransferred {
@@ -308,39 +293,103 @@ impl SyncStep {
                 total: Some(f.file.size),
             });
         };
-        let changes = async {
-            let uploaded =
-                sync::upload_all(s3, &place, to_upload, self.settings.parallel, &on_done).await?;
-            place.delete(s3, &diff.deleted).await?;
-            Ok(uploaded)
-        };
-        for (path, version) in undo.on_failure(s3, changes).await? {
-            match version {
-                Some(v) => versions.insert(path, v),
-                None => versions.remove(&path),
-            };
-        }
-        let report = DagsReport {
-            artifact: artifact.to_owned(),
-            target: format!("s3://{}/{}", place.bucket, place.prefix),
-            uploaded: diff.added.iter().chain(&diff.changed).cloned().collect(),
-            deleted: diff.deleted.clone(),
-            unchanged: diff.unchanged.len(),
-            bytes_uploaded,
-        };
-        cx.reporter().report(&Event::Note {
-            message: note(&report, files.len(), started),
-        });
-        cx.report_item("dags", &report);
-        let sync = Synced {
+        let change = Change {
+            artifact,
             place: &place,
-            manifest: &manifest,
-            versions: &versions,
             diff: &diff,
-            undo,
+            remote: remote.len(),
+            recorded: &recorded,
+            manifest: files
+                .iter()
+                .map(|f| (f.file.path.clone(), f.sha256.clone()))
+                .collect(),
+            deletes: (
+                input.max_delete_share,
+                input.allow_mass_delete || self.settings.allow_mass_delete,
+            ),
+            bytes,
+            started,
+            origin: None,
         };
-        done(cx, artifact, sync, recorded.manifest.as_deref()).await
+        let uploads = sync::upload_all(s3, &place, to_upload, self.settings.parallel, &on_done);
+        carry_out(cx, change, uploads).await
     }
+}
+
+/// A sync or promotion once its diff with the bucket is known.
+pub(crate) struct Change<'a> {
+    pub artifact: &'a str,
+    pub place: &'a Place,
+    pub diff: &'a Diff,
+    /// Objects under the prefix now (the mass-delete valve's whole).
+    pub remote: usize,
+    /// The live release, for the version ids of the files kept.
+    pub recorded: &'a Recorded,
+    /// Path and SHA-256 of every file the prefix holds afterwards.
+    pub manifest: Vec<(String, String)>,
+    /// `max_delete_share`, and whether more may go.
+    pub deletes: (f64, bool),
+    /// Bytes the writes send.
+    pub bytes: u64,
+    pub started: Instant,
+    /// Where the files came from, said after the counts.
+    pub origin: Option<String>,
+}
+
+/// What a sync and a promotion share: the mass-delete valve, the versions the undo needs,
+/// `writes` (the uploads or copies of the added and changed files: path and new version) and
+/// the deletes, all put back if they fail part way, then the report and the record.
+pub(crate) async fn carry_out(
+    cx: &StepContext<'_>,
+    change: Change<'_>,
+    writes: impl std::future::Future<Output = Result<HashMap<String, Option<String>>, SyncError>>,
+) -> Result<Done, StepError> {
+    let s3 = &cx.clients().s3;
+    let Change {
+        artifact,
+        place,
+        diff,
+        recorded,
+        ..
+    } = change;
+    check_deletes(change.deletes, place, diff, change.remote)?;
+    let mut versions = known_versions(s3, place, &recorded.files, &change.manifest, diff).await?;
+    let undo = SyncUndo::new(place, &versions, diff);
+    let changes = async {
+        let written = writes.await?;
+        place.delete(s3, &diff.deleted).await?;
+        Ok(written)
+    };
+    for (path, version) in undo.on_failure(s3, changes).await? {
+        match version {
+            Some(v) => versions.insert(path, v),
+            None => versions.remove(&path),
+        };
+    }
+    let report = DagsReport {
+        artifact: artifact.to_owned(),
+        target: format!("s3://{}/{}", place.bucket, place.prefix),
+        uploaded: diff.added.iter().chain(&diff.changed).cloned().collect(),
+        deleted: diff.deleted.clone(),
+        unchanged: diff.unchanged.len(),
+        bytes_uploaded: change.bytes,
+    };
+    let counts = note(&report, change.manifest.len(), change.started);
+    cx.reporter().report(&Event::Note {
+        message: match &change.origin {
+            Some(origin) => format!("{counts} ({origin})"),
+            None => counts,
+        },
+    });
+    cx.report_item("dags", &report);
+    let sync = Synced {
+        place,
+        manifest: &change.manifest,
+        versions: &versions,
+        diff,
+        undo,
+    };
+    done(cx, artifact, sync, recorded.manifest.as_deref()).await
 }
 
 /// Puts back what a sync or promotion overwrote or deleted and deletes what it added.
@@ -352,7 +401,7 @@ pub(crate) async fn undo(data: &serde_json::Value, cx: &StepContext<'_>) -> Resu
 impl SyncUndo {
     /// The undo of `diff` under `place`: the versions the files it overwrites or deletes have
     /// now, and the files it adds.
-    pub(crate) fn new(place: &Place, versions: &HashMap<String, String>, diff: &Diff) -> SyncUndo {
+    fn new(place: &Place, versions: &HashMap<String, String>, diff: &Diff) -> SyncUndo {
         let restore = diff
             .changed
             .iter()
@@ -377,7 +426,7 @@ impl SyncUndo {
     /// Runs `changes` (the uploads or copies, then the deletes); when they fail part way, every
     /// file they may have touched is put back first, so the failed step leaves the previous set
     /// (exit code 3). Putting back an untouched file only adds a version with the same bytes.
-    pub(crate) async fn on_failure<T>(
+    async fn on_failure<T>(
         &self,
         s3: &aws_sdk_s3::Client,
         changes: impl std::future::Future<Output = Result<T, SyncError>>,
@@ -402,7 +451,7 @@ impl SyncUndo {
 
 /// The files of `artifact`'s live release in this environment, by path, when it was released
 /// to `place`.
-pub(crate) async fn recorded(
+async fn recorded(
     cx: &StepContext<'_>,
     artifact: &str,
     place: &Place,
@@ -434,7 +483,7 @@ pub(crate) async fn recorded(
 /// Version ids of what the bucket holds now for the files `diff` keeps, changes or deletes:
 /// from the live release when its file has the content the bucket has, else from one listing
 /// of the versions.
-pub(crate) async fn known_versions(
+async fn known_versions(
     s3: &aws_sdk_s3::Client,
     place: &Place,
     recorded: &HashMap<String, DagFile>,
@@ -478,7 +527,7 @@ pub(crate) async fn known_versions(
 }
 
 /// Refuses to delete more than the configured share of the bucket's files.
-pub(crate) fn check_deletes(
+fn check_deletes(
     (share, allow): (f64, bool),
     place: &Place,
     diff: &Diff,
@@ -500,20 +549,20 @@ pub(crate) fn check_deletes(
 }
 
 /// What a sync or promotion left under `place`.
-pub(crate) struct Synced<'a> {
-    pub place: &'a Place,
+struct Synced<'a> {
+    place: &'a Place,
     /// Path and SHA-256 of every file.
-    pub manifest: &'a [(String, String)],
+    manifest: &'a [(String, String)],
     /// S3 version of every file.
-    pub versions: &'a HashMap<String, String>,
-    pub diff: &'a Diff,
+    versions: &'a HashMap<String, String>,
+    diff: &'a Diff,
     /// How to put the previous files back.
-    pub undo: SyncUndo,
+    undo: SyncUndo,
 }
 
 /// The record and undo of `sync`; `live_manifest` is the live release's manifest object,
 /// not written again when the release has the same files.
-pub(crate) async fn done(
+async fn done(
     cx: &StepContext<'_>,
     artifact: &str,
     sync: Synced<'_>,
@@ -571,7 +620,7 @@ pub(crate) async fn done(
     })
 }
 
-pub(crate) fn note(report: &DagsReport, checked: usize, started: Instant) -> String {
+fn note(report: &DagsReport, checked: usize, started: Instant) -> String {
     format!(
         "{}: {} files checked, {} uploaded ({} bytes), {} deleted, {} unchanged in {:.1}s",
         report.artifact,
