@@ -180,6 +180,22 @@ impl deploy_core::events::Reporter for CliReporter {
             }
             return;
         }
+        if let Event::LockKept {
+            environment,
+            lease_id,
+            expires_at,
+            error,
+        } = event
+        {
+            // A warning: shown even with -q.
+            let mut err = std::io::stderr().lock();
+            let _ = writeln!(
+                err,
+                "warning: the lock of {environment} was not given back ({error}); lease {lease_id} \
+                 expires at {expires_at}, or `deploy lock {environment} release` frees it now"
+            );
+            return;
+        }
         if self.quiet {
             return;
         }

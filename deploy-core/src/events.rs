@@ -104,6 +104,18 @@ pub enum Event {
         /// Environment.
         environment: String,
     },
+    /// The lock could not be given back (S3 kept failing, or the lease had been taken): the
+    /// run's outcome stands, and the lease stays until it expires or is released by hand.
+    LockKept {
+        /// Environment.
+        environment: String,
+        /// The lease still held.
+        lease_id: String,
+        /// When it expires by itself (RFC 3339).
+        expires_at: String,
+        /// Why it could not be given back.
+        error: String,
+    },
     /// A release record was written.
     ReleaseRecorded {
         /// Artifact.

@@ -551,7 +551,15 @@ impl LockGuard {
         }
     }
 
-    /// Gives the lease up. A lease already lost is not touched.
+    /// When the lease runs out unless renewed or released.
+    pub async fn expires_at(&self) -> OffsetDateTime {
+        self.state.lock().await.0.expires_at
+    }
+
+    /// Gives the lease up. A lease already lost is not touched. The released marker is
+    /// written once and, when S3 fails for a moment, again in rounds (the ledger's
+    /// [`crate::ledger::Persistence`]); a write whose answer was lost is read back, so a
+    /// marker that landed is not taken for someone else's change.
     pub async fn release(mut self) -> Result<(), LockError> {
         self.stop_renewal().await;
         self.check()?;

@@ -17,7 +17,7 @@ pub async fn apply_saved(
     let name = args.plan.display().to_string();
     let text = read_plan(&args.plan)?;
     let prepared = ops::saved(&config, &name, &text, confirm(&args.change)).await?;
-    apply(out, &config, &prepared, &args.change, stop).await
+    apply(out, &config, prepared, None, &args.change, stop).await
 }
 
 /// The plan file's text: a regular file of at most [`ops::MAX_PLAN_BYTES`].

@@ -15,6 +15,7 @@ use anyhow::Context;
 use deploy_core::aws::AwsClients;
 use deploy_core::config::{Config, Environment};
 use deploy_core::ledger::Operation;
+use deploy_core::ops::{self, OwnFailure, Prepared};
 
 use crate::cli::{Cli, Command};
 use crate::output::Output;
@@ -126,7 +127,7 @@ where
         .context("cannot start the async runtime")?;
     // One per process, and the signal watcher outlives the borrow of any one command.
     let stop: &'static Stop = Box::leak(Box::default());
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         tokio::spawn(watch(stop, limit));
         let work = body(config, stop);
         let result = if graceful {
@@ -137,14 +138,21 @@ where
                 () = stop.token.cancelled() => Ok(()),
             }
         };
-        match stop.take() {
-            Some(interrupted) => Err(match result {
-                Err(err) => err.context(interrupted),
-                Ok(()) => interrupted.into(),
-            }),
-            None => result,
+        match (stop.take(), result) {
+            (Some(interrupted), Ok(())) if graceful => {
+                // The work ended as it would have: the stop came too late to change anything.
+                eprintln!("{}: the run had already finished", interrupted.reason);
+                Ok(())
+            }
+            (Some(interrupted), Err(err)) => Err(err.context(interrupted)),
+            (Some(interrupted), Ok(())) => Err(interrupted.into()),
+            (None, result) => result,
         }
-    })
+    });
+    // A step abandoned after the cancel grace may still block a thread (a read that never
+    // returns): the process ends anyway.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
 }
 
 /// Cancels `stop` at the deadline or on the first SIGINT/SIGTERM; exits on the second.
@@ -193,31 +201,47 @@ pub fn confirm(change: &crate::cli::ChangeArgs) -> deploy_core::ops::Confirm {
     }
 }
 
+/// Makes a command's plan again, from what the environment holds now.
+pub type Replan<'a> = Box<
+    dyn FnMut() -> std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<Prepared, ops::OpsError>> + 'a>,
+        > + 'a,
+>;
+
 /// Prints the plan with `--dry-run`; otherwise applies it and prints the result: the report as
-/// JSON, or one line per release.
+/// JSON, or one line per release. A plan the command made itself comes with `replan`, and is
+/// made again when the environment changed before the lock was taken; a saved plan has none.
 pub async fn apply(
     out: &Output,
     config: &Config,
-    prepared: &deploy_core::ops::Prepared,
+    mut prepared: Prepared,
+    replan: Option<Replan<'_>>,
     change: &crate::cli::ChangeArgs,
     stop: &Stop,
 ) -> anyhow::Result<()> {
-    let plan = &prepared.plan;
     if change.dry_run {
-        plan::print_plan(out, plan);
+        plan::print_plan(out, &prepared.plan);
         out.line("dry run: nothing was changed");
         return Ok(());
     }
-    let options = deploy_core::ops::ApplyOptions {
+    let options = ops::ApplyOptions {
         wait_lock: change.wait_lock,
         cancel: stop.token.clone(),
         skip_verify: change.skip_verify,
         allow_mass_delete: change.allow_mass_delete,
     };
     let reporter = std::sync::Arc::new(crate::output::CliReporter::new(out));
-    let report = match deploy_core::ops::apply(config, prepared, reporter, &options).await {
+    let result = match replan {
+        Some(replan) => ops::apply_own(config, &mut prepared, replan, reporter, &options).await,
+        None => ops::apply(config, &prepared, reporter, &options)
+            .await
+            .map_err(OwnFailure::Apply),
+    };
+    let plan = &prepared.plan;
+    let report = match result {
         Ok(report) => report,
-        Err(failure) => {
+        Err(OwnFailure::Replan(err)) => return Err(err.into()),
+        Err(OwnFailure::Apply(failure)) => {
             if out.json() {
                 out.result(&failure.report);
             } else {

@@ -1,7 +1,7 @@
 use deploy_core::config::Config;
 use deploy_core::ops::{self, PromoteRequest, RollbackRequest};
 
-use super::{apply, confirm};
+use super::{Replan, apply, confirm};
 use crate::cli::{PromoteArgs, RollbackArgs};
 use crate::output::Output;
 
@@ -12,17 +12,15 @@ pub async fn promote(
     args: &PromoteArgs,
     stop: &super::Stop,
 ) -> anyhow::Result<()> {
-    let prepared = ops::promote(
-        &config,
-        &PromoteRequest {
-            from: &args.from,
-            to: &args.to,
-            artifacts: &args.artifacts,
-            confirm: confirm(&args.change),
-        },
-    )
-    .await?;
-    apply(out, &config, &prepared, &args.change, stop).await
+    let request = PromoteRequest {
+        from: &args.from,
+        to: &args.to,
+        artifacts: &args.artifacts,
+        confirm: confirm(&args.change),
+    };
+    let prepared = ops::promote(&config, &request).await?;
+    let replan: Replan<'_> = Box::new(|| Box::pin(ops::promote(&config, &request)));
+    apply(out, &config, prepared, Some(replan), &args.change, stop).await
 }
 
 /// `rollback <env>`: plan and apply, in `env`, an earlier release restored from the ledger.
@@ -32,15 +30,13 @@ pub async fn rollback(
     args: &RollbackArgs,
     stop: &super::Stop,
 ) -> anyhow::Result<()> {
-    let prepared = ops::rollback(
-        &config,
-        &RollbackRequest {
-            environment: &args.env,
-            artifacts: &args.artifacts,
-            to: args.to.as_deref(),
-            confirm: confirm(&args.change),
-        },
-    )
-    .await?;
-    apply(out, &config, &prepared, &args.change, stop).await
+    let request = RollbackRequest {
+        environment: &args.env,
+        artifacts: &args.artifacts,
+        to: args.to.as_deref(),
+        confirm: confirm(&args.change),
+    };
+    let prepared = ops::rollback(&config, &request).await?;
+    let replan: Replan<'_> = Box::new(|| Box::pin(ops::rollback(&config, &request)));
+    apply(out, &config, prepared, Some(replan), &args.change, stop).await
 }

@@ -2,7 +2,7 @@ use deploy_core::config::Config;
 use deploy_core::ledger::Operation;
 use deploy_core::ops::{self, ReleaseRequest};
 
-use super::{apply, confirm};
+use super::{Replan, apply, confirm};
 use crate::cli::PublishArgs;
 use crate::output::Output;
 
@@ -14,16 +14,14 @@ pub async fn publish(
     operation: Operation,
     stop: &super::Stop,
 ) -> anyhow::Result<()> {
-    let prepared = ops::release(
-        &config,
-        &ReleaseRequest {
-            environment: &args.env,
-            artifacts: &args.artifacts,
-            version: args.release_version.as_deref(),
-            operation,
-            confirm: confirm(&args.change),
-        },
-    )
-    .await?;
-    apply(out, &config, &prepared, &args.change, stop).await
+    let request = ReleaseRequest {
+        environment: &args.env,
+        artifacts: &args.artifacts,
+        version: args.release_version.as_deref(),
+        operation,
+        confirm: confirm(&args.change),
+    };
+    let prepared = ops::release(&config, &request).await?;
+    let replan: Replan<'_> = Box::new(|| Box::pin(ops::release(&config, &request)));
+    apply(out, &config, prepared, Some(replan), &args.change, stop).await
 }

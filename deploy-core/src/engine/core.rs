@@ -155,18 +155,42 @@ impl Engine {
             &input,
             crate::ledger::Outcome::Succeeded,
         );
-        self.commit(state, record).await.map_err(step_failure)
+        let Err(err) = self.commit(state, record.clone()).await else {
+            return Ok(());
+        };
+        // The work is done and stays: no failed record may say otherwise. Say what runs.
+        state.artifact(artifact, |run| run.unrecorded = true);
+        let what = self.unrecorded(&record, &err).await;
+        Err(Failure::Step(StepError::failure(what)))
     }
 
     async fn unlock(&self, plan: &Plan, state: &RunState) -> Result<(), Failure> {
-        let guard = state.lock.lock().await.take();
-        if let Some(guard) = guard {
-            guard.release().await.map_err(step_failure)?;
-            self.reporter.report(&Event::LockReleased {
-                environment: plan.environment.clone(),
-            });
-        }
+        self.give_back(plan, state).await;
         Ok(())
+    }
+
+    /// Gives the lock back. When that fails even after the ledger's retries, the run's own
+    /// outcome stands: the lease is named, with when it expires, and left to expire.
+    pub(super) async fn give_back(&self, plan: &Plan, state: &RunState) {
+        let Some(guard) = state.lock.lock().await.take() else {
+            return;
+        };
+        let lease_id = guard.lease_id().to_owned();
+        let expires_at = guard.expires_at().await;
+        match guard.release().await {
+            Ok(()) => self.reporter.report(&Event::LockReleased {
+                environment: plan.environment.clone(),
+            }),
+            Err(err) => {
+                tracing::debug!(%err, lease = %lease_id, "could not give the lock back");
+                self.reporter.report(&Event::LockKept {
+                    environment: plan.environment.clone(),
+                    lease_id,
+                    expires_at: crate::lock::rfc3339(expires_at),
+                    error: err.to_string(),
+                });
+            }
+        }
     }
 }
 

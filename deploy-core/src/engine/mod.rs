@@ -451,7 +451,8 @@ impl Engine {
         plan: &Plan,
         cancel: &CancellationToken,
     ) -> Result<ApplyReport, Box<ApplyFailure>> {
-        run::apply(self, plan, cancel).await
+        // Boxed: the run's state machine is large, and callers nest it in their own futures.
+        Box::pin(run::apply(self, plan, cancel)).await
     }
 
     fn handler(&self, action: &str) -> Option<&Arc<dyn StepHandler>> {

@@ -24,6 +24,8 @@ pub(super) struct ArtifactRun {
     pub undone: bool,
     /// What stays changed after the undo.
     pub left: Vec<String>,
+    /// Its work is done but its record could not be written.
+    pub unrecorded: bool,
 }
 
 /// What the steps of one run share.
@@ -121,6 +123,50 @@ impl Engine {
         Ok(())
     }
 
+    /// What runs after the work of `record` is done but its commit failed with `err`: the
+    /// version and content now live, and what the ledger says (the record is read back to
+    /// tell whether it landed).
+    pub(super) async fn unrecorded(&self, record: &ReleaseRecord, err: &LedgerError) -> String {
+        let key = self.ledger.record_key(record);
+        let previous = self
+            .ledger
+            .pointer(&record.artifact, crate::ledger::PointerKind::Live)
+            .await
+            .ok()
+            .flatten()
+            .map_or_else(|| "none".to_owned(), |p| p.value.release_id);
+        let ledger = match self.ledger.stored_record(&key).await {
+            Ok(Some(_)) => format!(
+                "its record {key} was written, and the live pointer names release {previous}: \
+                 the next deploy of {} moves it",
+                record.environment
+            ),
+            Ok(None) => format!(
+                "no record was written, and the ledger still names release {previous} as live"
+            ),
+            Err(_) => format!(
+                "whether its record {key} was written is unknown; the live pointer read last \
+                 named release {previous}"
+            ),
+        };
+        let version = record
+            .version
+            .as_deref()
+            .map_or_else(String::new, |v| format!("version {v}, "));
+        let content = record
+            .artifact_ref
+            .as_ref()
+            .map_or("", crate::ledger::ArtifactRef::content_id);
+        format!(
+            "the {} of {} is done and {}{content} runs in {}, but the ledger could not record it \
+             ({err}); {ledger}",
+            record.operation.as_str(),
+            record.artifact,
+            version,
+            record.environment
+        )
+    }
+
     /// Writes a record for every artifact whose steps started but was not recorded: rolled
     /// back when every change it made was undone, failed otherwise.
     pub(super) async fn record_failures(&self, plan: &Plan, state: &RunState, error: &str) {
@@ -138,7 +184,7 @@ impl Engine {
                 continue;
             };
             let outcome = state.artifact(artifact, |run| {
-                if run.started_at.is_none() || run.recorded {
+                if run.started_at.is_none() || run.recorded || run.unrecorded {
                     None
                 } else if run.undone && run.left.is_empty() {
                     Some(Outcome::RolledBack {

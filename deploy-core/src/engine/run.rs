@@ -60,6 +60,11 @@ impl<'p> Schedule<'p> {
             .collect()
     }
 
+    /// Whether every step completed.
+    fn all_done(&self) -> bool {
+        self.status.iter().all(|s| *s == Some(StepStatus::Done))
+    }
+
     fn report(&self) -> Vec<StepReport> {
         self.plan
             .steps
@@ -141,7 +146,10 @@ impl Engine {
     async fn schedule(&self, schedule: &mut Schedule<'_>, cx: &StepContext<'_>, state: &RunState) {
         let mut running = FuturesUnordered::new();
         loop {
-            if schedule.failure.is_none() && !cx.cancel.is_cancelled() {
+            // Once the first record is written every artifact's work is done: a cancel no
+            // longer stops the records and the unlock that follow.
+            let committing = state.committing.load(std::sync::atomic::Ordering::SeqCst);
+            if schedule.failure.is_none() && (committing || !cx.cancel.is_cancelled()) {
                 for i in schedule.ready() {
                     schedule.started[i] = true;
                     running.push(self.timed_step(i, &cx.plan.steps[i], cx, state));
@@ -250,7 +258,12 @@ impl Engine {
         cancelled: bool,
     ) -> Option<EngineError> {
         let failure = schedule.failure.take();
-        if failure.is_none() && !cancelled {
+        if failure.is_none() && (!cancelled || schedule.all_done()) {
+            if cancelled {
+                self.reporter.report(&Event::Note {
+                    message: "the stop came after the work was done: the run finished".into(),
+                });
+            }
             return None;
         }
         let committing = state.committing.load(std::sync::atomic::Ordering::SeqCst);
@@ -276,7 +289,7 @@ impl Engine {
         let error = engine_error(cx.plan, failure, rollback, cancelled);
         self.record_failures(cx.plan, state, &error.to_string())
             .await;
-        self.release_after_failure(cx.plan, state).await;
+        self.give_back(cx.plan, state).await;
         Some(error)
     }
 
@@ -366,17 +379,6 @@ impl Engine {
         }
     }
 
-    async fn release_after_failure(&self, plan: &Plan, state: &RunState) {
-        let guard = state.lock.lock().await.take();
-        if let Some(guard) = guard {
-            if let Err(err) = guard.release().await {
-                tracing::warn!(%err, "could not release the lock after a failure; it expires on its own");
-            }
-            self.reporter.report(&Event::LockReleased {
-                environment: plan.environment.clone(),
-            });
-        }
-    }
 }
 
 /// Notes that step `i` left something changed (on its artifact, or on the run).

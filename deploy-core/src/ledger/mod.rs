@@ -37,6 +37,7 @@ use time::OffsetDateTime;
 use crate::artifact::ArtifactKind;
 use crate::target::Target;
 pub use history::{HistoryEntry, Metrics, Standing};
+pub use store::Persistence;
 pub(crate) use store::{Guard, Store};
 
 /// Version of the record and pointer documents this library writes.
@@ -65,7 +66,8 @@ pub enum LedgerError {
         /// State bucket.
         bucket: String,
     },
-    /// An S3 request failed (after the SDK's retries).
+    /// An S3 request failed (after the SDK's retries, and the ledger's own rounds of them
+    /// when the failure was transient).
     #[error("s3://{bucket}/{key}: {operation} failed: {detail}")]
     Aws {
         /// The S3 operation (`PutObject`, `GetObject`, `ListObjectsV2`).
@@ -76,9 +78,27 @@ pub enum LedgerError {
         key: String,
         /// One line: S3's error code, HTTP status and message, or what broke the connection.
         detail: String,
+        /// Whether trying again later may succeed (5xx, throttling, a timeout, a broken
+        /// connection), as opposed to a refusal (403, 400).
+        transient: bool,
         /// The SDK's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A conditional write was refused (possibly because an earlier attempt of the same write
+    /// had landed and its answer was lost), and reading the object back to tell failed too:
+    /// whether the write landed is not known.
+    #[error(
+        "s3://{bucket}/{key}: whether the write landed is unknown: its condition failed (an \
+         earlier attempt of it may have landed) and reading the object back failed: {detail}"
+    )]
+    Unconfirmed {
+        /// State bucket.
+        bucket: String,
+        /// Object key.
+        key: String,
+        /// Why the read back failed.
+        detail: String,
     },
     /// A document in the state bucket is not what this library wrote.
     #[error("s3://{bucket}/{key} is not a valid ledger document: {detail}")]
@@ -90,6 +110,18 @@ pub enum LedgerError {
         /// The decoding error.
         detail: String,
     },
+}
+
+impl LedgerError {
+    /// Whether the request may succeed if made again later.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LedgerError::Aws { transient: true, .. })
+    }
+
+    /// Whether another writer changed the object first.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, LedgerError::Conflict { .. })
+    }
 }
 
 /// Who did something: a person at a terminal or a CI run.
@@ -454,6 +486,12 @@ impl Ledger {
             root: target.state_prefix().trim_end_matches('/').to_owned(),
             environment: target.environment.clone(),
         }
+    }
+
+    /// The same ledger, trying as `persistence` says when S3 fails for a moment.
+    pub fn with_persistence(mut self, persistence: Persistence) -> Ledger {
+        self.store = self.store.with_persistence(persistence);
+        self
     }
 
     pub(crate) fn store(&self) -> &Store {

@@ -1,6 +1,8 @@
 //! The three S3 operations the ledger and the lock are built on: read with ETag, conditional
 //! write (`If-None-Match: *` to create, `If-Match` to replace), and listing in key order.
 
+use std::time::Duration;
+
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_smithy_runtime_api::client::result::SdkError;
@@ -23,14 +25,76 @@ pub(crate) enum Guard<'a> {
     Replace(&'a str),
 }
 
+/// How long the ledger keeps trying when S3 fails transiently (5xx, throttling, timeouts,
+/// broken connections): up to `rounds` rounds of the SDK's own attempts, the pause between
+/// rounds doubling from `first_pause` up to `max_pause`. The defaults (5 rounds, 0.5 s to 4 s)
+/// outlast a burst of errors of about half a minute: a release whose work is done should not
+/// be reported failed, or keep its lock, because S3 was busy for a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Persistence {
+    /// Rounds of the SDK's attempts, at least 1.
+    pub rounds: u32,
+    /// Pause after the first failed round.
+    pub first_pause: Duration,
+    /// Longest pause.
+    pub max_pause: Duration,
+}
+
+impl Default for Persistence {
+    fn default() -> Self {
+        Persistence {
+            rounds: 5,
+            first_pause: Duration::from_millis(500),
+            max_pause: Duration::from_secs(4),
+        }
+    }
+}
+
+impl Persistence {
+    /// The pause after failed round `round` (1-based).
+    fn pause(&self, round: u32) -> Duration {
+        let doubled = self
+            .first_pause
+            .saturating_mul(2_u32.saturating_pow(round.saturating_sub(1)));
+        doubled.min(self.max_pause)
+    }
+}
+
 #[derive(Debug, Clone)]
 pub(crate) struct Store {
     s3: aws_sdk_s3::Client,
     bucket: String,
+    persistence: Persistence,
 }
 
 fn status_of<E, R: HttpStatus>(err: &SdkError<E, R>) -> Option<u16> {
     err.raw_response().map(HttpStatus::status_code)
+}
+
+/// Whether a failed request may succeed when made again: no answer, a broken connection, a
+/// server error or throttling.
+fn transient<E, R>(err: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+    R: HttpStatus,
+{
+    const THROTTLING: [&str; 6] = [
+        "SlowDown",
+        "Throttling",
+        "ThrottlingException",
+        "RequestTimeout",
+        "InternalError",
+        "ServiceUnavailable",
+    ];
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        _ => {
+            status_of(err).is_some_and(|s| s >= 500 || s == 429)
+                || err.code().is_some_and(|c| THROTTLING.contains(&c))
+        }
+    }
 }
 
 trait HttpStatus {
@@ -45,7 +109,19 @@ impl HttpStatus for aws_smithy_runtime_api::http::Response {
 
 impl Store {
     pub(crate) fn new(s3: aws_sdk_s3::Client, bucket: String) -> Self {
-        Store { s3, bucket }
+        Store {
+            s3,
+            bucket,
+            persistence: Persistence::default(),
+        }
+    }
+
+    pub(crate) fn with_persistence(mut self, persistence: Persistence) -> Self {
+        self.persistence = Persistence {
+            rounds: persistence.rounds.max(1),
+            ..persistence
+        };
+        self
     }
 
     pub(crate) fn bucket(&self) -> &str {
@@ -72,11 +148,35 @@ impl Store {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
             detail: describe(&err),
+            transient: transient(&err),
             source: Box::new(err),
         }
     }
 
+    /// Runs `attempt` until it succeeds, fails for good, or the rounds are spent.
+    async fn persist<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, LedgerError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, LedgerError>>,
+    {
+        let mut round = 1;
+        loop {
+            match attempt().await {
+                Err(err) if err.is_transient() && round < self.persistence.rounds => {
+                    tracing::debug!(%err, round, "{what}: S3 failed for now; trying again");
+                    tokio::time::sleep(self.persistence.pause(round)).await;
+                    round += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Versioned>, LedgerError> {
+        self.persist("GetObject", || self.get_once(key)).await
+    }
+
+    async fn get_once(&self, key: &str) -> Result<Option<Versioned>, LedgerError> {
         let out = match self
             .s3
             .get_object()
@@ -101,6 +201,7 @@ impl Store {
                 bucket: self.bucket.clone(),
                 key: key.to_owned(),
                 detail: format!("the body broke off: {}", one_line(&err)),
+                transient: true,
                 source: Box::new(err),
             })?
             .into_bytes()
@@ -113,30 +214,67 @@ impl Store {
     /// Every body written this way is unique (it carries a release id or a write nonce), so
     /// when the write seems to fail, with `412`/`409` or after the SDK gave up, the object is
     /// read back: holding exactly `body`, it is this write that landed, its answer was lost
-    /// (and the SDK's retry then met its own write).
+    /// (and the SDK's retry then met its own write). A transient failure is tried again, in
+    /// rounds ([`Persistence`]); a condition failure whose read back fails too is
+    /// [`LedgerError::Unconfirmed`], never taken for someone else's write.
     pub(crate) async fn put(
         &self,
         key: &str,
         body: Vec<u8>,
         guard: Guard<'_>,
     ) -> Result<String, LedgerError> {
-        let err = match self.put_once(key, body.clone(), guard).await {
-            Ok(etag) => return Ok(etag),
-            Err(PutFailure::Ledger(err @ LedgerError::MissingBucket { .. })) => return Err(err),
-            Err(PutFailure::InFlight(err)) => {
-                // 409: a conditional write to this key is in flight, possibly our own first
-                // attempt; give it a moment to land before looking.
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                err
+        let mut round = 1;
+        loop {
+            let err = match self.put_once(key, body.clone(), guard).await {
+                Ok(etag) => return Ok(etag),
+                Err(PutFailure::InFlight(err)) => {
+                    // 409: a conditional write to this key is in flight, possibly our own
+                    // first attempt; give it a moment to land before looking.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    err
+                }
+                Err(PutFailure::Ledger(err)) => err,
+            };
+            if err.is_conflict() {
+                return self.settle_conflict(key, &body, err).await;
             }
-            Err(PutFailure::Ledger(err)) => err,
-        };
+            if !err.is_transient() {
+                return Err(err);
+            }
+            // The write may have landed although its answer was lost.
+            if let Ok(Some(object)) = self.get_once(key).await
+                && object.body == body
+            {
+                tracing::debug!(key, "a conditional write whose answer was lost had landed");
+                return Ok(object.etag);
+            }
+            if round >= self.persistence.rounds {
+                return Err(err);
+            }
+            tracing::debug!(%err, round, "PutObject: S3 failed for now; trying again");
+            tokio::time::sleep(self.persistence.pause(round)).await;
+            round += 1;
+        }
+    }
+
+    /// After a failed condition: our own earlier attempt, someone else's write, or unknown.
+    async fn settle_conflict(
+        &self,
+        key: &str,
+        body: &[u8],
+        conflict: LedgerError,
+    ) -> Result<String, LedgerError> {
         match self.get(key).await {
             Ok(Some(object)) if object.body == body => {
                 tracing::debug!(key, "a conditional write whose answer was lost had landed");
                 Ok(object.etag)
             }
-            _ => Err(err),
+            Ok(_) => Err(conflict),
+            Err(read) => Err(LedgerError::Unconfirmed {
+                bucket: self.bucket.clone(),
+                key: key.to_owned(),
+                detail: read.to_string(),
+            }),
         }
     }
 
@@ -181,15 +319,18 @@ impl Store {
         while keys.len() < limit {
             let page = i32::try_from((limit - keys.len()).min(1000)).unwrap_or(1000);
             let out = self
-                .s3
-                .list_objects_v2()
-                .bucket(&self.bucket)
-                .prefix(prefix)
-                .max_keys(page)
-                .set_continuation_token(token.take())
-                .send()
-                .await
-                .map_err(|err| self.aws_error("ListObjectsV2", prefix, err))?;
+                .persist("ListObjectsV2", || async {
+                    self.s3
+                        .list_objects_v2()
+                        .bucket(&self.bucket)
+                        .prefix(prefix)
+                        .max_keys(page)
+                        .set_continuation_token(token.clone())
+                        .send()
+                        .await
+                        .map_err(|err| self.aws_error("ListObjectsV2", prefix, err))
+                })
+                .await?;
             keys.extend(
                 out.contents()
                     .iter()
@@ -275,6 +416,15 @@ mod tests {
         })
     }
 
+    /// Two rounds, pausing a millisecond.
+    fn store(rules: &[&aws_smithy_mocks::Rule]) -> Store {
+        Store::new(client(rules), "b".into()).with_persistence(Persistence {
+            rounds: 2,
+            first_pause: Duration::from_millis(1),
+            max_pause: Duration::from_millis(1),
+        })
+    }
+
     #[tokio::test]
     async fn transient_errors_are_retried() {
         let rule = mock!(aws_sdk_s3::Client::put_object)
@@ -283,7 +433,7 @@ mod tests {
             .http_response(|| status(500))
             .output(|| PutObjectOutput::builder().e_tag("\"v2\"").build())
             .build();
-        let store = Store::new(client(&[&rule]), "b".into());
+        let store = store(&[&rule]);
         let etag = store
             .put("k", b"{}".to_vec(), Guard::Create)
             .await
@@ -307,7 +457,7 @@ mod tests {
             let rule =
                 mock!(aws_sdk_s3::Client::put_object).then_http_response(move || status(code));
             let read_back = get_rule(b"{\"someone\":\"else\"}");
-            let store = Store::new(client(&[&rule, &read_back]), "b".into());
+            let store = store(&[&rule, &read_back]);
             let err = store
                 .put("k", b"{}".to_vec(), Guard::Replace("\"v1\""))
                 .await
@@ -330,13 +480,50 @@ mod tests {
             let rule =
                 mock!(aws_sdk_s3::Client::put_object).then_http_response(move || status(code));
             let read_back = get_rule(b"{\"nonce\":\"ours\"}");
-            let store = Store::new(client(&[&rule, &read_back]), "b".into());
+            let store = store(&[&rule, &read_back]);
             let etag = store
                 .put("k", b"{\"nonce\":\"ours\"}".to_vec(), Guard::Create)
                 .await
                 .expect("our write landed");
             assert_eq!(etag, "\"theirs\"", "{code}: the ETag read back");
         }
+    }
+
+    /// A burst longer than the SDK's three attempts is outlasted by the next round.
+    #[tokio::test]
+    async fn a_burst_longer_than_the_sdks_attempts_is_outlasted() {
+        let rule = mock!(aws_sdk_s3::Client::put_object)
+            .sequence()
+            .http_response(|| status(503))
+            .times(4)
+            .output(|| PutObjectOutput::builder().e_tag("\"v2\"").build())
+            .build();
+        let read_back = mock!(aws_sdk_s3::Client::get_object).then_error(|| {
+            aws_sdk_s3::operation::get_object::GetObjectError::NoSuchKey(
+                aws_sdk_s3::types::error::NoSuchKey::builder().build(),
+            )
+        });
+        let etag = store(&[&rule, &read_back])
+            .put("k", b"{}".to_vec(), Guard::Create)
+            .await
+            .expect("the second round succeeds");
+        assert_eq!(etag, "\"v2\"");
+        assert_eq!(rule.num_calls(), 5);
+    }
+
+    /// A failed condition that cannot be read back is not called someone else's write.
+    #[tokio::test]
+    async fn a_conflict_that_cannot_be_read_back_is_unconfirmed() {
+        let rule = mock!(aws_sdk_s3::Client::put_object).then_http_response(|| status(412));
+        let read_back =
+            mock!(aws_sdk_s3::Client::get_object).then_http_response(|| status(503));
+        let err = store(&[&rule, &read_back])
+            .put("k", b"{}".to_vec(), Guard::Replace("\"v1\""))
+            .await
+            .expect_err("unknown");
+        assert!(matches!(err, LedgerError::Unconfirmed { .. }), "{err}");
+        assert!(!err.to_string().contains("someone else"), "{err}");
+        assert_eq!(rule.num_calls(), 1, "a failed condition is not written again");
     }
 
     #[tokio::test]
@@ -354,7 +541,7 @@ mod tests {
                 aws_sdk_s3::types::error::NoSuchKey::builder().build(),
             )
         });
-        let store = Store::new(client(&[&rule, &read_back]), "b".into());
+        let store = store(&[&rule, &read_back]);
         let err = store
             .put("deploy/k.json", b"{}".to_vec(), Guard::Create)
             .await
@@ -367,8 +554,12 @@ mod tests {
             std::error::Error::source(&err).is_some(),
             "the SDK error is kept as the source"
         );
-        assert_eq!(rule.num_calls(), 3, "three attempts, then the error");
-        assert_eq!(read_back.num_calls(), 1, "then one look whether it landed");
+        assert_eq!(rule.num_calls(), 6, "two rounds of three attempts, then the error");
+        assert_eq!(
+            read_back.num_calls(),
+            2,
+            "after each round, one look whether it landed"
+        );
     }
 
     /// A connection that cannot be made reads as one line, without the SDK's Debug dump.
@@ -388,7 +579,11 @@ mod tests {
             .force_path_style(true)
             .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
             .build();
-        let store = Store::new(aws_sdk_s3::Client::from_conf(config), "b".into());
+        let store = Store::new(aws_sdk_s3::Client::from_conf(config), "b".into())
+            .with_persistence(Persistence {
+                rounds: 1,
+                ..Persistence::default()
+            });
         let err = store.get("k.json").await.expect_err("nobody listens");
         let text = err.to_string();
         assert!(

@@ -167,6 +167,64 @@ pub async fn apply(
         .await
 }
 
+/// Why [`apply_own`] stopped.
+#[derive(Debug)]
+pub enum OwnFailure {
+    /// Making the plan again failed; nothing more was changed.
+    Replan(OpsError),
+    /// The run failed.
+    Apply(Box<ApplyFailure>),
+}
+
+/// How many times [`apply_own`] makes its plan again before it gives up.
+pub const MAX_REPLANS: u32 = 20;
+
+/// Applies a plan this process made itself (`release`, `promote`, `rollback`). When the
+/// environment changed between the plan and the lock, because another run went first while
+/// this one waited, the plan is made again with `replan` from what the environment holds now
+/// and applied, waiting for the lock for what is left of `options.wait_lock`; only a saved
+/// plan (`apply`) refuses a changed environment. `prepared` is left holding the plan that
+/// ran last.
+pub async fn apply_own<F, Fut>(
+    config: &Config,
+    prepared: &mut Prepared,
+    mut replan: F,
+    reporter: Arc<dyn Reporter>,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, OwnFailure>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Prepared, OpsError>>,
+{
+    let deadline = options
+        .wait_lock
+        .and_then(|wait| std::time::Instant::now().checked_add(wait));
+    let mut options = options.clone();
+    for _ in 0..MAX_REPLANS {
+        let failure = match apply(config, prepared, reporter.clone(), &options).await {
+            Ok(report) => return Ok(report),
+            Err(failure) => failure,
+        };
+        let crate::engine::EngineError::Stale { detail } = &failure.error else {
+            return Err(OwnFailure::Apply(failure));
+        };
+        if options.cancel.is_cancelled() {
+            return Err(OwnFailure::Apply(failure));
+        }
+        reporter.report(&crate::events::Event::Note {
+            message: format!(
+                "the environment changed since this run made its plan ({detail}); planning again"
+            ),
+        });
+        *prepared = replan().await.map_err(OwnFailure::Replan)?;
+        options.wait_lock = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+    }
+    Err(OwnFailure::Replan(OpsError::Usage(format!(
+        "the environment changed {MAX_REPLANS} times while this run waited for the lock; \
+         run it again when fewer deploys are queued"
+    ))))
+}
+
 /// Refuses `command` into an environment that only receives promotions.
 pub fn check_not_promote_only(env: &Environment, command: &str) -> Result<(), OpsError> {
     if let Some(from) = &env.promote_from {

@@ -9,7 +9,7 @@ use crate::plan::{PLAN_FORMAT, Plan};
 pub const MAX_PLAN_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Prepares the saved plan `text` (read from `name`): its environment must be in `config`, it
-/// must have been made from this very configuration, an environment with `promote_from` takes
+/// must have been made from this very configuration and not changed since (its seal), an environment with `promote_from` takes
 /// only promotions, and `approval = true` needs `confirm.approve`. A promotion gets the clients
 /// of every other environment, so it can read its source.
 pub async fn saved(
@@ -34,6 +34,14 @@ pub async fn saved(
         return Err(OpsError::Usage(format!(
             "{name} was made from another version of {}; make a new plan with `deploy plan {} --out {name}`",
             config.path().display(),
+            plan.environment
+        )));
+    }
+    if plan.seal != plan.expected_seal() {
+        return Err(OpsError::Usage(format!(
+            "{name} was changed after `deploy plan` made it (its steps, inputs or preconditions \
+             no longer match its seal), so it is not what was reviewed; make a new plan with \
+             `deploy plan {} --out {name}`",
             plan.environment
         )));
     }

@@ -31,7 +31,7 @@ pub use action::{Action, ActionInput, InvalidInput};
 pub use steps::{Chain, StepList};
 
 /// The plan document format this library reads and writes.
-pub const PLAN_FORMAT: u32 = 2;
+pub const PLAN_FORMAT: u32 = 3;
 
 /// A command's plan for one environment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -57,6 +57,11 @@ pub struct Plan {
     pub created_at: String,
     /// SHA-256 of the configuration file the plan was made from.
     pub config_sha256: String,
+    /// SHA-256 of `config_sha256` and the rest of the plan ([`Plan::expected_seal`]): a plan
+    /// whose steps, inputs or preconditions were edited after it was made no longer matches
+    /// it, and `apply` refuses it.
+    #[serde(default)]
+    pub seal: String,
     /// What the ledger said when the plan was made.
     pub preconditions: Vec<Precondition>,
     /// The steps, in order.
@@ -150,7 +155,7 @@ impl Plan {
         steps: Vec<Step>,
     ) -> Plan {
         let now = OffsetDateTime::now_utc();
-        Plan {
+        let mut plan = Plan {
             format: PLAN_FORMAT,
             id: new_release_id(now),
             project: target.project.clone(),
@@ -161,9 +166,23 @@ impl Plan {
             version,
             created_at: rfc3339(now),
             config_sha256: config_sha256.to_owned(),
+            seal: String::new(),
             preconditions,
             steps,
-        }
+        };
+        plan.seal = plan.expected_seal();
+        plan
+    }
+
+    /// The seal of this plan as it is now: SHA-256 of the configuration's hash and the plan's
+    /// JSON with an empty seal.
+    pub fn expected_seal(&self) -> String {
+        let unsealed = Plan {
+            seal: String::new(),
+            ..self.clone()
+        };
+        let body = serde_json::to_string(&unsealed).unwrap_or_default();
+        crate::hash::sha256_hex(format!("{}\n{body}", self.config_sha256).as_bytes())
     }
 
     /// The step named `id`.
