@@ -193,47 +193,57 @@ impl Walk {
         inherited: &[Rule],
     ) -> Result<Vec<Pending>, CollectError> {
         let rules = self.rules(dir, rel, inherited)?;
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| CollectError::Io { path, source }
-        };
         let mut subfolders = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let entry = entry.map_err(io(dir))?;
-            let local = entry.path();
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                return Err(CollectError::NotUtf8 { path: local });
-            };
-            let path = join(rel, &name);
-            let meta = std::fs::metadata(&local).ok();
-            let is_dir = meta.as_ref().is_some_and(std::fs::Metadata::is_dir);
-            if is_dir && name == "__pycache__" {
-                continue;
-            }
-            if name != IGNORE_FILE && ignore::ignored(&rules, &path, is_dir) {
-                continue;
-            }
-            if entry.file_type().map_err(io(&local))?.is_symlink() {
-                self.check_link(&local, &path)?;
-            }
-            let meta = match meta {
-                Some(meta) => meta,
-                None => std::fs::metadata(&local).map_err(io(&local))?,
-            };
-            if is_dir {
-                let resolved = local.canonicalize().map_err(io(&local))?;
-                if !self.seen.insert(resolved) {
-                    return Err(CollectError::Loop { path });
-                }
-                subfolders.push((local, path, rules.clone()));
-            } else if meta.is_file() {
-                let size = meta.len();
-                self.out.files.push(SourceFile { path, local, size });
-            } else {
-                self.special.push((path, special(&meta.file_type())));
+            if let Some(folder) = self.entry(&entry, rel, &rules)? {
+                subfolders.push(folder);
             }
         }
         Ok(subfolders)
+    }
+
+    /// Takes one entry of a folder (its type read from metadata, nothing opened): a file
+    /// is collected, a special file noted, a subfolder returned to walk.
+    fn entry(
+        &mut self,
+        entry: &std::fs::DirEntry,
+        rel: &str,
+        rules: &[Rule],
+    ) -> Result<Option<Pending>, CollectError> {
+        let local = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            return Err(CollectError::NotUtf8 { path: local });
+        };
+        let path = join(rel, &name);
+        let meta = std::fs::metadata(&local).ok();
+        let is_dir = meta.as_ref().is_some_and(std::fs::Metadata::is_dir);
+        if (is_dir && name == "__pycache__")
+            || (name != IGNORE_FILE && ignore::ignored(rules, &path, is_dir))
+        {
+            return Ok(None);
+        }
+        if entry.file_type().map_err(io(&local))?.is_symlink() {
+            self.check_link(&local, &path)?;
+        }
+        let meta = match meta {
+            Some(meta) => meta,
+            None => std::fs::metadata(&local).map_err(io(&local))?,
+        };
+        if is_dir {
+            let resolved = local.canonicalize().map_err(io(&local))?;
+            if !self.seen.insert(resolved) {
+                return Err(CollectError::Loop { path });
+            }
+            return Ok(Some((local, path, rules.to_vec())));
+        }
+        if meta.is_file() {
+            let size = meta.len();
+            self.out.files.push(SourceFile { path, local, size });
+        } else {
+            self.special.push((path, special(&meta.file_type())));
+        }
+        Ok(None)
     }
 
     /// The rules that apply in `dir`: the inherited ones and its ignore file's.
@@ -303,6 +313,11 @@ fn special(kind: &std::fs::FileType) -> &'static str {
 #[cfg(not(unix))]
 fn special(_kind: &std::fs::FileType) -> &'static str {
     "special file"
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CollectError {
+    let path = path.to_owned();
+    move |source| CollectError::Io { path, source }
 }
 
 fn join(rel: &str, name: &str) -> String {

@@ -145,5 +145,5 @@ pub(crate) fn check_source(base: &Path, lambda: &LambdaSpec) -> Option<String> {
 }
 
 /// A Lambda artifact without `source` has no code to publish.
-pub(crate) const NO_SOURCE: &str = "this Lambda artifact has no `source`, so there is no code to publish; \
+const NO_SOURCE: &str = "this Lambda artifact has no `source`, so there is no code to publish; \
      set `source` to the function's directory or .zip";
