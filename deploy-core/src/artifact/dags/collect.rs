@@ -67,6 +67,27 @@ pub enum CollectError {
         /// Where it leads.
         target: String,
     },
+    /// A symbolic link that cannot be followed: a loop, or a missing target.
+    #[error(
+        "{path} is a symbolic link that cannot be followed ({source}: a loop, or a missing target); fix or remove it"
+    )]
+    BrokenLink {
+        /// The link, relative to the folder.
+        path: String,
+        /// Why it cannot be followed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A FIFO, socket or device: never opened (a FIFO would block the read forever).
+    #[error(
+        "{path} is a {kind}, not a regular file or folder; remove it from the DAG folder (or add it to `exclude`)"
+    )]
+    Special {
+        /// The file, relative to the folder.
+        path: String,
+        /// What it is: `FIFO`, `socket`, `device`.
+        kind: &'static str,
+    },
     /// A folder is reached twice through symbolic links (Airflow refuses it too).
     #[error("{path} leads to a folder already walked (a symbolic link loop or alias)")]
     Loop {
@@ -105,17 +126,22 @@ pub fn collect(root: &Path, options: &CollectOptions) -> Result<Collection, Coll
         syntax: options.syntax,
         seen: HashSet::new(),
         out: Collection::default(),
+        special: Vec::new(),
     };
     let mut pending = vec![(root.to_owned(), String::new(), Vec::new())];
     while let Some((dir, rel, rules)) = pending.pop() {
         pending.extend(walk.folder(&dir, &rel, &rules)?);
     }
     let mut out = walk.out;
-    out.files.retain(|f| {
-        !is_cache(&f.path)
-            && !exclude.iter().any(|g| g.regex.is_match(&f.path))
-            && (include.is_empty() || include.iter().any(|g| g.regex.is_match(&f.path)))
-    });
+    let ships = |path: &str| {
+        !is_cache(path)
+            && !exclude.iter().any(|g| g.regex.is_match(path))
+            && (include.is_empty() || include.iter().any(|g| g.regex.is_match(path)))
+    };
+    if let Some((path, kind)) = walk.special.into_iter().find(|(p, _)| ships(p)) {
+        return Err(CollectError::Special { path, kind });
+    }
+    out.files.retain(|f| ships(&f.path));
     out.files.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(out)
 }
@@ -152,6 +178,8 @@ struct Walk {
     /// Folders walked, resolved.
     seen: HashSet<PathBuf>,
     out: Collection,
+    /// FIFOs, sockets and devices met (never opened), refused if they would ship.
+    special: Vec<(String, &'static str)>,
 }
 
 type Pending = (PathBuf, String, Vec<Rule>);
@@ -165,41 +193,57 @@ impl Walk {
         inherited: &[Rule],
     ) -> Result<Vec<Pending>, CollectError> {
         let rules = self.rules(dir, rel, inherited)?;
-        let io = |path: &Path| {
-            let path = path.to_owned();
-            move |source| CollectError::Io { path, source }
-        };
         let mut subfolders = Vec::new();
         for entry in std::fs::read_dir(dir).map_err(io(dir))? {
             let entry = entry.map_err(io(dir))?;
-            let local = entry.path();
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                return Err(CollectError::NotUtf8 { path: local });
-            };
-            let path = join(rel, &name);
-            let is_dir = std::fs::metadata(&local).is_ok_and(|m| m.is_dir());
-            if is_dir && name == "__pycache__" {
-                continue;
-            }
-            if name != IGNORE_FILE && ignore::ignored(&rules, &path, is_dir) {
-                continue;
-            }
-            let link = entry.file_type().map_err(io(&local))?.is_symlink();
-            if link {
-                self.check_link(&local, &path)?;
-            }
-            if is_dir {
-                let resolved = local.canonicalize().map_err(io(&local))?;
-                if !self.seen.insert(resolved) {
-                    return Err(CollectError::Loop { path });
-                }
-                subfolders.push((local, path, rules.clone()));
-            } else {
-                let size = std::fs::metadata(&local).map_err(io(&local))?.len();
-                self.out.files.push(SourceFile { path, local, size });
+            if let Some(folder) = self.entry(&entry, rel, &rules)? {
+                subfolders.push(folder);
             }
         }
         Ok(subfolders)
+    }
+
+    /// Takes one entry of a folder (its type read from metadata, nothing opened): a file
+    /// is collected, a special file noted, a subfolder returned to walk.
+    fn entry(
+        &mut self,
+        entry: &std::fs::DirEntry,
+        rel: &str,
+        rules: &[Rule],
+    ) -> Result<Option<Pending>, CollectError> {
+        let local = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            return Err(CollectError::NotUtf8 { path: local });
+        };
+        let path = join(rel, &name);
+        let meta = std::fs::metadata(&local).ok();
+        let is_dir = meta.as_ref().is_some_and(std::fs::Metadata::is_dir);
+        if (is_dir && name == "__pycache__")
+            || (name != IGNORE_FILE && ignore::ignored(rules, &path, is_dir))
+        {
+            return Ok(None);
+        }
+        if entry.file_type().map_err(io(&local))?.is_symlink() {
+            self.check_link(&local, &path)?;
+        }
+        let meta = match meta {
+            Some(meta) => meta,
+            None => std::fs::metadata(&local).map_err(io(&local))?,
+        };
+        if is_dir {
+            let resolved = local.canonicalize().map_err(io(&local))?;
+            if !self.seen.insert(resolved) {
+                return Err(CollectError::Loop { path });
+            }
+            return Ok(Some((local, path, rules.to_vec())));
+        }
+        if meta.is_file() {
+            let size = meta.len();
+            self.out.files.push(SourceFile { path, local, size });
+        } else {
+            self.special.push((path, special(&meta.file_type())));
+        }
+        Ok(None)
     }
 
     /// The rules that apply in `dir`: the inherited ones and its ignore file's.
@@ -210,14 +254,18 @@ impl Walk {
         inherited: &[Rule],
     ) -> Result<Vec<Rule>, CollectError> {
         let file = dir.join(IGNORE_FILE);
-        if !file.is_file() {
+        let name = join(rel, IGNORE_FILE);
+        // Checked before it is read: a link out of the folder or a FIFO is never opened.
+        if std::fs::symlink_metadata(&file).is_ok_and(|m| m.is_symlink()) {
+            self.check_link(&file, &name)?;
+        }
+        if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
             return Ok(inherited.to_vec());
         }
         let text = std::fs::read_to_string(&file).map_err(|source| CollectError::Io {
             path: file.clone(),
             source,
         })?;
-        let name = join(rel, IGNORE_FILE);
         let (new, skipped) =
             ignore::parse(&text, self.syntax, rel).map_err(|source| CollectError::Pattern {
                 file: name.clone(),
@@ -235,12 +283,41 @@ impl Walk {
             .unwrap_or_default();
         match local.canonicalize() {
             Ok(resolved) if resolved.starts_with(&self.root) => Ok(()),
-            _ => Err(CollectError::SymlinkOutside {
+            Ok(_) => Err(CollectError::SymlinkOutside {
                 path: path.to_owned(),
                 target,
             }),
+            Err(source) => Err(CollectError::BrokenLink {
+                path: path.to_owned(),
+                source,
+            }),
         }
     }
+}
+
+/// What a file that is neither a regular file nor a folder is, for messages.
+#[cfg(unix)]
+fn special(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special(_kind: &std::fs::FileType) -> &'static str {
+    "special file"
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CollectError {
+    let path = path.to_owned();
+    move |source| CollectError::Io { path, source }
 }
 
 fn join(rel: &str, name: &str) -> String {
@@ -370,6 +447,55 @@ mod tests {
         let err = collect(&root, &CollectOptions::default()).expect_err("loop refused");
         assert!(matches!(err, CollectError::Loop { .. }), "{err}");
         std::fs::remove_dir_all(&dir).expect("clean up");
+    }
+
+    #[test]
+    fn special_files_and_links_that_lead_nowhere_are_refused_unless_not_shipped() {
+        let root = tempdir("special");
+        std::fs::write(root.join("a.py"), "x = 1\n").expect("write");
+        let status = std::process::Command::new("mkfifo")
+            .arg(root.join("pipe.py"))
+            .status()
+            .expect("mkfifo");
+        assert!(status.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let folder = root.clone();
+        std::thread::spawn(move || tx.send(collect(&folder, &CollectOptions::default())));
+        let err = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("collected without opening the FIFO")
+            .expect_err("a FIFO is refused");
+        assert!(
+            matches!(err, CollectError::Special { ref path, kind: "FIFO" } if path == "pipe.py"),
+            "{err}"
+        );
+        let options = CollectOptions {
+            exclude: vec!["pipe.py".into()],
+            ..CollectOptions::default()
+        };
+        assert_eq!(collect(&root, &options).expect("excluded").files.len(), 1);
+        std::fs::write(root.join(IGNORE_FILE), "pipe\n").expect("write");
+        assert_eq!(
+            collect(&root, &CollectOptions::default())
+                .expect("ignored")
+                .files
+                .len(),
+            2
+        );
+        std::fs::remove_file(root.join(IGNORE_FILE)).expect("rm");
+        std::os::unix::fs::symlink(root.join("pipe.py"), root.join(IGNORE_FILE)).expect("link");
+        let err = collect(&root, &options).expect_err("an ignore file that is a FIFO");
+        assert!(matches!(err, CollectError::Special { .. }), "{err}");
+        std::fs::remove_file(root.join(IGNORE_FILE)).expect("rm");
+        std::os::unix::fs::symlink("/etc/hostname", root.join(IGNORE_FILE)).expect("link");
+        let err = collect(&root, &options).expect_err("an ignore file outside");
+        assert!(matches!(err, CollectError::SymlinkOutside { .. }), "{err}");
+        std::fs::remove_file(root.join(IGNORE_FILE)).expect("rm");
+        std::os::unix::fs::symlink("b.py", root.join("c.py")).expect("link");
+        std::os::unix::fs::symlink("c.py", root.join("b.py")).expect("link");
+        let err = collect(&root, &options).expect_err("a link loop");
+        assert!(matches!(err, CollectError::BrokenLink { .. }), "{err}");
+        std::fs::remove_dir_all(&root).expect("clean up");
     }
 
     fn tempdir(name: &str) -> PathBuf {

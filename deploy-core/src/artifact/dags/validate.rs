@@ -9,6 +9,8 @@ use ruff_python_ast::{Expr, ExprCall};
 
 use super::collect::SourceFile;
 
+mod encoding;
+
 /// The largest file that ships (each is read whole to hash and upload).
 pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 /// The most files one folder ships.
@@ -129,12 +131,9 @@ pub fn conclude<'f>(
 
 /// The `dag_id` literals of a Python file, or where and why it does not parse.
 fn python(bytes: &[u8]) -> Result<Vec<String>, (usize, usize, String)> {
-    let source = std::str::from_utf8(bytes).map_err(|e| {
-        let (line, column) = position(&String::from_utf8_lossy(bytes), e.valid_up_to());
-        (line, column, "not UTF-8".to_owned())
-    })?;
-    let parsed = ruff_python_parser::parse_module(source).map_err(|error| {
-        let (line, column) = position(source, error.location.start().to_usize());
+    let source = encoding::decode(bytes)?;
+    let parsed = ruff_python_parser::parse_module(&source).map_err(|error| {
+        let (line, column) = position(&source, error.location.start().to_usize());
         (line, column, error.error.to_string())
     })?;
     let mut finder = DagIds::default();
@@ -143,7 +142,7 @@ fn python(bytes: &[u8]) -> Result<Vec<String>, (usize, usize, String)> {
 }
 
 /// 1-based line and column (in characters) of byte `offset`.
-fn position(source: &str, offset: usize) -> (usize, usize) {
+pub(super) fn position(source: &str, offset: usize) -> (usize, usize) {
     let before = source.get(..offset).unwrap_or(source);
     let line = before.matches('\n').count() + 1;
     let column = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
@@ -255,6 +254,24 @@ mod tests {
             err.problems[0].message,
             "dag_id `etl` is also defined in b.py"
         );
+    }
+
+    #[test]
+    fn a_latin1_file_with_its_coding_cookie_parses() {
+        let text = b"# -*- coding: latin-1 -*-\nfrom airflow import DAG\nDAG('caf\xe9')\n";
+        let files = [(
+            SourceFile {
+                path: "latin.py".into(),
+                local: "latin.py".into(),
+                size: text.len() as u64,
+            },
+            text.to_vec(),
+        )];
+        run(&files).expect("Python reads it, so do we");
+        let (mut plain, _) = file("plain.py", "");
+        plain.size = 8;
+        let err = run(&[(plain, b"x = '\xe9'\n".to_vec())]).expect_err("no cookie: UTF-8");
+        assert!(err.problems[0].at.ends_with("plain.py:1:6"), "{err}");
     }
 
     #[test]

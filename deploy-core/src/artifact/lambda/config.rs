@@ -128,32 +128,22 @@ fn rollout(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawRollout) -> Option<La
     crate::rollout::config::lambda(ctx, raw)
 }
 
-/// Why the Lambda source cannot be zipped or uploaded, if it cannot: a directory, or a `.zip`
-/// regular file.
+/// Why the Lambda source cannot be zipped or uploaded, if it cannot: missing, not a directory
+/// or a `.zip`, or holding what Lambda would refuse (see [`super::package::inspect`]).
 pub(crate) fn check_source(base: &Path, lambda: &LambdaSpec) -> Option<String> {
-    let p = crate::config::paths::absolute(base, lambda.source.as_ref()?);
-    let is_zip = p.extension().is_some_and(|e| e.eq_ignore_ascii_case("zip"));
-    match std::fs::metadata(&p) {
-        Ok(meta) if meta.is_dir() || (meta.is_file() && is_zip) => {
-            super::package::inspect(&super::package::Packaging {
-                source: &p,
-                exclude: &lambda.exclude,
-                handler: lambda.handler.as_deref(),
-            })
-            .err()
-            .map(|err| err.to_string())
-        }
-        Ok(meta) if meta.is_file() => Some(format!(
-            "Lambda source {} is a file but not a .zip",
-            p.display()
-        )),
-        Ok(_) => Some(format!(
-            "Lambda source {} is neither a directory nor a regular file",
-            p.display()
-        )),
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-            Some(format!("Lambda source {} does not exist", p.display()))
-        }
-        Err(err) => Some(format!("cannot read Lambda source {}: {err}", p.display())),
-    }
+    let Some(source) = lambda.source.as_ref() else {
+        return Some(NO_SOURCE.to_owned());
+    };
+    let p = crate::config::paths::absolute(base, source);
+    super::package::inspect(&super::package::Packaging {
+        source: &p,
+        exclude: &lambda.exclude,
+        handler: lambda.handler.as_deref(),
+    })
+    .err()
+    .map(|err| err.to_string())
 }
+
+/// A Lambda artifact without `source` has no code to publish.
+const NO_SOURCE: &str = "this Lambda artifact has no `source`, so there is no code to publish; \
+     set `source` to the function's directory or .zip";

@@ -4,18 +4,18 @@
 //! (too large unzipped, empty, a handler file that is missing) is refused here, before any AWS
 //! call.
 
-use std::io::{Cursor, Read, Write};
 use std::path::{Path, PathBuf};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use sha2::{Digest, Sha256};
-use zip::write::SimpleFileOptions;
-use zip::{CompressionMethod, DateTime, ZipArchive, ZipWriter};
 
 use crate::error::{Classify, ErrorClass};
 
 /// Lambda's limit on the unzipped size of a function's code: 250 MiB.
 pub const MAX_UNZIPPED: u64 = 250 * 1024 * 1024;
+
+mod archive;
+mod walk;
 
 /// Names never zipped: operating-system and editor junk, version control, Python caches.
 const JUNK: &[&str] = &[
@@ -70,6 +70,51 @@ pub enum PackageError {
         #[source]
         source: std::io::Error,
     },
+    /// The source named in the configuration is not there.
+    #[error("Lambda source {} does not exist; set `source` to the function's directory or .zip", path.display())]
+    Missing {
+        /// The source.
+        path: PathBuf,
+    },
+    /// The source is a regular file but not a zip.
+    #[error("Lambda source {} is a file but not a .zip; set `source` to the function's directory or a .zip", path.display())]
+    NotAZip {
+        /// The source.
+        path: PathBuf,
+    },
+    /// A FIFO, socket or device: never opened (a FIFO would block the read forever).
+    #[error("{} is a {kind}, not a regular file or directory; remove it from the Lambda source (or add it to `exclude`)", path.display())]
+    Special {
+        /// The file.
+        path: PathBuf,
+        /// What it is: `FIFO`, `socket`, `device`.
+        kind: &'static str,
+    },
+    /// A symbolic link that leads out of the source folder (it would ship what it points at).
+    #[error("{} is a symbolic link to {target}, outside the Lambda source {}; copy the file into the folder, or remove the link", path.display(), root.display())]
+    LinkOutside {
+        /// The link.
+        path: PathBuf,
+        /// Where it leads.
+        target: String,
+        /// The source folder.
+        root: PathBuf,
+    },
+    /// A symbolic link that cannot be followed: a loop, or a missing target.
+    #[error("{} is a symbolic link that cannot be followed ({source}: a loop, or a missing target); fix or remove it", path.display())]
+    BrokenLink {
+        /// The link.
+        path: PathBuf,
+        /// Why it cannot be followed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file name that is not UTF-8 (a zip entry name would have to be rewritten).
+    #[error("{} has a name that is not UTF-8; rename it (zip entry names are kept exactly, never rewritten)", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+    },
     /// The zip could not be written or the given one read.
     #[error("{} is not a usable zip: {source}", path.display())]
     Zip {
@@ -78,6 +123,16 @@ pub enum PackageError {
         /// The zip error.
         #[source]
         source: zip::result::ZipError,
+    },
+    /// An entry of a given zip Lambda would not unpack as named.
+    #[error("{} holds an entry {name} that {reason}; rebuild the zip without it", path.display())]
+    BadEntry {
+        /// The zip.
+        path: PathBuf,
+        /// The entry's name, quoted and escaped.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
     },
     /// An `exclude` glob does not parse.
     #[error("`exclude` pattern `{pattern}` is not a glob: {source}")]
@@ -99,7 +154,7 @@ pub enum PackageError {
     TooLarge {
         /// The source.
         path: PathBuf,
-        /// Its unzipped size.
+        /// Its unzipped size (for a given zip: as far as it was inflated, past the limit).
         unzipped: u64,
     },
     /// The handler's file is not in the zip.
@@ -129,38 +184,41 @@ impl Classify for PackageError {
     }
 }
 
-/// One file of a directory source: its name in the zip, its path, size and mode.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Entry {
-    name: String,
-    path: PathBuf,
-    size: u64,
-    executable: bool,
+/// What a source path is, from its metadata (never opened to find out).
+enum SourceKind {
+    Directory,
+    Zip,
 }
 
 /// Checks `packaging` without building the zip (what `validate` and preflight run): the files
 /// exist, fit, and hold the handler. Returns the file count and the unzipped size.
 pub fn inspect(packaging: &Packaging<'_>) -> Result<(usize, u64), PackageError> {
-    if is_zip(packaging.source) {
-        let bytes = read(packaging.source)?;
-        let (names, unzipped) = zip_names(packaging, &bytes)?;
-        return Ok((names.len(), unzipped));
+    match source_kind(packaging.source)? {
+        SourceKind::Zip => {
+            let bytes = read(packaging.source)?;
+            archive::check(packaging, &bytes)
+        }
+        SourceKind::Directory => {
+            let entries = walk::walk(packaging)?;
+            Ok((entries.len(), entries.iter().map(|e| e.size).sum()))
+        }
     }
-    let entries = walk(packaging)?;
-    Ok((entries.len(), entries.iter().map(|e| e.size).sum()))
 }
 
 /// Builds (or reads) the zip of `packaging`, refusing what Lambda would refuse.
 pub fn package(packaging: &Packaging<'_>) -> Result<Package, PackageError> {
     let path = packaging.source;
-    let (bytes, files, unzipped) = if is_zip(path) {
-        let bytes = read(path)?;
-        let (names, unzipped) = zip_names(packaging, &bytes)?;
-        (bytes, names.len(), unzipped)
-    } else {
-        let entries = walk(packaging)?;
-        let unzipped = entries.iter().map(|e| e.size).sum();
-        (write_zip(path, &entries)?, entries.len(), unzipped)
+    let (bytes, files, unzipped) = match source_kind(path)? {
+        SourceKind::Zip => {
+            let bytes = read(path)?;
+            let (files, unzipped) = archive::check(packaging, &bytes)?;
+            (bytes, files, unzipped)
+        }
+        SourceKind::Directory => {
+            let entries = walk::walk(packaging)?;
+            let unzipped = entries.iter().map(|e| e.size).sum();
+            (walk::write_zip(path, &entries)?, entries.len(), unzipped)
+        }
     };
     Ok(finish(bytes, files, unzipped))
 }
@@ -168,8 +226,8 @@ pub fn package(packaging: &Packaging<'_>) -> Result<Package, PackageError> {
 /// A zip held in memory (a promotion's copy from the artifact bucket), checked as a `.zip`
 /// source would be; `packaging.source` only names it in errors.
 pub fn from_zip(packaging: &Packaging<'_>, bytes: Vec<u8>) -> Result<Package, PackageError> {
-    let (names, unzipped) = zip_names(packaging, &bytes)?;
-    Ok(finish(bytes, names.len(), unzipped))
+    let (files, unzipped) = archive::check(packaging, &bytes)?;
+    Ok(finish(bytes, files, unzipped))
 }
 
 fn finish(bytes: Vec<u8>, files: usize, unzipped: u64) -> Package {
@@ -183,95 +241,79 @@ fn finish(bytes: Vec<u8>, files: usize, unzipped: u64) -> Package {
     }
 }
 
-fn is_zip(path: &Path) -> bool {
-    path.is_file()
-        && path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("zip"))
+/// A directory, or a regular `.zip` file; anything else is refused without being opened.
+fn source_kind(path: &Path) -> Result<SourceKind, PackageError> {
+    let meta = match std::fs::metadata(path) {
+        Ok(meta) => meta,
+        Err(source) if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_symlink()) => {
+            return Err(PackageError::BrokenLink {
+                path: path.to_owned(),
+                source,
+            });
+        }
+        Err(err)
+            if matches!(
+                err.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Err(PackageError::Missing {
+                path: path.to_owned(),
+            });
+        }
+        Err(source) => {
+            return Err(PackageError::Read {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let zip_name = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("zip"));
+    if meta.is_dir() {
+        return Ok(SourceKind::Directory);
+    }
+    if meta.is_file() && zip_name {
+        return Ok(SourceKind::Zip);
+    }
+    if meta.is_file() {
+        return Err(PackageError::NotAZip {
+            path: path.to_owned(),
+        });
+    }
+    Err(PackageError::Special {
+        path: path.to_owned(),
+        kind: special(&meta.file_type()),
+    })
 }
 
+/// What a file that is neither a regular file nor a directory is, for messages.
+#[cfg(unix)]
+fn special(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+#[cfg(not(unix))]
+fn special(_kind: &std::fs::FileType) -> &'static str {
+    "special file"
+}
+
+/// Reads a regular file (checked to be one before: a FIFO is never opened).
 fn read(path: &Path) -> Result<Vec<u8>, PackageError> {
     std::fs::read(path).map_err(|source| PackageError::Read {
         path: path.to_owned(),
         source,
     })
-}
-
-/// The file names of a given zip and their unzipped size, checked like a directory's.
-fn zip_names(packaging: &Packaging<'_>, bytes: &[u8]) -> Result<(Vec<String>, u64), PackageError> {
-    let path = packaging.source;
-    let zip_err = |source| PackageError::Zip {
-        path: path.to_owned(),
-        source,
-    };
-    let mut archive = ZipArchive::new(Cursor::new(bytes)).map_err(zip_err)?;
-    let mut names = Vec::new();
-    let mut unzipped = 0_u64;
-    for index in 0..archive.len() {
-        let file = archive.by_index_raw(index).map_err(zip_err)?;
-        unzipped = unzipped.saturating_add(file.size());
-        if file.is_file() {
-            names.push(file.name().map_err(zip_err)?.into_owned());
-        }
-    }
-    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-    check(packaging, &refs, unzipped)?;
-    Ok((names, unzipped))
-}
-
-/// Every file of the directory to zip, sorted by name, checked.
-fn walk(packaging: &Packaging<'_>) -> Result<Vec<Entry>, PackageError> {
-    let root = packaging.source;
-    let exclude = globs(packaging.exclude)?;
-    let mut entries = Vec::new();
-    let mut dirs = vec![root.to_path_buf()];
-    while let Some(dir) = dirs.pop() {
-        for item in read_dir(&dir)? {
-            let path = item.path();
-            let name = relative(root, &path);
-            let file_name = item.file_name().to_string_lossy().into_owned();
-            let junk = JUNK.contains(&file_name.as_str())
-                || path
-                    .extension()
-                    .is_some_and(|e| JUNK_EXT.iter().any(|j| e == *j));
-            if junk || exclude.is_match(&name) {
-                continue;
-            }
-            let link = item.file_type().is_ok_and(|t| t.is_symlink());
-            let meta = std::fs::metadata(&path).map_err(|source| PackageError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            if meta.is_dir() && link {
-                return Err(PackageError::DirectoryLink { path });
-            }
-            if meta.is_dir() {
-                dirs.push(path);
-            } else if meta.is_file() {
-                entries.push(Entry {
-                    name,
-                    path,
-                    size: meta.len(),
-                    executable: executable(&meta),
-                });
-            }
-        }
-    }
-    entries.sort_by(|a, b| a.name.cmp(&b.name));
-    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
-    check(packaging, &names, entries.iter().map(|e| e.size).sum())?;
-    Ok(entries)
-}
-
-fn read_dir(dir: &Path) -> Result<Vec<std::fs::DirEntry>, PackageError> {
-    let read_err = |source| PackageError::Read {
-        path: dir.to_owned(),
-        source,
-    };
-    std::fs::read_dir(dir)
-        .map_err(read_err)?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(read_err)
 }
 
 /// Lambda's refusals, made before the zip is built.
@@ -329,59 +371,6 @@ pub fn globs(patterns: &[String]) -> Result<GlobSet, PackageError> {
         pattern: patterns.join(", "),
         source,
     })
-}
-
-/// `path` relative to `root`, `/`-separated.
-fn relative(root: &Path, path: &Path) -> String {
-    let rel = path.strip_prefix(root).unwrap_or(path);
-    rel.components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
-}
-
-#[cfg(unix)]
-fn executable(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    meta.permissions().mode() & 0o111 != 0
-}
-
-#[cfg(not(unix))]
-fn executable(_meta: &std::fs::Metadata) -> bool {
-    false
-}
-
-/// The zip of `entries`: deflated, dated 1980-01-01 00:00, mode 0755 or 0644, Unix attributes.
-fn write_zip(root: &Path, entries: &[Entry]) -> Result<Vec<u8>, PackageError> {
-    let zip_err = |source| PackageError::Zip {
-        path: root.to_owned(),
-        source,
-    };
-    let mut zip = ZipWriter::new(Cursor::new(Vec::new()));
-    let base = SimpleFileOptions::default()
-        .compression_method(CompressionMethod::Deflated)
-        .compression_level(Some(6))
-        .last_modified_time(DateTime::default());
-    for entry in entries {
-        let mode = if entry.executable { 0o755 } else { 0o644 };
-        zip.start_file(entry.name.as_str(), base.unix_permissions(mode))
-            .map_err(zip_err)?;
-        let mut file = std::fs::File::open(&entry.path).map_err(|source| PackageError::Read {
-            path: entry.path.clone(),
-            source,
-        })?;
-        copy(&mut file, &mut zip, &entry.path)?;
-    }
-    Ok(zip.finish().map_err(zip_err)?.into_inner())
-}
-
-fn copy(from: &mut impl Read, to: &mut impl Write, path: &Path) -> Result<(), PackageError> {
-    std::io::copy(from, to)
-        .map(drop)
-        .map_err(|source| PackageError::Read {
-            path: path.to_owned(),
-            source,
-        })
 }
 
 #[cfg(test)]

@@ -76,6 +76,24 @@ impl crate::error::Classify for NothingPublished {
     }
 }
 
+/// A release of a Lambda artifact that has no `source`: there is no code to publish, so no
+/// version to move the alias to.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "Lambda artifact `{artifact}` has no `source`, so this release publishes no version to \
+     move the alias to; set `source` to the function's directory or .zip"
+)]
+pub struct NoSource {
+    /// The artifact.
+    pub artifact: String,
+}
+
+impl crate::error::Classify for NoSource {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Usage
+    }
+}
+
 /// What the undo of a shift needs: the version the alias pointed at before (none: the shift
 /// created the alias).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,6 +135,11 @@ impl StepHandler for ShiftStep {
                 s.artifact.as_deref() == Some(artifact)
                     && [PublishLambda::TYPE, PromoteLambda::TYPE].contains(&s.action.name())
             });
+            if !fed && cx.plan().operation.publishes() {
+                return Err(StepError::from(NoSource {
+                    artifact: artifact.to_owned(),
+                }));
+            }
             if !fed {
                 return Err(StepError::from(NothingPublished {
                     artifact: artifact.to_owned(),

@@ -1,6 +1,11 @@
+use std::io::Cursor;
 use std::path::Path;
+use std::time::Duration;
+
+use zip::ZipArchive;
 
 use super::*;
+use crate::error::{Classify, ErrorClass};
 
 fn dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -110,4 +115,97 @@ fn a_given_zip_is_taken_as_is_and_checked() {
 fn a_bad_exclude_glob_is_an_error() {
     let err = globs(&["a[".to_owned()]).expect_err("bad glob");
     assert!(err.to_string().contains("a["), "{err}");
+}
+
+#[cfg(unix)]
+fn mkfifo(path: &Path) {
+    let status = std::process::Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("run mkfifo");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// Runs `f` on another thread; a FIFO opened by mistake would block it, so the test fails on a
+/// timeout instead of hanging.
+fn bounded<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("returned within 10 s (a FIFO was opened?)")
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_the_folder_is_refused_without_being_opened() {
+    let root = dir("fifo");
+    write(&root, "main.py", "def handler(e, c): pass\n");
+    mkfifo(&root.join("pipe.py"));
+    let source = root.clone();
+    let err = bounded(move || package(&packaging(&source, &[], None))).expect_err("fifo");
+    assert!(
+        matches!(err, PackageError::Special { kind: "FIFO", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("pipe.py"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Usage);
+    let excluded = vec!["pipe.py".to_owned()];
+    let source = root.clone();
+    let zip = bounded(move || package(&packaging(&source, &excluded, None)));
+    assert_eq!(zip.expect("an excluded FIFO is not read").files, 1);
+    let fifo_source = root.join("pipe.py");
+    let err = bounded(move || inspect(&packaging(&fifo_source, &[], None))).expect_err("source");
+    assert!(matches!(err, PackageError::Special { .. }), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn links_out_of_the_folder_are_refused_and_inside_ones_zipped_as_their_file() {
+    let base = dir("links");
+    let root = base.join("fn");
+    write(&root, "main.py", "def handler(e, c): pass\n");
+    write(&base, "secret.txt", "AWS_SECRET_ACCESS_KEY=x");
+    std::os::unix::fs::symlink(root.join("main.py"), root.join("alias.py")).expect("link");
+    let zip = package(&packaging(&root, &[], None)).expect("an inside link is followed");
+    assert_eq!(names(&zip.bytes), ["alias.py", "main.py"]);
+    std::os::unix::fs::symlink(base.join("secret.txt"), root.join("environ.txt")).expect("link");
+    let err = package(&packaging(&root, &[], None)).expect_err("outside");
+    assert!(matches!(err, PackageError::LinkOutside { .. }), "{err}");
+    assert!(err.to_string().contains("environ.txt"), "{err}");
+    assert_eq!(err.class(), ErrorClass::Usage);
+    std::fs::remove_file(root.join("environ.txt")).expect("rm");
+    std::os::unix::fs::symlink("loop-b", root.join("loop-a")).expect("link");
+    std::os::unix::fs::symlink("loop-a", root.join("loop-b")).expect("link");
+    let err = inspect(&packaging(&root, &[], None)).expect_err("loop");
+    assert!(matches!(err, PackageError::BrokenLink { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Usage);
+    let err = inspect(&packaging(&root.join("loop-a"), &[], None)).expect_err("loop source");
+    assert!(matches!(err, PackageError::BrokenLink { .. }), "{err}");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_file_name_that_is_not_utf8_is_refused_not_rewritten() {
+    use std::os::unix::ffi::OsStrExt;
+    let root = dir("names");
+    write(&root, "main.py", "def handler(e, c): pass\n");
+    let name = std::ffi::OsStr::from_bytes(b"caf\xe9.py");
+    std::fs::write(root.join(name), "x = 1\n").expect("write");
+    let err = package(&packaging(&root, &[], None)).expect_err("not utf-8");
+    assert!(matches!(err, PackageError::NotUtf8 { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Usage);
+}
+
+#[test]
+fn a_missing_source_or_a_plain_file_is_a_usage_error() {
+    let root = dir("kinds");
+    let err = inspect(&packaging(&root.join("nope"), &[], None)).expect_err("missing");
+    assert!(matches!(err, PackageError::Missing { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Usage);
+    write(&root, "notes.txt", "");
+    let err = package(&packaging(&root.join("notes.txt"), &[], None)).expect_err("plain file");
+    assert!(matches!(err, PackageError::NotAZip { .. }), "{err}");
+    assert_eq!(err.class(), ErrorClass::Usage);
 }
