@@ -250,6 +250,42 @@ bucket = "b-{env}"
     }
 
     #[test]
+    fn dag_prefixes_are_folders_of_their_own() {
+        for good in ["dags/", "airflow/dags/", "team-a_1/dags.v2/", "/dags/"] {
+            assert_eq!(
+                super::prefix_problem(good.trim_start_matches('/')),
+                None,
+                "{good}"
+            );
+            assert!(
+                problems(&format!("prefix = \"{good}\"\n")).is_empty(),
+                "{good}"
+            );
+        }
+        assert!(problems("prefix = \"\"\nwhole_bucket = true\n").is_empty());
+        for bad in [
+            "dags",
+            "a/../dags/",
+            "dags//",
+            "dags\\\\x/",
+            "dags?/",
+            "dags#/",
+            "da\\u0001gs/",
+        ] {
+            let found = problems(&format!("prefix = \"{bad}\"\n"));
+            assert_eq!(found.len(), 1, "{bad}: {found:?}");
+            assert!(
+                found[0].starts_with("deploy.toml:10:10: `prefix`"),
+                "{found:?}"
+            );
+        }
+        let empty = problems("prefix = \"/\"\n");
+        assert!(empty[0].contains("syncs the whole bucket"), "{empty:?}");
+        let both = problems("prefix = \"dags/\"\nwhole_bucket = true\n");
+        assert!(both[0].contains("needs an empty `prefix`"), "{both:?}");
+    }
+
+    #[test]
     fn bad_dag_keys_are_errors_with_their_place() {
         let found = problems("ignore_syntax = \"gitignore\"\n");
         assert_eq!(found.len(), 1, "{found:?}");

@@ -254,3 +254,23 @@ pub(crate) fn check_hook(
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bake_times_are_whole_minutes_or_name_the_neighbours() {
+        for whole in [0, 60, 120, 1440 * 60] {
+            assert_eq!(not_whole_minutes("bake", Duration::from_secs(whole)), None);
+        }
+        let message = not_whole_minutes("bake", Duration::from_secs(90)).expect("refused");
+        assert_eq!(
+            message,
+            "`bake` must be whole minutes: 90s is not a whole number of minutes; use 1m or 2m"
+        );
+        let short = not_whole_minutes("interval", Duration::from_secs(30)).expect("refused");
+        assert!(short.ends_with("use 0m or 1m"), "{short}");
+        assert!(not_whole_minutes("bake", Duration::from_millis(60_500)).is_some());
+    }
+}
