@@ -797,3 +797,74 @@ pub fn dev_head(bucket: &str, endpoints: &str) -> String {
          account = \"{ACCOUNT}\"\nstate_bucket = \"{bucket}\"\nendpoints = {{ {endpoints} }}\n"
     )
 }
+
+/// Creates the Lambda function `name` in moto (a Python handler, a fresh role) for tests whose
+/// configuration names a function that must exist, such as a lifecycle hook; returns its ARN.
+pub async fn lambda_function(moto_url: &str, name: &str) -> String {
+    let config = moto_config(moto_url).await;
+    let policy = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}"#;
+    let role = aws_sdk_iam::Client::new(&config)
+        .create_role()
+        .role_name(unique("hook-role"))
+        .assume_role_policy_document(policy)
+        .send()
+        .await
+        .expect("create role");
+    let role = role.role().map(|r| r.arn().to_owned()).expect("role arn");
+    let dir = scratch_dir("hook-fn");
+    std::fs::write(
+        dir.join("main.py"),
+        "def handler(event, context):\n    return 0\n",
+    )
+    .expect("write main.py");
+    let zip = deploy_core::artifact::lambda::package::package(
+        &deploy_core::artifact::lambda::package::Packaging {
+            source: &dir,
+            exclude: &[],
+            handler: None,
+        },
+    )
+    .expect("package");
+    let created = aws_sdk_lambda::Client::new(&config)
+        .create_function()
+        .function_name(name)
+        .runtime(aws_sdk_lambda::types::Runtime::Python312)
+        .role(role)
+        .handler("main.handler")
+        .code(
+            aws_sdk_lambda::types::FunctionCode::builder()
+                .zip_file(zip.bytes.into())
+                .build(),
+        )
+        .send()
+        .await;
+    match created {
+        Ok(out) => out.function_arn().expect("function arn").to_owned(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_resource_conflict_exception()) =>
+        {
+            format!("arn:aws:lambda:{REGION}:{ACCOUNT}:function:{name}")
+        }
+        Err(e) => panic!("create function {name}: {e:?}"),
+    }
+}
+
+/// Creates the CloudWatch metric alarm `name` through the CloudWatch bridge at `bridge_url`
+/// (the SDK speaks CBOR, moto JSON): an alarm a configuration can name.
+pub async fn metric_alarm(bridge_url: &str, name: &str) {
+    use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+    aws_sdk_cloudwatch::Client::new(&moto_config(bridge_url).await)
+        .put_metric_alarm()
+        .alarm_name(name)
+        .namespace("AWS/ECS")
+        .metric_name("HTTPCode_Target_5XX_Count")
+        .statistic(Statistic::Sum)
+        .period(60)
+        .evaluation_periods(1)
+        .threshold(1.0)
+        .comparison_operator(ComparisonOperator::GreaterThanThreshold)
+        .send()
+        .await
+        .expect("put alarm");
+}

@@ -265,6 +265,7 @@ fn health(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_deployment_passes_the_test_gate_and_the_service_runs_the_digest() {
     let hook = "lifecycle_hooks = [{ function = \"arn:aws:lambda:eu-west-1:123456789012:function:smoke\", stages = [\"AfterAllowTestTraffic\"] }]";
+    deploy_tests::lambda_function(&moto().url, "smoke").await;
     let f = fixture(&format!("{}\n{hook}", health(&answering(200)))).await;
     let (code, stderr) = f.release();
     assert_eq!(code, Some(0), "{stderr}");

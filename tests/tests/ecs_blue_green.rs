@@ -145,6 +145,7 @@ async fn blue_green_is_followed_to_the_end() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn canary_sends_its_percentage_and_bake() {
+    deploy_tests::lambda_function(&moto().url, "smoke").await;
     let f = fixture(
         "ecs_strategy = \"CANARY\"\ncanary = { percent = 10, bake = \"2m\" }\nlifecycle_hooks = [{ function = \"arn:aws:lambda:eu-west-1:123456789012:function:smoke\", stages = [\"POST_TEST_TRAFFIC_SHIFT\"], role = \"arn:aws:iam::123456789012:role/ecs-hooks\" }]",
     )

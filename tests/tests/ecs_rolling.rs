@@ -556,7 +556,17 @@ fn with_rollout_keys(f: &Fixture, keys: &str) {
 async fn alarms_go_into_the_deployment_configuration() {
     let f = fixture("30s").await;
     with_rollout_keys(&f, "alarms = [\"t-5xx-{env}\"]");
-    let (code, stderr) = f.release("v1");
+    // The alarm must exist (checked before the lock); CloudWatch is reached through the bridge.
+    let bridge = deploy_tests::cloudwatch_bridge::CloudWatchBridge::start(&moto().url);
+    deploy_tests::metric_alarm(&bridge.url, "t-5xx-dev").await;
+    let out = deploy(&moto().url)
+        .env("AWS_ENDPOINT_URL_CLOUDWATCH", &bridge.url)
+        .arg("--config")
+        .arg(&f.config)
+        .args(["release", "dev", "api", "--version", "v1"])
+        .output()
+        .expect("run deploy");
+    let (code, stderr) = (out.status.code(), String::from_utf8_lossy(&out.stderr));
     assert_eq!(code, Some(0), "{stderr}");
     let described = ecs_double::client(&f.double.url)
         .await

@@ -106,6 +106,10 @@ pub(super) fn resolve_artifact(
         r,
         locate: &locate,
         name,
+        home: super::aws_names::Home {
+            account: vars[2].1,
+            region: vars[3].1,
+        },
     };
     if raw.kind != ArtifactKind::Dags {
         crate::artifact::dags::config::reject_dags_keys(&mut ctx, raw.kind, &raw);

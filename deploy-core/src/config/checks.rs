@@ -12,7 +12,7 @@ pub(crate) struct Problem {
 }
 
 impl Problem {
-    fn new(message: impl Into<String>, help: impl Into<String>) -> Problem {
+    pub(crate) fn new(message: impl Into<String>, help: impl Into<String>) -> Problem {
         Problem {
             message: message.into(),
             help: help.into(),
@@ -107,6 +107,45 @@ pub(crate) fn endpoint_problem(service: &str, url: &str, bare_host: bool) -> Opt
         ));
     }
     None
+}
+
+/// Whether `url` is an absolute `http(s)://host[:port][/path]` URL a check can GET: a host,
+/// a port from 1 to 65535, no spaces or control characters, and no credentials (the message
+/// never repeats them).
+pub(crate) fn http_url_problem(what: &str, url: &str) -> Option<Problem> {
+    let form = "write it like https://api.example.com/health or http://127.0.0.1:8080/health";
+    let shown = redact(url);
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return Some(Problem::new(
+            format!("{what} `{shown}` is not an http(s) URL"),
+            form,
+        ));
+    };
+    if url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Some(Problem::new(
+            format!(
+                "{what} `{}` contains a space or control character",
+                shown.escape_debug()
+            ),
+            "percent-encode it (a space is %20)",
+        ));
+    }
+    let authority = &rest[..rest.find(['/', '?', '#']).unwrap_or(rest.len())];
+    if authority.contains('@') {
+        return Some(Problem::new(
+            format!("{what} `{shown}` carries credentials (`user:password@`)"),
+            "keep credentials out of deploy.toml: a health check sends no credentials, so \
+             point it at an endpoint that answers without them",
+        ));
+    }
+    if authority.is_empty() {
+        return Some(Problem::new(format!("{what} `{shown}` has no host"), form));
+    }
+    authority_problem(authority)
+        .map(|problem| Problem::new(format!("{what} `{shown}`: {problem}"), form))
 }
 
 /// Checks `host[:port]` (IPv6 hosts in brackets).
@@ -261,6 +300,40 @@ mod tests {
         assert!(!creds.message.contains("secret"), "{creds:?}");
         assert!(creds.help.contains("docker login"));
         assert!(endpoint_problem("registry", "user:pw@host:5000", true).is_some());
+    }
+
+    #[test]
+    fn http_urls_have_a_host_a_port_and_no_credentials() {
+        for good in [
+            "https://api.example.com/health",
+            "http://127.0.0.1:8080/health?deep=1",
+            "http://[::1]:8080/",
+            "http://localhost",
+            "https://api-dev.planwise.example:65535/a/b#frag",
+        ] {
+            assert_eq!(http_url_problem("health check URL", good), None, "{good}");
+        }
+        for bad in [
+            "http://",
+            "https:///health",
+            "http://host name/",
+            "http://host/a b",
+            "http://host:99999/",
+            "http://host:0/",
+            "http://[::1/health",
+            "ftp://host/",
+            "host/health",
+            "http://host\n/",
+        ] {
+            assert!(
+                http_url_problem("health check URL", bad).is_some(),
+                "{bad:?}"
+            );
+        }
+        let creds = http_url_problem("health check URL", "https://me:s3cret@api.example/health")
+            .expect("credentials refused");
+        assert!(!creds.message.contains("s3cret"), "{creds:?}");
+        assert!(creds.message.contains("credentials"), "{creds:?}");
     }
 
     #[test]

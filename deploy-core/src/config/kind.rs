@@ -15,6 +15,8 @@ pub(crate) struct ArtifactContext<'r, 'm, 'l> {
     pub(crate) r: &'r mut Resolver<'m>,
     pub(crate) locate: &'l dyn Fn(&[String]) -> Vec<String>,
     pub(crate) name: &'l str,
+    /// The environment's account and region, which ARNs in the artifact must name.
+    pub(crate) home: super::aws_names::Home<'l>,
 }
 
 impl ArtifactContext<'_, '_, '_> {
@@ -92,6 +94,13 @@ impl ArtifactContext<'_, '_, '_> {
         let at = self.at(rel);
         self.r
             .duration(text.map(String::as_str), &at, default, bounds)
+    }
+
+    /// Reports `problem`, if any, at `rel`.
+    pub(crate) fn problem(&mut self, rel: &[&str], problem: Option<super::checks::Problem>) {
+        if let Some(problem) = problem {
+            self.error(rel, problem.message, Some(problem.help));
+        }
     }
 
     /// Reports a bucket name at `rel` that S3 would refuse.

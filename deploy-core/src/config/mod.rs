@@ -18,11 +18,13 @@
 //! ```
 
 mod artifacts;
+pub(crate) mod aws_names;
 pub(crate) mod checks;
 mod diagnose;
 mod environment;
 pub(crate) mod kind;
 pub mod limits;
+mod overlap;
 pub(crate) mod paths;
 mod placeholder;
 mod profiles;

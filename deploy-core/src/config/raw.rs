@@ -86,6 +86,7 @@ pub(crate) struct RawArtifact {
     // dags
     pub bucket: Option<String>,
     pub prefix: Option<String>,
+    pub whole_bucket: Option<bool>,
     pub ignore_syntax: Option<String>,
     pub include: Option<Vec<String>>,
     pub exclude: Option<Vec<String>>,

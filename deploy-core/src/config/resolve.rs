@@ -96,6 +96,7 @@ fn resolve_config(r: &mut Resolver<'_>, raw: RawConfig, file: &Path) -> Config {
             environments.insert(name.clone(), environment);
         }
     }
+    super::overlap::check(r, &environments);
     let environment_order = file_order(r.map, "environments", environments.keys());
     Config {
         project: raw.project.clone(),

@@ -7,6 +7,8 @@ use super::{
     EcsService, HealthCheck, ImageRollout, JobFamilies, LambdaRollout, LifecycleHook, PreDeploy,
     Strategy,
 };
+use crate::config::aws_names::{alarm_problem, task_definition_problem};
+use crate::config::checks::http_url_problem;
 use crate::config::kind::ArtifactContext;
 use crate::config::limits::{HEALTH_CHECK_TIMEOUT, KEEP_REVISIONS, ROLLOUT_TIMEOUT, STEP_INTERVAL};
 use crate::config::raw::{RawHealthCheck, RawPreDeploy, RawRollout};
@@ -71,7 +73,7 @@ fn service(
             Duration::from_secs(15 * 60),
             ROLLOUT_TIMEOUT,
         ),
-        alarms: raw.alarms.clone().unwrap_or_default(),
+        alarms: alarms(ctx, raw),
         fail_fast: raw.fail_fast.unwrap_or(false),
     }
 }
@@ -209,13 +211,23 @@ fn container_port(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> Option<u16> {
     raw.container_port
 }
 
+/// `alarms`: CloudWatch alarm names, each checked.
+fn alarms(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> Vec<String> {
+    let alarms = raw.alarms.clone().unwrap_or_default();
+    for (i, name) in alarms.iter().enumerate() {
+        let index = i.to_string();
+        ctx.problem(&["rollout", "alarms", &index], alarm_problem(name));
+    }
+    alarms
+}
+
 fn pre_deploy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawPreDeploy) -> PreDeploy {
+    let at = ["rollout", "pre_deploy", "task_definition"];
     if raw.task_definition.trim().is_empty() {
-        ctx.error(
-            &["rollout", "pre_deploy", "task_definition"],
-            "`task_definition` must not be empty",
-            None,
-        );
+        ctx.error(&at, "`task_definition` must not be empty", None);
+    } else {
+        let home = ctx.home;
+        ctx.problem(&at, task_definition_problem(&raw.task_definition, home));
     }
     PreDeploy {
         task_definition: raw.task_definition.clone(),
@@ -235,13 +247,7 @@ fn health_check(ctx: Ctx<'_, '_, '_, '_>, raw: &RawHealthCheck, rel: &[&str]) ->
         at.push(key);
         at
     };
-    if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
-        ctx.error(
-            &at("url"),
-            format!("health check URL `{}` is not an http(s) URL", raw.url),
-            None,
-        );
-    }
+    ctx.problem(&at("url"), http_url_problem("health check URL", &raw.url));
     let status = raw.expect_status.unwrap_or(200);
     if !(100..=599).contains(&status) {
         ctx.error(
@@ -250,13 +256,10 @@ fn health_check(ctx: Ctx<'_, '_, '_, '_>, raw: &RawHealthCheck, rel: &[&str]) ->
             Some("use 100-599".into()),
         );
     }
-    if let Some(test) = &raw.test_url
-        && !(test.starts_with("http://") || test.starts_with("https://"))
-    {
-        ctx.error(
+    if let Some(test) = &raw.test_url {
+        ctx.problem(
             &at("test_url"),
-            format!("health check test URL `{test}` is not an http(s) URL"),
-            None,
+            http_url_problem("health check test URL", test),
         );
     }
     HealthCheck {
@@ -311,7 +314,7 @@ pub(crate) fn lambda(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> Option<Lambd
         strategy: raw.strategy,
         steps,
         interval,
-        alarms: raw.alarms.clone().unwrap_or_default(),
+        alarms: alarms(ctx, raw),
         health_check,
         max_errors: raw.max_errors,
     })

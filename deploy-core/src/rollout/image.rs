@@ -94,6 +94,7 @@ impl StepHandler for ImageRollouts {
             let artifact = step.artifact_name();
             let runtime = self.runtime(artifact);
             let skip_verify = self.settings.skip_verify;
+            super::verify::rollout_inputs(cx, &input.rollout).await?;
             match &input.rollout {
                 ImageRollout::EcsRolling(service) => {
                     let settings = (self.settings.poll, skip_verify);

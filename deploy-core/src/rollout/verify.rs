@@ -8,6 +8,8 @@
 //!
 //! Every missing object is named at once.
 
+mod inputs;
+
 use std::collections::BTreeSet;
 use std::fmt;
 
@@ -16,6 +18,7 @@ use aws_sdk_ecs::types::{ContainerDefinition, LogDriver, TaskDefinition};
 use crate::aws::SdkFailure;
 use crate::engine::{StepContext, StepError};
 use crate::rollout::image::Runtime;
+pub(crate) use inputs::rollout_inputs;
 
 /// `GetParameters` takes at most ten names.
 const SSM_BATCH: usize = 10;

@@ -8,8 +8,8 @@ use crate::config::kind::ArtifactContext;
 use crate::config::raw::{RawArtifact, RawRollout};
 
 /// The keys a DAG artifact takes.
-const KEYS: &str =
-    "source, bucket, prefix, ignore_syntax, include, exclude, max_delete_share, rollout";
+const KEYS: &str = "source, bucket, prefix, whole_bucket, ignore_syntax, include, exclude, \
+     max_delete_share, rollout";
 
 /// The default of `max_delete_share`.
 pub const DEFAULT_MAX_DELETE_SHARE: f64 = 0.5;
@@ -42,14 +42,7 @@ pub(crate) fn resolve(ctx: &mut ArtifactContext<'_, '_, '_>, raw: RawArtifact) -
     if !bucket.is_empty() {
         ctx.check_bucket(&bucket, &["bucket"]);
     }
-    let mut prefix = raw
-        .prefix
-        .unwrap_or_else(|| "dags/".into())
-        .trim_start_matches('/')
-        .to_owned();
-    if !prefix.is_empty() && !prefix.ends_with('/') {
-        prefix.push('/');
-    }
+    let prefix = prefix(ctx, raw.prefix.as_deref(), raw.whole_bucket);
     let ignore_syntax = ignore_syntax(ctx, raw.ignore_syntax.as_deref());
     let include = globs(ctx, "include", raw.include.unwrap_or_default());
     let exclude = globs(ctx, "exclude", raw.exclude.unwrap_or_default());
@@ -70,6 +63,56 @@ pub(crate) fn resolve(ctx: &mut ArtifactContext<'_, '_, '_>, raw: RawArtifact) -
         exclude,
         max_delete_share,
     })
+}
+
+/// `prefix`, checked: a folder (ending in `/`) without `..`, `//`, `\\`, `?`, `#` or control
+/// characters, leading `/` dropped; empty (the whole bucket) only with `whole_bucket = true`.
+fn prefix(
+    ctx: &mut ArtifactContext<'_, '_, '_>,
+    raw: Option<&str>,
+    whole_bucket: Option<bool>,
+) -> String {
+    let prefix = raw.unwrap_or("dags/").trim_start_matches('/').to_owned();
+    if let Some(problem) = prefix_problem(&prefix) {
+        ctx.error(&["prefix"], problem, Some(PREFIX_HELP.into()));
+    }
+    match (prefix.is_empty(), whole_bucket == Some(true)) {
+        (true, false) => ctx.error(
+            &["prefix"],
+            "an empty `prefix` syncs the whole bucket: every object in it not in the DAG folder is deleted",
+            Some("name the folder (`prefix = \"dags/\"`), or add `whole_bucket = true` if the bucket holds nothing else".into()),
+        ),
+        (false, true) => ctx.error(
+            &["whole_bucket"],
+            format!("`whole_bucket = true` needs an empty `prefix`, and `prefix` is `{prefix}`"),
+            Some("remove `whole_bucket`, or set `prefix = \"\"` to sync the whole bucket".into()),
+        ),
+        _ => {}
+    }
+    prefix
+}
+
+const PREFIX_HELP: &str =
+    "write the folder the DAGs go to, ending in `/`, e.g. \"dags/\" or \"airflow/dags/\"";
+
+/// What is wrong with a (non-empty) DAG prefix, if anything.
+fn prefix_problem(prefix: &str) -> Option<String> {
+    let shown = prefix.escape_debug();
+    if let Some(bad) = ["..", "//", "\\", "?", "#"]
+        .into_iter()
+        .find(|bad| prefix.contains(bad))
+    {
+        return Some(format!("`prefix` `{shown}` contains `{bad}`"));
+    }
+    if prefix.chars().any(char::is_control) {
+        return Some(format!("`prefix` `{shown}` contains a control character"));
+    }
+    if !prefix.is_empty() && !prefix.ends_with('/') {
+        return Some(format!(
+            "`prefix` `{shown}` does not end with `/`; write `{shown}/`"
+        ));
+    }
+    None
 }
 
 fn ignore_syntax(ctx: &mut ArtifactContext<'_, '_, '_>, name: Option<&str>) -> IgnoreSyntax {
@@ -115,6 +158,7 @@ pub(crate) fn reject_dags_keys(
             ("ignore_syntax", raw.ignore_syntax.is_some()),
             ("include", raw.include.is_some()),
             ("max_delete_share", raw.max_delete_share.is_some()),
+            ("whole_bucket", raw.whole_bucket.is_some()),
         ],
         &[],
     );
@@ -203,6 +247,42 @@ bucket = "b-{env}"
         assert_eq!(dags.ignore_syntax, super::IgnoreSyntax::Regexp);
         assert!((dags.max_delete_share - 0.5).abs() < f64::EPSILON);
         assert!(problems("ignore_syntax = \"glob\"\nexclude = [\"tests/**\"]\n").is_empty());
+    }
+
+    #[test]
+    fn dag_prefixes_are_folders_of_their_own() {
+        for good in ["dags/", "airflow/dags/", "team-a_1/dags.v2/", "/dags/"] {
+            assert_eq!(
+                super::prefix_problem(good.trim_start_matches('/')),
+                None,
+                "{good}"
+            );
+            assert!(
+                problems(&format!("prefix = \"{good}\"\n")).is_empty(),
+                "{good}"
+            );
+        }
+        assert!(problems("prefix = \"\"\nwhole_bucket = true\n").is_empty());
+        for bad in [
+            "dags",
+            "a/../dags/",
+            "dags//",
+            "dags\\\\x/",
+            "dags?/",
+            "dags#/",
+            "da\\u0001gs/",
+        ] {
+            let found = problems(&format!("prefix = \"{bad}\"\n"));
+            assert_eq!(found.len(), 1, "{bad}: {found:?}");
+            assert!(
+                found[0].starts_with("deploy.toml:10:10: `prefix`"),
+                "{found:?}"
+            );
+        }
+        let empty = problems("prefix = \"/\"\n");
+        assert!(empty[0].contains("syncs the whole bucket"), "{empty:?}");
+        let both = problems("prefix = \"dags/\"\nwhole_bucket = true\n");
+        assert!(both[0].contains("needs an empty `prefix`"), "{both:?}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::artifact::{ArtifactKind, LambdaSpec};
+use crate::config::aws_names::{alias_problem, function_problem, handler_problem};
 use crate::config::kind::ArtifactContext;
 use crate::config::raw::{RawArtifact, RawRollout};
 use crate::rollout::LambdaRollout;
@@ -11,6 +12,9 @@ use crate::rollout::LambdaRollout;
 /// The keys a Lambda artifact takes.
 const KEYS: &str =
     "source, function, alias, artifact_bucket, exclude, handler, keep_versions, env, rollout";
+
+/// Where zips go in `artifact_bucket`: `lambda/<sha256>.zip`.
+pub(crate) const ZIP_PREFIX: &str = "lambda/";
 
 /// Published versions kept by default, and the bounds of `keep_versions`.
 const KEEP_VERSIONS: (u32, std::ops::RangeInclusive<u32>) = (10, 1..=1000);
@@ -55,10 +59,17 @@ pub(crate) fn resolve(
         &[],
     );
     let function = ctx.require(raw.function.as_ref(), &["function"]);
+    if !function.is_empty() {
+        let home = ctx.home;
+        ctx.problem(&["function"], function_problem(&function, home));
+    }
     let alias = match &raw.alias {
         Some(alias) => ctx.require(Some(alias), &["alias"]),
         None => "live".into(),
     };
+    if !alias.trim().is_empty() {
+        ctx.problem(&["alias"], alias_problem(&alias));
+    }
     if let Some(bucket) = &raw.artifact_bucket {
         ctx.check_bucket(bucket, &["artifact_bucket"]);
     }
@@ -74,16 +85,8 @@ pub(crate) fn resolve(
             Some("write globs such as \"tests/**\" or \"*.md\"".into()),
         );
     }
-    if let Some(handler) = &raw.handler
-        && (handler.trim().is_empty()
-            || handler.chars().any(char::is_whitespace)
-            || handler.len() > 128)
-    {
-        ctx.error(
-            &["handler"],
-            format!("handler `{handler}` is not a Lambda handler name"),
-            Some("write `module.function`, e.g. \"main.handler\" (at most 128 characters, no spaces)".into()),
-        );
+    if let Some(handler) = &raw.handler {
+        ctx.problem(&["handler"], handler_problem(handler));
     }
     let keep_versions = raw.keep_versions.unwrap_or(KEEP_VERSIONS.0);
     if !KEEP_VERSIONS.1.contains(&keep_versions) {

@@ -315,7 +315,7 @@ async fn upload(
 
 /// The artifact bucket's key of `package`.
 pub(crate) fn zip_key(package: &Package) -> String {
-    format!("lambda/{}.zip", package.sha256_hex)
+    format!("{}{}.zip", super::config::ZIP_PREFIX, package.sha256_hex)
 }
 
 /// Keeps the zip in the artifact bucket under its sha256 (for uploads over the direct limit

@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::config::aws_names::{Home, function_problem, parse_function};
+use crate::config::checks::Problem;
 use crate::config::kind::ArtifactContext;
 use crate::config::limits::DurationBounds;
 use crate::config::raw::{RawLifecycleHook, RawRollout};
@@ -52,20 +54,31 @@ pub(crate) fn resolve(
     }
 }
 
-/// A duration in whole minutes within [`BAKE`].
+/// A duration in whole minutes within [`BAKE`]; one with a remainder is refused (ECS takes
+/// minutes, so it would be cut short), naming the whole minutes on either side.
 fn minutes(ctx: Ctx<'_, '_, '_, '_>, text: Option<&String>, at: &[&str], default: Duration) -> u32 {
     let duration = ctx.duration(text, at, default, BAKE);
-    if !duration.as_secs().is_multiple_of(60) {
+    if let Some(message) = not_whole_minutes(at.last().copied().unwrap_or_default(), duration) {
         ctx.error(
             at,
-            format!(
-                "`{}` must be whole minutes (ECS counts bake time in minutes)",
-                at.last().copied().unwrap_or_default()
-            ),
-            Some("write it as \"5m\"".into()),
+            message,
+            Some("ECS counts bake time in whole minutes".into()),
         );
     }
     u32::try_from(duration.as_secs() / 60).unwrap_or(u32::MAX)
+}
+
+/// "`bake` must be whole minutes: 90s is not a whole number of minutes; use 1m or 2m".
+fn not_whole_minutes(key: &str, duration: Duration) -> Option<String> {
+    if duration.as_millis().is_multiple_of(60_000) {
+        return None;
+    }
+    let below = duration.as_secs() / 60;
+    let above = below + 1;
+    let shown = crate::config::limits::format_duration(duration);
+    Some(format!(
+        "`{key}` must be whole minutes: {shown} is not a whole number of minutes; use {below}m or {above}m"
+    ))
 }
 
 fn shift(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> TrafficShift {
@@ -177,6 +190,19 @@ fn hook(ctx: Ctx<'_, '_, '_, '_>, i: usize, raw: &RawLifecycleHook) -> Lifecycle
     }
 }
 
+/// Why `function` cannot be a hook target: not a full Lambda function ARN, or one of another
+/// account or region than `home`.
+fn hook_function_problem(function: &str, home: Home<'_>) -> Option<Problem> {
+    let is_arn = parse_function(function).is_ok_and(|f| f.region.is_some());
+    if !is_arn {
+        return Some(Problem::new(
+            format!("`{function}` is not a Lambda function ARN"),
+            "write arn:aws:lambda:<region>:<account>:function:<name> (`{region}` and `{account}` are filled in)",
+        ));
+    }
+    function_problem(function, home)
+}
+
 /// Checks `lifecycle_hooks[i]` for `caller`.
 pub(crate) fn check_hook(
     ctx: Ctx<'_, '_, '_, '_>,
@@ -188,14 +214,9 @@ pub(crate) fn check_hook(
     let at =
         |key: &'static str| ["rollout", "lifecycle_hooks", index.as_str(), key].map(str::to_owned);
     let function_at = at("function");
-    if !raw.function.starts_with("arn:") || !raw.function.contains(":lambda:") {
-        let at: Vec<&str> = function_at.iter().map(String::as_str).collect();
-        ctx.error(
-            &at,
-            format!("`{}` is not a Lambda function ARN", raw.function),
-            Some("write arn:aws:lambda:<region>:<account>:function:<name>".into()),
-        );
-    }
+    let function_rel: Vec<&str> = function_at.iter().map(String::as_str).collect();
+    let home = ctx.home;
+    ctx.problem(&function_rel, hook_function_problem(&raw.function, home));
     let role_at = at("role");
     let role_at: Vec<&str> = role_at.iter().map(String::as_str).collect();
     match (&raw.role, caller) {
@@ -231,5 +252,25 @@ pub(crate) fn check_hook(
             ),
             None,
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bake_times_are_whole_minutes_or_name_the_neighbours() {
+        for whole in [0, 60, 120, 1440 * 60] {
+            assert_eq!(not_whole_minutes("bake", Duration::from_secs(whole)), None);
+        }
+        let message = not_whole_minutes("bake", Duration::from_secs(90)).expect("refused");
+        assert_eq!(
+            message,
+            "`bake` must be whole minutes: 90s is not a whole number of minutes; use 1m or 2m"
+        );
+        let short = not_whole_minutes("interval", Duration::from_secs(30)).expect("refused");
+        assert!(short.ends_with("use 0m or 1m"), "{short}");
+        assert!(not_whole_minutes("bake", Duration::from_millis(60_500)).is_some());
     }
 }
