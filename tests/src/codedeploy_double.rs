@@ -111,6 +111,8 @@ struct Deployment {
     rolled_back_by: Option<String>,
     error: Option<(String, String)>,
     created: f64,
+    /// The `revision` CreateDeployment sent (GetDeployment shows it).
+    revision: Value,
 }
 
 #[derive(Debug, Default)]
@@ -317,6 +319,7 @@ impl Shared {
             rolled_back_by: None,
             error: None,
             created: now(),
+            revision: body["revision"].clone(),
         });
         Message::ok(&json!({ "deploymentId": id }))
     }
@@ -584,6 +587,7 @@ fn start_rollback(state: &mut State, at: usize, message: &str) {
         rolled_back_by: None,
         error: None,
         created: now(),
+        revision: Value::Null,
         ..original
     });
 }
@@ -599,6 +603,9 @@ fn info(d: &Deployment) -> Value {
         "createTime": d.created,
         "deploymentOverview": overview(d),
     });
+    if !d.revision.is_null() {
+        info["revision"] = d.revision.clone();
+    }
     if let Some((code, message)) = &d.error {
         info["errorInformation"] = json!({ "code": code, "message": message });
     }

@@ -14,6 +14,7 @@ pub use health::answering;
 pub mod ecs_double;
 pub mod fault_proxy;
 pub mod layouts;
+pub mod rollout_faults;
 pub mod s3_proxy;
 
 use std::io::{Read, Write};

@@ -5,6 +5,10 @@
 //! before anything reaches moto, cut after moto answered (the write happened, the answer is
 //! lost), or held open until released. One request per connection (`Connection: close` both
 //! ways), so a fault never hits a second request by accident.
+//!
+//! The same proxy stands in front of other AWS endpoints (Lambda, the ECS and CodeDeploy
+//! doubles): [`Fault::Unavailable`] and [`Fault::Throttled`] answer in the JSON protocols'
+//! error shape, throttling with the status and code [`S3Proxy::throttle_as`] sets.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -25,6 +29,22 @@ pub enum Fault {
     /// Keep the connection open without passing anything on, until [`S3Proxy::release_held`]
     /// (or two minutes), then reset it.
     Hold,
+    /// Answer `503` with a JSON `ServiceUnavailableException`, without passing the request on.
+    Unavailable,
+    /// Answer with the throttling error of the service (see [`S3Proxy::throttle_as`]), without
+    /// passing the request on.
+    Throttled,
+}
+
+impl Fault {
+    /// The faults of a JSON-protocol service endpoint: unavailable, throttled, reset before
+    /// the server saw the request and reset after it acted.
+    pub const SERVICE: [Fault; 4] = [
+        Fault::Unavailable,
+        Fault::Throttled,
+        Fault::ResetBefore,
+        Fault::ResetAfter,
+    ];
 }
 
 /// Faults for requests of one method whose path contains a pattern.
@@ -43,7 +63,13 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// The first `times` requests of `method` whose path contains `pattern` get `fault`.
+    /// The requests of any method number `skip + 1` to `skip + times` get `fault`.
+    pub fn any(fault: Fault, times: u32) -> Rule {
+        Rule::new("", "", fault, times)
+    }
+
+    /// The first `times` requests of `method` (empty: any) whose path contains `pattern` get
+    /// `fault`.
     pub fn new(method: &str, pattern: &str, fault: Fault, times: u32) -> Rule {
         Rule {
             method: method.to_owned(),
@@ -72,6 +98,8 @@ pub struct Seen {
     pub fault: Option<Fault>,
     /// The request body's `Content-Length`, when it sent one.
     pub length: Option<u64>,
+    /// The `X-Amz-Target` header (the operation of the JSON protocols), when it sent one.
+    pub target: Option<String>,
 }
 
 #[derive(Debug)]
@@ -79,6 +107,7 @@ struct Random {
     percent: u64,
     state: u64,
     pattern: String,
+    kinds: Vec<Fault>,
 }
 
 impl Random {
@@ -95,16 +124,15 @@ impl Random {
         if self.next() % 100 >= self.percent {
             return None;
         }
-        Some(match self.next() % 3 {
-            0 => Fault::SlowDown,
-            1 => Fault::ResetBefore,
-            _ => Fault::ResetAfter,
-        })
+        let count = self.kinds.len().max(1) as u64;
+        let pick = usize::try_from(self.next() % count).unwrap_or(0);
+        self.kinds.get(pick).copied()
     }
 }
 
 #[derive(Debug, Default)]
 struct Shared {
+    throttle: Mutex<Option<(u16, String)>>,
     rules: Mutex<Vec<(Rule, u32)>>,
     random: Mutex<Option<Random>>,
     seen: Mutex<Vec<Seen>>,
@@ -113,11 +141,14 @@ struct Shared {
 }
 
 impl Shared {
-    fn decide(&self, method: &str, path: &str, length: Option<u64>) -> Option<Fault> {
+    fn decide(&self, method: &str, path: &str, head: &str) -> Option<Fault> {
+        let length = header(head, "content-length").and_then(|v| v.parse().ok());
+        let target = header(head, "x-amz-target").map(str::to_owned);
         let mut fault = None;
         if let Ok(mut rules) = self.rules.lock() {
             for (rule, matched) in rules.iter_mut() {
-                if rule.method != method || !path.contains(&rule.pattern) {
+                let method_matches = rule.method.is_empty() || rule.method == method;
+                if !method_matches || !path.contains(&rule.pattern) {
                     continue;
                 }
                 *matched += 1;
@@ -141,6 +172,7 @@ impl Shared {
                 path: path.to_owned(),
                 fault,
                 length,
+                target,
             });
         }
         fault
@@ -188,12 +220,28 @@ impl S3Proxy {
 
     /// Like [`S3Proxy::random`], for the requests whose path contains `pattern` only.
     pub fn random_matching(&self, percent: u64, seed: u64, pattern: &str) {
+        let kinds = [Fault::SlowDown, Fault::ResetBefore, Fault::ResetAfter];
+        self.random_of(percent, seed, pattern, &kinds);
+    }
+
+    /// Like [`S3Proxy::random_matching`], the faults drawn evenly from `kinds`.
+    pub fn random_of(&self, percent: u64, seed: u64, pattern: &str, kinds: &[Fault]) {
         if let Ok(mut random) = self.shared.random.lock() {
             *random = Some(Random {
                 percent,
                 state: seed,
                 pattern: pattern.to_owned(),
+                kinds: kinds.to_vec(),
             });
+        }
+    }
+
+    /// [`Fault::Throttled`] answers `status` with error code `code` (default: `400
+    /// ThrottlingException`, as ECS and CodeDeploy do; Lambda says `429
+    /// TooManyRequestsException`).
+    pub fn throttle_as(&self, status: u16, code: &str) {
+        if let Ok(mut throttle) = self.shared.throttle.lock() {
+            *throttle = Some((status, code.to_owned()));
         }
     }
 
@@ -252,8 +300,7 @@ fn serve(mut client: TcpStream, upstream: &str, shared: &Shared) {
     let mut words = head.split(' ');
     let method = words.next().unwrap_or_default().to_owned();
     let path = words.next().unwrap_or_default().to_owned();
-    let length = header(&head, "content-length").and_then(|v| v.parse().ok());
-    match shared.decide(&method, &path, length) {
+    match shared.decide(&method, &path, &head) {
         None => forward(client, &head, upstream, false),
         Some(Fault::ResetAfter) => forward(client, &head, upstream, true),
         Some(Fault::ResetBefore) => reset(&client),
@@ -269,6 +316,20 @@ fn serve(mut client: TcpStream, upstream: &str, shared: &Shared) {
             );
             let _ = client.shutdown(Shutdown::Both);
         }
+        Some(Fault::Unavailable) => {
+            drain_body(&mut client, &head);
+            json_error(&mut client, 503, "ServiceUnavailableException");
+        }
+        Some(Fault::Throttled) => {
+            drain_body(&mut client, &head);
+            let (status, code) = shared
+                .throttle
+                .lock()
+                .ok()
+                .and_then(|t| t.clone())
+                .unwrap_or((400, "ThrottlingException".to_owned()));
+            json_error(&mut client, status, &code);
+        }
         Some(Fault::Hold) => {
             shared.holding.fetch_add(1, Ordering::SeqCst);
             let start = Instant::now();
@@ -281,6 +342,20 @@ fn serve(mut client: TcpStream, upstream: &str, shared: &Shared) {
             reset(&client);
         }
     }
+}
+
+/// An error answer of the JSON protocols (awsJson1_1 and restJson1 read the code from the
+/// header or from `__type`).
+fn json_error(client: &mut TcpStream, status: u16, code: &str) {
+    let body = format!(r#"{{"__type":"{code}","message":"injected by the test proxy"}}"#);
+    let _ = client.write_all(
+        format!(
+            "HTTP/1.1 {status} Injected\r\ncontent-type: application/x-amz-json-1.1\r\nx-amzn-errortype: {code}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    let _ = client.shutdown(Shutdown::Both);
 }
 
 fn read_head(client: &mut TcpStream) -> Option<String> {

@@ -157,11 +157,11 @@ impl Group<'_> {
             .app_spec_content(
                 AppSpecContent::builder()
                     .content(appspec)
-                    .sha256(sha256)
+                    .sha256(sha256.clone())
                     .build(),
             )
             .build();
-        let out = self
+        let created = self
             .client()
             .create_deployment()
             .application_name(self.application)
@@ -169,14 +169,57 @@ impl Group<'_> {
             .revision(revision)
             .description(description)
             .send()
-            .await
-            .map_err(|e| self.api("CreateDeployment", SdkFailure::new(e)))?;
-        let id = out.deployment_id().unwrap_or_default().to_owned();
+            .await;
+        let id = match created {
+            Ok(out) => out.deployment_id().unwrap_or_default().to_owned(),
+            Err(err) => {
+                let failure = SdkFailure::new(err);
+                match self.created_by_lost_answer(&failure, &sha256).await {
+                    Some(id) => id,
+                    None => return Err(self.api("CreateDeployment", failure)),
+                }
+            }
+        };
         self.note(format!(
             "CodeDeploy deployment {id} of {} started",
             self.name()
         ));
         Ok(id)
+    }
+
+    /// After a refused `CreateDeployment` (`DeploymentLimitExceededException`): the
+    /// deployment in progress when it is this run's own, its AppSpec's sha256 being
+    /// `sha256`. An attempt whose answer was lost created it, and the SDK's retry met it.
+    async fn created_by_lost_answer(&self, failure: &SdkFailure, sha256: &str) -> Option<String> {
+        if failure.code() != Some("DeploymentLimitExceededException") {
+            return None;
+        }
+        let busy = [
+            DeploymentStatus::Created,
+            DeploymentStatus::Queued,
+            DeploymentStatus::InProgress,
+            DeploymentStatus::Ready,
+        ];
+        let out = self
+            .client()
+            .list_deployments()
+            .application_name(self.application)
+            .deployment_group_name(self.group)
+            .set_include_only_statuses(Some(busy.to_vec()))
+            .send()
+            .await
+            .ok()?;
+        for id in out.deployments() {
+            let info = self.get(id).await.ok()?;
+            let sent = info
+                .revision()
+                .and_then(|r| r.app_spec_content())
+                .and_then(|c| c.sha256());
+            if sent == Some(sha256) {
+                return Some(id.clone());
+            }
+        }
+        None
     }
 
     async fn get(&self, id: &str) -> Result<DeploymentInfo, StepError> {
