@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use deploy_tests::dags::{Project, ok};
 use deploy_tests::{
     REGION, copy_dir, create_bucket, create_repository, deploy, get_json, moto, oci_registry,
     scratch_dir, unique, workspace_root,
@@ -70,7 +71,7 @@ async fn a_saved_plan_runs_once_as_shown() {
     let (code, stderr) = run(&config, &["apply", plan_arg]);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("changed since the plan was made"),
+        stderr.contains("changed since the plan was made") && stderr.contains("make a new plan"),
         "{stderr}"
     );
 }
@@ -88,7 +89,7 @@ async fn a_plan_of_another_configuration_or_format_is_refused() {
     let text = std::fs::read_to_string(&plan).expect("plan");
 
     let old = config.with_file_name("old.json");
-    std::fs::write(&old, text.replace("\"format\": 2", "\"format\": 1")).expect("write");
+    std::fs::write(&old, text.replace("\"format\": 3", "\"format\": 2")).expect("write");
     let (code, stderr) = run(&config, &["apply", old.to_str().expect("path")]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("Make a new plan"), "{stderr}");
@@ -104,4 +105,56 @@ async fn a_plan_of_another_configuration_or_format_is_refused() {
     let (code, stderr) = run(&config, &["apply", plan_arg]);
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("another version of"), "{stderr}");
+}
+
+/// Hand-edits `plan`'s `sync-dags` step with `edit`.
+fn edit_sync_step(plan: &Path, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(plan).expect("plan")).expect("json");
+    let steps = doc["steps"].as_array_mut().expect("steps");
+    let sync = steps
+        .iter_mut()
+        .find(|s| s["action"]["type"] == "sync-dags")
+        .expect("a sync-dags step");
+    edit(&mut sync["action"]);
+    let edited = plan.with_file_name("edited.json");
+    std::fs::write(&edited, serde_json::to_string_pretty(&doc).expect("json")).expect("write");
+    edited
+}
+
+/// A plan whose step inputs were edited by hand (the DAG prefix widened to the whole bucket,
+/// any share of it deletable) is refused before anything runs, although its configuration
+/// hash still matches; the bucket keeps every object, the unedited plan then runs.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_edited_by_hand_is_refused() {
+    let p = Project::new("").await;
+    p.write("a.py", "A = 1\n");
+    ok(&p.release("v1", &[]));
+    p.write("b.py", "B = 1\n");
+    let plan = p.dir.join("plan.json");
+    let plan_arg = plan.to_str().expect("path");
+    let (code, stderr) = run(
+        &p.config,
+        &["plan", "dev", "dags", "--version", "v2", "--out", plan_arg],
+    );
+    assert_eq!(code, Some(0), "{stderr}");
+    let before = p.objects().await;
+    let edits: [(&str, fn(&mut serde_json::Value)); 3] = [
+        ("prefix", |a| a["prefix"] = "".into()),
+        ("bucket", |a| a["bucket"] = "someone-elses-bucket".into()),
+        ("max_delete_share", |a| a["max_delete_share"] = 1.0.into()),
+    ];
+    for (field, edit) in edits {
+        let edited = edit_sync_step(&plan, edit);
+        let (code, stderr) = run(&p.config, &["apply", edited.to_str().expect("path")]);
+        assert_eq!(code, Some(2), "{field}: {stderr}");
+        assert!(
+            stderr.contains("no longer match its seal"),
+            "{field}: {stderr}"
+        );
+        assert_eq!(p.objects().await, before, "{field}: nothing was touched");
+    }
+    let (code, stderr) = run(&p.config, &["apply", plan_arg]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(p.objects().await.keys().any(|k| k.ends_with("b.py")));
 }

@@ -73,7 +73,6 @@ async fn codedeploy_under_random_faults() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "a ContinueDeployment whose answer is lost is retried, refused, and the step fails with the deployment left waiting (open)"]
 async fn codedeploy_with_an_answer_lost_at_each_call() {
     an_answer_lost_at_each_call(Kind::CodeDeploy).await;
 }

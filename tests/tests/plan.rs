@@ -51,6 +51,7 @@ async fn plan_json_is_stable_and_changes_nothing() {
         ("id", "<id>"),
         ("created_at", "<time>"),
         ("config_sha256", "<sha256>"),
+        ("seal", "<seal>"),
     ] {
         assert!(plan[field].is_string(), "{field} missing");
         plan[field] = value.into();

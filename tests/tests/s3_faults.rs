@@ -303,7 +303,8 @@ async fn a_lost_answer_to_moving_the_pointer() {
     .await;
 }
 
-/// The record is written, then S3 refuses the pointer three times (all the attempts): the run
+/// The record is written, then S3 refuses the pointer every time (all the attempts of every
+/// round): the run
 /// fails with one line naming the key, its failure record supersedes its succeeded one, the
 /// pointer still names the previous release, and a rerun completes.
 #[tokio::test(flavor = "multi_thread")]
@@ -313,7 +314,7 @@ async fn slowdowns_on_the_pointer_leave_one_outcome_per_run() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     project
         .proxy
-        .add(Rule::new("PUT", "/published.json", Fault::SlowDown, 3));
+        .add(Rule::new("PUT", "/published.json", Fault::SlowDown, 1000));
     let out = publish(&project, "v2");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let text = stderr(&out);
@@ -620,7 +621,7 @@ async fn a_failing_run_completes_a_killed_one() {
     let (killed_key, _) = killed_in_the_pointer_write(&project).await;
     project
         .proxy
-        .add(Rule::new("PUT", "/published.json", Fault::SlowDown, 3));
+        .add(Rule::new("PUT", "/published.json", Fault::SlowDown, 1000));
     let out = publish(&project, "v3");
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 

@@ -14,6 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use deploy_core::aws::AwsClients;
 use deploy_core::config::{Config, Environment};
+use deploy_core::engine::EngineError;
 use deploy_core::ledger::Operation;
 use deploy_core::ops::{self, OwnFailure, Prepared};
 
@@ -242,6 +243,13 @@ pub async fn apply(
         Ok(report) => report,
         Err(OwnFailure::Replan(err)) => return Err(err.into()),
         Err(OwnFailure::Apply(failure)) => {
+            if matches!(failure.error, EngineError::Stale { .. }) && !out.json() {
+                // Only a saved plan gets here: a plan of this run's own is made again.
+                eprintln!(
+                    "hint: make a new plan (`deploy plan {} --out FILE`), review it and apply that",
+                    plan.environment
+                );
+            }
             if out.json() {
                 out.result(&failure.report);
             } else {

@@ -103,9 +103,7 @@ pub enum EngineError {
         source: Box<StepError>,
     },
     /// The ledger moved since the plan was made.
-    #[error(
-        "the environment changed since the plan was made ({detail}); nothing was changed. Make a new plan"
-    )]
+    #[error("the environment changed since the plan was made ({detail}); nothing was changed")]
     Stale {
         /// What changed.
         detail: String,

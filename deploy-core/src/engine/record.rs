@@ -128,26 +128,25 @@ impl Engine {
     /// tell whether it landed).
     pub(super) async fn unrecorded(&self, record: &ReleaseRecord, err: &LedgerError) -> String {
         let key = self.ledger.record_key(record);
-        let previous = self
+        let previous = match self
             .ledger
             .pointer(&record.artifact, crate::ledger::PointerKind::Live)
             .await
-            .ok()
-            .flatten()
-            .map_or_else(|| "none".to_owned(), |p| p.value.release_id);
+        {
+            Ok(Some(pointer)) => format!(
+                "the live pointer names release {}",
+                pointer.value.release_id
+            ),
+            Ok(None) => "the live pointer names no release".to_owned(),
+            Err(_) => "the live pointer could not be read".to_owned(),
+        };
         let ledger = match self.ledger.stored_record(&key).await {
             Ok(Some(_)) => format!(
-                "its record {key} was written, and the live pointer names release {previous}: \
-                 the next deploy of {} moves it",
+                "its record {key} was written and {previous}: the next deploy of {} moves it",
                 record.environment
             ),
-            Ok(None) => format!(
-                "no record was written, and the ledger still names release {previous} as live"
-            ),
-            Err(_) => format!(
-                "whether its record {key} was written is unknown; the live pointer read last \
-                 named release {previous}"
-            ),
+            Ok(None) => format!("no record was written and {previous}"),
+            Err(_) => format!("whether its record {key} was written is unknown and {previous}"),
         };
         let version = record
             .version

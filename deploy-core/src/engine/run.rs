@@ -378,7 +378,6 @@ impl Engine {
             }
         }
     }
-
 }
 
 /// Notes that step `i` left something changed (on its artifact, or on the run).

@@ -115,7 +115,13 @@ pub enum LedgerError {
 impl LedgerError {
     /// Whether the request may succeed if made again later.
     pub fn is_transient(&self) -> bool {
-        matches!(self, LedgerError::Aws { transient: true, .. })
+        matches!(
+            self,
+            LedgerError::Aws {
+                transient: true,
+                ..
+            }
+        )
     }
 
     /// Whether another writer changed the object first.

@@ -515,15 +515,18 @@ mod tests {
     #[tokio::test]
     async fn a_conflict_that_cannot_be_read_back_is_unconfirmed() {
         let rule = mock!(aws_sdk_s3::Client::put_object).then_http_response(|| status(412));
-        let read_back =
-            mock!(aws_sdk_s3::Client::get_object).then_http_response(|| status(503));
+        let read_back = mock!(aws_sdk_s3::Client::get_object).then_http_response(|| status(503));
         let err = store(&[&rule, &read_back])
             .put("k", b"{}".to_vec(), Guard::Replace("\"v1\""))
             .await
             .expect_err("unknown");
         assert!(matches!(err, LedgerError::Unconfirmed { .. }), "{err}");
         assert!(!err.to_string().contains("someone else"), "{err}");
-        assert_eq!(rule.num_calls(), 1, "a failed condition is not written again");
+        assert_eq!(
+            rule.num_calls(),
+            1,
+            "a failed condition is not written again"
+        );
     }
 
     #[tokio::test]
@@ -554,7 +557,11 @@ mod tests {
             std::error::Error::source(&err).is_some(),
             "the SDK error is kept as the source"
         );
-        assert_eq!(rule.num_calls(), 6, "two rounds of three attempts, then the error");
+        assert_eq!(
+            rule.num_calls(),
+            6,
+            "two rounds of three attempts, then the error"
+        );
         assert_eq!(
             read_back.num_calls(),
             2,
@@ -579,11 +586,12 @@ mod tests {
             .force_path_style(true)
             .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
             .build();
-        let store = Store::new(aws_sdk_s3::Client::from_conf(config), "b".into())
-            .with_persistence(Persistence {
+        let store = Store::new(aws_sdk_s3::Client::from_conf(config), "b".into()).with_persistence(
+            Persistence {
                 rounds: 1,
                 ..Persistence::default()
-            });
+            },
+        );
         let err = store.get("k.json").await.expect_err("nobody listens");
         let text = err.to_string();
         assert!(

@@ -217,7 +217,8 @@ where
             ),
         });
         *prepared = replan().await.map_err(OwnFailure::Replan)?;
-        options.wait_lock = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        options.wait_lock =
+            deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
     }
     Err(OwnFailure::Replan(OpsError::Usage(format!(
         "the environment changed {MAX_REPLANS} times while this run waited for the lock; \

@@ -86,7 +86,7 @@ impl StepHandler for PromoteStep {
             steps::preflight(&input.publish, cx).await?;
             let (expected, stored) = recorded(&input.from);
             if stored.is_none() {
-                let local = local_zip(&input, cx)?;
+                let local = local_zip(&input, cx).await?;
                 mismatch(
                     step.artifact_name(),
                     &input.from,
@@ -139,12 +139,8 @@ fn recorded(from: &PromoteSource) -> (String, Option<String>) {
     }
 }
 
-fn local_zip(input: &PromoteLambda, cx: &StepContext<'_>) -> Result<Package, StepError> {
-    let source = steps::source(&input.publish, cx);
-    Ok(package::package(&steps::packaging(
-        &input.publish,
-        &source,
-    ))?)
+async fn local_zip(input: &PromoteLambda, cx: &StepContext<'_>) -> Result<Package, StepError> {
+    steps::off_runtime(&input.publish, cx, package::package).await
 }
 
 fn mismatch(
@@ -172,7 +168,7 @@ async fn promoted_zip(
     input: &PromoteLambda,
 ) -> Result<Package, StepError> {
     let (expected, stored) = recorded(&input.from);
-    let local = local_zip(input, cx);
+    let local = local_zip(input, cx).await;
     if let Ok(zip) = &local
         && zip.code_sha256 == expected
     {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::package::{self, Packaging};
+use super::package::{self, PackageError, Packaging};
 use super::plan::{PromoteLambda, PublishLambda};
 use super::publish::{self, PublishRequest, PublishSettings};
 use crate::engine::{
@@ -105,12 +105,26 @@ pub(super) fn packaging<'a>(input: &'a PublishLambda, source: &'a Path) -> Packa
     }
 }
 
+/// Runs `work` on `input`'s source on a blocking thread: a source that blocks (a file that
+/// never ends) holds that thread, not the runtime, and a stop can abandon it.
+pub(super) async fn off_runtime<T: Send + 'static>(
+    input: &PublishLambda,
+    cx: &StepContext<'_>,
+    work: fn(&Packaging<'_>) -> Result<T, PackageError>,
+) -> Result<T, StepError> {
+    let (input, source) = (input.clone(), source(input, cx));
+    let done = tokio::task::spawn_blocking(move || work(&packaging(&input, &source)))
+        .await
+        .map_err(StepError::failure)?;
+    Ok(done?)
+}
+
 /// Checks before the lock: the source zips, the function exists.
 pub(super) async fn preflight(
     input: &PublishLambda,
     cx: &StepContext<'_>,
 ) -> Result<(), StepError> {
-    package::inspect(&packaging(input, &source(input, cx)))?;
+    off_runtime(input, cx, package::inspect).await?;
     publish::configuration(&cx.clients().lambda, &input.function).await?;
     Ok(())
 }
@@ -135,7 +149,7 @@ impl StepHandler for PublishStep {
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
             let input: PublishLambda = step.action.input()?;
-            let zip = package::package(&packaging(&input, &source(&input, cx)))?;
+            let zip = off_runtime(&input, cx, package::package).await?;
             let published = self
                 .0
                 .publish(cx, step.artifact_name(), &input, &zip)

@@ -335,14 +335,23 @@ impl Group<'_> {
     }
 
     /// Lets a `Ready` deployment move production traffic.
+    /// A refused or unanswered call is read back: a deployment no longer `Ready` was
+    /// continued (a retry of a call whose answer was lost is refused as not ready).
     pub async fn resume(&self, id: &str) -> Result<(), StepError> {
-        self.client()
+        let sent = self
+            .client()
             .continue_deployment()
             .deployment_id(id)
             .deployment_wait_type(DeploymentWaitType::ReadyWait)
             .send()
-            .await
-            .map_err(|e| self.api("ContinueDeployment", SdkFailure::new(e)))?;
+            .await;
+        if let Err(err) = sent {
+            let failure = self.api("ContinueDeployment", SdkFailure::new(err));
+            match self.get(id).await {
+                Ok(info) if info.status() != Some(&DeploymentStatus::Ready) => {}
+                _ => return Err(failure),
+            }
+        }
         self.note(format!(
             "{id}: test traffic healthy, production traffic moves"
         ));
