@@ -107,6 +107,9 @@ async fn a_plan_of_another_configuration_or_format_is_refused() {
     assert!(stderr.contains("another version of"), "{stderr}");
 }
 
+/// A hand edit of a step's action.
+type Edit = fn(&mut serde_json::Value);
+
 /// Hand-edits `plan`'s `sync-dags` step with `edit`.
 fn edit_sync_step(plan: &Path, edit: impl Fn(&mut serde_json::Value)) -> PathBuf {
     let mut doc: serde_json::Value =
@@ -139,7 +142,7 @@ async fn a_plan_edited_by_hand_is_refused() {
     );
     assert_eq!(code, Some(0), "{stderr}");
     let before = p.objects().await;
-    let edits: [(&str, fn(&mut serde_json::Value)); 3] = [
+    let edits: [(&str, Edit); 3] = [
         ("prefix", |a| a["prefix"] = "".into()),
         ("bucket", |a| a["bucket"] = "someone-elses-bucket".into()),
         ("max_delete_share", |a| a["max_delete_share"] = 1.0.into()),

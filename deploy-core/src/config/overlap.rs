@@ -34,7 +34,7 @@ impl Place<'_> {
 }
 
 /// Reports every DAG location that overlaps a ledger (of any environment), another DAG
-/// artifact of its environment, or the zips of a Lambda artifact of its environment, and every
+/// artifact (of any environment: two environments syncing one place undo each other), or the zips of a Lambda artifact of its environment, and every
 /// Lambda zip location that falls under a ledger.
 pub(super) fn check(r: &mut Resolver<'_>, environments: &BTreeMap<String, Environment>) {
     let prefixes: Vec<String> = environments
@@ -51,8 +51,19 @@ pub(super) fn check(r: &mut Resolver<'_>, environments: &BTreeMap<String, Enviro
             at: path(["environments", env.name.as_str(), "state_bucket"]),
         })
         .collect();
+    let mut earlier: Vec<Place<'_>> = Vec::new();
     for env in environments.values() {
         let (dags, zips) = places(r, env);
+        for dag in &dags {
+            for other in earlier.iter().filter(|d| dag.overlaps(d)) {
+                refuse(
+                    r,
+                    dag,
+                    other,
+                    "a sync of either would delete the other's files",
+                );
+            }
+        }
         for dag in &dags {
             for ledger in ledgers.iter().filter(|l| dag.overlaps(l)) {
                 refuse(r, dag, ledger, "a sync would delete them");
@@ -76,6 +87,7 @@ pub(super) fn check(r: &mut Resolver<'_>, environments: &BTreeMap<String, Enviro
                 refuse(r, zip, ledger, "an upload would write among them");
             }
         }
+        earlier.extend(dags);
     }
 }
 
@@ -207,12 +219,15 @@ state_bucket = "planwise-state-{env}"
             "planwise-state-dev",
             "deploy/planwise/dev/dags/",
         ));
-        // prod's copy of the artifact names dev's bucket too: refused there as well.
-        assert_eq!(inside.len(), 2, "{inside:?}");
+        // prod's copy of the artifact names dev's bucket too: refused there as well, and as
+        // the same place as dev's.
+        let ledger = "the release ledger and lock of environment `dev`";
+        assert_eq!(inside.len(), 3, "{inside:?}");
+        assert_eq!(inside.iter().filter(|p| p.contains(ledger)).count(), 2);
         assert!(
             inside
                 .iter()
-                .all(|p| p.contains("the release ledger and lock of environment `dev`")),
+                .any(|p| p.contains("overlaps DAG artifact `dags` of environment `dev`")),
             "{inside:?}"
         );
     }
@@ -256,6 +271,19 @@ state_bucket = "planwise-state-{env}"
             + &dags("b", "planwise-dags-{env}", "dags/b/")
             + &dags("c", "planwise-other-{env}", "dags/a/");
         assert!(problems(&apart).is_empty());
+    }
+
+    #[test]
+    fn two_environments_syncing_one_place_are_refused() {
+        let found = problems(&dags("dags", "planwise-dags", "dags/"));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("DAG artifact `dags` of environment `prod` writes to s3://planwise-dags/dags/, which overlaps DAG artifact `dags` of environment `dev`"),
+            "{found:?}"
+        );
+        let text = dags("dags", "planwise-dags", "dags/")
+            + "[environments.prod.overrides.dags]\nprefix = \"prod/dags/\"\n";
+        assert!(problems(&text).is_empty());
     }
 
     #[test]
