@@ -25,3 +25,24 @@ pub(crate) fn kind_problem(path: &Path, what: &str, dir: bool) -> Option<String>
         Ok(_) => None,
     }
 }
+
+/// What a file that is neither a regular file nor a folder is, for messages.
+#[cfg(unix)]
+pub(crate) fn special_kind(kind: &std::fs::FileType) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_fifo() {
+        "FIFO"
+    } else if kind.is_socket() {
+        "socket"
+    } else if kind.is_block_device() || kind.is_char_device() {
+        "device"
+    } else {
+        "special file"
+    }
+}
+
+/// What a file that is neither a regular file nor a folder is, for messages.
+#[cfg(not(unix))]
+pub(crate) fn special_kind(_kind: &std::fs::FileType) -> &'static str {
+    "special file"
+}

@@ -241,7 +241,8 @@ impl Walk {
             let size = meta.len();
             self.out.files.push(SourceFile { path, local, size });
         } else {
-            self.special.push((path, special(&meta.file_type())));
+            self.special
+                .push((path, crate::config::paths::special_kind(&meta.file_type())));
         }
         Ok(None)
     }
@@ -293,26 +294,6 @@ impl Walk {
             }),
         }
     }
-}
-
-/// What a file that is neither a regular file nor a folder is, for messages.
-#[cfg(unix)]
-fn special(kind: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_fifo() {
-        "FIFO"
-    } else if kind.is_socket() {
-        "socket"
-    } else if kind.is_block_device() || kind.is_char_device() {
-        "device"
-    } else {
-        "special file"
-    }
-}
-
-#[cfg(not(unix))]
-fn special(_kind: &std::fs::FileType) -> &'static str {
-    "special file"
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> CollectError {

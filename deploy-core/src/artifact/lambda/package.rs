@@ -284,28 +284,8 @@ fn source_kind(path: &Path) -> Result<SourceKind, PackageError> {
     }
     Err(PackageError::Special {
         path: path.to_owned(),
-        kind: special(&meta.file_type()),
+        kind: crate::config::paths::special_kind(&meta.file_type()),
     })
-}
-
-/// What a file that is neither a regular file nor a directory is, for messages.
-#[cfg(unix)]
-fn special(kind: &std::fs::FileType) -> &'static str {
-    use std::os::unix::fs::FileTypeExt;
-    if kind.is_fifo() {
-        "FIFO"
-    } else if kind.is_socket() {
-        "socket"
-    } else if kind.is_block_device() || kind.is_char_device() {
-        "device"
-    } else {
-        "special file"
-    }
-}
-
-#[cfg(not(unix))]
-fn special(_kind: &std::fs::FileType) -> &'static str {
-    "special file"
 }
 
 /// Reads a regular file (checked to be one before: a FIFO is never opened).

@@ -120,23 +120,32 @@ impl Group<'_> {
         })
     }
 
-    /// Fails naming the deployment of the group that is in progress, if one is.
-    pub async fn ensure_idle(&self) -> Result<(), StepError> {
-        let busy = [
-            DeploymentStatus::Created,
-            DeploymentStatus::Queued,
-            DeploymentStatus::InProgress,
-            DeploymentStatus::Ready,
-        ];
-        let out = self
-            .client()
+    /// The group's deployments that are not over (created, queued, in progress or ready).
+    async fn in_progress(
+        &self,
+    ) -> Result<aws_sdk_codedeploy::operation::list_deployments::ListDeploymentsOutput, SdkFailure>
+    {
+        self.client()
             .list_deployments()
             .application_name(self.application)
             .deployment_group_name(self.group)
-            .set_include_only_statuses(Some(busy.to_vec()))
+            .set_include_only_statuses(Some(vec![
+                DeploymentStatus::Created,
+                DeploymentStatus::Queued,
+                DeploymentStatus::InProgress,
+                DeploymentStatus::Ready,
+            ]))
             .send()
             .await
-            .map_err(|e| self.api("ListDeployments", SdkFailure::new(e)))?;
+            .map_err(SdkFailure::new)
+    }
+
+    /// Fails naming the deployment of the group that is in progress, if one is.
+    pub async fn ensure_idle(&self) -> Result<(), StepError> {
+        let out = self
+            .in_progress()
+            .await
+            .map_err(|e| self.api("ListDeployments", e))?;
         match out.deployments().first() {
             None => Ok(()),
             Some(deployment) => Err(StepError::failure(CodeDeployError::Busy {
@@ -194,21 +203,7 @@ impl Group<'_> {
         if failure.code() != Some("DeploymentLimitExceededException") {
             return None;
         }
-        let busy = [
-            DeploymentStatus::Created,
-            DeploymentStatus::Queued,
-            DeploymentStatus::InProgress,
-            DeploymentStatus::Ready,
-        ];
-        let out = self
-            .client()
-            .list_deployments()
-            .application_name(self.application)
-            .deployment_group_name(self.group)
-            .set_include_only_statuses(Some(busy.to_vec()))
-            .send()
-            .await
-            .ok()?;
+        let out = self.in_progress().await.ok()?;
         for id in out.deployments() {
             let info = self.get(id).await.ok()?;
             let sent = info

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use zip::write::SimpleFileOptions;
 use zip::{CompressionMethod, DateTime, ZipWriter};
 
-use super::{JUNK, JUNK_EXT, PackageError, Packaging, check, globs, special};
+use super::{JUNK, JUNK_EXT, PackageError, Packaging, check, globs};
 
 /// One file of a directory source: its name in the zip, what is read, its size and mode.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,7 +104,7 @@ fn found(root: &Path, item: &std::fs::DirEntry) -> Result<Found, PackageError> {
     } else {
         Err(PackageError::Special {
             path,
-            kind: special(&meta.file_type()),
+            kind: crate::config::paths::special_kind(&meta.file_type()),
         })
     }
 }
