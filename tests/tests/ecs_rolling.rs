@@ -544,6 +544,27 @@ async fn a_passing_migration_runs_the_new_image_then_the_rollout() {
     assert_ne!(f.running().await, f.first);
 }
 
+/// A migration cannot be undone: when the rollout after it fails, the service goes back but
+/// the run is `failed` (exit 1), not rolled back, and says the schema stays migrated.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_after_a_migration_is_not_called_a_rollback() {
+    let f = fixture("30s").await;
+    let family = migration_family().await;
+    let url = answering(500);
+    with_rollout_keys(
+        &f,
+        &format!(
+            "pre_deploy = {{ task_definition = \"{family}\", command = [\"./migrate\", \"up\"], timeout = \"20s\" }}, health_check = {{ url = \"{url}\", expect_status = 200, timeout = \"2s\" }}"
+        ),
+    );
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("the schema stays migrated"), "{stderr}");
+    assert_eq!(f.double.requests_of("RunTask").len(), 1);
+    assert_eq!(f.running().await, f.first, "the service went back");
+    assert_eq!(f.outcomes().await, ["failed"]);
+}
+
 fn with_rollout_keys(f: &Fixture, keys: &str) {
     let text = std::fs::read_to_string(&f.config).expect("config").replace(
         "container = \"api\", timeout",

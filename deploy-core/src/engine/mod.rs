@@ -33,6 +33,7 @@ use crate::plan::{InvalidInput, PLAN_FORMAT, Plan};
 pub(crate) use step::TestRun;
 pub use step::{
     BoxError, BoxFuture, CheckContext, Done, StepContext, StepError, StepHandler, StepOutput, Undo,
+    UndoFailed,
 };
 
 /// Why a plan was not (completely) applied.

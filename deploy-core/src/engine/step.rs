@@ -117,6 +117,74 @@ pub enum Undo {
     },
 }
 
+impl Undo {
+    /// [`Undo::Compensate`] with `data` encoded for the handler's [`StepHandler::undo`] (which
+    /// decodes it with [`Undo::decode`]). A value that cannot be encoded is an error: a step
+    /// must not report a change it cannot undo as undoable.
+    pub fn compensate<T: serde::Serialize>(
+        description: impl Into<String>,
+        data: &T,
+    ) -> Result<Undo, StepError> {
+        let data = serde_json::to_value(data)
+            .map_err(|e| StepError::failure(format!("cannot keep what the undo needs: {e}")))?;
+        Ok(Undo::Compensate {
+            description: description.into(),
+            data,
+        })
+    }
+
+    /// Decodes the `data` [`Undo::compensate`] encoded.
+    pub fn decode<T: serde::de::DeserializeOwned>(
+        data: &serde_json::Value,
+    ) -> Result<T, StepError> {
+        T::deserialize(data).map_err(|e| {
+            StepError::failure(format!("the undo's data is not what the step kept: {e}"))
+        })
+    }
+}
+
+/// A step failed, and putting back what it had changed failed too. Both causes are kept: the
+/// failure is the [`source`](std::error::Error::source), the undo's error is [`UndoFailed::undo`].
+#[derive(Debug, thiserror::Error)]
+#[error("{failure}; putting back {what} failed too: {undo}{after}")]
+pub struct UndoFailed {
+    /// Why the step failed.
+    #[source]
+    pub failure: BoxError,
+    /// What was to be put back (`the alias`, `the previous files under s3://b/p/`).
+    pub what: String,
+    /// Why it could not be put back.
+    pub undo: BoxError,
+    /// What the reader should know or do about it (`: rerun to converge`), or empty.
+    pub after: String,
+}
+
+impl UndoFailed {
+    /// The step's error: `failure`, and `undo` of `what` failed too (class `Failure`).
+    pub fn error(
+        failure: impl Into<BoxError>,
+        what: impl Into<String>,
+        undo: impl Into<BoxError>,
+    ) -> StepError {
+        Self::error_then(failure, what, undo, "")
+    }
+
+    /// [`UndoFailed::error`] followed by `after` (`": it may hold a mix of both"`).
+    pub fn error_then(
+        failure: impl Into<BoxError>,
+        what: impl Into<String>,
+        undo: impl Into<BoxError>,
+        after: impl Into<String>,
+    ) -> StepError {
+        StepError::failure(UndoFailed {
+            failure: failure.into(),
+            what: what.into(),
+            undo: undo.into(),
+            after: after.into(),
+        })
+    }
+}
+
 /// What a step produced, for the release record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StepOutput {

@@ -19,7 +19,7 @@ use super::image::Runtime;
 use super::poller::Poller;
 use super::task_definition::{self, Change, Rendered};
 use crate::artifact::image::steps::ImageOutput;
-use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
+use crate::engine::{Done, StepContext, StepError, StepOutput, Undo, UndoFailed};
 use crate::events::Event;
 use crate::ledger::AwsObject;
 use crate::rollout::EcsService as EcsServiceConfig;
@@ -71,7 +71,7 @@ pub(crate) async fn run(
             clean_up(cx, artifact, config, [next.clone(), previous.clone()]).await;
             Ok(Done {
                 record,
-                undo: undo_to(config, &previous),
+                undo: undo_to(config, &previous)?,
             })
         }
         Ended::Failed(reason) => Err(after_breaker(&ecs, config, &previous, reason).await),
@@ -221,7 +221,7 @@ pub(crate) async fn undo(
     data: &serde_json::Value,
     poll: Duration,
 ) -> Result<(), StepError> {
-    let previous: Previous = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    let previous: Previous = Undo::decode(data)?;
     let ecs = LiveService::new(cx, artifact, &previous.cluster, &previous.service, poll);
     ecs.restore(
         &previous.task_definition,
@@ -230,20 +230,20 @@ pub(crate) async fn undo(
     .await
 }
 
-fn undo_to(config: &EcsServiceConfig, previous: &str) -> Undo {
+fn undo_to(config: &EcsServiceConfig, previous: &str) -> Result<Undo, StepError> {
     let data = Previous {
         cluster: config.cluster.clone(),
         service: config.service.clone(),
         task_definition: previous.to_owned(),
         timeout_secs: config.timeout.as_secs(),
     };
-    Undo::Compensate {
-        description: format!(
+    Undo::compensate(
+        format!(
             "put {}/{} back on {previous}",
             config.cluster, config.service
         ),
-        data: serde_json::to_value(data).unwrap_or_default(),
-    }
+        &data,
+    )
 }
 
 /// The circuit breaker failed the deployment: wait for ECS's own rollback to complete.
@@ -294,9 +294,7 @@ async fn put_back(
     };
     match ecs.restore(previous, config.timeout).await {
         Ok(()) => StepError::failure(why).rolled_back(),
-        Err(err) => StepError::failure(format!(
-            "{why}; putting it back on {previous} failed too: {err}"
-        )),
+        Err(err) => UndoFailed::error(why, format!("the service on {previous}"), err),
     }
 }
 

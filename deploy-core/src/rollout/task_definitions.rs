@@ -22,7 +22,7 @@ use super::schedules::{self, Repointed, Schedules, Source};
 use super::task_definition::{self, Change, Rendered};
 use crate::artifact::image::steps::ImageOutput;
 use crate::aws::SdkFailure;
-use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
+use crate::engine::{Done, StepContext, StepError, StepOutput, Undo, UndoFailed};
 use crate::events::Event;
 
 /// What the undo needs: the revisions registered and the schedules pointed at them.
@@ -119,11 +119,11 @@ pub(crate) async fn run(
         }
     }
     clean_up(cx, artifact, config, &latest).await;
-    Ok(finish(latest, done))
+    finish(latest, done)
 }
 
 /// The record (each family's revision, each schedule changed) and the undo.
-fn finish(latest: BTreeMap<String, String>, done: Registered) -> Done {
+fn finish(latest: BTreeMap<String, String>, done: Registered) -> Result<Done, StepError> {
     let mut touched: Vec<_> = latest
         .values()
         .map(|arn| object("ecs-task-definition", arn))
@@ -146,18 +146,15 @@ fn finish(latest: BTreeMap<String, String>, done: Registered) -> Done {
         if !done.task_definitions.is_empty() {
             what.push(format!("deregister {}", done.task_definitions.join(", ")));
         }
-        Undo::Compensate {
-            description: what.join("; "),
-            data: serde_json::to_value(done).unwrap_or_default(),
-        }
+        Undo::compensate(what.join("; "), &done)?
     };
-    Done {
+    Ok(Done {
         record: StepOutput {
             touched,
             ..StepOutput::default()
         },
         undo,
-    }
+    })
 }
 
 /// Deregisters old revisions of every family that nothing uses any more.
@@ -192,7 +189,7 @@ async fn clean_up(
 /// Undoes a completed step: the schedules back on their revisions, then the revisions it
 /// registered deregistered.
 pub(crate) async fn undo(cx: &StepContext<'_>, data: &serde_json::Value) -> Result<(), StepError> {
-    let done: Registered = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    let done: Registered = Undo::decode(data)?;
     put_back(cx, &done).await
 }
 
@@ -231,9 +228,7 @@ async fn abandon(cx: &StepContext<'_>, done: &Registered, err: StepError) -> Ste
     }
     match put_back(cx, done).await {
         Ok(()) => err.rolled_back(),
-        Err(undo) => StepError::failure(format!(
-            "{err}; putting back what was changed before failed too: {undo}"
-        )),
+        Err(undo) => UndoFailed::error(err, "what was changed before", undo),
     }
 }
 

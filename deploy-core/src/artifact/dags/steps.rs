@@ -16,7 +16,7 @@ use super::sync::{self, Diff, HashedFile, Place, Remote, SyncError};
 use super::validate;
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
-    StepOutput, Undo,
+    StepOutput, Undo, UndoFailed,
 };
 use crate::error::ErrorClass;
 use crate::events::Event;
@@ -394,7 +394,7 @@ pub(crate) async fn carry_out(
 
 /// Puts back what a sync or promotion overwrote or deleted and deletes what it added.
 pub(crate) async fn undo(data: &serde_json::Value, cx: &StepContext<'_>) -> Result<(), StepError> {
-    let undo: SyncUndo = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    let undo: SyncUndo = Undo::decode(data)?;
     undo.apply(&cx.clients().s3).await.map_err(StepError::from)
 }
 
@@ -442,9 +442,12 @@ impl SyncUndo {
                 format!("{error}; the previous files under {place} were put back"),
             )
             .rolled_back()),
-            Err(undo) => Err(StepError::failure(format!(
-                "{error}; putting the previous files under {place} back failed too ({undo}): it may hold a mix of both sets; rerun to converge"
-            ))),
+            Err(undo) => Err(UndoFailed::error_then(
+                error,
+                format!("the previous files under {place}"),
+                undo,
+                ": it may hold a mix of both sets; rerun to converge",
+            )),
         }
     }
 }
@@ -585,16 +588,16 @@ async fn done(
         .collect();
     let changed = !(diff.added.is_empty() && diff.changed.is_empty() && diff.deleted.is_empty());
     let undo = if changed {
-        Undo::Compensate {
-            description: format!(
+        Undo::compensate(
+            format!(
                 "put back the previous {} file(s) and delete the {} added under s3://{}/{}",
                 data.restore.len(),
                 data.remove.len(),
                 place.bucket,
                 place.prefix
             ),
-            data: serde_json::to_value(&data).unwrap_or_default(),
-        }
+            &data,
+        )?
     } else {
         Undo::Nothing
     };

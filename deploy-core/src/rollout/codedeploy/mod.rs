@@ -181,7 +181,7 @@ pub(crate) async fn run(
     record.touched.push(object("codedeploy-deployment", &id));
     Ok(Done {
         record,
-        undo: undo_to(bg, &previous),
+        undo: undo_to(bg, &previous)?,
     })
 }
 
@@ -347,7 +347,7 @@ impl Shift<'_> {
     }
 }
 
-fn undo_to(bg: &BlueGreen<'_>, previous: &str) -> Undo {
+fn undo_to(bg: &BlueGreen<'_>, previous: &str) -> Result<Undo, StepError> {
     let config = bg.service;
     let data = Previous {
         application: bg.application.to_owned(),
@@ -360,13 +360,13 @@ fn undo_to(bg: &BlueGreen<'_>, previous: &str) -> Undo {
         task_definition: previous.to_owned(),
         timeout_secs: config.timeout.as_secs(),
     };
-    Undo::Compensate {
-        description: format!(
+    Undo::compensate(
+        format!(
             "deploy {previous} to {}/{} again (CodeDeploy {}/{})",
             config.cluster, config.service, bg.application, bg.group
         ),
-        data: serde_json::to_value(data).unwrap_or_default(),
-    }
+        &data,
+    )
 }
 
 /// Undoes a completed deployment: a deployment of the revision the service ran before.
@@ -376,7 +376,7 @@ pub(crate) async fn undo(
     data: &serde_json::Value,
     poll: Duration,
 ) -> Result<(), StepError> {
-    let previous: Previous = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    let previous: Previous = Undo::decode(data)?;
     let service = EcsService {
         cluster: previous.cluster.clone(),
         service: previous.service.clone(),

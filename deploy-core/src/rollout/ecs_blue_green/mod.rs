@@ -149,13 +149,13 @@ pub(crate) async fn run(
         rollout: rollout.clone(),
         task_definition: previous.clone(),
     };
-    let undo = Undo::Compensate {
-        description: format!(
+    let undo = Undo::compensate(
+        format!(
             "deploy {previous} to {}/{} again",
             config.cluster, config.service
         ),
-        data: serde_json::to_value(data).unwrap_or_default(),
-    };
+        &data,
+    )?;
     Ok(Done { record, undo })
 }
 
@@ -218,7 +218,7 @@ pub(crate) async fn undo(
     data: &serde_json::Value,
     poll: Duration,
 ) -> Result<(), StepError> {
-    let previous: Previous = serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+    let previous: Previous = Undo::decode(data)?;
     let mut rollout = previous.rollout;
     rollout.service.health_check = None;
     deploy(cx, artifact, &rollout, &previous.task_definition, poll).await?;

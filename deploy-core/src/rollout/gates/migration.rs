@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifact::image::steps::ImageOutput;
 use crate::aws::SdkFailure;
-use crate::engine::{BoxFuture, Done, Engine, StepContext, StepError, StepHandler};
+use crate::engine::{
+    BoxFuture, Done, Engine, StepContext, StepError, StepHandler, StepOutput, Undo,
+};
 use crate::events::Event;
 use crate::plan::{Action, ActionInput, Chain, Step};
 use crate::rollout::ecs::LiveService;
@@ -143,8 +145,17 @@ impl StepHandler for MigrationGate {
                 input: &input,
                 poll: self.0.poll,
             };
-            migration.run(&runtime).await?;
-            Ok(Done::nothing())
+            let task = migration.run(&runtime).await?;
+            // Nothing puts a schema back: the outcome of a later failure says so.
+            Ok(Done {
+                record: StepOutput::default(),
+                undo: Undo::Irreversible {
+                    left: format!(
+                        "task {task} of cluster {} ran it: the schema stays migrated",
+                        input.cluster
+                    ),
+                },
+            })
         })
     }
 }
@@ -157,7 +168,8 @@ struct Migration<'a> {
 }
 
 impl Migration<'_> {
-    async fn run(&self, runtime: &Runtime) -> Result<(), StepError> {
+    /// Runs the migration; the task that ran it.
+    async fn run(&self, runtime: &Runtime) -> Result<String, StepError> {
         let image = self.cx.get::<ImageOutput>(self.artifact).ok_or_else(|| {
             StepError::failure(format!(
                 "there is no image of `{}` in this run to migrate with",
@@ -168,7 +180,8 @@ impl Migration<'_> {
         let launch = self.launch(fallback).await?;
         let task = self.start(&task_definition, &launch).await?;
         let stopped = self.wait(&task, &task_definition).await?;
-        self.judge(&stopped, &task_definition, log.as_ref())
+        self.judge(&stopped, &task_definition, log.as_ref())?;
+        Ok(task)
     }
 
     /// How the task is launched: like the service, the rule or the schedule, or `fallback`.

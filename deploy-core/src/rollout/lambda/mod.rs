@@ -22,7 +22,7 @@ use crate::artifact::lambda::publish::LambdaError;
 use crate::artifact::lambda::steps::LambdaOutput;
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
-    StepOutput, Undo,
+    StepOutput, Undo, UndoFailed,
 };
 use crate::error::ErrorClass;
 use crate::events::Event;
@@ -175,8 +175,7 @@ impl StepHandler for ShiftStep {
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let input: ShiftLambdaAlias = step.action.input()?;
-            let previous: Previous =
-                serde_json::from_value(data.clone()).map_err(StepError::failure)?;
+            let previous: Previous = Undo::decode(data)?;
             let alias = Alias::new(&cx.clients().lambda, &input.function, &input.alias);
             alias.restore(previous.previous.as_deref()).await?;
             Ok(())
@@ -245,13 +244,13 @@ impl ShiftStep {
                 }],
                 ..StepOutput::default()
             },
-            undo: Undo::Compensate {
-                description: match &previous {
+            undo: Undo::compensate(
+                match &previous {
                     Some(p) => format!("point alias {} back at version {p}", report.alias),
                     None => format!("delete alias {}", report.alias),
                 },
-                data: serde_json::to_value(Previous { previous }).unwrap_or_default(),
-            },
+                &Previous { previous },
+            )?,
         })
     }
 }
@@ -308,10 +307,7 @@ impl Shift<'_> {
         }
         let previous = self.previous.as_deref();
         if let Err(undo) = self.alias.restore(previous).await {
-            return StepError::failure(RestoreFailed {
-                failure: err.to_string(),
-                undo,
-            });
+            return UndoFailed::error(err, "the alias", undo);
         }
         self.cx.reporter().report(&Event::Note {
             message: format!(
@@ -328,17 +324,6 @@ impl Shift<'_> {
         };
         StepError::new(class, err).rolled_back()
     }
-}
-
-/// A shift failed and the alias could not be put back: it may still route to the new version.
-#[derive(Debug, thiserror::Error)]
-#[error("{failure}; putting the alias back failed too: {undo}")]
-pub struct RestoreFailed {
-    /// Why the shift failed.
-    pub failure: String,
-    /// Why the alias could not be put back.
-    #[source]
-    pub undo: LambdaError,
 }
 
 /// Deletes old versions (`keep_versions`); a failure is reported, not fatal: the release is
