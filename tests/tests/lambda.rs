@@ -1,7 +1,8 @@
 //! `deploy release` of a Lambda function against moto, read back through the Lambda API: the
 //! published version's `CodeSha256`, no upload and no version on an unchanged rerun (requests
 //! counted by a proxy), `env` merged key by key, the alias weights of a canary between steps,
-//! and an alarm during a canary putting the alias back (exit 3, `rolled-back`).
+//! and an alarm during a canary putting the alias back (exit 3, `rolled-back`, with `$LATEST`
+//! put back from the artifact bucket; exit 1, `failed`, naming `$LATEST` without one).
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -385,8 +386,10 @@ async fn a_canary_moves_through_its_weights_to_the_new_version() {
     assert!(seen.contains(&(new.clone(), String::new())), "{seen:?}");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_alarm_during_a_canary_puts_the_alias_back() {
+/// Releases v1, then v2 (new code, and `NEW` changed) as a canary whose alarm trips at the
+/// first step; `extra` goes into the artifact's table. Checks the alias went back at once and
+/// returns the fixture, the previous version, and v2's exit code and output.
+async fn an_alarm_during_a_canary(extra: &str) -> (Arc<Fixture>, String, Option<i32>, String) {
     let fx = Arc::new(Fixture::new().await);
     let alarm = unique("fn-errors");
     let cw = aws_sdk_cloudwatch::Client::new(&sdk_config(&fx.bridge.url).await);
@@ -402,13 +405,18 @@ async fn an_alarm_during_a_canary_puts_the_alias_back() {
         .send()
         .await
         .expect("put alarm");
-    fx.configure("v1", "{ strategy = \"lambda-all-at-once\" }");
+    fx.configure_with("v1", "{ strategy = \"lambda-all-at-once\" }", extra, "");
     assert_eq!(code(&fx.release("v1")).0, Some(0));
     let (old, _) = fx.alias().await;
-    fx.configure(
+    fx.configure_with(
         "v2",
         &format!("{{ strategy = \"lambda-canary\", steps = [10, 50, 100], interval = \"2s\", alarms = [\"{alarm}\"] }}"),
+        extra,
+        "",
     );
+    let config = fx.dir.join("deploy.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace("NEW = \"x\"", "NEW = \"y\"")).expect("write");
     let stop = Arc::new(Mutex::new(false));
     let trip = {
         let (cw, alarm) = (cw.clone(), alarm.clone());
@@ -428,7 +436,6 @@ async fn an_alarm_during_a_canary_puts_the_alias_back() {
     let (status, text) = code(&release_in_background(&fx, "v2").await);
     *stop.lock().expect("flag") = true;
     let seen = watcher.await.expect("watcher");
-    assert_eq!(status, Some(3), "{text}");
     assert!(text.contains(&alarm), "{text}");
     let (version, routing) = fx.alias().await;
     assert_eq!(version, old, "alias back on the previous version");
@@ -441,6 +448,48 @@ async fn an_alarm_during_a_canary_puts_the_alias_back() {
         !seen.iter().any(|(_, r)| r.ends_with("=0.5")),
         "stopped at the first step: {seen:?}"
     );
+    (fx, old, status, text)
+}
+
+/// Without an artifact bucket the previous code of `$LATEST` cannot be put back: the alias
+/// goes back, and the run is `failed` (exit 1) naming `$LATEST`, not a full rollback.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_alarm_during_a_canary_puts_the_alias_back() {
+    let (fx, _, status, text) = an_alarm_during_a_canary("").await;
+    assert_eq!(status, Some(1), "{text}");
+    assert!(text.contains("keeps the new code"), "{text}");
+    assert!(text.contains("artifact_bucket"), "{text}");
+    let outcomes = fx.outcomes().await;
+    assert!(outcomes.contains(&"failed".to_owned()), "{outcomes:?}");
+    assert!(!outcomes.contains(&"rolled-back".to_owned()), "{outcomes:?}");
+}
+
+/// With an artifact bucket the previous zip is kept: the undo puts `$LATEST`'s code and the
+/// changed variable back, and the run is rolled back (exit 3).
+#[tokio::test(flavor = "multi_thread")]
+async fn with_an_artifact_bucket_latest_is_put_back_too() {
+    let artifacts = unique("lambda-kept");
+    create_bucket(&moto().url, &artifacts).await;
+    let extra = format!("artifact_bucket = \"{artifacts}\"");
+    let (fx, old, status, text) = an_alarm_during_a_canary(&extra).await;
+    assert_eq!(status, Some(3), "{text}");
+    assert_eq!(
+        fx.code_sha256("$LATEST").await,
+        fx.code_sha256(&old).await,
+        "$LATEST runs the previous code again"
+    );
+    let env = lambda()
+        .await
+        .get_function_configuration()
+        .function_name(&fx.function)
+        .send()
+        .await
+        .expect("configuration")
+        .environment()
+        .and_then(|e| e.variables())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(env.get("NEW").map(String::as_str), Some("x"), "{env:?}");
     let outcomes = fx.outcomes().await;
     assert!(outcomes.contains(&"rolled-back".to_owned()), "{outcomes:?}");
 }

@@ -2,6 +2,7 @@
 //! ([`super::LambdaSpec`]).
 
 pub(crate) mod config;
+mod latest;
 pub mod package;
 pub mod plan;
 pub mod promote;

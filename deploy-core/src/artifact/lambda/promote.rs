@@ -120,8 +120,22 @@ impl StepHandler for PromoteStep {
                     expected,
                 }));
             }
-            Ok(steps::done(&input.publish, published, Some(&input.from)))
+            steps::done(cx, &input.publish, published, Some(&input.from)).await
         })
+    }
+
+    fn undo<'a>(
+        &'a self,
+        step: &'a Step,
+        data: &'a serde_json::Value,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(super::latest::put_back(
+            cx,
+            &self.0.publish,
+            step.artifact_name(),
+            data,
+        ))
     }
 
     fn report_sections(&self) -> &'static [&'static str] {

@@ -185,6 +185,27 @@ pub struct Published {
     pub new_version: bool,
     /// The artifact bucket's key of the zip, when the artifact has a bucket.
     pub s3_key: Option<String>,
+    /// `$LATEST` as it was before: what an undo puts back.
+    pub before: Before,
+}
+
+/// `$LATEST` before a publish changed it: its code, and the previous value of each variable the
+/// publish set (`None`: it was not set). Values never show in `Debug` output.
+#[derive(Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+pub struct Before {
+    /// `CodeSha256` of the code `$LATEST` ran.
+    pub code_sha256: String,
+    /// The variables the publish changed, with their previous values.
+    pub env: BTreeMap<String, Option<String>>,
+}
+
+impl std::fmt::Debug for Before {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Before")
+            .field("code_sha256", &self.code_sha256)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 /// Runs the publish of `request`.
@@ -204,6 +225,15 @@ pub async fn publish(
         env_changed: false,
         new_version: false,
         s3_key: None,
+        before: Before {
+            code_sha256: current.code_sha256.clone(),
+            env: request
+                .env
+                .iter()
+                .filter(|(k, v)| current.env.get(*k) != Some(*v))
+                .map(|(k, _)| (k.clone(), current.env.get(k).cloned()))
+                .collect(),
+        },
     };
     let mut revision = current.revision_id.clone();
     if let Some(bucket) = request.artifact_bucket {
@@ -365,7 +395,7 @@ fn bytes_sent(reporter: &dyn Reporter, artifact: &str, item: &str, size: u64) {
 }
 
 /// Waits until the function's last update is done; returns its new `RevisionId`.
-async fn wait_updated(
+pub(crate) async fn wait_updated(
     lambda: &aws_sdk_lambda::Client,
     artifact: &str,
     function: &str,
@@ -423,7 +453,7 @@ pub(crate) fn merged_env(
     Some(merged)
 }
 
-async fn update_env(
+pub(crate) async fn update_env(
     lambda: &aws_sdk_lambda::Client,
     function: &str,
     variables: HashMap<String, String>,

@@ -1,6 +1,7 @@
 //! The Lambda publish on the engine's seam (`publish-lambda`): zip, upload when the code
-//! changed, merge the environment, publish a version. It has no undo: a published version
-//! runs nothing until the alias moves, which is the rollout's step (and its undo).
+//! changed, merge the environment, publish a version. A published version runs nothing until
+//! the alias moves (the rollout's step, with its own undo); the change to `$LATEST` is undone
+//! by [`super::latest`], or declared irreversible when the previous code is not kept.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -154,8 +155,22 @@ impl StepHandler for PublishStep {
                 .0
                 .publish(cx, step.artifact_name(), &input, &zip)
                 .await?;
-            Ok(done(&input, published, None))
+            done(cx, &input, published, None).await
         })
+    }
+
+    fn undo<'a>(
+        &'a self,
+        step: &'a Step,
+        data: &'a serde_json::Value,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(super::latest::put_back(
+            cx,
+            &self.0.publish,
+            step.artifact_name(),
+            data,
+        ))
     }
 
     fn report_sections(&self) -> &'static [&'static str] {
@@ -230,11 +245,14 @@ impl LambdaSettings {
     }
 }
 
-pub(super) fn done(
+/// The record of `published`, and how its change to `$LATEST` is undone.
+pub(super) async fn done(
+    cx: &StepContext<'_>,
     input: &PublishLambda,
     published: publish::Published,
     from: Option<&PromoteSource>,
-) -> Done {
+) -> Result<Done, StepError> {
+    let undo = super::latest::undo_of(cx, input, &published).await?;
     let mut touched = vec![AwsObject {
         kind: "lambda-version".into(),
         id: format!("{}:{}", input.function, published.version),
@@ -246,7 +264,7 @@ pub(super) fn done(
             id: location.clone(),
         });
     }
-    Done {
+    Ok(Done {
         record: StepOutput {
             artifact_ref: Some(ArtifactRef::Lambda {
                 code_sha256: published.code_sha256,
@@ -257,8 +275,8 @@ pub(super) fn done(
             version: from.and_then(|f| f.version.clone()),
             source_environment: from.map(|f| f.environment.clone()),
         },
-        ..Done::default()
-    }
+        undo,
+    })
 }
 
 /// `s3://bucket/key` of the zip kept in the artifact bucket.
