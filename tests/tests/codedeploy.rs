@@ -434,3 +434,50 @@ async fn a_test_url_without_a_test_listener_is_refused_before_any_change() {
     assert!(f.codedeploy.requests_of("CreateDeployment").is_empty());
     assert!(f.ecs.requests_of("RegisterTaskDefinition").is_empty());
 }
+
+/// `keep_revisions` cleans up after a blue/green deployment as after a rolling one: of three
+/// unused revisions registered before, those beyond the newest `keep_revisions` and the one the
+/// service ran before (the undo's target) are deregistered.
+#[tokio::test(flavor = "multi_thread")]
+async fn old_revisions_beyond_keep_revisions_are_deregistered() {
+    let f = fixture("keep_revisions = 1").await;
+    let ecs = ecs_double::client(&moto().url).await;
+    let first = ecs
+        .describe_task_definition()
+        .task_definition(&f.first)
+        .send()
+        .await
+        .expect("describe")
+        .task_definition
+        .expect("task definition");
+    let family = first.family().expect("family").to_owned();
+    for _ in 0..3 {
+        ecs.register_task_definition()
+            .family(&family)
+            .set_container_definitions(Some(first.container_definitions().to_vec()))
+            .send()
+            .await
+            .expect("register an unused revision");
+    }
+    let (code, stderr) = f.release();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("deregistered 2 old revisions"), "{stderr}");
+    let active = ecs
+        .list_task_definitions()
+        .family_prefix(&family)
+        .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)
+        .send()
+        .await
+        .expect("list");
+    let mut revisions: Vec<String> = active
+        .task_definition_arns()
+        .iter()
+        .filter_map(|arn| arn.rsplit(':').next().map(str::to_owned))
+        .collect();
+    revisions.sort();
+    assert_eq!(
+        revisions,
+        ["1", "4", "5"],
+        "new, the one before, the previous"
+    );
+}

@@ -461,7 +461,10 @@ async fn an_alarm_during_a_canary_puts_the_alias_back() {
     assert!(text.contains("artifact_bucket"), "{text}");
     let outcomes = fx.outcomes().await;
     assert!(outcomes.contains(&"failed".to_owned()), "{outcomes:?}");
-    assert!(!outcomes.contains(&"rolled-back".to_owned()), "{outcomes:?}");
+    assert!(
+        !outcomes.contains(&"rolled-back".to_owned()),
+        "{outcomes:?}"
+    );
 }
 
 /// With an artifact bucket the previous zip is kept: the undo puts `$LATEST`'s code and the

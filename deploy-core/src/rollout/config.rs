@@ -346,9 +346,14 @@ fn steps(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> Option<Vec<u32>> {
     })
 }
 
-/// The rollout keys each strategy uses (beyond `strategy`).
+/// The rollout keys `raw`'s strategy uses (beyond `strategy`).
 fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
-    match raw.strategy {
+    keys_of(raw.strategy, raw.steps.is_some())
+}
+
+/// The rollout keys `strategy` uses; `lambda-linear` takes `steps` or `increment`.
+fn keys_of(strategy: Strategy, steps: bool) -> &'static [&'static str] {
+    match strategy {
         Strategy::EcsRolling => &[
             "cluster",
             "service",
@@ -399,7 +404,7 @@ fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
         ],
         Strategy::LambdaAllAtOnce => &["alarms", "max_errors", "health_check"],
         Strategy::LambdaCanary => &["steps", "interval", "alarms", "max_errors", "health_check"],
-        Strategy::LambdaLinear if raw.steps.is_some() => {
+        Strategy::LambdaLinear if steps => {
             &["steps", "interval", "alarms", "max_errors", "health_check"]
         }
         Strategy::LambdaLinear => &[
@@ -413,10 +418,20 @@ fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
     }
 }
 
-/// Rejects rollout keys that the chosen strategy does not use. When an environment override
-/// switches the strategy, keys left from the base artifact are tolerated: they belong to the
-/// strategy the other environments use.
-fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) {
+/// The strategies that use `key`, for messages: `ecs-rolling, ecs-blue-green`.
+fn owners(key: &str) -> String {
+    let owners: Vec<&str> = Strategy::ALL
+        .iter()
+        .filter(|s| keys_of(**s, true).contains(&key) || keys_of(**s, false).contains(&key))
+        .map(|s| s.as_str())
+        .collect();
+    owners.join(", ")
+}
+
+/// Rejects rollout keys that the chosen strategy does not use, naming the strategies that do.
+/// When an environment override switches the strategy, keys left from the base artifact are
+/// tolerated: they belong to the strategy the other environments use.
+pub(crate) fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) {
     let used = used_keys(raw);
     let set = [
         ("cluster", raw.cluster.is_some()),
@@ -459,8 +474,12 @@ fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) {
         };
         ctx.error(
             &["rollout", key],
-            format!("`{key}` does not apply to strategy `{}`", raw.strategy),
-            Some(format!("`{}` takes: {takes}", raw.strategy)),
+            format!(
+                "`{key}` does not apply to strategy `{}`: it belongs to {} rollouts",
+                raw.strategy,
+                owners(key)
+            ),
+            Some(format!("remove it; `{}` takes: {takes}", raw.strategy)),
         );
     }
 }

@@ -147,8 +147,9 @@ pub(crate) async fn next_for_service(
     }))
 }
 
-/// Deregisters old revisions of the service's family that nothing uses any more.
-async fn clean_up(
+/// Deregisters old revisions of the service's family that nothing uses any more (after every
+/// service strategy's successful deployment).
+pub(crate) async fn clean_up(
     cx: &StepContext<'_>,
     artifact: &str,
     config: &EcsServiceConfig,

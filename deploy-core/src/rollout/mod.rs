@@ -47,6 +47,19 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Every strategy.
+    pub const ALL: [Strategy; 9] = [
+        Strategy::EcsRolling,
+        Strategy::CodedeployBlueGreen,
+        Strategy::EcsBlueGreen,
+        Strategy::TaskDefinitions,
+        Strategy::None,
+        Strategy::S3Sync,
+        Strategy::LambdaAllAtOnce,
+        Strategy::LambdaCanary,
+        Strategy::LambdaLinear,
+    ];
+
     /// The name used in `deploy.toml`.
     pub fn as_str(self) -> &'static str {
         match self {

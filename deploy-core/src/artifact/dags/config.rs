@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use super::IgnoreSyntax;
 use crate::artifact::{ArtifactKind, DagsSpec};
 use crate::config::kind::ArtifactContext;
-use crate::config::raw::{RawArtifact, RawRollout};
+use crate::config::raw::RawArtifact;
 
 /// The keys a DAG artifact takes.
 const KEYS: &str = "source, bucket, prefix, whole_bucket, ignore_syntax, include, exclude, \
@@ -35,7 +35,7 @@ pub(crate) fn resolve(ctx: &mut ArtifactContext<'_, '_, '_>, raw: RawArtifact) -
     if let Some(rollout) = &raw.rollout
         && ctx.check_strategy(ArtifactKind::Dags, rollout.strategy)
     {
-        reject_rollout_keys(ctx, rollout);
+        crate::rollout::config::reject_unused_by_strategy(ctx, rollout);
     }
     let source = ctx.require(raw.source.as_ref(), &["source"]);
     let bucket = ctx.require(raw.bucket.as_ref(), &["bucket"]);
@@ -161,31 +161,6 @@ pub(crate) fn reject_dags_keys(
             ("whole_bucket", raw.whole_bucket.is_some()),
         ],
         &[],
-    );
-}
-
-/// `s3-sync` takes no settings: every other rollout key is refused.
-fn reject_rollout_keys(ctx: &mut ArtifactContext<'_, '_, '_>, rollout: &RawRollout) {
-    ctx.reject(
-        ArtifactKind::Dags,
-        KEYS,
-        &[
-            ("cluster", rollout.cluster.is_some()),
-            ("service", rollout.service.is_some()),
-            ("container", rollout.container.is_some()),
-            ("families", rollout.families.is_some()),
-            ("application", rollout.application.is_some()),
-            ("deployment_group", rollout.deployment_group.is_some()),
-            ("pre_deploy", rollout.pre_deploy.is_some()),
-            ("keep_revisions", rollout.keep_revisions.is_some()),
-            ("steps", rollout.steps.is_some()),
-            ("increment", rollout.increment.is_some()),
-            ("interval", rollout.interval.is_some()),
-            ("alarms", rollout.alarms.is_some()),
-            ("health_check", rollout.health_check.is_some()),
-            ("timeout", rollout.timeout.is_some()),
-        ],
-        &["rollout"],
     );
 }
 

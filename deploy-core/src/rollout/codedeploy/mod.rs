@@ -179,6 +179,7 @@ pub(crate) async fn run(
     };
     let id = deploy(cx, artifact, bg, &next, poll).await?;
     record.touched.push(object("codedeploy-deployment", &id));
+    ecs_rolling::clean_up(cx, artifact, config, [next, previous.clone()]).await;
     Ok(Done {
         record,
         undo: undo_to(bg, &previous)?,

@@ -145,6 +145,7 @@ pub(crate) async fn run(
     };
     let arn = deploy(cx, artifact, rollout, &next, poll).await?;
     record.touched.push(object("ecs-service-deployment", &arn));
+    ecs_rolling::clean_up(cx, artifact, config, [next, previous.clone()]).await;
     let data = Previous {
         rollout: rollout.clone(),
         task_definition: previous.clone(),
