@@ -89,7 +89,8 @@ impl From<&Settings> for Builtin {
     }
 }
 
-/// Registers the steps of every built-in kind (today: images and their rollouts) with `engine`.
+/// Registers the steps of every built-in kind with `engine`: images (publish, promote, and the
+/// rollout of every strategy with its gates), DAG folders, and Lambda functions.
 pub fn register_builtin(engine: &mut Engine, settings: Builtin) {
     image::register(engine, settings.image);
     crate::rollout::gates::health::register(engine, settings.rollout.poll);

@@ -1,11 +1,11 @@
 //! A step's action: a type name plus that type's inputs, as one JSON object
 //! (`{"type": "publish-image", "repository": ..., ...}`).
 //!
-//! The engine does not know what an action means: it hands the step to the [`StepKind`]
+//! The engine does not know what an action means: it hands the step to the [`StepHandler`]
 //! registered for the action's type. Each kind declares its inputs as a struct implementing
 //! [`ActionInput`], so its planner writes them and its step reads them back typed.
 //!
-//! [`StepKind`]: crate::engine::StepKind
+//! [`StepHandler`]: crate::engine::StepHandler
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
