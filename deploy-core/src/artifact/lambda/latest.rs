@@ -39,12 +39,13 @@ pub(super) async fn undo_of(
     if !published.uploaded && !env_changed {
         return Ok(Undo::Nothing);
     }
-    let code = match published.uploaded {
-        true => match kept_zip(cx, input, &published.before.code_sha256).await {
-            Some(zip) => Some(zip),
-            None => return Ok(irreversible(input, published, env_changed)),
-        },
-        false => None,
+    let code = if published.uploaded {
+        let Some(zip) = kept_zip(cx, input, &published.before.code_sha256).await else {
+            return Ok(irreversible(input, published, env_changed));
+        };
+        Some(zip)
+    } else {
+        None
     };
     let what = match (&code, env_changed) {
         (Some(_), true) => "code and environment",
