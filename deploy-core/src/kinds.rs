@@ -3,7 +3,7 @@
 use crate::artifact::ArtifactDetail;
 use crate::artifact::image::steps::{self as image, ImageSettings};
 use crate::artifact::lambda::publish::PublishSettings;
-use crate::artifact::lambda::steps::LambdaSettings;
+use crate::artifact::lambda::settings::LambdaSettings;
 use crate::config::{Config, Settings};
 use crate::engine::Engine;
 use crate::rollout::image::{self as image_rollout, RolloutSettings, Runtime};
@@ -96,5 +96,5 @@ pub fn register_builtin(engine: &mut Engine, settings: Builtin) {
     crate::rollout::gates::health::register(engine, settings.rollout.poll);
     image_rollout::register(engine, settings.rollout);
     crate::artifact::dags::steps::register(engine, settings.dags);
-    crate::artifact::lambda::steps::register(engine, settings.lambda);
+    crate::artifact::lambda::register(engine, settings.lambda);
 }

@@ -15,8 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::cleanup;
 use super::ecs::{EcsError, Ended, LiveService, describe_definition};
-use super::image::Runtime;
 use super::poller::Poller;
+use super::settings::Runtime;
 use super::task_definition::{self, Change, Rendered};
 use crate::artifact::image::steps::ImageOutput;
 use crate::engine::{Done, StepContext, StepError, StepOutput, Undo, UndoFailed};

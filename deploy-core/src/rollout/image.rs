@@ -1,9 +1,7 @@
 //! The `rollout-image` step: hands the image's rollout to its strategy's module
 //! (`ecs_rolling`, `codedeploy`, `ecs_blue_green`, `task_definitions`).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -16,29 +14,7 @@ use crate::engine::{
 };
 use crate::plan::{ActionInput, Step};
 
-/// The runtime configuration of one artifact in one environment: merged into the container
-/// (or function) by the rollout, never written into a plan.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Runtime {
-    /// Environment variables.
-    pub env: BTreeMap<String, String>,
-    /// ECS secrets: name → `valueFrom` ARN (the values are never read).
-    pub secrets: BTreeMap<String, String>,
-}
-
-/// What image rollouts need besides the plan.
-#[derive(Debug, Clone, Default)]
-pub struct RolloutSettings {
-    /// How often waits look at AWS.
-    pub poll: Duration,
-    /// Each artifact's runtime configuration in the environment applied.
-    pub runtime: BTreeMap<String, Runtime>,
-    /// Skip checking, before the lock, that what a task definition references exists
-    /// (`--skip-verify`).
-    pub skip_verify: bool,
-    /// Rollouts that run at once (`parallel_uploads`); more wait for a slot.
-    pub parallel: usize,
-}
+pub use super::settings::{RolloutSettings, Runtime};
 
 /// Registers the `rollout-image` step and the migration gate with `engine`.
 pub fn register(engine: &mut Engine, settings: RolloutSettings) {

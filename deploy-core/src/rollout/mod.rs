@@ -11,6 +11,7 @@ pub mod lambda;
 pub mod plan;
 pub mod poller;
 pub mod schedules;
+pub mod settings;
 pub mod task_definition;
 pub(crate) mod task_definitions;
 pub(crate) mod verify;

@@ -17,7 +17,7 @@ use aws_sdk_ecs::types::{ContainerDefinition, LogDriver, TaskDefinition};
 
 use crate::aws::SdkFailure;
 use crate::engine::{StepContext, StepError};
-use crate::rollout::image::Runtime;
+use crate::rollout::settings::Runtime;
 pub(crate) use inputs::rollout_inputs;
 
 /// `GetParameters` takes at most ten names.

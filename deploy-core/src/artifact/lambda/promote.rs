@@ -9,7 +9,8 @@ use std::sync::Arc;
 use super::package::{self, Package, Packaging};
 use super::plan::PromoteLambda;
 use super::publish::{self, LambdaError};
-use super::steps::{self, LambdaSettings};
+use super::settings::LambdaSettings;
+use super::steps;
 use crate::engine::{
     BoxFuture, CheckContext, Done, EngineError, StepContext, StepError, StepHandler,
 };

@@ -9,29 +9,17 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use super::output::LambdaOutput;
 use super::package::{self, PackageError, Packaging};
-use super::plan::{PromoteLambda, PublishLambda};
-use super::publish::{self, PublishRequest, PublishSettings};
+use super::plan::PublishLambda;
+use super::publish::{self, PublishRequest};
+use super::settings::LambdaSettings;
 use crate::engine::{
-    BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
-    StepOutput,
+    BoxFuture, CheckContext, Done, EngineError, StepContext, StepError, StepHandler, StepOutput,
 };
 use crate::events::Event;
 use crate::ledger::{ArtifactRef, AwsObject};
-use crate::plan::{ActionInput, PromoteSource, Step};
-use crate::rollout::lambda::ShiftSettings;
-
-/// The version this run published (or found unchanged) for an artifact: what the alias shift
-/// reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LambdaOutput {
-    /// Function name.
-    pub function: String,
-    /// The version to route traffic to.
-    pub version: String,
-    /// Its `CodeSha256` (base64).
-    pub code_sha256: String,
-}
+use crate::plan::{PromoteSource, Step};
 
 /// A publish, as the report's `lambdas` section lists it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -57,41 +45,9 @@ pub struct LambdaReport {
     pub new_version: bool,
 }
 
-/// Settings of the Lambda steps.
-#[derive(Debug, Clone, Default)]
-pub struct LambdaSettings {
-    /// Uploads and update waits.
-    pub publish: PublishSettings,
-    /// Alias shifts.
-    pub shift: ShiftSettings,
-    /// Each artifact's `env` in the environment applied (never written into a plan).
-    pub env: BTreeMap<String, BTreeMap<String, String>>,
-}
-
-impl LambdaSettings {
-    /// Adds the per-environment settings of artifact `name` (`env`, `keep_versions`).
-    pub fn add(&mut self, name: &str, spec: &crate::artifact::LambdaSpec) {
-        self.env.insert(name.to_owned(), spec.env.clone());
-        self.shift
-            .keep_versions
-            .insert(name.to_owned(), spec.keep_versions);
-    }
-}
-
-/// Registers the Lambda publish and the alias shift with `engine`.
-pub fn register(engine: &mut Engine, settings: LambdaSettings) {
-    let settings = Arc::new(settings);
-    engine.register(PublishLambda::TYPE, Arc::new(PublishStep(settings.clone())));
-    engine.register(
-        PromoteLambda::TYPE,
-        Arc::new(super::promote::PromoteStep(settings.clone())),
-    );
-    crate::rollout::lambda::register(engine, settings.shift.clone());
-}
-
 const SECTIONS: &[&str] = &["lambdas"];
 
-struct PublishStep(Arc<LambdaSettings>);
+pub(super) struct PublishStep(pub(super) Arc<LambdaSettings>);
 
 /// Where `input`'s source is.
 pub(super) fn source(input: &PublishLambda, cx: &StepContext<'_>) -> PathBuf {

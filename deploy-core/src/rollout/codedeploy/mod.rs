@@ -30,7 +30,7 @@ use super::EcsService;
 use super::ecs::{LiveService, describe_definition};
 use super::ecs_rolling::{self, Next, object};
 use super::gates::health::{self, CheckHealth};
-use super::image::Runtime;
+use super::settings::Runtime;
 use crate::engine::{Done, StepContext, StepError, Undo};
 use crate::events::Event;
 

@@ -29,7 +29,7 @@ use deployment::{Ended, Followed};
 use super::ecs::{EcsError, LiveService};
 use super::ecs_rolling::{self, Next, object};
 use super::gates::health::CheckHealth;
-use super::image::Runtime;
+use super::settings::Runtime;
 use super::{EcsBlueGreen, TrafficShift};
 use crate::engine::{Done, StepContext, StepError, Undo};
 

@@ -20,8 +20,8 @@ use crate::engine::{
 use crate::events::Event;
 use crate::plan::{Action, ActionInput, Chain, Step};
 use crate::rollout::ecs::LiveService;
-use crate::rollout::image::{RolloutSettings, Runtime};
 use crate::rollout::schedules;
+use crate::rollout::settings::{RolloutSettings, Runtime};
 use crate::rollout::task_definition::{self, Change};
 use crate::rollout::{EcsService, JobFamilies, PreDeploy};
 

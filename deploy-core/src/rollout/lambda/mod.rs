@@ -17,9 +17,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use super::plan::{ShiftLambdaAlias, lambda_steps};
+use crate::artifact::lambda::output::LambdaOutput;
 use crate::artifact::lambda::plan::{PromoteLambda, PublishLambda};
 use crate::artifact::lambda::publish::LambdaError;
-use crate::artifact::lambda::steps::LambdaOutput;
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
     StepOutput, Undo, UndoFailed,
