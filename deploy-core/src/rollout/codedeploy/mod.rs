@@ -211,14 +211,10 @@ async fn deploy(
     let id = group
         .create(appspec, &format!("deploy {artifact}: {task_definition}"))
         .await?;
-    let test = config.health_check.as_ref().and_then(|h| {
-        h.test_url.as_ref().map(|url| CheckHealth {
-            url: url.clone(),
-            expect_status: h.expect_status,
-            expect_body: h.expect_body.clone(),
-            timeout: h.timeout,
-        })
-    });
+    let test = config
+        .health_check
+        .as_ref()
+        .and_then(|h| h.test_url.as_ref().map(|url| CheckHealth::of(h, url)));
     let shift = Shift {
         group: &group,
         live: &live,

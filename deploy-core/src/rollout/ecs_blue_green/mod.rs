@@ -187,12 +187,10 @@ async fn deploy(
         .await
         .map_err(|e| followed.api("UpdateService", crate::aws::SdkFailure::new(e)))?;
     let arn = followed.latest().await?;
-    let gate = config.health_check.as_ref().map(|h| CheckHealth {
-        url: h.test_url.clone().unwrap_or_else(|| h.url.clone()),
-        expect_status: h.expect_status,
-        expect_body: h.expect_body.clone(),
-        timeout: h.timeout,
-    });
+    let gate = config
+        .health_check
+        .as_ref()
+        .map(|h| CheckHealth::of(h, h.test_url.as_ref().unwrap_or(&h.url)));
     let deadline = Instant::now() + config.timeout;
     let why = match followed.follow(&arn, deadline, gate.as_ref()).await? {
         Ended::Successful => return Ok(arn),

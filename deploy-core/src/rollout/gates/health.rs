@@ -31,6 +31,18 @@ impl ActionInput for CheckHealth {
     const TYPE: &'static str = "check-health";
 }
 
+impl CheckHealth {
+    /// The check of `url` with `check`'s expectations (its `url`, or its `test_url`).
+    pub fn of(check: &HealthCheck, url: &str) -> CheckHealth {
+        CheckHealth {
+            url: url.to_owned(),
+            expect_status: check.expect_status,
+            expect_body: check.expect_body.clone(),
+            timeout: check.timeout,
+        }
+    }
+}
+
 /// The health check never answered as expected.
 #[derive(Debug, thiserror::Error)]
 #[error("health check of {url} failed: expected {expected} within {}s, last {last}", waited.as_secs())]
@@ -54,12 +66,7 @@ pub fn plan_step(check: &HealthCheck, chain: &mut Chain<'_>) {
             crate::registry::redact(&check.url),
             check.expect_status
         ),
-        Action::new(&CheckHealth {
-            url: check.url.clone(),
-            expect_status: check.expect_status,
-            expect_body: check.expect_body.clone(),
-            timeout: check.timeout,
-        }),
+        Action::new(&CheckHealth::of(check, &check.url)),
         vec![],
     );
 }

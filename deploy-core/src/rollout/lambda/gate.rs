@@ -111,12 +111,7 @@ impl Gate<'_> {
             }
         }
         if let Some(check) = &self.rollout.health_check {
-            let check = CheckHealth {
-                url: check.url.clone(),
-                expect_status: check.expect_status,
-                expect_body: check.expect_body.clone(),
-                timeout: check.timeout,
-            };
+            let check = CheckHealth::of(check, &check.url);
             wait_healthy(cx, artifact, &check, self.poll)
                 .await
                 .map_err(|err| StepError::from(GateFailed::Unhealthy(err)))?;
