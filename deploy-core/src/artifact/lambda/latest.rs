@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::plan::PublishLambda;
 use super::publish::{self, Before, LambdaError, PublishSettings, Published};
 use crate::engine::{StepContext, StepError, Undo};
+use crate::plan::Step;
 
 /// A zip kept in the artifact bucket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,10 +101,11 @@ async fn kept_zip(
 pub(super) async fn put_back(
     cx: &StepContext<'_>,
     settings: &PublishSettings,
-    artifact: &str,
+    step: &Step,
     data: &serde_json::Value,
 ) -> Result<(), StepError> {
     let undo: PutBack = Undo::decode(data)?;
+    let artifact = step.artifact_name();
     let lambda = &cx.clients().lambda;
     let function = undo.function.as_str();
     let reporter = cx.reporter();

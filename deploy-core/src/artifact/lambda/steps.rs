@@ -121,12 +121,7 @@ impl StepHandler for PublishStep {
         data: &'a serde_json::Value,
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(super::latest::put_back(
-            cx,
-            &self.0.publish,
-            step.artifact_name(),
-            data,
-        ))
+        Box::pin(super::latest::put_back(cx, &self.0.publish, step, data))
     }
 
     fn report_sections(&self) -> &'static [&'static str] {
