@@ -77,9 +77,9 @@ impl Classify for LockError {
     }
 }
 
-impl Classify for crate::artifact::image::scan::ScanError {
+impl Classify for crate::kinds::image::scan::ScanError {
     fn class(&self) -> ErrorClass {
-        use crate::artifact::image::scan::ScanError;
+        use crate::kinds::image::scan::ScanError;
         match self {
             ScanError::Blocked { .. } | ScanError::Timeout { .. } | ScanError::Failed { .. } => {
                 ErrorClass::Blocked
@@ -89,7 +89,7 @@ impl Classify for crate::artifact::image::scan::ScanError {
     }
 }
 
-impl Classify for crate::artifact::image::publish::PublishError {
+impl Classify for crate::kinds::image::publish::PublishError {
     fn class(&self) -> ErrorClass {
         ErrorClass::Failure
     }

@@ -7,7 +7,6 @@
 //! watching typed [`events::Event`]s through an [`events::Reporter`].
 #![deny(missing_docs)]
 
-pub mod artifact;
 pub mod aws;
 pub mod config;
 mod duration_serde;

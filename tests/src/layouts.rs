@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use deploy_core::artifact::image::layout::OciLayout;
+use deploy_core::kinds::image::layout::OciLayout;
 use deploy_core::oci::{Descriptor, Digest, Index, Manifest, OCI_INDEX, OCI_MANIFEST};
 
 /// Makes `dir` an empty OCI layout.

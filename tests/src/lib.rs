@@ -818,8 +818,8 @@ pub async fn lambda_function(moto_url: &str, name: &str) -> String {
         "def handler(event, context):\n    return 0\n",
     )
     .expect("write main.py");
-    let zip = deploy_core::artifact::lambda::package::package(
-        &deploy_core::artifact::lambda::package::Packaging {
+    let zip = deploy_core::kinds::lambda::package::package(
+        &deploy_core::kinds::lambda::package::Packaging {
             source: &dir,
             exclude: &[],
             handler: None,

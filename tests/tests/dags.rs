@@ -280,7 +280,7 @@ async fn promote_copies_the_recorded_versions_after_the_source_changed() {
 #[tokio::test(flavor = "multi_thread")]
 async fn large_releases_keep_their_file_list_out_of_the_pointer() {
     let e = TwoEnvs::new().await;
-    let count = deploy_core::artifact::dags::manifest::INLINE_FILES + 30;
+    let count = deploy_core::kinds::dags::manifest::INLINE_FILES + 30;
     for i in 0..count {
         e.write(&format!("team{}/dag_{i}.py", i % 7), &format!("N = {i}\n"));
     }

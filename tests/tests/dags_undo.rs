@@ -6,14 +6,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use deploy_core::artifact::dags::IgnoreSyntax;
-use deploy_core::artifact::dags::plan::SyncDags;
 use deploy_core::aws::AwsClients;
 use deploy_core::config::Config;
 use deploy_core::engine::StepHandler;
 use deploy_core::engine::{BoxFuture, Done, Engine, EngineOptions, StepContext, StepError};
 use deploy_core::error::{Classify, ErrorClass};
 use deploy_core::events::{Event, Recorder};
+use deploy_core::kinds::dags::IgnoreSyntax;
+use deploy_core::kinds::dags::plan::SyncDags;
 use deploy_core::ledger::{Actor, Ledger, Operation};
 use deploy_core::lock::{EnvLock, LockSettings};
 use deploy_core::plan::{Action, Plan, Step};

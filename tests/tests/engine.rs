@@ -185,7 +185,7 @@ async fn markers_then_failure(break_second_undo: bool) -> (Box<ApplyFailure>, Ve
             (
                 Some("app".into()),
                 Action::new(&RecordRelease {
-                    kind: deploy_core::artifact::ArtifactKind::Image,
+                    kind: deploy_core::kinds::ArtifactKind::Image,
                     operation: Operation::Custom,
                 }),
             ),

@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::process::Output;
 
-use deploy_core::artifact::lambda::package::{Packaging, package};
+use deploy_core::kinds::lambda::package::{Packaging, package};
 use deploy_tests::cloudwatch_bridge::CloudWatchBridge;
 use deploy_tests::rollout_faults::{Ledger, Running, check_run, exit};
 use deploy_tests::s3_proxy::{Fault, Rule, S3Proxy};

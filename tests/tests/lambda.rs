@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_cloudwatch::types::{ComparisonOperator, StateValue, Statistic};
-use deploy_core::artifact::lambda::package::{Packaging, package};
+use deploy_core::kinds::lambda::package::{Packaging, package};
 use deploy_tests::cloudwatch_bridge::CloudWatchBridge;
 use deploy_tests::s3_proxy::S3Proxy;
 use deploy_tests::{
@@ -56,7 +56,7 @@ fn write_source(dir: &std::path::Path, body: &str) {
     .expect("write main.py");
 }
 
-fn zip_of(dir: &std::path::Path) -> deploy_core::artifact::lambda::package::Package {
+fn zip_of(dir: &std::path::Path) -> deploy_core::kinds::lambda::package::Package {
     package(&Packaging {
         source: dir,
         exclude: &[],

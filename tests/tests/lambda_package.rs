@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use deploy_core::artifact::lambda::package::{
+use deploy_core::kinds::lambda::package::{
     MAX_UNZIPPED, Package, PackageError, Packaging, from_zip, inspect, package,
 };
 use deploy_tests::scratch_dir;

@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use deploy_core::artifact::image::layout::OciLayout;
-use deploy_core::artifact::image::{ImageContents, SourceError};
 use deploy_core::events::NoReporter;
+use deploy_core::kinds::image::layout::OciLayout;
+use deploy_core::kinds::image::{ImageContents, SourceError};
 use deploy_core::oci::{Descriptor, Digest, Index, Manifest, OCI_INDEX, OCI_MANIFEST, Platform};
 use deploy_core::registry::{
     BlobAction, Credentials, Progress, Registry, RegistryError, RegistrySettings, UploadMode,
@@ -72,7 +72,7 @@ async fn a_layout_push_matches_skopeo_and_republishing_sends_nothing() {
 /// Flips one byte (at `at(len)`) of the image's largest blob, keeping its size; returns the blob.
 fn corrupt_largest_blob(
     layout: &OciLayout,
-    contents: &deploy_core::artifact::image::ImageContents,
+    contents: &deploy_core::kinds::image::ImageContents,
     at: impl Fn(usize) -> usize,
 ) -> Descriptor {
     let layer = contents
@@ -265,7 +265,7 @@ async fn a_docker_save_archive_is_pushed_from_inside_the_tarball() {
     let dir = scratch_dir("archive");
     let path = legacy_archive(&dir);
     let mut archive =
-        deploy_core::artifact::image::archive::DockerArchive::open(&path).expect("archive");
+        deploy_core::kinds::image::archive::DockerArchive::open(&path).expect("archive");
     let contents = archive.image(None).expect("image");
     let repo = format!("archive/{}", unique("api"));
     let report = registry()
@@ -277,7 +277,7 @@ async fn a_docker_save_archive_is_pushed_from_inside_the_tarball() {
 }
 
 /// Pushes the example image to a fresh repository and returns its name and the contents.
-async fn seeded_repository() -> (String, deploy_core::artifact::image::ImageContents) {
+async fn seeded_repository() -> (String, deploy_core::kinds::image::ImageContents) {
     let layout = OciLayout::open(&example()).expect("layout");
     let contents = layout.image(Some("latest")).expect("image");
     let repo = format!("seed/{}", unique("api"));

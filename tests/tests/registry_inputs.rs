@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use deploy_core::artifact::image::BlobStore;
 use deploy_core::events::NoReporter;
+use deploy_core::kinds::image::BlobStore;
 use deploy_core::oci::OCI_MANIFEST;
 use deploy_core::registry::{
     BlobAction, BlobSource, Progress, Registry, RegistryError, RegistrySettings,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use deploy_core::artifact::lambda::package::{Packaging, package};
+use deploy_core::kinds::lambda::package::{Packaging, package};
 use deploy_tests::dags::{Project, ok};
 use deploy_tests::{REGION, create_bucket, deploy, list_keys, moto, scratch_dir, unique};
 

@@ -24,7 +24,9 @@
 //! return `registeredBy`.
 
 use deploy_core::aws::SdkFailure;
-use deploy_core::rollout::task_definition::{Change, RenderError, Rendered, register, render};
+use deploy_core::kinds::image::rollout::task_definition::{
+    Change, RenderError, Rendered, register, render,
+};
 use deploy_tests::corpus::{
     changes, contains, corpus, describe, env_pairs, merged, moto_call, moto_ready, pick,
     secret_pairs, with_old_changeables,

@@ -291,7 +291,7 @@ pub async fn apply(
     Ok(())
 }
 
-fn print_scans(out: &Output, scans: &[deploy_core::artifact::image::scan::ScanSummary]) {
+fn print_scans(out: &Output, scans: &[deploy_core::kinds::image::scan::ScanSummary]) {
     for scan in scans {
         out.line(format!(
             "scan of {}@{}: {}",

@@ -76,7 +76,7 @@ pub fn validate(cli: &Cli, out: &Output) -> anyhow::Result<()> {
 }
 
 fn summarize(config: &Config) -> Summary<'_> {
-    use deploy_core::artifact::ArtifactDetail;
+    use deploy_core::kinds::ArtifactDetail;
     Summary {
         valid: true,
         project: &config.project,

@@ -6,7 +6,7 @@ use super::kind::ArtifactContext;
 use super::placeholder::{self, Vars};
 use super::raw::RawArtifact;
 use super::source_map::{SourceMap, path};
-use crate::artifact::{ArtifactDetail, ArtifactKind, ArtifactSpec};
+use crate::kinds::{ArtifactDetail, ArtifactKind, ArtifactSpec};
 
 /// `names` (keys of the `section` table) in the order the file writes them.
 pub(super) fn file_order<'n>(
@@ -112,20 +112,20 @@ pub(super) fn resolve_artifact(
         },
     };
     if raw.kind != ArtifactKind::Dags {
-        crate::artifact::dags::config::reject_dags_keys(&mut ctx, raw.kind, &raw);
+        crate::kinds::dags::config::reject_dags_keys(&mut ctx, raw.kind, &raw);
     }
     if raw.kind != ArtifactKind::Lambda {
-        crate::artifact::lambda::config::reject_elsewhere(&mut ctx, &raw);
+        crate::kinds::lambda::config::reject_elsewhere(&mut ctx, &raw);
     }
     let detail = match raw.kind {
         ArtifactKind::Image => {
-            ArtifactDetail::Image(crate::artifact::image::config::resolve(&mut ctx, raw)?)
+            ArtifactDetail::Image(crate::kinds::image::config::resolve(&mut ctx, raw)?)
         }
         ArtifactKind::Dags => {
-            ArtifactDetail::Dags(crate::artifact::dags::config::resolve(&mut ctx, raw)?)
+            ArtifactDetail::Dags(crate::kinds::dags::config::resolve(&mut ctx, raw)?)
         }
         ArtifactKind::Lambda => {
-            ArtifactDetail::Lambda(crate::artifact::lambda::config::resolve(&mut ctx, raw)?)
+            ArtifactDetail::Lambda(crate::kinds::lambda::config::resolve(&mut ctx, raw)?)
         }
     };
     Some(ArtifactSpec {

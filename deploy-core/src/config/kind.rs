@@ -1,12 +1,12 @@
-//! Resolving one artifact: the context each kind's resolver works in (`artifact::image::config`,
-//! `artifact::dags::config`, `artifact::lambda::config`, `rollout::config`).
+//! Resolving one artifact: the context each kind's resolver works in (`kinds::image::config`,
+//! `kinds::dags::config`, `kinds::lambda::config`, `rollout::config`).
 
 use std::time::Duration;
 
 use super::diagnose::Resolver;
 use super::limits::DurationBounds;
 use super::source_map::path;
-use crate::artifact::ArtifactKind;
+use crate::kinds::ArtifactKind;
 use crate::rollout::Strategy;
 
 /// One artifact of one environment being resolved: reports problems at the key's place in the

@@ -41,7 +41,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::artifact::ArtifactSpec;
+use crate::kinds::ArtifactSpec;
 use crate::target::Target;
 
 pub use placeholder::KNOWN as PLACEHOLDERS;

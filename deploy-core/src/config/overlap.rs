@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use super::Environment;
 use super::diagnose::Resolver;
 use super::source_map::path;
-use crate::artifact::ArtifactDetail;
+use crate::kinds::ArtifactDetail;
 
 /// A place in S3 that one owner writes and may delete in.
 struct Place<'a> {
@@ -134,7 +134,7 @@ fn places<'e>(r: &Resolver<'_>, env: &'e Environment) -> (Vec<Place<'e>>, Vec<Pl
                 if let Some(bucket) = &lambda.artifact_bucket {
                     zips.push(Place {
                         bucket,
-                        prefix: crate::artifact::lambda::config::ZIP_PREFIX,
+                        prefix: crate::kinds::lambda::config::ZIP_PREFIX,
                         owner: format!("the zips of Lambda artifact `{name}`"),
                         at: located(r, env, name, "artifact_bucket"),
                     });

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::artifact::ArtifactKind;
+use crate::kinds::ArtifactKind;
 use crate::rollout::Strategy;
 
 #[derive(Debug, Deserialize)]
@@ -70,7 +70,7 @@ pub(crate) struct RawSettings {
 }
 
 /// One artifact after the environment's overrides were merged in and placeholders expanded.
-/// Keys of every kind are accepted here; each kind's resolver (`artifact::<kind>::config`) rejects
+/// Keys of every kind are accepted here; each kind's resolver (`kinds::<kind>::config`) rejects
 /// those that do not apply.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,7 +79,7 @@ pub(crate) struct RawArtifact {
     pub source: Option<String>,
     // image
     pub repository: Option<String>,
-    pub scan: Option<crate::artifact::ScanGate>,
+    pub scan: Option<crate::kinds::ScanGate>,
     pub scan_on_publish: Option<bool>,
     pub create_repository: Option<bool>,
     pub secrets: Option<BTreeMap<String, String>>,

@@ -1,7 +1,7 @@
 //! Raw TOML to typed values, the generic part: the file parsed with every key's place kept,
 //! environments resolved ([`super::environment`]), each artifact's environment override merged
 //! into it and its placeholders expanded, then handed to its kind's resolver
-//! (`artifact::{image,dags,lambda}::config`). Every problem is reported with its location.
+//! (`kinds::{image,dags,lambda}::config`). Every problem is reported with its location.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -6,7 +6,7 @@ use std::path::Path;
 use super::diagnose::Resolver;
 use super::source_map::path;
 use super::{Config, Diagnostic};
-use crate::artifact::ArtifactDetail;
+use crate::kinds::ArtifactDetail;
 
 pub(super) fn check_sources(config: &Config) -> Vec<Diagnostic> {
     let mut r = Resolver {
@@ -42,10 +42,8 @@ fn source_problem(base: &Path, detail: &ArtifactDetail) -> Option<String> {
         ArtifactDetail::Image(image) => image
             .source
             .as_ref()
-            .and_then(|source| crate::artifact::image::config::check_source(base, source)),
-        ArtifactDetail::Dags(dags) => crate::artifact::dags::config::check_source(base, dags),
-        ArtifactDetail::Lambda(lambda) => {
-            crate::artifact::lambda::config::check_source(base, lambda)
-        }
+            .and_then(|source| crate::kinds::image::config::check_source(base, source)),
+        ArtifactDetail::Dags(dags) => crate::kinds::dags::config::check_source(base, dags),
+        ArtifactDetail::Lambda(lambda) => crate::kinds::lambda::config::check_source(base, lambda),
     }
 }

@@ -4,8 +4,8 @@
 
 use super::release::dedup;
 use super::{Confirm, OpsError, Prepared, clients};
-use crate::artifact::ArtifactSpec;
 use crate::config::Config;
+use crate::kinds::ArtifactSpec;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::ledger::{ArtifactRef, Ledger, LedgerError, Operation, Outcome, Pointer, ReleaseRecord};
@@ -28,7 +28,7 @@ pub struct RollbackRequest<'a> {
 }
 
 /// Prepares a rollback: every artifact must be of a kind that restores from the ledger
-/// ([`crate::artifact::ArtifactKind::restores_from_ledger`]) and have a release to go back to;
+/// ([`crate::kinds::ArtifactKind::restores_from_ledger`]) and have a release to go back to;
 /// approval where `approval = true`.
 pub async fn rollback(
     config: &Config,
@@ -178,7 +178,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::artifact::ArtifactKind;
+    use crate::kinds::ArtifactKind;
 
     /// The first of `history` (newest first) that [`restores`] accepts, as [`find`] reads it.
     fn choose<'h>(

@@ -5,11 +5,11 @@
 use serde::Serialize;
 
 use super::{OpsError, clients};
-use crate::artifact::ArtifactDetail;
 use crate::aws::AwsClients;
 use crate::config::{Config, Environment};
+use crate::kinds::ArtifactDetail;
+use crate::kinds::image::rollout::ImageRollout;
 use crate::ledger::{ArtifactRef, ArtifactStatus, Ledger};
-use crate::rollout::ImageRollout;
 
 /// One artifact in one environment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -77,11 +77,11 @@ pub async fn status(config: &Config, environments: &[String]) -> Result<Vec<Stat
 
 async fn running(
     clients: &AwsClients,
-    service: &crate::rollout::EcsService,
+    service: &crate::kinds::image::rollout::EcsService,
     status: &ArtifactStatus,
 ) -> Running {
     let name = format!("{}/{}", service.cluster, service.service);
-    let read = crate::rollout::ecs::running_image(clients, service).await;
+    let read = crate::kinds::image::rollout::ecs::running_image(clients, service).await;
     let (task_definition, image, problem) = match read {
         Ok((arn, image)) => (Some(arn), image, None),
         Err(problem) => (None, None, Some(problem)),

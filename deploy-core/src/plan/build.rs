@@ -65,9 +65,9 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::artifact::ScanGate;
-    use crate::artifact::image::actions::{PromoteImage, ScanImage};
     use crate::config::Config;
+    use crate::kinds::ScanGate;
+    use crate::kinds::image::actions::{PromoteImage, ScanImage};
     use crate::ledger::ArtifactRef;
     use crate::plan::PromoteSource;
 

@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::artifact::ArtifactSpec;
 use crate::config::Environment;
+use crate::kinds::ArtifactSpec;
 use crate::ledger::{
     ArtifactRef, ArtifactStatus, AwsObject, Operation, PointerKind, new_release_id,
 };

@@ -12,8 +12,8 @@ use sha2::Digest as _;
 
 use super::auth::{pull_scope, push_scope};
 use super::{BlobAction, BlobSource, Progress, Registry, RegistryError, UploadMode};
-use crate::artifact::image::SourceError;
 use crate::events::Event;
+use crate::kinds::image::SourceError;
 use crate::oci::{Descriptor, Digest, hex};
 
 type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;

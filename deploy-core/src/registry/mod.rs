@@ -31,8 +31,8 @@ pub use auth::Credentials;
 pub use error::{RegistryError, redact};
 pub use names::{valid_repository, valid_tag};
 
-use crate::artifact::image::{BlobLocation, BlobStore, ImageContents};
 use crate::events::Reporter;
+use crate::kinds::image::{BlobLocation, BlobStore, ImageContents};
 use crate::oci::{Descriptor, Digest};
 
 /// Tuning of pushes.

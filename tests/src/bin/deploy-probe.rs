@@ -13,7 +13,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deploy_core::artifact::ArtifactKind;
 use deploy_core::aws::{AwsClients, AwsSettings};
 use deploy_core::config::Config;
 use deploy_core::engine::{
@@ -21,6 +20,7 @@ use deploy_core::engine::{
 };
 use deploy_core::error::Classify;
 use deploy_core::events::NoReporter;
+use deploy_core::kinds::ArtifactKind;
 use deploy_core::ledger::{
     Actor, Ledger, LedgerError, Operation, Outcome, Pointer, PointerKind, ReleaseRecord, SCHEMA,
 };

@@ -10,9 +10,9 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use deploy_core::artifact::ArtifactKind;
 use deploy_core::aws::AwsClients;
 use deploy_core::config::Config;
+use deploy_core::kinds::ArtifactKind;
 use deploy_core::ledger::{
     Actor, Ledger, Operation, Outcome, ReleaseRecord, SCHEMA, new_release_id,
 };

@@ -1,0 +1,92 @@
+//! The steps of a Lambda function: publish a version, then the alias strategy's steps.
+
+use serde::{Deserialize, Serialize};
+
+use crate::kinds::LambdaSpec;
+use crate::ledger::{ArtifactRef, AwsObject};
+use crate::plan::{Action, ActionInput, Chain, PlanRequest, PromoteSource};
+
+/// Upload the zip, update the function code and publish a version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishLambda {
+    /// Directory or zip.
+    pub source: String,
+    /// Function name.
+    pub function: String,
+    /// Globs never zipped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
+    /// The handler whose file must be in the zip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handler: Option<String>,
+    /// Bucket for zips over the direct upload limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_bucket: Option<String>,
+}
+
+impl ActionInput for PublishLambda {
+    const TYPE: &'static str = "publish-lambda";
+}
+
+/// Publish in this environment the exact code another environment runs: the zip is rebuilt
+/// from the source (packaging is deterministic) and must have the source release's
+/// `CodeSha256`, and so must the version published.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromoteLambda {
+    /// How the zip is made and where it goes, as for a publish.
+    #[serde(flatten)]
+    pub publish: PublishLambda,
+    /// The release whose code is promoted.
+    pub from: PromoteSource,
+}
+
+impl ActionInput for PromoteLambda {
+    const TYPE: &'static str = "promote-lambda";
+}
+
+/// Adds the steps of `lambda` to `chain`.
+pub fn steps(lambda: &LambdaSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
+    let name = chain.artifact().to_owned();
+    let promoted = request.promote.iter().find(|p| p.artifact == name);
+    let publish = lambda.source.as_ref().map(|source| PublishLambda {
+        source: source.display().to_string(),
+        function: lambda.function.clone(),
+        exclude: lambda.exclude.clone(),
+        handler: lambda.handler.clone(),
+        artifact_bucket: lambda.artifact_bucket.clone(),
+    });
+    let touches = vec![AwsObject {
+        kind: "lambda-version".into(),
+        id: lambda.function.clone(),
+    }];
+    match (promoted, publish) {
+        (Some(from), Some(publish)) => {
+            let sha = match &from.artifact_ref {
+                ArtifactRef::Lambda { code_sha256, .. } => code_sha256.as_str(),
+                _ => "?",
+            };
+            chain.then(
+                format!(
+                    "publish in {} the code {} runs ({sha})",
+                    lambda.function, from.environment
+                ),
+                Action::new(&PromoteLambda {
+                    publish,
+                    from: from.clone(),
+                }),
+                touches,
+            );
+        }
+        (None, Some(publish)) if request.operation.publishes() => {
+            chain.then(
+                format!("publish a new version of {}", lambda.function),
+                Action::new(&publish),
+                touches,
+            );
+        }
+        _ => {}
+    }
+    if request.operation.changes_live() {
+        super::shift::lambda_steps(&lambda.function, &lambda.alias, &lambda.rollout, chain);
+    }
+}
