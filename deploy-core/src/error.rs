@@ -1,10 +1,5 @@
 //! The classes of failure front-ends map to exit codes.
 
-use crate::aws::TargetError;
-use crate::config::ConfigError;
-use crate::ledger::LedgerError;
-use crate::lock::LockError;
-
 /// What kind of failure an error is, as far as a caller deciding what to do next cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -41,56 +36,4 @@ impl ErrorClass {
 pub trait Classify {
     /// The class of this error.
     fn class(&self) -> ErrorClass;
-}
-
-impl Classify for ConfigError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            ConfigError::Read { .. }
-            | ConfigError::NotAFile { .. }
-            | ConfigError::TooLarge { .. }
-            | ConfigError::Invalid { .. }
-            | ConfigError::UnknownEnvironment { .. }
-            | ConfigError::UnknownArtifact { .. } => ErrorClass::Usage,
-        }
-    }
-}
-
-impl Classify for TargetError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Failure
-    }
-}
-
-impl Classify for LedgerError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Failure
-    }
-}
-
-impl Classify for LockError {
-    fn class(&self) -> ErrorClass {
-        match self {
-            LockError::Held { .. } => ErrorClass::Locked,
-            LockError::Lost { .. } | LockError::Ledger(_) => ErrorClass::Failure,
-        }
-    }
-}
-
-impl Classify for crate::kinds::image::scan::ScanError {
-    fn class(&self) -> ErrorClass {
-        use crate::kinds::image::scan::ScanError;
-        match self {
-            ScanError::Blocked { .. } | ScanError::Timeout { .. } | ScanError::Failed { .. } => {
-                ErrorClass::Blocked
-            }
-            ScanError::Ecr { .. } => ErrorClass::Failure,
-        }
-    }
-}
-
-impl Classify for crate::kinds::image::publish::PublishError {
-    fn class(&self) -> ErrorClass {
-        ErrorClass::Failure
-    }
 }

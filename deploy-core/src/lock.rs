@@ -144,6 +144,15 @@ pub enum LockError {
     Ledger(#[from] LedgerError),
 }
 
+impl crate::error::Classify for LockError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            LockError::Held { .. } => crate::error::ErrorClass::Locked,
+            LockError::Lost { .. } | LockError::Ledger(_) => crate::error::ErrorClass::Failure,
+        }
+    }
+}
+
 /// A timestamp as RFC 3339 text, to the second.
 pub fn rfc3339(at: OffsetDateTime) -> String {
     let at = at.replace_nanosecond(0).unwrap_or(at);

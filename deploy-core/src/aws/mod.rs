@@ -14,7 +14,6 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_smithy_types::error::display::DisplayErrorContext;
 
-use crate::config::Settings;
 use crate::target::{AccountId, Target};
 
 /// Retry and timeout settings for every AWS request.
@@ -38,14 +37,6 @@ impl Default for AwsSettings {
     }
 }
 
-impl From<&Settings> for AwsSettings {
-    fn from(settings: &Settings) -> Self {
-        AwsSettings {
-            retry_max_attempts: settings.retry_max_attempts,
-            ..AwsSettings::default()
-        }
-    }
-}
 
 /// The identity the credentials resolve to (STS `GetCallerIdentity`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -118,6 +109,12 @@ pub enum TargetError {
         #[source]
         source: SdkFailure,
     },
+}
+
+impl crate::error::Classify for TargetError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failure
+    }
 }
 
 impl TargetError {

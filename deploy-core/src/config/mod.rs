@@ -130,6 +130,15 @@ impl Settings {
     }
 }
 
+impl From<&Settings> for crate::aws::AwsSettings {
+    fn from(settings: &Settings) -> Self {
+        crate::aws::AwsSettings {
+            retry_max_attempts: settings.retry_max_attempts,
+            ..crate::aws::AwsSettings::default()
+        }
+    }
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Settings {
@@ -224,6 +233,19 @@ pub enum ConfigError {
         /// The artifacts the configuration has.
         known: Vec<String>,
     },
+}
+
+impl crate::error::Classify for ConfigError {
+    fn class(&self) -> crate::error::ErrorClass {
+        match self {
+            ConfigError::Read { .. }
+            | ConfigError::NotAFile { .. }
+            | ConfigError::TooLarge { .. }
+            | ConfigError::Invalid { .. }
+            | ConfigError::UnknownEnvironment { .. }
+            | ConfigError::UnknownArtifact { .. } => crate::error::ErrorClass::Usage,
+        }
+    }
 }
 
 fn render(diagnostics: &[Diagnostic]) -> String {

@@ -112,6 +112,12 @@ pub enum LedgerError {
     },
 }
 
+impl crate::error::Classify for LedgerError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failure
+    }
+}
+
 impl LedgerError {
     /// Whether the request may succeed if made again later.
     pub fn is_transient(&self) -> bool {

@@ -5,7 +5,7 @@
 //! registered for the action's type. Each kind declares its inputs as a struct implementing
 //! [`ActionInput`], so its planner writes them and its step reads them back typed.
 //!
-//! [`StepHandler`]: crate::engine::StepHandler
+//! [`StepHandler`]: ../engine/trait.StepHandler.html
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};

@@ -13,7 +13,7 @@ use sha2::Digest as _;
 use super::auth::{pull_scope, push_scope};
 use super::{BlobAction, BlobSource, Progress, Registry, RegistryError, UploadMode};
 use crate::events::Event;
-use crate::kinds::image::SourceError;
+use super::source::SourceError;
 use crate::oci::{Descriptor, Digest, hex};
 
 type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;

@@ -1,7 +1,7 @@
 //! Registry failures. Every text that ends up in one passes through [`redact`], so a URL with
 //! credentials in it (`http://user:pass@host`) is never printed.
 
-use crate::kinds::image::SourceError;
+use super::source::SourceError;
 
 /// Registry failures.
 #[derive(Debug, thiserror::Error)]

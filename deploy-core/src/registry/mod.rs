@@ -18,6 +18,7 @@ mod error;
 mod manifest;
 mod names;
 mod retry;
+pub mod source;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,7 +33,7 @@ pub use error::{RegistryError, redact};
 pub use names::{valid_repository, valid_tag};
 
 use crate::events::Reporter;
-use crate::kinds::image::{BlobLocation, BlobStore, ImageContents};
+use source::{BlobLocation, BlobStore, ImageContents};
 use crate::oci::{Descriptor, Digest};
 
 /// Tuning of pushes.

@@ -103,6 +103,12 @@ pub enum PublishError {
     },
 }
 
+impl crate::error::Classify for PublishError {
+    fn class(&self) -> crate::error::ErrorClass {
+        crate::error::ErrorClass::Failure
+    }
+}
+
 /// Where the image's blobs come from.
 enum Origin {
     Local(Box<dyn BlobStore>),

@@ -155,6 +155,18 @@ pub enum ScanError {
     },
 }
 
+impl crate::error::Classify for ScanError {
+    fn class(&self) -> crate::error::ErrorClass {
+        use ScanError;
+        match self {
+            ScanError::Blocked { .. } | ScanError::Timeout { .. } | ScanError::Failed { .. } => {
+                crate::error::ErrorClass::Blocked
+            }
+            ScanError::Ecr { .. } => crate::error::ErrorClass::Failure,
+        }
+    }
+}
+
 fn top_block(summary: &ScanSummary) -> String {
     let lines = summary.top_lines();
     if lines.is_empty() {
