@@ -8,6 +8,7 @@
 #![deny(missing_docs)]
 
 pub mod aws;
+pub mod catalog;
 pub mod config;
 mod duration_serde;
 pub mod engine;

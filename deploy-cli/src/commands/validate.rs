@@ -76,7 +76,6 @@ pub fn validate(cli: &Cli, out: &Output) -> anyhow::Result<()> {
 }
 
 fn summarize(config: &Config) -> Summary<'_> {
-    use deploy_core::kinds::ArtifactDetail;
     Summary {
         valid: true,
         project: &config.project,
@@ -97,11 +96,7 @@ fn summarize(config: &Config) -> Summary<'_> {
                     .map(|spec| ArtifactSummary {
                         name: &spec.name,
                         kind: spec.kind().as_str(),
-                        strategy: match &spec.detail {
-                            ArtifactDetail::Image(i) => i.rollout.strategy().as_str(),
-                            ArtifactDetail::Dags(_) => "s3-sync",
-                            ArtifactDetail::Lambda(l) => l.rollout.strategy.as_str(),
-                        },
+                        strategy: spec.detail.strategy().as_str(),
                     })
                     .collect(),
             })

@@ -37,7 +37,6 @@ impl Default for AwsSettings {
     }
 }
 
-
 /// The identity the credentials resolve to (STS `GetCallerIdentity`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CallerIdentity {

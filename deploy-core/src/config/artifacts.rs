@@ -1,12 +1,12 @@
 //! One artifact of one environment: the base table and the environment's override merged key
-//! by key, placeholders expanded, then handed to its kind's resolver.
+//! by key, placeholders expanded, then handed to its kind ([`super::spec::KindConfig`]).
 
 use super::diagnose::Resolver;
 use super::kind::ArtifactContext;
 use super::placeholder::{self, Vars};
 use super::raw::RawArtifact;
 use super::source_map::{SourceMap, path};
-use crate::kinds::{ArtifactDetail, ArtifactKind, ArtifactSpec};
+use super::spec::ArtifactSpec;
 
 /// `names` (keys of the `section` table) in the order the file writes them.
 pub(super) fn file_order<'n>(
@@ -111,23 +111,26 @@ pub(super) fn resolve_artifact(
             region: vars[3].1,
         },
     };
-    if raw.kind != ArtifactKind::Dags {
-        crate::kinds::dags::config::reject_dags_keys(&mut ctx, raw.kind, &raw);
+    let kinds = ctx.r.kinds;
+    for other in kinds.iter().filter(|k| k.kind() != raw.kind) {
+        other.reject_elsewhere(&mut ctx, &raw);
     }
-    if raw.kind != ArtifactKind::Lambda {
-        crate::kinds::lambda::config::reject_elsewhere(&mut ctx, &raw);
-    }
-    let detail = match raw.kind {
-        ArtifactKind::Image => {
-            ArtifactDetail::Image(crate::kinds::image::config::resolve(&mut ctx, raw)?)
-        }
-        ArtifactKind::Dags => {
-            ArtifactDetail::Dags(crate::kinds::dags::config::resolve(&mut ctx, raw)?)
-        }
-        ArtifactKind::Lambda => {
-            ArtifactDetail::Lambda(crate::kinds::lambda::config::resolve(&mut ctx, raw)?)
-        }
+    let Some(kind) = kinds.iter().find(|k| k.kind() == raw.kind) else {
+        let built: Vec<&str> = kinds.iter().map(|k| k.kind().as_str()).collect();
+        ctx.error(
+            &["kind"],
+            format!(
+                "this build of deploy has no `{}` artifacts: it was compiled without the `{}` feature",
+                raw.kind, raw.kind
+            ),
+            Some(format!(
+                "use a build with that feature (the `deploy` binary has every kind); this one has: {}",
+                built.join(", ")
+            )),
+        );
+        return None;
     };
+    let detail = kind.resolve(&mut ctx, raw)?;
     Some(ArtifactSpec {
         name: name.to_owned(),
         detail,

@@ -13,6 +13,8 @@ use super::source_map::SourceMap;
 pub(crate) struct Resolver<'a> {
     pub(crate) map: &'a SourceMap,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// The kinds that read artifact tables.
+    pub(crate) kinds: &'a [&'a dyn super::spec::KindConfig],
 }
 
 impl Resolver<'_> {

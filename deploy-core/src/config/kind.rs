@@ -6,8 +6,8 @@ use std::time::Duration;
 use super::diagnose::Resolver;
 use super::limits::DurationBounds;
 use super::source_map::path;
-use crate::kinds::ArtifactKind;
-use crate::rollout::Strategy;
+use crate::catalog::ArtifactKind;
+use crate::catalog::Strategy;
 
 /// One artifact of one environment being resolved: reports problems at the key's place in the
 /// file, in the environment's override when the key is written there, else in the artifact.
@@ -81,6 +81,20 @@ impl ArtifactContext<'_, '_, '_> {
             Some(format!("{kind} strategies: {}", allowed.join(", "))),
         );
         false
+    }
+
+    /// `value` (written at `rel`) as `T`, or `None` with serde's complaint reported there.
+    pub(crate) fn deserialize<T: serde::de::DeserializeOwned>(
+        &mut self,
+        value: toml::Value,
+        rel: &[&str],
+    ) -> Option<T> {
+        let at = |inner: &[String]| {
+            let mut full: Vec<String> = rel.iter().map(|s| (*s).to_owned()).collect();
+            full.extend(inner.iter().cloned());
+            (self.locate)(&full)
+        };
+        self.r.deserialize(value, &at)
     }
 
     /// The duration at `rel`, or `default`, within `bounds`.

@@ -33,6 +33,7 @@ mod resolve;
 mod settings;
 mod source_map;
 mod sources;
+pub(crate) mod spec;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,12 +42,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::kinds::ArtifactSpec;
 use crate::target::Target;
 
 pub use placeholder::KNOWN as PLACEHOLDERS;
 pub use source_map::Location;
 use source_map::SourceMap;
+pub use spec::{ArtifactSpec, KindSpec, S3Place};
 
 /// A loaded and resolved `deploy.toml`.
 #[derive(Debug, Clone)]
@@ -262,16 +263,25 @@ fn known_list(what: &str, known: &[String]) -> String {
 }
 
 impl Config {
-    /// Reads and resolves a configuration file. Anything but a regular file of at most
-    /// [`limits::MAX_CONFIG_BYTES`] is refused before its content is read.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and resolves a configuration file, `kinds` reading the artifact tables
+    /// (`Config::load`, in `kinds`, passes every kind of this build). Anything but a regular
+    /// file of at most [`limits::MAX_CONFIG_BYTES`] is refused before its content is read.
+    pub(crate) fn load_with(
+        path: &Path,
+        kinds: &[&dyn spec::KindConfig],
+    ) -> Result<Config, ConfigError> {
         let text = read_config(path)?;
-        Config::from_toml(&text, path)
+        Config::from_toml_with(&text, path, kinds)
     }
 
-    /// Resolves configuration text; `path` is used in messages and to resolve relative sources.
-    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        resolve::resolve(text, path)
+    /// Resolves configuration text, `kinds` reading the artifact tables; `path` is used in
+    /// messages and to resolve relative sources.
+    pub(crate) fn from_toml_with(
+        text: &str,
+        path: &Path,
+        kinds: &[&dyn spec::KindConfig],
+    ) -> Result<Config, ConfigError> {
+        resolve::resolve(text, path, kinds)
     }
 
     /// The file this configuration came from.

@@ -10,22 +10,21 @@ use std::collections::BTreeMap;
 use super::Environment;
 use super::diagnose::Resolver;
 use super::source_map::path;
-use crate::kinds::ArtifactDetail;
 
 /// A place in S3 that one owner writes and may delete in.
-struct Place<'a> {
-    bucket: &'a str,
-    prefix: &'a str,
+struct Place {
+    bucket: String,
+    prefix: String,
     /// Who owns it, for messages: "DAG artifact `dags`".
     owner: String,
     /// Where the configuration sets it.
     at: Vec<String>,
 }
 
-impl Place<'_> {
-    fn overlaps(&self, other: &Place<'_>) -> bool {
+impl Place {
+    fn overlaps(&self, other: &Place) -> bool {
         self.bucket == other.bucket
-            && (self.prefix.starts_with(other.prefix) || other.prefix.starts_with(self.prefix))
+            && (self.prefix.starts_with(&other.prefix) || other.prefix.starts_with(&self.prefix))
     }
 
     fn url(&self) -> String {
@@ -41,17 +40,17 @@ pub(super) fn check(r: &mut Resolver<'_>, environments: &BTreeMap<String, Enviro
         .values()
         .map(|env| env.target.state_prefix())
         .collect();
-    let ledgers: Vec<Place<'_>> = environments
+    let ledgers: Vec<Place> = environments
         .values()
         .zip(&prefixes)
         .map(|(env, prefix)| Place {
-            bucket: &env.target.state_bucket,
-            prefix,
+            bucket: env.target.state_bucket.clone(),
+            prefix: prefix.clone(),
             owner: format!("the release ledger and lock of environment `{}`", env.name),
             at: path(["environments", env.name.as_str(), "state_bucket"]),
         })
         .collect();
-    let mut earlier: Vec<Place<'_>> = Vec::new();
+    let mut earlier: Vec<Place> = Vec::new();
     for env in environments.values() {
         let (dags, zips) = places(r, env);
         for dag in &dags {
@@ -91,7 +90,7 @@ pub(super) fn check(r: &mut Resolver<'_>, environments: &BTreeMap<String, Enviro
     }
 }
 
-fn refuse(r: &mut Resolver<'_>, place: &Place<'_>, other: &Place<'_>, why: &str) {
+fn refuse(r: &mut Resolver<'_>, place: &Place, other: &Place, why: &str) {
     r.error(
         &place.at,
         format!(
@@ -109,41 +108,39 @@ fn refuse(r: &mut Resolver<'_>, place: &Place<'_>, other: &Place<'_>, why: &str)
     );
 }
 
-/// The DAG locations and the Lambda zip locations of `env`'s artifacts.
-fn places<'e>(r: &Resolver<'_>, env: &'e Environment) -> (Vec<Place<'e>>, Vec<Place<'e>>) {
-    let (mut dags, mut zips) = (Vec::new(), Vec::new());
+/// The places `env`'s artifacts sync to (deleting what they did not write), and those they
+/// only write to.
+fn places(r: &Resolver<'_>, env: &Environment) -> (Vec<Place>, Vec<Place>) {
+    let (mut syncs, mut writes) = (Vec::new(), Vec::new());
     for name in &env.artifact_order {
         let Some(spec) = env.artifacts.get(name) else {
             continue;
         };
-        match &spec.detail {
-            ArtifactDetail::Dags(dags_spec) => {
-                let key = if written(r, env, name, "prefix") {
-                    "prefix"
-                } else {
-                    "bucket"
-                };
-                dags.push(Place {
-                    bucket: &dags_spec.bucket,
-                    prefix: &dags_spec.prefix,
-                    owner: format!("DAG artifact `{name}` of environment `{}`", env.name),
-                    at: located(r, env, name, key),
-                });
+        for place in spec.detail.s3_places() {
+            let key = place
+                .keys
+                .iter()
+                .find(|key| written(r, env, name, key))
+                .or(place.keys.last())
+                .copied()
+                .unwrap_or("kind");
+            let owned = Place {
+                owner: place
+                    .owner
+                    .replace("{name}", name)
+                    .replace("{env}", &env.name),
+                at: located(r, env, name, key),
+                bucket: place.bucket,
+                prefix: place.prefix,
+            };
+            if place.deletes {
+                syncs.push(owned);
+            } else {
+                writes.push(owned);
             }
-            ArtifactDetail::Lambda(lambda) => {
-                if let Some(bucket) = &lambda.artifact_bucket {
-                    zips.push(Place {
-                        bucket,
-                        prefix: crate::kinds::lambda::config::ZIP_PREFIX,
-                        owner: format!("the zips of Lambda artifact `{name}`"),
-                        at: located(r, env, name, "artifact_bucket"),
-                    });
-                }
-            }
-            ArtifactDetail::Image(_) => {}
         }
     }
-    (dags, zips)
+    (syncs, writes)
 }
 
 fn override_path(env: &Environment, artifact: &str, key: &str) -> Vec<String> {

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::kinds::ArtifactKind;
-use crate::rollout::Strategy;
+use crate::catalog::ArtifactKind;
+use crate::catalog::Strategy;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,7 +79,7 @@ pub(crate) struct RawArtifact {
     pub source: Option<String>,
     // image
     pub repository: Option<String>,
-    pub scan: Option<crate::kinds::ScanGate>,
+    pub scan: Option<toml::Value>,
     pub scan_on_publish: Option<bool>,
     pub create_repository: Option<bool>,
     pub secrets: Option<BTreeMap<String, String>>,

@@ -1,7 +1,7 @@
 //! Raw TOML to typed values, the generic part: the file parsed with every key's place kept,
 //! environments resolved ([`super::environment`]), each artifact's environment override merged
 //! into it and its placeholders expanded, then handed to its kind's resolver
-//! (`kinds::{image,dags,lambda}::config`). Every problem is reported with its location.
+//! (a [`super::spec::KindConfig`]). Every problem is reported with its location.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -13,9 +13,14 @@ use super::diagnose::Resolver;
 use super::environment::{check_name, check_promotions, resolve_environment};
 use super::raw::RawConfig;
 use super::source_map::{SourceMap, path};
+use super::spec::KindConfig;
 use super::{Config, ConfigError, Diagnostic, Notifications};
 
-pub(super) fn resolve(text: &str, file: &Path) -> Result<Config, ConfigError> {
+pub(super) fn resolve(
+    text: &str,
+    file: &Path,
+    kinds: &[&dyn KindConfig],
+) -> Result<Config, ConfigError> {
     let empty = SourceMap::default();
     let de_table = DeTable::parse(text).map_err(|err| syntax_error(&err, file, text, &empty))?;
     let map = SourceMap::new(file, text, de_table.get_ref());
@@ -25,6 +30,7 @@ pub(super) fn resolve(text: &str, file: &Path) -> Result<Config, ConfigError> {
     let mut r = Resolver {
         map: &map,
         diagnostics: Vec::new(),
+        kinds,
     };
     let raw: Option<RawConfig> = r.deserialize(toml::Value::Table(root), &|inner| inner.to_vec());
     let Some(raw) = raw else {

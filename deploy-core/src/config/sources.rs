@@ -1,17 +1,15 @@
 //! Local sources checked before any AWS call: each kind checks its own (image layouts and
 //! archives, DAG folders, Lambda sources); problems point at the `source` key that names them.
 
-use std::path::Path;
-
 use super::diagnose::Resolver;
 use super::source_map::path;
 use super::{Config, Diagnostic};
-use crate::kinds::ArtifactDetail;
 
 pub(super) fn check_sources(config: &Config) -> Vec<Diagnostic> {
     let mut r = Resolver {
         map: &config.source_map,
         diagnostics: Vec::new(),
+        kinds: &[],
     };
     let base = config.base_dir();
     for env in config.environments_in_order() {
@@ -29,21 +27,10 @@ pub(super) fn check_sources(config: &Config) -> Vec<Diagnostic> {
             } else {
                 path(["artifacts", name, "source"])
             };
-            if let Some(problem) = source_problem(base, &spec.detail) {
+            if let Some(problem) = spec.detail.check_source(base) {
                 r.error(&at, problem, None);
             }
         }
     }
     r.diagnostics
-}
-
-fn source_problem(base: &Path, detail: &ArtifactDetail) -> Option<String> {
-    match detail {
-        ArtifactDetail::Image(image) => image
-            .source
-            .as_ref()
-            .and_then(|source| crate::kinds::image::config::check_source(base, source)),
-        ArtifactDetail::Dags(dags) => crate::kinds::dags::config::check_source(base, dags),
-        ArtifactDetail::Lambda(lambda) => crate::kinds::lambda::config::check_source(base, lambda),
-    }
 }

@@ -1,13 +1,16 @@
 //! The kinds this library ships, registered on an [`Engine`] in one call.
 
-use crate::config::{Config, Settings};
+use std::path::Path;
+
+use crate::config::{Config, ConfigError, Settings};
 use crate::engine::Engine;
-use crate::kinds::ArtifactDetail;
 use crate::kinds::image::rollout::image::{self as image_rollout, RolloutSettings, Runtime};
 use crate::kinds::image::steps::{self as image, ImageSettings};
 use crate::kinds::lambda::publish::PublishSettings;
 use crate::kinds::lambda::settings::LambdaSettings;
 use crate::kinds::lambda::shift::ShiftSettings;
+use crate::kinds::{ImageSpec, LambdaSpec};
+use crate::plan::{Plan, PlanRequest};
 
 /// Settings of the built-in kinds, from the configuration's `[settings]`.
 #[derive(Debug, Clone, Default)]
@@ -33,19 +36,19 @@ impl Builtin {
             .and_then(|env| env.select(&[]).ok())
             .unwrap_or_default();
         for spec in specs {
-            let runtime = match &spec.detail {
-                ArtifactDetail::Image(image) => Runtime {
+            let runtime = if let Some(image) = spec.detail_as::<ImageSpec>() {
+                Runtime {
                     env: image.env.clone(),
                     secrets: image.secrets.clone(),
-                },
-                ArtifactDetail::Lambda(lambda) => {
-                    builtin.lambda.add(&spec.name, lambda);
-                    Runtime {
-                        env: lambda.env.clone(),
-                        secrets: Default::default(),
-                    }
                 }
-                ArtifactDetail::Dags(_) => continue,
+            } else if let Some(lambda) = spec.detail_as::<LambdaSpec>() {
+                builtin.lambda.add(&spec.name, lambda);
+                Runtime {
+                    env: lambda.env.clone(),
+                    secrets: Default::default(),
+                }
+            } else {
+                continue;
             };
             builtin.rollout.runtime.insert(spec.name.clone(), runtime);
         }
@@ -97,4 +100,27 @@ pub fn register_builtin(engine: &mut Engine, settings: Builtin) {
     image_rollout::register(engine, settings.rollout);
     crate::kinds::dags::steps::register(engine, settings.dags);
     crate::kinds::lambda::register(engine, settings.lambda);
+}
+
+impl Plan {
+    /// Builds the plan for `request`, each artifact planned by its kind. Pure: reads nothing,
+    /// changes nothing.
+    pub fn build(request: &PlanRequest<'_>) -> Plan {
+        Plan::build_with(request, &super::Planner)
+    }
+}
+
+impl Config {
+    /// Reads and resolves a configuration file, with every kind of this build. Anything but a
+    /// regular file of at most [`crate::config::limits::MAX_CONFIG_BYTES`] is refused before
+    /// its content is read.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, &super::configs())
+    }
+
+    /// Resolves configuration text, with every kind of this build; `path` is used in messages
+    /// and to resolve relative sources.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        Config::from_toml_with(text, path, &super::configs())
+    }
 }

@@ -1,238 +1,96 @@
-//! What gets deployed: the artifact kinds, each a folder of its own (its configuration, plan,
-//! steps, rollout strategies), and the registration list that hands them to the engine.
+//! What gets deployed: the artifact kinds, each a folder of its own (its configuration table,
+//! plan, steps, rollout strategies, status), behind the [`Kind`] trait, and the registration
+//! list ([`all`]) that is the only place naming them all.
 
 mod builtin;
 pub mod dags;
 pub mod image;
 pub mod lambda;
-mod plan;
 
+use std::sync::Arc;
+
+use serde::Serialize;
+
+pub use crate::catalog::ArtifactKind;
+pub use crate::config::ArtifactSpec;
 pub use builtin::{Builtin, register_builtin};
+pub use dags::DagsSpec;
+pub use image::{ImageSource, ImageSpec, ScanGate};
+pub use lambda::LambdaSpec;
 
-use std::collections::BTreeMap;
-use std::fmt;
-use std::path::PathBuf;
+use crate::aws::AwsClients;
+use crate::config::spec::KindConfig;
+use crate::engine::BoxFuture;
+use crate::ledger::ArtifactStatus;
+use crate::plan::{ArtifactPlanner, Chain, PlanRequest};
 
-use serde::{Deserialize, Serialize};
+/// What the library asks of an artifact kind: read its table of `deploy.toml`
+/// ([`KindConfig`]), plan its steps, and say what runs.
+pub(crate) trait Kind: KindConfig {
+    /// Adds the artifact's steps for `request` to `chain`: its publish and gates, and its
+    /// rollout strategy's steps.
+    fn plan_steps(&self, spec: &ArtifactSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>);
 
-use crate::rollout::Strategy;
-use image::rollout::ImageRollout;
-use lambda::shift::LambdaRollout;
-
-/// The kind of an artifact: decides how it is published and which rollout strategies apply.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ArtifactKind {
-    /// A container image pushed to ECR.
-    Image,
-    /// A folder of Airflow DAG files synced to an S3 bucket.
-    Dags,
-    /// A zipped Lambda function.
-    Lambda,
+    /// What runs now, read from AWS, for `status`; `None` when the kind does not read it.
+    fn running<'a>(
+        &'a self,
+        _clients: &'a AwsClients,
+        _spec: &'a ArtifactSpec,
+        _status: &'a ArtifactStatus,
+    ) -> BoxFuture<'a, Option<Running>> {
+        Box::pin(async { None })
+    }
 }
 
-impl ArtifactKind {
-    /// The name used in `deploy.toml`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ArtifactKind::Image => "image",
-            ArtifactKind::Dags => "dags",
-            ArtifactKind::Lambda => "lambda",
+/// The kinds this build has, one line each.
+pub(crate) fn all() -> &'static [&'static dyn Kind] {
+    &[
+        &image::kind::Image,
+        &dags::kind::Dags,
+        &lambda::kind::Lambda,
+    ]
+}
+
+/// The kind of `spec`.
+pub(crate) fn of(spec: &ArtifactSpec) -> Option<&'static dyn Kind> {
+    all().iter().copied().find(|k| k.kind() == spec.kind())
+}
+
+/// The readers of every kind's table, for loading a configuration.
+pub(crate) fn configs() -> Vec<&'static dyn KindConfig> {
+    all().iter().map(|k| *k as &dyn KindConfig).collect()
+}
+
+/// Plans each artifact with its kind.
+pub(crate) struct Planner;
+
+impl ArtifactPlanner for Planner {
+    fn steps(&self, spec: &ArtifactSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
+        if let Some(kind) = of(spec) {
+            kind.plan_steps(spec, request, chain);
         }
     }
 }
 
-impl ArtifactKind {
-    /// The rollout strategies that apply to this kind, in the order `deploy.toml` documents them.
-    ///
-    /// ```
-    /// use deploy_core::kinds::ArtifactKind;
-    /// use deploy_core::rollout::Strategy;
-    /// assert_eq!(ArtifactKind::Dags.strategies(), [Strategy::S3Sync]);
-    /// assert_eq!(ArtifactKind::of_strategy(Strategy::LambdaCanary), ArtifactKind::Lambda);
-    /// ```
-    pub fn strategies(self) -> &'static [Strategy] {
-        match self {
-            ArtifactKind::Image => &[
-                Strategy::EcsRolling,
-                Strategy::CodedeployBlueGreen,
-                Strategy::EcsBlueGreen,
-                Strategy::TaskDefinitions,
-                Strategy::None,
-            ],
-            ArtifactKind::Dags => &[Strategy::S3Sync],
-            ArtifactKind::Lambda => &[
-                Strategy::LambdaAllAtOnce,
-                Strategy::LambdaCanary,
-                Strategy::LambdaLinear,
-            ],
-        }
-    }
-
-    /// Whether [`crate::ops::rollback`] can restore an earlier release of this kind from what
-    /// the ledger recorded of it: DAGs (their recorded S3 object versions). Images and Lambda
-    /// functions go back by releasing the earlier version.
-    pub fn restores_from_ledger(self) -> bool {
-        matches!(self, ArtifactKind::Dags)
-    }
-
-    /// The kind `strategy` rolls out (a new strategy must say which, or this does not compile).
-    pub fn of_strategy(strategy: Strategy) -> ArtifactKind {
-        match strategy {
-            Strategy::EcsRolling
-            | Strategy::CodedeployBlueGreen
-            | Strategy::EcsBlueGreen
-            | Strategy::TaskDefinitions
-            | Strategy::None => ArtifactKind::Image,
-            Strategy::S3Sync => ArtifactKind::Dags,
-            Strategy::LambdaAllAtOnce | Strategy::LambdaCanary | Strategy::LambdaLinear => {
-                ArtifactKind::Lambda
-            }
-        }
-    }
+/// What an ECS service runs now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Running {
+    /// `cluster/service`.
+    pub service: String,
+    /// The task definition it runs (ARN), or why it could not be read.
+    pub task_definition: Option<String>,
+    /// The image of the configured container.
+    pub image: Option<String>,
+    /// The running image is not the digest the ledger says is live.
+    pub drift: bool,
+    /// Why the service could not be read, if it could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
-impl fmt::Display for ArtifactKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How vulnerability scan findings gate a promote (or publish).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ScanGate {
-    /// Do not wait for or read scan results.
-    #[default]
-    None,
-    /// Print the findings, never block.
-    Report,
-    /// Block when any finding is CRITICAL.
-    BlockCritical,
-    /// Block when any finding is HIGH or CRITICAL.
-    BlockHigh,
-}
-
-/// One artifact as it applies to one environment: overrides merged, placeholders expanded.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ArtifactSpec {
-    /// The artifact's name (its key under `[artifacts]`).
-    pub name: String,
-    /// Kind-specific settings.
-    #[serde(flatten)]
-    pub detail: ArtifactDetail,
-}
-
-impl ArtifactSpec {
-    /// The artifact's kind.
-    pub fn kind(&self) -> ArtifactKind {
-        match self.detail {
-            ArtifactDetail::Image(_) => ArtifactKind::Image,
-            ArtifactDetail::Dags(_) => ArtifactKind::Dags,
-            ArtifactDetail::Lambda(_) => ArtifactKind::Lambda,
-        }
-    }
-}
-
-/// Kind-specific part of an [`ArtifactSpec`].
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum ArtifactDetail {
-    /// A container image.
-    Image(ImageSpec),
-    /// Airflow DAG files.
-    Dags(DagsSpec),
-    /// A Lambda function.
-    Lambda(LambdaSpec),
-}
-
-/// A container image artifact.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ImageSpec {
-    /// ECR repository name in the environment's account, e.g. `planwise/api`.
-    pub repository: String,
-    /// Where the image comes from when publishing.
-    pub source: Option<ImageSource>,
-    /// Scan gate applied on promote.
-    pub scan: ScanGate,
-    /// Also apply the scan gate right after a publish (before the release is recorded).
-    pub scan_on_publish: bool,
-    /// Create the ECR repository when it is missing instead of failing.
-    pub create_repository: bool,
-    /// Environment variables merged into the container definition.
-    pub env: BTreeMap<String, String>,
-    /// ECS secrets (`valueFrom` ARNs) merged into the container definition.
-    pub secrets: BTreeMap<String, String>,
-    /// How a published image reaches running tasks.
-    pub rollout: ImageRollout,
-}
-
-/// Where an image is read from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-pub enum ImageSource {
-    /// An OCI image layout directory, optionally one tag of its `index.json`.
-    Oci {
-        /// The layout directory.
-        path: PathBuf,
-        /// The `org.opencontainers.image.ref.name` to pick, if the layout holds several images.
-        tag: Option<String>,
-    },
-    /// A tarball written by `docker save`.
-    DockerArchive {
-        /// The archive file.
-        path: PathBuf,
-    },
-    /// An image in another registry, copied registry to registry.
-    Registry {
-        /// Registry host (with port, if any).
-        registry: String,
-        /// Repository path in that registry.
-        repository: String,
-        /// Tag or `sha256:` digest.
-        reference: String,
-    },
-}
-
-/// An Airflow DAG folder synced to S3.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DagsSpec {
-    /// The local DAG folder.
-    pub source: PathBuf,
-    /// The environment's DAG bucket.
-    pub bucket: String,
-    /// Key prefix inside the bucket, ending with `/` (or empty).
-    pub prefix: String,
-    /// How `.airflowignore` files are read.
-    pub ignore_syntax: dags::IgnoreSyntax,
-    /// When not empty, only files matching one of these globs ship.
-    pub include: Vec<String>,
-    /// Files matching one of these globs never ship.
-    pub exclude: Vec<String>,
-    /// The largest share (0..=1) of the files in the bucket a sync deletes without
-    /// `--allow-mass-delete`.
-    pub max_delete_share: f64,
-}
-
-/// A Lambda function deployed from a zip.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LambdaSpec {
-    /// A directory to zip, or a `.zip` file.
-    pub source: Option<PathBuf>,
-    /// The function name in the environment.
-    pub function: String,
-    /// The alias that receives traffic.
-    pub alias: String,
-    /// Bucket for zips larger than the direct-upload limit.
-    pub artifact_bucket: Option<String>,
-    /// Globs (relative to the source directory) never zipped.
-    pub exclude: Vec<String>,
-    /// The function's handler (`main.handler`): its file must be in the zip.
-    pub handler: Option<String>,
-    /// Published versions kept (older ones no alias points at are deleted).
-    pub keep_versions: u32,
-    /// Environment variables merged into the function configuration.
-    pub env: BTreeMap<String, String>,
-    /// How traffic moves to the new version.
-    pub rollout: LambdaRollout,
+/// Wraps a kind's resolved settings for [`ArtifactSpec::detail`].
+fn spec<T: crate::config::spec::KindSpec>(
+    detail: Option<T>,
+) -> Option<Arc<dyn crate::config::spec::KindSpec>> {
+    detail.map(|d| Arc::new(d) as Arc<dyn crate::config::spec::KindSpec>)
 }

@@ -215,7 +215,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::kinds::ArtifactKind;
+    use crate::catalog::ArtifactKind;
     use crate::ledger::{Actor, SCHEMA, new_release_id};
 
     fn record(op: Operation, version: &str, at: OffsetDateTime, outcome: Outcome) -> ReleaseRecord {

@@ -34,7 +34,7 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::kinds::ArtifactKind;
+use crate::catalog::ArtifactKind;
 use crate::target::Target;
 pub use history::{HistoryEntry, Metrics, Standing};
 pub use store::Persistence;

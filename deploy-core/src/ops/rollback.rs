@@ -178,7 +178,7 @@ mod tests {
     use time::macros::datetime;
 
     use super::*;
-    use crate::kinds::ArtifactKind;
+    use crate::catalog::ArtifactKind;
 
     /// The first of `history` (newest first) that [`restores`] accepts, as [`find`] reads it.
     fn choose<'h>(

@@ -3,20 +3,30 @@
 
 use std::time::Duration;
 
-use super::{Action, Plan, PlanRequest, Precondition, core};
+use super::{Action, Chain, Plan, PlanRequest, Precondition, core};
+use crate::config::ArtifactSpec;
 use crate::ledger::{Operation, PointerKind};
 use crate::target::Target;
 
+/// Adds an artifact's steps to a plan: each kind's planner, behind one seam, so that plans are
+/// assembled without naming a kind (`Plan::build`, in `kinds`, passes the planner of every kind
+/// of this build).
+pub trait ArtifactPlanner {
+    /// Adds `spec`'s steps for `request` to `chain`.
+    fn steps(&self, spec: &ArtifactSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>);
+}
+
 impl Plan {
-    /// Builds the plan for `request`. Pure: reads nothing, changes nothing.
-    pub fn build(request: &PlanRequest<'_>) -> Plan {
+    /// Builds the plan for `request`, `planner` adding each artifact's steps. Pure: reads
+    /// nothing, changes nothing.
+    pub fn build_with(request: &PlanRequest<'_>, planner: &dyn ArtifactPlanner) -> Plan {
         let target = &request.environment.target;
         let mut list = super::StepList::new();
         let lock = core::open(&mut list, target, request.lock_ttl);
         let mut work = Vec::new();
         for spec in &request.artifacts {
             let mut chain = list.chain(&spec.name, &lock);
-            spec.plan_steps(request, &mut chain);
+            planner.steps(spec, request, &mut chain);
             work.extend_from_slice(chain.added());
         }
         if work.is_empty() {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::{ActionInput, StepList, s3_object};
-use crate::kinds::ArtifactKind;
+use crate::catalog::ArtifactKind;
 use crate::ledger::Operation;
 use crate::plan::Action;
 use crate::target::Target;

@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::config::ArtifactSpec;
 use crate::config::Environment;
-use crate::kinds::ArtifactSpec;
 use crate::ledger::{
     ArtifactRef, ArtifactStatus, AwsObject, Operation, PointerKind, new_release_id,
 };
@@ -28,6 +28,7 @@ use crate::lock::rfc3339;
 use crate::target::Target;
 
 pub use action::{Action, ActionInput, InvalidInput};
+pub use build::ArtifactPlanner;
 pub use steps::{Chain, StepList};
 
 /// The plan document format this library reads and writes.

@@ -11,9 +11,9 @@ use reqwest::{Method, StatusCode, Url, header};
 use sha2::Digest as _;
 
 use super::auth::{pull_scope, push_scope};
+use super::source::SourceError;
 use super::{BlobAction, BlobSource, Progress, Registry, RegistryError, UploadMode};
 use crate::events::Event;
-use super::source::SourceError;
 use crate::oci::{Descriptor, Digest, hex};
 
 type ByteStream = BoxStream<'static, std::io::Result<Bytes>>;

@@ -33,8 +33,8 @@ pub use error::{RegistryError, redact};
 pub use names::{valid_repository, valid_tag};
 
 use crate::events::Reporter;
-use source::{BlobLocation, BlobStore, ImageContents};
 use crate::oci::{Descriptor, Digest};
+use source::{BlobLocation, BlobStore, ImageContents};
 
 /// Tuning of pushes.
 #[derive(Debug, Clone, PartialEq, Eq)]

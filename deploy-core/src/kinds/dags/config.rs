@@ -188,7 +188,6 @@ pub(crate) fn check_source(base: &Path, dags: &DagsSpec) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use crate::config::{Config, ConfigError};
-    use crate::kinds::ArtifactDetail;
 
     const HEAD: &str = r#"project = "p"
 [environments.dev]
@@ -216,9 +215,9 @@ bucket = "b-{env}"
         let config = Config::from_toml(HEAD, "deploy.toml".as_ref()).expect("valid");
         let env = config.environment("dev").expect("dev");
         let spec = env.select(&[]).expect("all").remove(0);
-        let ArtifactDetail::Dags(dags) = &spec.detail else {
-            panic!("a dags artifact");
-        };
+        let dags = spec
+            .detail_as::<super::DagsSpec>()
+            .expect("a dags artifact");
         assert_eq!(dags.ignore_syntax, super::IgnoreSyntax::Regexp);
         assert!((dags.max_delete_share - 0.5).abs() < f64::EPSILON);
         assert!(problems("ignore_syntax = \"glob\"\nexclude = [\"tests/**\"]\n").is_empty());

@@ -46,6 +46,9 @@ pub(crate) fn resolve(
         );
     }
     let source = raw.source.as_deref().and_then(|s| source(ctx, s));
+    let scan = raw
+        .scan
+        .and_then(|value| ctx.deserialize::<ScanGate>(value, &["scan"]));
     let rollout = match raw.rollout {
         None => ImageRollout::None,
         Some(rollout) => self::rollout(ctx, &rollout)?,
@@ -53,7 +56,7 @@ pub(crate) fn resolve(
     Some(ImageSpec {
         repository,
         source,
-        scan: raw.scan.unwrap_or(ScanGate::None),
+        scan: scan.unwrap_or(ScanGate::None),
         scan_on_publish: raw.scan_on_publish.unwrap_or(false),
         create_repository: raw.create_repository.unwrap_or(false),
         env: raw.env.unwrap_or_default(),

@@ -2,6 +2,7 @@
 //! ([`super::LambdaSpec`]).
 
 pub(crate) mod config;
+pub(crate) mod kind;
 mod latest;
 pub mod output;
 pub mod package;
@@ -19,6 +20,13 @@ use crate::plan::ActionInput;
 use plan::{PromoteLambda, PublishLambda};
 use settings::LambdaSettings;
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use shift::LambdaRollout;
+
 /// Registers the Lambda publish and the alias shift with `engine`.
 pub fn register(engine: &mut Engine, settings: LambdaSettings) {
     let settings = Arc::new(settings);
@@ -31,4 +39,27 @@ pub fn register(engine: &mut Engine, settings: LambdaSettings) {
         Arc::new(promote::PromoteStep(settings.clone())),
     );
     crate::kinds::lambda::shift::register(engine, settings.shift.clone());
+}
+
+/// A Lambda function deployed from a zip.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LambdaSpec {
+    /// A directory to zip, or a `.zip` file.
+    pub source: Option<PathBuf>,
+    /// The function name in the environment.
+    pub function: String,
+    /// The alias that receives traffic.
+    pub alias: String,
+    /// Bucket for zips larger than the direct-upload limit.
+    pub artifact_bucket: Option<String>,
+    /// Globs (relative to the source directory) never zipped.
+    pub exclude: Vec<String>,
+    /// The function's handler (`main.handler`): its file must be in the zip.
+    pub handler: Option<String>,
+    /// Published versions kept (older ones no alias points at are deleted).
+    pub keep_versions: u32,
+    /// Environment variables merged into the function configuration.
+    pub env: BTreeMap<String, String>,
+    /// How traffic moves to the new version.
+    pub rollout: LambdaRollout,
 }

@@ -15,6 +15,7 @@ pub mod plan;
 pub mod poller;
 pub mod schedules;
 pub mod settings;
+pub(crate) mod status;
 pub mod task_definition;
 pub(crate) mod task_definitions;
 pub(crate) mod verify;

@@ -1,0 +1,74 @@
+//! The DAG kind as the library sees it: its table and its plan.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::DagsSpec;
+use crate::catalog::{ArtifactKind, Strategy};
+use crate::config::ArtifactSpec;
+use crate::config::kind::ArtifactContext;
+use crate::config::raw::RawArtifact;
+use crate::config::spec::{KindConfig, KindSpec, S3Place, json};
+use crate::kinds::Kind;
+use crate::plan::{Chain, PlanRequest};
+
+/// Airflow DAG folders.
+pub(crate) struct Dags;
+
+impl KindSpec for DagsSpec {
+    fn kind(&self) -> ArtifactKind {
+        ArtifactKind::Dags
+    }
+
+    fn strategy(&self) -> Strategy {
+        Strategy::S3Sync
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json(self)
+    }
+
+    fn check_source(&self, base: &Path) -> Option<String> {
+        super::config::check_source(base, self)
+    }
+
+    fn s3_places(&self) -> Vec<S3Place> {
+        vec![S3Place {
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            deletes: true,
+            owner: "DAG artifact `{name}` of environment `{env}`",
+            keys: &["prefix", "bucket"],
+        }]
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl KindConfig for Dags {
+    fn kind(&self) -> ArtifactKind {
+        ArtifactKind::Dags
+    }
+
+    fn resolve(
+        &self,
+        ctx: &mut ArtifactContext<'_, '_, '_>,
+        raw: RawArtifact,
+    ) -> Option<Arc<dyn KindSpec>> {
+        super::super::spec(super::config::resolve(ctx, raw))
+    }
+
+    fn reject_elsewhere(&self, ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawArtifact) {
+        super::config::reject_dags_keys(ctx, raw.kind, raw);
+    }
+}
+
+impl Kind for Dags {
+    fn plan_steps(&self, spec: &ArtifactSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
+        if let Some(dags) = spec.detail_as::<DagsSpec>() {
+            super::plan::steps(dags, request, chain);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! The image kind as the library sees it: its table, its plan, what its services run.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::ImageSpec;
+use super::rollout::ImageRollout;
+use crate::aws::AwsClients;
+use crate::catalog::{ArtifactKind, Strategy};
+use crate::config::ArtifactSpec;
+use crate::config::kind::ArtifactContext;
+use crate::config::raw::RawArtifact;
+use crate::config::spec::{KindConfig, KindSpec, json};
+use crate::engine::BoxFuture;
+use crate::kinds::{Kind, Running};
+use crate::ledger::ArtifactStatus;
+use crate::plan::{Chain, PlanRequest};
+
+/// Container images.
+pub(crate) struct Image;
+
+impl KindSpec for ImageSpec {
+    fn kind(&self) -> ArtifactKind {
+        ArtifactKind::Image
+    }
+
+    fn strategy(&self) -> Strategy {
+        self.rollout.strategy()
+    }
+
+    fn to_json(&self) -> serde_json::Value {
+        json(self)
+    }
+
+    fn check_source(&self, base: &Path) -> Option<String> {
+        let source = self.source.as_ref()?;
+        super::config::check_source(base, source)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
+}
+
+impl KindConfig for Image {
+    fn kind(&self) -> ArtifactKind {
+        ArtifactKind::Image
+    }
+
+    fn resolve(
+        &self,
+        ctx: &mut ArtifactContext<'_, '_, '_>,
+        raw: RawArtifact,
+    ) -> Option<Arc<dyn KindSpec>> {
+        super::super::spec(super::config::resolve(ctx, raw))
+    }
+
+    fn reject_elsewhere(&self, _ctx: &mut ArtifactContext<'_, '_, '_>, _raw: &RawArtifact) {}
+}
+
+impl Kind for Image {
+    fn plan_steps(&self, spec: &ArtifactSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
+        if let Some(image) = spec.detail_as::<ImageSpec>() {
+            super::plan::steps(image, request, chain);
+        }
+    }
+
+    fn running<'a>(
+        &'a self,
+        clients: &'a AwsClients,
+        spec: &'a ArtifactSpec,
+        status: &'a ArtifactStatus,
+    ) -> BoxFuture<'a, Option<Running>> {
+        Box::pin(async move {
+            match &spec.detail_as::<ImageSpec>()?.rollout {
+                ImageRollout::EcsRolling(service) => {
+                    Some(super::rollout::status::running(clients, service, status).await)
+                }
+                _ => None,
+            }
+        })
+    }
+}
