@@ -1,0 +1,410 @@
+//! The fault walk: the release plan of every kind and strategy, each of its steps failing in
+//! turn (the engine's intercept refuses it), each time in a fresh environment. After every run:
+//! the steps after the failing one never started and the failure names it; the undos ran newest
+//! first, exactly for the completed steps that declare one; what runs, read back through the
+//! AWS APIs (moto and the doubles), is what ran before, except what a completed irreversible
+//! step changed (or everything, when only the unlock failed); the ledger says so (nothing
+//! before the lock, `rolled-back`, `failed` or `succeeded`); and the lock is free.
+//!
+//! Images with `strategy = "none"` are walked in `tests/tests/engine.rs`.
+
+use std::future::Future;
+
+use deploy_core::engine::{ApplyFailure, Rollback};
+use deploy_core::error::{Classify, ErrorClass};
+use deploy_core::events::Event;
+use deploy_tests::rollout_faults::ecs::Kind;
+use deploy_tests::walk::{
+    self, INJECTED, LambdaVariant, Run, ServiceExtras, Truth, Walked,
+};
+
+/// What the steps of a plan declare about their change, by step kind (the id after the
+/// artifact): an undo that puts it back, or none possible.
+#[derive(Debug, Clone, Copy)]
+struct Undos {
+    compensated: &'static [&'static str],
+    irreversible: &'static [&'static str],
+}
+
+/// The kind of a step id: `api.rollout-image` is `rollout-image`; the engine's own steps
+/// (`verify-account`, ...) are their own kind.
+fn kind(id: &str) -> &str {
+    id.split_once('.').map_or(id, |(_, kind)| kind)
+}
+
+/// One run of the walk: the plan's ids, the failing step's index and what the steps declare.
+struct Case<'a> {
+    ids: &'a [String],
+    at: usize,
+    undos: Undos,
+}
+
+impl Case<'_> {
+    fn failing(&self) -> &str {
+        &self.ids[self.at]
+    }
+
+    fn completed(&self) -> impl Iterator<Item = &str> {
+        self.ids[..self.at].iter().map(String::as_str)
+    }
+
+    /// The unlock failed: everything else completed and was recorded, nothing is undone.
+    fn committed(&self) -> bool {
+        self.failing() == "release-lock"
+    }
+
+    fn locked(&self) -> bool {
+        self.completed().any(|id| id == "acquire-lock")
+    }
+
+    fn irreversible_done(&self) -> bool {
+        self.completed()
+            .any(|id| self.undos.irreversible.contains(&kind(id)))
+    }
+
+    /// The undos that must run, in the order they must run.
+    fn undone(&self) -> Vec<String> {
+        if self.committed() {
+            return Vec::new();
+        }
+        let mut undone: Vec<String> = self
+            .completed()
+            .filter(|id| self.undos.compensated.contains(&kind(id)))
+            .map(str::to_owned)
+            .collect();
+        undone.reverse();
+        undone
+    }
+
+    /// The outcome of the record the run must write, if any.
+    fn outcome(&self) -> Option<&'static str> {
+        if !self.locked() {
+            None
+        } else if self.committed() {
+            Some("succeeded")
+        } else if self.irreversible_done() || self.undone().is_empty() {
+            Some("failed")
+        } else {
+            Some("rolled-back")
+        }
+    }
+
+    fn label(&self) -> String {
+        format!("failing {}", self.failing())
+    }
+}
+
+/// Walks the release plan of the environments `fresh` makes: first checks the plan is `shape`,
+/// then fails each step in turn in a fresh environment.
+async fn walk<F, Fut>(shape: &[&str], undos: Undos, fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Walked>,
+{
+    let probe = fresh().await;
+    let plan = probe.plan(&probe.clients().await, "v2").await;
+    let ids: Vec<String> = plan.steps.iter().map(|s| s.id.clone()).collect();
+    assert_eq!(ids, shape, "the plan walked");
+    for at in 0..ids.len() {
+        let case = Case {
+            ids: &ids,
+            at,
+            undos,
+        };
+        let env = fresh().await;
+        let before = env.truth().await;
+        let recorded = env.ledger.outcomes().await;
+        let run = env.release("v2", Some(case.failing())).await;
+        let label = case.label();
+        let Err(failure) = &run.result else {
+            panic!("{label}: the run succeeded");
+        };
+        let context = format!("{label}: {}", failure.error);
+        check_steps(&case, &run, &context);
+        check_undos(&case, &run, &context);
+        check_truth(&case, &before, &env.truth().await, &context);
+        check_ledger(&case, &env, &recorded, failure, &context).await;
+        assert_eq!(
+            run.events
+                .iter()
+                .any(|e| matches!(e, Event::LockReleased { .. })),
+            case.locked(),
+            "{context}: the lock is given back once taken"
+        );
+    }
+}
+
+/// Steps after the failing one never start; the failure names it.
+fn check_steps(case: &Case<'_>, run: &Run, context: &str) {
+    let expected = &case.ids[..=case.at];
+    assert_eq!(run.reached, expected, "{context}: steps the engine came to");
+    let started: Vec<&str> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepStarted { step, .. } => Some(step.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, expected, "{context}: steps started");
+    let failed: Vec<(&str, &str)> = run
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StepFailed { step, error } => Some((step.as_str(), error.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, [(case.failing(), INJECTED)], "{context}");
+    assert!(
+        matches!(
+            run.events.last(),
+            Some(Event::PlanFinished { success: false, .. })
+        ),
+        "{context}"
+    );
+}
+
+/// The undos ran newest first, for exactly the completed steps that declare one, and none
+/// failed.
+fn check_undos(case: &Case<'_>, run: &Run, context: &str) {
+    let (mut started, mut finished, mut failed) = (Vec::new(), Vec::new(), Vec::new());
+    for event in &run.events {
+        match event {
+            Event::UndoStarted { step, .. } => started.push(step.clone()),
+            Event::UndoFinished { step } => finished.push(step.clone()),
+            Event::UndoFailed { step, error } => failed.push(format!("{step}: {error}")),
+            _ => {}
+        }
+    }
+    let expected = case.undone();
+    assert_eq!(started, expected, "{context}: undos started");
+    assert!(failed.is_empty(), "{context}: undos failed: {failed:?}");
+    assert_eq!(finished, expected, "{context}: undos finished");
+}
+
+/// Each part of what runs is what it was, unless the step that changes it completed and its
+/// change stays: the run was committed, or the step cannot be undone.
+fn check_truth(case: &Case<'_>, before: &Truth, after: &Truth, context: &str) {
+    assert_eq!(
+        before.keys().collect::<Vec<_>>(),
+        after.keys().collect::<Vec<_>>(),
+        "{context}"
+    );
+    for (part, was) in before {
+        let done = case.completed().any(|id| kind(id) == part);
+        let stays = case.committed() || case.undos.irreversible.contains(&part.as_str());
+        let now = &after[part];
+        if done && stays {
+            assert_ne!(now, was, "{context}: {part} keeps the change");
+        } else {
+            assert_eq!(now, was, "{context}: {part} is what it was");
+        }
+    }
+}
+
+/// The records the run added say what happened, older records stay, the lock is free, and
+/// the run's class and rollback agree with the record.
+async fn check_ledger(
+    case: &Case<'_>,
+    env: &Walked,
+    recorded: &[String],
+    failure: &ApplyFailure,
+    context: &str,
+) {
+    let outcomes = env.ledger.outcomes().await;
+    let expected: Vec<String> = case
+        .outcome()
+        .into_iter()
+        .map(str::to_owned)
+        .chain(recorded.iter().cloned())
+        .collect();
+    assert_eq!(outcomes, expected, "{context}: the ledger");
+    if let Err(lock) = env.ledger.lock_given_back().await {
+        panic!("{context}: the lock is held: {lock}");
+    }
+    let rolled_back = case.outcome() == Some("rolled-back");
+    let class = if rolled_back {
+        ErrorClass::RolledBack
+    } else {
+        ErrorClass::Failure
+    };
+    assert_eq!(failure.class(), class, "{context}");
+    let rollback = failure.error.rollback().expect("a step failed");
+    match rollback {
+        Rollback::Complete => assert!(rolled_back, "{context}"),
+        Rollback::Incomplete { left } => {
+            assert!(case.irreversible_done(), "{context}: left {left:?}");
+        }
+        Rollback::NotNeeded => assert!(case.undone().is_empty(), "{context}"),
+    }
+}
+
+const SERVICE: Undos = Undos {
+    compensated: &["rollout-image"],
+    irreversible: &[],
+};
+
+const MIGRATED_SERVICE: Undos = Undos {
+    compensated: &["rollout-image"],
+    irreversible: &["run-migration"],
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecs_rolling_with_a_health_gate() {
+    let extras = ServiceExtras {
+        migration: false,
+        health: true,
+    };
+    let shape = [
+        "verify-account",
+        "acquire-lock",
+        "api.publish-image",
+        "api.rollout-image",
+        "api.check-health",
+        "api.record-release",
+        "release-lock",
+    ];
+    walk(&shape, SERVICE, || walk::service(Kind::Rolling, extras)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecs_rolling_with_a_migration() {
+    let extras = ServiceExtras {
+        migration: true,
+        health: false,
+    };
+    let shape = [
+        "verify-account",
+        "acquire-lock",
+        "api.publish-image",
+        "api.run-migration",
+        "api.rollout-image",
+        "api.record-release",
+        "release-lock",
+    ];
+    walk(&shape, MIGRATED_SERVICE, || {
+        walk::service(Kind::Rolling, extras)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codedeploy_blue_green_with_a_health_gate() {
+    let extras = ServiceExtras {
+        migration: false,
+        health: true,
+    };
+    let shape = [
+        "verify-account",
+        "acquire-lock",
+        "api.publish-image",
+        "api.rollout-image",
+        "api.check-health",
+        "api.record-release",
+        "release-lock",
+    ];
+    walk(&shape, SERVICE, || walk::service(Kind::CodeDeploy, extras)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ecs_blue_green() {
+    let extras = ServiceExtras {
+        migration: false,
+        health: false,
+    };
+    let shape = [
+        "verify-account",
+        "acquire-lock",
+        "api.publish-image",
+        "api.rollout-image",
+        "api.record-release",
+        "release-lock",
+    ];
+    walk(&shape, SERVICE, || walk::service(Kind::BlueGreen, extras)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn task_definitions_with_a_rule_and_a_schedule() {
+    let shape = [
+        "verify-account",
+        "acquire-lock",
+        "etl.publish-image",
+        "etl.rollout-image",
+        "etl.record-release",
+        "release-lock",
+    ];
+    walk(&shape, SERVICE, walk::jobs).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dags_sync() {
+    let undos = Undos {
+        compensated: &["sync-dags"],
+        irreversible: &[],
+    };
+    let shape = [
+        "verify-account",
+        "acquire-lock",
+        "dags.sync-dags",
+        "dags.record-release",
+        "release-lock",
+    ];
+    walk(&shape, undos, walk::dags).await;
+}
+
+const LAMBDA: [&str; 6] = [
+    "verify-account",
+    "acquire-lock",
+    "fn.publish-lambda",
+    "fn.shift-lambda-alias",
+    "fn.record-release",
+    "release-lock",
+];
+
+const KEPT_ZIPS: Undos = Undos {
+    compensated: &["publish-lambda", "shift-lambda-alias"],
+    irreversible: &[],
+};
+
+/// Without a kept zip, `$LATEST` keeps the new code: the publish cannot be undone.
+const NO_BUCKET: Undos = Undos {
+    compensated: &["shift-lambda-alias"],
+    irreversible: &["publish-lambda"],
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_all_at_once_with_kept_zips() {
+    let rollout = "{ strategy = \"lambda-all-at-once\" }";
+    walk(&LAMBDA, KEPT_ZIPS, || {
+        walk::lambda(rollout, LambdaVariant::KeptZips)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_all_at_once_without_a_bucket() {
+    let rollout = "{ strategy = \"lambda-all-at-once\" }";
+    walk(&LAMBDA, NO_BUCKET, || {
+        walk::lambda(rollout, LambdaVariant::NoBucket)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_canary_with_kept_zips() {
+    let rollout = "{ strategy = \"lambda-canary\", steps = [50, 100], interval = \"1s\", alarms = [\"ALARM\"], max_errors = 5 }";
+    walk(&LAMBDA, KEPT_ZIPS, || {
+        walk::lambda(rollout, LambdaVariant::KeptZips)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_linear_with_kept_zips() {
+    let rollout = "{ strategy = \"lambda-linear\", increment = 50, interval = \"1s\", alarms = [\"ALARM\"] }";
+    walk(&LAMBDA, KEPT_ZIPS, || {
+        walk::lambda(rollout, LambdaVariant::KeptZips)
+    })
+    .await;
+}
