@@ -334,7 +334,23 @@ async fn task_definitions_with_a_rule_and_a_schedule() {
         "etl.record-release",
         "release-lock",
     ];
-    walk(&shape, SERVICE, walk::jobs).await;
+    walk(&shape, SERVICE, || walk::jobs(false)).await;
+}
+
+/// Someone registered a revision after the one the rule pins, and the rollout keeps one
+/// revision besides the newest: the pinned one, which an undo points the rule back at, must
+/// stay ACTIVE.
+#[tokio::test(flavor = "multi_thread")]
+async fn task_definitions_keeping_one_revision() {
+    let shape = [
+        "verify-account",
+        "acquire-lock",
+        "etl.publish-image",
+        "etl.rollout-image",
+        "etl.record-release",
+        "release-lock",
+    ];
+    walk(&shape, SERVICE, || walk::jobs(true)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -377,7 +393,7 @@ const NO_BUCKET: Undos = Undos {
 async fn lambda_all_at_once_with_kept_zips() {
     let rollout = "{ strategy = \"lambda-all-at-once\" }";
     walk(&LAMBDA, KEPT_ZIPS, || {
-        walk::lambda(rollout, LambdaVariant::KeptZips)
+        walk::lambda(rollout, LambdaVariant::KeptZips, "")
     })
     .await;
 }
@@ -386,7 +402,7 @@ async fn lambda_all_at_once_with_kept_zips() {
 async fn lambda_all_at_once_without_a_bucket() {
     let rollout = "{ strategy = \"lambda-all-at-once\" }";
     walk(&LAMBDA, NO_BUCKET, || {
-        walk::lambda(rollout, LambdaVariant::NoBucket)
+        walk::lambda(rollout, LambdaVariant::NoBucket, "")
     })
     .await;
 }
@@ -395,7 +411,7 @@ async fn lambda_all_at_once_without_a_bucket() {
 async fn lambda_canary_with_kept_zips() {
     let rollout = "{ strategy = \"lambda-canary\", steps = [50, 100], interval = \"1s\", alarms = [\"ALARM\"], max_errors = 5 }";
     walk(&LAMBDA, KEPT_ZIPS, || {
-        walk::lambda(rollout, LambdaVariant::KeptZips)
+        walk::lambda(rollout, LambdaVariant::KeptZips, "")
     })
     .await;
 }
@@ -404,7 +420,18 @@ async fn lambda_canary_with_kept_zips() {
 async fn lambda_linear_with_kept_zips() {
     let rollout = "{ strategy = \"lambda-linear\", increment = 50, interval = \"1s\", alarms = [\"ALARM\"] }";
     walk(&LAMBDA, KEPT_ZIPS, || {
-        walk::lambda(rollout, LambdaVariant::KeptZips)
+        walk::lambda(rollout, LambdaVariant::KeptZips, "")
+    })
+    .await;
+}
+
+/// `keep_versions = 1`: the versions deleted after the shift must not include the one an undo
+/// points the alias back at.
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_all_at_once_keeping_one_version() {
+    let rollout = "{ strategy = \"lambda-all-at-once\" }";
+    walk(&LAMBDA, KEPT_ZIPS, || {
+        walk::lambda(rollout, LambdaVariant::KeptZips, "keep_versions = 1")
     })
     .await;
 }

@@ -27,23 +27,15 @@ fn cluster() -> String {
     format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/jobs")
 }
 
-/// The walk's `task-definitions` environment.
-pub async fn jobs() -> Walked {
+/// The walk's `task-definitions` environment. When `crowded`, someone registered `daily:2`
+/// after the revision the rule pins, and the rollout keeps one revision besides the newest.
+pub async fn jobs(crowded: bool) -> Walked {
     let families = [unique("etl-daily"), unique("etl-backfill")];
-    let ecs = ecs_double::client(&moto().url).await;
     for family in &families {
-        let etl = ContainerDefinition::builder()
-            .name("etl")
-            .image("public.ecr.aws/old/etl:1")
-            .memory(512)
-            .build();
-        let registered = ecs
-            .register_task_definition()
-            .family(family)
-            .container_definitions(etl)
-            .send()
-            .await;
-        registered.expect("register a job family");
+        register(family).await;
+    }
+    if crowded {
+        register(&families[0]).await;
     }
     let rule = rule(&families[0]).await;
     let schedule = schedule(&families[1]).await;
@@ -53,8 +45,11 @@ pub async fn jobs() -> Walked {
         + &format!(
             "[artifacts.etl]\nkind = \"image\"\nrepository = \"{}\"\nsource = \"oci:./layout:latest\"\n\
              [artifacts.etl.rollout]\nstrategy = \"task-definitions\"\nfamilies = [\"{}\", \"{}\"]\n\
-             container = \"etl\"\nschedules = [\"{rule}\"]\nscheduler_schedules = [\"default/{schedule}\"]\n",
-            project.repo, families[0], families[1],
+             container = \"etl\"\nschedules = [\"{rule}\"]\nscheduler_schedules = [\"default/{schedule}\"]\n{}",
+            project.repo,
+            families[0],
+            families[1],
+            if crowded { "keep_revisions = 1\n" } else { "" },
         );
     let path = project.dir.join("deploy.toml");
     std::fs::write(&path, text).expect("write config");
@@ -64,6 +59,23 @@ pub async fn jobs() -> Walked {
         schedule,
     });
     Walked::new(&path, &project.bucket, "etl", probe)
+}
+
+/// The next revision of `family`: container `etl`.
+async fn register(family: &str) {
+    let etl = ContainerDefinition::builder()
+        .name("etl")
+        .image("public.ecr.aws/old/etl:1")
+        .memory(512)
+        .build();
+    ecs_double::client(&moto().url)
+        .await
+        .register_task_definition()
+        .family(family)
+        .container_definitions(etl)
+        .send()
+        .await
+        .expect("register a job family");
 }
 
 /// A rule whose ECS target `pinned` runs `family:1`.

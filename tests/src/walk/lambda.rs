@@ -46,18 +46,17 @@ fn write_source(dir: &std::path::Path, body: &str) {
 }
 
 /// The walk's Lambda environment for `rollout` (a TOML inline table; `ALARM` in it names an
-/// alarm that exists and stays OK).
-pub async fn lambda(rollout: &str, variant: LambdaVariant) -> Walked {
+/// alarm that exists and stays OK), with `keys` added to the artifact's table.
+pub async fn lambda(rollout: &str, variant: LambdaVariant, keys: &str) -> Walked {
     let url = moto().url.clone();
     let bucket = unique("walk-fn-state");
     create_bucket(&url, &bucket).await;
-    let extra = if variant == LambdaVariant::KeptZips {
+    let mut extra = keys.to_owned();
+    if variant == LambdaVariant::KeptZips {
         let zips = unique("walk-fn-zips");
         create_bucket(&url, &zips).await;
-        format!("artifact_bucket = \"{zips}\"")
-    } else {
-        String::new()
-    };
+        extra += &format!("\nartifact_bucket = \"{zips}\"");
+    }
     let bridge = CloudWatchBridge::start(&url);
     let alarm = unique("walk-fn-errors");
     metric_alarm(&bridge.url, &alarm).await;
