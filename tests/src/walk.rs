@@ -1,9 +1,10 @@
 //! The environments of the fault walk (`tests/tests/fault_walk.rs`): for every kind and
 //! strategy, a fresh environment whose release plan the walk applies through the library with
 //! one step failing, and what that environment runs, read back through the AWS APIs (moto and
-//! the doubles), never through deploy-core. What runs comes in parts, each keyed by the kind of
-//! step that changes it (`rollout-image`, `run-migration`, `sync-dags`, `publish-lambda`,
-//! `shift-lambda-alias`), so the walk knows which part a completed step may leave changed.
+//! the doubles), never through deploy-core. What runs comes in parts, each keyed by the id of
+//! the step that changes it (`api.rollout-image`, `api.run-migration`, `dags.sync-dags`,
+//! `fn.publish-lambda`, `fn.shift-lambda-alias`), so the walk knows which part a completed step
+//! may leave changed.
 
 mod jobs;
 mod lambda;
@@ -29,7 +30,7 @@ use crate::{answering, moto, moto_config, unique};
 pub use jobs::jobs;
 pub use lambda::{LambdaVariant, lambda};
 
-/// What runs, by the kind of step that changes each part.
+/// What runs, by the id of the step that changes each part.
 pub type Truth = BTreeMap<String, Value>;
 
 /// The error every injected failure carries.
@@ -57,7 +58,11 @@ enum Probe {
         migration: bool,
     },
     Jobs(jobs::Jobs),
-    Dags(Box<Project>),
+    Dags {
+        project: Box<Project>,
+        /// Each DAG artifact and its prefix.
+        prefixes: Vec<(String, String)>,
+    },
     Lambda(lambda::Function),
 }
 
@@ -157,13 +162,17 @@ impl Walked {
         match &self.probe {
             Probe::Service { fixture, migration } => service_truth(fixture, *migration).await,
             Probe::Jobs(jobs) => jobs.truth().await,
-            Probe::Dags(project) => {
-                let objects = read_all(&project.dags, "dags/").await;
-                let text: BTreeMap<String, String> = objects
-                    .into_iter()
-                    .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
-                    .collect();
-                BTreeMap::from([("sync-dags".to_owned(), json!(text))])
+            Probe::Dags { project, prefixes } => {
+                let mut truth = Truth::new();
+                for (artifact, prefix) in prefixes {
+                    let objects = read_all(&project.dags, prefix).await;
+                    let text: BTreeMap<String, String> = objects
+                        .into_iter()
+                        .map(|(k, v)| (k, String::from_utf8_lossy(&v).into_owned()))
+                        .collect();
+                    truth.insert(format!("{artifact}.sync-dags"), json!(text));
+                }
+                truth
             }
             Probe::Lambda(function) => function.truth().await,
         }
@@ -182,7 +191,7 @@ async fn service_truth(fixture: &Fixture, migration: bool) -> Truth {
         .await
         .expect("describe service");
     let running = described.services()[0].task_definition().unwrap_or_default();
-    let mut truth = BTreeMap::from([("rollout-image".to_owned(), json!(running))]);
+    let mut truth = BTreeMap::from([("api.rollout-image".to_owned(), json!(running))]);
     if migration {
         let mut tasks = 0;
         for status in [
@@ -198,7 +207,7 @@ async fn service_truth(fixture: &Fixture, migration: bool) -> Truth {
                 .expect("list tasks");
             tasks += listed.task_arns().len();
         }
-        truth.insert("run-migration".to_owned(), json!({ "tasks": tasks }));
+        truth.insert("api.run-migration".to_owned(), json!({ "tasks": tasks }));
     }
     truth
 }
@@ -261,19 +270,41 @@ async fn migration_family() -> String {
 }
 
 /// A DAG project (the fixture of the DAG tests) whose v1 (`a.py`, `b.py`, `sub/c.py`) is
-/// released; its folder then changes one file, drops one and adds one.
-pub async fn dags() -> Walked {
+/// released; its folder then changes one file, drops one and adds one. With `pair`, a second
+/// artifact `more` (folder `more/`, prefix `more/` of the same bucket) goes the same way.
+pub async fn dags(pair: bool) -> Walked {
+    let more = "[artifacts.more]\nkind = \"dags\"\nsource = \"./more\"\nbucket = \"BUCKET\"\nprefix = \"more/\"\n";
     let project = Project::new("").await;
-    project.write("a.py", "a = 1\n");
-    project.write("b.py", "b = 1\n");
-    project.write("sub/c.py", "c = 1\n");
+    let mut prefixes = vec![("dags".to_owned(), "dags/".to_owned())];
+    let mut folders = vec![project.folder()];
+    if pair {
+        let text = std::fs::read_to_string(&project.config).expect("config");
+        let text = text + &more.replace("BUCKET", &project.dags);
+        std::fs::write(&project.config, text).expect("write config");
+        prefixes.push(("more".to_owned(), "more/".to_owned()));
+        folders.push(project.dir.join("more"));
+    }
+    let write = |folder: &std::path::Path, path: &str, text: &str| {
+        let file = folder.join(path);
+        std::fs::create_dir_all(file.parent().expect("a parent")).expect("mkdir");
+        std::fs::write(file, text).expect("write");
+    };
+    for folder in &folders {
+        write(folder, "a.py", "a = 1\n");
+        write(folder, "b.py", "b = 1\n");
+        write(folder, "sub/c.py", "c = 1\n");
+    }
     let (config, state) = (project.config.clone(), project.state.clone());
-    let walked = Walked::new(&config, &state, "dags", Probe::Dags(Box::new(project)));
+    let probe = Probe::Dags {
+        project: Box::new(project),
+        prefixes,
+    };
+    let walked = Walked::new(&config, &state, "dags", probe);
     walked.release("v1", None).await.result.expect("release v1");
-    if let Probe::Dags(project) = &walked.probe {
-        project.write("a.py", "a = 2\n");
-        std::fs::remove_file(project.folder().join("b.py")).expect("remove b.py");
-        project.write("d.py", "d = 1\n");
+    for folder in &folders {
+        write(folder, "a.py", "a = 2\n");
+        std::fs::remove_file(folder.join("b.py")).expect("remove b.py");
+        write(folder, "d.py", "d = 1\n");
     }
     walked
 }

@@ -13,6 +13,7 @@ use std::future::Future;
 use deploy_core::engine::{ApplyFailure, Rollback};
 use deploy_core::error::{Classify, ErrorClass};
 use deploy_core::events::Event;
+use deploy_tests::rollout_faults::Ledger;
 use deploy_tests::rollout_faults::ecs::Kind;
 use deploy_tests::walk::{
     self, INJECTED, LambdaVariant, Run, ServiceExtras, Truth, Walked,
@@ -192,8 +193,8 @@ fn check_truth(case: &Case<'_>, before: &Truth, after: &Truth, context: &str) {
         "{context}"
     );
     for (part, was) in before {
-        let done = case.completed().any(|id| kind(id) == part);
-        let stays = case.committed() || case.undos.irreversible.contains(&part.as_str());
+        let done = case.completed().any(|id| id == part);
+        let stays = case.committed() || case.undos.irreversible.contains(&kind(part));
         let now = &after[part];
         if done && stays {
             assert_ne!(now, was, "{context}: {part} keeps the change");
@@ -366,7 +367,7 @@ async fn dags_sync() {
         "dags.record-release",
         "release-lock",
     ];
-    walk(&shape, undos, walk::dags).await;
+    walk(&shape, undos, || walk::dags(false)).await;
 }
 
 const LAMBDA: [&str; 6] = [
@@ -434,4 +435,33 @@ async fn lambda_all_at_once_keeping_one_version() {
         walk::lambda(rollout, LambdaVariant::KeptZips, "keep_versions = 1")
     })
     .await;
+}
+
+/// Two DAG artifacts released together, the record of `more` refused while the one of `dags`
+/// is written: `dags` is released and recorded, and what the ledger says of `more` is true:
+/// either its sync was undone and recorded rolled back, or its files stay and no record
+/// contradicts that (ledger rule 3: a run that cannot record says what runs).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_record_refused_beside_a_written_one_leaves_a_true_ledger() {
+    let env = walk::dags(true).await;
+    let more = Ledger::new(&env.ledger.bucket, "more");
+    let (before, recorded) = (env.truth().await, more.outcomes().await);
+    let run = env.release("v2", Some("more.record-release")).await;
+    let Err(failure) = &run.result else {
+        panic!("the run succeeded");
+    };
+    let context = failure.error.to_string();
+    let after = env.truth().await;
+    assert_ne!(after["dags.sync-dags"], before["dags.sync-dags"], "{context}");
+    assert_eq!(env.ledger.outcomes().await[0], "succeeded", "{context}");
+    let now = more.outcomes().await;
+    if after["more.sync-dags"] == before["more.sync-dags"] {
+        assert_eq!(now[0], "rolled-back", "{context}: more was undone");
+    } else {
+        assert_eq!(now, recorded, "{context}: more's files stay; no record says otherwise");
+        assert!(context.contains("more"), "the error names what stays: {context}");
+    }
+    if let Err(lock) = env.ledger.lock_given_back().await {
+        panic!("{context}: the lock is held: {lock}");
+    }
 }

@@ -185,6 +185,6 @@ impl Jobs {
             .and_then(|t| t.ecs_parameters())
             .map(aws_sdk_scheduler::types::EcsParameters::task_definition_arn);
         let truth = json!({ "families": families, "rule": rule, "schedule": scheduled });
-        Truth::from([("rollout-image".to_owned(), truth)])
+        Truth::from([("etl.rollout-image".to_owned(), truth)])
     }
 }

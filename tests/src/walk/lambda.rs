@@ -136,11 +136,11 @@ impl Function {
             .unwrap_or_default();
         Truth::from([
             (
-                "shift-lambda-alias".to_owned(),
+                "fn.shift-lambda-alias".to_owned(),
                 json!({ "version": alias.function_version(), "routing": routing }),
             ),
             (
-                "publish-lambda".to_owned(),
+                "fn.publish-lambda".to_owned(),
                 json!({ "code_sha256": latest.code_sha256(), "env": env }),
             ),
         ])
