@@ -190,7 +190,9 @@ async fn service_truth(fixture: &Fixture, migration: bool) -> Truth {
         .send()
         .await
         .expect("describe service");
-    let running = described.services()[0].task_definition().unwrap_or_default();
+    let running = described.services()[0]
+        .task_definition()
+        .unwrap_or_default();
     let mut truth = BTreeMap::from([("api.rollout-image".to_owned(), json!(running))]);
     if migration {
         let mut tasks = 0;

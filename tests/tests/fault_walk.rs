@@ -15,9 +15,7 @@ use deploy_core::error::{Classify, ErrorClass};
 use deploy_core::events::Event;
 use deploy_tests::rollout_faults::Ledger;
 use deploy_tests::rollout_faults::ecs::Kind;
-use deploy_tests::walk::{
-    self, INJECTED, LambdaVariant, Run, ServiceExtras, Truth, Walked,
-};
+use deploy_tests::walk::{self, INJECTED, LambdaVariant, Run, ServiceExtras, Truth, Walked};
 
 /// What the steps of a plan declare about their change, by step kind (the id after the
 /// artifact): an undo that puts it back, or none possible.
@@ -419,7 +417,8 @@ async fn lambda_canary_with_kept_zips() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_linear_with_kept_zips() {
-    let rollout = "{ strategy = \"lambda-linear\", increment = 50, interval = \"1s\", alarms = [\"ALARM\"] }";
+    let rollout =
+        "{ strategy = \"lambda-linear\", increment = 50, interval = \"1s\", alarms = [\"ALARM\"] }";
     walk(&LAMBDA, KEPT_ZIPS, || {
         walk::lambda(rollout, LambdaVariant::KeptZips, "")
     })
@@ -452,14 +451,28 @@ async fn a_record_refused_beside_a_written_one_leaves_a_true_ledger() {
     };
     let context = failure.error.to_string();
     let after = env.truth().await;
-    assert_ne!(after["dags.sync-dags"], before["dags.sync-dags"], "{context}");
+    assert_ne!(
+        after["dags.sync-dags"], before["dags.sync-dags"],
+        "{context}"
+    );
     assert_eq!(env.ledger.outcomes().await[0], "succeeded", "{context}");
     let now = more.outcomes().await;
     if after["more.sync-dags"] == before["more.sync-dags"] {
         assert_eq!(now[0], "rolled-back", "{context}: more was undone");
     } else {
-        assert_eq!(now, recorded, "{context}: more's files stay; no record says otherwise");
-        assert!(context.contains("more"), "the error names what stays: {context}");
+        assert_eq!(
+            now, recorded,
+            "{context}: more's files stay; no record says otherwise"
+        );
+        let left = match failure.error.rollback() {
+            Some(Rollback::Incomplete { left }) => left.clone(),
+            other => panic!("{context}: more's release stays, yet the rollback is {other:?}"),
+        };
+        assert!(
+            left.iter().any(|l| l.contains("more")),
+            "the error names what stays: {left:?}"
+        );
+        assert_eq!(failure.class(), ErrorClass::Failure, "{context}");
     }
     if let Err(lock) = env.ledger.lock_given_back().await {
         panic!("{context}: the lock is held: {lock}");
