@@ -27,7 +27,7 @@ use crate::rollout_faults::Ledger;
 use crate::rollout_faults::ecs::{Fixture, Kind};
 use crate::{answering, moto, moto_config, unique};
 
-pub use jobs::jobs;
+pub use jobs::{JobsExtras, jobs};
 pub use lambda::{LambdaVariant, lambda};
 
 /// What runs, by the id of the step that changes each part.
@@ -180,7 +180,7 @@ impl Walked {
 }
 
 /// The service's task definition as moto has it; with a migration, the tasks run in the
-/// cluster (every one-off task of the walk is a migration).
+/// cluster.
 async fn service_truth(fixture: &Fixture, migration: bool) -> Truth {
     let ecs = ecs_double::client(&moto().url).await;
     let described = ecs
@@ -195,23 +195,33 @@ async fn service_truth(fixture: &Fixture, migration: bool) -> Truth {
         .unwrap_or_default();
     let mut truth = BTreeMap::from([("api.rollout-image".to_owned(), json!(running))]);
     if migration {
-        let mut tasks = 0;
-        for status in [
-            aws_sdk_ecs::types::DesiredStatus::Running,
-            aws_sdk_ecs::types::DesiredStatus::Stopped,
-        ] {
-            let listed = ecs
-                .list_tasks()
-                .cluster(&fixture.cluster)
-                .desired_status(status)
-                .send()
-                .await
-                .expect("list tasks");
-            tasks += listed.task_arns().len();
-        }
-        truth.insert("api.run-migration".to_owned(), json!({ "tasks": tasks }));
+        truth.insert(
+            "api.run-migration".to_owned(),
+            tasks(&fixture.cluster).await,
+        );
     }
     truth
+}
+
+/// How many tasks `cluster` ran or runs, as moto lists them (every one-off task of the walk
+/// is a migration).
+async fn tasks(cluster: &str) -> Value {
+    let ecs = ecs_double::client(&moto().url).await;
+    let mut tasks = 0;
+    for status in [
+        aws_sdk_ecs::types::DesiredStatus::Running,
+        aws_sdk_ecs::types::DesiredStatus::Stopped,
+    ] {
+        let listed = ecs
+            .list_tasks()
+            .cluster(cluster)
+            .desired_status(status)
+            .send()
+            .await
+            .expect("list tasks");
+        tasks += listed.task_arns().len();
+    }
+    json!({ "tasks": tasks })
 }
 
 /// What an image rollout to a service adds to the fixture's `[artifacts.api.rollout]` table.
@@ -229,7 +239,7 @@ pub async fn service(kind: Kind, extras: ServiceExtras) -> Walked {
     let fixture = Fixture::new(kind).await;
     let mut keys = String::new();
     if extras.migration {
-        let family = migration_family().await;
+        let family = migration_family("api").await;
         keys += &format!(
             "pre_deploy = {{ task_definition = \"{family}\", command = [\"./migrate\", \"up\"], timeout = \"20s\" }}\n"
         );
@@ -250,8 +260,8 @@ pub async fn service(kind: Kind, extras: ServiceExtras) -> Walked {
     Walked::new(&path, &bucket, "api", probe)
 }
 
-/// A migration family: container `api`, nothing it references.
-async fn migration_family() -> String {
+/// A migration family with one container, nothing it references.
+async fn migration_family(container: &str) -> String {
     let family = unique("migrate");
     ecs_double::client(&moto().url)
         .await
@@ -259,7 +269,7 @@ async fn migration_family() -> String {
         .family(&family)
         .container_definitions(
             aws_sdk_ecs::types::ContainerDefinition::builder()
-                .name("api")
+                .name(container)
                 .image("public.ecr.aws/old/api:1")
                 .memory(128)
                 .essential(true)

@@ -15,7 +15,9 @@ use deploy_core::error::{Classify, ErrorClass};
 use deploy_core::events::Event;
 use deploy_tests::rollout_faults::Ledger;
 use deploy_tests::rollout_faults::ecs::Kind;
-use deploy_tests::walk::{self, INJECTED, LambdaVariant, Run, ServiceExtras, Truth, Walked};
+use deploy_tests::walk::{
+    self, INJECTED, JobsExtras, LambdaVariant, Run, ServiceExtras, Truth, Walked,
+};
 
 /// What the steps of a plan declare about their change, by step kind (the id after the
 /// artifact): an undo that puts it back, or none possible.
@@ -95,7 +97,7 @@ impl Case<'_> {
 
 /// Walks the release plan of the environments `fresh` makes: first checks the plan is `shape`,
 /// then fails each step in turn in a fresh environment.
-async fn walk<F, Fut>(shape: &[&str], undos: Undos, fresh: F)
+async fn walk<F, Fut>(shape: &[String], undos: Undos, fresh: F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = Walked>,
@@ -239,6 +241,17 @@ async fn check_ledger(
     }
 }
 
+/// The shape of a release plan of `artifact` whose own steps are `work`.
+fn shape(artifact: &str, work: &[&str]) -> Vec<String> {
+    let own = work.iter().chain(&["record-release"]);
+    ["verify-account", "acquire-lock"]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(own.map(|step| format!("{artifact}.{step}")))
+        .chain(["release-lock".to_owned()])
+        .collect()
+}
+
 const SERVICE: Undos = Undos {
     compensated: &["rollout-image"],
     irreversible: &[],
@@ -249,22 +262,27 @@ const MIGRATED_SERVICE: Undos = Undos {
     irreversible: &["run-migration"],
 };
 
+/// Walks a service rolled out with `kind` and `extras`.
+async fn service(kind: Kind, extras: ServiceExtras) {
+    let mut work = vec!["publish-image"];
+    work.extend(extras.migration.then_some("run-migration"));
+    work.push("rollout-image");
+    work.extend(extras.health.then_some("check-health"));
+    let undos = if extras.migration {
+        MIGRATED_SERVICE
+    } else {
+        SERVICE
+    };
+    walk(&shape("api", &work), undos, || walk::service(kind, extras)).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn ecs_rolling_with_a_health_gate() {
     let extras = ServiceExtras {
         migration: false,
         health: true,
     };
-    let shape = [
-        "verify-account",
-        "acquire-lock",
-        "api.publish-image",
-        "api.rollout-image",
-        "api.check-health",
-        "api.record-release",
-        "release-lock",
-    ];
-    walk(&shape, SERVICE, || walk::service(Kind::Rolling, extras)).await;
+    service(Kind::Rolling, extras).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -273,37 +291,25 @@ async fn ecs_rolling_with_a_migration() {
         migration: true,
         health: false,
     };
-    let shape = [
-        "verify-account",
-        "acquire-lock",
-        "api.publish-image",
-        "api.run-migration",
-        "api.rollout-image",
-        "api.record-release",
-        "release-lock",
-    ];
-    walk(&shape, MIGRATED_SERVICE, || {
-        walk::service(Kind::Rolling, extras)
-    })
-    .await;
+    service(Kind::Rolling, extras).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn codedeploy_blue_green_with_a_health_gate() {
+async fn codedeploy_blue_green_with_a_migration_and_a_health_gate() {
     let extras = ServiceExtras {
-        migration: false,
+        migration: true,
         health: true,
     };
-    let shape = [
-        "verify-account",
-        "acquire-lock",
-        "api.publish-image",
-        "api.rollout-image",
-        "api.check-health",
-        "api.record-release",
-        "release-lock",
-    ];
-    walk(&shape, SERVICE, || walk::service(Kind::CodeDeploy, extras)).await;
+    service(Kind::CodeDeploy, extras).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn codedeploy_blue_green() {
+    let extras = ServiceExtras {
+        migration: false,
+        health: false,
+    };
+    service(Kind::CodeDeploy, extras).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -312,28 +318,38 @@ async fn ecs_blue_green() {
         migration: false,
         health: false,
     };
-    let shape = [
-        "verify-account",
-        "acquire-lock",
-        "api.publish-image",
-        "api.rollout-image",
-        "api.record-release",
-        "release-lock",
-    ];
-    walk(&shape, SERVICE, || walk::service(Kind::BlueGreen, extras)).await;
+    service(Kind::BlueGreen, extras).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn task_definitions_with_a_rule_and_a_schedule() {
-    let shape = [
-        "verify-account",
-        "acquire-lock",
-        "etl.publish-image",
-        "etl.rollout-image",
-        "etl.record-release",
-        "release-lock",
-    ];
-    walk(&shape, SERVICE, || walk::jobs(false)).await;
+async fn ecs_blue_green_with_a_migration() {
+    let extras = ServiceExtras {
+        migration: true,
+        health: false,
+    };
+    service(Kind::BlueGreen, extras).await;
+}
+
+/// Walks the jobs with `extras`.
+async fn jobs(extras: JobsExtras) {
+    let mut work = vec!["publish-image"];
+    work.extend(extras.migration.then_some("run-migration"));
+    work.push("rollout-image");
+    let undos = if extras.migration {
+        MIGRATED_SERVICE
+    } else {
+        SERVICE
+    };
+    walk(&shape("etl", &work), undos, || walk::jobs(extras)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn task_definitions_with_a_rule_a_schedule_and_a_migration() {
+    let extras = JobsExtras {
+        migration: true,
+        crowded: false,
+    };
+    jobs(extras).await;
 }
 
 /// Someone registered a revision after the one the rule pins, and the rollout keeps one
@@ -341,15 +357,11 @@ async fn task_definitions_with_a_rule_and_a_schedule() {
 /// stay ACTIVE.
 #[tokio::test(flavor = "multi_thread")]
 async fn task_definitions_keeping_one_revision() {
-    let shape = [
-        "verify-account",
-        "acquire-lock",
-        "etl.publish-image",
-        "etl.rollout-image",
-        "etl.record-release",
-        "release-lock",
-    ];
-    walk(&shape, SERVICE, || walk::jobs(true)).await;
+    let extras = JobsExtras {
+        migration: false,
+        crowded: true,
+    };
+    jobs(extras).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -358,24 +370,9 @@ async fn dags_sync() {
         compensated: &["sync-dags"],
         irreversible: &[],
     };
-    let shape = [
-        "verify-account",
-        "acquire-lock",
-        "dags.sync-dags",
-        "dags.record-release",
-        "release-lock",
-    ];
+    let shape = shape("dags", &["sync-dags"]);
     walk(&shape, undos, || walk::dags(false)).await;
 }
-
-const LAMBDA: [&str; 6] = [
-    "verify-account",
-    "acquire-lock",
-    "fn.publish-lambda",
-    "fn.shift-lambda-alias",
-    "fn.record-release",
-    "release-lock",
-];
 
 const KEPT_ZIPS: Undos = Undos {
     compensated: &["publish-lambda", "shift-lambda-alias"],
@@ -388,52 +385,59 @@ const NO_BUCKET: Undos = Undos {
     irreversible: &["publish-lambda"],
 };
 
+/// Walks the function released with `rollout`, `variant` and `keys` (see [`walk::lambda`]).
+async fn lambda(rollout: &str, variant: LambdaVariant, keys: &str) {
+    let undos = match variant {
+        LambdaVariant::KeptZips => KEPT_ZIPS,
+        LambdaVariant::NoBucket | LambdaVariant::FirstRelease => NO_BUCKET,
+    };
+    let shape = shape("fn", &["publish-lambda", "shift-lambda-alias"]);
+    walk(&shape, undos, || walk::lambda(rollout, variant, keys)).await;
+}
+
+const ALL_AT_ONCE: &str = "{ strategy = \"lambda-all-at-once\" }";
+
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_all_at_once_with_kept_zips() {
-    let rollout = "{ strategy = \"lambda-all-at-once\" }";
-    walk(&LAMBDA, KEPT_ZIPS, || {
-        walk::lambda(rollout, LambdaVariant::KeptZips, "")
-    })
-    .await;
+    lambda(ALL_AT_ONCE, LambdaVariant::KeptZips, "").await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_all_at_once_without_a_bucket() {
-    let rollout = "{ strategy = \"lambda-all-at-once\" }";
-    walk(&LAMBDA, NO_BUCKET, || {
-        walk::lambda(rollout, LambdaVariant::NoBucket, "")
-    })
-    .await;
+    lambda(ALL_AT_ONCE, LambdaVariant::NoBucket, "").await;
 }
 
+/// The first release: the alias does not exist yet (the shift creates it, its undo deletes
+/// it), and the code `$LATEST` ran before was never kept.
 #[tokio::test(flavor = "multi_thread")]
-async fn lambda_canary_with_kept_zips() {
-    let rollout = "{ strategy = \"lambda-canary\", steps = [50, 100], interval = \"1s\", alarms = [\"ALARM\"], max_errors = 5 }";
-    walk(&LAMBDA, KEPT_ZIPS, || {
-        walk::lambda(rollout, LambdaVariant::KeptZips, "")
-    })
-    .await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn lambda_linear_with_kept_zips() {
-    let rollout =
-        "{ strategy = \"lambda-linear\", increment = 50, interval = \"1s\", alarms = [\"ALARM\"] }";
-    walk(&LAMBDA, KEPT_ZIPS, || {
-        walk::lambda(rollout, LambdaVariant::KeptZips, "")
-    })
-    .await;
+async fn lambda_all_at_once_first_release() {
+    lambda(ALL_AT_ONCE, LambdaVariant::FirstRelease, "").await;
 }
 
 /// `keep_versions = 1`: the versions deleted after the shift must not include the one an undo
 /// points the alias back at.
 #[tokio::test(flavor = "multi_thread")]
 async fn lambda_all_at_once_keeping_one_version() {
-    let rollout = "{ strategy = \"lambda-all-at-once\" }";
-    walk(&LAMBDA, KEPT_ZIPS, || {
-        walk::lambda(rollout, LambdaVariant::KeptZips, "keep_versions = 1")
-    })
-    .await;
+    lambda(ALL_AT_ONCE, LambdaVariant::KeptZips, "keep_versions = 1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_canary_with_kept_zips() {
+    let rollout = "{ strategy = \"lambda-canary\", steps = [50, 100], interval = \"1s\", alarms = [\"ALARM\"], max_errors = 5 }";
+    lambda(rollout, LambdaVariant::KeptZips, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_canary_without_a_bucket() {
+    let rollout = "{ strategy = \"lambda-canary\", steps = [50, 100], interval = \"1s\" }";
+    lambda(rollout, LambdaVariant::NoBucket, "").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_linear_with_kept_zips() {
+    let rollout =
+        "{ strategy = \"lambda-linear\", increment = 50, interval = \"1s\", alarms = [\"ALARM\"] }";
+    lambda(rollout, LambdaVariant::KeptZips, "").await;
 }
 
 /// Two DAG artifacts released together, the record of `more` refused while the one of `dags`

@@ -9,14 +9,27 @@ use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode};
 use serde_json::json;
 
 use super::{Probe, Truth, Walked};
-use crate::{ACCOUNT, REGION, dev_head, ecs_double, image_project, moto, moto_config, unique};
+use crate::ecs_double::{self, EcsDouble};
+use crate::{ACCOUNT, REGION, dev_head, image_project, moto, moto_config, unique};
 
-/// The families, the rule and the schedule of a jobs walk.
+/// The families, the rule and the schedule of a jobs walk; with a migration, its cluster and
+/// the ECS double that plays its task.
 #[derive(Debug)]
 pub(super) struct Jobs {
     families: [String; 2],
     rule: String,
     schedule: String,
+    migration: Option<(String, EcsDouble)>,
+}
+
+/// What a jobs walk adds to the plain case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobsExtras {
+    /// A `pre_deploy` migration in a cluster of its own, launched as the rule runs the jobs.
+    pub migration: bool,
+    /// Someone registered `daily:2` after the revision the rule pins, and the rollout keeps
+    /// one revision besides the newest.
+    pub crowded: bool,
 }
 
 fn arn(family: &str, revision: u32) -> String {
@@ -27,29 +40,39 @@ fn cluster() -> String {
     format!("arn:aws:ecs:{REGION}:{ACCOUNT}:cluster/jobs")
 }
 
-/// The walk's `task-definitions` environment. When `crowded`, someone registered `daily:2`
-/// after the revision the rule pins, and the rollout keeps one revision besides the newest.
-pub async fn jobs(crowded: bool) -> Walked {
+/// The walk's `task-definitions` environment.
+pub async fn jobs(extras: JobsExtras) -> Walked {
     let families = [unique("etl-daily"), unique("etl-backfill")];
     for family in &families {
         register(family).await;
     }
-    if crowded {
+    let mut keys = String::new();
+    if extras.crowded {
         register(&families[0]).await;
+        keys += "keep_revisions = 1\n";
+    }
+    let mut endpoints = format!("registry = \"http://{}\"", crate::oci_registry().host);
+    let mut migration = None;
+    if extras.migration {
+        let double = EcsDouble::start(&moto().url);
+        let ecs = ecs_double::client(&moto().url).await;
+        let cluster = ecs_double::cluster(&ecs, "walk-jobs").await;
+        let family = super::migration_family("etl").await;
+        keys += &format!(
+            "cluster = \"{cluster}\"\npre_deploy = {{ task_definition = \"{family}\", command = [\"./migrate\"] }}\n"
+        );
+        endpoints = double.endpoints();
+        migration = Some((cluster, double));
     }
     let rule = rule(&families[0]).await;
     let schedule = schedule(&families[1]).await;
     let project = image_project("walk-jobs").await;
-    let endpoints = format!("registry = \"http://{}\"", crate::oci_registry().host);
     let text = dev_head(&project.bucket, &endpoints)
         + &format!(
             "[artifacts.etl]\nkind = \"image\"\nrepository = \"{}\"\nsource = \"oci:./layout:latest\"\n\
              [artifacts.etl.rollout]\nstrategy = \"task-definitions\"\nfamilies = [\"{}\", \"{}\"]\n\
-             container = \"etl\"\nschedules = [\"{rule}\"]\nscheduler_schedules = [\"default/{schedule}\"]\n{}",
-            project.repo,
-            families[0],
-            families[1],
-            if crowded { "keep_revisions = 1\n" } else { "" },
+             container = \"etl\"\nschedules = [\"{rule}\"]\nscheduler_schedules = [\"default/{schedule}\"]\n{keys}",
+            project.repo, families[0], families[1],
         );
     let path = project.dir.join("deploy.toml");
     std::fs::write(&path, text).expect("write config");
@@ -57,6 +80,7 @@ pub async fn jobs(crowded: bool) -> Walked {
         families,
         rule,
         schedule,
+        migration,
     });
     Walked::new(&path, &project.bucket, "etl", probe)
 }
@@ -185,6 +209,10 @@ impl Jobs {
             .and_then(|t| t.ecs_parameters())
             .map(aws_sdk_scheduler::types::EcsParameters::task_definition_arn);
         let truth = json!({ "families": families, "rule": rule, "schedule": scheduled });
-        Truth::from([("etl.rollout-image".to_owned(), truth)])
+        let mut truth = Truth::from([("etl.rollout-image".to_owned(), truth)]);
+        if let Some((cluster, _)) = &self.migration {
+            truth.insert("etl.run-migration".to_owned(), super::tasks(cluster).await);
+        }
+        truth
     }
 }

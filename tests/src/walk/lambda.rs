@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{Probe, Truth, Walked};
 use crate::cloudwatch_bridge::CloudWatchBridge;
@@ -21,6 +21,8 @@ pub enum LambdaVariant {
     KeptZips,
     /// Without one: the previous code of `$LATEST` cannot be put back.
     NoBucket,
+    /// No bucket and no release before: the alias does not exist yet.
+    FirstRelease,
 }
 
 /// The function and what keeps the CloudWatch bridge serving.
@@ -85,7 +87,9 @@ pub async fn lambda(rollout: &str, variant: LambdaVariant, keys: &str) -> Walked
     };
     let mut walked = Walked::new(&path, &bucket, "fn", Probe::Lambda(function));
     walked.cloudwatch = Some(cloudwatch);
-    walked.release("v1", None).await.result.expect("release v1");
+    if variant != LambdaVariant::FirstRelease {
+        walked.release("v1", None).await.result.expect("release v1");
+    }
     write_source(&dir.join("src"), "v2");
     let rollout = rollout.replace("ALARM", &alarm);
     let env = "LOG_LEVEL = \"info\"\nNEW = \"y\"\nADDED = \"1\"";
@@ -108,21 +112,9 @@ async fn keep_variable(function: &str) {
 }
 
 impl Function {
-    /// The alias and `$LATEST`, through Lambda's API.
+    /// The alias (`null` when it does not exist) and `$LATEST`, through Lambda's API.
     pub(super) async fn truth(&self) -> Truth {
         let client = aws_sdk_lambda::Client::new(&moto_config(&moto().url).await);
-        let alias = client
-            .get_alias()
-            .function_name(&self.name)
-            .name("live")
-            .send()
-            .await
-            .expect("get alias");
-        let routing: BTreeMap<String, f64> = alias
-            .routing_config()
-            .and_then(|r| r.additional_version_weights())
-            .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default();
         let latest = client
             .get_function_configuration()
             .function_name(&self.name)
@@ -137,12 +129,38 @@ impl Function {
         Truth::from([
             (
                 "fn.shift-lambda-alias".to_owned(),
-                json!({ "version": alias.function_version(), "routing": routing }),
+                self.alias(&client).await,
             ),
             (
                 "fn.publish-lambda".to_owned(),
                 json!({ "code_sha256": latest.code_sha256(), "env": env }),
             ),
         ])
+    }
+
+    async fn alias(&self, client: &aws_sdk_lambda::Client) -> Value {
+        let read = client
+            .get_alias()
+            .function_name(&self.name)
+            .name("live")
+            .send()
+            .await;
+        let alias = match read {
+            Ok(alias) => alias,
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                return Value::Null;
+            }
+            Err(err) => panic!("get alias: {err:?}"),
+        };
+        let routing: BTreeMap<String, f64> = alias
+            .routing_config()
+            .and_then(|r| r.additional_version_weights())
+            .map(|w| w.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        json!({ "version": alias.function_version(), "routing": routing })
     }
 }
