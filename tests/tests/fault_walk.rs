@@ -95,6 +95,23 @@ impl Case<'_> {
     }
 }
 
+/// What an environment runs and what its ledger says, before a run.
+struct Before {
+    truth: Truth,
+    outcomes: Vec<String>,
+    live: Option<serde_json::Value>,
+}
+
+impl Before {
+    async fn read(env: &Walked) -> Before {
+        Before {
+            truth: env.truth().await,
+            outcomes: env.ledger.outcomes().await,
+            live: env.ledger.live().await,
+        }
+    }
+}
+
 /// Walks the release plan of the environments `fresh` makes: first checks the plan is `shape`,
 /// then fails each step in turn in a fresh environment.
 async fn walk<F, Fut>(shape: &[String], undos: Undos, fresh: F)
@@ -113,8 +130,7 @@ where
             undos,
         };
         let env = fresh().await;
-        let before = env.truth().await;
-        let recorded = env.ledger.outcomes().await;
+        let before = Before::read(&env).await;
         let run = env.release("v2", Some(case.failing())).await;
         let label = case.label();
         let Err(failure) = &run.result else {
@@ -123,8 +139,8 @@ where
         let context = format!("{label}: {}", failure.error);
         check_steps(&case, &run, &context);
         check_undos(&case, &run, &context);
-        check_truth(&case, &before, &env.truth().await, &context);
-        check_ledger(&case, &env, &recorded, failure, &context).await;
+        check_truth(&case, &before.truth, &env.truth().await, &context);
+        check_ledger(&case, &env, &before, failure, &context).await;
         assert_eq!(
             run.events
                 .iter()
@@ -204,12 +220,13 @@ fn check_truth(case: &Case<'_>, before: &Truth, after: &Truth, context: &str) {
     }
 }
 
-/// The records the run added say what happened, older records stay, the lock is free, and
-/// the run's class and rollback agree with the record.
+/// The records the run added say what happened, older records stay, the live pointer moved
+/// only to a succeeded record, the lock is free, and the run's class and rollback agree with
+/// the record.
 async fn check_ledger(
     case: &Case<'_>,
     env: &Walked,
-    recorded: &[String],
+    before: &Before,
     failure: &ApplyFailure,
     context: &str,
 ) {
@@ -218,9 +235,17 @@ async fn check_ledger(
         .outcome()
         .into_iter()
         .map(str::to_owned)
-        .chain(recorded.iter().cloned())
+        .chain(before.outcomes.iter().cloned())
         .collect();
     assert_eq!(outcomes, expected, "{context}: the ledger");
+    let live = env.ledger.live().await;
+    if case.committed() {
+        let newest = env.ledger.newest().await.unwrap_or_default();
+        let named = live.as_ref().map(|l| &l["release_id"]);
+        assert_eq!(named, Some(&newest["id"]), "{context}: live.json");
+    } else {
+        assert_eq!(live, before.live, "{context}: live.json stays");
+    }
     if let Err(lock) = env.ledger.lock_given_back().await {
         panic!("{context}: the lock is held: {lock}");
     }
