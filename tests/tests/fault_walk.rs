@@ -4,9 +4,17 @@
 //! first, exactly for the completed steps that declare one; what runs, read back through the
 //! AWS APIs (moto and the doubles), is what ran before, except what a completed irreversible
 //! step changed (or everything, when only the unlock failed); the ledger says so (nothing
-//! before the lock, `rolled-back`, `failed` or `succeeded`); and the lock is free.
+//! before the lock, `rolled-back`, `failed` or `succeeded`), `live.json` moved only when the
+//! run committed; and the lock is free. Every step of every plan is walked: a fresh
+//! environment costs a second or two, so the whole file runs in well under a minute.
 //!
-//! Images with `strategy = "none"` are walked in `tests/tests/engine.rs`.
+//! Walked: `ecs-rolling` (with a health gate; with a migration), `codedeploy-blue-green` (plain;
+//! with a migration and a health gate), `ecs-blue-green` (plain; with a migration),
+//! `task-definitions` (with a rule, a schedule and a migration; keeping one revision), `dags`,
+//! and Lambda `lambda-all-at-once` (with kept zips, without a bucket, first release, keeping
+//! one version), `lambda-canary` (with kept zips, without a bucket) and `lambda-linear`. Images
+//! with `strategy = "none"` are walked in `tests/tests/engine.rs`. Last, a plan of two artifacts
+//! whose second record is refused beside the first one's.
 
 use std::future::Future;
 
