@@ -16,6 +16,7 @@ pub mod fault_proxy;
 pub mod layouts;
 pub mod rollout_faults;
 pub mod s3_proxy;
+pub mod walk;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -58,6 +58,17 @@ impl Ledger {
         read_json(&self.bucket, key).await
     }
 
+    /// The outcome of every record of the artifact, newest first.
+    pub async fn outcomes(&self) -> Vec<String> {
+        let prefix = format!("deploy/t/dev/artifacts/{}/releases/", self.artifact);
+        let mut outcomes = Vec::new();
+        for key in crate::list_keys(&moto().url, &self.bucket, &prefix).await {
+            let record = read_json(&self.bucket, &key).await.unwrap_or_default();
+            outcomes.push(outcome(&record).to_owned());
+        }
+        outcomes
+    }
+
     /// The `live.json` pointer.
     pub async fn live(&self) -> Option<Value> {
         let key = format!("deploy/t/dev/artifacts/{}/live.json", self.artifact);

@@ -17,6 +17,7 @@ use super::{
     StepReport, StepStatus, Undo,
 };
 use crate::events::Event;
+use crate::plan::core::RecordRelease;
 use crate::plan::{Plan, Step};
 
 type Finished = (usize, Result<Done, Failure>, u64);
@@ -48,16 +49,20 @@ impl<'p> Schedule<'p> {
 
     /// Steps not started whose needs are all done.
     fn ready(&self) -> Vec<usize> {
-        let done = |id: &String| {
+        (0..self.plan.steps.len())
+            .filter(|&i| !self.started[i] && self.needs_done(&self.plan.steps[i]))
+            .collect()
+    }
+
+    /// Whether every step `step` needs completed.
+    fn needs_done(&self, step: &Step) -> bool {
+        step.needs.iter().all(|id| {
             self.plan
                 .steps
                 .iter()
                 .position(|s| &s.id == id)
                 .is_some_and(|i| self.status[i] == Some(StepStatus::Done))
-        };
-        (0..self.plan.steps.len())
-            .filter(|&i| !self.started[i] && self.plan.steps[i].needs.iter().all(done))
-            .collect()
+        })
     }
 
     /// Whether every step completed.
@@ -282,7 +287,7 @@ impl Engine {
             );
         }
         let rollback = if committing {
-            Rollback::NotNeeded
+            unrecorded_work(schedule, state)
         } else {
             self.unwind(schedule, cx, state).await
         };
@@ -377,6 +382,36 @@ impl Engine {
                 false
             }
         }
+    }
+}
+
+/// Once recording started, no work is undone: an artifact whose work is all done (every step
+/// its record needs completed) but whose record was not written (its record step refused, say)
+/// is released but unrecorded. It gets no failure record, which would contradict what runs,
+/// and the run names it as left changed.
+fn unrecorded_work(schedule: &Schedule<'_>, state: &RunState) -> Rollback {
+    let mut left = Vec::new();
+    for step in &schedule.plan.steps {
+        let Some(artifact) = step.artifact.as_ref() else {
+            continue;
+        };
+        if !step.action.is::<RecordRelease>() || !schedule.needs_done(step) {
+            continue;
+        }
+        state.artifact(artifact, |run| {
+            if run.started_at.is_some() && !run.recorded && !run.unrecorded {
+                run.unrecorded = true;
+                left.push(format!(
+                    "the release of {artifact} is done and stays, but it was not recorded: \
+                     the ledger still names the release before it"
+                ));
+            }
+        });
+    }
+    if left.is_empty() {
+        Rollback::NotNeeded
+    } else {
+        Rollback::Incomplete { left }
     }
 }
 

@@ -118,7 +118,7 @@ pub(crate) async fn run(
             return Err(abandon(cx, &done, err).await);
         }
     }
-    clean_up(cx, artifact, config, &latest).await;
+    clean_up(cx, artifact, config, &latest, &done).await;
     finish(latest, done)
 }
 
@@ -157,12 +157,14 @@ fn finish(latest: BTreeMap<String, String>, done: Registered) -> Result<Done, St
     })
 }
 
-/// Deregisters old revisions of every family that nothing uses any more.
+/// Deregisters old revisions of every family that nothing uses any more. The revisions the
+/// rules and schedules named before this step are in use too: its undo points them back there.
 async fn clean_up(
     cx: &StepContext<'_>,
     artifact: &str,
     config: &JobFamilies,
     latest: &BTreeMap<String, String>,
+    done: &Registered,
 ) {
     let keep = config.keep_revisions;
     let mut families = Vec::new();
@@ -180,6 +182,7 @@ async fn clean_up(
         return;
     };
     in_use.extend(latest.values().cloned());
+    in_use.extend(done.schedules.iter().map(|r| r.previous.clone()));
     in_use.extend(schedules(config).in_use(cx).await);
     for (family, old) in families {
         cleanup::deregister_unused(cx, (artifact, family), keep, &old, &in_use).await;

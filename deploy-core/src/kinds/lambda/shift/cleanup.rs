@@ -1,18 +1,21 @@
 //! `keep_versions`: once the alias is on the new version, published versions beyond the newest
-//! `keep` are deleted, except those an alias points or routes to.
+//! `keep` are deleted, except those an alias points or routes to and the version the alias was
+//! on before, which the shift's undo points it back at if a later step of the release fails.
 
 use std::collections::BTreeSet;
 
 use crate::kinds::lambda::publish::LambdaError;
 
-/// Deletes the versions of `function` beyond the newest `keep` that no alias uses; returns
-/// those deleted.
+/// Deletes the versions of `function` beyond the newest `keep` that no alias uses, nor the
+/// undo (`previous`); returns those deleted.
 pub(super) async fn prune(
     lambda: &aws_sdk_lambda::Client,
     function: &str,
     keep: u32,
+    previous: Option<&str>,
 ) -> Result<Vec<String>, LambdaError> {
-    let protected = aliased(lambda, function).await?;
+    let mut protected = aliased(lambda, function).await?;
+    protected.extend(previous.map(str::to_owned));
     let mut versions = versions(lambda, function).await?;
     versions.sort_unstable_by(|a, b| b.cmp(a));
     let mut deleted = Vec::new();

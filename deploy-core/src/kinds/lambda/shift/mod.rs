@@ -256,7 +256,8 @@ impl ShiftStep {
             return Err(shift.roll_back(err).await);
         }
         if let Some(keep) = self.0.keep_versions.get(artifact) {
-            prune(cx, artifact, &input.function, *keep).await;
+            let undo_target = shift.previous.as_deref();
+            prune(cx, artifact, &input.function, *keep, undo_target).await;
         }
         let previous = shift.previous;
         Ok(Done {
@@ -351,8 +352,15 @@ impl Shift<'_> {
 
 /// Deletes old versions (`keep_versions`); a failure is reported, not fatal: the release is
 /// done and the next one tries again.
-async fn prune(cx: &StepContext<'_>, artifact: &str, function: &str, keep: u32) {
-    let message = match cleanup::prune(&cx.clients().lambda, function, keep).await {
+async fn prune(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    function: &str,
+    keep: u32,
+    previous: Option<&str>,
+) {
+    let lambda = &cx.clients().lambda;
+    let message = match cleanup::prune(lambda, function, keep, previous).await {
         Ok(deleted) if deleted.is_empty() => return,
         Ok(deleted) => format!(
             "{artifact}: deleted versions {} of {function} (keep_versions = {keep})",
