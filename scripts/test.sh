@@ -23,6 +23,20 @@ step "clippy"
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "each kind alone (cargo features image, dags, lambda)"
+for kind in image dags lambda; do
+    cargo clippy -p deploy-core --no-default-features --features "$kind" --locked -- -D warnings
+done
+# A build with only DAGs carries none of the image or Lambda service crates.
+dags_only=$(cargo tree -p deploy-core --no-default-features --features dags -e normal --locked)
+for crate in aws-sdk-ecs aws-sdk-ecr aws-sdk-lambda aws-sdk-codedeploy; do
+    if grep -q "$crate " <<<"$dags_only"; then
+        echo "deploy-core with only the dags feature depends on $crate" >&2
+        exit 1
+    fi
+done
+cargo test -p deploy-core --no-default-features --features dags --lib --locked
+
 step "tests (unit, doc, end-to-end against moto; the harness starts and stops its own)"
 cargo test --workspace --locked
 

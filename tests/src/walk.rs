@@ -100,7 +100,8 @@ impl Walked {
         let env = self.config.environment("dev").expect("dev");
         let mut clients = AwsClients::from_sdk_config(&env.target, &moto_config(&moto().url).await);
         if let Some(url) = &self.cloudwatch {
-            clients.cloudwatch = aws_sdk_cloudwatch::Client::new(&moto_config(url).await);
+            clients =
+                clients.with_cloudwatch(aws_sdk_cloudwatch::Client::new(&moto_config(url).await));
         }
         clients
     }

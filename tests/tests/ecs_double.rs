@@ -548,7 +548,7 @@ source = "docker://registry.example/t/app:1"
         .await;
     let clients = deploy_core::aws::AwsClients::from_sdk_config(&env.target, &sdk);
     let out = clients
-        .ecs
+        .ecs()
         .describe_services()
         .cluster(&f.cluster)
         .services(&f.service)

@@ -75,7 +75,7 @@ pub async fn ecr_login(clients: &AwsClients) -> Result<EcrLogin, EcrLoginError> 
     }
     let environment = &clients.target.environment;
     let out = clients
-        .ecr
+        .ecr()
         .get_authorization_token()
         .send()
         .await
@@ -131,10 +131,7 @@ mod tests {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .build();
-        AwsClients {
-            ecr,
-            ..AwsClients::from_sdk_config(&target, &sdk)
-        }
+        AwsClients::from_sdk_config(&target, &sdk).with_ecr(ecr)
     }
 
     fn token(expires_in: i64) -> GetAuthorizationTokenOutput {

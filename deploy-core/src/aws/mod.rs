@@ -1,6 +1,7 @@
 //! AWS clients for one environment, built once from `aws_config`, and the account check that
 //! runs before any change.
 
+#[cfg(feature = "image")]
 pub mod ecr_login;
 mod sdk_error;
 
@@ -174,7 +175,71 @@ impl TargetError {
     }
 }
 
-/// One client per AWS service for one environment, sharing one `SdkConfig`.
+/// A client of `$krate` from `$sdk_config`, at `$endpoint` when one is given.
+macro_rules! sdk_client {
+    ($krate:ident, $sdk_config:expr, $endpoint:expr) => {{
+        let mut builder = $krate::config::Builder::from($sdk_config);
+        if let Some(url) = $endpoint {
+            builder = builder.endpoint_url(url);
+        }
+        $krate::Client::from_conf(builder.build())
+    }};
+}
+
+/// The clients built on first use, each behind the features of the kinds that use it, with
+/// an accessor on [`AwsClients`].
+macro_rules! lazy_clients {
+    ($( #[cfg($($pred:tt)*)] $name:ident / $with:ident: $krate:ident, $endpoint:expr, $doc:literal; )*) => {
+        /// The clients built on first use.
+        #[derive(Debug, Default, Clone)]
+        struct Lazy {
+            $( #[cfg($($pred)*)] $name: std::sync::OnceLock<$krate::Client>, )*
+        }
+
+        impl AwsClients {
+            $(
+                #[doc = $doc]
+                #[cfg($($pred)*)]
+                pub fn $name(&self) -> &$krate::Client {
+                    let endpoint: fn(&crate::target::Endpoints) -> Option<&String> = $endpoint;
+                    self.lazy.$name.get_or_init(|| {
+                        sdk_client!($krate, &self.sdk_config, endpoint(&self.target.endpoints))
+                    })
+                }
+
+                /// Uses `client` instead of building one (tests, embedders with their own
+                /// set-up).
+                #[cfg($($pred)*)]
+                pub fn $with(mut self, client: $krate::Client) -> AwsClients {
+                    self.lazy.$name = std::sync::OnceLock::from(client);
+                    self
+                }
+            )*
+        }
+    };
+}
+
+lazy_clients! {
+    #[cfg(feature = "image")] ecr / with_ecr: aws_sdk_ecr, |e| e.ecr.as_ref(), "ECR.";
+    #[cfg(feature = "image")] ecs / with_ecs: aws_sdk_ecs, |e| e.ecs.as_ref(), "ECS.";
+    #[cfg(feature = "image")] codedeploy / with_codedeploy: aws_sdk_codedeploy, |e| e.codedeploy.as_ref(), "CodeDeploy.";
+    #[cfg(feature = "image")] ssm / with_ssm: aws_sdk_ssm, |_| None, "SSM (parameter names, never values).";
+    #[cfg(feature = "image")] secretsmanager / with_secretsmanager: aws_sdk_secretsmanager, |_| None,
+        "Secrets Manager (secret metadata, never values).";
+    #[cfg(feature = "image")] iam / with_iam: aws_sdk_iam, |_| None, "IAM.";
+    #[cfg(feature = "image")] logs / with_logs: aws_sdk_cloudwatchlogs, |_| None, "CloudWatch Logs.";
+    #[cfg(feature = "image")] events / with_events: aws_sdk_eventbridge, |_| None,
+        "EventBridge (rules and their targets).";
+    #[cfg(feature = "image")] scheduler / with_scheduler: aws_sdk_scheduler, |_| None, "EventBridge Scheduler.";
+    #[cfg(any(feature = "image", feature = "lambda"))] lambda / with_lambda: aws_sdk_lambda, |e| e.lambda.as_ref(), "Lambda.";
+    #[cfg(any(feature = "image", feature = "lambda"))] cloudwatch / with_cloudwatch: aws_sdk_cloudwatch, |_| None,
+        "CloudWatch (alarms and metrics).";
+}
+
+/// One client per AWS service for one environment, sharing one `SdkConfig`. STS and S3 (the
+/// account check, the ledger, the lock) are built at once; the clients of the kinds' own
+/// services are built the first time a step asks for one, and exist only in builds with a kind
+/// that uses them (cargo features `image`, `lambda`).
 #[derive(Debug, Clone)]
 pub struct AwsClients {
     /// The environment these clients talk to.
@@ -185,29 +250,10 @@ pub struct AwsClients {
     pub sts: aws_sdk_sts::Client,
     /// S3 (path-style when an endpoint is overridden).
     pub s3: aws_sdk_s3::Client,
-    /// ECR.
-    pub ecr: aws_sdk_ecr::Client,
-    /// ECS.
-    pub ecs: aws_sdk_ecs::Client,
-    /// CodeDeploy.
-    pub codedeploy: aws_sdk_codedeploy::Client,
-    /// Lambda.
-    pub lambda: aws_sdk_lambda::Client,
-    /// SSM (parameter names, never values).
-    pub ssm: aws_sdk_ssm::Client,
-    /// Secrets Manager (secret metadata, never values).
-    pub secretsmanager: aws_sdk_secretsmanager::Client,
-    /// IAM.
-    pub iam: aws_sdk_iam::Client,
-    /// CloudWatch (alarms and metrics).
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-    /// CloudWatch Logs.
-    pub logs: aws_sdk_cloudwatchlogs::Client,
-    /// EventBridge (rules and their targets).
-    pub events: aws_sdk_eventbridge::Client,
-    /// EventBridge Scheduler.
-    pub scheduler: aws_sdk_scheduler::Client,
+    /// The clients of the kinds' own services, each built the first time it is used.
+    lazy: Lazy,
     /// The ECR registry login, shared by every publish of these clients until it expires.
+    #[cfg(feature = "image")]
     pub(crate) ecr_login: std::sync::Arc<tokio::sync::Mutex<Option<ecr_login::EcrLogin>>>,
 }
 
@@ -259,18 +305,6 @@ impl AwsClients {
         let s3_custom = ep.s3.is_some()
             || sdk_config.endpoint_url().is_some()
             || std::env::var_os("AWS_ENDPOINT_URL_S3").is_some();
-        macro_rules! client {
-            ($krate:ident, $endpoint:expr) => {{
-                let mut builder = $krate::config::Builder::from(sdk_config);
-                if let Some(url) = $endpoint {
-                    builder = builder.endpoint_url(url);
-                }
-                $krate::Client::from_conf(builder.build())
-            }};
-            ($krate:ident) => {
-                $krate::Client::new(sdk_config)
-            };
-        }
         let mut s3 = aws_sdk_s3::config::Builder::from(sdk_config).force_path_style(s3_custom);
         if let Some(url) = &ep.s3 {
             s3 = s3.endpoint_url(url);
@@ -278,19 +312,10 @@ impl AwsClients {
         AwsClients {
             target: target.clone(),
             sdk_config: sdk_config.clone(),
-            sts: client!(aws_sdk_sts, ep.sts.as_ref()),
+            sts: sdk_client!(aws_sdk_sts, sdk_config, ep.sts.as_ref()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),
-            ecr: client!(aws_sdk_ecr, ep.ecr.as_ref()),
-            ecs: client!(aws_sdk_ecs, ep.ecs.as_ref()),
-            codedeploy: client!(aws_sdk_codedeploy, ep.codedeploy.as_ref()),
-            lambda: client!(aws_sdk_lambda, ep.lambda.as_ref()),
-            ssm: client!(aws_sdk_ssm),
-            secretsmanager: client!(aws_sdk_secretsmanager),
-            iam: client!(aws_sdk_iam),
-            cloudwatch: client!(aws_sdk_cloudwatch),
-            logs: client!(aws_sdk_cloudwatchlogs),
-            events: client!(aws_sdk_eventbridge),
-            scheduler: client!(aws_sdk_scheduler),
+            lazy: Lazy::default(),
+            #[cfg(feature = "image")]
             ecr_login: Default::default(),
         }
     }

@@ -441,6 +441,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(all(feature = "image", feature = "lambda"))] // its configuration names every kind
     fn environments_and_artifacts_keep_the_file_order() {
         let text = r#"
 project = "p"

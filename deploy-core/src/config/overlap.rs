@@ -294,6 +294,7 @@ state_bucket = "planwise-state-{env}"
     }
 
     #[test]
+    #[cfg(all(feature = "image", feature = "lambda"))] // its configuration names every kind
     fn a_dag_sync_over_lambda_zips_is_refused() {
         let lambda = "[artifacts.resize]\nkind = \"lambda\"\nfunction = \"resize\"\nartifact_bucket = \"planwise-shared-{env}\"\n";
         let text = format!(
@@ -312,6 +313,7 @@ state_bucket = "planwise-state-{env}"
     }
 
     #[test]
+    #[cfg(all(feature = "image", feature = "lambda"))] // its configuration names every kind
     fn lambda_zips_may_share_the_state_bucket() {
         let lambda = "[artifacts.resize]\nkind = \"lambda\"\nfunction = \"resize\"\nartifact_bucket = \"planwise-state-{env}\"\n";
         assert!(problems(lambda).is_empty());

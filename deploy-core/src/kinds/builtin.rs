@@ -4,31 +4,60 @@ use std::path::Path;
 
 use crate::config::{Config, ConfigError, Settings};
 use crate::engine::Engine;
+#[cfg(feature = "image")]
+use crate::kinds::ImageSpec;
+#[cfg(feature = "lambda")]
+use crate::kinds::LambdaSpec;
+#[cfg(feature = "dags")]
+use crate::kinds::dags::steps::DagsSettings;
+#[cfg(feature = "image")]
 use crate::kinds::image::rollout::image::{self as image_rollout, RolloutSettings, Runtime};
+#[cfg(feature = "image")]
 use crate::kinds::image::steps::{self as image, ImageSettings};
+#[cfg(feature = "lambda")]
 use crate::kinds::lambda::publish::PublishSettings;
+#[cfg(feature = "lambda")]
 use crate::kinds::lambda::settings::LambdaSettings;
+#[cfg(feature = "lambda")]
 use crate::kinds::lambda::shift::ShiftSettings;
-use crate::kinds::{ImageSpec, LambdaSpec};
 use crate::plan::{Plan, PlanRequest};
 
 /// Settings of the built-in kinds, from the configuration's `[settings]`.
 #[derive(Debug, Clone, Default)]
 pub struct Builtin {
     /// Images: registry tuning and scan gate waits.
+    #[cfg(feature = "image")]
     pub image: ImageSettings,
     /// Image rollouts: poll interval and each artifact's runtime configuration.
+    #[cfg(feature = "image")]
     pub rollout: RolloutSettings,
     /// DAG syncs: files uploaded at once.
-    pub dags: crate::kinds::dags::steps::DagsSettings,
+    #[cfg(feature = "dags")]
+    pub dags: DagsSettings,
     /// Lambda publishes and alias shifts.
+    #[cfg(feature = "lambda")]
     pub lambda: LambdaSettings,
 }
 
 impl Builtin {
+    /// With the command's options: `--skip-verify` (images), `--allow-mass-delete` (DAGs).
+    pub fn with_options(mut self, options: &crate::ops::ApplyOptions) -> Builtin {
+        #[cfg(feature = "image")]
+        {
+            self.rollout.skip_verify = options.skip_verify;
+        }
+        #[cfg(feature = "dags")]
+        {
+            self.dags.allow_mass_delete = options.allow_mass_delete;
+        }
+        let _ = options;
+        self
+    }
+
     /// The settings of `config`, with the runtime configuration (`env`, `secrets`) of every
     /// artifact of `environment`.
     pub fn for_environment(config: &Config, environment: &str) -> Builtin {
+        #[allow(unused_mut)]
         let mut builtin = Builtin::from(&config.settings);
         let specs = config
             .environment(environment)
@@ -36,21 +65,19 @@ impl Builtin {
             .and_then(|env| env.select(&[]).ok())
             .unwrap_or_default();
         for spec in specs {
-            let runtime = if let Some(image) = spec.detail_as::<ImageSpec>() {
-                Runtime {
+            #[cfg(feature = "image")]
+            if let Some(image) = spec.detail_as::<ImageSpec>() {
+                let runtime = Runtime {
                     env: image.env.clone(),
                     secrets: image.secrets.clone(),
-                }
-            } else if let Some(lambda) = spec.detail_as::<LambdaSpec>() {
+                };
+                builtin.rollout.runtime.insert(spec.name.clone(), runtime);
+            }
+            #[cfg(feature = "lambda")]
+            if let Some(lambda) = spec.detail_as::<LambdaSpec>() {
                 builtin.lambda.add(&spec.name, lambda);
-                Runtime {
-                    env: lambda.env.clone(),
-                    secrets: Default::default(),
-                }
-            } else {
-                continue;
-            };
-            builtin.rollout.runtime.insert(spec.name.clone(), runtime);
+            }
+            let _ = spec;
         }
         builtin
     }
@@ -58,7 +85,9 @@ impl Builtin {
 
 impl From<&Settings> for Builtin {
     fn from(settings: &Settings) -> Builtin {
+        let _ = settings;
         Builtin {
+            #[cfg(feature = "image")]
             image: ImageSettings {
                 registry: settings.registry(),
                 scan_wait: crate::kinds::image::scan::ScanWait {
@@ -66,16 +95,19 @@ impl From<&Settings> for Builtin {
                     poll: settings.poll_interval,
                 },
             },
+            #[cfg(feature = "image")]
             rollout: RolloutSettings {
                 poll: settings.poll_interval,
                 runtime: Default::default(),
                 skip_verify: false,
                 parallel: settings.parallel_uploads,
             },
-            dags: crate::kinds::dags::steps::DagsSettings {
+            #[cfg(feature = "dags")]
+            dags: DagsSettings {
                 parallel: settings.parallel_uploads,
                 allow_mass_delete: false,
             },
+            #[cfg(feature = "lambda")]
             lambda: LambdaSettings {
                 publish: PublishSettings {
                     poll: settings.poll_interval,
@@ -95,10 +127,16 @@ impl From<&Settings> for Builtin {
 /// Registers the steps of every built-in kind with `engine`: images (publish, promote, and the
 /// rollout of every strategy with its gates), DAG folders, and Lambda functions.
 pub fn register_builtin(engine: &mut Engine, settings: Builtin) {
-    image::register(engine, settings.image);
-    crate::rollout::health::register(engine, settings.rollout.poll);
-    image_rollout::register(engine, settings.rollout);
+    let _ = (&engine, &settings);
+    #[cfg(feature = "image")]
+    {
+        image::register(engine, settings.image);
+        crate::rollout::health::register(engine, settings.rollout.poll);
+        image_rollout::register(engine, settings.rollout);
+    }
+    #[cfg(feature = "dags")]
     crate::kinds::dags::steps::register(engine, settings.dags);
+    #[cfg(feature = "lambda")]
     crate::kinds::lambda::register(engine, settings.lambda);
 }
 

@@ -3,8 +3,11 @@
 //! list ([`all`]) that is the only place naming them all.
 
 mod builtin;
+#[cfg(feature = "dags")]
 pub mod dags;
+#[cfg(feature = "image")]
 pub mod image;
+#[cfg(feature = "lambda")]
 pub mod lambda;
 
 use std::sync::Arc;
@@ -14,8 +17,11 @@ use serde::Serialize;
 pub use crate::catalog::ArtifactKind;
 pub use crate::config::ArtifactSpec;
 pub use builtin::{Builtin, register_builtin};
+#[cfg(feature = "dags")]
 pub use dags::DagsSpec;
+#[cfg(feature = "image")]
 pub use image::{ImageSource, ImageSpec, ScanGate};
+#[cfg(feature = "lambda")]
 pub use lambda::LambdaSpec;
 
 use crate::aws::AwsClients;
@@ -42,23 +48,27 @@ pub(crate) trait Kind: KindConfig {
     }
 }
 
-/// The kinds this build has, one line each.
-pub(crate) fn all() -> &'static [&'static dyn Kind] {
-    &[
-        &image::kind::Image,
-        &dags::kind::Dags,
-        &lambda::kind::Lambda,
-    ]
+/// The kinds this build has, one line each (cargo features `image`, `dags`, `lambda`).
+#[allow(clippy::vec_init_then_push)] // each push is behind its kind's feature
+pub(crate) fn all() -> Vec<&'static dyn Kind> {
+    let mut all: Vec<&'static dyn Kind> = Vec::new();
+    #[cfg(feature = "image")]
+    all.push(&image::kind::Image);
+    #[cfg(feature = "dags")]
+    all.push(&dags::kind::Dags);
+    #[cfg(feature = "lambda")]
+    all.push(&lambda::kind::Lambda);
+    all
 }
 
 /// The kind of `spec`.
 pub(crate) fn of(spec: &ArtifactSpec) -> Option<&'static dyn Kind> {
-    all().iter().copied().find(|k| k.kind() == spec.kind())
+    all().into_iter().find(|k| k.kind() == spec.kind())
 }
 
 /// The readers of every kind's table, for loading a configuration.
 pub(crate) fn configs() -> Vec<&'static dyn KindConfig> {
-    all().iter().map(|k| *k as &dyn KindConfig).collect()
+    all().into_iter().map(|k| k as &dyn KindConfig).collect()
 }
 
 /// Plans each artifact with its kind.
@@ -93,4 +103,29 @@ fn spec<T: crate::config::spec::KindSpec>(
     detail: Option<T>,
 ) -> Option<Arc<dyn crate::config::spec::KindSpec>> {
     detail.map(|d| Arc::new(d) as Arc<dyn crate::config::spec::KindSpec>)
+}
+
+#[cfg(all(test, not(feature = "image")))]
+mod without_image {
+    use crate::config::{Config, ConfigError};
+
+    /// A build without the `image` feature refuses an image artifact at its `kind` key, naming
+    /// the feature, instead of panicking or ignoring it.
+    #[test]
+    fn an_image_artifact_is_refused_naming_the_feature() {
+        let text = "project = \"p\"\n[environments.dev]\nregion = \"eu-west-1\"\n\
+                    account = \"111111111111\"\nstate_bucket = \"state-bucket\"\n\
+                    [artifacts.api]\nkind = \"image\"\nrepository = \"p/api\"\n";
+        let err = Config::from_toml(text, "deploy.toml".as_ref()).expect_err("refused");
+        let ConfigError::Invalid { diagnostics } = err else {
+            panic!("not a diagnostic: {err}");
+        };
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        let d = &diagnostics[0];
+        assert!(
+            d.message.contains("compiled without the `image` feature"),
+            "{d}"
+        );
+        assert_eq!(d.location.as_ref().map(|l| l.line), Some(7), "{d}");
+    }
 }

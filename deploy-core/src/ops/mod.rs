@@ -148,9 +148,8 @@ pub fn engine(
     for source in &prepared.sources {
         engine.add_source(source.clone());
     }
-    let mut builtin = crate::kinds::Builtin::for_environment(config, &prepared.plan.environment);
-    builtin.rollout.skip_verify = options.skip_verify;
-    builtin.dags.allow_mass_delete = options.allow_mass_delete;
+    let builtin = crate::kinds::Builtin::for_environment(config, &prepared.plan.environment)
+        .with_options(options);
     crate::kinds::register_builtin(&mut engine, builtin);
     engine
 }

@@ -72,7 +72,7 @@ impl Plan {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "image"))]
 mod tests {
     use super::*;
     use crate::config::Config;

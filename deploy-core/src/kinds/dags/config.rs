@@ -260,6 +260,7 @@ bucket = "b-{env}"
     }
 
     #[test]
+    #[cfg(all(feature = "image", feature = "lambda"))] // its configuration names every kind
     fn bad_dag_keys_are_errors_with_their_place() {
         let found = problems("ignore_syntax = \"gitignore\"\n");
         assert_eq!(found.len(), 1, "{found:?}");

@@ -381,7 +381,7 @@ async fn ensure_repository(
     create: bool,
 ) -> Result<(), PublishError> {
     let found = clients
-        .ecr
+        .ecr()
         .describe_repositories()
         .repository_names(repository)
         .send()
@@ -401,7 +401,7 @@ async fn ensure_repository(
                 });
             }
             clients
-                .ecr
+                .ecr()
                 .create_repository()
                 .repository_name(repository)
                 .image_tag_mutability(aws_sdk_ecr::types::ImageTagMutability::Immutable)

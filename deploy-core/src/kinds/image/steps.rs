@@ -287,7 +287,7 @@ impl StepHandler for ScanStep {
             let result = cancellable(
                 cx,
                 scan::check(
-                    &clients.ecr,
+                    clients.ecr(),
                     &input.repository,
                     &digest,
                     input.gate,

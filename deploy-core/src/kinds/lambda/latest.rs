@@ -106,7 +106,7 @@ pub(super) async fn put_back(
 ) -> Result<(), StepError> {
     let undo: PutBack = Undo::decode(data)?;
     let artifact = step.artifact_name();
-    let lambda = &cx.clients().lambda;
+    let lambda = &cx.clients().lambda();
     let function = undo.function.as_str();
     let reporter = cx.reporter();
     if let Some(zip) = &undo.code {

@@ -112,7 +112,7 @@ impl StepHandler for PromoteStep {
             let published = self.0.publish(cx, artifact, &input.publish, &zip).await?;
             let function = &input.publish.function;
             let actual =
-                publish::version_code(&cx.clients().lambda, function, &published.version).await?;
+                publish::version_code(cx.clients().lambda(), function, &published.version).await?;
             if actual != expected {
                 return Err(StepError::failure(PromoteMismatch::Published {
                     function: function.clone(),

@@ -215,7 +215,7 @@ pub async fn publish(
     settings: &PublishSettings,
     reporter: &dyn Reporter,
 ) -> Result<Published, LambdaError> {
-    let lambda = &clients.lambda;
+    let lambda = &clients.lambda();
     let function = request.function;
     let current = configuration(lambda, function).await?;
     let mut published = Published {
@@ -317,7 +317,7 @@ async fn upload(
     let package = request.package;
     let size = package.bytes.len() as u64;
     let update = clients
-        .lambda
+        .lambda()
         .update_function_code()
         .function_name(request.function)
         .set_revision_id(revision.map(str::to_owned));

@@ -82,7 +82,7 @@ pub(super) async fn preflight(
     cx: &StepContext<'_>,
 ) -> Result<(), StepError> {
     off_runtime(input, cx, package::inspect).await?;
-    publish::configuration(&cx.clients().lambda, &input.function).await?;
+    publish::configuration(cx.clients().lambda(), &input.function).await?;
     Ok(())
 }
 

@@ -92,7 +92,7 @@ async fn recorded(
 
 /// The task definitions of every deployment of every service of `cluster`.
 async fn running(cx: &StepContext<'_>, cluster: &str) -> Result<Vec<String>, SdkFailure> {
-    let ecs = &cx.clients().ecs;
+    let ecs = &cx.clients().ecs();
     let mut services = Vec::new();
     let mut token = None;
     loop {
@@ -189,7 +189,7 @@ pub(crate) async fn deregister_unused(
         }
         let answer = cx
             .clients()
-            .ecs
+            .ecs()
             .deregister_task_definition()
             .task_definition(arn)
             .send()
@@ -220,7 +220,7 @@ async fn active_revisions(cx: &StepContext<'_>, family: &str) -> Result<Vec<Stri
     loop {
         let page = cx
             .clients()
-            .ecs
+            .ecs()
             .list_task_definitions()
             .family_prefix(family)
             .status(aws_sdk_ecs::types::TaskDefinitionStatus::Active)

@@ -129,7 +129,7 @@ impl<'a> LiveService<'a> {
     }
 
     fn ecs(&self) -> &aws_sdk_ecs::Client {
-        &self.cx.clients().ecs
+        self.cx.clients().ecs()
     }
 
     fn api(&self, operation: &'static str, source: SdkFailure) -> EcsError {
@@ -409,7 +409,7 @@ pub(crate) async fn describe_definition(
 ) -> Result<(TaskDefinition, Vec<Tag>), StepError> {
     let described = cx
         .clients()
-        .ecs
+        .ecs()
         .describe_task_definition()
         .task_definition(arn)
         .include(aws_sdk_ecs::types::TaskDefinitionField::Tags)
@@ -448,7 +448,7 @@ pub async fn running_image(
     config: &crate::kinds::image::rollout::EcsService,
 ) -> Result<(String, Option<String>), String> {
     let described = clients
-        .ecs
+        .ecs()
         .describe_services()
         .cluster(&config.cluster)
         .services(&config.service)
@@ -467,7 +467,7 @@ pub async fn running_image(
         })?
         .to_owned();
     let definition = clients
-        .ecs
+        .ecs()
         .describe_task_definition()
         .task_definition(&arn)
         .send()
@@ -541,7 +541,7 @@ mod tests {
             )
         });
         let mut clients = crate::aws::test_clients();
-        clients.ecs = ecs;
+        clients = clients.with_ecs(ecs);
         let run = TestRun::new(clients);
         let cx = run.cx();
         let service = LiveService::new(&cx, "api", "c", "s", Duration::from_millis(1));

@@ -311,7 +311,7 @@ pub(crate) async fn next_revision(
     if let Rendered::Unchanged = rendered {
         return Ok(current.to_owned());
     }
-    task_definition::register(&cx.clients().ecs, current, rendered)
+    task_definition::register(cx.clients().ecs(), current, rendered)
         .await
         .map_err(StepError::failure)
 }

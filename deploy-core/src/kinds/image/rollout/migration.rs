@@ -213,7 +213,7 @@ impl Migration<'_> {
         image: &str,
         runtime: &Runtime,
     ) -> Result<(String, Option<LogPlace>, Launch), StepError> {
-        let ecs = &self.cx.clients().ecs;
+        let ecs = &self.cx.clients().ecs();
         let family = &self.input.task_definition;
         let described = ecs
             .describe_task_definition()
@@ -257,7 +257,7 @@ impl Migration<'_> {
         let out = self
             .cx
             .clients()
-            .ecs
+            .ecs()
             .run_task()
             .cluster(&self.input.cluster)
             .task_definition(task_definition)
@@ -354,7 +354,7 @@ impl Migration<'_> {
         let out = self
             .cx
             .clients()
-            .ecs
+            .ecs()
             .describe_tasks()
             .cluster(&self.input.cluster)
             .tasks(task)
@@ -371,7 +371,7 @@ impl Migration<'_> {
         let stopped = self
             .cx
             .clients()
-            .ecs
+            .ecs()
             .stop_task()
             .cluster(&self.input.cluster)
             .task(task)

@@ -346,7 +346,7 @@ pub(crate) async fn rule_targets(
     loop {
         let page = cx
             .clients()
-            .events
+            .events()
             .list_targets_by_rule()
             .rule(rule)
             .set_event_bus_name(bus.map(str::to_owned))
@@ -380,7 +380,7 @@ async fn put_rule_targets(
     let (bus, rule) = split(full);
     let out = cx
         .clients()
-        .events
+        .events()
         .put_targets()
         .rule(rule)
         .set_event_bus_name(bus.map(str::to_owned))
@@ -406,7 +406,7 @@ pub(crate) async fn get_schedule(cx: &StepContext<'_>, full: &str) -> Result<Sch
     let (group, name) = split(full);
     let answer = cx
         .clients()
-        .scheduler
+        .scheduler()
         .get_schedule()
         .name(name)
         .set_group_name(group.map(str::to_owned))
@@ -433,7 +433,7 @@ async fn update_schedule(
 ) -> Result<(), StepError> {
     let (group, name) = split(full);
     cx.clients()
-        .scheduler
+        .scheduler()
         .update_schedule()
         .name(name)
         .set_group_name(schedule.group_name.or(group.map(str::to_owned)))

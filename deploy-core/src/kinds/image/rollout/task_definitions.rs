@@ -217,7 +217,7 @@ async fn next(
     if let Rendered::Unchanged = rendered {
         return Ok((current, false));
     }
-    let arn = task_definition::register(&cx.clients().ecs, &current, rendered)
+    let arn = task_definition::register(cx.clients().ecs(), &current, rendered)
         .await
         .map_err(StepError::failure)?;
     Ok((arn, true))
@@ -238,7 +238,7 @@ async fn abandon(cx: &StepContext<'_>, done: &Registered, err: StepError) -> Ste
 async fn deregister(cx: &StepContext<'_>, arns: &[String]) -> Result<(), StepError> {
     for arn in arns {
         cx.clients()
-            .ecs
+            .ecs()
             .deregister_task_definition()
             .task_definition(arn)
             .send()

@@ -280,7 +280,7 @@ impl Check<'_> {
             let out = self
                 .cx
                 .clients()
-                .ssm
+                .ssm()
                 .get_parameters()
                 .set_names(Some(batch.iter().map(|n| (*n).to_owned()).collect()))
                 .send()
@@ -314,7 +314,7 @@ impl Check<'_> {
         let sent = self
             .cx
             .clients()
-            .secretsmanager
+            .secretsmanager()
             .describe_secret()
             .secret_id(arn)
             .send()
@@ -335,7 +335,7 @@ impl Check<'_> {
         let sent = self
             .cx
             .clients()
-            .iam
+            .iam()
             .get_role()
             .role_name(name)
             .send()
@@ -354,7 +354,7 @@ impl Check<'_> {
 
     /// Whether the log group exists, in `region` when the container names one.
     async fn log_group(&self, group: &str, region: Option<&str>) -> Result<bool, StepError> {
-        let mut logs = self.cx.clients().logs.clone();
+        let mut logs = self.cx.clients().logs().clone();
         if let Some(region) =
             region.filter(|r| Some(*r) != logs.config().region().map(|r| r.as_ref()))
         {
@@ -400,7 +400,7 @@ mod tests {
 
     fn with_iam(iam: aws_sdk_iam::Client) -> TestRun {
         let mut clients = crate::aws::test_clients();
-        clients.iam = iam;
+        clients = clients.with_iam(iam);
         TestRun::new(clients)
     }
 

@@ -61,10 +61,7 @@ fn clients(rules: &[&Rule]) -> AwsClients {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("eu-west-1"))
         .build();
-    AwsClients {
-        lambda,
-        ..AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk)
-    }
+    AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk).with_lambda(lambda)
 }
 
 async fn run(

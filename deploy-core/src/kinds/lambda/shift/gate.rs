@@ -231,10 +231,10 @@ mod tests {
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new("eu-west-1"))
             .build();
-        TestRun::new(AwsClients {
-            cloudwatch,
-            ..AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk)
-        })
+        TestRun::new(
+            AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk)
+                .with_cloudwatch(cloudwatch),
+        )
     }
 
     fn alarms() -> DescribeAlarmsOutput {

@@ -168,7 +168,7 @@ impl StepHandler for ShiftStep {
                     artifact: artifact.to_owned(),
                 }));
             }
-            gate::check_alarms_exist(&cx.clients().cloudwatch, &input.rollout.alarms).await?;
+            gate::check_alarms_exist(cx.clients().cloudwatch(), &input.rollout.alarms).await?;
             Ok(())
         })
     }
@@ -199,7 +199,7 @@ impl StepHandler for ShiftStep {
         Box::pin(async move {
             let input: ShiftLambdaAlias = step.action.input()?;
             let previous: Previous = Undo::decode(data)?;
-            let alias = Alias::new(&cx.clients().lambda, &input.function, &input.alias);
+            let alias = Alias::new(cx.clients().lambda(), &input.function, &input.alias);
             alias.restore(previous.previous.as_deref()).await?;
             Ok(())
         })
@@ -228,7 +228,7 @@ impl ShiftStep {
         input: &ShiftLambdaAlias,
         version: &str,
     ) -> Result<Done, StepError> {
-        let alias = Alias::new(&cx.clients().lambda, &input.function, &input.alias);
+        let alias = Alias::new(cx.clients().lambda(), &input.function, &input.alias);
         let state = alias.read().await?;
         let weights = match &state {
             Some(s) if s.version == version && s.routing.is_empty() => Vec::new(),
@@ -291,7 +291,7 @@ impl Shift<'_> {
         let rollout = &self.input.rollout;
         let interval = settings.interval.unwrap_or(rollout.interval);
         let gate = gate::Gate {
-            cloudwatch: &self.cx.clients().cloudwatch,
+            cloudwatch: self.cx.clients().cloudwatch(),
             function: &self.input.function,
             version: self.version,
             window: interval.max(Duration::from_secs(60)),
@@ -359,7 +359,7 @@ async fn prune(
     keep: u32,
     previous: Option<&str>,
 ) {
-    let lambda = &cx.clients().lambda;
+    let lambda = &cx.clients().lambda();
     let message = match cleanup::prune(lambda, function, keep, previous).await {
         Ok(deleted) if deleted.is_empty() => return,
         Ok(deleted) => format!(

@@ -33,10 +33,10 @@ fn run(lambda: aws_sdk_lambda::Client) -> TestRun {
         .behavior_version(aws_config::BehaviorVersion::latest())
         .region(aws_config::Region::new("eu-west-1"))
         .build();
-    TestRun::new(AwsClients {
-        lambda,
-        ..AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk)
-    })
+    TestRun::new(
+        AwsClients::from_sdk_config(&crate::target::Target::for_tests("dev"), &sdk)
+            .with_lambda(lambda),
+    )
 }
 
 fn weight(req: &aws_sdk_lambda::operation::update_alias::UpdateAliasInput) -> Option<f64> {

@@ -79,7 +79,7 @@ pub(crate) struct Group<'a> {
 
 impl Group<'_> {
     fn client(&self) -> &aws_sdk_codedeploy::Client {
-        &self.cx.clients().codedeploy
+        self.cx.clients().codedeploy()
     }
 
     fn name(&self) -> String {
@@ -473,7 +473,7 @@ mod tests {
             }
         );
         let mut clients = crate::aws::test_clients();
-        clients.codedeploy = codedeploy;
+        clients = clients.with_codedeploy(codedeploy);
         let run = TestRun::new(clients);
         let cx = run.cx();
         let group = Group {

@@ -89,7 +89,7 @@ impl Followed<'_> {
         let out = self
             .cx
             .clients()
-            .ecs
+            .ecs()
             .list_service_deployments()
             .cluster(self.cluster)
             .service(self.service)
@@ -115,7 +115,7 @@ impl Followed<'_> {
         let out = self
             .cx
             .clients()
-            .ecs
+            .ecs()
             .describe_service_deployments()
             .service_deployment_arns(arn)
             .send()
@@ -202,7 +202,7 @@ impl Followed<'_> {
         let stopped = self
             .cx
             .clients()
-            .ecs
+            .ecs()
             .stop_service_deployment()
             .service_deployment_arn(arn)
             .stop_type(StopServiceDeploymentStopType::Rollback)
@@ -269,7 +269,7 @@ mod tests {
             )
         });
         let mut clients = crate::aws::test_clients();
-        clients.ecs = ecs;
+        clients = clients.with_ecs(ecs);
         let run = TestRun::new(clients);
         let cx = run.cx();
         let followed = Followed {

@@ -177,7 +177,7 @@ async fn deploy(
         poll,
     };
     cx.clients()
-        .ecs
+        .ecs()
         .update_service()
         .cluster(&config.cluster)
         .service(&config.service)

@@ -95,7 +95,7 @@ async fn alarms(cx: &StepContext<'_>, names: &[String]) -> Result<(), StepError>
     for chunk in names.chunks(ALARM_BATCH) {
         let out = cx
             .clients()
-            .cloudwatch
+            .cloudwatch()
             .describe_alarms()
             .set_alarm_names(Some(chunk.to_vec()))
             .max_records(100)
@@ -121,7 +121,7 @@ async fn hook_functions(cx: &StepContext<'_>, hooks: &[LifecycleHook]) -> Result
     for hook in hooks {
         let got = cx
             .clients()
-            .lambda
+            .lambda()
             .get_function()
             .function_name(&hook.function)
             .send()
@@ -152,7 +152,7 @@ async fn task_definition(cx: &StepContext<'_>, pre: &PreDeploy) -> Result<(), St
     const KEY: &str = "rollout.pre_deploy.task_definition";
     let got = cx
         .clients()
-        .ecs
+        .ecs()
         .describe_task_definition()
         .task_definition(&pre.task_definition)
         .send()
