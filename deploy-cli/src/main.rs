@@ -7,7 +7,6 @@ mod output;
 use std::process::ExitCode;
 
 use clap::Parser;
-use deploy_core::error::{Classify, ErrorClass};
 
 use crate::cli::Cli;
 use crate::output::Output;
@@ -23,8 +22,11 @@ fn main() -> ExitCode {
     match commands::run(&cli, &out) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            let class = classify(&err);
-            let chain: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+            let class = err.class();
+            let chain: Vec<String> =
+                std::iter::successors(std::error::Error::source(&err), |e| e.source())
+                    .map(ToString::to_string)
+                    .collect();
             let class_name = serde_json::to_value(class)
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_owned))
@@ -37,12 +39,13 @@ fn main() -> ExitCode {
                     }
                     _ => None,
                 });
-            // Interrupted is the context of the stopped run's error, so it is found on the
-            // error itself, not in its chain of sources.
-            let interrupted = err.downcast_ref::<commands::Interrupted>();
-            if let Some(interrupted) = interrupted {
+            if let Some(interrupted) = err.downcast_ref::<commands::Interrupted>() {
                 // The reason, then what the stopped run did (undone, recorded, unlocked).
-                out.error(&format!("{err:#}"), &class_name, &chain, None);
+                let full = std::iter::once(err.to_string())
+                    .chain(chain.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join(": ");
+                out.error(&full, &class_name, &chain, None);
                 return ExitCode::from(interrupted.code);
             }
             out.error(&err.to_string(), &class_name, &chain, diagnostics);
@@ -66,43 +69,4 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-}
-
-/// The class of the first error in the chain that has one.
-fn classify(err: &anyhow::Error) -> ErrorClass {
-    use deploy_core::{aws, config, engine, ledger, lock, ops};
-    for cause in err.chain() {
-        if cause.is::<commands::UsageError>() {
-            return ErrorClass::Usage;
-        }
-        let class = cause
-            .downcast_ref::<config::ConfigError>()
-            .map(Classify::class)
-            .or_else(|| cause.downcast_ref::<lock::LockError>().map(Classify::class))
-            .or_else(|| cause.downcast_ref::<ops::OpsError>().map(Classify::class))
-            .or_else(|| {
-                cause
-                    .downcast_ref::<engine::ApplyFailure>()
-                    .map(Classify::class)
-            })
-            .or_else(|| {
-                cause
-                    .downcast_ref::<engine::EngineError>()
-                    .map(Classify::class)
-            })
-            .or_else(|| {
-                cause
-                    .downcast_ref::<aws::TargetError>()
-                    .map(Classify::class)
-            })
-            .or_else(|| {
-                cause
-                    .downcast_ref::<ledger::LedgerError>()
-                    .map(Classify::class)
-            });
-        if let Some(class) = class {
-            return class;
-        }
-    }
-    ErrorClass::Failure
 }

@@ -29,3 +29,8 @@ pub mod plan;
 pub mod registry;
 pub mod rollout;
 pub mod target;
+
+pub use error::{Error, ErrorClass};
+
+/// `Result` with the library's [`Error`] by default.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -37,49 +37,7 @@ async fn fixture(rollout_extra: &str) -> Fixture {
     let codedeploy = CodeDeployDouble::start(&moto().url, REGION);
     let ecs = ecs_double::client(&moto().url).await;
     let cluster = ecs_double::cluster(&ecs, "bg").await;
-    let registered = ecs
-        .register_task_definition()
-        .family(unique("api"))
-        .container_definitions(
-            ContainerDefinition::builder()
-                .name("api")
-                .image("public.ecr.aws/old/api:1")
-                .memory(256)
-                .port_mappings(PortMapping::builder().container_port(8080).build())
-                .build(),
-        )
-        .send()
-        .await
-        .expect("register");
-    let first = registered
-        .task_definition()
-        .and_then(|t| t.task_definition_arn())
-        .expect("arn")
-        .to_owned();
-    ecs.create_service()
-        .cluster(&cluster)
-        .service_name("api")
-        .task_definition(&first)
-        .desired_count(2)
-        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
-        .deployment_controller(
-            DeploymentController::builder()
-                .r#type(DeploymentControllerType::CodeDeploy)
-                .build()
-                .expect("controller"),
-        )
-        .load_balancers(
-            LoadBalancer::builder()
-                .target_group_arn(format!(
-                    "arn:aws:elasticloadbalancing:{REGION}:123456789012:targetgroup/{cluster}-blue/1"
-                ))
-                .container_name("api")
-                .container_port(8080)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("create service");
+    let first = codedeploy_service(&ecs, &cluster).await;
     let application = unique("api-bg");
     let test_listener = !rollout_extra.contains("no test listener");
     deployment_group(&application, &cluster, test_listener).await;
@@ -118,6 +76,55 @@ deployment_group = "api"
         application,
         first,
     }
+}
+
+/// Registers the first revision of `api` and creates the service `api` in `cluster` under
+/// CodeDeploy's control, behind the blue target group; the revision's ARN.
+async fn codedeploy_service(ecs: &aws_sdk_ecs::Client, cluster: &str) -> String {
+    let registered = ecs
+        .register_task_definition()
+        .family(unique("api"))
+        .container_definitions(
+            ContainerDefinition::builder()
+                .name("api")
+                .image("public.ecr.aws/old/api:1")
+                .memory(256)
+                .port_mappings(PortMapping::builder().container_port(8080).build())
+                .build(),
+        )
+        .send()
+        .await
+        .expect("register");
+    let first = registered
+        .task_definition()
+        .and_then(|t| t.task_definition_arn())
+        .expect("arn")
+        .to_owned();
+    ecs.create_service()
+        .cluster(cluster)
+        .service_name("api")
+        .task_definition(&first)
+        .desired_count(2)
+        .launch_type(aws_sdk_ecs::types::LaunchType::Fargate)
+        .deployment_controller(
+            DeploymentController::builder()
+                .r#type(DeploymentControllerType::CodeDeploy)
+                .build()
+                .expect("controller"),
+        )
+        .load_balancers(
+            LoadBalancer::builder()
+                .target_group_arn(format!(
+                    "arn:aws:elasticloadbalancing:{REGION}:123456789012:targetgroup/{cluster}-blue/1"
+                ))
+                .container_name("api")
+                .container_port(8080)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("create service");
+    first
 }
 
 fn listener(cluster: &str, name: &str) -> String {

@@ -21,24 +21,54 @@ use std::future::Future;
 use deploy_core::engine::{ApplyFailure, Rollback};
 use deploy_core::error::{Classify, ErrorClass};
 use deploy_core::events::Event;
+use deploy_core::plan::UndoKind;
 use deploy_tests::rollout_faults::Ledger;
 use deploy_tests::rollout_faults::ecs::Kind;
 use deploy_tests::walk::{
     self, INJECTED, JobsExtras, LambdaVariant, Run, ServiceExtras, Truth, Walked,
 };
 
-/// What the steps of a plan declare about their change, by step kind (the id after the
-/// artifact): an undo that puts it back, or none possible.
+/// What the steps of a plan must declare about their change, by step kind (the id after the
+/// artifact): an undo that puts it back, one that puts back part of it, or none possible.
+/// The plan's own declarations are checked against it, then each run against both.
 #[derive(Debug, Clone, Copy)]
 struct Undos {
     compensated: &'static [&'static str],
+    partial: &'static [&'static str],
     irreversible: &'static [&'static str],
 }
 
-/// The kind of a step id: `api.rollout-image` is `rollout-image`; the engine's own steps
-/// (`verify-account`, ...) are their own kind.
+impl Undos {
+    /// What a step of `kind` must declare in the plan.
+    fn declared(&self, kind: &str) -> UndoKind {
+        if self.compensated.contains(&kind) {
+            UndoKind::Reversible
+        } else if self.partial.contains(&kind) {
+            UndoKind::Partial
+        } else if self.irreversible.contains(&kind) {
+            UndoKind::Irreversible
+        } else {
+            UndoKind::Nothing
+        }
+    }
+
+    /// Whether a completed step of `kind` runs an undo.
+    fn undoes(&self, kind: &str) -> bool {
+        self.compensated.contains(&kind) || self.partial.contains(&kind)
+    }
+
+    /// Whether a completed step of `kind` leaves something changed.
+    fn leaves(&self, kind: &str) -> bool {
+        self.irreversible.contains(&kind) || self.partial.contains(&kind)
+    }
+}
+
+/// The kind of a step id or a part of what runs: `api.rollout-image` is `rollout-image`,
+/// `fn.publish-lambda#code` is `publish-lambda`; the engine's own steps (`verify-account`, ...)
+/// are their own kind.
 fn kind(id: &str) -> &str {
-    id.split_once('.').map_or(id, |(_, kind)| kind)
+    let step = id.split_once('#').map_or(id, |(step, _)| step);
+    step.split_once('.').map_or(step, |(_, kind)| kind)
 }
 
 /// One run of the walk: the plan's ids, the failing step's index and what the steps declare.
@@ -67,8 +97,7 @@ impl Case<'_> {
     }
 
     fn irreversible_done(&self) -> bool {
-        self.completed()
-            .any(|id| self.undos.irreversible.contains(&kind(id)))
+        self.completed().any(|id| self.undos.leaves(kind(id)))
     }
 
     /// The undos that must run, in the order they must run.
@@ -78,7 +107,7 @@ impl Case<'_> {
         }
         let mut undone: Vec<String> = self
             .completed()
-            .filter(|id| self.undos.compensated.contains(&kind(id)))
+            .filter(|id| self.undos.undoes(kind(id)))
             .map(str::to_owned)
             .collect();
         undone.reverse();
@@ -131,6 +160,12 @@ where
     let plan = probe.plan(&probe.clients().await, "v2").await;
     let ids: Vec<String> = plan.steps.iter().map(|s| s.id.clone()).collect();
     assert_eq!(ids, shape, "the plan walked");
+    for step in &plan.steps {
+        let declared = undos.declared(kind(&step.id));
+        assert_eq!(step.undo, declared, "{}: what the plan declares", step.id);
+        let says_what_stays = matches!(declared, UndoKind::Partial | UndoKind::Irreversible);
+        assert_eq!(step.stays.is_some(), says_what_stays, "{}: stays", step.id);
+    }
     for at in 0..ids.len() {
         let case = Case {
             ids: &ids,
@@ -209,7 +244,8 @@ fn check_undos(case: &Case<'_>, run: &Run, context: &str) {
 }
 
 /// Each part of what runs is what it was, unless the step that changes it completed and its
-/// change stays: the run was committed, or the step cannot be undone.
+/// change stays: the run was committed, or the step cannot be undone (a part after `#` is
+/// what a partial undo leaves).
 fn check_truth(case: &Case<'_>, before: &Truth, after: &Truth, context: &str) {
     assert_eq!(
         before.keys().collect::<Vec<_>>(),
@@ -217,8 +253,11 @@ fn check_truth(case: &Case<'_>, before: &Truth, after: &Truth, context: &str) {
         "{context}"
     );
     for (part, was) in before {
-        let done = case.completed().any(|id| id == part);
-        let stays = case.committed() || case.undos.irreversible.contains(&kind(part));
+        let step = part.split_once('#').map_or(part.as_str(), |(step, _)| step);
+        let done = case.completed().any(|id| id == step);
+        let stays = case.committed()
+            || case.undos.irreversible.contains(&kind(part))
+            || (case.undos.partial.contains(&kind(part)) && part.contains('#'));
         let now = &after[part];
         if done && stays {
             assert_ne!(now, was, "{context}: {part} keeps the change");
@@ -287,11 +326,13 @@ fn shape(artifact: &str, work: &[&str]) -> Vec<String> {
 
 const SERVICE: Undos = Undos {
     compensated: &["rollout-image"],
+    partial: &[],
     irreversible: &[],
 };
 
 const MIGRATED_SERVICE: Undos = Undos {
     compensated: &["rollout-image"],
+    partial: &[],
     irreversible: &["run-migration"],
 };
 
@@ -401,6 +442,7 @@ async fn task_definitions_keeping_one_revision() {
 async fn dags_sync() {
     let undos = Undos {
         compensated: &["sync-dags"],
+        partial: &[],
         irreversible: &[],
     };
     let shape = shape("dags", &["sync-dags"]);
@@ -409,13 +451,16 @@ async fn dags_sync() {
 
 const KEPT_ZIPS: Undos = Undos {
     compensated: &["publish-lambda", "shift-lambda-alias"],
+    partial: &[],
     irreversible: &[],
 };
 
-/// Without a kept zip, `$LATEST` keeps the new code: the publish cannot be undone.
+/// Without a kept zip, `$LATEST` keeps the new code: the publish's undo puts back only the
+/// variables.
 const NO_BUCKET: Undos = Undos {
     compensated: &["shift-lambda-alias"],
-    irreversible: &["publish-lambda"],
+    partial: &["publish-lambda"],
+    irreversible: &[],
 };
 
 /// Walks the function released with `rollout`, `variant` and `keys` (see [`walk::lambda`]).

@@ -113,7 +113,13 @@ async fn schedules(families: &[String; 2]) -> (String, String) {
         .await
         .expect("put targets");
 
-    let scheduler = aws_sdk_scheduler::Client::new(&config);
+    let schedule = backfill_schedule(&config, &cluster, &families[1]).await;
+    (rule, schedule)
+}
+
+/// A Scheduler schedule running `family` at revision 1 hourly in `cluster`; its name.
+async fn backfill_schedule(config: &aws_config::SdkConfig, cluster: &str, family: &str) -> String {
+    let scheduler = aws_sdk_scheduler::Client::new(config);
     let schedule = unique("etl-hourly");
     scheduler
         .create_schedule()
@@ -130,12 +136,12 @@ async fn schedules(families: &[String; 2]) -> (String, String) {
         )
         .target(
             aws_sdk_scheduler::types::Target::builder()
-                .arn(&cluster)
+                .arn(cluster)
                 .role_arn(format!("arn:aws:iam::{ACCOUNT}:role/scheduler-ecs"))
                 .retry_policy(RetryPolicy::builder().maximum_retry_attempts(3).build())
                 .ecs_parameters(
                     aws_sdk_scheduler::types::EcsParameters::builder()
-                        .task_definition_arn(arn(&families[1], 1))
+                        .task_definition_arn(arn(family, 1))
                         .task_count(1)
                         .build()
                         .expect("ecs parameters"),
@@ -146,7 +152,7 @@ async fn schedules(families: &[String; 2]) -> (String, String) {
         .send()
         .await
         .expect("create schedule");
-    (rule, schedule)
+    schedule
 }
 
 async fn fixture() -> Fixture {

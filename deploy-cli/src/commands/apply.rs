@@ -13,7 +13,7 @@ pub async fn apply_saved(
     config: Config,
     args: &ApplyArgs,
     stop: &super::Stop,
-) -> anyhow::Result<()> {
+) -> deploy_core::Result<()> {
     let name = args.plan.display().to_string();
     let text = read_plan(&args.plan)?;
     let prepared = ops::saved(&config, &name, &text, confirm(&args.change)).await?;

@@ -12,7 +12,7 @@ struct HistoryDoc<'a> {
     metrics: Metrics,
 }
 
-pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> anyhow::Result<()> {
+pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> deploy_core::Result<()> {
     let envs: Vec<&str> = match &args.env {
         Some(env) => vec![env.as_str()],
         None => config

@@ -10,7 +10,7 @@ use super::{UsageError, clients};
 use crate::cli::{LockAction, LockArgs};
 use crate::output::Output;
 
-pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> anyhow::Result<()> {
+pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> deploy_core::Result<()> {
     let env = config.environment(&args.env)?;
     let clients = clients(&config, env).await;
     let ledger = Ledger::new(clients.s3.clone(), &env.target);
@@ -39,13 +39,14 @@ async fn release(
     clients: &deploy_core::aws::AwsClients,
     env: &str,
     args: &LockArgs,
-) -> anyhow::Result<()> {
+) -> deploy_core::Result<()> {
     let identity = clients.verify_account().await?;
     let (what, document) = match lock.status().await {
         Ok(LockState::Free { .. }) => (None, serde_json::Value::Null),
-        Ok(LockState::Held(info) | LockState::Expired(info)) => {
-            (Some(lease(&info)), serde_json::to_value(&info)?)
-        }
+        Ok(LockState::Held(info) | LockState::Expired(info)) => (
+            Some(lease(&info)),
+            serde_json::to_value(&info).map_err(deploy_core::Error::failure)?,
+        ),
         Err(LockError::Ledger(LedgerError::Corrupt { detail, .. })) => (
             Some("the unreadable lock document".to_owned()),
             serde_json::json!({ "unreadable": detail }),
@@ -78,7 +79,9 @@ async fn release(
     let released = lock.force_release_any(&actor).await?;
     if out.json() {
         let released = match &released {
-            ForceReleased::Lease(info) => serde_json::to_value(info)?,
+            ForceReleased::Lease(info) => {
+                serde_json::to_value(info).map_err(deploy_core::Error::failure)?
+            }
             ForceReleased::Unreadable { detail } => serde_json::json!({ "unreadable": detail }),
             ForceReleased::Nothing => serde_json::Value::Null,
         };
@@ -142,7 +145,7 @@ fn describe(env: &str, state: &LockState) -> String {
 }
 
 /// Asks on a terminal; without one, `--yes` is required.
-fn confirm(out: &Output, yes: bool, question: &str) -> anyhow::Result<()> {
+fn confirm(out: &Output, yes: bool, question: &str) -> deploy_core::Result<()> {
     if yes {
         return Ok(());
     }
@@ -154,7 +157,10 @@ fn confirm(out: &Output, yes: bool, question: &str) -> anyhow::Result<()> {
     }
     eprint!("{question} [y/N] ");
     let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut answer)
+        .map_err(deploy_core::Error::failure)?;
     if matches!(answer.trim(), "y" | "Y" | "yes") {
         Ok(())
     } else {

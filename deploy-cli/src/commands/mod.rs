@@ -11,10 +11,10 @@ mod validate;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use deploy_core::aws::AwsClients;
 use deploy_core::config::{Config, Environment};
 use deploy_core::engine::EngineError;
+use deploy_core::error::{Classify, ErrorClass};
 use deploy_core::ledger::Operation;
 use deploy_core::ops::{self, OwnFailure, Prepared};
 
@@ -35,7 +35,14 @@ pub use validate::validate;
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// The command was stopped by a signal or its `--timeout` (exit code 130, 143 or 1).
+impl Classify for UsageError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Usage
+    }
+}
+
+/// The command was stopped by a signal or its `--timeout` (exit code 130, 143 or 1); `run` is
+/// how the stopped run ended (what it undid, recorded and unlocked), when it failed.
 #[derive(Debug, thiserror::Error)]
 #[error("{reason}")]
 pub struct Interrupted {
@@ -43,6 +50,17 @@ pub struct Interrupted {
     pub reason: String,
     /// The exit code.
     pub code: u8,
+    /// The stopped run's error.
+    #[source]
+    pub run: Option<deploy_core::Error>,
+}
+
+impl Classify for Interrupted {
+    fn class(&self) -> ErrorClass {
+        self.run
+            .as_ref()
+            .map_or(ErrorClass::Failure, deploy_core::Error::class)
+    }
 }
 
 /// Why a command is being stopped: the first signal or the deadline.
@@ -56,7 +74,11 @@ pub struct Stop {
 impl Stop {
     fn stop(&self, reason: String, code: u8) {
         if let Ok(mut cause) = self.cause.lock() {
-            cause.get_or_insert(Interrupted { reason, code });
+            cause.get_or_insert(Interrupted {
+                reason,
+                code,
+                run: None,
+            });
         }
         self.token.cancel();
     }
@@ -66,7 +88,7 @@ impl Stop {
     }
 }
 
-pub fn run(cli: &Cli, out: &Output) -> anyhow::Result<()> {
+pub fn run(cli: &Cli, out: &Output) -> deploy_core::Result<()> {
     match &cli.command {
         Command::Validate => validate(cli, out),
         Command::Completions { shell } => {
@@ -114,10 +136,10 @@ fn with_runtime<F, Fut>(
     cli: &Cli,
     graceful: bool,
     body: F,
-) -> anyhow::Result<()>
+) -> deploy_core::Result<()>
 where
     F: FnOnce(Config, &'static Stop) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
+    Fut: std::future::Future<Output = deploy_core::Result<()>>,
 {
     let config = Config::load(&cli.config)?;
     let limit = timeout.unwrap_or(config.settings.timeout);
@@ -125,7 +147,12 @@ where
         .worker_threads(2)
         .enable_all()
         .build()
-        .context("cannot start the async runtime")?;
+        .map_err(|e| {
+            deploy_core::Error::new(
+                ErrorClass::Failure,
+                format!("cannot start the async runtime: {e}"),
+            )
+        })?;
     // One per process, and the signal watcher outlives the borrow of any one command.
     let stop: &'static Stop = Box::leak(Box::default());
     let result = runtime.block_on(async move {
@@ -145,7 +172,11 @@ where
                 eprintln!("{}: the run had already finished", interrupted.reason);
                 Ok(())
             }
-            (Some(interrupted), Err(err)) => Err(err.context(interrupted)),
+            (Some(interrupted), Err(err)) => Err(Interrupted {
+                run: Some(err),
+                ..interrupted
+            }
+            .into()),
             (Some(interrupted), Ok(())) => Err(interrupted.into()),
             (None, result) => result,
         }
@@ -219,7 +250,7 @@ pub async fn apply(
     replan: Option<Replan<'_>>,
     change: &crate::cli::ChangeArgs,
     stop: &Stop,
-) -> anyhow::Result<()> {
+) -> deploy_core::Result<()> {
     if change.dry_run {
         plan::print_plan(out, &prepared.plan);
         out.line("dry run: nothing was changed");

@@ -1,12 +1,12 @@
 use deploy_core::config::Config;
 use deploy_core::ledger::Operation;
 use deploy_core::ops::{self, Confirm, ReleaseRequest};
-use deploy_core::plan::Plan;
+use deploy_core::plan::{Plan, UndoKind};
 
 use crate::cli::PlanArgs;
 use crate::output::Output;
 
-pub async fn plan(out: &Output, config: Config, args: &PlanArgs) -> anyhow::Result<()> {
+pub async fn plan(out: &Output, config: Config, args: &PlanArgs) -> deploy_core::Result<()> {
     let prepared = ops::plan(
         &config,
         &ReleaseRequest {
@@ -35,6 +35,18 @@ pub async fn plan(out: &Output, config: Config, args: &PlanArgs) -> anyhow::Resu
 }
 
 /// Prints a plan: the JSON document, or numbered steps, those that run side by side grouped.
+/// What the plan says of a step's change when a later step fails: put back, partly put back
+/// (and what stays), or not (and what stays); nothing for steps that change nothing to undo.
+fn undo_note(step: &deploy_core::plan::Step) -> String {
+    let stays = step.stays.as_deref().unwrap_or("what it changed");
+    match step.undo {
+        UndoKind::Nothing => String::new(),
+        UndoKind::Reversible => "  (undone if a later step fails)".to_owned(),
+        UndoKind::Partial => format!("  (partly undone if a later step fails; stays: {stays})"),
+        UndoKind::Irreversible => format!("  (cannot be undone; stays: {stays})"),
+    }
+}
+
 pub fn print_plan(out: &Output, plan: &Plan) {
     if out.json() {
         out.document(&plan);
@@ -60,14 +72,15 @@ pub fn print_plan(out: &Output, plan: &Plan) {
         }
         last = Some(depth);
         let indent = if side_by_side { "  " } else { "" };
+        let undo = undo_note(step);
         out.line(format!(
-            "  {indent}{:>3}. {}  [{}]",
+            "  {indent}{:>3}. {}  [{}]{undo}",
             n + 1,
             step.description,
             step.id
         ));
         summary.push_str(&format!(
-            "{}. {} (`{}`)\n",
+            "{}. {} (`{}`){undo}\n",
             n + 1,
             step.description,
             step.id

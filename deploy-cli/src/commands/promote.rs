@@ -11,7 +11,7 @@ pub async fn promote(
     config: Config,
     args: &PromoteArgs,
     stop: &super::Stop,
-) -> anyhow::Result<()> {
+) -> deploy_core::Result<()> {
     let request = PromoteRequest {
         from: &args.from,
         to: &args.to,
@@ -29,7 +29,7 @@ pub async fn rollback(
     config: Config,
     args: &RollbackArgs,
     stop: &super::Stop,
-) -> anyhow::Result<()> {
+) -> deploy_core::Result<()> {
     let request = RollbackRequest {
         environment: &args.env,
         artifacts: &args.artifacts,

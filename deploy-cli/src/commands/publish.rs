@@ -13,7 +13,7 @@ pub async fn publish(
     args: &PublishArgs,
     operation: Operation,
     stop: &super::Stop,
-) -> anyhow::Result<()> {
+) -> deploy_core::Result<()> {
     let request = ReleaseRequest {
         environment: &args.env,
         artifacts: &args.artifacts,

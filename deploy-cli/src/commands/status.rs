@@ -4,7 +4,7 @@ use deploy_core::ledger::{ArtifactRef, Pointer};
 use crate::cli::StatusArgs;
 use crate::output::Output;
 
-pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> anyhow::Result<()> {
+pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> deploy_core::Result<()> {
     let rows = deploy_core::ops::status(&config, &args.envs).await?;
     if out.json() {
         out.document(&rows);

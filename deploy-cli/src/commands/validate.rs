@@ -29,7 +29,7 @@ struct ArtifactSummary<'a> {
     strategy: &'static str,
 }
 
-pub fn validate(cli: &Cli, out: &Output) -> anyhow::Result<()> {
+pub fn validate(cli: &Cli, out: &Output) -> deploy_core::Result<()> {
     let config = Config::load(&cli.config)?;
     let problems = config.check_sources();
     if !problems.is_empty() {

@@ -324,11 +324,19 @@ impl Engine {
                     let ok = self
                         .undo_step(step, &description, &data, &undo_cx, state)
                         .await;
-                    schedule.status[i] = Some(if ok {
-                        StepStatus::Undone
-                    } else {
-                        StepStatus::UndoFailed
-                    });
+                    schedule.status[i] = Some(undo_status(ok));
+                    undone |= ok;
+                }
+                Undo::Partial {
+                    description,
+                    data,
+                    left,
+                } => {
+                    let ok = self
+                        .undo_step(step, &description, &data, &undo_cx, state)
+                        .await;
+                    schedule.status[i] = Some(undo_status(ok));
+                    left_changed(cx.plan, i, state, &left);
                     undone |= ok;
                 }
             }
@@ -467,4 +475,13 @@ fn failure_text(failure: &Failure) -> String {
 
 fn millis(elapsed: Duration) -> u64 {
     u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// A step's status after its undo ran.
+fn undo_status(ok: bool) -> StepStatus {
+    if ok {
+        StepStatus::Undone
+    } else {
+        StepStatus::UndoFailed
+    }
 }

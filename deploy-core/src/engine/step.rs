@@ -58,7 +58,7 @@ pub trait StepHandler: Send + Sync {
     ) -> BoxFuture<'a, Result<Done, StepError>>;
 
     /// Undoes a completed run of `step`, given the data its [`Undo::Compensate`] carried.
-    /// Only called for steps that returned [`Undo::Compensate`].
+    /// Only called for steps that returned [`Undo::Compensate`] or [`Undo::Partial`].
     fn undo<'a>(
         &'a self,
         step: &'a Step,
@@ -110,6 +110,16 @@ pub enum Undo {
         /// What the undo needs (the previous state the step replaced).
         data: serde_json::Value,
     },
+    /// Call the handler's [`StepHandler::undo`] with `data`, which puts back part of the
+    /// change; `left` says what stays changed.
+    Partial {
+        /// What the undo does, for people.
+        description: String,
+        /// What the undo needs.
+        data: serde_json::Value,
+        /// What stays changed.
+        left: String,
+    },
     /// The change cannot be undone; `left` says what stays changed.
     Irreversible {
         /// What stays changed.
@@ -131,6 +141,22 @@ impl Undo {
             description: description.into(),
             data,
         })
+    }
+
+    /// [`Undo::Partial`]: `data` encoded as for [`Undo::compensate`], and `left` stays changed.
+    pub fn partial<T: serde::Serialize>(
+        description: impl Into<String>,
+        data: &T,
+        left: impl Into<String>,
+    ) -> Result<Undo, StepError> {
+        match Undo::compensate(description, data)? {
+            Undo::Compensate { description, data } => Ok(Undo::Partial {
+                description,
+                data,
+                left: left.into(),
+            }),
+            other => Ok(other),
+        }
     }
 
     /// Decodes the `data` [`Undo::compensate`] encoded.

@@ -10,17 +10,25 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::Reversibility;
+
 /// The inputs of one action type.
 pub trait ActionInput: Serialize + DeserializeOwned {
     /// The action's `type`, e.g. `publish-image`.
     const TYPE: &'static str;
+
+    /// What becomes of the change a step with these inputs makes when a later step fails:
+    /// the plan shows it before anything runs, and the step's handler keeps to it.
+    fn reversibility(&self) -> Reversibility;
 }
 
 /// What a step does, with its inputs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Action {
     kind: String,
     input: serde_json::Map<String, serde_json::Value>,
+    /// What the inputs declared; a plan's step keeps it (`Step::undo`) once added.
+    reversibility: Reversibility,
 }
 
 /// An action whose inputs do not fit its type.
@@ -40,9 +48,18 @@ impl crate::error::Classify for InvalidInput {
     }
 }
 
+// Two actions are the same when their type and inputs are: the declaration travels with the
+// step once the plan is made.
+impl PartialEq for Action {
+    fn eq(&self, other: &Action) -> bool {
+        self.kind == other.kind && self.input == other.input
+    }
+}
+
 impl Action {
     /// The action of type `T::TYPE` with `input`.
     pub fn new<T: ActionInput>(input: &T) -> Action {
+        let input_value = input;
         let input = match serde_json::to_value(input) {
             Ok(serde_json::Value::Object(map)) => map,
             // Inputs are structs; anything else is kept whole under `input`.
@@ -52,6 +69,7 @@ impl Action {
         Action {
             kind: T::TYPE.to_owned(),
             input,
+            reversibility: input_value.reversibility(),
         }
     }
 
@@ -65,7 +83,20 @@ impl Action {
         Action {
             kind: kind.to_owned(),
             input,
+            reversibility: Reversibility::Nothing,
         }
+    }
+
+    /// The action, declaring what becomes of its change when a later step fails (untyped
+    /// actions declare [`Reversibility::Nothing`] until told otherwise).
+    pub fn declaring(mut self, reversibility: Reversibility) -> Action {
+        self.reversibility = reversibility;
+        self
+    }
+
+    /// What the action declared about undoing its change.
+    pub fn reversibility(&self) -> &Reversibility {
+        &self.reversibility
     }
 
     /// The action's type, as in the JSON `type` field.
@@ -109,7 +140,11 @@ impl<'de> Deserialize<'de> for Action {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Action, D::Error> {
         let mut input = serde_json::Map::<String, serde_json::Value>::deserialize(deserializer)?;
         match input.remove("type") {
-            Some(serde_json::Value::String(kind)) if !kind.is_empty() => Ok(Action { kind, input }),
+            Some(serde_json::Value::String(kind)) if !kind.is_empty() => Ok(Action {
+                kind,
+                input,
+                reversibility: Reversibility::Nothing,
+            }),
             _ => Err(serde::de::Error::custom(
                 "an action needs a `type` (a non-empty string)",
             )),
@@ -128,6 +163,10 @@ mod tests {
 
     impl ActionInput for Ping {
         const TYPE: &'static str = "ping";
+
+        fn reversibility(&self) -> crate::plan::Reversibility {
+            crate::plan::Reversibility::Nothing
+        }
     }
 
     #[test]

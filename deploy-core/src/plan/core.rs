@@ -20,6 +20,10 @@ pub struct VerifyAccount {
 
 impl ActionInput for VerifyAccount {
     const TYPE: &'static str = "verify-account";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        super::Reversibility::Nothing
+    }
 }
 
 /// Take the environment lock.
@@ -36,6 +40,11 @@ pub struct AcquireLock {
 
 impl ActionInput for AcquireLock {
     const TYPE: &'static str = "acquire-lock";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        // The lock is given back at the end of every run, not undone.
+        super::Reversibility::Nothing
+    }
 }
 
 /// Write the release record of the step's artifact and move its ledger pointers.
@@ -49,6 +58,11 @@ pub struct RecordRelease {
 
 impl ActionInput for RecordRelease {
     const TYPE: &'static str = "record-release";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        // A record says what happened; a failed run writes its own.
+        super::Reversibility::Nothing
+    }
 }
 
 /// Give the lock back.
@@ -62,6 +76,10 @@ pub struct ReleaseLock {
 
 impl ActionInput for ReleaseLock {
     const TYPE: &'static str = "release-lock";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        super::Reversibility::Nothing
+    }
 }
 
 /// Adds the account check and the lock; returns the lock step's id, which the first step of

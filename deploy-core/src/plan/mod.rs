@@ -99,6 +99,53 @@ pub struct Step {
     /// AWS objects the step will create or change.
     #[serde(default)]
     pub touches: Vec<AwsObject>,
+    /// What becomes of the step's change when a later step fails, as its kind declares it.
+    #[serde(default)]
+    pub undo: UndoKind,
+    /// What stays changed when the step's change is `partial` or `irreversible`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stays: Option<String>,
+}
+
+/// How a step's change is undone when a later step of the run fails (as a plan shows it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UndoKind {
+    /// The step changes nothing that needs putting back (a check, a gate, the record).
+    #[default]
+    Nothing,
+    /// What the step changes is put back.
+    Reversible,
+    /// Part of what the step changes is put back; the step's `stays` says what is not.
+    Partial,
+    /// What the step changes stays changed; the step's `stays` says what.
+    Irreversible,
+}
+
+/// What a step's kind declares about undoing its change, before it runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Reversibility {
+    /// It changes nothing that needs putting back.
+    #[default]
+    Nothing,
+    /// What it changes is put back when a later step fails.
+    Reversible,
+    /// Part of it is put back; this stays changed.
+    Partial(String),
+    /// Nothing can put it back; this stays changed.
+    Irreversible(String),
+}
+
+impl Reversibility {
+    /// The kind, and what stays changed, as a step keeps them.
+    pub fn split(self) -> (UndoKind, Option<String>) {
+        match self {
+            Reversibility::Nothing => (UndoKind::Nothing, None),
+            Reversibility::Reversible => (UndoKind::Reversible, None),
+            Reversibility::Partial(stays) => (UndoKind::Partial, Some(stays)),
+            Reversibility::Irreversible(stays) => (UndoKind::Irreversible, Some(stays)),
+        }
+    }
 }
 
 impl Step {

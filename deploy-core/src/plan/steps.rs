@@ -38,7 +38,10 @@ impl StepList {
             n += 1;
             id = format!("{base}-{n}");
         }
+        let (undo, stays) = action.reversibility().clone().split();
         self.steps.push(Step {
+            undo,
+            stays,
             id: id.clone(),
             needs: needs.to_vec(),
             artifact: artifact.map(str::to_owned),

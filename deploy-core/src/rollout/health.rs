@@ -29,6 +29,10 @@ pub struct CheckHealth {
 
 impl ActionInput for CheckHealth {
     const TYPE: &'static str = "check-health";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        crate::plan::Reversibility::Nothing
+    }
 }
 
 impl CheckHealth {

@@ -31,70 +31,7 @@ fn main() {
     let url = moto().url.clone();
     let bucket = unique("bench");
     let config_path = write_config(&scratch_dir("bench"), &bucket, "1m");
-    runtime.block_on(async {
-        create_bucket(&url, &bucket).await;
-        let config = Config::load(&config_path).expect("config");
-        let env = config.environment("e2e").expect("env");
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .region(aws_config::Region::new(deploy_tests::REGION))
-            .endpoint_url(&url)
-            .credentials_provider(aws_credential_types::Credentials::for_tests())
-            .load()
-            .await;
-        let clients = AwsClients::from_sdk_config(&env.target, &sdk);
-        let ledger = Ledger::new(clients.s3.clone(), &env.target);
-        let started = Instant::now();
-        let start = OffsetDateTime::now_utc() - time::Duration::days(3 * 365);
-        futures::stream::iter(0..records)
-            .map(|i| {
-                let ledger = ledger.clone();
-                async move {
-                    let at = start + time::Duration::minutes(i as i64 * 150);
-                    let mut record = ReleaseRecord {
-                        schema: SCHEMA,
-                        id: new_release_id(at),
-                        project: "t".into(),
-                        environment: "e2e".into(),
-                        artifact: if i % 2 == 0 {
-                            "app".into()
-                        } else {
-                            "worker".into()
-                        },
-                        kind: ArtifactKind::Image,
-                        operation: Operation::Release,
-                        version: Some(format!("v{i}")),
-                        artifact_ref: None,
-                        source_environment: None,
-                        started_at: at,
-                        finished_at: at + time::Duration::minutes(3),
-                        actor: Actor::detect(),
-                        touched: vec![],
-                        outcome: if i % 17 == 0 {
-                            Outcome::Failed {
-                                error: "health check".into(),
-                            }
-                        } else {
-                            Outcome::Succeeded
-                        },
-                        previous: None,
-                        plan_id: None,
-                    };
-                    if i + 2 >= records {
-                        ledger.commit(&mut record).await.map(drop)
-                    } else {
-                        ledger.put_record(&record).await.map(drop)
-                    }
-                }
-            })
-            .buffer_unordered(32)
-            .for_each(|r| async move { r.expect("write record") })
-            .await;
-        println!(
-            "wrote {records} records in {:.1}s",
-            started.elapsed().as_secs_f64()
-        );
-    });
-
+    runtime.block_on(write_records(&url, &bucket, &config_path, records));
     let config = config_path.to_str().unwrap_or_default();
     let history = median(|| {
         let out = deploy(&url)
@@ -159,6 +96,72 @@ fn main() {
         } else {
             "MISSED"
         }
+    );
+}
+
+/// Writes `records` release records for two artifacts into the ledger of `config_path`'s
+/// environment in `bucket` (the last two through the commit, so the live pointers exist).
+async fn write_records(url: &str, bucket: &str, config_path: &std::path::Path, records: usize) {
+    create_bucket(url, bucket).await;
+    let config = Config::load(config_path).expect("config");
+    let env = config.environment("e2e").expect("env");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(deploy_tests::REGION))
+        .endpoint_url(url)
+        .credentials_provider(aws_credential_types::Credentials::for_tests())
+        .load()
+        .await;
+    let clients = AwsClients::from_sdk_config(&env.target, &sdk);
+    let ledger = Ledger::new(clients.s3.clone(), &env.target);
+    let started = Instant::now();
+    let start = OffsetDateTime::now_utc() - time::Duration::days(3 * 365);
+    futures::stream::iter(0..records)
+        .map(|i| {
+            let ledger = ledger.clone();
+            async move {
+                let at = start + time::Duration::minutes(i as i64 * 150);
+                let mut record = ReleaseRecord {
+                    schema: SCHEMA,
+                    id: new_release_id(at),
+                    project: "t".into(),
+                    environment: "e2e".into(),
+                    artifact: if i % 2 == 0 {
+                        "app".into()
+                    } else {
+                        "worker".into()
+                    },
+                    kind: ArtifactKind::Image,
+                    operation: Operation::Release,
+                    version: Some(format!("v{i}")),
+                    artifact_ref: None,
+                    source_environment: None,
+                    started_at: at,
+                    finished_at: at + time::Duration::minutes(3),
+                    actor: Actor::detect(),
+                    touched: vec![],
+                    outcome: if i % 17 == 0 {
+                        Outcome::Failed {
+                            error: "health check".into(),
+                        }
+                    } else {
+                        Outcome::Succeeded
+                    },
+                    previous: None,
+                    plan_id: None,
+                };
+                if i + 2 >= records {
+                    ledger.commit(&mut record).await.map(drop)
+                } else {
+                    ledger.put_record(&record).await.map(drop)
+                }
+            }
+        })
+        .buffer_unordered(32)
+        .for_each(|r| async move { r.expect("write record") })
+        .await;
+    println!(
+        "wrote {records} records in {:.1}s",
+        started.elapsed().as_secs_f64()
     );
 }
 

@@ -1,7 +1,7 @@
 //! Lambda: a function (the harness's [`crate::lambda_function`], with `KEEP=1`) whose v1 is
 //! released all at once (code `v1`, `LOG_LEVEL=info`, `NEW=x`); the project then holds v2
 //! (new code, `NEW=y`, `ADDED=1`) with the strategy walked. What runs: the alias (version and
-//! routing) and `$LATEST` (its `CodeSha256` and environment).
+//! routing) and `$LATEST` (its environment, and under `#code` its `CodeSha256`).
 
 use std::collections::BTreeMap;
 
@@ -131,9 +131,10 @@ impl Function {
                 "fn.shift-lambda-alias".to_owned(),
                 self.alias(&client).await,
             ),
+            ("fn.publish-lambda".to_owned(), json!(env)),
             (
-                "fn.publish-lambda".to_owned(),
-                json!({ "code_sha256": latest.code_sha256(), "env": env }),
+                "fn.publish-lambda#code".to_owned(),
+                json!(latest.code_sha256()),
             ),
         ])
     }

@@ -41,6 +41,10 @@ fn default_share() -> f64 {
 
 impl ActionInput for SyncDags {
     const TYPE: &'static str = "sync-dags";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        crate::plan::Reversibility::Reversible
+    }
 }
 
 impl SyncDags {

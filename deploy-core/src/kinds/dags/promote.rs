@@ -38,6 +38,10 @@ pub struct PromoteDags {
 
 impl ActionInput for PromoteDags {
     const TYPE: &'static str = "promote-dags";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        crate::plan::Reversibility::Reversible
+    }
 }
 
 /// The source release does not say where its files are (recorded before locations were).

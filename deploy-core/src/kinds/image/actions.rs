@@ -21,6 +21,11 @@ pub struct PublishImage {
 
 impl ActionInput for PublishImage {
     const TYPE: &'static str = "publish-image";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        // A pushed image runs nowhere until a later step or the record points at it.
+        crate::plan::Reversibility::Nothing
+    }
 }
 
 /// Copy an image by digest from another environment's repository (mounted when both are in
@@ -40,6 +45,11 @@ pub struct PromoteImage {
 
 impl ActionInput for PromoteImage {
     const TYPE: &'static str = "promote-image";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        // A copied image runs nowhere until a later step or the record points at it.
+        crate::plan::Reversibility::Nothing
+    }
 }
 
 /// Wait for the ECR scan of an image and stop if its findings are above the gate.
@@ -58,4 +68,8 @@ pub struct ScanImage {
 
 impl ActionInput for ScanImage {
     const TYPE: &'static str = "scan-image";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        crate::plan::Reversibility::Nothing
+    }
 }

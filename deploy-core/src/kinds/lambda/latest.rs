@@ -4,7 +4,7 @@
 //! added is removed). The code goes back when the previous zip is kept in the artifact bucket,
 //! under its sha256, where every publish with an `artifact_bucket` keeps its zip. Without such
 //! a copy nothing can put the code back (Lambda has no call that copies a version's code to
-//! `$LATEST`), so the step declares its change irreversible and a failed run names it.
+//! `$LATEST`): the code stays (the variables still go back) and a failed run names it.
 
 use serde::{Deserialize, Serialize};
 
@@ -41,10 +41,7 @@ pub(super) async fn undo_of(
         return Ok(Undo::Nothing);
     }
     let code = if published.uploaded {
-        let Some(zip) = kept_zip(cx, input, &published.before.code_sha256).await else {
-            return Ok(irreversible(input, published, env_changed));
-        };
-        Some(zip)
+        kept_zip(cx, input, &published.before.code_sha256).await
     } else {
         None
     };
@@ -53,29 +50,29 @@ pub(super) async fn undo_of(
         (Some(_), false) => "code",
         (None, _) => "environment",
     };
-    Undo::compensate(
-        format!("put the {what} of {}'s $LATEST back", input.function),
-        &PutBack {
-            function: input.function.clone(),
-            code,
-            before: published.before.clone(),
-        },
-    )
+    let code_stays = published.uploaded && code.is_none();
+    let put_back = PutBack {
+        function: input.function.clone(),
+        code,
+        before: published.before.clone(),
+    };
+    let description = format!("put the {what} of {}'s $LATEST back", input.function);
+    match (code_stays, env_changed) {
+        (false, _) => Undo::compensate(description, &put_back),
+        (true, true) => Undo::partial(description, &put_back, code_left(input, published)),
+        (true, false) => Ok(Undo::Irreversible {
+            left: code_left(input, published),
+        }),
+    }
 }
 
-fn irreversible(input: &PublishLambda, published: &Published, env_changed: bool) -> Undo {
-    let also = if env_changed {
-        " and its new environment variables"
-    } else {
-        ""
-    };
-    Undo::Irreversible {
-        left: format!(
-            "$LATEST of {} keeps the new code {} (version {}){also}: its previous zip is not kept \
-             in an artifact bucket to put back (`artifact_bucket` keeps every zip)",
-            input.function, published.code_sha256, published.version
-        ),
-    }
+/// What stays when the previous code cannot be put back.
+fn code_left(input: &PublishLambda, published: &Published) -> String {
+    format!(
+        "$LATEST of {} keeps the new code {} (version {}): its previous zip is not kept in an \
+         artifact bucket to put back (`artifact_bucket` keeps every zip)",
+        input.function, published.code_sha256, published.version
+    )
 }
 
 /// The previous zip (its `CodeSha256` being `code_sha256`) in `input`'s artifact bucket, if

@@ -24,8 +24,26 @@ pub struct PublishLambda {
     pub artifact_bucket: Option<String>,
 }
 
+impl PublishLambda {
+    /// With an artifact bucket the previous zip is kept, so `$LATEST` goes back whole;
+    /// without one only its environment variables do.
+    fn undo_declared(&self) -> crate::plan::Reversibility {
+        match &self.artifact_bucket {
+            Some(_) => crate::plan::Reversibility::Reversible,
+            None => crate::plan::Reversibility::Partial(format!(
+                "the new code of {}'s $LATEST (no `artifact_bucket` keeps the previous zip)",
+                self.function
+            )),
+        }
+    }
+}
+
 impl ActionInput for PublishLambda {
     const TYPE: &'static str = "publish-lambda";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        self.undo_declared()
+    }
 }
 
 /// Publish in this environment the exact code another environment runs: the zip is rebuilt
@@ -42,6 +60,10 @@ pub struct PromoteLambda {
 
 impl ActionInput for PromoteLambda {
     const TYPE: &'static str = "promote-lambda";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        self.publish.undo_declared()
+    }
 }
 
 /// Adds the steps of `lambda` to `chain`.

@@ -52,6 +52,13 @@ pub struct RunMigration {
 
 impl ActionInput for RunMigration {
     const TYPE: &'static str = "run-migration";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        crate::plan::Reversibility::Irreversible(format!(
+            "what the migration `{}` changed (it has no down command)",
+            self.command.join(" ")
+        ))
+    }
 }
 
 /// The migration did not end with exit code 0.

@@ -17,6 +17,13 @@ pub struct RolloutImage {
 
 impl ActionInput for RolloutImage {
     const TYPE: &'static str = "rollout-image";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        match self.rollout {
+            ImageRollout::None => crate::plan::Reversibility::Nothing,
+            _ => crate::plan::Reversibility::Reversible,
+        }
+    }
 }
 
 /// Adds the rollout of the image in `repository` (nothing for `none`).

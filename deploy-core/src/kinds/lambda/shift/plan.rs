@@ -19,6 +19,10 @@ pub struct ShiftLambdaAlias {
 
 impl ActionInput for ShiftLambdaAlias {
     const TYPE: &'static str = "shift-lambda-alias";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        crate::plan::Reversibility::Reversible
+    }
 }
 
 /// Adds the shift of `function`'s `alias`.
