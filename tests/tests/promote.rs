@@ -163,6 +163,7 @@ async fn promotion_within_one_registry_mounts_every_blob_and_sends_no_bytes() {
 
     let live = project.live("prod").await;
     assert_eq!(live["artifact_ref"]["digest"], staging.as_str());
+    assert_eq!(live["artifact_ref"]["content_id"], staging.as_str());
     assert_eq!(live["artifact_ref"]["repository"], project.repo("prod"));
     assert_eq!(live["operation"], "promote");
     assert_eq!(live["version"], "v7");

@@ -1,5 +1,5 @@
 use deploy_core::config::Config;
-use deploy_core::ledger::{ArtifactRef, Pointer};
+use deploy_core::ledger::Pointer;
 
 use crate::cli::StatusArgs;
 use crate::output::Output;
@@ -56,7 +56,8 @@ fn running(running: Option<&deploy_core::ops::Running>) -> String {
     }
 }
 
-/// `version (digest prefix)` of a pointer, or `-`.
+/// `version (content id prefix)` of a pointer (the image digest, DAG content hash or Lambda
+/// `CodeSha256`), or `-`.
 pub fn describe(pointer: Option<&Pointer>) -> String {
     let Some(pointer) = pointer else {
         return "-".into();
@@ -64,18 +65,7 @@ pub fn describe(pointer: Option<&Pointer>) -> String {
     let version = pointer.version.as_deref().unwrap_or("?");
     let version: String = version.chars().take(12).collect();
     match &pointer.artifact_ref {
-        Some(ArtifactRef::Image { digest, .. }) => format!("{version} ({})", short_hash(digest)),
-        Some(ArtifactRef::Dags { content_hash, .. }) => {
-            format!("{version} ({})", short_hash(content_hash))
-        }
-        Some(ArtifactRef::Lambda {
-            function_version, ..
-        }) => {
-            format!(
-                "{version} (v{})",
-                function_version.as_deref().unwrap_or("?")
-            )
-        }
+        Some(artifact_ref) => format!("{version} ({})", short_hash(artifact_ref.content_id())),
         None => version,
     }
 }

@@ -190,17 +190,16 @@ mod tests {
     }
     use crate::ledger::{Actor, SCHEMA};
 
+    /// A reference as a DAG release records it: same content, files in other versions.
     fn dags(hash: &str, version_id: &str) -> ArtifactRef {
-        ArtifactRef::Dags {
-            content_hash: hash.into(),
-            files: vec![crate::ledger::DagFile {
-                path: "a.py".into(),
-                sha256: hash.into(),
-                version_id: Some(version_id.into()),
-            }],
-            location: Some("s3://b/dags/".into()),
-            manifest: None,
-        }
+        serde_json::from_value(serde_json::json!({
+            "kind": "dags",
+            "content_id": hash,
+            "content_hash": hash,
+            "files": [{"path": "a.py", "sha256": hash, "version_id": version_id}],
+            "location": "s3://b/dags/",
+        }))
+        .expect("a reference")
     }
 
     /// Newest first, as `Ledger::history` answers: ids sort by time.

@@ -207,10 +207,10 @@ rollout = { strategy = "none" }
             environment: "staging".into(),
             release_id: "r1".into(),
             version: Some("v3".into()),
-            artifact_ref: ArtifactRef::Image {
+            artifact_ref: ArtifactRef::new(&crate::kinds::image::ImageRef {
                 repository: "p/api".into(),
                 digest: "sha256:aa".into(),
-            },
+            }),
         }
     }
 

@@ -7,8 +7,9 @@ use std::io::{Read, Write};
 
 use aws_sdk_s3::primitives::ByteStream;
 
+use super::{DagFile, DagsRef};
 use crate::aws::{AwsClients, SdkFailure};
-use crate::ledger::{ArtifactRef, DagFile};
+use crate::ledger::ArtifactRef;
 
 /// Releases with more files than this keep their list in its own object.
 pub const INLINE_FILES: usize = 200;
@@ -71,12 +72,12 @@ pub async fn reference(
         location,
     } = release;
     if files.len() <= INLINE_FILES {
-        return Ok(ArtifactRef::Dags {
+        return Ok(ArtifactRef::new(&DagsRef {
             content_hash,
             files,
             location: Some(location),
             manifest: None,
-        });
+        }));
     }
     let target = &clients.target;
     // The versions are part of the name: a release with the same files in other versions (a
@@ -90,12 +91,12 @@ pub async fn reference(
     let url = format!("s3://{}/{key}", target.state_bucket);
     if existing == Some(url.as_str()) {
         // Named by its list: the same name is the same list.
-        return Ok(ArtifactRef::Dags {
+        return Ok(ArtifactRef::new(&DagsRef {
             content_hash,
             files: Vec::new(),
             location: Some(location),
             manifest: Some(url),
-        });
+        }));
     }
     let body = gzip(&json).map_err(|source| ManifestError::Corrupt {
         url: url.clone(),
@@ -116,12 +117,12 @@ pub async fn reference(
             url: url.clone(),
             source: Box::new(SdkFailure::new(e)),
         })?;
-    Ok(ArtifactRef::Dags {
+    Ok(ArtifactRef::new(&DagsRef {
         content_hash,
         files: Vec::new(),
         location: Some(location),
         manifest: Some(url),
-    })
+    }))
 }
 
 /// The files of a DAG release, read from its manifest object when the record points at one.
@@ -129,14 +130,14 @@ pub async fn files(
     s3: &aws_sdk_s3::Client,
     artifact_ref: &ArtifactRef,
 ) -> Result<Vec<DagFile>, ManifestError> {
-    let ArtifactRef::Dags {
+    let Some(DagsRef {
         files, manifest, ..
-    } = artifact_ref
+    }) = artifact_ref.decode::<DagsRef>()
     else {
         return Ok(Vec::new());
     };
-    let Some(url) = manifest.as_ref().filter(|_| files.is_empty()) else {
-        return Ok(files.clone());
+    let Some(url) = manifest.filter(|_| files.is_empty()) else {
+        return Ok(files);
     };
     let corrupt = |source| ManifestError::Corrupt {
         url: url.clone(),

@@ -6,7 +6,6 @@ use super::IgnoreSyntax;
 use super::promote::PromoteDags;
 use super::sync::Place;
 use crate::kinds::DagsSpec;
-use crate::ledger::ArtifactRef;
 use crate::plan::{Action, ActionInput, Chain, PlanRequest, s3_object};
 
 /// Upload changed DAG files and delete removed ones.
@@ -62,7 +61,7 @@ impl SyncDags {
 pub fn steps(dags: &DagsSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
     let name = chain.artifact().to_owned();
     if let Some(from) = request.promote.iter().find(|p| p.artifact == name) {
-        if matches!(from.artifact_ref, ArtifactRef::Dags { .. }) {
+        if from.artifact_ref.decode::<super::DagsRef>().is_some() {
             let description = if from.environment == request.environment.target.environment {
                 format!(
                     "restore {name} release {} in s3://{}/{}",

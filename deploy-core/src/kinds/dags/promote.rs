@@ -10,13 +10,13 @@ use std::time::Instant;
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+use super::DagFile;
 use super::steps::{self, DagsSettings};
 use super::sync::{Diff, Place, Remote, SyncError};
 use crate::aws::SdkFailure;
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
 };
-use crate::ledger::{ArtifactRef, DagFile};
 use crate::plan::{ActionInput, PromoteSource, Step};
 
 /// Copy the DAG files another environment's live release recorded into this one's bucket.
@@ -79,10 +79,11 @@ async fn source(
             release: input.from.release_id.clone(),
         })
     };
-    let ArtifactRef::Dags {
-        location: Some(location),
-        ..
-    } = &input.from.artifact_ref
+    let Some(location) = input
+        .from
+        .artifact_ref
+        .decode::<super::DagsRef>()
+        .and_then(|r| r.location)
     else {
         return Err(missing());
     };

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
+use super::DagFile;
 use super::collect::{self, CollectOptions};
 use super::plan::SyncDags;
 use super::sync::{self, Diff, HashedFile, Place, Remote, SyncError};
@@ -20,7 +21,7 @@ use crate::engine::{
 };
 use crate::error::ErrorClass;
 use crate::events::Event;
-use crate::ledger::{ArtifactRef, AwsObject, DagFile, Ledger, PointerKind};
+use crate::ledger::{AwsObject, Ledger, PointerKind};
 use crate::plan::{ActionInput, Step};
 
 /// The environment variable that lets one run delete more than `max_delete_share`.
@@ -466,17 +467,17 @@ async fn recorded(
     // A release recorded elsewhere (the configuration moved the files) says nothing about
     // what this bucket and prefix hold.
     let here = format!("s3://{}/{}", place.bucket, place.prefix);
-    let Some(artifact_ref) = live
-        .and_then(|p| p.value.artifact_ref)
-        .filter(|r| matches!(r, ArtifactRef::Dags { location: Some(l), .. } if *l == here))
+    let Some(artifact_ref) = live.and_then(|p| p.value.artifact_ref) else {
+        return Ok(Recorded::default());
+    };
+    let Some(recorded) = artifact_ref
+        .decode::<super::DagsRef>()
+        .filter(|r| r.location.as_deref() == Some(here.as_str()))
     else {
         return Ok(Recorded::default());
     };
     let files = super::manifest::files(&clients.s3, &artifact_ref).await?;
-    let manifest = match artifact_ref {
-        ArtifactRef::Dags { manifest, .. } => manifest,
-        _ => None,
-    };
+    let manifest = recorded.manifest;
     Ok(Recorded {
         files: files.into_iter().map(|f| (f.path.clone(), f)).collect(),
         manifest,

@@ -13,9 +13,9 @@ use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::DagFile;
 use super::collect::SourceFile;
 use crate::aws::SdkFailure;
-use crate::ledger::DagFile;
 
 /// A file of the folder with its hashes.
 #[derive(Debug, Clone, PartialEq, Eq)]

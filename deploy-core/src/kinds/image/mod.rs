@@ -23,6 +23,23 @@ use serde::{Deserialize, Serialize};
 
 use rollout::ImageRollout;
 
+/// The exact image a release refers to, kept in records as an [`ArtifactRef`](crate::ledger::ArtifactRef).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageRef {
+    /// Repository (name in ECR, or full registry path).
+    pub repository: String,
+    /// `sha256:` manifest digest.
+    pub digest: String,
+}
+
+impl crate::ledger::KindRef for ImageRef {
+    const KIND: &'static str = "image";
+
+    fn content_id(&self) -> &str {
+        &self.digest
+    }
+}
+
 /// How vulnerability scan findings gate a promote (or publish).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]

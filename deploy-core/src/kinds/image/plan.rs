@@ -2,9 +2,10 @@
 //! otherwise the push and, with `scan_on_publish`, the gate on what was pushed; then the
 //! rollout strategy's steps.
 
+use super::ImageRef;
 use super::actions::{PromoteImage, PublishImage, ScanImage};
 use crate::kinds::{ImageSpec, ScanGate};
-use crate::ledger::{ArtifactRef, AwsObject};
+use crate::ledger::AwsObject;
 use crate::plan::{Action, Chain, PlanRequest, PromoteSource};
 
 /// Adds the steps of `image` to `chain`.
@@ -47,10 +48,10 @@ pub fn steps(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>
 }
 
 fn promote_steps(image: &ImageSpec, from: &PromoteSource, chain: &mut Chain<'_>) {
-    let ArtifactRef::Image {
+    let Some(ImageRef {
         repository: from_repo,
         digest,
-    } = &from.artifact_ref
+    }) = from.artifact_ref.decode::<ImageRef>()
     else {
         return;
     };

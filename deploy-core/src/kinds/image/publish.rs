@@ -284,10 +284,10 @@ async fn deliver(
     };
     Ok(Published {
         registry: registry.host().to_owned(),
-        artifact_ref: ArtifactRef::Image {
+        artifact_ref: ArtifactRef::new(&super::ImageRef {
             repository: repository.to_owned(),
             digest: push.digest.to_string(),
-        },
+        }),
         touched: vec![AwsObject {
             kind: "ecr-image".into(),
             id: format!("{repository}:{tag} ({})", push.digest),
@@ -313,14 +313,13 @@ pub struct PromoteRequest<'a> {
 }
 
 /// The source image of a promotion: repository and digest.
-fn promoted_image(from: &crate::plan::PromoteSource) -> Result<(&str, &str), PublishError> {
-    match &from.artifact_ref {
-        ArtifactRef::Image { repository, digest } => Ok((repository, digest)),
-        _ => Err(PublishError::NotAnImage {
+fn promoted_image(from: &crate::plan::PromoteSource) -> Result<super::ImageRef, PublishError> {
+    from.artifact_ref
+        .decode::<super::ImageRef>()
+        .ok_or_else(|| PublishError::NotAnImage {
             environment: from.environment.clone(),
             release_id: from.release_id.clone(),
-        }),
-    }
+        })
 }
 
 /// Checks a promotion can work before anything is locked or changed: the target repository
@@ -330,7 +329,11 @@ pub async fn promote_preflight(
     source: &AwsClients,
     request: &PromoteRequest<'_>,
 ) -> Result<(), PublishError> {
-    let (from_repo, digest) = promoted_image(request.from)?;
+    let super::ImageRef {
+        repository: from_repo,
+        digest,
+    } = promoted_image(request.from)?;
+    let (from_repo, digest) = (from_repo.as_str(), digest.as_str());
     if !request.create_repository {
         ensure_repository(clients, request.repository, false).await?;
     }
@@ -358,7 +361,11 @@ pub async fn promote(
     request: &PromoteRequest<'_>,
     progress: &Progress<'_>,
 ) -> Result<Published, PublishError> {
-    let (from_repo, digest) = promoted_image(request.from)?;
+    let super::ImageRef {
+        repository: from_repo,
+        digest,
+    } = promoted_image(request.from)?;
+    let (from_repo, digest) = (from_repo.as_str(), digest.as_str());
     ensure_repository(clients, request.repository, request.create_repository).await?;
     let source_registry = registry(source, request.settings.clone()).await?;
     let target_registry = registry(clients, request.settings.clone()).await?;

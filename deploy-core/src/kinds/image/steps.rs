@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::ImageRef;
 use super::actions::{PromoteImage, PublishImage, ScanImage};
 use super::publish::{self, PromoteRequest, PublishRequest, Published};
 use super::scan::{self, ScanError, ScanWait};
@@ -18,7 +19,7 @@ use crate::engine::{
     StepOutput,
 };
 use crate::events::Event;
-use crate::ledger::{ArtifactRef, Ledger, PointerKind};
+use crate::ledger::{Ledger, PointerKind};
 use crate::plan::{ActionInput, Step};
 use crate::registry::{BlobAction, Progress, PushReport, RegistrySettings};
 
@@ -350,13 +351,13 @@ fn published_done(
     cx.reporter().report(&Event::Note {
         message: push_note(artifact, &published, started),
     });
-    if let ArtifactRef::Image { repository, digest } = &published.artifact_ref {
+    if let Some(ImageRef { repository, digest }) = published.artifact_ref.decode::<ImageRef>() {
         cx.put(
             artifact,
             ImageOutput {
                 registry: published.registry.clone(),
-                repository: repository.clone(),
-                digest: digest.clone(),
+                repository,
+                digest,
             },
         );
     }

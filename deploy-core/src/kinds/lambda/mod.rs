@@ -23,9 +23,32 @@ use settings::LambdaSettings;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use shift::LambdaRollout;
+
+/// The exact code a release refers to, kept in records as an
+/// [`ArtifactRef`](crate::ledger::ArtifactRef).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LambdaRef {
+    /// Base64 SHA-256 of the zip, as Lambda reports `CodeSha256`.
+    pub code_sha256: String,
+    /// Published Lambda version number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_version: Option<String>,
+    /// Where the zip is kept (`s3://<artifact_bucket>/lambda/<sha256 hex>.zip`), for
+    /// promotions; absent without an `artifact_bucket`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub zip: Option<String>,
+}
+
+impl crate::ledger::KindRef for LambdaRef {
+    const KIND: &'static str = "lambda";
+
+    fn content_id(&self) -> &str {
+        &self.code_sha256
+    }
+}
 
 /// Registers the Lambda publish and the alias shift with `engine`.
 pub fn register(engine: &mut Engine, settings: LambdaSettings) {

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kinds::LambdaSpec;
-use crate::ledger::{ArtifactRef, AwsObject};
+use crate::ledger::AwsObject;
 use crate::plan::{Action, ActionInput, Chain, PlanRequest, PromoteSource};
 
 /// Upload the zip, update the function code and publish a version.
@@ -83,10 +83,7 @@ pub fn steps(lambda: &LambdaSpec, request: &PlanRequest<'_>, chain: &mut Chain<'
     }];
     match (promoted, publish) {
         (Some(from), Some(publish)) => {
-            let sha = match &from.artifact_ref {
-                ArtifactRef::Lambda { code_sha256, .. } => code_sha256.as_str(),
-                _ => "?",
-            };
+            let sha = from.artifact_ref.content_id();
             chain.then(
                 format!(
                     "publish in {} the code {} runs ({sha})",

@@ -15,7 +15,6 @@ use crate::engine::{
     BoxFuture, CheckContext, Done, EngineError, StepContext, StepError, StepHandler,
 };
 use crate::error::{Classify, ErrorClass};
-use crate::ledger::ArtifactRef;
 use crate::plan::{PromoteSource, Step};
 
 /// The code promoted is not the code the source environment runs.
@@ -141,11 +140,11 @@ impl StepHandler for PromoteStep {
 
 /// The source release's `CodeSha256` and the zip it kept, if any.
 fn recorded(from: &PromoteSource) -> (String, Option<String>) {
-    match &from.artifact_ref {
-        ArtifactRef::Lambda {
+    match from.artifact_ref.decode::<super::LambdaRef>() {
+        Some(super::LambdaRef {
             code_sha256, zip, ..
-        } => (code_sha256.clone(), zip.clone()),
-        other => (format!("{other:?}"), None),
+        }) => (code_sha256, zip),
+        None => (format!("a {} release", from.artifact_ref.kind()), None),
     }
 }
 

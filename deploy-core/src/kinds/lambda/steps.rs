@@ -217,11 +217,11 @@ pub(super) async fn done(
     }
     Ok(Done {
         record: StepOutput {
-            artifact_ref: Some(ArtifactRef::Lambda {
+            artifact_ref: Some(ArtifactRef::new(&super::LambdaRef {
                 code_sha256: published.code_sha256,
                 function_version: Some(published.version),
                 zip,
-            }),
+            })),
             touched,
             version: from.and_then(|f| f.version.clone()),
             source_environment: from.map(|f| f.environment.clone()),

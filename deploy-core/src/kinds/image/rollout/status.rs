@@ -4,7 +4,7 @@
 use super::EcsService;
 use crate::aws::AwsClients;
 use crate::kinds::Running;
-use crate::ledger::{ArtifactRef, ArtifactStatus};
+use crate::ledger::ArtifactStatus;
 
 /// What `service` runs, compared with the live release in `status`.
 pub(crate) async fn running(
@@ -18,10 +18,12 @@ pub(crate) async fn running(
         Ok((arn, image)) => (Some(arn), image, None),
         Err(problem) => (None, None, Some(problem)),
     };
-    let live_digest = match status.live.as_ref().and_then(|p| p.artifact_ref.as_ref()) {
-        Some(ArtifactRef::Image { digest, .. }) => Some(digest.as_str()),
-        _ => None,
-    };
+    let live_digest = status
+        .live
+        .as_ref()
+        .and_then(|p| p.artifact_ref.as_ref())
+        .and_then(|r| r.decode::<crate::kinds::image::ImageRef>())
+        .map(|r| r.digest);
     let drift = match (&image, live_digest) {
         (Some(image), Some(digest)) => !image.ends_with(&format!("@{digest}")),
         _ => false,
