@@ -284,7 +284,7 @@ pub async fn apply(
             if out.json() {
                 out.result(&failure.report);
             } else {
-                print_scans(out, &failure.report.section("scans"));
+                print_report_lines(out, &failure.report);
             }
             return Err(failure.into());
         }
@@ -293,19 +293,15 @@ pub async fn apply(
         out.result(&report);
         return Ok(());
     }
-    print_scans(out, &report.section("scans"));
+    print_report_lines(out, &report);
     let verb = match plan.operation {
         Operation::Publish => "published",
         Operation::Promote => "promoted",
         Operation::Rollback => "rolled back",
         _ => "released",
     };
-    let images: Vec<serde_json::Value> = report.section("images");
     for release in &report.releases {
-        let reference = images
-            .iter()
-            .find(|i| i["artifact"] == release.artifact.as_str())
-            .and_then(|i| i["reference"].as_str());
+        let reference = deploy_core::kinds::released_as(&report, &release.artifact);
         let to = if plan.operation == Operation::Rollback {
             "in"
         } else {
@@ -322,16 +318,8 @@ pub async fn apply(
     Ok(())
 }
 
-fn print_scans(out: &Output, scans: &[deploy_core::kinds::image::scan::ScanSummary]) {
-    for scan in scans {
-        out.line(format!(
-            "scan of {}@{}: {}",
-            scan.repository,
-            scan.digest,
-            scan.counts_line()
-        ));
-        for line in scan.top_lines() {
-            out.line(format!("  {line}"));
-        }
+fn print_report_lines(out: &Output, report: &deploy_core::engine::ApplyReport) {
+    for line in deploy_core::kinds::report_lines(report) {
+        out.line(line);
     }
 }

@@ -26,7 +26,7 @@ pub use lambda::LambdaSpec;
 
 use crate::aws::AwsClients;
 use crate::config::spec::KindConfig;
-use crate::engine::BoxFuture;
+use crate::engine::{ApplyReport, BoxFuture};
 use crate::ledger::ArtifactStatus;
 use crate::plan::{ArtifactPlanner, Chain, PlanRequest};
 
@@ -46,6 +46,29 @@ pub(crate) trait Kind: KindConfig {
     ) -> BoxFuture<'a, Option<Running>> {
         Box::pin(async { None })
     }
+
+    /// Lines for people about what the kind's steps reported in `report` (scan findings).
+    fn report_lines(&self, _report: &ApplyReport) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// What `artifact` was released as, for people (`p/api@sha256:...`), when the kind's steps
+    /// reported it in `report`.
+    fn released_as(&self, _report: &ApplyReport, _artifact: &str) -> Option<String> {
+        None
+    }
+}
+
+/// Lines for people about what the kinds reported in a run's `report` (an image's scan
+/// findings, say), for a front-end to print after the run.
+pub fn report_lines(report: &ApplyReport) -> Vec<String> {
+    all().iter().flat_map(|k| k.report_lines(report)).collect()
+}
+
+/// What `artifact` was released as in the run of `report` (`p/api@sha256:...`), when its
+/// kind says.
+pub fn released_as(report: &ApplyReport, artifact: &str) -> Option<String> {
+    all().iter().find_map(|k| k.released_as(report, artifact))
 }
 
 /// The kinds this build has, one line each (cargo features `image`, `dags`, `lambda`).

@@ -11,7 +11,7 @@ use crate::config::ArtifactSpec;
 use crate::config::kind::ArtifactContext;
 use crate::config::raw::RawArtifact;
 use crate::config::spec::{KindConfig, KindSpec, json};
-use crate::engine::BoxFuture;
+use crate::engine::{ApplyReport, BoxFuture};
 use crate::kinds::{Kind, Running};
 use crate::ledger::ArtifactStatus;
 use crate::plan::{Chain, PlanRequest};
@@ -79,5 +79,30 @@ impl Kind for Image {
                 _ => None,
             }
         })
+    }
+
+    fn report_lines(&self, report: &ApplyReport) -> Vec<String> {
+        let scans: Vec<super::scan::ScanSummary> = report.section("scans");
+        scans
+            .iter()
+            .flat_map(|scan| {
+                let head = format!(
+                    "scan of {}@{}: {}",
+                    scan.repository,
+                    scan.digest,
+                    scan.counts_line()
+                );
+                std::iter::once(head).chain(scan.top_lines().into_iter().map(|l| format!("  {l}")))
+            })
+            .collect()
+    }
+
+    fn released_as(&self, report: &ApplyReport, artifact: &str) -> Option<String> {
+        let images: Vec<serde_json::Value> = report.section("images");
+        images
+            .iter()
+            .find(|i| i["artifact"] == artifact)
+            .and_then(|i| i["reference"].as_str())
+            .map(str::to_owned)
     }
 }
