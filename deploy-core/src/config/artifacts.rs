@@ -6,7 +6,7 @@ use super::kind::ArtifactContext;
 use super::placeholder::{self, Vars};
 use super::raw::RawArtifact;
 use super::source_map::{SourceMap, path};
-use super::spec::ArtifactSpec;
+use super::spec::{ArtifactSpec, KindConfig};
 
 /// `names` (keys of the `section` table) in the order the file writes them.
 pub(super) fn file_order<'n>(
@@ -71,6 +71,44 @@ fn expand_all(
     }
 }
 
+/// Refuses, and takes out of `table`, each key that `kind` does not take but another kind of
+/// the build does, naming where it belongs; keys no kind takes are left for the kind's own
+/// schema to refuse as unknown.
+fn refuse_foreign_keys(
+    ctx: &mut ArtifactContext<'_, '_, '_>,
+    kind: &dyn KindConfig,
+    kinds: &[&dyn KindConfig],
+    table: &mut toml::Table,
+) {
+    let own = kind.keys();
+    let foreign: Vec<String> = table
+        .keys()
+        .filter(|key| !own.contains(&key.as_str()))
+        .cloned()
+        .collect();
+    for key in foreign {
+        let owners: Vec<&str> = kinds
+            .iter()
+            .filter(|k| k.keys().contains(&key.as_str()))
+            .map(|k| k.kind().as_str())
+            .collect();
+        if owners.is_empty() {
+            continue;
+        }
+        table.remove(&key);
+        let this = kind.kind();
+        ctx.error(
+            &[&key],
+            format!(
+                "`{key}` does not apply to {this} artifacts (artifact `{}`): it belongs to {} artifacts",
+                ctx.name,
+                owners.join(" and ")
+            ),
+            Some(format!("remove `{key}`; {this} artifacts take: {}", own.join(", "))),
+        );
+    }
+}
+
 pub(super) fn resolve_artifact(
     r: &mut Resolver<'_>,
     env: &str,
@@ -101,7 +139,7 @@ pub(super) fn resolve_artifact(
     }
     let mut value = toml::Value::Table(merged);
     expand_all(r, &mut value, &mut Vec::new(), vars, &locate);
-    let raw: RawArtifact = r.deserialize(value, &locate)?;
+    let mut raw: RawArtifact = r.deserialize(value, &locate)?;
     let mut ctx = ArtifactContext {
         r,
         locate: &locate,
@@ -112,9 +150,6 @@ pub(super) fn resolve_artifact(
         },
     };
     let kinds = ctx.r.kinds;
-    for other in kinds.iter().filter(|k| k.kind() != raw.kind) {
-        other.reject_elsewhere(&mut ctx, &raw);
-    }
     let Some(kind) = kinds.iter().find(|k| k.kind() == raw.kind) else {
         let built: Vec<&str> = kinds.iter().map(|k| k.kind().as_str()).collect();
         ctx.error(
@@ -130,6 +165,7 @@ pub(super) fn resolve_artifact(
         );
         return None;
     };
+    refuse_foreign_keys(&mut ctx, *kind, kinds, &mut raw.table);
     let detail = kind.resolve(&mut ctx, raw)?;
     Some(ArtifactSpec {
         name: name.to_owned(),

@@ -44,30 +44,6 @@ impl ArtifactContext<'_, '_, '_> {
             .to_owned()
     }
 
-    /// Rejects keys set on this artifact (under `rel`) that its kind does not use.
-    pub(crate) fn reject(
-        &mut self,
-        kind: ArtifactKind,
-        keys: &str,
-        present: &[(&str, bool)],
-        rel: &[&str],
-    ) {
-        for (key, set) in present {
-            if *set {
-                let mut full = rel.to_vec();
-                full.push(key);
-                self.error(
-                    &full,
-                    format!(
-                        "`{key}` does not apply to {kind} artifacts (artifact `{}`)",
-                        self.name
-                    ),
-                    Some(format!("remove `{key}`; {kind} artifacts take: {keys}")),
-                );
-            }
-        }
-    }
-
     /// Whether `strategy` rolls out artifacts of `kind`; reports it when not.
     pub(crate) fn check_strategy(&mut self, kind: ArtifactKind, strategy: Strategy) -> bool {
         let owner = ArtifactKind::of_strategy(strategy);
@@ -81,6 +57,15 @@ impl ArtifactContext<'_, '_, '_> {
             Some(format!("{kind} strategies: {}", allowed.join(", "))),
         );
         false
+    }
+
+    /// The artifact's table read with its kind's schema `T` (unknown keys refused, listing the
+    /// kind's own), or `None` with serde's complaint reported where it applies.
+    pub(crate) fn read<T: serde::de::DeserializeOwned>(
+        &mut self,
+        raw: super::raw::RawArtifact,
+    ) -> Option<T> {
+        self.deserialize(toml::Value::Table(raw.table), &[])
     }
 
     /// `value` (written at `rel`) as `T`, or `None` with serde's complaint reported there.

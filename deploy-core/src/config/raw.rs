@@ -69,38 +69,14 @@ pub(crate) struct RawSettings {
     pub scan_timeout: Option<String>,
 }
 
-/// One artifact after the environment's overrides were merged in and placeholders expanded.
-/// Keys of every kind are accepted here; each kind's resolver (`kinds::<kind>::config`) rejects
-/// those that do not apply.
+/// One artifact after the environment's overrides were merged in and placeholders expanded:
+/// its `kind`, and the rest of its table, which that kind reads with its own schema
+/// ([`super::kind::ArtifactContext::read`]) once the keys of other kinds were refused.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawArtifact {
     pub kind: ArtifactKind,
-    pub source: Option<String>,
-    // image
-    pub repository: Option<String>,
-    pub scan: Option<toml::Value>,
-    pub scan_on_publish: Option<bool>,
-    pub create_repository: Option<bool>,
-    pub secrets: Option<BTreeMap<String, String>>,
-    // dags
-    pub bucket: Option<String>,
-    pub prefix: Option<String>,
-    pub whole_bucket: Option<bool>,
-    pub ignore_syntax: Option<String>,
-    pub include: Option<Vec<String>>,
-    pub exclude: Option<Vec<String>>,
-    pub max_delete_share: Option<f64>,
-    // lambda
-    pub function: Option<String>,
-    pub alias: Option<String>,
-    pub artifact_bucket: Option<String>,
-    // (`exclude`, above, is also lambda's)
-    pub handler: Option<String>,
-    pub keep_versions: Option<u32>,
-    // image + lambda
-    pub env: Option<BTreeMap<String, String>>,
-    pub rollout: Option<RawRollout>,
+    #[serde(flatten)]
+    pub table: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]

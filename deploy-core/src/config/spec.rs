@@ -115,8 +115,9 @@ pub(crate) trait KindConfig: Send + Sync {
         raw: RawArtifact,
     ) -> Option<Arc<dyn KindSpec>>;
 
-    /// Reports this kind's own keys set on an artifact of another kind.
-    fn reject_elsewhere(&self, ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawArtifact);
+    /// The keys of the kind's table besides `kind`: a key of another kind's table set on an
+    /// artifact of this kind is refused naming where it belongs.
+    fn keys(&self) -> &'static [&'static str];
 }
 
 /// Serializes `value` for [`KindSpec::to_json`]: the kinds' settings are plain data, so this

@@ -4,34 +4,45 @@ use std::path::{Path, PathBuf};
 
 use super::IgnoreSyntax;
 use crate::config::kind::ArtifactContext;
-use crate::config::raw::RawArtifact;
+use serde::Deserialize;
+
+use crate::config::raw::{RawArtifact, RawRollout};
 use crate::kinds::{ArtifactKind, DagsSpec};
 
 /// The keys a DAG artifact takes.
-const KEYS: &str = "source, bucket, prefix, whole_bucket, ignore_syntax, include, exclude, \
-     max_delete_share, rollout";
+pub(crate) const KEYS: &[&str] = &[
+    "source",
+    "bucket",
+    "prefix",
+    "whole_bucket",
+    "ignore_syntax",
+    "include",
+    "exclude",
+    "max_delete_share",
+    "rollout",
+];
+
+/// A DAG artifact's table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDags {
+    source: Option<String>,
+    bucket: Option<String>,
+    prefix: Option<String>,
+    whole_bucket: Option<bool>,
+    ignore_syntax: Option<String>,
+    include: Option<Vec<String>>,
+    exclude: Option<Vec<String>>,
+    max_delete_share: Option<f64>,
+    rollout: Option<RawRollout>,
+}
 
 /// The default of `max_delete_share`.
 pub const DEFAULT_MAX_DELETE_SHARE: f64 = 0.5;
 
 /// Resolves a DAG artifact (overrides merged, placeholders expanded).
 pub(crate) fn resolve(ctx: &mut ArtifactContext<'_, '_, '_>, raw: RawArtifact) -> Option<DagsSpec> {
-    ctx.reject(
-        ArtifactKind::Dags,
-        KEYS,
-        &[
-            ("env", raw.env.is_some()),
-            ("secrets", raw.secrets.is_some()),
-            ("repository", raw.repository.is_some()),
-            ("scan", raw.scan.is_some()),
-            ("scan_on_publish", raw.scan_on_publish.is_some()),
-            ("create_repository", raw.create_repository.is_some()),
-            ("function", raw.function.is_some()),
-            ("alias", raw.alias.is_some()),
-            ("artifact_bucket", raw.artifact_bucket.is_some()),
-        ],
-        &[],
-    );
+    let raw: RawDags = ctx.read(raw)?;
     if let Some(rollout) = &raw.rollout
         && ctx.check_strategy(ArtifactKind::Dags, rollout.strategy)
     {
@@ -143,25 +154,6 @@ fn globs(
         );
     }
     globs
-}
-
-/// Rejects the keys only DAG artifacts take on an artifact of another `kind`.
-pub(crate) fn reject_dags_keys(
-    ctx: &mut ArtifactContext<'_, '_, '_>,
-    kind: ArtifactKind,
-    raw: &RawArtifact,
-) {
-    ctx.reject(
-        kind,
-        "see the keys of its kind in the README",
-        &[
-            ("ignore_syntax", raw.ignore_syntax.is_some()),
-            ("include", raw.include.is_some()),
-            ("max_delete_share", raw.max_delete_share.is_some()),
-            ("whole_bucket", raw.whole_bucket.is_some()),
-        ],
-        &[],
-    );
 }
 
 /// Why the DAG folder cannot be synced, if it cannot.

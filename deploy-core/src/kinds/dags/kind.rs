@@ -60,8 +60,8 @@ impl KindConfig for Dags {
         super::super::spec(super::config::resolve(ctx, raw))
     }
 
-    fn reject_elsewhere(&self, ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawArtifact) {
-        super::config::reject_dags_keys(ctx, raw.kind, raw);
+    fn keys(&self) -> &'static [&'static str] {
+        super::config::KEYS
     }
 }
 

@@ -5,13 +5,39 @@ use std::path::{Path, PathBuf};
 
 use crate::config::checks::{Problem, redact, registry_host_problem};
 use crate::config::kind::ArtifactContext;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
 use crate::config::raw::{RawArtifact, RawRollout};
 use crate::kinds::image::rollout::ImageRollout;
 use crate::kinds::{ArtifactKind, ImageSource, ImageSpec, ScanGate};
 
 /// The keys an image artifact takes.
-const KEYS: &str =
-    "repository, source, scan, scan_on_publish, create_repository, env, secrets, rollout";
+pub(crate) const KEYS: &[&str] = &[
+    "repository",
+    "source",
+    "scan",
+    "scan_on_publish",
+    "create_repository",
+    "env",
+    "secrets",
+    "rollout",
+];
+
+/// An image artifact's table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawImage {
+    repository: Option<String>,
+    source: Option<String>,
+    scan: Option<ScanGate>,
+    scan_on_publish: Option<bool>,
+    create_repository: Option<bool>,
+    env: Option<BTreeMap<String, String>>,
+    secrets: Option<BTreeMap<String, String>>,
+    rollout: Option<RawRollout>,
+}
 
 const SOURCE_FORMS: &str =
     "use oci:<layout dir>[:tag], docker-archive:<file.tar> or docker://<registry>/<repo>:<tag>";
@@ -24,18 +50,7 @@ pub(crate) fn resolve(
     ctx: &mut ArtifactContext<'_, '_, '_>,
     raw: RawArtifact,
 ) -> Option<ImageSpec> {
-    ctx.reject(
-        ArtifactKind::Image,
-        KEYS,
-        &[
-            ("bucket", raw.bucket.is_some()),
-            ("prefix", raw.prefix.is_some()),
-            ("function", raw.function.is_some()),
-            ("alias", raw.alias.is_some()),
-            ("artifact_bucket", raw.artifact_bucket.is_some()),
-        ],
-        &[],
-    );
+    let raw: RawImage = ctx.read(raw)?;
     let repository = ctx.require(raw.repository.as_ref(), &["repository"]);
     if !repository.is_empty() && !repository.contains(['{', '}']) && !valid_repository(&repository)
     {
@@ -46,9 +61,6 @@ pub(crate) fn resolve(
         );
     }
     let source = raw.source.as_deref().and_then(|s| source(ctx, s));
-    let scan = raw
-        .scan
-        .and_then(|value| ctx.deserialize::<ScanGate>(value, &["scan"]));
     let rollout = match raw.rollout {
         None => ImageRollout::None,
         Some(rollout) => self::rollout(ctx, &rollout)?,
@@ -56,7 +68,7 @@ pub(crate) fn resolve(
     Some(ImageSpec {
         repository,
         source,
-        scan: scan.unwrap_or(ScanGate::None),
+        scan: raw.scan.unwrap_or(ScanGate::None),
         scan_on_publish: raw.scan_on_publish.unwrap_or(false),
         create_repository: raw.create_repository.unwrap_or(false),
         env: raw.env.unwrap_or_default(),
@@ -79,16 +91,6 @@ fn rollout(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawRollout) -> Option<Im
     if !ctx.check_strategy(ArtifactKind::Image, raw.strategy) {
         return None;
     }
-    ctx.reject(
-        ArtifactKind::Image,
-        KEYS,
-        &[
-            ("steps", raw.steps.is_some()),
-            ("increment", raw.increment.is_some()),
-            ("interval", raw.interval.is_some()),
-        ],
-        &["rollout"],
-    );
     Some(super::rollout::config::image(ctx, raw))
 }
 

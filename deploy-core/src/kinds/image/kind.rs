@@ -55,7 +55,9 @@ impl KindConfig for Image {
         super::super::spec(super::config::resolve(ctx, raw))
     }
 
-    fn reject_elsewhere(&self, _ctx: &mut ArtifactContext<'_, '_, '_>, _raw: &RawArtifact) {}
+    fn keys(&self) -> &'static [&'static str] {
+        super::config::KEYS
+    }
 }
 
 impl Kind for Image {

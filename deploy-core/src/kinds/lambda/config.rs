@@ -5,13 +5,41 @@ use std::path::{Path, PathBuf};
 
 use crate::config::aws_names::{alias_problem, function_problem, handler_problem};
 use crate::config::kind::ArtifactContext;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
 use crate::config::raw::{RawArtifact, RawRollout};
 use crate::kinds::lambda::shift::LambdaRollout;
 use crate::kinds::{ArtifactKind, LambdaSpec};
 
 /// The keys a Lambda artifact takes.
-const KEYS: &str =
-    "source, function, alias, artifact_bucket, exclude, handler, keep_versions, env, rollout";
+pub(crate) const KEYS: &[&str] = &[
+    "source",
+    "function",
+    "alias",
+    "artifact_bucket",
+    "exclude",
+    "handler",
+    "keep_versions",
+    "env",
+    "rollout",
+];
+
+/// A Lambda artifact's table as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLambda {
+    source: Option<String>,
+    function: Option<String>,
+    alias: Option<String>,
+    artifact_bucket: Option<String>,
+    exclude: Option<Vec<String>>,
+    handler: Option<String>,
+    keep_versions: Option<u32>,
+    env: Option<BTreeMap<String, String>>,
+    rollout: Option<RawRollout>,
+}
 
 /// Where zips go in `artifact_bucket`: `lambda/<sha256>.zip`.
 pub(crate) const ZIP_PREFIX: &str = "lambda/";
@@ -19,45 +47,12 @@ pub(crate) const ZIP_PREFIX: &str = "lambda/";
 /// Published versions kept by default, and the bounds of `keep_versions`.
 const KEEP_VERSIONS: (u32, std::ops::RangeInclusive<u32>) = (10, 1..=1000);
 
-/// Rejects the Lambda-only keys on an artifact of another kind.
-pub(crate) fn reject_elsewhere(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawArtifact) {
-    let present = [
-        // `exclude` is also a key of DAG folders.
-        (
-            "exclude",
-            raw.exclude.is_some() && raw.kind != ArtifactKind::Dags,
-        ),
-        ("handler", raw.handler.is_some()),
-        ("keep_versions", raw.keep_versions.is_some()),
-    ];
-    for (key, _) in present.iter().filter(|(_, set)| *set) {
-        ctx.error(
-            &[key],
-            format!("`{key}` does not apply to {} artifacts", raw.kind),
-            Some(format!("remove `{key}`; it is a key of lambda artifacts")),
-        );
-    }
-}
-
 /// Resolves a Lambda artifact (overrides merged, placeholders expanded).
 pub(crate) fn resolve(
     ctx: &mut ArtifactContext<'_, '_, '_>,
     raw: RawArtifact,
 ) -> Option<LambdaSpec> {
-    ctx.reject(
-        ArtifactKind::Lambda,
-        KEYS,
-        &[
-            ("secrets", raw.secrets.is_some()),
-            ("repository", raw.repository.is_some()),
-            ("scan", raw.scan.is_some()),
-            ("scan_on_publish", raw.scan_on_publish.is_some()),
-            ("create_repository", raw.create_repository.is_some()),
-            ("bucket", raw.bucket.is_some()),
-            ("prefix", raw.prefix.is_some()),
-        ],
-        &[],
-    );
+    let raw: RawLambda = ctx.read(raw)?;
     let function = ctx.require(raw.function.as_ref(), &["function"]);
     if !function.is_empty() {
         let home = ctx.home;
@@ -113,21 +108,6 @@ fn rollout(ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawRollout) -> Option<La
     if !ctx.check_strategy(ArtifactKind::Lambda, raw.strategy) {
         return None;
     }
-    ctx.reject(
-        ArtifactKind::Lambda,
-        KEYS,
-        &[
-            ("cluster", raw.cluster.is_some()),
-            ("service", raw.service.is_some()),
-            ("container", raw.container.is_some()),
-            ("families", raw.families.is_some()),
-            ("application", raw.application.is_some()),
-            ("deployment_group", raw.deployment_group.is_some()),
-            ("pre_deploy", raw.pre_deploy.is_some()),
-            ("keep_revisions", raw.keep_revisions.is_some()),
-        ],
-        &["rollout"],
-    );
     super::shift::config::lambda(ctx, raw)
 }
 

@@ -63,8 +63,8 @@ impl KindConfig for Lambda {
         super::super::spec(super::config::resolve(ctx, raw))
     }
 
-    fn reject_elsewhere(&self, ctx: &mut ArtifactContext<'_, '_, '_>, raw: &RawArtifact) {
-        super::config::reject_elsewhere(ctx, raw);
+    fn keys(&self) -> &'static [&'static str] {
+        super::config::KEYS
     }
 }
 
