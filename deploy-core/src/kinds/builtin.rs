@@ -40,17 +40,17 @@ pub struct Builtin {
 }
 
 impl Builtin {
-    /// With the command's options: `--skip-verify` (images), `--allow-mass-delete` (DAGs).
-    pub fn with_options(mut self, options: &crate::ops::ApplyOptions) -> Builtin {
+    /// With the command's flags: `--skip-verify` (images), `--allow-mass-delete` (DAGs).
+    pub fn with_flags(mut self, skip_verify: bool, allow_mass_delete: bool) -> Builtin {
         #[cfg(feature = "image")]
         {
-            self.rollout.skip_verify = options.skip_verify;
+            self.rollout.skip_verify = skip_verify;
         }
         #[cfg(feature = "dags")]
         {
-            self.dags.allow_mass_delete = options.allow_mass_delete;
+            self.dags.allow_mass_delete = allow_mass_delete;
         }
-        let _ = options;
+        let _ = (skip_verify, allow_mass_delete);
         self
     }
 

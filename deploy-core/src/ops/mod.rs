@@ -149,7 +149,7 @@ pub fn engine(
         engine.add_source(source.clone());
     }
     let builtin = crate::kinds::Builtin::for_environment(config, &prepared.plan.environment)
-        .with_options(options);
+        .with_flags(options.skip_verify, options.allow_mass_delete);
     crate::kinds::register_builtin(&mut engine, builtin);
     engine
 }

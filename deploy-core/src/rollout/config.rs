@@ -9,7 +9,7 @@ use crate::config::aws_names::alarm_problem;
 use crate::config::checks::http_url_problem;
 use crate::config::kind::ArtifactContext;
 use crate::config::limits::HEALTH_CHECK_TIMEOUT;
-use crate::config::raw::{RawHealthCheck, RawRollout};
+use crate::rollout::raw::{RawHealthCheck, RawRollout};
 
 pub(crate) type Ctx<'c, 'r, 'm, 'l> = &'c mut ArtifactContext<'r, 'm, 'l>;
 

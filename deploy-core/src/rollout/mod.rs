@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub(crate) mod config;
+pub(crate) mod raw;
 
 /// An HTTP health check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

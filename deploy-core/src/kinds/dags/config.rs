@@ -6,8 +6,9 @@ use super::IgnoreSyntax;
 use crate::config::kind::ArtifactContext;
 use serde::Deserialize;
 
-use crate::config::raw::{RawArtifact, RawRollout};
+use crate::config::raw::RawArtifact;
 use crate::kinds::{ArtifactKind, DagsSpec};
+use crate::rollout::raw::RawRollout;
 
 /// The keys a DAG artifact takes.
 pub(crate) const KEYS: &[&str] = &[

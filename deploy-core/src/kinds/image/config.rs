@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::raw::{RawArtifact, RawRollout};
+use crate::config::raw::RawArtifact;
 use crate::kinds::image::rollout::ImageRollout;
 use crate::kinds::{ArtifactKind, ImageSource, ImageSpec, ScanGate};
+use crate::rollout::raw::RawRollout;
 
 /// The keys an image artifact takes.
 pub(crate) const KEYS: &[&str] = &[

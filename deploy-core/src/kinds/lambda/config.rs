@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::config::raw::{RawArtifact, RawRollout};
+use crate::config::raw::RawArtifact;
 use crate::kinds::lambda::shift::LambdaRollout;
 use crate::kinds::{ArtifactKind, LambdaSpec};
+use crate::rollout::raw::RawRollout;
 
 /// The keys a Lambda artifact takes.
 pub(crate) const KEYS: &[&str] = &[

@@ -6,9 +6,9 @@ use std::time::Duration;
 use super::{EcsService, ImageRollout, JobFamilies, LifecycleHook, PreDeploy};
 use crate::config::aws_names::task_definition_problem;
 use crate::config::limits::{KEEP_REVISIONS, ROLLOUT_TIMEOUT};
-use crate::config::raw::{RawPreDeploy, RawRollout};
 use crate::rollout::Strategy;
 use crate::rollout::config::{Ctx, alarms, health_check, reject_unused_by_strategy};
+use crate::rollout::raw::{RawPreDeploy, RawRollout};
 
 /// The settings of an image rollout (an image strategy, checked by the caller).
 pub(crate) fn image(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollout) -> ImageRollout {

@@ -4,9 +4,9 @@ use std::time::Duration;
 
 use super::LambdaRollout;
 use crate::config::limits::STEP_INTERVAL;
-use crate::config::raw::RawRollout;
 use crate::rollout::Strategy;
 use crate::rollout::config::{Ctx, alarms, health_check, reject_unused_by_strategy};
+use crate::rollout::raw::RawRollout;
 
 /// The rollout of a Lambda artifact without a `rollout` table: all traffic at once.
 pub(crate) fn lambda_default() -> LambdaRollout {

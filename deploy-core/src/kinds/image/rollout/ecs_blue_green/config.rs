@@ -9,8 +9,8 @@ use crate::config::aws_names::{Home, function_problem, parse_function};
 use crate::config::checks::Problem;
 use crate::config::kind::ArtifactContext;
 use crate::config::limits::DurationBounds;
-use crate::config::raw::{RawLifecycleHook, RawRollout};
 use crate::kinds::image::rollout::{EcsBlueGreen, EcsService, LifecycleHook, TrafficShift};
+use crate::rollout::raw::{RawLifecycleHook, RawRollout};
 
 type Ctx<'c, 'r, 'm, 'l> = &'c mut ArtifactContext<'r, 'm, 'l>;
 
