@@ -1,52 +1,26 @@
 use deploy_core::config::Config;
-use deploy_core::ledger::{HistoryEntry, Ledger, Metrics, Outcome, Standing};
-use serde::Serialize;
+use deploy_core::ledger::{Outcome, Standing};
 
-use super::clients;
 use crate::cli::HistoryArgs;
 use crate::output::Output;
 
-#[derive(Serialize)]
-struct HistoryDoc<'a> {
-    records: &'a [HistoryEntry],
-    metrics: Metrics,
-}
-
 pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> deploy_core::Result<()> {
-    let envs: Vec<&str> = match &args.env {
-        Some(env) => vec![env.as_str()],
-        None => config
-            .environments_in_order()
-            .into_iter()
-            .map(|e| e.name.as_str())
-            .collect(),
+    let request = deploy_core::ops::HistoryRequest {
+        environment: args.env.as_deref(),
+        artifact: args.artifact.as_deref(),
+        limit: args.limit,
     };
-    let mut records = Vec::new();
-    for name in envs {
-        let env = config.environment(name)?;
-        let artifacts = match &args.artifact {
-            Some(artifact) => vec![env.select(std::slice::from_ref(artifact))?[0].name.clone()],
-            None => env.artifacts.keys().cloned().collect(),
-        };
-        let clients = clients(&config, env).await;
-        let ledger = Ledger::new(clients.s3.clone(), &env.target);
-        records.extend(ledger.history_entries(&artifacts, args.limit).await?);
-    }
-    records.sort_by_key(|e| std::cmp::Reverse(e.record.started_at));
-    records.truncate(args.limit);
-    let metrics = Metrics::of_history(&records);
+    let history = deploy_core::ops::history(&config, &request).await?;
     if out.json() {
-        out.document(&HistoryDoc {
-            records: &records,
-            metrics,
-        });
+        out.document(&history);
         return Ok(());
     }
+    let (records, metrics) = (&history.records, &history.metrics);
     out.line(format!(
         "{:<20} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
         "STARTED", "ENV", "ARTIFACT", "OPERATION", "FROM", "VERSION", "RESULT", "BY"
     ));
-    for entry in &records {
+    for entry in records {
         out.line(history_line(entry));
     }
     let uncounted = records

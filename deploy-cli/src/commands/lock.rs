@@ -1,53 +1,38 @@
 use std::io::BufRead;
 
 use deploy_core::config::Config;
-use deploy_core::ledger::{Actor, Ledger, LedgerError};
-use deploy_core::lock::{
-    EnvLock, ForceReleased, LockError, LockInfo, LockSettings, LockState, rfc3339,
-};
+use deploy_core::ledger::LedgerError;
+use deploy_core::lock::{ForceReleased, LockError, LockInfo, LockState, rfc3339};
+use deploy_core::ops;
 
-use super::{UsageError, clients};
+use super::UsageError;
 use crate::cli::{LockAction, LockArgs};
 use crate::output::Output;
 
 pub async fn lock(out: &Output, config: Config, args: &LockArgs) -> deploy_core::Result<()> {
-    let env = config.environment(&args.env)?;
-    let clients = clients(&config, env).await;
-    let ledger = Ledger::new(clients.s3.clone(), &env.target);
-    let lock = EnvLock::new(
-        ledger,
-        &env.name,
-        LockSettings::with_ttl(config.settings.lock_ttl),
-    );
     match args.action {
         LockAction::Status => {
-            let state = lock.status().await?;
+            let state = ops::lock_status(&config, &args.env).await?;
             if out.json() {
                 out.document(&state);
             } else {
-                out.line(describe(&env.name, &state));
+                out.line(describe(&args.env, &state));
             }
             Ok(())
         }
-        LockAction::Release => release(out, &lock, &clients, &env.name, args).await,
+        LockAction::Release => release(out, &config, args).await,
     }
 }
 
-async fn release(
-    out: &Output,
-    lock: &EnvLock,
-    clients: &deploy_core::aws::AwsClients,
-    env: &str,
-    args: &LockArgs,
-) -> deploy_core::Result<()> {
-    let identity = clients.verify_account().await?;
-    let (what, document) = match lock.status().await {
+async fn release(out: &Output, config: &Config, args: &LockArgs) -> deploy_core::Result<()> {
+    let env = args.env.as_str();
+    let (what, document) = match ops::lock_status(config, env).await {
         Ok(LockState::Free { .. }) => (None, serde_json::Value::Null),
         Ok(LockState::Held(info) | LockState::Expired(info)) => (
             Some(lease(&info)),
             serde_json::to_value(&info).map_err(deploy_core::Error::failure)?,
         ),
-        Err(LockError::Ledger(LedgerError::Corrupt { detail, .. })) => (
+        Err(ops::OpsError::Lock(LockError::Ledger(LedgerError::Corrupt { detail, .. }))) => (
             Some("the unreadable lock document".to_owned()),
             serde_json::json!({ "unreadable": detail }),
         ),
@@ -74,9 +59,7 @@ async fn release(
         return Ok(());
     }
     confirm(out, args.yes, &format!("force-release {what}?"))?;
-    let mut actor = Actor::detect();
-    actor.aws_arn = Some(identity.arn);
-    let released = lock.force_release_any(&actor).await?;
+    let (released, actor) = ops::force_unlock(config, env).await?;
     if out.json() {
         let released = match &released {
             ForceReleased::Lease(info) => {

@@ -11,8 +11,7 @@ mod validate;
 
 use std::time::Duration;
 
-use deploy_core::aws::AwsClients;
-use deploy_core::config::{Config, Environment};
+use deploy_core::config::Config;
 use deploy_core::engine::EngineError;
 use deploy_core::error::{Classify, ErrorClass};
 use deploy_core::ledger::Operation;
@@ -218,11 +217,6 @@ fn timeout_reason(limit: Duration) -> String {
         "timed out after {} (raise it with --timeout)",
         humantime::format_duration(limit)
     )
-}
-
-/// AWS clients for an environment, with the configuration's retry settings.
-pub async fn clients(config: &Config, env: &Environment) -> AwsClients {
-    deploy_core::ops::clients(config, env).await
 }
 
 /// Approval and dry run from the flags.

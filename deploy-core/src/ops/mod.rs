@@ -3,11 +3,13 @@
 //! an embedding tool make the same decisions. Each operation reads what it needs (the account,
 //! the ledger), builds the [`Plan`] and returns it [`Prepared`]; [`apply`] runs it.
 
+mod history;
 mod promote;
 mod release;
 mod rollback;
 mod saved;
 mod status;
+mod unlock;
 mod version;
 
 use std::sync::Arc;
@@ -22,11 +24,13 @@ use crate::events::Reporter;
 use crate::ledger::LedgerError;
 use crate::plan::Plan;
 
+pub use history::{History, HistoryRequest, history};
 pub use promote::{PromoteRequest, promote};
 pub use release::{ReleaseRequest, plan, release};
 pub use rollback::{ROLLBACK_DEPTH, RollbackRequest, rollback};
 pub use saved::{MAX_PLAN_BYTES, saved};
 pub use status::{Running, StatusRow, status};
+pub use unlock::{force_unlock, lock_status};
 pub use version::{check_version, resolve_version};
 
 /// Why an operation refused or could not prepare its plan. Nothing was changed.
@@ -65,6 +69,9 @@ pub enum OpsError {
     /// The ledger could not be read.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The environment lock could not be read or forced.
+    #[error(transparent)]
+    Lock(#[from] crate::lock::LockError),
     /// Reading the source environment failed.
     #[error("cannot read what {environment} runs: {source}")]
     Source {
@@ -91,6 +98,7 @@ impl Classify for OpsError {
             OpsError::Config(e) => e.class(),
             OpsError::Target(e) => e.class(),
             OpsError::Ledger(e) => e.class(),
+            OpsError::Lock(e) => e.class(),
             OpsError::Source { source, .. } => source.class(),
         }
     }

@@ -1,0 +1,48 @@
+//! `lock`: what holds an environment's lock, and forcing it free when its holder is gone.
+//! Forcing is recorded (a lock event naming who forced it, checked against the account first).
+
+use super::{OpsError, clients};
+use crate::config::Config;
+use crate::ledger::{Actor, Ledger};
+use crate::lock::{EnvLock, ForceReleased, LockSettings, LockState};
+
+/// The lock of `environment`.
+async fn env_lock(config: &Config, environment: &str) -> Result<(EnvLock, Actor), OpsError> {
+    let env = config.environment(environment)?;
+    let clients = clients(config, env).await;
+    let ledger = Ledger::new(clients.s3.clone(), &env.target);
+    let lock = EnvLock::new(
+        ledger,
+        &env.name,
+        LockSettings::with_ttl(config.settings.lock_ttl),
+    );
+    let identity = clients.verify_account().await?;
+    let mut actor = Actor::detect();
+    actor.aws_arn = Some(identity.arn);
+    Ok((lock, actor))
+}
+
+/// The state of `environment`'s lock: free (and who held it last), held, or expired.
+pub async fn lock_status(config: &Config, environment: &str) -> Result<LockState, OpsError> {
+    let env = config.environment(environment)?;
+    let clients = clients(config, env).await;
+    let ledger = Ledger::new(clients.s3.clone(), &env.target);
+    let lock = EnvLock::new(
+        ledger,
+        &env.name,
+        LockSettings::with_ttl(config.settings.lock_ttl),
+    );
+    Ok(lock.status().await?)
+}
+
+/// Forces `environment`'s lock free, whoever holds it (or clears a lock document nobody can
+/// read), after checking the credentials are for the environment's account; records it as
+/// done by the caller, who is returned with what was released.
+pub async fn force_unlock(
+    config: &Config,
+    environment: &str,
+) -> Result<(ForceReleased, Actor), OpsError> {
+    let (lock, actor) = env_lock(config, environment).await?;
+    let released = lock.force_release_any(&actor).await?;
+    Ok((released, actor))
+}
