@@ -23,6 +23,9 @@ step "clippy"
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+step "docs (every public item of deploy-core documented, no broken link)"
+RUSTDOCFLAGS="-D warnings" cargo doc -p deploy-core --no-deps --locked
+
 step "each kind alone (cargo features image, dags, lambda)"
 for kind in image dags lambda; do
     cargo clippy -p deploy-core --no-default-features --features "$kind" --locked -- -D warnings

@@ -2,7 +2,7 @@
 //! runs before any change.
 
 #[cfg(feature = "image")]
-pub mod ecr_login;
+pub(crate) mod ecr_login;
 mod sdk_error;
 
 pub use sdk_error::SdkFailure;

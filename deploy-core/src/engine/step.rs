@@ -1,7 +1,7 @@
 //! The seam between the engine and the kinds: a [`StepHandler`] runs the steps of one action
 //! type, says how what it changed is undone, and leaves typed outputs for later steps.
 //!
-//! Built-in kinds (images, later ECS, Lambda, DAGs) and an embedder's own steps register the
+//! Built-in kinds (images with their ECS strategies, DAGs, Lambda) and an embedder's own steps register the
 //! same way ([`crate::engine::Engine::register`]); the engine never looks inside an action.
 
 use std::collections::HashMap;

@@ -1,6 +1,6 @@
 //! What gets deployed: the artifact kinds, each a folder of its own (its configuration table,
-//! plan, steps, rollout strategies, status), behind the [`Kind`] trait, and the registration
-//! list ([`all`]) that is the only place naming them all.
+//! plan, steps, rollout strategies, status), behind the `Kind` trait, and the registration
+//! list (`all`) that is the only place naming them all.
 
 mod builtin;
 #[cfg(feature = "dags")]

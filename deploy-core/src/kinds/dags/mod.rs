@@ -1,15 +1,15 @@
 //! Airflow DAG folders synced to the environment's DAG bucket ([`super::DagsSpec`]).
 
-pub mod collect;
+pub(crate) mod collect;
 pub(crate) mod config;
 pub mod ignore;
 pub(crate) mod kind;
 pub mod manifest;
 pub mod plan;
-pub mod promote;
-pub mod steps;
-pub mod sync;
-pub mod validate;
+pub(crate) mod promote;
+pub(crate) mod steps;
+pub(crate) mod sync;
+pub(crate) mod validate;
 
 pub use ignore::IgnoreSyntax;
 

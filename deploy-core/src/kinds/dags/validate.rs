@@ -56,6 +56,7 @@ fn render(problems: &[Problem]) -> String {
 }
 
 /// Checks `files` with their bytes; `folder` names them in messages.
+#[cfg(test)]
 pub fn check<'f>(
     folder: &str,
     files: impl IntoIterator<Item = (&'f SourceFile, &'f [u8])>,

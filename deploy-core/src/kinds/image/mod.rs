@@ -7,11 +7,11 @@ pub mod archive;
 pub(crate) mod config;
 pub(crate) mod kind;
 pub mod layout;
-pub mod plan;
-pub mod publish;
+pub(crate) mod plan;
+pub(crate) mod publish;
 pub mod rollout;
-pub mod scan;
-pub mod steps;
+pub(crate) mod scan;
+pub(crate) mod steps;
 
 pub use crate::registry::source::{BlobLocation, BlobStore, ImageContents, SourceError};
 pub(crate) use crate::registry::source::{sha256_of, walk};

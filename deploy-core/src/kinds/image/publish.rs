@@ -8,7 +8,7 @@ use super::archive::DockerArchive;
 use super::layout::OciLayout;
 use super::{BlobStore, SourceError};
 use crate::aws::AwsClients;
-pub use crate::aws::ecr_login::{EcrLogin, EcrLoginError, ecr_login};
+pub use crate::aws::ecr_login::{EcrLoginError, ecr_login};
 use crate::kinds::ImageSource;
 use crate::ledger::{ArtifactRef, AwsObject};
 use crate::registry::{

@@ -4,14 +4,14 @@
 pub(crate) mod config;
 pub(crate) mod kind;
 mod latest;
-pub mod output;
+pub(crate) mod output;
 pub mod package;
 pub mod plan;
-pub mod promote;
-pub mod publish;
+pub(crate) mod promote;
+pub(crate) mod publish;
 pub mod settings;
 pub mod shift;
-pub mod steps;
+pub(crate) mod steps;
 
 use std::sync::Arc;
 

@@ -3,17 +3,17 @@
 //! for jobs), with the migration gate before them and their settings.
 
 mod cleanup;
-pub mod codedeploy;
+pub(crate) mod codedeploy;
 pub(crate) mod config;
-pub mod ecs;
-pub mod ecs_blue_green;
+pub(crate) mod ecs;
+pub(crate) mod ecs_blue_green;
 pub(crate) mod ecs_rolling;
-pub mod image;
-pub mod launch;
-pub mod migration;
-pub mod plan;
-pub mod poller;
-pub mod schedules;
+pub(crate) mod image;
+pub(crate) mod launch;
+pub(crate) mod migration;
+pub(crate) mod plan;
+pub(crate) mod poller;
+pub(crate) mod schedules;
 pub mod settings;
 pub(crate) mod status;
 pub mod task_definition;

@@ -7,8 +7,8 @@
 mod alias;
 mod cleanup;
 pub(crate) mod config;
-pub mod gate;
-pub mod plan;
+pub(crate) mod gate;
+pub(crate) mod plan;
 #[cfg(test)]
 mod tests;
 

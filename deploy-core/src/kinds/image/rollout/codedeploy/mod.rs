@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-pub use appspec::PortError;
 pub use deployment::CodeDeployError;
 use deployment::{Ended, Group};
 

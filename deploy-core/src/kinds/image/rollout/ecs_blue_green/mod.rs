@@ -23,7 +23,6 @@ use aws_sdk_ecs::types::{
 };
 use serde::{Deserialize, Serialize};
 
-pub use deployment::ServiceDeploymentError;
 use deployment::{Ended, Followed};
 
 use super::ecs::{EcsError, LiveService};
