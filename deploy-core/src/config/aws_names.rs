@@ -1,5 +1,6 @@
-//! The grammars AWS applies to the names a rollout hands to Lambda, ECS and CloudWatch: Lambda
-//! function names and ARNs, alias names and handlers, task definition references, alarm names.
+//! The grammars AWS applies to names more than one kind hands to AWS: Lambda function names and
+//! ARNs (Lambda artifacts, lifecycle hooks of ECS blue/green), alarm names, and whether an ARN
+//! is of the environment's account and region. A kind's own names are checked in its folder.
 //! Pure functions over expanded values, so a bad value is refused when the configuration loads
 //! rather than by the API halfway through a release.
 
@@ -9,12 +10,8 @@ use super::checks::Problem;
 const FUNCTION_NAME_MAX: usize = 64;
 /// The longest Lambda function ARN (full or partial).
 const FUNCTION_ARN_MAX: usize = 140;
-/// The longest Lambda alias name.
-const ALIAS_MAX: usize = 128;
 /// The longest CloudWatch alarm name.
 const ALARM_MAX: usize = 255;
-/// The longest task definition family.
-const FAMILY_MAX: usize = 255;
 
 /// The account and region a name must belong to: the environment's.
 #[derive(Debug, Clone, Copy)]
@@ -39,12 +36,14 @@ const FUNCTION_HELP: &str = "write a function name (1 to 64 letters, digits, `-`
      `arn:aws:lambda:<region>:<account>:function:<name>` (at most 140 characters, no version or \
      alias qualifier)";
 
-fn name_chars(s: &str) -> bool {
+/// Whether `s` is only letters, digits, `-` and `_`.
+pub(crate) fn name_chars(s: &str) -> bool {
     s.chars()
         .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn twelve_digits(s: &str) -> bool {
+/// Whether `s` is twelve digits (an account id).
+pub(crate) fn twelve_digits(s: &str) -> bool {
     s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
 }
 
@@ -100,7 +99,7 @@ pub(crate) fn parse_function(value: &str) -> Result<FunctionRef<'_>, Problem> {
 }
 
 /// `eu-west-1`, `us-gov-west-1`: lowercase words and a number, joined by `-`.
-fn region_like(region: &str) -> bool {
+pub(crate) fn region_like(region: &str) -> bool {
     region.split('-').count() >= 3
         && region
             .chars()
@@ -124,7 +123,7 @@ pub(crate) fn function_problem(value: &str, home: Home<'_>) -> Option<Problem> {
 }
 
 /// A problem when `account` or `region` (as an ARN names them) are not `home`'s.
-fn foreign(
+pub(crate) fn foreign(
     value: &str,
     what: &str,
     account: Option<&str>,
@@ -145,41 +144,6 @@ fn foreign(
     ))
 }
 
-/// Whether `alias` follows Lambda's alias grammar: 1 to 128 letters, digits, `-` and `_`, not
-/// all digits (those are version numbers), so neither `$LATEST` nor anything with `/`.
-pub(crate) fn alias_problem(alias: &str) -> Option<Problem> {
-    let ok = (1..=ALIAS_MAX).contains(&alias.len())
-        && name_chars(alias)
-        && !alias.bytes().all(|b| b.is_ascii_digit());
-    (!ok).then(|| {
-        Problem::new(
-            format!("`{alias}` is not a Lambda alias name"),
-            "use 1 to 128 letters, digits, `-` and `_`, not only digits (those are versions), \
-             e.g. \"live\"",
-        )
-    })
-}
-
-/// Whether `handler` names a module and a function: `module.function` (`pkg/main.handler`) or
-/// `Class::method`.
-pub(crate) fn handler_problem(handler: &str) -> Option<Problem> {
-    let (module, function) = handler
-        .rsplit_once("::")
-        .or_else(|| handler.rsplit_once('.'))
-        .unwrap_or((handler, ""));
-    let ok = !module.is_empty()
-        && !function.is_empty()
-        && handler.len() <= 128
-        && !handler.chars().any(|c| c.is_whitespace() || c.is_control());
-    (!ok).then(|| {
-        Problem::new(
-            format!("handler `{handler}` does not name a module and a function"),
-            "write `module.function`, e.g. \"main.handler\" (or `Class::method`), at most 128 \
-             characters, no spaces; leave `handler` out for runtimes without one",
-        )
-    })
-}
-
 /// Whether `name` is a CloudWatch alarm name: 1 to 255 characters, no control characters.
 pub(crate) fn alarm_problem(name: &str) -> Option<Problem> {
     let ok = (1..=ALARM_MAX).contains(&name.chars().count())
@@ -196,55 +160,6 @@ pub(crate) fn alarm_problem(name: &str) -> Option<Problem> {
              characters or surrounding spaces",
         )
     })
-}
-
-const TASK_DEFINITION_HELP: &str = "write a family (`planwise-migrate-{env}`: up to 255 letters, \
-     digits, `-` and `_`), `family:revision`, or an ARN \
-     `arn:aws:ecs:<region>:<account>:task-definition/<family>[:<revision>]` of the environment's \
-     account and region";
-
-/// Why `value` is not a task definition of the environment `home`: a family, `family:revision`
-/// or a task definition ARN in `home`'s account and region.
-pub(crate) fn task_definition_problem(value: &str, home: Home<'_>) -> Option<Problem> {
-    let bad = || {
-        Some(Problem::new(
-            format!("`{value}` is not a task definition family or ARN"),
-            TASK_DEFINITION_HELP,
-        ))
-    };
-    let (family, place) = match value.strip_prefix("arn:") {
-        Some(rest) => {
-            let parts: Vec<&str> = rest.splitn(5, ':').collect();
-            let [partition, "ecs", region, account, resource] = parts.as_slice() else {
-                return bad();
-            };
-            let Some(family) = resource.strip_prefix("task-definition/") else {
-                return bad();
-            };
-            if !partition.starts_with("aws") || !twelve_digits(account) || !region_like(region) {
-                return bad();
-            }
-            (family, Some((*account, *region)))
-        }
-        None => (value, None),
-    };
-    let family = match family.split_once(':') {
-        Some((family, revision)) => {
-            let revision_ok = !revision.is_empty()
-                && revision.bytes().all(|b| b.is_ascii_digit())
-                && revision.parse::<u32>().is_ok_and(|r| r > 0);
-            if !revision_ok {
-                return bad();
-            }
-            family
-        }
-        None => family,
-    };
-    if family.is_empty() || family.len() > FAMILY_MAX || !name_chars(family) {
-        return bad();
-    }
-    let (account, region) = place.unzip();
-    foreign(value, "task definition", account, region, home)
 }
 
 #[cfg(test)]
@@ -306,71 +221,11 @@ mod tests {
     }
 
     #[test]
-    fn aliases_follow_lambdas_grammar() {
-        for good in ["live", "v2", "blue-green_1", "1a", &"a".repeat(128)] {
-            assert_eq!(alias_problem(good), None, "{good}");
-        }
-        for bad in ["", "12", "$LATEST", "a/b", "has space", &"a".repeat(129)] {
-            assert!(alias_problem(bad).is_some(), "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn handlers_name_a_module_and_a_function() {
-        for good in ["main.handler", "pkg/app.main.run", "Example::handle", "a.b"] {
-            assert_eq!(handler_problem(good), None, "{good}");
-        }
-        for bad in [
-            "main",
-            ".handler",
-            "main.",
-            "Example::",
-            "main. handler",
-            "",
-        ] {
-            assert!(handler_problem(bad).is_some(), "{bad:?}");
-        }
-    }
-
-    #[test]
     fn alarm_names_are_1_to_255_characters() {
         assert_eq!(alarm_problem("planwise-api-5xx-dev"), None);
         assert_eq!(alarm_problem(&"é".repeat(255)), None);
         for bad in ["", " padded", "tab\there", &"a".repeat(256)] {
             assert!(alarm_problem(bad).is_some(), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn task_definitions_are_families_or_arns_of_home() {
-        for good in [
-            "planwise-migrate-dev",
-            "migrate:3",
-            "arn:aws:ecs:eu-west-1:111111111111:task-definition/migrate",
-            "arn:aws:ecs:eu-west-1:111111111111:task-definition/migrate:12",
-        ] {
-            assert_eq!(task_definition_problem(good, HOME), None, "{good}");
-        }
-        for bad in [
-            "",
-            "has space",
-            "migrate:",
-            "migrate:0",
-            "migrate:x",
-            "a/b",
-            "arn:aws:ecs:eu-west-1:111111111111:service/migrate",
-            "arn:aws:lambda:eu-west-1:111111111111:task-definition/migrate",
-        ] {
-            let problem = task_definition_problem(bad, HOME).expect(bad);
-            assert!(problem.message.contains("not a task definition"), "{bad}");
-        }
-        let foreign = "arn:aws:ecs:eu-west-1:222222222222:task-definition/migrate";
-        let problem = task_definition_problem(foreign, HOME).expect("foreign");
-        assert!(
-            problem.message.contains("account 222222222222"),
-            "{problem:?}"
-        );
-        let other_region = "arn:aws:ecs:us-east-1:111111111111:task-definition/migrate:1";
-        assert!(task_definition_problem(other_region, HOME).is_some());
     }
 }

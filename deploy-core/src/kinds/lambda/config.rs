@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::config::aws_names::{alias_problem, function_problem, handler_problem};
+use super::names::{alias_problem, handler_problem};
+use crate::config::aws_names::function_problem;
 use crate::config::kind::ArtifactContext;
 use std::collections::BTreeMap;
 

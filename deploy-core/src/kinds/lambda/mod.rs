@@ -4,6 +4,7 @@
 pub(crate) mod config;
 pub(crate) mod kind;
 mod latest;
+pub(crate) mod names;
 pub(crate) mod output;
 pub mod package;
 pub mod plan;

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
+use super::names::task_definition_problem;
 use super::{EcsService, ImageRollout, JobFamilies, LifecycleHook, PreDeploy};
-use crate::config::aws_names::task_definition_problem;
 use crate::config::limits::{KEEP_REVISIONS, ROLLOUT_TIMEOUT};
 use crate::rollout::Strategy;
 use crate::rollout::config::{Ctx, alarms, health_check, reject_unused_by_strategy};

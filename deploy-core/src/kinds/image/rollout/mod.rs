@@ -11,6 +11,7 @@ pub(crate) mod ecs_rolling;
 pub(crate) mod image;
 pub(crate) mod launch;
 pub(crate) mod migration;
+pub(crate) mod names;
 pub(crate) mod plan;
 pub(crate) mod poller;
 pub(crate) mod schedules;
