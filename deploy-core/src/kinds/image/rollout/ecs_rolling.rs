@@ -17,8 +17,9 @@ use super::cleanup;
 use super::ecs::{EcsError, Ended, LiveService, describe_definition};
 use super::poller::Poller;
 use super::settings::Runtime;
+use super::strategy::Rollout;
 use super::task_definition::{self, Change, Rendered};
-use crate::engine::{Done, StepContext, StepError, StepOutput, Undo, UndoFailed};
+use crate::engine::{BoxFuture, Done, StepContext, StepError, StepOutput, Undo, UndoFailed};
 use crate::events::Event;
 use crate::kinds::image::rollout::EcsService as EcsServiceConfig;
 use crate::kinds::image::steps::ImageOutput;
@@ -320,5 +321,33 @@ pub(crate) fn object(kind: &str, id: &str) -> AwsObject {
     AwsObject {
         kind: kind.into(),
         id: id.to_owned(),
+    }
+}
+
+impl super::strategy::RolloutStrategy for &EcsServiceConfig {
+    fn preflight<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            preflight(r.cx, r.artifact, self, &r.runtime, r.checks())
+                .await
+                .map(|_| ())
+        })
+    }
+
+    fn run<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(run(
+            r.cx,
+            r.artifact,
+            self,
+            &r.runtime,
+            (r.settings.poll, r.poller),
+        ))
+    }
+
+    fn undo<'a>(
+        &'a self,
+        r: &'a Rollout<'a>,
+        data: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(undo(r.cx, r.artifact, data, r.settings.poll))
     }
 }

@@ -1,14 +1,14 @@
-//! The `rollout-image` step: hands the image's rollout to its strategy's module
-//! (`ecs_rolling`, `codedeploy`, `ecs_blue_green`, `task_definitions`).
+//! The `rollout-image` step: hands the image's rollout to its strategy
+//! ([`super::strategy::RolloutStrategy`]: `ecs_rolling`, `codedeploy`, `ecs_blue_green`,
+//! `task_definitions`), within the `parallel` slots for those that follow a deployment.
 
 use std::sync::Arc;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
-use super::codedeploy::{self, BlueGreen};
 use super::plan::RolloutImage;
 use super::poller::Poller;
-use super::{ImageRollout, ecs_blue_green, ecs_rolling, task_definitions};
+use super::strategy::Rollout;
 use crate::engine::{
     BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
 };
@@ -38,12 +38,21 @@ struct ImageRollouts {
 }
 
 impl ImageRollouts {
-    fn runtime(&self, artifact: &str) -> Runtime {
-        self.settings
-            .runtime
-            .get(artifact)
-            .cloned()
-            .unwrap_or_default()
+    /// What the strategy of `step` is handed.
+    fn rollout<'a>(&'a self, step: &'a Step, cx: &'a StepContext<'a>) -> Rollout<'a> {
+        let artifact = step.artifact_name();
+        Rollout {
+            cx,
+            artifact,
+            runtime: self
+                .settings
+                .runtime
+                .get(artifact)
+                .cloned()
+                .unwrap_or_default(),
+            settings: &self.settings,
+            poller: &self.poller,
+        }
     }
 
     /// A rollout slot; waits while `parallel` rollouts run, unless the run is cancelled.
@@ -67,36 +76,9 @@ impl StepHandler for ImageRollouts {
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let input: RolloutImage = step.action.input()?;
-            let artifact = step.artifact_name();
-            let runtime = self.runtime(artifact);
-            let skip_verify = self.settings.skip_verify;
             super::verify::rollout_inputs(cx, &input.rollout).await?;
-            match &input.rollout {
-                ImageRollout::EcsRolling(service) => {
-                    let settings = (self.settings.poll, skip_verify);
-                    ecs_rolling::preflight(cx, artifact, service, &runtime, settings)
-                        .await
-                        .map(|_| ())
-                }
-                ImageRollout::CodedeployBlueGreen { .. } => {
-                    let bg = blue_green(&input.rollout);
-                    let settings = (self.settings.poll, skip_verify);
-                    match bg {
-                        Some(bg) => {
-                            codedeploy::preflight(cx, artifact, &bg, &runtime, settings).await
-                        }
-                        None => Ok(()),
-                    }
-                }
-                ImageRollout::EcsBlueGreen(rollout) => {
-                    let settings = (self.settings.poll, skip_verify);
-                    ecs_blue_green::preflight(cx, artifact, rollout, &runtime, settings).await
-                }
-                ImageRollout::TaskDefinitions(jobs) => {
-                    task_definitions::preflight(cx, jobs, &runtime, skip_verify).await
-                }
-                ImageRollout::None => Ok(()),
-            }
+            let rollout = self.rollout(step, cx);
+            input.rollout.rollout_strategy().preflight(&rollout).await
         })
     }
 
@@ -107,35 +89,13 @@ impl StepHandler for ImageRollouts {
     ) -> BoxFuture<'a, Result<Done, StepError>> {
         Box::pin(async move {
             let input: RolloutImage = step.action.input()?;
-            let artifact = step.artifact_name();
-            match &input.rollout {
-                ImageRollout::EcsRolling(service) => {
-                    let runtime = self.runtime(artifact);
-                    let _slot = self.slot(cx).await?;
-                    let watch = (self.settings.poll, &self.poller);
-                    ecs_rolling::run(cx, artifact, service, &runtime, watch).await
-                }
-                ImageRollout::EcsBlueGreen(rollout) => {
-                    let runtime = self.runtime(artifact);
-                    let _slot = self.slot(cx).await?;
-                    ecs_blue_green::run(cx, artifact, rollout, &runtime, self.settings.poll).await
-                }
-                ImageRollout::TaskDefinitions(jobs) => {
-                    let runtime = self.runtime(artifact);
-                    task_definitions::run(cx, artifact, jobs, &runtime).await
-                }
-                ImageRollout::CodedeployBlueGreen { .. } => {
-                    let runtime = self.runtime(artifact);
-                    let _slot = self.slot(cx).await?;
-                    match blue_green(&input.rollout) {
-                        Some(bg) => {
-                            codedeploy::run(cx, artifact, &bg, &runtime, self.settings.poll).await
-                        }
-                        None => Ok(Done::nothing()),
-                    }
-                }
-                ImageRollout::None => Ok(Done::nothing()),
-            }
+            let strategy = input.rollout.rollout_strategy();
+            let _slot = match strategy.takes_slot() {
+                true => Some(self.slot(cx).await?),
+                false => None,
+            };
+            let rollout = self.rollout(step, cx);
+            strategy.run(&rollout).await
         })
     }
 
@@ -147,37 +107,8 @@ impl StepHandler for ImageRollouts {
     ) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             let input: RolloutImage = step.action.input()?;
-            let artifact = step.artifact_name();
-            match input.rollout {
-                ImageRollout::TaskDefinitions(_) => task_definitions::undo(cx, data).await,
-                ImageRollout::EcsBlueGreen(_) => {
-                    ecs_blue_green::undo(cx, artifact, data, self.settings.poll).await
-                }
-                ImageRollout::CodedeployBlueGreen { .. } => {
-                    codedeploy::undo(cx, artifact, data, self.settings.poll).await
-                }
-                _ => ecs_rolling::undo(cx, artifact, data, self.settings.poll).await,
-            }
+            let rollout = self.rollout(step, cx);
+            input.rollout.rollout_strategy().undo(&rollout, data).await
         })
-    }
-}
-
-/// The settings of a `codedeploy-blue-green` rollout.
-fn blue_green(rollout: &ImageRollout) -> Option<BlueGreen<'_>> {
-    match rollout {
-        ImageRollout::CodedeployBlueGreen {
-            service,
-            application,
-            deployment_group,
-            container_port,
-            lifecycle_hooks,
-        } => Some(BlueGreen {
-            service,
-            application,
-            group: deployment_group,
-            container_port: *container_port,
-            lifecycle_hooks,
-        }),
-        _ => None,
     }
 }

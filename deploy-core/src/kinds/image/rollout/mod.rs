@@ -17,6 +17,7 @@ pub(crate) mod poller;
 pub(crate) mod schedules;
 pub mod settings;
 pub(crate) mod status;
+pub(crate) mod strategy;
 pub mod task_definition;
 pub(crate) mod task_definitions;
 pub(crate) mod verify;

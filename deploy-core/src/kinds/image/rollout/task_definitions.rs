@@ -19,9 +19,10 @@ use super::ecs::describe_definition;
 use super::ecs_rolling::{NoImage, object};
 use super::schedules::{self, Repointed, Schedules, Source};
 use super::settings::Runtime;
+use super::strategy::Rollout;
 use super::task_definition::{self, Change, Rendered};
 use crate::aws::SdkFailure;
-use crate::engine::{Done, StepContext, StepError, StepOutput, Undo, UndoFailed};
+use crate::engine::{BoxFuture, Done, StepContext, StepError, StepOutput, Undo, UndoFailed};
 use crate::events::Event;
 use crate::kinds::image::steps::ImageOutput;
 
@@ -251,4 +252,27 @@ async fn deregister(cx: &StepContext<'_>, arns: &[String]) -> Result<(), StepErr
             })?;
     }
     Ok(())
+}
+
+impl super::strategy::RolloutStrategy for &JobFamilies {
+    /// Registering revisions and repointing schedules follow no deployment.
+    fn takes_slot(&self) -> bool {
+        false
+    }
+
+    fn preflight<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(preflight(r.cx, self, &r.runtime, r.settings.skip_verify))
+    }
+
+    fn run<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(run(r.cx, r.artifact, self, &r.runtime))
+    }
+
+    fn undo<'a>(
+        &'a self,
+        r: &'a Rollout<'a>,
+        data: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(undo(r.cx, data))
+    }
 }

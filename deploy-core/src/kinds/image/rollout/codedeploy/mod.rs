@@ -29,7 +29,8 @@ use super::EcsService;
 use super::ecs::{LiveService, describe_definition};
 use super::ecs_rolling::{self, Next, object};
 use super::settings::Runtime;
-use crate::engine::{Done, StepContext, StepError, Undo};
+use super::strategy::Rollout;
+use crate::engine::{BoxFuture, Done, StepContext, StepError, Undo};
 use crate::events::Event;
 use crate::rollout::health::{self, CheckHealth};
 
@@ -393,4 +394,22 @@ pub(crate) async fn undo(
     };
     deploy(cx, artifact, &bg, &previous.task_definition, poll).await?;
     Ok(())
+}
+
+impl super::strategy::RolloutStrategy for BlueGreen<'_> {
+    fn preflight<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(preflight(r.cx, r.artifact, self, &r.runtime, r.checks()))
+    }
+
+    fn run<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(run(r.cx, r.artifact, self, &r.runtime, r.settings.poll))
+    }
+
+    fn undo<'a>(
+        &'a self,
+        r: &'a Rollout<'a>,
+        data: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(undo(r.cx, r.artifact, data, r.settings.poll))
+    }
 }
