@@ -15,6 +15,7 @@ pub(crate) mod names;
 pub(crate) mod plan;
 pub(crate) mod poller;
 pub(crate) mod schedules;
+pub(crate) mod service;
 pub mod settings;
 pub(crate) mod status;
 pub(crate) mod strategy;

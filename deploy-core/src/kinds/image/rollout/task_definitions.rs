@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::JobFamilies;
 use super::cleanup;
 use super::ecs::describe_definition;
-use super::ecs_rolling::{NoImage, object};
 use super::schedules::{self, Repointed, Schedules, Source};
+use super::service::{NoImage, object};
 use super::settings::Runtime;
 use super::strategy::Rollout;
 use super::task_definition::{self, Change, Rendered};
@@ -64,7 +64,7 @@ pub(crate) async fn preflight(
 ) -> Result<(), StepError> {
     for family in &config.families {
         let (definition, _) = describe_definition(cx, family).await?;
-        super::ecs_rolling::has_container(&definition, &config.container, family)?;
+        super::service::has_container(&definition, &config.container, family)?;
         if !skip_verify {
             super::verify::task_definition(cx, &definition, &config.container, runtime).await?;
         }

@@ -27,7 +27,7 @@ use deployment::{Ended, Group};
 
 use super::EcsService;
 use super::ecs::{LiveService, describe_definition};
-use super::ecs_rolling::{self, Next, object};
+use super::service::{self, Next, object};
 use super::settings::Runtime;
 use super::strategy::Rollout;
 use crate::engine::{BoxFuture, Done, StepContext, StepError, Undo};
@@ -97,7 +97,7 @@ pub(crate) async fn preflight(
 ) -> Result<(), StepError> {
     let settings = (poll, skip_verify);
     let (service, definition) =
-        ecs_rolling::preflight(cx, artifact, bg.service, runtime, settings).await?;
+        service::preflight(cx, artifact, bg.service, runtime, settings).await?;
     let config = bg.service;
     appspec::container_port(&service, &definition, &config.container, bg.container_port)?;
     let info = bg.group(cx, artifact, poll).describe().await?;
@@ -173,13 +173,13 @@ pub(crate) async fn run(
         previous,
         next,
         mut record,
-    } = match ecs_rolling::next_for_service(&live, config, runtime).await? {
+    } = match service::next_for_service(&live, config, runtime).await? {
         Ok(next) => next,
         Err(unchanged) => return Ok(unchanged),
     };
     let id = deploy(cx, artifact, bg, &next, poll).await?;
     record.touched.push(object("codedeploy-deployment", &id));
-    ecs_rolling::clean_up(cx, artifact, config, [next, previous.clone()]).await;
+    service::clean_up(cx, artifact, config, [next, previous.clone()]).await;
     Ok(Done {
         record,
         undo: undo_to(bg, &previous)?,

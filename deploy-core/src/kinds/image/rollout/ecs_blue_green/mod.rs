@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use deployment::{Ended, Followed};
 
 use super::ecs::{EcsError, LiveService};
-use super::ecs_rolling::{self, Next, object};
+use super::service::{self, Next, object};
 use super::settings::Runtime;
 use super::strategy::Rollout;
 use super::{EcsBlueGreen, TrafficShift};
@@ -50,7 +50,7 @@ pub(crate) async fn preflight(
     settings: (Duration, bool),
 ) -> Result<(), StepError> {
     let config = &rollout.service;
-    let (service, _) = ecs_rolling::preflight(cx, artifact, config, runtime, settings).await?;
+    let (service, _) = service::preflight(cx, artifact, config, runtime, settings).await?;
     let alternate = service
         .load_balancers()
         .iter()
@@ -139,13 +139,13 @@ pub(crate) async fn run(
         previous,
         next,
         mut record,
-    } = match ecs_rolling::next_for_service(&live, config, runtime).await? {
+    } = match service::next_for_service(&live, config, runtime).await? {
         Ok(next) => next,
         Err(unchanged) => return Ok(unchanged),
     };
     let arn = deploy(cx, artifact, rollout, &next, poll).await?;
     record.touched.push(object("ecs-service-deployment", &arn));
-    ecs_rolling::clean_up(cx, artifact, config, [next, previous.clone()]).await;
+    service::clean_up(cx, artifact, config, [next, previous.clone()]).await;
     let data = Previous {
         rollout: rollout.clone(),
         task_definition: previous.clone(),
