@@ -20,6 +20,15 @@ pub(crate) struct Home<'a> {
     pub region: &'a str,
 }
 
+#[cfg(test)]
+impl Home<'static> {
+    /// The home of unit tests: account 111111111111 in eu-west-1.
+    pub(crate) const TEST: Home<'static> = Home {
+        account: "111111111111",
+        region: "eu-west-1",
+    };
+}
+
 /// A Lambda function named by a configuration, split into what it says.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct FunctionRef<'a> {
@@ -166,10 +175,7 @@ pub(crate) fn alarm_problem(name: &str) -> Option<Problem> {
 mod tests {
     use super::*;
 
-    const HOME: Home<'static> = Home {
-        account: "111111111111",
-        region: "eu-west-1",
-    };
+    const HOME: Home<'static> = Home::TEST;
 
     #[test]
     fn function_names_partial_and_full_arns_pass() {

@@ -60,10 +60,7 @@ pub(crate) fn task_definition_problem(value: &str, home: Home<'_>) -> Option<Pro
 mod tests {
     use super::*;
 
-    const HOME: Home<'static> = Home {
-        account: "111111111111",
-        region: "eu-west-1",
-    };
+    const HOME: Home<'static> = Home::TEST;
 
     #[test]
     fn task_definitions_are_families_or_arns_of_home() {

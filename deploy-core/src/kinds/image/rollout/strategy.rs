@@ -51,6 +51,41 @@ pub(crate) trait RolloutStrategy: Send + Sync {
     ) -> BoxFuture<'a, Result<(), StepError>>;
 }
 
+/// Implements [`RolloutStrategy`] for `$settings` with the calling module's `preflight(cx,
+/// artifact, settings, runtime, (poll, skip_verify))`, `run(cx, artifact, settings, runtime,
+/// poll)` and `undo(cx, artifact, data, poll)`: the shape of the blue/green strategies.
+macro_rules! deployment_strategy {
+    ($settings:ty) => {
+        impl $crate::kinds::image::rollout::strategy::RolloutStrategy for $settings {
+            fn preflight<'a>(
+                &'a self,
+                r: &'a $crate::kinds::image::rollout::strategy::Rollout<'a>,
+            ) -> $crate::engine::BoxFuture<'a, Result<(), $crate::engine::StepError>> {
+                Box::pin(preflight(r.cx, r.artifact, self, &r.runtime, r.checks()))
+            }
+
+            fn run<'a>(
+                &'a self,
+                r: &'a $crate::kinds::image::rollout::strategy::Rollout<'a>,
+            ) -> $crate::engine::BoxFuture<
+                'a,
+                Result<$crate::engine::Done, $crate::engine::StepError>,
+            > {
+                Box::pin(run(r.cx, r.artifact, self, &r.runtime, r.settings.poll))
+            }
+
+            fn undo<'a>(
+                &'a self,
+                r: &'a $crate::kinds::image::rollout::strategy::Rollout<'a>,
+                data: &'a serde_json::Value,
+            ) -> $crate::engine::BoxFuture<'a, Result<(), $crate::engine::StepError>> {
+                Box::pin(undo(r.cx, r.artifact, data, r.settings.poll))
+            }
+        }
+    };
+}
+pub(crate) use deployment_strategy;
+
 /// `strategy = "none"`: the image is published; what runs is not touched.
 struct NoRollout;
 

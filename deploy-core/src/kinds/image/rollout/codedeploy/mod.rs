@@ -29,8 +29,7 @@ use super::EcsService;
 use super::ecs::{LiveService, describe_definition};
 use super::service::{self, Next, object};
 use super::settings::Runtime;
-use super::strategy::Rollout;
-use crate::engine::{BoxFuture, Done, StepContext, StepError, Undo};
+use crate::engine::{Done, StepContext, StepError, Undo};
 use crate::events::Event;
 use crate::rollout::health::{self, CheckHealth};
 
@@ -396,20 +395,4 @@ pub(crate) async fn undo(
     Ok(())
 }
 
-impl super::strategy::RolloutStrategy for BlueGreen<'_> {
-    fn preflight<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(preflight(r.cx, r.artifact, self, &r.runtime, r.checks()))
-    }
-
-    fn run<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<Done, StepError>> {
-        Box::pin(run(r.cx, r.artifact, self, &r.runtime, r.settings.poll))
-    }
-
-    fn undo<'a>(
-        &'a self,
-        r: &'a Rollout<'a>,
-        data: &'a serde_json::Value,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(undo(r.cx, r.artifact, data, r.settings.poll))
-    }
-}
+super::strategy::deployment_strategy!(BlueGreen<'_>);

@@ -28,9 +28,8 @@ use deployment::{Ended, Followed};
 use super::ecs::{EcsError, LiveService};
 use super::service::{self, Next, object};
 use super::settings::Runtime;
-use super::strategy::Rollout;
 use super::{EcsBlueGreen, TrafficShift};
-use crate::engine::{BoxFuture, Done, StepContext, StepError, Undo};
+use crate::engine::{Done, StepContext, StepError, Undo};
 use crate::rollout::health::CheckHealth;
 
 /// What the undo needs: the rollout's settings and the revision to deploy again.
@@ -224,20 +223,4 @@ pub(crate) async fn undo(
     Ok(())
 }
 
-impl super::strategy::RolloutStrategy for &EcsBlueGreen {
-    fn preflight<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(preflight(r.cx, r.artifact, self, &r.runtime, r.checks()))
-    }
-
-    fn run<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<Done, StepError>> {
-        Box::pin(run(r.cx, r.artifact, self, &r.runtime, r.settings.poll))
-    }
-
-    fn undo<'a>(
-        &'a self,
-        r: &'a Rollout<'a>,
-        data: &'a serde_json::Value,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(undo(r.cx, r.artifact, data, r.settings.poll))
-    }
-}
+super::strategy::deployment_strategy!(&EcsBlueGreen);
