@@ -100,3 +100,8 @@ pub use plan::{Action, ActionInput, Plan, Reversibility, Step};
 
 /// `Result` with the library's [`Error`] by default.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The README's Rust example, compiled with the doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeExample;
