@@ -29,3 +29,4 @@ pub mod plan;
 pub mod registry;
 pub mod rollout;
 pub mod target;
+mod wait;
