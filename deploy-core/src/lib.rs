@@ -88,6 +88,7 @@ pub mod plan;
 pub mod registry;
 pub mod rollout;
 pub mod target;
+mod wait;
 
 pub use config::{ArtifactSpec, Config, Environment};
 pub use engine::{

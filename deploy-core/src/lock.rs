@@ -22,6 +22,7 @@ use crate::events::{Event, Reporter};
 use crate::ledger::{
     Actor, Guard, Ledger, LedgerError, new_release_id, newest_first_stamp, stamped_json, to_json,
 };
+use crate::wait::{Poll, Wait, Waited};
 
 /// Lease timing.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,14 +54,6 @@ fn lease_end(now: OffsetDateTime, ttl: Duration) -> OffsetDateTime {
         .ok()
         .and_then(|ttl| now.checked_add(ttl))
         .unwrap_or(time::macros::datetime!(9999-12-31 23:59:59 UTC))
-}
-
-/// `Instant::now() + wait`, saturating at about thirty years.
-fn deadline_after(wait: Duration) -> tokio::time::Instant {
-    let now = tokio::time::Instant::now();
-    now.checked_add(wait)
-        .or_else(|| now.checked_add(Duration::from_secs(30 * 365 * 86_400)))
-        .unwrap_or(now)
 }
 
 impl Default for LockSettings {
@@ -253,28 +246,23 @@ impl EnvLock {
         wait: Option<Duration>,
         reporter: &dyn Reporter,
     ) -> Result<LockGuard, LockError> {
-        let deadline = deadline_after(wait.unwrap_or_default());
-        let mut pause = self.settings.poll;
+        let poll = self.settings.poll;
         let mut announced = false;
-        loop {
-            match self.try_acquire(holder, operation).await {
-                Ok(guard) => {
-                    reporter.report(&Event::LockAcquired {
-                        environment: self.environment.clone(),
-                        lease_id: guard.lease_id.clone(),
-                        expires_at: rfc3339(lease_end(
-                            OffsetDateTime::now_utc(),
-                            self.settings.ttl,
-                        )),
-                    });
-                    return Ok(guard);
-                }
-                Err(LockError::Held { environment, info }) => {
-                    let now = tokio::time::Instant::now();
-                    if now >= deadline {
-                        return Err(LockError::Held { environment, info });
+        // No token: the engine drops this wait when the run is cancelled.
+        let waited = Wait::within(wait.unwrap_or_default(), poll)
+            .backing_off_to(poll.saturating_mul(4))
+            .until_noting(
+                move || async move {
+                    match self.try_acquire(holder, operation).await {
+                        Ok(guard) => Ok(Poll::Done(guard)),
+                        Err(held @ LockError::Held { .. }) => Ok(Poll::BackOff(held)),
+                        Err(other) => Err(other),
                     }
-                    if !announced {
+                },
+                |held| {
+                    if let LockError::Held { environment, info } = held
+                        && !announced
+                    {
                         reporter.report(&Event::LockWaiting {
                             environment: environment.clone(),
                             holder: info.holder.to_string(),
@@ -282,14 +270,19 @@ impl EnvLock {
                         });
                         announced = true;
                     }
-                    tokio::time::sleep(pause.min(deadline - now)).await;
-                    pause = pause
-                        .saturating_mul(2)
-                        .min(self.settings.poll.saturating_mul(4));
-                }
-                Err(other) => return Err(other),
-            }
-        }
+                },
+            )
+            .await?;
+        let guard = match waited {
+            Waited::Done(guard) => guard,
+            Waited::TimedOut(held) | Waited::Cancelled(held) => return Err(held),
+        };
+        reporter.report(&Event::LockAcquired {
+            environment: self.environment.clone(),
+            lease_id: guard.lease_id.clone(),
+            expires_at: rfc3339(lease_end(OffsetDateTime::now_utc(), self.settings.ttl)),
+        });
+        Ok(guard)
     }
 
     async fn try_acquire(&self, holder: &Actor, operation: &str) -> Result<LockGuard, LockError> {

@@ -2,6 +2,7 @@
 //! status, with backoff, within the check's timeout. A failure stops the release; the engine
 //! then puts back what the rollout changed (exit 3).
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use crate::engine::{BoxFuture, Done, Engine, StepContext, StepError, StepHandler
 use crate::events::Event;
 use crate::plan::{Action, ActionInput, Chain, Step};
 use crate::rollout::HealthCheck;
+use crate::wait::{Cancelled, LastPause, Poll, Wait, Waited};
 
 /// Wait until an HTTP endpoint answers the expected status.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,40 +112,44 @@ pub(crate) async fn wait_healthy(
         .redirect(reqwest::redirect::Policy::limited(5))
         .build()
         .map_err(StepError::failure)?;
+    let client = &client;
     let started = Instant::now();
-    let deadline = started + check.timeout;
-    let mut pause = poll.max(Duration::from_millis(50));
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let answer = attempt(&client, check, left.min(Duration::from_secs(10))).await;
-        let last = match answer {
-            Some((status, true)) if status == check.expect_status => return Ok(()),
-            Some((status, false)) if status == check.expect_status => format!(
-                "answered {status} without `{}` in the body",
-                check.expect_body.as_deref().unwrap_or_default()
-            ),
-            Some((status, _)) => format!("answered {status}"),
-            None => "no answer".to_owned(),
-        };
-        cx.reporter().report(&Event::Note {
-            message: format!(
-                "{artifact}: health check {last}, expecting {}",
-                check.expect_status
-            ),
-        });
-        if Instant::now() + pause >= deadline {
-            return Err(StepError::blocked(Unhealthy {
-                url: crate::registry::redact(&check.url),
-                expected: check.expect_status,
-                last,
-                waited: started.elapsed(),
-            }));
-        }
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = cx.cancelled() => return Err(StepError::failure("stopped: the run is being cancelled")),
-        }
-        pause = (pause * 2).min(Duration::from_secs(5));
+    let wait = Wait::within(check.timeout, poll.max(Duration::from_millis(50)))
+        .backing_off_to(Duration::from_secs(5))
+        .last_pause(LastPause::Skipped)
+        .cancelled_by(Some(cx.cancel));
+    let Ok(waited) = wait
+        .until(move || async move {
+            let answer = attempt(client, check, wait.left().min(Duration::from_secs(10))).await;
+            let last = match answer {
+                Some((status, true)) if status == check.expect_status => {
+                    return Ok(Poll::Done(()));
+                }
+                Some((status, false)) if status == check.expect_status => format!(
+                    "answered {status} without `{}` in the body",
+                    check.expect_body.as_deref().unwrap_or_default()
+                ),
+                Some((status, _)) => format!("answered {status}"),
+                None => "no answer".to_owned(),
+            };
+            cx.reporter().report(&Event::Note {
+                message: format!(
+                    "{artifact}: health check {last}, expecting {}",
+                    check.expect_status
+                ),
+            });
+            Ok::<_, Infallible>(Poll::BackOff(last))
+        })
+        .await;
+    match waited {
+        Waited::Done(()) => Ok(()),
+        Waited::TimedOut(last) => Err(StepError::blocked(Unhealthy {
+            url: crate::registry::redact(&check.url),
+            expected: check.expect_status,
+            last,
+            waited: started.elapsed(),
+        })),
+        Waited::Cancelled(_) => Err(StepError::failure(Cancelled)),
     }
 }
 

@@ -6,6 +6,7 @@
 //! scan is started once (`StartImageScan`) and waited for.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecr::types::{FindingSeverity, ImageIdentifier, ScanStatus};
@@ -14,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::aws::SdkFailure;
 use crate::events::{Event, Reporter};
 use crate::kinds::ScanGate;
+use crate::wait::{LastPause, Poll, Wait, Waited};
 
 /// Severities from worst to least, as ECR names them.
 pub const SEVERITIES: [&str; 6] = [
@@ -242,44 +244,57 @@ pub async fn findings(
         ecr,
         repository,
         digest,
+        scan_started: AtomicBool::new(false),
     };
-    let mut scan_started = false;
-    loop {
-        let Some(out) = image.describe(&mut scan_started, reporter).await? else {
-            continue;
-        };
-        let status = out.image_scan_status();
-        if let Some(done) = image.finished(&out) {
-            return done;
-        }
-        if started.elapsed() + wait.poll > wait.timeout {
-            return Err(ScanError::Timeout {
-                repository: repository.to_owned(),
-                digest: digest.to_owned(),
-                waited: started.elapsed(),
-            });
-        }
-        reporter.report(&Event::Note {
-            message: format!(
-                "waiting for the scan of {repository}@{digest} ({})",
-                status
-                    .and_then(|s| s.status())
-                    .map(|s| s.as_str())
-                    .unwrap_or("pending")
-            ),
-        });
-        tokio::time::sleep(wait.poll).await;
+    let image = &image;
+    // No token: the image step drops this wait when the run is cancelled.
+    let waited = Wait::within(wait.timeout, wait.poll)
+        .last_pause(LastPause::Skipped)
+        .until_noting(
+            move || async move {
+                let out = image.describe(reporter).await?;
+                match image.finished(&out) {
+                    Some(done) => done.map(Poll::Done),
+                    None => Ok(Poll::NotYet(scan_status(&out).to_owned())),
+                }
+            },
+            |status| {
+                reporter.report(&Event::Note {
+                    message: format!("waiting for the scan of {repository}@{digest} ({status})"),
+                });
+            },
+        )
+        .await?;
+    match waited {
+        Waited::Done(summary) => Ok(summary),
+        Waited::TimedOut(_) | Waited::Cancelled(_) => Err(ScanError::Timeout {
+            repository: repository.to_owned(),
+            digest: digest.to_owned(),
+            waited: started.elapsed(),
+        }),
     }
+}
+
+/// The scan's status as ECR names it, `pending` before it has one.
+fn scan_status(out: &FindingsOutput) -> &str {
+    out.image_scan_status()
+        .and_then(|s| s.status())
+        .map_or("pending", |s| s.as_str())
 }
 
 type FindingsOutput =
     aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsOutput;
+type ReadFailed = aws_sdk_ecr::error::SdkError<
+    aws_sdk_ecr::operation::describe_image_scan_findings::DescribeImageScanFindingsError,
+>;
 
 /// The image whose scan is awaited.
 struct ScanTarget<'a> {
     ecr: &'a aws_sdk_ecr::Client,
     repository: &'a str,
     digest: &'a str,
+    /// Whether this wait started the image's scan.
+    scan_started: AtomicBool,
 }
 
 impl ScanTarget<'_> {
@@ -296,29 +311,17 @@ impl ScanTarget<'_> {
         ImageIdentifier::builder().image_digest(self.digest).build()
     }
 
-    /// The scan's findings so far; `None` when an image that was never scanned had its scan
-    /// started just now (once).
-    async fn describe(
-        &self,
-        scan_started: &mut bool,
-        reporter: &dyn Reporter,
-    ) -> Result<Option<FindingsOutput>, ScanError> {
-        let answer = self
-            .ecr
-            .describe_image_scan_findings()
-            .repository_name(self.repository)
-            .image_id(self.id())
-            .max_results(1000)
-            .send()
-            .await;
-        let err = match answer {
-            Ok(out) => return Ok(Some(out)),
+    /// The scan's findings so far; for an image that was never scanned, once its scan is
+    /// started (only once).
+    async fn describe(&self, reporter: &dyn Reporter) -> Result<FindingsOutput, ScanError> {
+        let err = match self.read().await {
+            Ok(out) => return Ok(out),
             Err(err) => err,
         };
         let never_scanned = err
             .as_service_error()
             .is_some_and(|e| e.is_scan_not_found_exception());
-        if !never_scanned || *scan_started {
+        if !never_scanned || self.scan_started.load(Ordering::SeqCst) {
             return Err(self.error("ecr:DescribeImageScanFindings", SdkFailure::new(err)));
         }
         self.ecr
@@ -328,14 +331,26 @@ impl ScanTarget<'_> {
             .send()
             .await
             .map_err(|err| self.error("ecr:StartImageScan", SdkFailure::new(err)))?;
-        *scan_started = true;
+        self.scan_started.store(true, Ordering::SeqCst);
         reporter.report(&Event::Note {
             message: format!(
                 "{}@{} had no scan; started one",
                 self.repository, self.digest
             ),
         });
-        Ok(None)
+        self.read()
+            .await
+            .map_err(|err| self.error("ecr:DescribeImageScanFindings", SdkFailure::new(err)))
+    }
+
+    async fn read(&self) -> Result<FindingsOutput, ReadFailed> {
+        self.ecr
+            .describe_image_scan_findings()
+            .repository_name(self.repository)
+            .image_id(self.id())
+            .max_results(1000)
+            .send()
+            .await
     }
 
     /// The summary of a finished scan, the error of a failed one, `None` while it runs.

@@ -317,7 +317,7 @@ impl StepHandler for ScanStep {
 
 /// The step was stopped because the run is being cancelled.
 #[derive(Debug, thiserror::Error)]
-#[error("stopped: the run is being cancelled")]
+#[error("{}", crate::wait::CANCELLED)]
 pub struct Stopped;
 
 /// Runs `work` until it ends or the run is cancelled. Image steps change nothing that runs,

@@ -13,6 +13,7 @@ use super::package::{Package, PackageError};
 use crate::aws::{AwsClients, SdkFailure};
 use crate::error::{Classify, ErrorClass};
 use crate::events::{Event, Reporter};
+use crate::wait::{LastPause, Poll, Wait, Waited};
 
 /// Lambda's limit on a zip sent directly in `UpdateFunctionCode`: 50 MB.
 pub const DIRECT_UPLOAD_LIMIT: u64 = 50 * 1000 * 1000;
@@ -87,7 +88,7 @@ pub enum LambdaError {
         field: &'static str,
     },
     /// The run was cancelled during a wait.
-    #[error("stopped: the run is being cancelled")]
+    #[error("{}", crate::wait::CANCELLED)]
     Stopped,
 }
 
@@ -403,40 +404,51 @@ pub(crate) async fn wait_updated(
     reporter: &dyn Reporter,
 ) -> Result<Option<String>, LambdaError> {
     let started = Instant::now();
-    let mut pause = settings.poll.max(Duration::from_millis(20));
-    loop {
-        let out = lambda
-            .get_function_configuration()
-            .function_name(function)
-            .send()
-            .await
-            .map_err(|err| LambdaError::sdk(function, "lambda:GetFunctionConfiguration", err))?;
-        match out.last_update_status() {
-            None | Some(LastUpdateStatus::Successful) => {
-                return Ok(out.revision_id().map(str::to_owned));
-            }
-            Some(LastUpdateStatus::Failed) => {
-                return Err(LambdaError::UpdateFailed {
+    // No token: a cancelled publish drops this wait; putting the code back waits it out.
+    let waited = Wait::within(
+        settings.update_timeout,
+        settings.poll.max(Duration::from_millis(20)),
+    )
+    .backing_off_to(Duration::from_secs(10))
+    .last_pause(LastPause::Skipped)
+    .until_noting(
+        move || async move {
+            let out = lambda
+                .get_function_configuration()
+                .function_name(function)
+                .send()
+                .await
+                .map_err(|err| {
+                    LambdaError::sdk(function, "lambda:GetFunctionConfiguration", err)
+                })?;
+            match out.last_update_status() {
+                None | Some(LastUpdateStatus::Successful) => {
+                    Ok(Poll::Done(out.revision_id().map(str::to_owned)))
+                }
+                Some(LastUpdateStatus::Failed) => Err(LambdaError::UpdateFailed {
                     function: function.to_owned(),
                     reason: out
                         .last_update_status_reason()
                         .unwrap_or("no reason given")
                         .to_owned(),
-                });
+                }),
+                Some(_) => Ok(Poll::BackOff(())),
             }
-            Some(_) => {}
-        }
-        if started.elapsed() + pause > settings.update_timeout {
-            return Err(LambdaError::UpdateTimeout {
-                function: function.to_owned(),
-                waited: started.elapsed(),
+        },
+        |()| {
+            reporter.report(&Event::Note {
+                message: format!("{artifact}: waiting for the update of {function}"),
             });
-        }
-        reporter.report(&Event::Note {
-            message: format!("{artifact}: waiting for the update of {function}"),
-        });
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_secs(10));
+        },
+    )
+    .await?;
+    match waited {
+        Waited::Done(revision) => Ok(revision),
+        Waited::TimedOut(()) => Err(LambdaError::UpdateTimeout {
+            function: function.to_owned(),
+            waited: started.elapsed(),
+        }),
+        Waited::Cancelled(()) => Err(LambdaError::Stopped),
     }
 }
 

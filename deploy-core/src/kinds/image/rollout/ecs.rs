@@ -3,6 +3,7 @@
 //! cancelled, with progress and the service's events as they arrive.
 
 use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{
@@ -14,6 +15,7 @@ use super::poller::Poller;
 use crate::aws::SdkFailure;
 use crate::engine::{StepContext, StepError};
 use crate::events::Event;
+use crate::wait::{Poll, Wait, Waited};
 
 /// Why an ECS call or a deployment failed.
 #[derive(Debug, thiserror::Error)]
@@ -267,27 +269,28 @@ impl<'a> LiveService<'a> {
         cancellable: bool,
     ) -> Result<Ended, EcsError> {
         let since = Instant::now();
-        let mut seen_events = HashSet::new();
-        let mut first = true;
-        loop {
-            let pause = self
-                .pause(first)
-                .await
-                .min(deadline.saturating_duration_since(Instant::now()));
-            first = false;
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = self.cx.cancelled(), if cancellable => return Ok(Ended::Cancelled),
-            }
-            let service = self.polled(since).await?;
-            self.report_events(&service, &mut seen_events);
-            if let Some(ended) = self.progress(&service, id, task_definition) {
-                return Ok(ended);
-            }
-            if Instant::now() >= deadline {
-                return Ok(Ended::TimedOut);
-            }
+        let seen_events = Mutex::new(HashSet::new());
+        let seen_events = &seen_events;
+        let wait =
+            Wait::new(deadline, self.poll).cancelled_by(cancellable.then_some(self.cx.cancel));
+        if wait.pause(self.pause(true).await).await.is_err() {
+            return Ok(Ended::Cancelled);
         }
+        let waited = wait
+            .until(move || async move {
+                let service = self.polled(since).await?;
+                self.report_events(&service, seen_events);
+                Ok::<_, EcsError>(match self.progress(&service, id, task_definition) {
+                    Some(ended) => Poll::Done(ended),
+                    None => Poll::After(self.pause(false).await, ()),
+                })
+            })
+            .await?;
+        Ok(match waited {
+            Waited::Done(ended) => ended,
+            Waited::TimedOut(()) => Ended::TimedOut,
+            Waited::Cancelled(()) => Ended::Cancelled,
+        })
     }
 
     /// How long to wait before the next poll: until the cluster's next shared round, or one
@@ -363,7 +366,8 @@ impl<'a> LiveService<'a> {
     }
 
     /// The service's events not reported yet, oldest first.
-    fn report_events(&self, service: &Service, seen: &mut HashSet<String>) {
+    fn report_events(&self, service: &Service, seen: &Mutex<HashSet<String>>) {
+        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
         let fresh: Vec<&str> = service
             .events()
             .iter()

@@ -7,7 +7,7 @@
 //! previous revision working (expand, then contract in a later release).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_ecs::types::{ContainerOverride, Task, TaskOverride};
 use serde::{Deserialize, Serialize};
@@ -24,6 +24,7 @@ use crate::kinds::image::rollout::settings::{RolloutSettings, Runtime};
 use crate::kinds::image::rollout::task_definition::{self, Change};
 use crate::kinds::image::steps::ImageOutput;
 use crate::plan::{Action, ActionInput, Chain, Step};
+use crate::wait::{Cancelled, LastPause, Poll, Wait, Waited};
 
 use super::launch::{self, Launch, LaunchFrom};
 
@@ -296,28 +297,33 @@ impl Migration<'_> {
 
     /// Waits for the task to stop; stops it when it runs past the timeout.
     async fn wait(&self, task: &str, task_definition: &str) -> Result<Task, StepError> {
-        let deadline = Instant::now() + self.input.timeout;
-        loop {
-            let described = self.describe(task).await?;
-            if described.last_status() == Some("STOPPED") {
-                return Ok(described);
-            }
-            if Instant::now() >= deadline {
+        let waited = Wait::within(self.input.timeout, self.poll)
+            .last_pause(LastPause::Whole)
+            .cancelled_by(Some(self.cx.cancel))
+            .until(move || async move {
+                let described = self.describe(task).await?;
+                Ok::<_, StepError>(if described.last_status() == Some("STOPPED") {
+                    Poll::Done(described)
+                } else {
+                    Poll::NotYet(())
+                })
+            })
+            .await?;
+        match waited {
+            Waited::Done(stopped) => Ok(stopped),
+            Waited::TimedOut(()) => {
                 self.stop(task).await;
-                return Err(StepError::blocked(MigrationFailed {
+                Err(StepError::blocked(MigrationFailed {
                     task: task_id(task).to_owned(),
                     task_definition: task_definition.to_owned(),
                     outcome: format!("did not stop within {}s", self.input.timeout.as_secs()),
                     reason: "stopped by deploy".into(),
                     log_stream: None,
-                }));
+                }))
             }
-            tokio::select! {
-                () = tokio::time::sleep(self.poll) => {}
-                () = self.cx.cancelled() => {
-                    self.stop(task).await;
-                    return Err(StepError::failure("stopped: the run is being cancelled"));
-                }
+            Waited::Cancelled(()) => {
+                self.stop(task).await;
+                Err(StepError::failure(Cancelled))
             }
         }
     }

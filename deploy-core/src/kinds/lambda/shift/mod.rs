@@ -373,8 +373,7 @@ async fn prune(
 
 /// Waits `interval`, or fails when the run is cancelled.
 async fn pause(cx: &StepContext<'_>, interval: Duration) -> Result<(), StepError> {
-    tokio::select! {
-        () = tokio::time::sleep(interval) => Ok(()),
-        () = cx.cancelled() => Err(StepError::failure(LambdaError::Stopped)),
-    }
+    crate::wait::sleep(interval, Some(cx.cancel))
+        .await
+        .map_err(|_| StepError::failure(LambdaError::Stopped))
 }

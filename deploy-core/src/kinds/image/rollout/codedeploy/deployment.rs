@@ -3,6 +3,7 @@
 //! its rollback deployment waited for.
 
 use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_codedeploy::types::{
@@ -13,6 +14,7 @@ use aws_sdk_codedeploy::types::{
 use crate::aws::SdkFailure;
 use crate::engine::{StepContext, StepError};
 use crate::events::Event;
+use crate::wait::{Poll, Wait, Waited};
 
 /// Why a CodeDeploy call or deployment failed.
 #[derive(Debug, thiserror::Error)]
@@ -241,38 +243,39 @@ impl Group<'_> {
         stop_at_ready: bool,
         cancellable: bool,
     ) -> Result<Ended, StepError> {
-        let mut seen = HashSet::new();
-        loop {
-            let info = self.get(id).await?;
-            self.progress(id, &info, &mut seen).await;
-            match info.status() {
-                Some(DeploymentStatus::Succeeded) => return Ok(Ended::Succeeded),
-                Some(DeploymentStatus::Failed | DeploymentStatus::Stopped) => {
-                    return Ok(failed(&info));
-                }
-                Some(DeploymentStatus::Ready) if stop_at_ready => return Ok(Ended::Ready),
-                _ => {}
-            }
-            if Instant::now() >= deadline {
-                return Ok(Ended::TimedOut);
-            }
-            let pause = self
-                .poll
-                .min(deadline.saturating_duration_since(Instant::now()));
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = self.cx.cancelled(), if cancellable => return Ok(Ended::Cancelled),
-            }
-        }
+        let seen = Mutex::new(HashSet::new());
+        let seen = &seen;
+        let wait =
+            Wait::new(deadline, self.poll).cancelled_by(cancellable.then_some(self.cx.cancel));
+        let waited = wait
+            .until(move || async move {
+                let info = self.get(id).await?;
+                self.progress(id, &info, seen).await;
+                Ok::<_, StepError>(match info.status() {
+                    Some(DeploymentStatus::Succeeded) => Poll::Done(Ended::Succeeded),
+                    Some(DeploymentStatus::Failed | DeploymentStatus::Stopped) => {
+                        Poll::Done(failed(&info))
+                    }
+                    Some(DeploymentStatus::Ready) if stop_at_ready => Poll::Done(Ended::Ready),
+                    _ => Poll::NotYet(()),
+                })
+            })
+            .await?;
+        Ok(match waited {
+            Waited::Done(ended) => ended,
+            Waited::TimedOut(()) => Ended::TimedOut,
+            Waited::Cancelled(()) => Ended::Cancelled,
+        })
     }
 
     /// Reports the status, lifecycle events newly done and the traffic weights.
-    async fn progress(&self, id: &str, info: &DeploymentInfo, seen: &mut HashSet<String>) {
+    async fn progress(&self, id: &str, info: &DeploymentInfo, seen: &Mutex<HashSet<String>>) {
         let status = info.status().map_or("?", DeploymentStatus::as_str);
         let Ok(targets) = self.targets(id).await else {
             return;
         };
         let mut weights = Vec::new();
+        let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
         for target in targets.iter().filter_map(|t| t.ecs_target()) {
             for event in target.lifecycle_events() {
                 let name = event.lifecycle_event_name().unwrap_or("?");
@@ -383,23 +386,24 @@ impl Group<'_> {
         id: &str,
         deadline: Instant,
     ) -> Result<Option<String>, StepError> {
-        loop {
-            let info = self.get(id).await?;
-            if let Some(rollback) = info
-                .rollback_info()
-                .and_then(|r| r.rollback_deployment_id())
-            {
-                return Ok(Some(rollback.to_owned()));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(
-                self.poll
-                    .min(deadline.saturating_duration_since(Instant::now())),
-            )
-            .await;
-        }
+        let waited = Wait::new(deadline, self.poll)
+            .until(move || async move {
+                let info = self.get(id).await?;
+                Ok::<_, StepError>(
+                    match info
+                        .rollback_info()
+                        .and_then(|r| r.rollback_deployment_id())
+                    {
+                        Some(rollback) => Poll::Done(rollback.to_owned()),
+                        None => Poll::NotYet(()),
+                    },
+                )
+            })
+            .await?;
+        Ok(match waited {
+            Waited::Done(rollback) => Some(rollback),
+            Waited::TimedOut(()) | Waited::Cancelled(()) => None,
+        })
     }
 }
 

@@ -259,9 +259,8 @@ impl Shift<'_> {
                     return Err(self.roll_back(why).await);
                 }
                 Ended::Cancelled => {
-                    return Err(self
-                        .roll_back("was stopped: the run is being cancelled".into())
-                        .await);
+                    let why = format!("was {}", crate::wait::CANCELLED);
+                    return Err(self.roll_back(why).await);
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! One ECS service deployment followed: found after `UpdateService`, polled (status,
 //! lifecycle stage), gated while the old tasks bake, stopped with rollback.
 
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ecs::types::{
@@ -11,6 +12,7 @@ use crate::aws::SdkFailure;
 use crate::engine::{StepContext, StepError};
 use crate::events::Event;
 use crate::rollout::health::{self, CheckHealth};
+use crate::wait::{Poll, Wait, Waited};
 
 /// Why a service deployment failed.
 #[derive(Debug, thiserror::Error)]
@@ -134,54 +136,48 @@ impl Followed<'_> {
         deadline: Instant,
         gate: Option<&CheckHealth>,
     ) -> Result<Ended, StepError> {
-        let mut gated = gate.is_none();
-        let mut last_stage = String::new();
-        loop {
-            let d = self.describe(arn).await?;
-            let stage = d.lifecycle_stage().map_or("", |s| s.as_str()).to_owned();
-            let status = d.status().cloned();
-            self.progress(&d, &stage, &mut last_stage);
-            let baking =
-                stage == "BAKE_TIME" || status == Some(ServiceDeploymentStatus::Successful);
-            if !gated
-                && baking
-                && let Some(check) = gate
-            {
-                gated = true;
-                if let Err(err) =
-                    health::wait_healthy(self.cx, self.artifact, check, self.poll).await
-                {
-                    return Ok(Ended::GateFailed(err.to_string()));
+        // The gate, until it has run; and the lifecycle stage reported last.
+        let gate = Mutex::new(gate);
+        let last_stage = Mutex::new(String::new());
+        let (gate, last_stage) = (&gate, &last_stage);
+        let wait = Wait::new(deadline, self.poll).cancelled_by(Some(self.cx.cancel));
+        let waited = wait
+            .until(move || async move {
+                let mut d = self.observe(arn, last_stage).await?;
+                let due = if baking(&d) {
+                    gate.lock().unwrap_or_else(PoisonError::into_inner).take()
+                } else {
+                    None
+                };
+                if let Some(check) = due {
+                    if let Err(err) =
+                        health::wait_healthy(self.cx, self.artifact, check, self.poll).await
+                    {
+                        return Ok(Poll::Done(Ended::GateFailed(err.to_string())));
+                    }
+                    d = self.observe(arn, last_stage).await?;
                 }
-                continue;
-            }
-            let reason = d.status_reason().unwrap_or("no reason given").to_owned();
-            match status {
-                Some(ServiceDeploymentStatus::Successful) => return Ok(Ended::Successful),
-                Some(ServiceDeploymentStatus::RollbackSuccessful) => {
-                    return Ok(Ended::RolledBack(reason));
-                }
-                Some(
-                    ServiceDeploymentStatus::RollbackFailed | ServiceDeploymentStatus::Stopped,
-                ) => {
-                    return Ok(Ended::Failed(format!(
-                        "ended {}: {reason}",
-                        status.as_ref().map_or("?", ServiceDeploymentStatus::as_str)
-                    )));
-                }
-                _ => {}
-            }
-            if Instant::now() >= deadline {
-                return Ok(Ended::TimedOut);
-            }
-            let pause = self
-                .poll
-                .min(deadline.saturating_duration_since(Instant::now()));
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = self.cx.cancelled() => return Ok(Ended::Cancelled),
-            }
-        }
+                Ok::<_, StepError>(ended(&d).map_or(Poll::NotYet(()), Poll::Done))
+            })
+            .await?;
+        Ok(match waited {
+            Waited::Done(ended) => ended,
+            Waited::TimedOut(()) => Ended::TimedOut,
+            Waited::Cancelled(()) => Ended::Cancelled,
+        })
+    }
+
+    /// The deployment now, its lifecycle stage reported when it changed.
+    async fn observe(
+        &self,
+        arn: &str,
+        last_stage: &Mutex<String>,
+    ) -> Result<ServiceDeployment, StepError> {
+        let d = self.describe(arn).await?;
+        let stage = d.lifecycle_stage().map_or("", |s| s.as_str());
+        let mut last = last_stage.lock().unwrap_or_else(PoisonError::into_inner);
+        self.progress(&d, stage, &mut last);
+        Ok(d)
     }
 
     fn progress(&self, d: &ServiceDeployment, stage: &str, last: &mut String) {
@@ -226,6 +222,27 @@ impl Followed<'_> {
                 self.failed(arn, why)
             )),
         }
+    }
+}
+
+/// Whether the old tasks bake (or the deployment is already through): the gate's moment.
+fn baking(d: &ServiceDeployment) -> bool {
+    d.lifecycle_stage()
+        .is_some_and(|s| s.as_str() == "BAKE_TIME")
+        || d.status() == Some(&ServiceDeploymentStatus::Successful)
+}
+
+/// How `d` ended, once it has.
+fn ended(d: &ServiceDeployment) -> Option<Ended> {
+    let status = d.status()?;
+    let reason = d.status_reason().unwrap_or("no reason given").to_owned();
+    match status {
+        ServiceDeploymentStatus::Successful => Some(Ended::Successful),
+        ServiceDeploymentStatus::RollbackSuccessful => Some(Ended::RolledBack(reason)),
+        ServiceDeploymentStatus::RollbackFailed | ServiceDeploymentStatus::Stopped => Some(
+            Ended::Failed(format!("ended {}: {reason}", status.as_str())),
+        ),
+        _ => None,
     }
 }
 

@@ -202,7 +202,7 @@ async fn deploy(
         Ended::Failed(reason) => return Err(StepError::failure(followed.failed(&arn, reason))),
         Ended::GateFailed(reason) => format!("failed its health gate: {reason}"),
         Ended::TimedOut => format!("did not finish within {}s", config.timeout.as_secs()),
-        Ended::Cancelled => "was stopped: the run is being cancelled".to_owned(),
+        Ended::Cancelled => format!("was {}", crate::wait::CANCELLED),
     };
     Err(followed
         .roll_back(&arn, why, Instant::now() + config.timeout)
