@@ -170,6 +170,66 @@ fn progress_line(finished: usize, blobs: usize, done: u64, total: u64, seconds: 
     )
 }
 
+impl CliReporter {
+    /// The progress line for `event`, if it has one (a transfer under way redraws instead).
+    fn line(&self, event: &deploy_core::events::Event) -> Option<String> {
+        use deploy_core::events::Event;
+        let line = match event {
+            Event::StepStarted {
+                step, description, ..
+            } => format!("[{step}] {description} ..."),
+            Event::StepFinished { step, elapsed_ms } => {
+                format!("[{step}] done ({:.1}s)", *elapsed_ms as f64 / 1000.0)
+            }
+            Event::StepFailed { step, error } => format!("[{step}] failed: {error}"),
+            Event::UndoStarted { step, description } => format!("[{step}] undo: {description} ..."),
+            Event::UndoFinished { step } => format!("[{step}] undone"),
+            Event::UndoFailed { step, error } => format!("[{step}] undo failed: {error}"),
+            Event::LockWaiting {
+                environment,
+                holder,
+                since,
+            } => {
+                format!("waiting for the lock of {environment}, held by {holder} since {since}")
+            }
+            Event::BytesTransferred {
+                item,
+                done,
+                total: Some(total),
+                ..
+            } if self.tty && done < total => {
+                self.redraw(item, *done, *total);
+                return None;
+            }
+            Event::BytesTransferred {
+                item,
+                done,
+                total: Some(total),
+                ..
+            } if done == total => {
+                if let Ok(mut transfers) = self.transfers.lock() {
+                    transfers.blobs.insert(item.clone(), (*done, *total));
+                }
+                let clear = if self.tty { "\r\x1b[2K" } else { "" };
+                format!(
+                    "{clear}    sent {} ({done} bytes)",
+                    item.get(..19).unwrap_or(item)
+                )
+            }
+            Event::Note { message } => format!("    {message}"),
+            Event::ReleaseRecorded {
+                artifact,
+                release_id,
+                outcome,
+            } => {
+                format!("    recorded {outcome} release {release_id} of {artifact}")
+            }
+            _ => return None,
+        };
+        Some(line)
+    }
+}
+
 impl deploy_core::events::Reporter for CliReporter {
     fn report(&self, event: &deploy_core::events::Event) {
         use deploy_core::events::Event;
@@ -199,57 +259,8 @@ impl deploy_core::events::Reporter for CliReporter {
         if self.quiet {
             return;
         }
-        let line = match event {
-            Event::StepStarted {
-                step, description, ..
-            } => format!("[{step}] {description} ..."),
-            Event::StepFinished { step, elapsed_ms } => {
-                format!("[{step}] done ({:.1}s)", *elapsed_ms as f64 / 1000.0)
-            }
-            Event::StepFailed { step, error } => format!("[{step}] failed: {error}"),
-            Event::UndoStarted { step, description } => format!("[{step}] undo: {description} ..."),
-            Event::UndoFinished { step } => format!("[{step}] undone"),
-            Event::UndoFailed { step, error } => format!("[{step}] undo failed: {error}"),
-            Event::LockWaiting {
-                environment,
-                holder,
-                since,
-            } => {
-                format!("waiting for the lock of {environment}, held by {holder} since {since}")
-            }
-            Event::BytesTransferred {
-                item,
-                done,
-                total: Some(total),
-                ..
-            } if self.tty && done < total => {
-                self.redraw(item, *done, *total);
-                return;
-            }
-            Event::BytesTransferred {
-                item,
-                done,
-                total: Some(total),
-                ..
-            } if done == total => {
-                if let Ok(mut transfers) = self.transfers.lock() {
-                    transfers.blobs.insert(item.clone(), (*done, *total));
-                }
-                let clear = if self.tty { "\r\x1b[2K" } else { "" };
-                format!(
-                    "{clear}    sent {} ({done} bytes)",
-                    item.get(..19).unwrap_or(item)
-                )
-            }
-            Event::Note { message } => format!("    {message}"),
-            Event::ReleaseRecorded {
-                artifact,
-                release_id,
-                outcome,
-            } => {
-                format!("    recorded {outcome} release {release_id} of {artifact}")
-            }
-            _ => return,
+        let Some(line) = self.line(event) else {
+            return;
         };
         let mut err = std::io::stderr().lock();
         let _ = writeln!(err, "{line}");

@@ -215,42 +215,68 @@ fn proxy_one(
     me: &str,
 ) {
     let _ = client.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        match client.read(&mut byte) {
-            Ok(1) => head.push(byte[0]),
-            _ => return,
-        }
-    }
-    let text = String::from_utf8_lossy(&head).into_owned();
+    let Some(text) = read_head(&mut client) else {
+        return;
+    };
     if let Some(auth) = &options.auth
         && check_bearer(&mut client, &text, auth, counters, me).is_err()
     {
         return;
     }
+    let Some(client) = intercept(client, &text, counters, options) else {
+        return;
+    };
+    let is_upload = text.contains("/blobs/uploads/");
+    let is_upload_body = is_upload && (text.starts_with("PUT ") || text.starts_with("PATCH "));
+    if let Some(sent) = forward(client, &text, upstream)
+        && is_upload_body
+    {
+        counters.upload_bytes.fetch_add(sent, Ordering::SeqCst);
+    }
+}
+
+/// The request head, up to the blank line; `None` when the client went away first.
+fn read_head(client: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match client.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Counts mounts and answers the faults `options` asks for (a refused monolithic upload, a
+/// 503, a reset); the client back when the request is to be passed on.
+fn intercept(
+    mut client: TcpStream,
+    text: &str,
+    counters: &ProxyCounters,
+    options: &ProxyOptions,
+) -> Option<TcpStream> {
     let is_upload = text.contains("/blobs/uploads/");
     let is_upload_put = text.starts_with("PUT ") && is_upload;
-    let is_upload_body = is_upload && (text.starts_with("PUT ") || text.starts_with("PATCH "));
     if text.starts_with("POST ") && is_upload && text.contains("mount=") {
         counters.mounts.fetch_add(1, Ordering::SeqCst);
     }
-    let carries_body = header_value(&text, "content-length").is_some_and(|v| v != "0");
+    let carries_body = header_value(text, "content-length").is_some_and(|v| v != "0");
     if is_upload_put && options.refuse_monolithic && carries_body {
         counters.refused.fetch_add(1, Ordering::SeqCst);
-        drain_body(&mut client, &text);
+        drain_body(&mut client, text);
         respond(
             &mut client,
             "405 Method Not Allowed",
             "",
             r#"{"errors":[{"code":"UNSUPPORTED"}]}"#,
         );
-        return;
+        return None;
     }
     if is_upload_put && counters.failed.load(Ordering::SeqCst) < options.fail_puts {
         counters.failed.fetch_add(1, Ordering::SeqCst);
         respond(&mut client, "503 Service Unavailable", "", "");
-        return;
+        return None;
     }
     if is_upload_put
         && counters.failed.load(Ordering::SeqCst)
@@ -261,11 +287,16 @@ fn proxy_one(
         let _ = client.read(&mut some);
         // Closing with unread body bytes in the receive buffer makes the kernel send a reset.
         drop(client);
-        return;
+        return None;
     }
     if is_upload_put {
         counters.forwarded_puts.fetch_add(1, Ordering::SeqCst);
     }
+    Some(client)
+}
+
+/// Passes the request on to `upstream` and the answer back; the body bytes sent up.
+fn forward(mut client: TcpStream, text: &str, upstream: &str) -> Option<u64> {
     // One request per connection: ask both sides to close after it. The registry behind has no
     // authentication of its own.
     let mut lines: Vec<&str> = text
@@ -278,23 +309,15 @@ fn proxy_one(
         .collect();
     lines.push("Connection: close");
     let head = format!("{}\r\n\r\n", lines.join("\r\n"));
-    let Ok(mut server) = TcpStream::connect(upstream) else {
-        return;
-    };
-    if server.write_all(head.as_bytes()).is_err() {
-        return;
-    }
+    let mut server = TcpStream::connect(upstream).ok()?;
+    server.write_all(head.as_bytes()).ok()?;
     let (Ok(mut client_read), Ok(mut server_write)) = (client.try_clone(), server.try_clone())
     else {
-        return;
+        return None;
     };
     let upload = std::thread::spawn(move || std::io::copy(&mut client_read, &mut server_write));
     let _ = std::io::copy(&mut server, &mut client);
     let _ = client.shutdown(std::net::Shutdown::Both);
     let _ = server.shutdown(std::net::Shutdown::Both);
-    if let Ok(Ok(sent)) = upload.join()
-        && is_upload_body
-    {
-        counters.upload_bytes.fetch_add(sent, Ordering::SeqCst);
-    }
+    upload.join().ok()?.ok()
 }
