@@ -60,7 +60,7 @@ pub enum Command {
     /// Roll out in <TO> exactly what is live in <FROM>: images are copied by digest.
     Promote(PromoteArgs),
     /// Go back to the previous good release (or --to RELEASE_ID), restored from the ledger
-    /// (DAGs: the recorded S3 object versions)
+    #[command(long_about = ROLLBACK_ABOUT)]
     Rollback(RollbackArgs),
     /// What is live where, from the ledger.
     Status(StatusArgs),
@@ -75,6 +75,27 @@ pub enum Command {
         shell: clap_complete::Shell,
     },
 }
+
+const ROLLBACK_ABOUT: &str = "\
+Go back to the previous good release of each artifact (or the one --to names), from what the \
+ledger recorded of it. Nothing is rebuilt, pushed or uploaded, and no migration runs.
+
+What each kind restores:
+  ecs-rolling            the service on the task definition revision the release ran (registered
+                         again if clean-up removed it), followed like a release: circuit breaker,
+                         health check
+  codedeploy-blue-green  a CodeDeploy deployment of that revision, test-listener gate included
+  ecs-blue-green         a service deployment of that revision, all at once (--gradual: the
+                         configured canary or linear shift)
+  task-definitions       each family's latest revision on the recorded digest; rules and
+                         schedules point at it
+  strategy none          the live pointer on the recorded digest
+  dags                   the recorded object versions under the prefix, exactly
+  lambda                 the alias on the recorded version (its CodeSha256 checked first), all at
+                         once (--gradual: the configured steps and gates)
+
+The record has operation `rollback` and names the release it restored; that release is live \
+again for status, promote and the next rollback.";
 
 /// Flags shared by commands that talk to AWS.
 #[derive(Debug, Args)]
@@ -170,6 +191,10 @@ pub struct RollbackArgs {
     /// The release to go back to (`deploy history` lists them); one artifact only.
     #[arg(long, value_name = "RELEASE_ID")]
     pub to: Option<String>,
+    /// Shift traffic back with the configured canary/linear steps and gates (ecs-blue-green,
+    /// Lambda) instead of all at once.
+    #[arg(long)]
+    pub gradual: bool,
     #[command(flatten)]
     pub change: ChangeArgs,
     #[command(flatten)]

@@ -56,13 +56,6 @@ impl ArtifactKind {
         }
     }
 
-    /// Whether `ops::rollback` can restore an earlier release of this kind from what
-    /// the ledger recorded of it: DAGs (their recorded S3 object versions). Images and Lambda
-    /// functions go back by releasing the earlier version.
-    pub fn restores_from_ledger(self) -> bool {
-        matches!(self, ArtifactKind::Dags)
-    }
-
     /// The kind `strategy` rolls out (a new strategy must say which, or this does not compile).
     pub fn of_strategy(strategy: Strategy) -> ArtifactKind {
         match strategy {

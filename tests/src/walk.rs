@@ -1,4 +1,4 @@
-//! The environments of the fault walk (`tests/tests/fault_walk.rs`): for every kind and
+//! The environments of the fault walk (`tests/tests/e2e/fault_walk.rs`): for every kind and
 //! strategy, a fresh environment whose release plan the walk applies through the library with
 //! one step failing, and what that environment runs, read back through the AWS APIs (moto and
 //! the doubles), never through deploy-core. What runs comes in parts, each keyed by the id of
@@ -124,6 +124,7 @@ impl Walked {
             lock_ttl: self.config.settings.lock_ttl,
             status: &status,
             promote: &[],
+        gradual: false,
         })
     }
 

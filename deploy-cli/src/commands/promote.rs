@@ -34,6 +34,7 @@ pub async fn rollback(
         environment: &args.env,
         artifacts: &args.artifacts,
         to: args.to.as_deref(),
+        gradual: args.gradual,
         confirm: confirm(&args.change),
     };
     let prepared = ops::rollback(&config, &request).await?;

@@ -95,6 +95,7 @@ impl Engine {
             touched: output.touched,
             outcome,
             previous: None,
+            restored: output.restored,
             plan_id: Some(plan.id.clone()),
         }
     }

@@ -222,6 +222,8 @@ pub struct StepOutput {
     pub version: Option<String>,
     /// The environment the bytes came from (promotions).
     pub source_environment: Option<String>,
+    /// The earlier release whose bytes a rollback restored.
+    pub restored: Option<String>,
 }
 
 impl StepOutput {
@@ -236,6 +238,9 @@ impl StepOutput {
         }
         if other.source_environment.is_some() {
             self.source_environment = other.source_environment;
+        }
+        if other.restored.is_some() {
+            self.restored = other.restored;
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The engine on its own: scheduling by needs, undo newest first, cancellation, checks. Plans
 //! here have only probe steps (no account check, lock or record), so nothing reaches AWS;
-//! the same paths with the lock and the ledger run against moto in `tests/tests/engine.rs`.
+//! the same paths with the lock and the ledger run against moto in `tests/tests/e2e/engine.rs`.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

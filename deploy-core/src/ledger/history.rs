@@ -242,6 +242,7 @@ mod tests {
             touched: vec![],
             outcome,
             previous: None,
+            restored: None,
             plan_id: None,
         }
     }

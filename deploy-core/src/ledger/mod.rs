@@ -330,6 +330,9 @@ pub struct ReleaseRecord {
     /// The live release before this one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<String>,
+    /// For rollbacks: the earlier release whose bytes it restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restored: Option<String>,
     /// The plan this release applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<String>,

@@ -68,6 +68,7 @@ pub async fn promote(config: &Config, request: &PromoteRequest<'_>) -> Result<Pr
         lock_ttl: config.settings.lock_ttl,
         status: &status,
         promote: &sources,
+        gradual: false,
     });
     Ok(Prepared {
         plan,
@@ -104,6 +105,7 @@ fn live_releases(from: &str, status: Vec<ArtifactStatus>) -> Result<Vec<PromoteS
                 release_id,
                 version,
                 artifact_ref,
+                touched: Vec::new(),
             }),
             _ => missing.push(status.artifact),
         }

@@ -66,6 +66,7 @@ async fn build(
         lock_ttl: config.settings.lock_ttl,
         status: &status,
         promote: &[],
+        gradual: false,
     });
     Ok(Prepared {
         plan,

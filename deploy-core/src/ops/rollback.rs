@@ -23,13 +23,17 @@ pub struct RollbackRequest<'a> {
     pub artifacts: &'a [String],
     /// The release to go back to (one artifact only); `None`: the previous good one.
     pub to: Option<&'a str>,
+    /// Shift traffic back with the configured canary/linear steps and gates (`--gradual`)
+    /// instead of all at once.
+    pub gradual: bool,
     /// Approval and dry run.
     pub confirm: Confirm,
 }
 
-/// Prepares a rollback: every artifact must be of a kind that restores from the ledger
-/// ([`crate::kinds::ArtifactKind::restores_from_ledger`]) and have a release to go back to;
-/// approval where `approval = true`.
+/// Prepares a rollback: every artifact must have a release to go back to; approval where
+/// `approval = true`. Each kind restores what the release recorded, without rebuilding or
+/// uploading anything: an image's digest and task definition revision, the DAG files' object
+/// versions, a Lambda function's version.
 pub async fn rollback(
     config: &Config,
     request: &RollbackRequest<'_>,
@@ -65,6 +69,7 @@ pub async fn rollback(
                 release_id: record.id,
                 version: record.version,
                 artifact_ref: record.artifact_ref?,
+                touched: record.touched,
             })
         });
         sources.push(source.ok_or_else(|| {
@@ -83,6 +88,7 @@ pub async fn rollback(
         lock_ttl: config.settings.lock_ttl,
         status: &status,
         promote: &sources,
+        gradual: request.gradual,
     });
     Ok(Prepared {
         plan,
@@ -95,15 +101,6 @@ fn check_request(
     request: &RollbackRequest<'_>,
     artifacts: &[&ArtifactSpec],
 ) -> Result<(), OpsError> {
-    if let Some(spec) = artifacts.iter().find(|a| !a.kind().restores_from_ledger()) {
-        return Err(OpsError::Usage(format!(
-            "`{}` (kind {}) cannot be rolled back from the ledger yet; roll it back by releasing the earlier version (`deploy release {} {} --version V`)",
-            spec.name,
-            spec.kind(),
-            request.environment,
-            spec.name
-        )));
-    }
     if request.to.is_some() && artifacts.len() != 1 {
         return Err(OpsError::Usage(
             "a release id (--to) belongs to one artifact; name that artifact".into(),
@@ -232,6 +229,7 @@ mod tests {
                         Outcome::Failed { error: "x".into() }
                     },
                     previous: None,
+                    restored: None,
                     plan_id: None,
                 }
             })

@@ -111,6 +111,7 @@ function = "p-fn-{env}"
             lock_ttl: Duration::from_secs(60),
             status: &[],
             promote,
+            gradual: false,
         })
     }
 
@@ -211,6 +212,7 @@ rollout = { strategy = "none" }
                 repository: "p/api".into(),
                 digest: "sha256:aa".into(),
             }),
+            touched: Vec::new(),
         }
     }
 

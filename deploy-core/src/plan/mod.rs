@@ -169,6 +169,10 @@ pub struct PromoteSource {
     pub version: Option<String>,
     /// Its exact bytes.
     pub artifact_ref: ArtifactRef,
+    /// What the release recorded it created or changed (a rollback restores from it: the
+    /// task definition revision a service ran, say).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub touched: Vec<AwsObject>,
 }
 
 /// What to plan.
@@ -188,8 +192,12 @@ pub struct PlanRequest<'a> {
     pub lock_ttl: Duration,
     /// What the ledger says now, one entry per artifact.
     pub status: &'a [ArtifactStatus],
-    /// For [`Operation::Promote`]: the source environment's live release of each artifact.
+    /// For [`Operation::Promote`]: the source environment's live release of each artifact;
+    /// for [`Operation::Rollback`]: the release of this environment each artifact goes back to.
     pub promote: &'a [PromoteSource],
+    /// For [`Operation::Rollback`]: shift traffic back with the configured canary or linear
+    /// steps and gates instead of all at once.
+    pub gradual: bool,
 }
 
 impl Plan {

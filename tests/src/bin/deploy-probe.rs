@@ -109,6 +109,7 @@ fn record(artifact: &str, id: &str, environment: &str) -> ReleaseRecord {
         touched: vec![],
         outcome: Outcome::Succeeded,
         previous: None,
+        restored: None,
         plan_id: None,
     }
 }

@@ -147,6 +147,7 @@ async fn write_records(url: &str, bucket: &str, config_path: &std::path::Path, r
                         Outcome::Succeeded
                     },
                     previous: None,
+                    restored: None,
                     plan_id: None,
                 };
                 if i + 2 >= records {

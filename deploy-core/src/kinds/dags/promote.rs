@@ -213,8 +213,10 @@ impl PromoteStep {
             .try_collect::<HashMap<_, _>>();
         let mut done = steps::carry_out(cx, change, copied).await?;
         done.record.version = input.from.version.clone();
-        // A rollback restores from the environment itself: no source to name.
-        if !restore {
+        // A rollback restores from the environment itself: it names the release instead.
+        if restore {
+            done.record.restored = Some(input.from.release_id.clone());
+        } else {
             done.record.source_environment = Some(from.clone());
         }
         Ok(done)

@@ -73,3 +73,27 @@ impl ActionInput for ScanImage {
         crate::plan::Reversibility::Nothing
     }
 }
+
+/// Roll back to an image this environment ran before: its digest must still be in the
+/// environment's repository (nothing is pushed); the service strategies go back to the task
+/// definition revision the release recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoreImage {
+    /// ECR repository in this environment.
+    pub repository: String,
+    /// The release restored.
+    pub from: PromoteSource,
+    /// The task definition revision the release's service ran (its record's
+    /// `ecs-task-definition`), for the service strategies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+}
+
+impl ActionInput for RestoreImage {
+    const TYPE: &'static str = "restore-image";
+
+    fn reversibility(&self) -> crate::plan::Reversibility {
+        // It only reads: the image is already there.
+        crate::plan::Reversibility::Nothing
+    }
+}

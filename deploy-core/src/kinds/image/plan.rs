@@ -1,18 +1,23 @@
 //! The steps of an image: on a promotion, the source's scan gate then the copy by digest;
 //! otherwise the push and, with `scan_on_publish`, the gate on what was pushed; then the
-//! rollout strategy's steps.
+//! rollout strategy's steps. A rollback reads the image of the release it restores instead
+//! (nothing is pushed) and runs no migration.
 
 use super::ImageRef;
-use super::actions::{PromoteImage, PublishImage, ScanImage};
+use super::actions::{PromoteImage, PublishImage, RestoreImage, ScanImage};
 use crate::kinds::{ImageSpec, ScanGate};
-use crate::ledger::AwsObject;
+use crate::ledger::{AwsObject, Operation};
 use crate::plan::{Action, Chain, PlanRequest, PromoteSource};
 
 /// Adds the steps of `image` to `chain`.
 pub fn steps(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
     let name = chain.artifact().to_owned();
     let promoted = request.promote.iter().find(|p| p.artifact == name);
-    if let Some(from) = promoted {
+    if let Some(from) = promoted
+        && request.operation == Operation::Rollback
+    {
+        restore_step(image, from, chain);
+    } else if let Some(from) = promoted {
         promote_steps(image, from, chain);
     } else if request.operation.publishes()
         && let Some(source) = &image.source
@@ -43,8 +48,40 @@ pub fn steps(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>
         }
     }
     if request.operation.changes_live() {
-        crate::kinds::image::rollout::plan::image_steps(&image.repository, &image.rollout, chain);
+        let rollout = match request.operation {
+            Operation::Rollback => image.rollout.for_rollback(request.gradual),
+            _ => image.rollout.clone(),
+        };
+        let migrate = request.operation != Operation::Rollback;
+        crate::kinds::image::rollout::plan::image_steps(&image.repository, &rollout, migrate, chain);
     }
+}
+
+/// Rolls back to `from`: its digest, already in the repository, and (for services) the task
+/// definition revision it ran.
+fn restore_step(image: &ImageSpec, from: &PromoteSource, chain: &mut Chain<'_>) {
+    let Some(ImageRef { digest, .. }) = from.artifact_ref.decode::<ImageRef>() else {
+        return;
+    };
+    let revision = from
+        .touched
+        .iter()
+        .find(|o| o.kind == "ecs-task-definition")
+        .map(|o| o.id.clone());
+    let name = chain.artifact().to_owned();
+    let what = match &revision {
+        Some(revision) => format!("{digest}, task definition {revision}"),
+        None => digest.clone(),
+    };
+    chain.then(
+        format!("go back to release {} of {name} ({what})", from.release_id),
+        Action::new(&RestoreImage {
+            repository: image.repository.clone(),
+            from: from.clone(),
+            revision,
+        }),
+        vec![],
+    );
 }
 
 fn promote_steps(image: &ImageSpec, from: &PromoteSource, chain: &mut Chain<'_>) {

@@ -93,6 +93,18 @@ pub enum PublishError {
         /// Digest.
         digest: String,
     },
+    /// The image a rollback goes back to is gone from the environment's repository.
+    #[error(
+        "{repository}@{digest} (release {release_id}) is not in this environment's registry any more (an ECR lifecycle rule or a hand deletion removed it); roll back to a later release with `--to`, or release that version again"
+    )]
+    RestoreGone {
+        /// Repository.
+        repository: String,
+        /// Digest.
+        digest: String,
+        /// The release a rollback goes back to.
+        release_id: String,
+    },
     /// A promotion of something that is not an image.
     #[error("the {environment} release {release_id} is not an image")]
     NotAnImage {
@@ -350,6 +362,25 @@ pub async fn promote_preflight(
         });
     }
     Ok(())
+}
+
+/// The registry (`host[:port]`) of the environment, once it is known to still hold
+/// `repository@digest`, the image a rollback to `release_id` goes back to. Reads only.
+pub async fn restore_check(
+    clients: &AwsClients,
+    settings: RegistrySettings,
+    (repository, digest): (&str, &str),
+    release_id: &str,
+) -> Result<String, PublishError> {
+    let registry = registry(clients, settings).await?;
+    if registry.manifest_digest(repository, digest).await?.is_none() {
+        return Err(PublishError::RestoreGone {
+            repository: repository.to_owned(),
+            digest: digest.to_owned(),
+            release_id: release_id.to_owned(),
+        });
+    }
+    Ok(registry.host().to_owned())
 }
 
 /// Copies the exact image (manifest bytes and blobs, by digest) a source environment runs into

@@ -11,7 +11,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::ImageRef;
-use super::actions::{PromoteImage, PublishImage, ScanImage};
+use super::actions::{PromoteImage, PublishImage, RestoreImage, ScanImage};
 use super::publish::{self, PromoteRequest, PublishRequest, Published};
 use super::scan::{self, ScanError, ScanWait};
 use crate::engine::{
@@ -76,7 +76,84 @@ pub fn register(engine: &mut Engine, settings: ImageSettings) {
             verified: Mutex::default(),
         }),
     );
+    engine.register(RestoreImage::TYPE, Arc::new(RestoreStep(settings.clone())));
     engine.register(ScanImage::TYPE, Arc::new(ScanStep(settings)));
+}
+
+/// The task definition revision a rollback goes back to, for the service strategies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RestoredRevision(pub String);
+
+struct RestoreStep(Arc<ImageSettings>);
+
+impl RestoreStep {
+    async fn check(&self, input: &RestoreImage, cx: &StepContext<'_>) -> Result<ImageOutput, StepError> {
+        let reference = input.from.artifact_ref.decode::<ImageRef>();
+        let Some(ImageRef { digest, .. }) = reference else {
+            return Err(StepError::failure(publish::PublishError::NotAnImage {
+                environment: input.from.environment.clone(),
+                release_id: input.from.release_id.clone(),
+            }));
+        };
+        let place = (input.repository.as_str(), digest.as_str());
+        let settings = self.0.registry.clone();
+        let registry =
+            publish::restore_check(cx.clients(), settings, place, &input.from.release_id).await?;
+        Ok(ImageOutput {
+            registry,
+            repository: input.repository.clone(),
+            digest,
+        })
+    }
+}
+
+impl StepHandler for RestoreStep {
+    fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
+        cx.input::<RestoreImage>(step).map(drop)
+    }
+
+    fn preflight<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let input: RestoreImage = step.action.input()?;
+            self.check(&input, cx).await.map(drop)
+        })
+    }
+
+    fn run<'a>(
+        &'a self,
+        step: &'a Step,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(async move {
+            let input: RestoreImage = step.action.input()?;
+            let artifact = step.artifact_name();
+            let image = self.check(&input, cx).await?;
+            cx.reporter().report(&Event::Note {
+                message: format!(
+                    "{artifact}: going back to release {} ({})",
+                    input.from.release_id,
+                    image.reference()
+                ),
+            });
+            cx.put(artifact, image);
+            if let Some(revision) = &input.revision {
+                cx.put(artifact, RestoredRevision(revision.clone()));
+            }
+            Ok(Done {
+                record: StepOutput {
+                    artifact_ref: Some(input.from.artifact_ref.clone()),
+                    version: input.from.version.clone(),
+                    restored: Some(input.from.release_id.clone()),
+                    ..StepOutput::default()
+                },
+                ..Done::default()
+            })
+        })
+    }
 }
 
 const SECTIONS: &[&str] = &["images", "scans"];
@@ -376,6 +453,7 @@ fn published_done(
             touched: published.touched,
             version: from.and_then(|f| f.from.version.clone()),
             source_environment: from.map(|f| f.from.environment.clone()),
+            restored: None,
         },
         ..Done::default()
     }

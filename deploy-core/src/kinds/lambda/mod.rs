@@ -10,6 +10,7 @@ pub mod package;
 pub mod plan;
 pub(crate) mod promote;
 pub(crate) mod publish;
+pub mod restore;
 pub mod settings;
 pub mod shift;
 pub(crate) mod steps;
@@ -62,6 +63,7 @@ pub fn register(engine: &mut Engine, settings: LambdaSettings) {
         PromoteLambda::TYPE,
         Arc::new(promote::PromoteStep(settings.clone())),
     );
+    engine.register(restore::RestoreLambda::TYPE, Arc::new(restore::RestoreStep));
     crate::kinds::lambda::shift::register(engine, settings.shift.clone());
 }
 

@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::kinds::LambdaSpec;
-use crate::ledger::AwsObject;
+use super::restore::RestoreLambda;
+use crate::ledger::{AwsObject, Operation};
 use crate::plan::{Action, ActionInput, Chain, PlanRequest, PromoteSource};
 
 /// Upload the zip, update the function code and publish a version.
@@ -82,6 +83,20 @@ pub fn steps(lambda: &LambdaSpec, request: &PlanRequest<'_>, chain: &mut Chain<'
         id: lambda.function.clone(),
     }];
     match (promoted, publish) {
+        (Some(from), _) if request.operation == Operation::Rollback => {
+            let sha = from.artifact_ref.content_id();
+            chain.then(
+                format!(
+                    "go back to release {} of {} ({sha})",
+                    from.release_id, lambda.function
+                ),
+                Action::new(&RestoreLambda {
+                    function: lambda.function.clone(),
+                    from: from.clone(),
+                }),
+                vec![],
+            );
+        }
         (Some(from), Some(publish)) => {
             let sha = from.artifact_ref.content_id();
             chain.then(
@@ -106,6 +121,10 @@ pub fn steps(lambda: &LambdaSpec, request: &PlanRequest<'_>, chain: &mut Chain<'
         _ => {}
     }
     if request.operation.changes_live() {
-        super::shift::lambda_steps(&lambda.function, &lambda.alias, &lambda.rollout, chain);
+        let rollout = match request.operation {
+            Operation::Rollback => lambda.rollout.for_rollback(request.gradual),
+            _ => lambda.rollout.clone(),
+        };
+        super::shift::lambda_steps(&lambda.function, &lambda.alias, &rollout, chain);
     }
 }

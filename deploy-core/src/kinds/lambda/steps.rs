@@ -225,6 +225,7 @@ pub(super) async fn done(
             touched,
             version: from.and_then(|f| f.version.clone()),
             source_environment: from.map(|f| f.environment.clone()),
+            restored: None,
         },
         undo,
     })

@@ -61,6 +61,20 @@ pub enum ImageRollout {
 }
 
 impl ImageRollout {
+    /// This rollout as a rollback runs it: ECS's own blue/green moves all traffic at once
+    /// unless `gradual` (the configured canary or linear shift, with its bakes).
+    pub fn for_rollback(&self, gradual: bool) -> ImageRollout {
+        match self {
+            ImageRollout::EcsBlueGreen(rollout) if !gradual => {
+                ImageRollout::EcsBlueGreen(EcsBlueGreen {
+                    shift: TrafficShift::BlueGreen,
+                    ..rollout.clone()
+                })
+            }
+            other => other.clone(),
+        }
+    }
+
     /// The strategy this rollout uses.
     pub fn strategy(&self) -> Strategy {
         match self {

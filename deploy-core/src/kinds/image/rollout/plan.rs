@@ -26,12 +26,14 @@ impl ActionInput for RolloutImage {
     }
 }
 
-/// Adds the rollout of the image in `repository` (nothing for `none`).
-pub fn image_steps(repository: &str, rollout: &ImageRollout, chain: &mut Chain<'_>) {
+/// Adds the rollout of the image in `repository` (nothing for `none`), after the migration
+/// when `migrate`.
+pub fn image_steps(repository: &str, rollout: &ImageRollout, migrate: bool, chain: &mut Chain<'_>) {
     if *rollout == ImageRollout::None {
         return;
     }
     match rollout {
+        _ if !migrate => {}
         ImageRollout::EcsRolling(service)
         | ImageRollout::CodedeployBlueGreen { service, .. }
         | ImageRollout::EcsBlueGreen(super::EcsBlueGreen { service, .. }) => {

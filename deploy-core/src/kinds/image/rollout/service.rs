@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_ecs::types::{Service, TaskDefinition};
+use aws_sdk_ecs::types::{Service, TaskDefinition, TaskDefinitionStatus};
 
 use super::cleanup;
 use super::ecs::{LiveService, describe_definition};
@@ -15,7 +15,7 @@ use super::task_definition::{self, Change, Rendered};
 use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
 use crate::events::Event;
 use crate::kinds::image::rollout::EcsService as EcsServiceConfig;
-use crate::kinds::image::steps::ImageOutput;
+use crate::kinds::image::steps::{ImageOutput, RestoredRevision};
 use crate::ledger::AwsObject;
 
 /// Nothing was published or copied for the artifact in this run, so there is no image to roll
@@ -59,7 +59,10 @@ pub(crate) async fn next_for_service(
         env: &runtime.env,
         secrets: &runtime.secrets,
     };
-    let next = next_revision(cx, &previous, &change).await?;
+    let next = match cx.get::<RestoredRevision>(artifact) {
+        Some(recorded) => restored_revision(ecs, &recorded.0, &previous, &change).await?,
+        None => next_revision(cx, &previous, &change).await?,
+    };
     let mut record = StepOutput {
         touched: vec![
             object("ecs-task-definition", &next),
@@ -91,6 +94,51 @@ pub(crate) async fn next_for_service(
         next,
         record,
     }))
+}
+
+/// The revision a rollback goes back to: the one the release recorded while it is ACTIVE and
+/// runs the image; registered again from its contents when clean-up deregistered it; when it
+/// cannot be read any more, the image rendered into what the service runs now.
+async fn restored_revision(
+    ecs: &LiveService<'_>,
+    recorded: &str,
+    current: &str,
+    change: &Change<'_>,
+) -> Result<String, StepError> {
+    let cx = ecs.cx;
+    let (definition, tags) = match describe_definition(cx, recorded).await {
+        Ok(found) => found,
+        Err(err) => {
+            cx.reporter().report(&Event::Note {
+                message: format!(
+                    "{}: the recorded revision {recorded} cannot be read ({err}); the image goes into {current} instead",
+                    ecs.artifact
+                ),
+            });
+            return next_revision(cx, current, change).await;
+        }
+    };
+    let runs_image = definition
+        .container_definitions()
+        .iter()
+        .any(|c| c.name() == Some(change.container) && c.image() == Some(change.image));
+    if !runs_image {
+        return next_revision(cx, recorded, change).await;
+    }
+    if definition.status() == Some(&TaskDefinitionStatus::Active) {
+        return Ok(recorded.to_owned());
+    }
+    let again = task_definition::again(&definition, &tags).map_err(StepError::failure)?;
+    let arn = task_definition::register(cx.clients().ecs(), recorded, again)
+        .await
+        .map_err(StepError::failure)?;
+    cx.reporter().report(&Event::Note {
+        message: format!(
+            "{}: {recorded} was deregistered; registered again as {arn}",
+            ecs.artifact
+        ),
+    });
+    Ok(arn)
 }
 
 /// Deregisters old revisions of the service's family that nothing uses any more (after every

@@ -125,6 +125,19 @@ pub fn render(
     Ok(Rendered::Register(Box::new(input)))
 }
 
+/// `definition` to register again as it is, every registrable field and the tags kept: a
+/// revision that clean-up deregistered, restored by a rollback.
+pub fn again(definition: &TaskDefinition, tags: &[Tag]) -> Result<Rendered, RenderError> {
+    let containers = definition.container_definitions.clone().unwrap_or_default();
+    next_revision(definition, containers, tags)
+        .build()
+        .map(|input| Rendered::Register(Box::new(input)))
+        .map_err(|source| RenderError::Build {
+            task_definition: display_name(definition),
+            source,
+        })
+}
+
 /// Registers `rendered` with `client` when it is [`Rendered::Register`] and returns the ARN of
 /// the revision that now holds the change: the new revision's, or `current_arn` when the
 /// current revision already was the rendered one.

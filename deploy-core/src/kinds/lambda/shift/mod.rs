@@ -27,6 +27,7 @@ use crate::events::Event;
 use crate::kinds::lambda::output::LambdaOutput;
 use crate::kinds::lambda::plan::{PromoteLambda, PublishLambda};
 use crate::kinds::lambda::publish::LambdaError;
+use crate::kinds::lambda::restore::RestoreLambda;
 use crate::ledger::AwsObject;
 use crate::plan::{ActionInput, Step};
 use crate::rollout::{HealthCheck, Strategy};
@@ -52,6 +53,21 @@ pub struct LambdaRollout {
     /// when exceeded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_errors: Option<u64>,
+}
+
+impl LambdaRollout {
+    /// This rollout as a rollback runs it: all at once (the gates still checked once) unless
+    /// `gradual` (the configured steps and gates).
+    pub fn for_rollback(&self, gradual: bool) -> LambdaRollout {
+        if gradual {
+            return self.clone();
+        }
+        LambdaRollout {
+            strategy: Strategy::LambdaAllAtOnce,
+            steps: vec![100],
+            ..self.clone()
+        }
+    }
 }
 
 /// Settings of alias shifts.
@@ -156,7 +172,8 @@ impl StepHandler for ShiftStep {
             let artifact = step.artifact_name();
             let fed = cx.plan().steps.iter().any(|s| {
                 s.artifact.as_deref() == Some(artifact)
-                    && [PublishLambda::TYPE, PromoteLambda::TYPE].contains(&s.action.name())
+                    && [PublishLambda::TYPE, PromoteLambda::TYPE, RestoreLambda::TYPE]
+                        .contains(&s.action.name())
             });
             if !fed && cx.plan().operation.publishes() {
                 return Err(StepError::from(NoSource {

@@ -13,7 +13,7 @@
 //! `task-definitions` (with a rule, a schedule and a migration; keeping one revision), `dags`,
 //! and Lambda `lambda-all-at-once` (with kept zips, without a bucket, first release, keeping
 //! one version), `lambda-canary` (with kept zips, without a bucket) and `lambda-linear`. Images
-//! with `strategy = "none"` are walked in `tests/tests/engine.rs`. Last, a plan of two artifacts
+//! with `strategy = "none"` are walked in `tests/tests/e2e/engine.rs`. Last, a plan of two artifacts
 //! whose second record is refused beside the first one's.
 
 use std::future::Future;

@@ -256,6 +256,7 @@ async fn image_release() -> (Config, String, AwsClients, Plan) {
         lock_ttl: config.settings.lock_ttl,
         status: &[],
         promote: &[],
+        gradual: false,
     });
     (config, bucket, clients, plan)
 }

@@ -1,0 +1,41 @@
+//! The end-to-end tests, one binary: each module is one area, run against the emulators that
+//! the harness (`deploy_tests`) starts once for the whole run.
+
+mod apply;
+mod bad_input;
+mod cancel;
+mod cli;
+mod codedeploy;
+mod config_corpus;
+mod corpus_rollout;
+mod dags;
+mod dags_faults;
+mod dags_undo;
+mod ecs_blue_green;
+mod ecs_double;
+mod ecs_rolling;
+mod ecs_scale;
+mod engine;
+mod errors;
+mod fault_walk;
+mod faults_ecs;
+mod faults_lambda;
+mod inputs_checked;
+mod lambda;
+mod lambda_bridge;
+mod lambda_package;
+mod layers;
+mod ledger_lock;
+mod ledger_persistence;
+mod plan;
+mod promote;
+mod publish;
+mod registry;
+mod registry_faults;
+mod registry_inputs;
+mod s3_faults;
+mod schedules;
+mod sources_safety;
+mod task_definition;
+mod task_definitions;
+mod verify;
