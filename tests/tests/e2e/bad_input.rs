@@ -164,20 +164,16 @@ fn artifact_names_that_are_not_in_the_configuration_are_usage_errors() {
 }
 
 #[test]
-fn a_rollback_of_a_kind_that_cannot_restore_from_the_ledger_is_a_usage_error() {
+fn a_release_id_for_several_artifacts_is_a_usage_error() {
     let endpoint = RecordingEndpoint::start();
     let config = valid_config();
+    let text = std::fs::read_to_string(&config).expect("config")
+        + "[artifacts.worker]\nkind = \"image\"\nrepository = \"t/worker\"\n";
+    std::fs::write(&config, text).expect("write config");
     let config = config.to_str().unwrap_or_default();
-    let args = ["--config", config, "rollback", "dev", "app"];
+    let args = ["--config", config, "rollback", "dev", "--to", "20260101T000000Z-x"];
     let out = run(&endpoint, &args);
-    assert_usage(
-        &out,
-        &args,
-        &[
-            "`app` (kind image) cannot be rolled back",
-            "deploy release dev app --version V",
-        ],
-    );
+    assert_usage(&out, &args, &["a release id (--to) belongs to one artifact"]);
     assert_eq!(endpoint.hits(), 0, "the refusal reached AWS");
 }
 

@@ -15,16 +15,16 @@ use deploy_tests::{
 
 /// A cluster with service `api` on revision 1 of a two-container task definition, and a
 /// project releasing the example image to it.
-struct Fixture {
-    double: EcsDouble,
-    config: PathBuf,
-    bucket: String,
-    repo: String,
-    cluster: String,
-    first: String,
+pub(crate) struct Fixture {
+    pub double: EcsDouble,
+    pub config: PathBuf,
+    pub bucket: String,
+    pub repo: String,
+    pub cluster: String,
+    pub first: String,
 }
 
-async fn fixture(timeout: &str) -> Fixture {
+pub(crate) async fn fixture(timeout: &str) -> Fixture {
     let double = EcsDouble::start(&moto().url);
     let ecs = ecs_double::client(&moto().url).await;
     let cluster = ecs_double::cluster(&ecs, "roll").await;
@@ -109,7 +109,7 @@ async fn db_secret() {
 }
 
 impl Fixture {
-    fn release(&self, version: &str) -> (Option<i32>, String) {
+    pub(crate) fn release(&self, version: &str) -> (Option<i32>, String) {
         let out = deploy(&moto().url)
             .arg("--config")
             .arg(&self.config)
@@ -123,7 +123,7 @@ impl Fixture {
     }
 
     /// The task definition the service runs, read from moto.
-    async fn running(&self) -> String {
+    pub(crate) async fn running(&self) -> String {
         let ecs = ecs_double::client(&moto().url).await;
         let out = ecs
             .describe_services()
@@ -139,7 +139,7 @@ impl Fixture {
     }
 
     /// The outcome of every record of `api`, newest first.
-    async fn outcomes(&self) -> Vec<String> {
+    pub(crate) async fn outcomes(&self) -> Vec<String> {
         let prefix = "deploy/t/dev/artifacts/api/releases/";
         let mut outcomes = Vec::new();
         for key in list_keys(&moto().url, &self.bucket, prefix).await {
@@ -154,12 +154,12 @@ impl Fixture {
         outcomes
     }
 
-    fn updates(&self) -> usize {
+    pub(crate) fn updates(&self) -> usize {
         self.double.requests_of("UpdateService").len()
     }
 }
 
-async fn describe(arn: &str) -> aws_sdk_ecs::types::TaskDefinition {
+pub(crate) async fn describe(arn: &str) -> aws_sdk_ecs::types::TaskDefinition {
     let ecs = ecs_double::client(&moto().url).await;
     ecs.describe_task_definition()
         .task_definition(arn)
@@ -402,7 +402,7 @@ async fn a_failure_of_one_service_undoes_the_other() {
     assert_eq!(record["outcome"]["result"], "rolled-back");
 }
 
-fn with_health(f: &Fixture, url: &str) {
+pub(crate) fn with_health(f: &Fixture, url: &str) {
     let text = std::fs::read_to_string(&f.config).expect("config").replace(
         "container = \"api\", timeout",
         &format!(

@@ -33,6 +33,7 @@ mod publish;
 mod registry;
 mod registry_faults;
 mod registry_inputs;
+mod rollback;
 mod s3_faults;
 mod schedules;
 mod sources_safety;

@@ -1,0 +1,162 @@
+//! `deploy rollback` of images from what the ledger recorded, against moto behind the scripted
+//! ECS double: the service goes back to the task definition revision the earlier release ran
+//! (registered again when it was deregistered), nothing is pushed to the registry, the record
+//! says `rollback` and names the release it restored, `--to` goes forward again, and a rollback
+//! whose health gate fails leaves the live release running (exit 3). Read back through moto's
+//! ECS API, plain S3 reads and `skopeo`.
+
+use deploy_tests::layouts::tiny_layout;
+use deploy_tests::{answering, deploy, ecs_double, get_json, moto, oci_registry, skopeo_inspect};
+
+use super::ecs_rolling::{Fixture, describe, fixture, with_health};
+
+/// The digest `repo:tag` resolves to, read with skopeo.
+fn digest_of(repo: &str, tag: &str) -> String {
+    let image = format!("{}/{repo}:{tag}", oci_registry().host);
+    skopeo_inspect(&image, false).expect("skopeo")["Digest"]
+        .as_str()
+        .expect("digest")
+        .to_owned()
+}
+
+/// The image of the `api` container of task definition `arn`.
+async fn image_of(arn: &str) -> String {
+    let definition = describe(arn).await;
+    let api = definition
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some("api"))
+        .expect("api container");
+    api.image().expect("image").to_owned()
+}
+
+impl Fixture {
+    fn deploy(&self, args: &[&str]) -> (Option<i32>, String) {
+        let out = deploy(&moto().url)
+            .arg("--config")
+            .arg(&self.config)
+            .args(args)
+            .output()
+            .expect("run deploy");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The live pointer of `api` and its record.
+    async fn live(&self) -> (serde_json::Value, serde_json::Value) {
+        let url = &moto().url;
+        let live = get_json(url, &self.bucket, "deploy/t/dev/artifacts/api/live.json").await;
+        let key = live["record_key"].as_str().expect("record key").to_owned();
+        (live, get_json(url, &self.bucket, &key).await)
+    }
+
+    /// Releases v1 (the example image) then v2 (another image); returns both revisions and
+    /// release ids.
+    async fn two_releases(&self) -> [(String, String); 2] {
+        let (code, stderr) = self.release("v1");
+        assert_eq!(code, Some(0), "{stderr}");
+        let first = (self.running().await, self.live().await.0["release_id"].to_string());
+        let layout = self.config.parent().expect("dir").join("layout");
+        tiny_layout(&layout, b"the second build");
+        let (code, stderr) = self.release("v2");
+        assert_eq!(code, Some(0), "{stderr}");
+        let second = (self.running().await, self.live().await.0["release_id"].to_string());
+        assert_ne!(first.0, second.0, "v2 runs another revision");
+        [first, second]
+    }
+
+    /// Every tag of the repository, read with skopeo.
+    fn tags(&self) -> Vec<String> {
+        let image = format!("docker://{}/{}", oci_registry().host, self.repo);
+        let out = std::process::Command::new("skopeo")
+            .args(["list-tags", "--tls-verify=false", &image])
+            .output()
+            .expect("skopeo list-tags");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        let mut tags: Vec<String> = listed["Tags"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect();
+        tags.sort();
+        tags
+    }
+}
+
+fn unquoted(id: &str) -> &str {
+    id.trim_matches('"')
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_goes_back_to_the_recorded_revision_and_forward_again() {
+    let f = fixture("30s").await;
+    let [(v1_revision, v1_id), (v2_revision, v2_id)] = f.two_releases().await;
+    let v1_digest = digest_of(&f.repo, "v1");
+    let tags = f.tags();
+
+    let (code, stderr) = f.deploy(&["rollback", "dev", "api", "--dry-run"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(f.running().await, v2_revision, "a dry run changes nothing");
+
+    let (code, stderr) = f.deploy(&["rollback", "dev", "api"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(f.running().await, v1_revision, "the recorded revision itself");
+    assert!(image_of(&v1_revision).await.ends_with(&v1_digest));
+    assert_eq!(f.tags(), tags, "nothing was pushed or tagged");
+    let (live, record) = f.live().await;
+    assert_eq!(live["operation"], "rollback");
+    assert_eq!(record["operation"], "rollback");
+    assert_eq!(record["restored"], unquoted(&v1_id));
+    assert_eq!(record["previous"], unquoted(&v2_id));
+    assert_eq!(record["version"], "v1");
+    assert_eq!(record["artifact_ref"]["content_id"], v1_digest);
+
+    let (code, stderr) = f.deploy(&["rollback", "dev", "api", "--to", unquoted(&v2_id)]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(f.running().await, v2_revision, "--to goes forward again");
+    assert_eq!(f.live().await.1["restored"], unquoted(&v2_id));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deregistered_revision_is_registered_again_from_its_contents() {
+    let f = fixture("30s").await;
+    let [(v1_revision, _), _] = f.two_releases().await;
+    let ecs = ecs_double::client(&moto().url).await;
+    ecs.deregister_task_definition()
+        .task_definition(&v1_revision)
+        .send()
+        .await
+        .expect("deregister");
+
+    let (code, stderr) = f.deploy(&["rollback", "dev", "api"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("registered again"), "{stderr}");
+    let running = f.running().await;
+    assert_ne!(running, v1_revision, "an INACTIVE revision cannot run");
+    let (old, new) = (describe(&v1_revision).await, describe(&running).await);
+    assert_eq!(old.family(), new.family());
+    assert_eq!(
+        old.container_definitions(),
+        new.container_definitions(),
+        "every container exactly as recorded"
+    );
+    assert_eq!((old.cpu(), old.memory()), (new.cpu(), new.memory()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_whose_health_gate_fails_leaves_the_live_release_running() {
+    let f = fixture("30s").await;
+    let [_, (v2_revision, v2_id)] = f.two_releases().await;
+    with_health(&f, &answering(503));
+
+    let (code, stderr) = f.deploy(&["rollback", "dev", "api"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert_eq!(f.running().await, v2_revision, "put back on what was live");
+    let (live, _) = f.live().await;
+    assert_eq!(live["release_id"].to_string(), v2_id, "v2 is still live");
+    assert_eq!(f.outcomes().await[0], "rolled-back");
+}
