@@ -27,7 +27,7 @@ async fn sdk_config(url: &str) -> aws_config::SdkConfig {
         .await
 }
 
-async fn lambda() -> aws_sdk_lambda::Client {
+pub(crate) async fn lambda() -> aws_sdk_lambda::Client {
     aws_sdk_lambda::Client::new(&sdk_config(&moto().url).await)
 }
 
@@ -93,16 +93,16 @@ async fn create_function(function: &str, dir: &std::path::Path) {
 
 /// A function in moto, an environment `dev` whose Lambda calls go through a recording proxy,
 /// and the CloudWatch bridge.
-struct Fixture {
-    dir: PathBuf,
-    function: String,
-    bucket: String,
-    proxy: S3Proxy,
-    bridge: CloudWatchBridge,
+pub(crate) struct Fixture {
+    pub dir: PathBuf,
+    pub function: String,
+    pub bucket: String,
+    pub proxy: S3Proxy,
+    pub bridge: CloudWatchBridge,
 }
 
 impl Fixture {
-    async fn new() -> Fixture {
+    pub(crate) async fn new() -> Fixture {
         let url = moto().url.clone();
         let bucket = unique("lambda-state");
         create_bucket(&url, &bucket).await;
@@ -119,14 +119,14 @@ impl Fixture {
     }
 
     /// Writes the config with `rollout` (a TOML inline table) and the code returning `body`.
-    fn configure(&self, body: &str, rollout: &str) {
+    pub(crate) fn configure(&self, body: &str, rollout: &str) {
         self.configure_with(body, rollout, "", "");
     }
 
     /// Like [`Fixture::configure`], with `extra` keys in the artifact and `endpoints` (TOML
     /// key-value pairs) besides Lambda's. (An `sts` endpoint becomes every client's default,
     /// CloudWatch's too, so the CLI tests leave it to `AWS_ENDPOINT_URL`.)
-    fn configure_with(&self, body: &str, rollout: &str, extra: &str, endpoints: &str) {
+    pub(crate) fn configure_with(&self, body: &str, rollout: &str, extra: &str, endpoints: &str) {
         write_source(&self.dir.join("src"), body);
         let text = format!(
             "project = \"t\"\n[settings]\npoll_interval = \"100ms\"\n\
@@ -140,11 +140,11 @@ impl Fixture {
         std::fs::write(self.dir.join("deploy.toml"), text).expect("write config");
     }
 
-    fn release(&self, version: &str) -> Output {
+    pub(crate) fn release(&self, version: &str) -> Output {
         self.run(&["release", "dev", "--version", version])
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         deploy(&moto().url)
             .env("AWS_ENDPOINT_URL_CLOUDWATCH", &self.bridge.url)
             .arg("--config")
@@ -155,7 +155,7 @@ impl Fixture {
     }
 
     /// Requests of `method` whose path ends with `suffix` the proxy passed to Lambda.
-    fn count(&self, method: &str, suffix: &str) -> usize {
+    pub(crate) fn count(&self, method: &str, suffix: &str) -> usize {
         self.proxy
             .seen()
             .iter()
@@ -165,7 +165,7 @@ impl Fixture {
             .count()
     }
 
-    async fn alias(&self) -> (String, HashMap<String, f64>) {
+    pub(crate) async fn alias(&self) -> (String, HashMap<String, f64>) {
         let out = lambda()
             .await
             .get_alias()
@@ -183,7 +183,7 @@ impl Fixture {
         )
     }
 
-    async fn code_sha256(&self, version: &str) -> String {
+    pub(crate) async fn code_sha256(&self, version: &str) -> String {
         let out = lambda()
             .await
             .get_function_configuration()
@@ -195,7 +195,7 @@ impl Fixture {
         out.code_sha256().unwrap_or_default().to_owned()
     }
 
-    async fn versions(&self) -> Vec<String> {
+    pub(crate) async fn versions(&self) -> Vec<String> {
         let out = lambda()
             .await
             .list_versions_by_function()
@@ -210,7 +210,7 @@ impl Fixture {
             .collect()
     }
 
-    async fn outcomes(&self) -> Vec<String> {
+    pub(crate) async fn outcomes(&self) -> Vec<String> {
         let prefix = "deploy/t/dev/artifacts/fn/releases/";
         let mut outcomes = Vec::new();
         for key in list_keys(&moto().url, &self.bucket, prefix).await {
@@ -226,7 +226,7 @@ impl Fixture {
     }
 }
 
-fn code(out: &Output) -> (Option<i32>, String) {
+pub(crate) fn code(out: &Output) -> (Option<i32>, String) {
     let text = format!(
         "stdout: {}\nstderr: {}",
         String::from_utf8_lossy(&out.stdout),

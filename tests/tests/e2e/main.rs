@@ -34,6 +34,7 @@ mod registry;
 mod registry_faults;
 mod registry_inputs;
 mod rollback;
+mod rollback_lambda;
 mod s3_faults;
 mod schedules;
 mod sources_safety;
