@@ -124,7 +124,7 @@ impl Walked {
             lock_ttl: self.config.settings.lock_ttl,
             status: &status,
             promote: &[],
-        gradual: false,
+            gradual: false,
         })
     }
 

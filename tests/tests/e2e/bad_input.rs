@@ -171,9 +171,20 @@ fn a_release_id_for_several_artifacts_is_a_usage_error() {
         + "[artifacts.worker]\nkind = \"image\"\nrepository = \"t/worker\"\n";
     std::fs::write(&config, text).expect("write config");
     let config = config.to_str().unwrap_or_default();
-    let args = ["--config", config, "rollback", "dev", "--to", "20260101T000000Z-x"];
+    let args = [
+        "--config",
+        config,
+        "rollback",
+        "dev",
+        "--to",
+        "20260101T000000Z-x",
+    ];
     let out = run(&endpoint, &args);
-    assert_usage(&out, &args, &["a release id (--to) belongs to one artifact"]);
+    assert_usage(
+        &out,
+        &args,
+        &["a release id (--to) belongs to one artifact"],
+    );
     assert_eq!(endpoint.hits(), 0, "the refusal reached AWS");
 }
 

@@ -488,3 +488,57 @@ async fn old_revisions_beyond_keep_revisions_are_deregistered() {
         "new, the one before, the previous"
     );
 }
+
+/// A rollback is a CodeDeploy deployment of the revision the earlier release recorded, through
+/// the test-listener gate like a release: a failing test URL keeps the live release running.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_deploys_the_recorded_revision_through_the_test_gate() {
+    let ok = answering(200);
+    let f = fixture(&health(&ok)).await;
+    let run = |args: &[&str]| {
+        let out = deploy(&moto().url)
+            .arg("--config")
+            .arg(&f.config)
+            .args(args)
+            .output()
+            .expect("run deploy");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    assert_eq!(
+        run(&["release", "dev", "api", "--version", "v1"]).0,
+        Some(0)
+    );
+    let v1 = f.running().await;
+    let layout = f.config.parent().expect("dir").join("layout");
+    deploy_tests::layouts::tiny_layout(&layout, b"another build");
+    assert_eq!(
+        run(&["release", "dev", "api", "--version", "v2"]).0,
+        Some(0)
+    );
+    let v2 = f.running().await;
+    assert_ne!(v2, v1);
+
+    let text = std::fs::read_to_string(&f.config).expect("config");
+    let failing = text.replace(
+        &format!("test_url = \"{ok}\""),
+        &format!("test_url = \"{}\"", answering(503)),
+    );
+    std::fs::write(&f.config, &failing).expect("write config");
+    let (code, stderr) = run(&["rollback", "dev", "api"]);
+    assert_eq!(code, Some(3), "the test gate stops it: {stderr}");
+    assert_eq!(f.running().await, v2, "the live release still runs");
+
+    std::fs::write(&f.config, &text).expect("write config");
+    let (code, stderr) = run(&["rollback", "dev", "api"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(f.running().await, v1, "the recorded revision runs");
+    let created = f.codedeploy.requests_of("CreateDeployment");
+    let content =
+        created.last().expect("a deployment").body["revision"]["appSpecContent"]["content"]
+            .as_str()
+            .expect("appSpecContent");
+    let appspec: Value = serde_json::from_str(content).expect("AppSpec JSON");
+    let properties = &appspec["Resources"][0]["TargetService"]["Properties"];
+    assert_eq!(properties["TaskDefinition"], v1.as_str());
+}

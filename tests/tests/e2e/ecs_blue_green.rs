@@ -197,3 +197,41 @@ async fn a_rollback_by_ecs_itself_is_never_a_success() {
     assert_eq!(f.running().await, f.first);
     assert_eq!(f.outcome().await, "rolled-back");
 }
+
+/// A rollback deploys the recorded revision with ECS's own all-at-once BLUE_GREEN, whatever the
+/// configured shift; `--gradual` uses the configured canary.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_is_all_at_once_unless_gradual() {
+    let f = fixture("ecs_strategy = \"CANARY\"\ncanary = { percent = 10, bake = \"2m\" }").await;
+    let run = |args: &[&str]| {
+        let out = deploy(&moto().url)
+            .arg("--config")
+            .arg(&f.config)
+            .args(args)
+            .output()
+            .expect("run deploy");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+    };
+    run(&["release", "dev", "api", "--version", "v1"]);
+    let v1 = f.running().await;
+    let layout = f.config.parent().expect("dir").join("layout");
+    deploy_tests::layouts::tiny_layout(&layout, b"another build");
+    run(&["release", "dev", "api", "--version", "v2"]);
+    let v2 = f.running().await;
+    assert_ne!(v1, v2);
+
+    run(&["rollback", "dev", "api"]);
+    assert_eq!(f.running().await, v1, "the recorded revision");
+    let strategies = || -> Vec<Value> {
+        let updates = f.double.requests_of("UpdateService");
+        let sent = updates
+            .iter()
+            .map(|u| u.body["deploymentConfiguration"]["strategy"].clone());
+        sent.collect()
+    };
+    assert_eq!(strategies(), ["CANARY", "CANARY", "BLUE_GREEN"]);
+    run(&["rollback", "dev", "api", "--gradual"]);
+    assert_eq!(f.running().await, v2);
+    assert_eq!(strategies()[3], "CANARY");
+}

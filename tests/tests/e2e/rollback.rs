@@ -21,27 +21,12 @@ fn digest_of(repo: &str, tag: &str) -> String {
 
 /// The image of the `api` container of task definition `arn`.
 async fn image_of(arn: &str) -> String {
-    let definition = describe(arn).await;
-    let api = definition
-        .container_definitions()
-        .iter()
-        .find(|c| c.name() == Some("api"))
-        .expect("api container");
-    api.image().expect("image").to_owned()
+    image_of_container(&describe(arn).await, "api")
 }
 
 impl Fixture {
     fn deploy(&self, args: &[&str]) -> (Option<i32>, String) {
-        let out = deploy(&moto().url)
-            .arg("--config")
-            .arg(&self.config)
-            .args(args)
-            .output()
-            .expect("run deploy");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        run(&self.config, args)
     }
 
     /// The live pointer of `api` and its record.
@@ -57,12 +42,18 @@ impl Fixture {
     async fn two_releases(&self) -> [(String, String); 2] {
         let (code, stderr) = self.release("v1");
         assert_eq!(code, Some(0), "{stderr}");
-        let first = (self.running().await, self.live().await.0["release_id"].to_string());
+        let first = (
+            self.running().await,
+            self.live().await.0["release_id"].to_string(),
+        );
         let layout = self.config.parent().expect("dir").join("layout");
         tiny_layout(&layout, b"the second build");
         let (code, stderr) = self.release("v2");
         assert_eq!(code, Some(0), "{stderr}");
-        let second = (self.running().await, self.live().await.0["release_id"].to_string());
+        let second = (
+            self.running().await,
+            self.live().await.0["release_id"].to_string(),
+        );
         assert_ne!(first.0, second.0, "v2 runs another revision");
         [first, second]
     }
@@ -74,7 +65,11 @@ impl Fixture {
             .args(["list-tags", "--tls-verify=false", &image])
             .output()
             .expect("skopeo list-tags");
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let listed: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         let mut tags: Vec<String> = listed["Tags"]
             .as_array()
@@ -104,7 +99,11 @@ async fn a_service_goes_back_to_the_recorded_revision_and_forward_again() {
 
     let (code, stderr) = f.deploy(&["rollback", "dev", "api"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(f.running().await, v1_revision, "the recorded revision itself");
+    assert_eq!(
+        f.running().await,
+        v1_revision,
+        "the recorded revision itself"
+    );
     assert!(image_of(&v1_revision).await.ends_with(&v1_digest));
     assert_eq!(f.tags(), tags, "nothing was pushed or tagged");
     let (live, record) = f.live().await;
@@ -159,4 +158,88 @@ async fn a_rollback_whose_health_gate_fails_leaves_the_live_release_running() {
     let (live, _) = f.live().await;
     assert_eq!(live["release_id"].to_string(), v2_id, "v2 is still live");
     assert_eq!(f.outcomes().await[0], "rolled-back");
+}
+
+/// Runs `deploy` with `args` on the configuration at `config`; exit code and stderr.
+fn run(config: &std::path::Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = deploy(&moto().url)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .output()
+        .expect("run deploy");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn job_families_rules_and_schedules_go_back_to_the_recorded_digest() {
+    use super::schedules::{fixture, scheduled_task_definition, task_definition_of};
+    let f = fixture().await;
+    for version in ["v1", "v2"] {
+        let (code, stderr) = run(&f.config, &["release", "dev", "etl", "--version", version]);
+        assert_eq!(code, Some(0), "{stderr}");
+        tiny_layout(&f.config.parent().expect("dir").join("layout"), b"v2 build");
+    }
+    let v1 = digest_of(&f.repo, "v1");
+    assert!(!image_of_container(&describe(&f.families[0]).await, "etl").ends_with(&v1));
+
+    let (code, stderr) = run(&f.config, &["rollback", "dev", "etl"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    for family in &f.families {
+        let image = image_of_container(&describe(family).await, "etl");
+        assert!(
+            image.ends_with(&v1),
+            "{family}'s latest revision runs {image}"
+        );
+    }
+    let pinned = f.rule_targets().await;
+    let pinned = task_definition_of(&pinned[1]).to_owned();
+    assert!(pinned.starts_with("arn:"), "{pinned}");
+    let image = image_of_container(&describe(&pinned).await, "etl");
+    assert!(image.ends_with(&v1), "the rule's target runs {image}");
+    let scheduled = scheduled_task_definition(&f.schedule().await).to_owned();
+    let image = image_of_container(&describe(&scheduled).await, "etl");
+    assert!(image.ends_with(&v1), "the schedule's target runs {image}");
+}
+
+fn image_of_container(definition: &aws_sdk_ecs::types::TaskDefinition, name: &str) -> String {
+    let container = definition
+        .container_definitions()
+        .iter()
+        .find(|c| c.name() == Some(name))
+        .expect("container");
+    container.image().unwrap_or_default().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strategy_none_moves_the_live_pointer_back_to_the_recorded_digest() {
+    let project = deploy_tests::image_project("none").await;
+    let config = project.dir.join("deploy.toml");
+    let registry = format!("registry = \"http://{}\"", oci_registry().host);
+    let text = deploy_tests::dev_head(&project.bucket, &registry)
+        + &format!(
+            "[artifacts.api]\nkind = \"image\"\nrepository = \"{}\"\nsource = \"oci:./layout:latest\"\nrollout = {{ strategy = \"none\" }}\n",
+            project.repo
+        );
+    std::fs::write(&config, text).expect("write config");
+    for version in ["v1", "v2"] {
+        let (code, stderr) = run(&config, &["release", "dev", "api", "--version", version]);
+        assert_eq!(code, Some(0), "{stderr}");
+        tiny_layout(&project.dir.join("layout"), b"v2 build");
+    }
+    let (code, stderr) = run(&config, &["rollback", "dev", "api"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let live = get_json(
+        &moto().url,
+        &project.bucket,
+        "deploy/t/dev/artifacts/api/live.json",
+    )
+    .await;
+    assert_eq!(live["operation"], "rollback");
+    assert_eq!(
+        live["artifact_ref"]["content_id"],
+        digest_of(&project.repo, "v1")
+    );
+    assert_eq!(live["version"], "v1");
 }

@@ -40,7 +40,11 @@ async fn the_alias_goes_back_to_the_recorded_version_at_once() {
     let (codes, versions) = (fx.count("PUT", "/code"), fx.versions().await);
 
     let out = fx.run(&["--output", "json", "rollback", "dev", "fn"]);
-    assert_eq!(weights(&out), serde_json::json!([100]), "at once, not through the canary");
+    assert_eq!(
+        weights(&out),
+        serde_json::json!([100]),
+        "at once, not through the canary"
+    );
     let (version, routing) = fx.alias().await;
     assert_eq!(version, first, "the alias is on v1's version");
     assert!(routing.is_empty(), "no routing left: {routing:?}");
@@ -52,7 +56,11 @@ async fn the_alias_goes_back_to_the_recorded_version_at_once() {
     assert!(record["restored"].is_string(), "{record}");
 
     let out = fx.run(&["--output", "json", "rollback", "dev", "fn", "--gradual"]);
-    assert_eq!(weights(&out), serde_json::json!([10, 100]), "through the canary");
+    assert_eq!(
+        weights(&out),
+        serde_json::json!([10, 100]),
+        "through the canary"
+    );
     assert_eq!(fx.alias().await.0, second, "v2 again");
 }
 

@@ -14,15 +14,15 @@ use aws_sdk_scheduler::types::{FlexibleTimeWindow, FlexibleTimeWindowMode, Retry
 use deploy_tests::ecs_double::{self, EcsDouble, Script};
 use deploy_tests::{ACCOUNT, REGION, deploy, get_json, list_keys, moto, moto_config, unique};
 
-struct Fixture {
-    double: EcsDouble,
-    config: PathBuf,
-    bucket: String,
-    repo: String,
+pub(crate) struct Fixture {
+    pub double: EcsDouble,
+    pub config: PathBuf,
+    pub bucket: String,
+    pub repo: String,
     /// `daily`, `backfill`.
-    families: [String; 2],
-    rule: String,
-    schedule: String,
+    pub families: [String; 2],
+    pub rule: String,
+    pub schedule: String,
 }
 
 fn arn(family: &str, revision: u32) -> String {
@@ -155,7 +155,7 @@ async fn backfill_schedule(config: &aws_config::SdkConfig, cluster: &str, family
     schedule
 }
 
-async fn fixture() -> Fixture {
+pub(crate) async fn fixture() -> Fixture {
     let double = EcsDouble::start(&moto().url);
     let families = [unique("etl-daily"), unique("etl-backfill")];
     for family in &families {
@@ -220,7 +220,7 @@ impl Fixture {
         get_json(&moto().url, &self.bucket, &keys[0]).await
     }
 
-    async fn rule_targets(&self) -> Vec<Target> {
+    pub(crate) async fn rule_targets(&self) -> Vec<Target> {
         let config = moto_config(&moto().url).await;
         let mut targets = aws_sdk_eventbridge::Client::new(&config)
             .list_targets_by_rule()
@@ -234,7 +234,9 @@ impl Fixture {
         targets
     }
 
-    async fn schedule(&self) -> aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput {
+    pub(crate) async fn schedule(
+        &self,
+    ) -> aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput {
         let config = moto_config(&moto().url).await;
         aws_sdk_scheduler::Client::new(&config)
             .get_schedule()
@@ -245,14 +247,14 @@ impl Fixture {
     }
 }
 
-fn task_definition_of(target: &Target) -> &str {
+pub(crate) fn task_definition_of(target: &Target) -> &str {
     target
         .ecs_parameters()
         .map(|p| p.task_definition_arn())
         .unwrap_or_default()
 }
 
-fn scheduled_task_definition(
+pub(crate) fn scheduled_task_definition(
     schedule: &aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput,
 ) -> &str {
     schedule

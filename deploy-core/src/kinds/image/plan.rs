@@ -53,7 +53,12 @@ pub fn steps(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>
             _ => image.rollout.clone(),
         };
         let migrate = request.operation != Operation::Rollback;
-        crate::kinds::image::rollout::plan::image_steps(&image.repository, &rollout, migrate, chain);
+        crate::kinds::image::rollout::plan::image_steps(
+            &image.repository,
+            &rollout,
+            migrate,
+            chain,
+        );
     }
 }
 

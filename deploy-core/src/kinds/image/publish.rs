@@ -373,7 +373,11 @@ pub async fn restore_check(
     release_id: &str,
 ) -> Result<String, PublishError> {
     let registry = registry(clients, settings).await?;
-    if registry.manifest_digest(repository, digest).await?.is_none() {
+    if registry
+        .manifest_digest(repository, digest)
+        .await?
+        .is_none()
+    {
         return Err(PublishError::RestoreGone {
             repository: repository.to_owned(),
             digest: digest.to_owned(),

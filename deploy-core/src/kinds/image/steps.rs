@@ -87,7 +87,11 @@ pub(crate) struct RestoredRevision(pub String);
 struct RestoreStep(Arc<ImageSettings>);
 
 impl RestoreStep {
-    async fn check(&self, input: &RestoreImage, cx: &StepContext<'_>) -> Result<ImageOutput, StepError> {
+    async fn check(
+        &self,
+        input: &RestoreImage,
+        cx: &StepContext<'_>,
+    ) -> Result<ImageOutput, StepError> {
         let reference = input.from.artifact_ref.decode::<ImageRef>();
         let Some(ImageRef { digest, .. }) = reference else {
             return Err(StepError::failure(publish::PublishError::NotAnImage {

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::kinds::LambdaSpec;
 use super::restore::RestoreLambda;
+use crate::kinds::LambdaSpec;
 use crate::ledger::{AwsObject, Operation};
 use crate::plan::{Action, ActionInput, Chain, PlanRequest, PromoteSource};
 

@@ -35,7 +35,9 @@ impl ActionInput for RestoreLambda {
 #[derive(Debug, thiserror::Error)]
 pub enum RestoreError {
     /// The release recorded no version (written before versions were recorded).
-    #[error("release {release_id} recorded no version of {function} to go back to; release that version again")]
+    #[error(
+        "release {release_id} recorded no version of {function} to go back to; release that version again"
+    )]
     NoVersion {
         /// Function.
         function: String,
@@ -43,7 +45,9 @@ pub enum RestoreError {
         release_id: String,
     },
     /// The version was deleted (`keep_versions`, or by hand).
-    #[error("version {version} of {function} (release {release_id}) no longer exists (`keep_versions` or a hand deletion removed it); roll back to a later release with `--to`, or release that version again")]
+    #[error(
+        "version {version} of {function} (release {release_id}) no longer exists (`keep_versions` or a hand deletion removed it); roll back to a later release with `--to`, or release that version again"
+    )]
     Gone {
         /// Function.
         function: String,
@@ -53,7 +57,9 @@ pub enum RestoreError {
         release_id: String,
     },
     /// The version reports other code than the release recorded.
-    #[error("version {version} of {function} reports code {actual}, but release {release_id} recorded {expected}; nothing was changed")]
+    #[error(
+        "version {version} of {function} reports code {actual}, but release {release_id} recorded {expected}; nothing was changed"
+    )]
     OtherCode {
         /// Function.
         function: String,
@@ -143,7 +149,11 @@ async fn verified(cx: &StepContext<'_>, input: &RestoreLambda) -> Result<LambdaO
         .await;
     let config = match answer {
         Ok(config) => config,
-        Err(err) if err.as_service_error().is_some_and(|e| e.is_resource_not_found_exception()) => {
+        Err(err)
+            if err
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
             return Err(StepError::failure(RestoreError::Gone {
                 function: function.clone(),
                 version,

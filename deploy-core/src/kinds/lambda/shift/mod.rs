@@ -172,8 +172,12 @@ impl StepHandler for ShiftStep {
             let artifact = step.artifact_name();
             let fed = cx.plan().steps.iter().any(|s| {
                 s.artifact.as_deref() == Some(artifact)
-                    && [PublishLambda::TYPE, PromoteLambda::TYPE, RestoreLambda::TYPE]
-                        .contains(&s.action.name())
+                    && [
+                        PublishLambda::TYPE,
+                        PromoteLambda::TYPE,
+                        RestoreLambda::TYPE,
+                    ]
+                    .contains(&s.action.name())
             });
             if !fed && cx.plan().operation.publishes() {
                 return Err(StepError::from(NoSource {
