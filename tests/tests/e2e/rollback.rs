@@ -213,7 +213,7 @@ fn image_of_container(definition: &aws_sdk_ecs::types::TaskDefinition, name: &st
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn strategy_none_moves_the_live_pointer_back_to_the_recorded_digest() {
+async fn strategy_none_moves_the_live_pointer_back_after_approval() {
     let project = deploy_tests::image_project("none").await;
     let config = project.dir.join("deploy.toml");
     let registry = format!("registry = \"http://{}\"", oci_registry().host);
@@ -228,7 +228,13 @@ async fn strategy_none_moves_the_live_pointer_back_to_the_recorded_digest() {
         assert_eq!(code, Some(0), "{stderr}");
         tiny_layout(&project.dir.join("layout"), b"v2 build");
     }
+    let text = std::fs::read_to_string(&config).expect("config");
+    let text = text.replace("[environments.dev]\n", "[environments.dev]\napproval = true\n");
+    std::fs::write(&config, text).expect("write config");
     let (code, stderr) = run(&config, &["rollback", "dev", "api"]);
+    assert_eq!(code, Some(5), "approval needed: {stderr}");
+    assert!(stderr.contains("--approve"), "{stderr}");
+    let (code, stderr) = run(&config, &["rollback", "dev", "api", "--approve"]);
     assert_eq!(code, Some(0), "{stderr}");
     let live = get_json(
         &moto().url,
