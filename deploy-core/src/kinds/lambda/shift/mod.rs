@@ -96,13 +96,12 @@ pub fn register(engine: &mut Engine, settings: ShiftSettings) {
     engine.register(ShiftLambdaAlias::TYPE, Arc::new(ShiftStep(settings)));
 }
 
-/// The alias shift has no version to move to: nothing is published for the artifact in this
-/// run (`rollout` and `rollback` of a Lambda function need the version of an earlier release,
-/// which this version of deploy does not look up).
+/// The alias shift has no version to move to: nothing is published or restored for the
+/// artifact in this run (a `rollout` of a Lambda function).
 #[derive(Debug, thiserror::Error)]
 #[error(
     "there is no published version of `{artifact}` in this run to move the alias to; \
-     Lambda functions are rolled out by `release` and `promote`"
+     Lambda functions are rolled out by `release`, `promote` and `rollback`"
 )]
 pub struct NothingPublished {
     /// The artifact.
