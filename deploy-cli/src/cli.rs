@@ -205,6 +205,9 @@ pub struct RollbackArgs {
 pub struct StatusArgs {
     /// Environments (default: all).
     pub envs: Vec<String>,
+    /// Exit 1 when what runs drifted from the live release (a scheduled drift check).
+    #[arg(long)]
+    pub exit_code: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

@@ -6,15 +6,27 @@ use crate::output::Output;
 
 pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> deploy_core::Result<()> {
     let rows = deploy_core::ops::status(&config, &args.envs).await?;
+    let drifted = rows.iter().filter(|r| r.drifted()).count();
     if out.json() {
         out.document(&rows);
-        return Ok(());
+    } else {
+        table(out, &rows);
     }
+    if args.exit_code && drifted > 0 {
+        return Err(deploy_core::Error::failure(format!(
+            "{drifted} artifact{} drifted from the live release",
+            if drifted == 1 { "" } else { "s" }
+        )));
+    }
+    Ok(())
+}
+
+fn table(out: &Output, rows: &[deploy_core::ops::StatusRow]) {
     out.line(format!(
         "{:<10} {:<12} {:<28} {:<28} {:<22} {}",
         "ENV", "ARTIFACT", "LIVE", "PUBLISHED", "SINCE", "RUNNING"
     ));
-    for row in &rows {
+    for row in rows {
         let status = &row.ledger;
         out.line(format!(
             "{:<10} {:<12} {:<28} {:<28} {:<22} {}",
@@ -29,30 +41,26 @@ pub async fn status(out: &Output, config: Config, args: &StatusArgs) -> deploy_c
                 .unwrap_or_else(|| "-".into()),
             running(row.running.as_ref()),
         ));
+        for drift in row.running.iter().flat_map(|r| &r.drift) {
+            out.line(format!("    DRIFT {}: {}", drift.object, drift.difference));
+        }
     }
-    Ok(())
 }
 
-/// `family:revision`, with `DRIFT` when the service runs another image than the ledger says.
+/// What runs (`api:7`, `version 12`, `14 files`), `DRIFT` when it differs from the live release
+/// (each difference is listed under the row), or why it could not be read.
 fn running(running: Option<&deploy_core::ops::Running>) -> String {
     let Some(running) = running else {
         return String::new();
     };
     if let Some(problem) = &running.problem {
-        return format!("{}: {problem}", running.service);
+        return format!("{}: {problem}", running.object);
     }
-    let revision = running
-        .task_definition
-        .as_deref()
-        .and_then(|arn| arn.rsplit('/').next())
-        .unwrap_or("?");
-    if running.drift {
-        format!(
-            "{revision} DRIFT: runs {}",
-            running.image.as_deref().unwrap_or("?")
-        )
+    let runs = running.runs.as_deref().unwrap_or("nothing");
+    if running.drift.is_empty() {
+        runs.to_owned()
     } else {
-        revision.to_owned()
+        format!("{runs} DRIFT")
     }
 }
 

@@ -37,7 +37,8 @@ pub(crate) trait Kind: KindConfig {
     /// rollout strategy's steps.
     fn plan_steps(&self, spec: &ArtifactSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>);
 
-    /// What runs now, read from AWS, for `status`; `None` when the kind does not read it.
+    /// What runs now, read from AWS, and how it drifted from the live release in `status`,
+    /// for `status`; `None` when nothing runs that could drift (an image with strategy `none`).
     fn running<'a>(
         &'a self,
         _clients: &'a AwsClients,
@@ -105,20 +106,51 @@ impl ArtifactPlanner for Planner {
     }
 }
 
-/// What an ECS service runs now.
+/// What runs in AWS for an artifact, read for `status`, and each way it differs from what the
+/// ledger says is live (drift).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Running {
-    /// `cluster/service`.
-    pub service: String,
-    /// The task definition it runs (ARN), or why it could not be read.
-    pub task_definition: Option<String>,
-    /// The image of the configured container.
-    pub image: Option<String>,
-    /// The running image is not the digest the ledger says is live.
-    pub drift: bool,
-    /// Why the service could not be read, if it could not.
+    /// What was read: `cluster/service`, `function:alias`, `s3://bucket/prefix/`, families.
+    pub object: String,
+    /// What runs there, in a few words (`api:7`, `version 12`, `14 files`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub runs: Option<String>,
+    /// Each difference from the live release; empty: none.
+    pub drift: Vec<Drift>,
+    /// Why it could not be read, if it could not.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub problem: Option<String>,
+}
+
+impl Running {
+    /// `object` could not be read: `problem` says why.
+    pub fn unreadable(object: impl Into<String>, problem: impl std::fmt::Display) -> Running {
+        Running {
+            object: object.into(),
+            runs: None,
+            drift: Vec::new(),
+            problem: Some(problem.to_string()),
+        }
+    }
+}
+
+/// One way what runs differs from the live release.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Drift {
+    /// The AWS object that differs (`cluster/service`, a rule, `function:alias`, a DAG file).
+    pub object: String,
+    /// How, in words (`runs sha256:... instead of sha256:...`, `added`, `routing left`).
+    pub difference: String,
+}
+
+impl Drift {
+    /// `object` differs as `difference` says.
+    pub fn new(object: impl Into<String>, difference: impl Into<String>) -> Drift {
+        Drift {
+            object: object.into(),
+            difference: difference.into(),
+        }
+    }
 }
 
 /// Wraps a kind's resolved settings for [`ArtifactSpec::detail`].

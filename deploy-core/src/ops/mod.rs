@@ -29,7 +29,7 @@ pub use promote::{PromoteRequest, promote};
 pub use release::{ReleaseRequest, plan, release};
 pub use rollback::{ROLLBACK_DEPTH, RollbackRequest, rollback};
 pub use saved::{MAX_PLAN_BYTES, saved};
-pub use status::{Running, StatusRow, status};
+pub use status::{Drift, Running, StatusRow, status};
 pub use unlock::{force_unlock, lock_status};
 pub use version::{check_version, resolve_version};
 

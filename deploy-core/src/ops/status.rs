@@ -1,12 +1,14 @@
-//! `status`: what the ledger says is live and published, and for ECS services what actually
-//! runs, with drift when the two disagree. Bounded cost: the pointers of each artifact, and one
-//! `DescribeServices` plus one `DescribeTaskDefinition` per ECS service.
+//! `status`: what the ledger says is live and published, what actually runs in AWS for every
+//! kind (read by the kind: a service's task definition, a family's latest revision and the
+//! revisions its rules pin, a Lambda alias and its version's code, the DAG prefix's current
+//! object versions), and each difference between the two (drift). Bounded cost: the pointers
+//! of each artifact and a few reads per artifact.
 
 use serde::Serialize;
 
 use super::{OpsError, clients};
 use crate::config::{Config, Environment};
-pub use crate::kinds::Running;
+pub use crate::kinds::{Drift, Running};
 use crate::ledger::{ArtifactStatus, Ledger};
 
 /// One artifact in one environment.
@@ -15,9 +17,17 @@ pub struct StatusRow {
     /// What the ledger says.
     #[serde(flatten)]
     pub ledger: ArtifactStatus,
-    /// What the ECS service runs, for artifacts rolled out to one.
+    /// What runs in AWS and how it drifted; `None` for what nothing runs (an image with
+    /// strategy `none`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub running: Option<Running>,
+}
+
+impl StatusRow {
+    /// Whether what runs differs from what the ledger says is live.
+    pub fn drifted(&self) -> bool {
+        self.running.as_ref().is_some_and(|r| !r.drift.is_empty())
+    }
 }
 
 /// The status of every artifact of `environments` (all when empty), in file order.

@@ -695,20 +695,25 @@ async fn status_shows_what_the_service_runs_and_drift() {
     let f = fixture("30s").await;
     let (code, stderr) = f.release("v1");
     assert_eq!(code, Some(0), "{stderr}");
-    let status = || {
-        let out = deploy(&moto().url)
+    let status = |extra: &[&str]| {
+        deploy(&moto().url)
             .arg("--config")
             .arg(&f.config)
             .args(["--output", "json", "status", "dev"])
+            .args(extra)
             .output()
-            .expect("run deploy");
-        assert_eq!(out.status.code(), Some(0));
+            .expect("run deploy")
+    };
+    let running = |out: &std::process::Output| {
         let rows: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         rows[0]["running"].clone()
     };
-    let running = status();
-    assert_eq!(running["task_definition"], f.running().await.as_str());
-    assert_eq!(running["drift"], false);
+    let out = status(&["--exit-code"]);
+    assert_eq!(out.status.code(), Some(0));
+    let revision = f.running().await;
+    let short = revision.rsplit('/').next().expect("family:revision");
+    assert_eq!(running(&out)["runs"], short);
+    assert_eq!(running(&out)["drift"], serde_json::json!([]));
 
     // Someone points the service elsewhere behind deploy's back (through the double, which
     // plays ECS for this cluster).
@@ -721,7 +726,18 @@ async fn status_shows_what_the_service_runs_and_drift() {
         .send()
         .await
         .expect("update behind deploy's back");
-    let running = status();
-    assert_eq!(running["task_definition"], f.first.as_str());
-    assert_eq!(running["drift"], true, "{running}");
+    let out = status(&[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "without --exit-code drift is not an error"
+    );
+    let drift = &running(&out)["drift"][0];
+    assert_eq!(drift["object"], format!("{}/api", f.cluster));
+    let difference = drift["difference"].as_str().expect("difference");
+    assert!(
+        difference.contains("public.ecr.aws/old/api:1"),
+        "{difference}"
+    );
+    assert_eq!(status(&["--exit-code"]).status.code(), Some(1));
 }

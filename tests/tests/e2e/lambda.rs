@@ -47,7 +47,7 @@ async fn role() -> String {
         .expect("role arn")
 }
 
-fn write_source(dir: &std::path::Path, body: &str) {
+pub(crate) fn write_source(dir: &std::path::Path, body: &str) {
     std::fs::create_dir_all(dir).expect("source dir");
     std::fs::write(
         dir.join("main.py"),
@@ -56,7 +56,7 @@ fn write_source(dir: &std::path::Path, body: &str) {
     .expect("write main.py");
 }
 
-fn zip_of(dir: &std::path::Path) -> deploy_core::kinds::lambda::package::Package {
+pub(crate) fn zip_of(dir: &std::path::Path) -> deploy_core::kinds::lambda::package::Package {
     package(&Packaging {
         source: dir,
         exclude: &[],

@@ -229,7 +229,10 @@ async fn strategy_none_moves_the_live_pointer_back_after_approval() {
         tiny_layout(&project.dir.join("layout"), b"v2 build");
     }
     let text = std::fs::read_to_string(&config).expect("config");
-    let text = text.replace("[environments.dev]\n", "[environments.dev]\napproval = true\n");
+    let text = text.replace(
+        "[environments.dev]\n",
+        "[environments.dev]\napproval = true\n",
+    );
     std::fs::write(&config, text).expect("write config");
     let (code, stderr) = run(&config, &["rollback", "dev", "api"]);
     assert_eq!(code, Some(5), "approval needed: {stderr}");

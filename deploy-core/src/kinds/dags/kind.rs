@@ -4,12 +4,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::DagsSpec;
+use crate::aws::AwsClients;
 use crate::catalog::{ArtifactKind, Strategy};
 use crate::config::ArtifactSpec;
 use crate::config::kind::ArtifactContext;
 use crate::config::raw::RawArtifact;
 use crate::config::spec::{KindConfig, KindSpec, S3Place, json};
-use crate::kinds::Kind;
+use crate::engine::BoxFuture;
+use crate::kinds::{Kind, Running};
+use crate::ledger::ArtifactStatus;
 use crate::plan::{Chain, PlanRequest};
 
 /// Airflow DAG folders.
@@ -70,5 +73,17 @@ impl Kind for Dags {
         if let Some(dags) = spec.detail_as::<DagsSpec>() {
             super::plan::steps(dags, request, chain);
         }
+    }
+
+    fn running<'a>(
+        &'a self,
+        clients: &'a AwsClients,
+        spec: &'a ArtifactSpec,
+        status: &'a ArtifactStatus,
+    ) -> BoxFuture<'a, Option<Running>> {
+        Box::pin(async move {
+            let dags = spec.detail_as::<DagsSpec>()?;
+            Some(super::status::running(clients, dags, status).await)
+        })
     }
 }

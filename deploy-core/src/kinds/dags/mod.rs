@@ -7,6 +7,7 @@ pub(crate) mod kind;
 pub mod manifest;
 pub mod plan;
 pub(crate) mod promote;
+pub(crate) mod status;
 pub(crate) mod steps;
 pub(crate) mod sync;
 pub(crate) mod validate;

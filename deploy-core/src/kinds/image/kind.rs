@@ -74,11 +74,17 @@ impl Kind for Image {
         status: &'a ArtifactStatus,
     ) -> BoxFuture<'a, Option<Running>> {
         Box::pin(async move {
+            let status_of = super::rollout::status::running;
             match &spec.detail_as::<ImageSpec>()?.rollout {
-                ImageRollout::EcsRolling(service) => {
-                    Some(super::rollout::status::running(clients, service, status).await)
+                ImageRollout::EcsRolling(service)
+                | ImageRollout::CodedeployBlueGreen { service, .. }
+                | ImageRollout::EcsBlueGreen(super::rollout::EcsBlueGreen { service, .. }) => {
+                    Some(status_of(clients, service, status).await)
                 }
-                _ => None,
+                ImageRollout::TaskDefinitions(jobs) => {
+                    Some(super::rollout::status::families(clients, jobs, status).await)
+                }
+                ImageRollout::None => None,
             }
         })
     }

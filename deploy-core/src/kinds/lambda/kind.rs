@@ -4,12 +4,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::LambdaSpec;
+use crate::aws::AwsClients;
 use crate::catalog::{ArtifactKind, Strategy};
 use crate::config::ArtifactSpec;
 use crate::config::kind::ArtifactContext;
 use crate::config::raw::RawArtifact;
 use crate::config::spec::{KindConfig, KindSpec, S3Place, json};
-use crate::kinds::Kind;
+use crate::engine::BoxFuture;
+use crate::kinds::{Kind, Running};
+use crate::ledger::ArtifactStatus;
 use crate::plan::{Chain, PlanRequest};
 
 /// Lambda functions.
@@ -73,5 +76,17 @@ impl Kind for Lambda {
         if let Some(lambda) = spec.detail_as::<LambdaSpec>() {
             super::plan::steps(lambda, request, chain);
         }
+    }
+
+    fn running<'a>(
+        &'a self,
+        clients: &'a AwsClients,
+        spec: &'a ArtifactSpec,
+        status: &'a ArtifactStatus,
+    ) -> BoxFuture<'a, Option<Running>> {
+        Box::pin(async move {
+            let lambda = spec.detail_as::<LambdaSpec>()?;
+            Some(super::status::running(clients, lambda, status).await)
+        })
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod publish;
 pub mod restore;
 pub mod settings;
 pub mod shift;
+pub(crate) mod status;
 pub(crate) mod steps;
 
 use std::sync::Arc;

@@ -200,11 +200,11 @@ impl Migration<'_> {
             return Ok(Launch::of_service(&live.describe().await?));
         }
         let found = match &self.input.launch_from {
-            Some(LaunchFrom::Rule(rule)) => schedules::rule_targets(cx, rule)
+            Some(LaunchFrom::Rule(rule)) => schedules::rule_targets(cx.clients(), rule)
                 .await?
                 .iter()
                 .find_map(|t| t.ecs_parameters().map(launch::of_rule_target)),
-            Some(LaunchFrom::Schedule(schedule)) => schedules::get_schedule(cx, schedule)
+            Some(LaunchFrom::Schedule(schedule)) => schedules::get_schedule(cx.clients(), schedule)
                 .await?
                 .target()
                 .and_then(|t| t.ecs_parameters().map(launch::of_schedule_target)),

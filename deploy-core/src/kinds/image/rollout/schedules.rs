@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::aws::SdkFailure;
+use crate::aws::{AwsClients, SdkFailure};
 use crate::engine::{StepContext, StepError};
 use crate::events::Event;
 
@@ -156,7 +156,7 @@ impl Schedules<'_> {
     /// Checks that every rule and schedule exists and runs one of the families.
     pub(crate) async fn verify(&self, cx: &StepContext<'_>) -> Result<(), StepError> {
         for rule in self.rules {
-            let targets = rule_targets(cx, rule).await?;
+            let targets = rule_targets(cx.clients(), rule).await?;
             let ours = targets.iter().filter_map(|t| t.ecs_parameters());
             if !ours
                 .into_iter()
@@ -166,7 +166,7 @@ impl Schedules<'_> {
             }
         }
         for schedule in self.schedules {
-            let found = get_schedule(cx, schedule).await?;
+            let found = get_schedule(cx.clients(), schedule).await?;
             let arn = found
                 .target()
                 .and_then(|t| t.ecs_parameters())
@@ -184,7 +184,7 @@ impl Schedules<'_> {
     pub(crate) async fn in_use(&self, cx: &StepContext<'_>) -> Vec<String> {
         let mut found = Vec::new();
         for rule in self.rules {
-            if let Ok(targets) = rule_targets(cx, rule).await {
+            if let Ok(targets) = rule_targets(cx.clients(), rule).await {
                 found.extend(
                     targets
                         .iter()
@@ -194,7 +194,7 @@ impl Schedules<'_> {
             }
         }
         for schedule in self.schedules {
-            if let Ok(found_schedule) = get_schedule(cx, schedule).await
+            if let Ok(found_schedule) = get_schedule(cx.clients(), schedule).await
                 && let Some(p) = found_schedule.target().and_then(|t| t.ecs_parameters())
             {
                 found.push(p.task_definition_arn().to_owned());
@@ -267,7 +267,7 @@ async fn repoint_rule(
     rule: &str,
     revisions: &BTreeMap<String, String>,
 ) -> Result<Vec<Repointed>, StepError> {
-    let mut targets = rule_targets(cx, rule).await?;
+    let mut targets = rule_targets(cx.clients(), rule).await?;
     let mut changed = Vec::new();
     for target in &mut targets {
         let Some(params) = target.ecs_parameters.as_mut() else {
@@ -297,7 +297,7 @@ async fn repoint_schedule(
     schedule: &str,
     revisions: &BTreeMap<String, String>,
 ) -> Result<Vec<Repointed>, StepError> {
-    let mut found = get_schedule(cx, schedule).await?;
+    let mut found = get_schedule(cx.clients(), schedule).await?;
     let Some(params) = found
         .target
         .as_mut()
@@ -337,15 +337,14 @@ fn missing(source: Source, name: &str) -> StepError {
 
 /// Every target of `rule` (`rule` or `bus/rule`).
 pub(crate) async fn rule_targets(
-    cx: &StepContext<'_>,
+    clients: &AwsClients,
     full: &str,
 ) -> Result<Vec<aws_sdk_eventbridge::types::Target>, StepError> {
     let (bus, rule) = split(full);
     let mut targets = Vec::new();
     let mut token = None;
     loop {
-        let page = cx
-            .clients()
+        let page = clients
             .events()
             .list_targets_by_rule()
             .rule(rule)
@@ -402,10 +401,9 @@ async fn put_rule_targets(
 type Schedule = aws_sdk_scheduler::operation::get_schedule::GetScheduleOutput;
 
 /// The schedule `name` or `group/name`.
-pub(crate) async fn get_schedule(cx: &StepContext<'_>, full: &str) -> Result<Schedule, StepError> {
+pub(crate) async fn get_schedule(clients: &AwsClients, full: &str) -> Result<Schedule, StepError> {
     let (group, name) = split(full);
-    let answer = cx
-        .clients()
+    let answer = clients
         .scheduler()
         .get_schedule()
         .name(name)
