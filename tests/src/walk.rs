@@ -125,6 +125,7 @@ impl Walked {
             status: &status,
             promote: &[],
             gradual: false,
+            commit_time: None,
         })
     }
 

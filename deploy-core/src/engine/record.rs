@@ -96,6 +96,9 @@ impl Engine {
             outcome,
             previous: None,
             restored: output.restored,
+            commit_time: plan.commit_times.get(artifact).and_then(|t| {
+                OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
+            }),
             plan_id: Some(plan.id.clone()),
         }
     }

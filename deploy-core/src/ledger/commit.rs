@@ -37,6 +37,7 @@ fn pointer_to(record: &ReleaseRecord, key: &str) -> Pointer {
         version: record.version.clone(),
         artifact_ref: record.artifact_ref.clone(),
         updated_at: record.finished_at,
+        commit_time: record.commit_time,
         actor: record.actor.clone(),
     }
 }

@@ -126,7 +126,9 @@ pub struct Metrics {
     pub deploys_per_day: f64,
     /// Share of deployments that failed or were rolled back.
     pub change_failure_rate: f64,
-    /// Median seconds from publish of a version to it going live in this environment.
+    /// Lead time for changes: median seconds from the released commit (its committer date) to
+    /// it going live in this environment; a record without a commit time counts from the
+    /// version's first publish here.
     pub lead_time_seconds: Option<f64>,
     /// Median seconds from a failed deployment to the next successful one of that artifact.
     pub time_to_restore_seconds: Option<f64>,
@@ -175,8 +177,11 @@ impl Metrics {
                 continue;
             }
             if record.outcome == Outcome::Succeeded {
-                if let Some(at) = published.get(&(record.artifact.as_str(), version)) {
-                    lead.push((record.finished_at - *at).as_seconds_f64());
+                let start = record
+                    .commit_time
+                    .or_else(|| published.get(&(record.artifact.as_str(), version)).copied());
+                if let Some(at) = start {
+                    lead.push((record.finished_at - at).as_seconds_f64());
                 }
                 if let Some(since) = failing_since.remove(record.artifact.as_str()) {
                     restore.push((record.finished_at - since).as_seconds_f64());
@@ -243,6 +248,7 @@ mod tests {
             outcome,
             previous: None,
             restored: None,
+            commit_time: None,
             plan_id: None,
         }
     }
@@ -270,6 +276,16 @@ mod tests {
         assert_eq!(m.time_to_restore_seconds, Some(7200.0));
     }
 
+    #[test]
+    fn lead_time_counts_from_the_commit_when_the_record_has_it() {
+        let t0 = datetime!(2026-11-01 00:00:00 UTC);
+        let mut live = record(Operation::Release, "a", t0, Outcome::Succeeded);
+        live.commit_time = Some(t0 - time::Duration::hours(2));
+        let m = Metrics::of(&[live]);
+        // committed 2h before the release started, live 1m after.
+        assert_eq!(m.lead_time_seconds, Some(7260.0));
+    }
+
     /// `record` stored under a key that sorts newest first by `at`.
     fn stored(record: ReleaseRecord, supersedes: &[&String]) -> StoredRecord {
         StoredRecord {
@@ -292,6 +308,7 @@ mod tests {
             version: to.record.version.clone(),
             artifact_ref: None,
             updated_at: to.record.finished_at,
+            commit_time: None,
             actor: to.record.actor.clone(),
         };
         Pointers {

@@ -333,6 +333,13 @@ pub struct ReleaseRecord {
     /// For rollbacks: the earlier release whose bytes it restored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub restored: Option<String>,
+    /// When the released commit was made (its git committer date): where lead time starts.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub commit_time: Option<OffsetDateTime>,
     /// The plan this release applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<String>,
@@ -377,6 +384,13 @@ pub struct Pointer {
     /// When the pointer moved.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+    /// When the release's commit was made, if known.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub commit_time: Option<OffsetDateTime>,
     /// Who moved it.
     pub actor: Actor,
 }

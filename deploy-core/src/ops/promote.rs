@@ -69,6 +69,7 @@ pub async fn promote(config: &Config, request: &PromoteRequest<'_>) -> Result<Pr
         status: &status,
         promote: &sources,
         gradual: false,
+        commit_time: None,
     });
     Ok(Prepared {
         plan,
@@ -98,6 +99,7 @@ fn live_releases(from: &str, status: Vec<ArtifactStatus>) -> Result<Vec<PromoteS
                 release_id,
                 version,
                 artifact_ref: Some(artifact_ref),
+                commit_time,
                 ..
             }) => sources.push(PromoteSource {
                 artifact: status.artifact,
@@ -105,6 +107,7 @@ fn live_releases(from: &str, status: Vec<ArtifactStatus>) -> Result<Vec<PromoteS
                 release_id,
                 version,
                 artifact_ref,
+                commit_time,
                 touched: Vec::new(),
             }),
             _ => missing.push(status.artifact),

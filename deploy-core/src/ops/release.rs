@@ -1,6 +1,8 @@
 //! `plan`, `publish` and `release`: what the configuration says, built against the ledger.
 
-use super::{Confirm, OpsError, Prepared, check_not_promote_only, clients, resolve_version};
+use super::{
+    Confirm, OpsError, Prepared, check_not_promote_only, clients, commit_time, resolve_version,
+};
 use crate::config::Config;
 use crate::ledger::{Ledger, Operation};
 use crate::plan::{Plan, PlanRequest};
@@ -61,6 +63,7 @@ async fn build(
         environment: env,
         artifacts,
         operation,
+        commit_time: commit_time(&version, config),
         version: Some(version),
         config_sha256: config.sha256(),
         lock_ttl: config.settings.lock_ttl,

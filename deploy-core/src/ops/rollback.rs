@@ -69,6 +69,7 @@ pub async fn rollback(
                 release_id: record.id,
                 version: record.version,
                 artifact_ref: record.artifact_ref?,
+                commit_time: record.commit_time,
                 touched: record.touched,
             })
         });
@@ -89,6 +90,7 @@ pub async fn rollback(
         status: &status,
         promote: &sources,
         gradual: request.gradual,
+        commit_time: None,
     });
     Ok(Prepared {
         plan,
@@ -230,6 +232,7 @@ mod tests {
                     },
                     previous: None,
                     restored: None,
+                    commit_time: None,
                     plan_id: None,
                 }
             })
@@ -245,6 +248,7 @@ mod tests {
             version: record.version.clone(),
             artifact_ref: record.artifact_ref.clone(),
             updated_at: record.finished_at,
+            commit_time: None,
             actor: record.actor.clone(),
         }
     }

@@ -2,6 +2,9 @@
 //! must match the OCI tag grammar `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
 
 use super::OpsError;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use crate::config::Config;
 
 /// The version to release: `flag`, else `GITHUB_SHA`, else `git rev-parse HEAD` in the
@@ -19,15 +22,9 @@ pub fn resolve_version(flag: Option<&str>, config: &Config) -> Result<String, Op
 }
 
 fn git_head(config: &Config) -> Result<String, OpsError> {
-    let dir = config.base_dir();
-    let dir = if dir.as_os_str().is_empty() {
-        std::path::Path::new(".")
-    } else {
-        dir
-    };
     let output = std::process::Command::new("git")
         .arg("-C")
-        .arg(dir)
+        .arg(repository_dir(config))
         .args(["rev-parse", "HEAD"])
         .output();
     match output {
@@ -36,6 +33,54 @@ fn git_head(config: &Config) -> Result<String, OpsError> {
             "no version to release: pass --version V, set GITHUB_SHA, or run inside a git repository"
                 .into(),
         )),
+    }
+}
+
+/// When `version`'s commit was made (its git committer date, where lead time starts): read
+/// from the repository the configuration is in (`git log -1 --format=%cI`), else from the
+/// GitHub event that started the run (`head_commit` of a push, when it is that commit). `None`
+/// when the version is not a commit found there.
+pub fn commit_time(version: &str, config: &Config) -> Option<OffsetDateTime> {
+    let is_commit =
+        (7..=64).contains(&version.len()) && version.chars().all(|c| c.is_ascii_hexdigit());
+    if !is_commit {
+        return None;
+    }
+    from_git(version, config).or_else(|| from_github_event(version))
+}
+
+fn from_git(version: &str, config: &Config) -> Option<OffsetDateTime> {
+    let output = std::process::Command::new("git")
+        .arg("-C")
+        .arg(repository_dir(config))
+        .args(["log", "-1", "--format=%cI", version, "--"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    OffsetDateTime::parse(text.trim(), &Rfc3339).ok()
+}
+
+fn from_github_event(version: &str) -> Option<OffsetDateTime> {
+    let path = std::env::var_os("GITHUB_EVENT_PATH")?;
+    let text = std::fs::read(path).ok()?;
+    let event: serde_json::Value = serde_json::from_slice(&text).ok()?;
+    let head = &event["head_commit"];
+    let id = head["id"].as_str()?;
+    if !id.starts_with(version) {
+        return None;
+    }
+    OffsetDateTime::parse(head["timestamp"].as_str()?, &Rfc3339).ok()
+}
+
+/// The directory of the configuration, where git is asked.
+fn repository_dir(config: &Config) -> &std::path::Path {
+    let dir = config.base_dir();
+    if dir.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        dir
     }
 }
 

@@ -47,14 +47,17 @@ impl Plan {
                 release_id: s.live.as_ref().map(|p| p.release_id.clone()),
             })
             .collect();
-        Plan::envelope(
+        let mut plan = Plan::envelope(
             target,
             request.operation,
             request.version.clone(),
             request.config_sha256,
             preconditions,
             list.finish(),
-        )
+        );
+        plan.commit_times = commit_times(request);
+        plan.seal = plan.expected_seal();
+        plan
     }
 
     /// A plan for an embedder's own change: check the account, take the lock, run `inner` one
@@ -70,6 +73,22 @@ impl Plan {
         let steps = core::locked_steps(target, lock_ttl, inner).finish();
         Plan::envelope(target, operation, version, config_sha256, vec![], steps)
     }
+}
+
+/// Each artifact's commit time: its promotion or rollback source's, else the release's.
+fn commit_times(request: &PlanRequest<'_>) -> std::collections::BTreeMap<String, String> {
+    let of = |name: &str| {
+        let source = request.promote.iter().find(|p| p.artifact == name);
+        match source {
+            Some(source) => source.commit_time,
+            None => request.commit_time,
+        }
+    };
+    request
+        .artifacts
+        .iter()
+        .filter_map(|spec| Some((spec.name.clone(), crate::lock::rfc3339(of(&spec.name)?))))
+        .collect()
 }
 
 #[cfg(all(test, feature = "image"))]
@@ -112,6 +131,7 @@ function = "p-fn-{env}"
             status: &[],
             promote,
             gradual: false,
+            commit_time: None,
         })
     }
 
@@ -212,6 +232,7 @@ rollout = { strategy = "none" }
                 repository: "p/api".into(),
                 digest: "sha256:aa".into(),
             }),
+            commit_time: None,
             touched: Vec::new(),
         }
     }

@@ -14,6 +14,7 @@ mod build;
 pub mod core;
 mod steps;
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,10 @@ pub struct Plan {
     /// The version released, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// When each artifact's released commit was made (RFC 3339), where known: the records
+    /// carry it, and lead time counts from it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub commit_times: BTreeMap<String, String>,
     /// When the plan was made (RFC 3339).
     pub created_at: String,
     /// SHA-256 of the configuration file the plan was made from.
@@ -169,6 +174,13 @@ pub struct PromoteSource {
     pub version: Option<String>,
     /// Its exact bytes.
     pub artifact_ref: ArtifactRef,
+    /// When its commit was made, if the release recorded it.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub commit_time: Option<OffsetDateTime>,
     /// What the release recorded it created or changed (a rollback restores from it: the
     /// task definition revision a service ran, say).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -198,6 +210,9 @@ pub struct PlanRequest<'a> {
     /// For [`Operation::Rollback`]: shift traffic back with the configured canary or linear
     /// steps and gates instead of all at once.
     pub gradual: bool,
+    /// When the released commit was made (a release; promotions and rollbacks take their
+    /// source release's from [`PromoteSource::commit_time`]).
+    pub commit_time: Option<OffsetDateTime>,
 }
 
 impl Plan {
@@ -220,6 +235,7 @@ impl Plan {
             region: target.region.clone(),
             operation,
             version,
+            commit_times: BTreeMap::new(),
             created_at: rfc3339(now),
             config_sha256: config_sha256.to_owned(),
             seal: String::new(),

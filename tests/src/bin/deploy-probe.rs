@@ -72,6 +72,7 @@ async fn run(args: &[String]) -> u8 {
                 version: None,
                 artifact_ref: None,
                 updated_at: OffsetDateTime::now_utc(),
+                commit_time: None,
                 actor: Actor::detect(),
             };
             wait_until(arg(5)).await;
@@ -110,6 +111,7 @@ fn record(artifact: &str, id: &str, environment: &str) -> ReleaseRecord {
         outcome: Outcome::Succeeded,
         previous: None,
         restored: None,
+        commit_time: None,
         plan_id: None,
     }
 }

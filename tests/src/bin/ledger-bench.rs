@@ -148,6 +148,7 @@ async fn write_records(url: &str, bucket: &str, config_path: &std::path::Path, r
                     },
                     previous: None,
                     restored: None,
+                    commit_time: None,
                     plan_id: None,
                 };
                 if i + 2 >= records {

@@ -257,6 +257,7 @@ async fn image_release() -> (Config, String, AwsClients, Plan) {
         status: &[],
         promote: &[],
         gradual: false,
+        commit_time: None,
     });
     (config, bucket, clients, plan)
 }

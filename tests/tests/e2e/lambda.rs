@@ -545,6 +545,7 @@ async fn a_zip_over_the_direct_limit_goes_through_the_artifact_bucket() {
         status: &[],
         promote: &[],
         gradual: false,
+        commit_time: None,
     });
     let recorder = Arc::new(deploy_core::events::Recorder::default());
     let options = EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf());

@@ -252,3 +252,90 @@ async fn strategy_none_moves_the_live_pointer_back_after_approval() {
     );
     assert_eq!(live["version"], "v1");
 }
+
+/// Lead time counts from the released commit: a release of a commit made two hours earlier
+/// (a repository with a dated commit, the version taken from `git rev-parse HEAD`) shows about
+/// two hours in `history --output json`, and the record carries the commit time.
+#[tokio::test(flavor = "multi_thread")]
+async fn lead_time_counts_from_the_commit() {
+    let project = deploy_tests::image_project("lead").await;
+    let config = project.dir.join("deploy.toml");
+    let registry = format!("registry = \"http://{}\"", oci_registry().host);
+    let text = deploy_tests::dev_head(&project.bucket, &registry)
+        + &format!(
+            "[artifacts.api]\nkind = \"image\"\nrepository = \"{}\"\nsource = \"oci:./layout:latest\"\nrollout = {{ strategy = \"none\" }}\n",
+            project.repo
+        );
+    std::fs::write(&config, text).expect("write config");
+    let two_hours_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
+    let stamp = format!("{} +0000", two_hours_ago.unix_timestamp());
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(&project.dir)
+            .args(args)
+            .env("GIT_AUTHOR_DATE", &stamp)
+            .env("GIT_COMMITTER_DATE", &stamp)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", "deploy.toml"]);
+    git(&["commit", "-q", "-m", "two hours ago"]);
+
+    let out = deploy(&moto().url)
+        .arg("--config")
+        .arg(&config)
+        .args(["release", "dev", "api"])
+        .env_remove("GITHUB_SHA")
+        .env_remove("GITHUB_EVENT_PATH")
+        .output()
+        .expect("run deploy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = deploy(&moto().url)
+        .arg("--config")
+        .arg(&config)
+        .args(["--output", "json", "history", "dev"])
+        .output()
+        .expect("run deploy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let lead = history["metrics"]["lead_time_seconds"]
+        .as_f64()
+        .expect("lead time");
+    assert!((7200.0..7500.0).contains(&lead), "{lead} s: {history}");
+    let live = get_json(
+        &moto().url,
+        &project.bucket,
+        "deploy/t/dev/artifacts/api/live.json",
+    )
+    .await;
+    let record = get_json(
+        &moto().url,
+        &project.bucket,
+        live["record_key"].as_str().expect("key"),
+    )
+    .await;
+    let recorded = record["commit_time"].as_str().expect("commit_time");
+    let recorded =
+        time::OffsetDateTime::parse(recorded, &time::format_description::well_known::Rfc3339)
+            .expect("RFC 3339");
+    assert_eq!(recorded.unix_timestamp(), two_hours_ago.unix_timestamp());
+}
