@@ -71,6 +71,8 @@ pub(crate) struct RawPreDeploy {
     pub task_definition: String,
     #[serde(default)]
     pub command: Vec<String>,
+    #[serde(default)]
+    pub rollback_command: Vec<String>,
     pub timeout: Option<String>,
 }
 

@@ -565,6 +565,50 @@ async fn a_failure_after_a_migration_is_not_called_a_rollback() {
     assert_eq!(f.outcomes().await, ["failed"]);
 }
 
+/// With `rollback_command`, a rollout that fails after its migration is rolled back whole:
+/// the service goes back first, then the down migration runs as a task with the image the
+/// migration ran with (exit 3, `rolled-back`).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_down_migration_runs_after_the_service_is_back() {
+    let f = fixture("30s").await;
+    let family = migration_family().await;
+    let url = answering(500);
+    with_rollout_keys(
+        &f,
+        &format!(
+            "pre_deploy = {{ task_definition = \"{family}\", command = [\"./migrate\", \"up\"], rollback_command = [\"./migrate\", \"down\"], timeout = \"20s\" }}, health_check = {{ url = \"{url}\", expect_status = 200, timeout = \"2s\" }}"
+        ),
+    );
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the down migration ran as task"),
+        "{stderr}"
+    );
+    let operations: Vec<String> = f
+        .double
+        .requests()
+        .into_iter()
+        .map(|r| r.operation)
+        .filter(|o| o == "RunTask" || o == "UpdateService")
+        .collect();
+    assert_eq!(
+        operations,
+        ["RunTask", "UpdateService", "UpdateService", "RunTask"],
+        "up, the rollout, the service back, then down"
+    );
+    let runs = f.double.requests_of("RunTask");
+    let command = |i: usize| runs[i].body["overrides"]["containerOverrides"][0]["command"].clone();
+    assert_eq!(command(0), serde_json::json!(["./migrate", "up"]));
+    assert_eq!(command(1), serde_json::json!(["./migrate", "down"]));
+    assert_eq!(
+        runs[0].task_definition, runs[1].task_definition,
+        "the same image"
+    );
+    assert_eq!(f.running().await, f.first, "the service went back");
+    assert_eq!(f.outcomes().await, ["rolled-back"]);
+}
+
 fn with_rollout_keys(f: &Fixture, keys: &str) {
     let text = std::fs::read_to_string(&f.config).expect("config").replace(
         "container = \"api\", timeout",

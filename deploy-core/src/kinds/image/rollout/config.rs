@@ -217,6 +217,7 @@ fn pre_deploy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawPreDeploy) -> PreDeploy {
     PreDeploy {
         task_definition: raw.task_definition.clone(),
         command: raw.command.clone(),
+        rollback_command: raw.rollback_command.clone(),
         timeout: ctx.duration(
             raw.timeout.as_ref(),
             &["rollout", "pre_deploy", "timeout"],

@@ -46,6 +46,9 @@ pub struct RunMigration {
     pub container: String,
     /// Command override.
     pub command: Vec<String>,
+    /// The down migration, run by the step's undo with the same image; empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_command: Vec<String>,
     /// How long the task may run.
     #[serde(with = "crate::duration_serde")]
     pub timeout: Duration,
@@ -55,8 +58,11 @@ impl ActionInput for RunMigration {
     const TYPE: &'static str = "run-migration";
 
     fn reversibility(&self) -> crate::plan::Reversibility {
+        if !self.rollback_command.is_empty() {
+            return crate::plan::Reversibility::Reversible;
+        }
         crate::plan::Reversibility::Irreversible(format!(
-            "what the migration `{}` changed (it has no down command)",
+            "what the migration `{}` changed (it has no `rollback_command`)",
             self.command.join(" ")
         ))
     }
@@ -90,6 +96,7 @@ pub fn plan_step(service: &EcsService, pre: &PreDeploy, chain: &mut Chain<'_>) {
         task_definition: pre.task_definition.clone(),
         container: service.container.clone(),
         command: pre.command.clone(),
+        rollback_command: pre.rollback_command.clone(),
         timeout: pre.timeout,
     };
     add(run, chain);
@@ -113,6 +120,7 @@ pub fn plan_jobs_step(jobs: &JobFamilies, chain: &mut Chain<'_>) {
         task_definition: pre.task_definition.clone(),
         container: jobs.container.clone(),
         command: pre.command.clone(),
+        rollback_command: pre.rollback_command.clone(),
         timeout: pre.timeout,
     };
     add(run, chain);
@@ -147,44 +155,91 @@ impl StepHandler for MigrationGate {
             let input: RunMigration = step.action.input()?;
             let artifact = step.artifact_name();
             let runtime = self.0.runtime.get(artifact).cloned().unwrap_or_default();
+            let image = cx.get::<ImageOutput>(artifact).ok_or_else(|| {
+                StepError::failure(format!(
+                    "there is no image of `{artifact}` in this run to migrate with"
+                ))
+            })?;
+            let image = image.reference();
             let migration = Migration {
                 cx,
                 artifact,
                 input: &input,
+                command: &input.command,
                 poll: self.0.poll,
             };
-            let task = migration.run(&runtime).await?;
-            // Nothing puts a schema back: the outcome of a later failure says so.
-            Ok(Done {
-                record: StepOutput::default(),
-                undo: Undo::Irreversible {
+            let task = migration.run(&image, &runtime).await?;
+            let undo = if input.rollback_command.is_empty() {
+                // Nothing puts a schema back: the outcome of a later failure says so.
+                Undo::Irreversible {
                     left: format!(
                         "task {task} of cluster {} ran it: the schema stays migrated",
                         input.cluster
                     ),
-                },
+                }
+            } else {
+                let what = format!(
+                    "run the down migration `{}`",
+                    input.rollback_command.join(" ")
+                );
+                Undo::compensate(what, &Down { image })?
+            };
+            Ok(Done {
+                record: StepOutput::default(),
+                undo,
             })
         })
     }
+
+    fn undo<'a>(
+        &'a self,
+        step: &'a Step,
+        data: &'a serde_json::Value,
+        cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<(), StepError>> {
+        Box::pin(async move {
+            let input: RunMigration = step.action.input()?;
+            let artifact = step.artifact_name();
+            let Down { image } = Undo::decode(data)?;
+            let runtime = self.0.runtime.get(artifact).cloned().unwrap_or_default();
+            let migration = Migration {
+                cx,
+                artifact,
+                input: &input,
+                command: &input.rollback_command,
+                poll: self.0.poll,
+            };
+            let task = migration.run(&image, &runtime).await.map_err(|err| {
+                let message = format!("{err}; the schema may be left migrated");
+                StepError::failure(message)
+            })?;
+            cx.reporter().report(&Event::Note {
+                message: format!("{artifact}: the down migration ran as task {task}"),
+            });
+            Ok(())
+        })
+    }
+}
+
+/// What the down migration needs: the image the migration ran with (it has the down script).
+#[derive(Debug, Serialize, Deserialize)]
+struct Down {
+    image: String,
 }
 
 struct Migration<'a> {
     cx: &'a StepContext<'a>,
     artifact: &'a str,
     input: &'a RunMigration,
+    /// The command: the migration's, or its down command.
+    command: &'a [String],
     poll: Duration,
 }
 
 impl Migration<'_> {
-    /// Runs the migration; the task that ran it.
-    async fn run(&self, runtime: &Runtime) -> Result<String, StepError> {
-        let image = self.cx.get::<ImageOutput>(self.artifact).ok_or_else(|| {
-            StepError::failure(format!(
-                "there is no image of `{}` in this run to migrate with",
-                self.artifact
-            ))
-        })?;
-        let (task_definition, log, fallback) = self.revision(&image.reference(), runtime).await?;
+    /// Runs the command with `image`; the task that ran it.
+    async fn run(&self, image: &str, runtime: &Runtime) -> Result<String, StepError> {
+        let (task_definition, log, fallback) = self.revision(image, runtime).await?;
         let launch = self.launch(fallback).await?;
         let task = self.start(&task_definition, &launch).await?;
         let stopped = self.wait(&task, &task_definition).await?;
@@ -258,7 +313,7 @@ impl Migration<'_> {
             .container_overrides(
                 ContainerOverride::builder()
                     .name(&self.input.container)
-                    .set_command(Some(self.input.command.clone()))
+                    .set_command(Some(self.command.to_vec()))
                     .build(),
             )
             .build();

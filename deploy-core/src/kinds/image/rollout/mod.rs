@@ -196,6 +196,11 @@ pub struct PreDeploy {
     pub task_definition: String,
     /// Command override.
     pub command: Vec<String>,
+    /// The down migration: run with the same family and the image of the release being undone
+    /// when that release is rolled back after its migration ran; empty: the migration is
+    /// irreversible.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rollback_command: Vec<String>,
     /// How long the task may run.
     #[serde(with = "crate::duration_serde")]
     pub timeout: Duration,
