@@ -62,6 +62,8 @@ pub enum Command {
     /// Go back to the previous good release (or --to RELEASE_ID), restored from the ledger
     #[command(long_about = ROLLBACK_ABOUT)]
     Rollback(RollbackArgs),
+    /// What differs between what two environments run (read only)
+    Diff(DiffArgs),
     /// What is live where, from the ledger.
     Status(StatusArgs),
     /// The release ledger, newest first, with delivery metrics.
@@ -197,6 +199,21 @@ pub struct RollbackArgs {
     pub gradual: bool,
     #[command(flatten)]
     pub change: ChangeArgs,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The first environment.
+    pub a: String,
+    /// The second environment.
+    pub b: String,
+    /// Artifacts to compare (default: all).
+    pub artifacts: Vec<String>,
+    /// Exit 1 when something differs (as `git diff --exit-code`).
+    #[arg(long)]
+    pub exit_code: bool,
     #[command(flatten)]
     pub aws: AwsArgs,
 }

@@ -1,6 +1,7 @@
 //! One function per command: resolve inputs, call deploy-core, render.
 
 mod apply;
+mod diff;
 mod history;
 mod lock;
 mod plan;
@@ -21,6 +22,7 @@ use crate::cli::{Cli, Command};
 use crate::output::Output;
 
 pub use apply::apply_saved;
+pub use diff::diff;
 pub use history::history;
 pub use lock::lock;
 pub use plan::plan;
@@ -113,6 +115,9 @@ pub fn run(cli: &Cli, out: &Output) -> deploy_core::Result<()> {
         }),
         Command::Rollback(args) => with_runtime(args.aws.timeout, cli, true, |config, stop| {
             rollback(out, config, args, stop)
+        }),
+        Command::Diff(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
+            diff(out, config, args)
         }),
         Command::Status(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
             status(out, config, args)

@@ -48,6 +48,18 @@ pub(crate) trait Kind: KindConfig {
         Box::pin(async { None })
     }
 
+    /// What runs for the artifact, as named facts (`api.env.LOG_LEVEL` → `info`), for
+    /// `diff`: everything that makes two environments behave differently besides the bytes
+    /// (which the ledger's content id compares). Never a secret's value.
+    fn facts<'a>(
+        &'a self,
+        _clients: &'a AwsClients,
+        _spec: &'a ArtifactSpec,
+        _status: &'a ArtifactStatus,
+    ) -> BoxFuture<'a, Result<Facts, String>> {
+        Box::pin(async { Ok(Facts::new()) })
+    }
+
     /// Lines for people about what the kind's steps reported in `report` (scan findings).
     fn report_lines(&self, _report: &ApplyReport) -> Vec<String> {
         Vec::new()
@@ -133,6 +145,9 @@ impl Running {
         }
     }
 }
+
+/// Named facts about what runs (`field` → value), compared field by field by `diff`.
+pub type Facts = std::collections::BTreeMap<String, String>;
 
 /// One way what runs differs from the live release.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

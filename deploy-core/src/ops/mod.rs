@@ -3,6 +3,7 @@
 //! an embedding tool make the same decisions. Each operation reads what it needs (the account,
 //! the ledger), builds the [`Plan`] and returns it [`Prepared`]; [`apply`] runs it.
 
+mod diff;
 mod history;
 mod promote;
 mod release;
@@ -24,6 +25,7 @@ use crate::events::Reporter;
 use crate::ledger::LedgerError;
 use crate::plan::Plan;
 
+pub use diff::{ArtifactDiff, DiffRequest, FieldDiff, Side, diff};
 pub use history::{History, HistoryRequest, history};
 pub use promote::{PromoteRequest, promote};
 pub use release::{ReleaseRequest, plan, release};

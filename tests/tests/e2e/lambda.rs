@@ -66,7 +66,7 @@ pub(crate) fn zip_of(dir: &std::path::Path) -> deploy_core::kinds::lambda::packa
 }
 
 /// Creates `function` in moto with seed code and `KEEP=1`, `LOG_LEVEL=debug`.
-async fn create_function(function: &str, dir: &std::path::Path) {
+pub(crate) async fn create_function(function: &str, dir: &std::path::Path) {
     write_source(&dir.join("seed"), "seed");
     let seed = zip_of(&dir.join("seed"));
     let env = aws_sdk_lambda::types::Environment::builder()

@@ -11,7 +11,7 @@ use crate::config::kind::ArtifactContext;
 use crate::config::raw::RawArtifact;
 use crate::config::spec::{KindConfig, KindSpec, S3Place, json};
 use crate::engine::BoxFuture;
-use crate::kinds::{Kind, Running};
+use crate::kinds::{Facts, Kind, Running};
 use crate::ledger::ArtifactStatus;
 use crate::plan::{Chain, PlanRequest};
 
@@ -84,6 +84,28 @@ impl Kind for Dags {
         Box::pin(async move {
             let dags = spec.detail_as::<DagsSpec>()?;
             Some(super::status::running(clients, dags, status).await)
+        })
+    }
+
+    fn facts<'a>(
+        &'a self,
+        clients: &'a AwsClients,
+        _spec: &'a ArtifactSpec,
+        status: &'a ArtifactStatus,
+    ) -> BoxFuture<'a, Result<Facts, String>> {
+        Box::pin(async move {
+            // The files of the live release, each by its content: added, removed or changed
+            // files show as facts one side lacks or holds other bytes for.
+            let Some(live) = status.live.as_ref().and_then(|p| p.artifact_ref.as_ref()) else {
+                return Ok(Facts::new());
+            };
+            let files = super::manifest::files(&clients.s3, live)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(files
+                .into_iter()
+                .map(|f| (format!("file {}", f.path), format!("sha256:{}", f.sha256)))
+                .collect())
         })
     }
 }

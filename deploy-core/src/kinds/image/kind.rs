@@ -12,7 +12,7 @@ use crate::config::kind::ArtifactContext;
 use crate::config::raw::RawArtifact;
 use crate::config::spec::{KindConfig, KindSpec, json};
 use crate::engine::{ApplyReport, BoxFuture};
-use crate::kinds::{Kind, Running};
+use crate::kinds::{Facts, Kind, Running};
 use crate::ledger::ArtifactStatus;
 use crate::plan::{Chain, PlanRequest};
 
@@ -85,6 +85,28 @@ impl Kind for Image {
                     Some(super::rollout::status::families(clients, jobs, status).await)
                 }
                 ImageRollout::None => None,
+            }
+        })
+    }
+
+    fn facts<'a>(
+        &'a self,
+        clients: &'a AwsClients,
+        spec: &'a ArtifactSpec,
+        _status: &'a ArtifactStatus,
+    ) -> BoxFuture<'a, Result<Facts, String>> {
+        Box::pin(async move {
+            let facts = super::rollout::facts::service;
+            match spec.detail_as::<ImageSpec>().map(|i| &i.rollout) {
+                Some(
+                    ImageRollout::EcsRolling(service)
+                    | ImageRollout::CodedeployBlueGreen { service, .. }
+                    | ImageRollout::EcsBlueGreen(super::rollout::EcsBlueGreen { service, .. }),
+                ) => facts(clients, service).await,
+                Some(ImageRollout::TaskDefinitions(jobs)) => {
+                    super::rollout::facts::families(clients, jobs).await
+                }
+                Some(ImageRollout::None) | None => Ok(Facts::new()),
             }
         })
     }

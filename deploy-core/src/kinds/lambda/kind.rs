@@ -11,7 +11,7 @@ use crate::config::kind::ArtifactContext;
 use crate::config::raw::RawArtifact;
 use crate::config::spec::{KindConfig, KindSpec, S3Place, json};
 use crate::engine::BoxFuture;
-use crate::kinds::{Kind, Running};
+use crate::kinds::{Facts, Kind, Running};
 use crate::ledger::ArtifactStatus;
 use crate::plan::{Chain, PlanRequest};
 
@@ -87,6 +87,20 @@ impl Kind for Lambda {
         Box::pin(async move {
             let lambda = spec.detail_as::<LambdaSpec>()?;
             Some(super::status::running(clients, lambda, status).await)
+        })
+    }
+
+    fn facts<'a>(
+        &'a self,
+        clients: &'a AwsClients,
+        spec: &'a ArtifactSpec,
+        _status: &'a ArtifactStatus,
+    ) -> BoxFuture<'a, Result<Facts, String>> {
+        Box::pin(async move {
+            match spec.detail_as::<LambdaSpec>() {
+                Some(lambda) => super::facts::facts(clients, lambda).await,
+                None => Ok(Facts::new()),
+            }
         })
     }
 }

@@ -2,6 +2,7 @@
 //! ([`super::LambdaSpec`]).
 
 pub(crate) mod config;
+pub(crate) mod facts;
 pub(crate) mod kind;
 mod latest;
 pub(crate) mod names;

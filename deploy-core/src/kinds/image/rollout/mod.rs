@@ -8,6 +8,7 @@ pub(crate) mod config;
 pub(crate) mod ecs;
 pub(crate) mod ecs_blue_green;
 pub(crate) mod ecs_rolling;
+pub(crate) mod facts;
 pub(crate) mod image;
 pub(crate) mod launch;
 pub(crate) mod migration;

@@ -138,7 +138,8 @@ async fn pinned(clients: &AwsClients, jobs: &JobFamilies) -> Result<Vec<(String,
     Ok(found)
 }
 
-async fn describe(clients: &AwsClients, name: &str) -> Result<TaskDefinition, String> {
+/// The task definition `name` (a family: its latest ACTIVE revision).
+pub(crate) async fn describe(clients: &AwsClients, name: &str) -> Result<TaskDefinition, String> {
     let described = clients
         .ecs()
         .describe_task_definition()

@@ -1,0 +1,65 @@
+//! What a Lambda alias serves, as facts for `diff`: the configuration of the version it points
+//! at (runtime, handler, memory, timeout, architecture, layers, environment values) and the
+//! alias's routing.
+
+use super::LambdaSpec;
+use crate::aws::{AwsClients, SdkFailure};
+use crate::kinds::Facts;
+
+/// The facts of `spec`'s alias and the version it serves.
+pub(crate) async fn facts(clients: &AwsClients, spec: &LambdaSpec) -> Result<Facts, String> {
+    let lambda = clients.lambda();
+    let config = lambda
+        .get_function_configuration()
+        .function_name(&spec.function)
+        .qualifier(&spec.alias)
+        .send()
+        .await
+        .map_err(|e| SdkFailure::new(e).to_string())?;
+    let mut facts = Facts::new();
+    let mut put = |key: &str, value: Option<String>| {
+        if let Some(value) = value {
+            facts.insert(key.to_owned(), value);
+        }
+    };
+    put("runtime", config.runtime().map(|r| r.as_str().to_owned()));
+    put("handler", config.handler().map(str::to_owned));
+    put("memory", config.memory_size().map(|m| m.to_string()));
+    put("timeout", config.timeout().map(|t| t.to_string()));
+    let architectures: Vec<&str> = config.architectures().iter().map(|a| a.as_str()).collect();
+    put(
+        "architecture",
+        Some(architectures.join(",")).filter(|a| !a.is_empty()),
+    );
+    let layers: Vec<&str> = config.layers().iter().filter_map(|l| l.arn()).collect();
+    put("layers", Some(layers.join(",")).filter(|l| !l.is_empty()));
+    let variables = config.environment().and_then(|e| e.variables());
+    for (name, value) in variables.into_iter().flatten() {
+        facts.insert(format!("env.{name}"), value.clone());
+    }
+    let alias = lambda
+        .get_alias()
+        .function_name(&spec.function)
+        .name(&spec.alias)
+        .send()
+        .await
+        .map_err(|e| SdkFailure::new(e).to_string())?;
+    let weights = alias
+        .routing_config()
+        .and_then(|r| r.additional_version_weights());
+    let mut routing: Vec<String> = weights
+        .into_iter()
+        .flatten()
+        .map(|(version, weight)| format!("{:.0}% to version {version}", weight * 100.0))
+        .collect();
+    routing.sort();
+    facts.insert(
+        "alias.routing".into(),
+        if routing.is_empty() {
+            "none".into()
+        } else {
+            routing.join(", ")
+        },
+    );
+    Ok(facts)
+}
