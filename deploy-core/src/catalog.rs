@@ -56,6 +56,13 @@ impl ArtifactKind {
         }
     }
 
+    /// Whether publishing this kind already changes what runs: DAG files are read by Airflow
+    /// as soon as they are in the prefix, so a DAG folder has no publish apart from its
+    /// release.
+    pub fn publish_goes_live(self) -> bool {
+        matches!(self, ArtifactKind::Dags)
+    }
+
     /// The kind `strategy` rolls out (a new strategy must say which, or this does not compile).
     pub fn of_strategy(strategy: Strategy) -> ArtifactKind {
         match strategy {

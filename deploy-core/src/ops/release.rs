@@ -52,6 +52,9 @@ async fn build(
 ) -> Result<Prepared, OpsError> {
     let env = config.environment(request.environment)?;
     let artifacts = env.select(&dedup(request.artifacts))?;
+    if operation == Operation::Publish {
+        check_publishable(request.environment, &artifacts)?;
+    }
     let version = resolve_version(request.version, config)?;
     let clients = clients(config, env).await;
     clients.verify_account().await?;
@@ -76,6 +79,39 @@ async fn build(
         clients,
         sources: Vec::new(),
     })
+}
+
+/// Refuses a publish of an artifact whose publish would change what runs (DAGs): the ledger
+/// would keep the previous release live while Airflow reads the new files.
+fn check_publishable(
+    environment: &str,
+    artifacts: &[&crate::config::ArtifactSpec],
+) -> Result<(), OpsError> {
+    let (live, staged): (Vec<_>, Vec<_>) =
+        artifacts.iter().partition(|a| a.kind().publish_goes_live());
+    let Some(first) = live.first() else {
+        return Ok(());
+    };
+    let names = |list: &[&&crate::config::ArtifactSpec]| {
+        list.iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let rest = if staged.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; publish the others by name: `deploy publish {environment} {}`",
+            names(&staged)
+        )
+    };
+    Err(OpsError::Usage(format!(
+        "`{}` ({}) cannot be published apart from its release: its files go live as soon as they are synced,          so `deploy release {environment} {}` syncs and records them as live{rest}",
+        first.name,
+        first.kind(),
+        names(&live)
+    )))
 }
 
 /// The artifact names once each, in the order first given (`publish dev api api` publishes

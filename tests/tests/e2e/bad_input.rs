@@ -189,6 +189,42 @@ fn a_release_id_for_several_artifacts_is_a_usage_error() {
 }
 
 #[test]
+fn a_publish_of_dags_is_refused_because_their_files_go_live_when_synced() {
+    let endpoint = RecordingEndpoint::start();
+    let config = valid_config();
+    std::fs::create_dir_all(config.parent().expect("dir").join("dags")).expect("mkdir");
+    let text = std::fs::read_to_string(&config).expect("config")
+        + "[artifacts.dags]\nkind = \"dags\"\nsource = \"./dags\"\nbucket = \"t-dags-dev\"\n";
+    std::fs::write(&config, text).expect("write config");
+    let config = config.to_str().unwrap_or_default();
+    for args in [
+        vec![
+            "--config",
+            config,
+            "publish",
+            "dev",
+            "dags",
+            "--version",
+            "v1",
+        ],
+        vec!["--config", config, "publish", "dev", "--version", "v1"],
+    ] {
+        let out = run(&endpoint, &args);
+        assert_usage(
+            &out,
+            &args,
+            &[
+                "cannot be published apart from its release",
+                "deploy release dev dags",
+            ],
+        );
+    }
+    let args = ["--config", config, "publish", "dev", "--version", "v1"];
+    assert_usage(&run(&endpoint, &args), &args, &["deploy publish dev app"]);
+    assert_eq!(endpoint.hits(), 0, "the refusal reached AWS");
+}
+
+#[test]
 fn an_oversized_file_is_not_read() {
     // A sparse file of 2 GiB would take seconds to read and gigabytes of memory; refusing it by
     // its size is instant.
