@@ -227,6 +227,17 @@ pub struct StepOutput {
 }
 
 impl StepOutput {
+    /// The output of a rollback step that restored `from`: its bytes and version are live
+    /// again, and the record names the release.
+    pub fn restored(from: &crate::plan::PromoteSource) -> StepOutput {
+        StepOutput {
+            artifact_ref: Some(from.artifact_ref.clone()),
+            version: from.version.clone(),
+            restored: Some(from.release_id.clone()),
+            ..StepOutput::default()
+        }
+    }
+
     /// Adds `other`'s facts to these: touched objects accumulate, the rest is replaced when set.
     pub(crate) fn merge(&mut self, other: StepOutput) {
         self.touched.extend(other.touched);

@@ -212,9 +212,8 @@ fn image_of_container(definition: &aws_sdk_ecs::types::TaskDefinition, name: &st
     container.image().unwrap_or_default().to_owned()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn strategy_none_moves_the_live_pointer_back_after_approval() {
-    let project = deploy_tests::image_project("none").await;
+/// Writes the configuration of `project`'s image with strategy `none` to dev; its path.
+fn none_config(project: &deploy_tests::ImageProject) -> std::path::PathBuf {
     let config = project.dir.join("deploy.toml");
     let registry = format!("registry = \"http://{}\"", oci_registry().host);
     let text = deploy_tests::dev_head(&project.bucket, &registry)
@@ -223,6 +222,13 @@ async fn strategy_none_moves_the_live_pointer_back_after_approval() {
             project.repo
         );
     std::fs::write(&config, text).expect("write config");
+    config
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn strategy_none_moves_the_live_pointer_back_after_approval() {
+    let project = deploy_tests::image_project("none").await;
+    let config = none_config(&project);
     for version in ["v1", "v2"] {
         let (code, stderr) = run(&config, &["release", "dev", "api", "--version", version]);
         assert_eq!(code, Some(0), "{stderr}");
@@ -259,14 +265,7 @@ async fn strategy_none_moves_the_live_pointer_back_after_approval() {
 #[tokio::test(flavor = "multi_thread")]
 async fn lead_time_counts_from_the_commit() {
     let project = deploy_tests::image_project("lead").await;
-    let config = project.dir.join("deploy.toml");
-    let registry = format!("registry = \"http://{}\"", oci_registry().host);
-    let text = deploy_tests::dev_head(&project.bucket, &registry)
-        + &format!(
-            "[artifacts.api]\nkind = \"image\"\nrepository = \"{}\"\nsource = \"oci:./layout:latest\"\nrollout = {{ strategy = \"none\" }}\n",
-            project.repo
-        );
-    std::fs::write(&config, text).expect("write config");
+    let config = none_config(&project);
     let two_hours_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
     let stamp = format!("{} +0000", two_hours_ago.unix_timestamp());
     let git = |args: &[&str]| {

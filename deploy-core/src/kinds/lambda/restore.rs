@@ -115,12 +115,7 @@ impl StepHandler for RestoreStep {
             });
             cx.put(artifact, output);
             Ok(Done {
-                record: StepOutput {
-                    artifact_ref: Some(input.from.artifact_ref.clone()),
-                    version: input.from.version.clone(),
-                    restored: Some(input.from.release_id.clone()),
-                    ..StepOutput::default()
-                },
+                record: StepOutput::restored(&input.from),
                 ..Done::default()
             })
         })
