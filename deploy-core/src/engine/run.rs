@@ -179,6 +179,11 @@ impl Engine {
                         let what = "stopped before it finished; what it changed is unknown";
                         left_changed(cx.plan, i, state, what);
                     }
+                    if let Failure::Step(error) = &failure
+                        && let Some(what) = error.left()
+                    {
+                        left_changed(cx.plan, i, state, what);
+                    }
                     self.reporter.report(&Event::StepFailed {
                         step: step.id.clone(),
                         error: failure_text(&failure),

@@ -263,6 +263,7 @@ impl StepOutput {
 pub struct StepError {
     class: ErrorClass,
     rolled_back: bool,
+    left: Option<String>,
     error: BoxError,
 }
 
@@ -272,6 +273,7 @@ impl StepError {
         StepError {
             class,
             rolled_back: false,
+            left: None,
             error: error.into(),
         }
     }
@@ -292,6 +294,19 @@ impl StepError {
     pub fn rolled_back(mut self) -> StepError {
         self.rolled_back = true;
         self
+    }
+
+    /// Says what the failed step may have left changed (a down migration that stopped part
+    /// way): the run then cannot call itself rolled back, and names it.
+    #[must_use]
+    pub fn leaving(mut self, what: impl Into<String>) -> StepError {
+        self.left = Some(what.into());
+        self
+    }
+
+    /// What the failed step may have left changed, if it says.
+    pub fn left(&self) -> Option<&str> {
+        self.left.as_deref()
     }
 
     /// Whether the step's change was already rolled back when it failed.

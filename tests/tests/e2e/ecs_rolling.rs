@@ -444,7 +444,7 @@ async fn a_failing_health_check_puts_the_previous_revision_back() {
 }
 
 /// Registers a migration family whose container `api` logs with awslogs; returns the family.
-async fn migration_family() -> String {
+pub(crate) async fn migration_family() -> String {
     let ecs = ecs_double::client(&moto().url).await;
     let family = unique("migrate");
     let logs = aws_sdk_ecs::types::LogConfiguration::builder()
@@ -609,7 +609,7 @@ async fn a_down_migration_runs_after_the_service_is_back() {
     assert_eq!(f.outcomes().await, ["rolled-back"]);
 }
 
-fn with_rollout_keys(f: &Fixture, keys: &str) {
+pub(crate) fn with_rollout_keys(f: &Fixture, keys: &str) {
     let text = std::fs::read_to_string(&f.config).expect("config").replace(
         "container = \"api\", timeout",
         &format!("container = \"api\", {keys}, timeout"),

@@ -338,3 +338,78 @@ async fn lead_time_counts_from_the_commit() {
             .expect("RFC 3339");
     assert_eq!(recorded.unix_timestamp(), two_hours_ago.unix_timestamp());
 }
+
+/// `deploy rollback` of a release whose migration has a `rollback_command`: after the service
+/// is back, the down migration runs as a task with the image of the release being replaced; when
+/// it fails, the run is exit 1, names the task's exit code and says the schema may be left
+/// migrated, and the service runs the release the schema still matches.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_runs_the_down_migration_of_the_release_it_replaces() {
+    use super::ecs_rolling::{migration_family, with_rollout_keys};
+    let f = fixture("30s").await;
+    let family = migration_family().await;
+    with_rollout_keys(
+        &f,
+        &format!(
+            "pre_deploy = {{ task_definition = \"{family}\", command = [\"./migrate\", \"up\"], rollback_command = [\"./migrate\", \"down\"], timeout = \"20s\" }}"
+        ),
+    );
+    let [(v1_revision, _), (v2_revision, _)] = f.two_releases().await;
+    assert_ne!(v1_revision, v2_revision);
+    let v2_image = image_of(&v2_revision).await;
+
+    let (code, stderr) = f.deploy(&["rollback", "dev", "api"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(f.running().await, v1_revision);
+    let runs = f.double.requests_of("RunTask");
+    assert_eq!(runs.len(), 3, "up, up, down: {runs:?}");
+    let down = &runs[2];
+    assert_eq!(
+        down.body["overrides"]["containerOverrides"][0]["command"],
+        serde_json::json!(["./migrate", "down"])
+    );
+    let ran = down.task_definition.clone().expect("task definition");
+    assert_eq!(
+        image_of(&ran).await,
+        v2_image,
+        "the replaced release's image"
+    );
+    let last = f
+        .double
+        .requests()
+        .into_iter()
+        .rev()
+        .find(|r| r.operation == "RunTask" || r.operation == "UpdateService");
+    assert_eq!(
+        last.map(|r| r.operation).as_deref(),
+        Some("RunTask"),
+        "down runs last"
+    );
+
+    // A new release v3, then back with a down migration that fails.
+    let layout = f.config.parent().expect("dir").join("layout");
+    tiny_layout(&layout, b"the third build");
+    let (code, stderr) = f.release("v3");
+    assert_eq!(code, Some(0), "{stderr}");
+    let v3_revision = f.running().await;
+    f.double.script_task(
+        &family,
+        ecs_double::TaskScript {
+            exit_code: 2,
+            after_polls: 1,
+            reason: "Essential container in task exited".into(),
+        },
+    );
+    let (code, stderr) = f.deploy(&["rollback", "dev", "api"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("exited with code 2"), "{stderr}");
+    assert!(
+        stderr.contains("the schema may be left migrated"),
+        "{stderr}"
+    );
+    assert_eq!(
+        f.running().await,
+        v3_revision,
+        "back on what the schema still matches"
+    );
+}

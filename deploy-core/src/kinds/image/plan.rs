@@ -60,6 +60,43 @@ pub fn steps(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>
             chain,
         );
     }
+    if request.operation == Operation::Rollback {
+        down_step(image, request, chain);
+    }
+}
+
+/// After a rollback's rollout: the down migration of the release being replaced, with its
+/// image, when the migration has a `rollback_command` (a live rollback ran no migration).
+fn down_step(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
+    use crate::kinds::image::rollout::{EcsBlueGreen, ImageRollout, down, migration};
+    let status = request
+        .status
+        .iter()
+        .find(|s| s.artifact == chain.artifact());
+    let Some(live) = status.and_then(|s| s.live.as_ref()) else {
+        return;
+    };
+    let reference = live
+        .artifact_ref
+        .as_ref()
+        .and_then(|r| r.decode::<ImageRef>());
+    let Some(ImageRef { digest, .. }) = reference.filter(|_| live.operation != Operation::Rollback)
+    else {
+        return;
+    };
+    let run = match &image.rollout {
+        ImageRollout::EcsRolling(service)
+        | ImageRollout::CodedeployBlueGreen { service, .. }
+        | ImageRollout::EcsBlueGreen(EcsBlueGreen { service, .. }) => service
+            .pre_deploy
+            .as_ref()
+            .map(|pre| migration::of_service(service, pre)),
+        ImageRollout::TaskDefinitions(jobs) => migration::of_jobs(jobs),
+        ImageRollout::None => None,
+    };
+    if let Some(run) = run {
+        down::plan_step(run, (&image.repository, &digest), &live.release_id, chain);
+    }
 }
 
 /// Rolls back to `from`: its digest, already in the repository, and (for services) the task

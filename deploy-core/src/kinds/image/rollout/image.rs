@@ -20,6 +20,7 @@ pub use super::settings::{RolloutSettings, Runtime};
 pub fn register(engine: &mut Engine, settings: RolloutSettings) {
     let settings = Arc::new(settings);
     super::migration::register(engine, settings.clone());
+    super::down::register(engine, settings.clone());
     let slots = Semaphore::new(settings.parallel.max(1));
     let rollouts = ImageRollouts {
         settings,

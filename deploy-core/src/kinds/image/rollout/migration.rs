@@ -71,7 +71,7 @@ impl ActionInput for RunMigration {
 /// The migration did not end with exit code 0.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "migration task {task} ({task_definition}) {outcome}; ECS said: {reason}{}; nothing was rolled out",
+    "migration task {task} ({task_definition}) {outcome}; ECS said: {reason}{}; {consequence}",
     log_stream.as_ref().map(|s| format!("; its output is in the log stream {s}")).unwrap_or_default()
 )]
 pub struct MigrationFailed {
@@ -85,11 +85,18 @@ pub struct MigrationFailed {
     pub reason: String,
     /// The CloudWatch log stream of the container, from its `awslogs` options.
     pub log_stream: Option<String>,
+    /// What that means (`nothing was rolled out`, `the schema may be left migrated`).
+    pub consequence: &'static str,
 }
 
 /// Adds the migration of `service` (when it has `pre_deploy`) to `chain`.
 pub fn plan_step(service: &EcsService, pre: &PreDeploy, chain: &mut Chain<'_>) {
-    let run = RunMigration {
+    add(of_service(service, pre), chain);
+}
+
+/// The migration of `service`.
+pub(crate) fn of_service(service: &EcsService, pre: &PreDeploy) -> RunMigration {
+    RunMigration {
         cluster: service.cluster.clone(),
         service: Some(service.service.clone()),
         launch_from: None,
@@ -98,22 +105,28 @@ pub fn plan_step(service: &EcsService, pre: &PreDeploy, chain: &mut Chain<'_>) {
         command: pre.command.clone(),
         rollback_command: pre.rollback_command.clone(),
         timeout: pre.timeout,
-    };
-    add(run, chain);
+    }
 }
 
 /// Adds the migration of `task-definitions` jobs (when they have `pre_deploy` and a
 /// cluster) to `chain`: launched like the first configured rule or schedule runs them.
 pub fn plan_jobs_step(jobs: &JobFamilies, chain: &mut Chain<'_>) {
+    if let Some(run) = of_jobs(jobs) {
+        add(run, chain);
+    }
+}
+
+/// The migration of `jobs`, when they have `pre_deploy` and a cluster.
+pub(crate) fn of_jobs(jobs: &JobFamilies) -> Option<RunMigration> {
     let (Some(pre), Some(cluster)) = (&jobs.pre_deploy, &jobs.cluster) else {
-        return;
+        return None;
     };
     let launch_from = match (jobs.schedules.first(), jobs.scheduler_schedules.first()) {
         (Some(rule), _) => Some(LaunchFrom::Rule(rule.clone())),
         (None, Some(schedule)) => Some(LaunchFrom::Schedule(schedule.clone())),
         (None, None) => None,
     };
-    let run = RunMigration {
+    Some(RunMigration {
         cluster: cluster.clone(),
         service: None,
         launch_from,
@@ -122,8 +135,7 @@ pub fn plan_jobs_step(jobs: &JobFamilies, chain: &mut Chain<'_>) {
         command: pre.command.clone(),
         rollback_command: pre.rollback_command.clone(),
         timeout: pre.timeout,
-    };
-    add(run, chain);
+    })
 }
 
 fn add(run: RunMigration, chain: &mut Chain<'_>) {
@@ -166,6 +178,7 @@ impl StepHandler for MigrationGate {
                 artifact,
                 input: &input,
                 command: &input.command,
+                consequence: NOT_ROLLED_OUT,
                 poll: self.0.poll,
             };
             let task = migration.run(&image, &runtime).await?;
@@ -207,12 +220,10 @@ impl StepHandler for MigrationGate {
                 artifact,
                 input: &input,
                 command: &input.rollback_command,
+                consequence: LEFT_MIGRATED,
                 poll: self.0.poll,
             };
-            let task = migration.run(&image, &runtime).await.map_err(|err| {
-                let message = format!("{err}; the schema may be left migrated");
-                StepError::failure(message)
-            })?;
+            let task = migration.run(&image, &runtime).await.map_err(down_failed)?;
             cx.reporter().report(&Event::Note {
                 message: format!("{artifact}: the down migration ran as task {task}"),
             });
@@ -221,24 +232,36 @@ impl StepHandler for MigrationGate {
     }
 }
 
+/// A failed down migration is a failure (exit 1), whatever stopped it.
+pub(crate) fn down_failed(err: StepError) -> StepError {
+    StepError::failure(err.to_string()).leaving(LEFT_MIGRATED)
+}
+
 /// What the down migration needs: the image the migration ran with (it has the down script).
 #[derive(Debug, Serialize, Deserialize)]
 struct Down {
     image: String,
 }
 
-struct Migration<'a> {
-    cx: &'a StepContext<'a>,
-    artifact: &'a str,
-    input: &'a RunMigration,
+pub(crate) struct Migration<'a> {
+    pub cx: &'a StepContext<'a>,
+    pub artifact: &'a str,
+    pub input: &'a RunMigration,
     /// The command: the migration's, or its down command.
-    command: &'a [String],
-    poll: Duration,
+    pub command: &'a [String],
+    /// What a failure means, for its message.
+    pub consequence: &'static str,
+    pub poll: Duration,
 }
+
+/// What a failed migration means.
+const NOT_ROLLED_OUT: &str = "nothing was rolled out";
+/// What a failed down migration means.
+pub(crate) const LEFT_MIGRATED: &str = "the schema may be left migrated";
 
 impl Migration<'_> {
     /// Runs the command with `image`; the task that ran it.
-    async fn run(&self, image: &str, runtime: &Runtime) -> Result<String, StepError> {
+    pub(crate) async fn run(&self, image: &str, runtime: &Runtime) -> Result<String, StepError> {
         let (task_definition, log, fallback) = self.revision(image, runtime).await?;
         let launch = self.launch(fallback).await?;
         let task = self.start(&task_definition, &launch).await?;
@@ -374,6 +397,7 @@ impl Migration<'_> {
                     outcome: format!("did not stop within {}s", self.input.timeout.as_secs()),
                     reason: "stopped by deploy".into(),
                     log_stream: None,
+                    consequence: self.consequence,
                 }))
             }
             Waited::Cancelled(()) => {
@@ -415,6 +439,7 @@ impl Migration<'_> {
                 .to_owned(),
             log_stream: log
                 .map(|l| l.stream(&self.input.container, task.task_arn().unwrap_or_default())),
+            consequence: self.consequence,
         }))
     }
 

@@ -5,6 +5,7 @@
 mod cleanup;
 pub(crate) mod codedeploy;
 pub(crate) mod config;
+pub(crate) mod down;
 pub(crate) mod ecs;
 pub(crate) mod ecs_blue_green;
 pub(crate) mod ecs_rolling;
