@@ -80,7 +80,8 @@ pub enum Command {
 
 const ROLLBACK_ABOUT: &str = "\
 Go back to the previous good release of each artifact (or the one --to names), from what the \
-ledger recorded of it. Nothing is rebuilt, pushed or uploaded, and no migration runs.
+ledger recorded of it. Nothing is rebuilt, pushed or uploaded, and no up migration runs
+(the replaced release's `pre_deploy.rollback_command` runs last, when it has one).
 
 What each kind restores:
   ecs-rolling            the service on the task definition revision the release ran (registered

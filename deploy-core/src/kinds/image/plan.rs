@@ -1,7 +1,7 @@
 //! The steps of an image: on a promotion, the source's scan gate then the copy by digest;
 //! otherwise the push and, with `scan_on_publish`, the gate on what was pushed; then the
 //! rollout strategy's steps. A rollback reads the image of the release it restores instead
-//! (nothing is pushed) and runs no migration.
+//! (nothing is pushed), runs no up migration, and ends with the replaced release's down migration.
 
 use super::ImageRef;
 use super::actions::{PromoteImage, PublishImage, RestoreImage, ScanImage};
