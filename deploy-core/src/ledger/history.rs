@@ -124,7 +124,8 @@ pub struct Metrics {
     pub deployments: usize,
     /// Successful deployments per day over the span of the records.
     pub deploys_per_day: f64,
-    /// Share of deployments that failed or were rolled back.
+    /// Share of deployments that failed, were rolled back in their run, or were replaced by a
+    /// later `rollback`.
     pub change_failure_rate: f64,
     /// Lead time for changes: median seconds from the released commit (its committer date) to
     /// it going live in this environment; a record without a commit time counts from the
@@ -151,9 +152,15 @@ impl Metrics {
             .iter()
             .filter(|r| r.operation.changes_live() && r.operation != Operation::Custom)
             .collect();
+        // A release that a later rollback replaced failed too, though it succeeded at first.
+        let rolled_back: std::collections::HashSet<&str> = records
+            .iter()
+            .filter(|r| r.operation == Operation::Rollback && r.outcome == Outcome::Succeeded)
+            .filter_map(|r| r.previous.as_deref())
+            .collect();
         let failed = deployments
             .iter()
-            .filter(|r| r.outcome != Outcome::Succeeded)
+            .filter(|r| r.outcome != Outcome::Succeeded || rolled_back.contains(r.id.as_str()))
             .count();
         let ok = deployments.len() - failed;
         let span_days = match (records.last(), records.first()) {
@@ -274,6 +281,28 @@ mod tests {
         assert_eq!(m.lead_time_seconds, Some(3660.0));
         // failed release finished at 24h+1m, restored at 26h+1m.
         assert_eq!(m.time_to_restore_seconds, Some(7200.0));
+    }
+
+    #[test]
+    fn a_release_a_later_rollback_replaced_counts_as_a_failed_change() {
+        let t0 = datetime!(2026-11-01 00:00:00 UTC);
+        let good = record(Operation::Release, "a", t0, Outcome::Succeeded);
+        let bad = record(
+            Operation::Release,
+            "b",
+            t0 + time::Duration::hours(1),
+            Outcome::Succeeded,
+        );
+        let mut back = record(
+            Operation::Rollback,
+            "a",
+            t0 + time::Duration::hours(2),
+            Outcome::Succeeded,
+        );
+        back.previous = Some(bad.id.clone());
+        let m = Metrics::of(&[back, bad, good]);
+        assert_eq!(m.deployments, 3);
+        assert!((m.change_failure_rate - 1.0 / 3.0).abs() < 1e-9, "{m:?}");
     }
 
     #[test]
