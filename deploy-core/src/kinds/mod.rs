@@ -135,6 +135,16 @@ pub struct Running {
 }
 
 impl Running {
+    /// `object`, read: what it `runs` and how it drifted.
+    pub fn read(object: impl Into<String>, runs: Option<String>, drift: Vec<Drift>) -> Running {
+        Running {
+            object: object.into(),
+            runs,
+            drift,
+            problem: None,
+        }
+    }
+
     /// `object` could not be read: `problem` says why.
     pub fn unreadable(object: impl Into<String>, problem: impl std::fmt::Display) -> Running {
         Running {

@@ -92,35 +92,40 @@ pub async fn diff(
         let status = Ledger::new(clients.s3.clone(), &env.target)
             .status(&names)
             .await?;
-        sides.push((env, clients, status));
+        sides.push(Reader {
+            env,
+            clients,
+            status,
+        });
     }
+    let (a, b) = (&sides[0], &sides[1]);
     let mut out = Vec::new();
-    for (index, name) in names.iter().enumerate() {
-        let Some(spec_b) = specs[1].iter().find(|s| &s.name == name) else {
+    for (index, spec_a) in specs[0].iter().enumerate() {
+        let Some(spec_b) = specs[1].iter().find(|s| s.name == spec_a.name) else {
             continue;
         };
-        let mut facts = Vec::new();
-        for ((env, clients, status), spec) in sides.iter().zip([specs[0][index], *spec_b]) {
-            facts.push(
-                read(clients, spec, &status[index])
-                    .await
-                    .map_err(|e| format!("{}: {e}", env.target.environment)),
-            );
-        }
-        let statuses = [&sides[0].2[index], &sides[1].2[index]];
-        out.push(compare(name, [envs[0], envs[1]], statuses, facts));
+        // Both environments are read at once.
+        let facts = futures::join!(a.facts(spec_a, index), b.facts(spec_b, index));
+        out.push(compare(&spec_a.name, [a, b], index, [facts.0, facts.1]));
     }
     Ok(out)
 }
 
-async fn read(
-    clients: &crate::aws::AwsClients,
-    spec: &ArtifactSpec,
-    status: &ArtifactStatus,
-) -> Result<Facts, String> {
-    match crate::kinds::of(spec) {
-        Some(kind) => kind.facts(clients, spec, status).await,
-        None => Ok(Facts::new()),
+/// One environment of a diff: its clients and what its ledger says.
+struct Reader<'c> {
+    env: &'c Environment,
+    clients: crate::aws::AwsClients,
+    status: Vec<ArtifactStatus>,
+}
+
+impl Reader<'_> {
+    /// The facts of `spec` (the `index`th artifact), an error naming the environment.
+    async fn facts(&self, spec: &ArtifactSpec, index: usize) -> Result<Facts, String> {
+        let read = match crate::kinds::of(spec) {
+            Some(kind) => kind.facts(&self.clients, spec, &self.status[index]).await,
+            None => Ok(Facts::new()),
+        };
+        read.map_err(|e| format!("{}: {e}", self.env.target.environment))
     }
 }
 
@@ -138,11 +143,11 @@ fn side(env: &Environment, status: &ArtifactStatus) -> Side {
 
 fn compare(
     artifact: &str,
-    envs: [&Environment; 2],
-    statuses: [&ArtifactStatus; 2],
-    facts: Vec<Result<Facts, String>>,
+    [a, b]: [&Reader<'_>; 2],
+    index: usize,
+    facts: [Result<Facts, String>; 2],
 ) -> ArtifactDiff {
-    let live = [side(envs[0], statuses[0]), side(envs[1], statuses[1])];
+    let live = [side(a.env, &a.status[index]), side(b.env, &b.status[index])];
     let same_bytes = live[0].content_id.is_some() && live[0].content_id == live[1].content_id;
     let mut diff = ArtifactDiff {
         artifact: artifact.to_owned(),
@@ -152,31 +157,30 @@ fn compare(
         expected: Vec::new(),
         problems: Vec::new(),
     };
-    let mut read = Vec::new();
-    for side in facts {
-        match side {
-            Ok(facts) => read.push(facts),
-            Err(problem) => diff.problems.push(problem),
+    let (fa, fb) = match facts {
+        [Ok(fa), Ok(fb)] => (fa, fb),
+        [ra, rb] => {
+            diff.problems
+                .extend([ra.err(), rb.err()].into_iter().flatten());
+            return diff;
         }
-    }
-    if let [a, b] = read.as_slice() {
-        let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
-        for key in keys {
-            let (va, vb) = (a.get(key), b.get(key));
-            if va == vb {
-                continue;
+    };
+    let keys: std::collections::BTreeSet<&String> = fa.keys().chain(fb.keys()).collect();
+    for key in keys {
+        let (va, vb) = (fa.get(key), fb.get(key));
+        if va == vb {
+            continue;
+        }
+        let field = FieldDiff {
+            field: key.clone(),
+            a: va.cloned(),
+            b: vb.cloned(),
+        };
+        match (va, vb) {
+            (Some(va), Some(vb)) if renamed(va, &a.env.target, &b.env.target) == *vb => {
+                diff.expected.push(field);
             }
-            let field = FieldDiff {
-                field: key.clone(),
-                a: va.cloned(),
-                b: vb.cloned(),
-            };
-            match (va, vb) {
-                (Some(va), Some(vb)) if renamed(va, &envs[0].target, &envs[1].target) == *vb => {
-                    diff.expected.push(field);
-                }
-                _ => diff.differences.push(field),
-            }
+            _ => diff.differences.push(field),
         }
     }
     diff

@@ -27,29 +27,17 @@ pub(crate) async fn running(
         Err(err) => return Running::unreadable(object, err),
     };
     let runs = Some(format!("{} files", current.len()));
-    let Some(live) = status.live.as_ref().and_then(|p| p.artifact_ref.as_ref()) else {
-        return Running {
-            object,
-            runs,
-            drift: Vec::new(),
-            problem: None,
-        };
+    let drift = match status.live.as_ref().and_then(|p| p.artifact_ref.as_ref()) {
+        None => Vec::new(),
+        Some(live) => match super::manifest::files(&clients.s3, live).await {
+            Ok(files) => {
+                let recorded: Vec<_> = files.into_iter().map(|f| (f.path, f.version_id)).collect();
+                compare(&place.prefix, &recorded, &current)
+            }
+            Err(err) => return Running::unreadable(object, err),
+        },
     };
-    let recorded = match super::manifest::files(&clients.s3, live).await {
-        Ok(files) => files,
-        Err(err) => return Running::unreadable(object, err),
-    };
-    let recorded: Vec<(String, Option<String>)> = recorded
-        .into_iter()
-        .map(|f| (f.path, f.version_id))
-        .collect();
-    let drift = compare(&place.prefix, &recorded, &current);
-    Running {
-        object,
-        runs,
-        drift,
-        problem: None,
-    }
+    Running::read(object, runs, drift)
 }
 
 /// The files of `current` (path → current version id) that differ from `recorded` (path and

@@ -74,17 +74,15 @@ impl Kind for Image {
         status: &'a ArtifactStatus,
     ) -> BoxFuture<'a, Option<Running>> {
         Box::pin(async move {
-            let status_of = super::rollout::status::running;
-            match &spec.detail_as::<ImageSpec>()?.rollout {
-                ImageRollout::EcsRolling(service)
-                | ImageRollout::CodedeployBlueGreen { service, .. }
-                | ImageRollout::EcsBlueGreen(super::rollout::EcsBlueGreen { service, .. }) => {
-                    Some(status_of(clients, service, status).await)
-                }
+            let rollout = &spec.detail_as::<ImageSpec>()?.rollout;
+            if let Some(service) = rollout.service() {
+                return Some(super::rollout::status::running(clients, service, status).await);
+            }
+            match rollout {
                 ImageRollout::TaskDefinitions(jobs) => {
                     Some(super::rollout::status::families(clients, jobs, status).await)
                 }
-                ImageRollout::None => None,
+                _ => None,
             }
         })
     }
@@ -96,17 +94,17 @@ impl Kind for Image {
         _status: &'a ArtifactStatus,
     ) -> BoxFuture<'a, Result<Facts, String>> {
         Box::pin(async move {
-            let facts = super::rollout::facts::service;
-            match spec.detail_as::<ImageSpec>().map(|i| &i.rollout) {
-                Some(
-                    ImageRollout::EcsRolling(service)
-                    | ImageRollout::CodedeployBlueGreen { service, .. }
-                    | ImageRollout::EcsBlueGreen(super::rollout::EcsBlueGreen { service, .. }),
-                ) => facts(clients, service).await,
-                Some(ImageRollout::TaskDefinitions(jobs)) => {
+            let Some(rollout) = spec.detail_as::<ImageSpec>().map(|i| &i.rollout) else {
+                return Ok(Facts::new());
+            };
+            if let Some(service) = rollout.service() {
+                return super::rollout::facts::service(clients, service).await;
+            }
+            match rollout {
+                ImageRollout::TaskDefinitions(jobs) => {
                     super::rollout::facts::families(clients, jobs).await
                 }
-                Some(ImageRollout::None) | None => Ok(Facts::new()),
+                _ => Ok(Facts::new()),
             }
         })
     }

@@ -68,7 +68,7 @@ pub fn steps(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>
 /// After a rollback's rollout: the down migration of the release being replaced, with its
 /// image, when the migration has a `rollback_command` (a live rollback ran no migration).
 fn down_step(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
-    use crate::kinds::image::rollout::{EcsBlueGreen, ImageRollout, down, migration};
+    use crate::kinds::image::rollout::{ImageRollout, down, migration};
     let status = request
         .status
         .iter()
@@ -84,15 +84,13 @@ fn down_step(image: &ImageSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>
     else {
         return;
     };
-    let run = match &image.rollout {
-        ImageRollout::EcsRolling(service)
-        | ImageRollout::CodedeployBlueGreen { service, .. }
-        | ImageRollout::EcsBlueGreen(EcsBlueGreen { service, .. }) => service
+    let run = match (&image.rollout, image.rollout.service()) {
+        (_, Some(service)) => service
             .pre_deploy
             .as_ref()
             .map(|pre| migration::of_service(service, pre)),
-        ImageRollout::TaskDefinitions(jobs) => migration::of_jobs(jobs),
-        ImageRollout::None => None,
+        (ImageRollout::TaskDefinitions(jobs), None) => migration::of_jobs(jobs),
+        _ => None,
     };
     if let Some(run) = run {
         down::plan_step(run, (&image.repository, &digest), &live.release_id, chain);

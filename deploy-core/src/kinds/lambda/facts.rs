@@ -5,6 +5,7 @@
 use super::LambdaSpec;
 use crate::aws::{AwsClients, SdkFailure};
 use crate::kinds::Facts;
+use crate::kinds::lambda::shift::alias::Alias;
 
 /// The facts of `spec`'s alias and the version it serves.
 pub(crate) async fn facts(clients: &AwsClients, spec: &LambdaSpec) -> Result<Facts, String> {
@@ -37,29 +38,17 @@ pub(crate) async fn facts(clients: &AwsClients, spec: &LambdaSpec) -> Result<Fac
     for (name, value) in variables.into_iter().flatten() {
         facts.insert(format!("env.{name}"), value.clone());
     }
-    let alias = lambda
-        .get_alias()
-        .function_name(&spec.function)
-        .name(&spec.alias)
-        .send()
-        .await
-        .map_err(|e| SdkFailure::new(e).to_string())?;
-    let weights = alias
-        .routing_config()
-        .and_then(|r| r.additional_version_weights());
-    let mut routing: Vec<String> = weights
-        .into_iter()
-        .flatten()
-        .map(|(version, weight)| format!("{:.0}% to version {version}", weight * 100.0))
-        .collect();
-    routing.sort();
-    facts.insert(
-        "alias.routing".into(),
-        if routing.is_empty() {
-            "none".into()
-        } else {
-            routing.join(", ")
-        },
-    );
+    let alias = Alias::new(lambda, &spec.function, &spec.alias);
+    let routing = match alias.read().await.map_err(|e| e.to_string())? {
+        Some(state) if !state.routing.is_empty() => state.routing_lines().join(", "),
+        Some(_) => "none".to_owned(),
+        None => {
+            return Err(format!(
+                "alias {}:{} does not exist",
+                spec.function, spec.alias
+            ));
+        }
+    };
+    facts.insert("alias.routing".into(), routing);
     Ok(facts)
 }

@@ -4,6 +4,7 @@
 
 use super::{LambdaRef, LambdaSpec};
 use crate::aws::{AwsClients, SdkFailure};
+use crate::kinds::lambda::shift::alias::Alias;
 use crate::kinds::{Drift, Running};
 use crate::ledger::ArtifactStatus;
 
@@ -16,63 +17,27 @@ pub(crate) async fn running(
     let object = format!("{}:{}", spec.function, spec.alias);
     let live = status.live.as_ref().and_then(|p| p.artifact_ref.as_ref());
     let live = live.and_then(|r| r.decode::<LambdaRef>());
-    let answer = clients
-        .lambda()
-        .get_alias()
-        .function_name(&spec.function)
-        .name(&spec.alias)
-        .send()
-        .await;
-    let alias = match answer {
-        Ok(alias) => alias,
-        Err(err)
-            if err
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_not_found_exception()) =>
-        {
+    let lambda = clients.lambda();
+    let alias = match Alias::new(lambda, &spec.function, &spec.alias)
+        .read()
+        .await
+    {
+        Ok(Some(alias)) => alias,
+        Ok(None) => {
             let drift = live.map(|_| Drift::new(&object, "the alias does not exist"));
-            return Running {
-                object,
-                runs: None,
-                drift: drift.into_iter().collect(),
-                problem: None,
-            };
+            return Running::read(object, None, drift.into_iter().collect());
         }
-        Err(err) => return Running::unreadable(object, SdkFailure::new(err)),
+        Err(err) => return Running::unreadable(object, err),
     };
-    let version = alias.function_version().unwrap_or_default().to_owned();
-    let mut drift = routing_left(&object, &alias);
+    let version = alias.version.clone();
+    let routing = alias.routing_lines().into_iter();
+    let mut drift: Vec<Drift> = routing
+        .map(|line| Drift::new(&object, format!("routing left: {line}")))
+        .collect();
     if let Some(live) = &live {
         drift.extend(versus_live(clients, spec, &object, &version, live).await);
     }
-    Running {
-        object,
-        runs: Some(format!("version {version}")),
-        drift,
-        problem: None,
-    }
-}
-
-/// Routing weights left on the alias: traffic split between two versions.
-fn routing_left(
-    object: &str,
-    alias: &aws_sdk_lambda::operation::get_alias::GetAliasOutput,
-) -> Vec<Drift> {
-    let weights = alias
-        .routing_config()
-        .and_then(|r| r.additional_version_weights());
-    let mut weights: Vec<_> = weights.into_iter().flatten().collect();
-    weights.sort_by(|a, b| a.0.cmp(b.0));
-    weights
-        .into_iter()
-        .map(|(version, weight)| {
-            let percent = weight * 100.0;
-            Drift::new(
-                object,
-                format!("routing left: {percent:.0}% to version {version}"),
-            )
-        })
-        .collect()
+    Running::read(object, Some(format!("version {version}")), drift)
 }
 
 /// The alias on another version than the live release's, or the version's code not the

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::migration::{self, LEFT_MIGRATED, Migration, RunMigration};
+use super::migration::{self, RunMigration};
 use super::settings::RolloutSettings;
 use crate::engine::{BoxFuture, Done, Engine, StepContext, StepError, StepHandler, Undo};
 use crate::events::Event;
@@ -89,19 +89,7 @@ impl StepHandler for DownStep {
                 )));
             };
             let image = format!("{registry}/{}@{}", input.repository, input.digest);
-            let runtime = self.0.runtime.get(artifact).cloned().unwrap_or_default();
-            let down = Migration {
-                cx,
-                artifact,
-                input: &input.migration,
-                command: &input.migration.rollback_command,
-                consequence: LEFT_MIGRATED,
-                poll: self.0.poll,
-            };
-            let task = down
-                .run(&image, &runtime)
-                .await
-                .map_err(migration::down_failed)?;
+            let task = migration::run_down(cx, artifact, &input.migration, &image, &self.0).await?;
             cx.reporter().report(&Event::Note {
                 message: format!(
                     "{artifact}: the down migration of release {} ran as task {task}",

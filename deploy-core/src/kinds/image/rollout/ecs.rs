@@ -445,48 +445,6 @@ pub struct DescribeFailed {
     pub source: SdkFailure,
 }
 
-/// What `config`'s service runs: its task definition ARN and the configured container's
-/// image; or why it could not be read, in one line.
-pub async fn running_image(
-    clients: &crate::aws::AwsClients,
-    config: &crate::kinds::image::rollout::EcsService,
-) -> Result<(String, Option<String>), String> {
-    let described = clients
-        .ecs()
-        .describe_services()
-        .cluster(&config.cluster)
-        .services(&config.service)
-        .send()
-        .await
-        .map_err(|e| SdkFailure::new(e).to_string())?;
-    let arn = described
-        .services()
-        .first()
-        .and_then(Service::task_definition)
-        .ok_or_else(|| {
-            format!(
-                "service {}/{} does not exist",
-                config.cluster, config.service
-            )
-        })?
-        .to_owned();
-    let definition = clients
-        .ecs()
-        .describe_task_definition()
-        .task_definition(&arn)
-        .send()
-        .await
-        .map_err(|e| SdkFailure::new(e).to_string())?;
-    let image = definition
-        .task_definition()
-        .into_iter()
-        .flat_map(TaskDefinition::container_definitions)
-        .find(|c| c.name() == Some(config.container.as_str()))
-        .and_then(|c| c.image())
-        .map(str::to_owned);
-    Ok((arn, image))
-}
-
 impl crate::error::Classify for EcsError {
     fn class(&self) -> crate::error::ErrorClass {
         crate::error::ErrorClass::Failure

@@ -5,27 +5,14 @@
 
 use aws_sdk_ecs::types::{ContainerDefinition, TaskDefinition};
 
-use super::status::describe;
+use super::status::{describe, describe_service};
 use super::{EcsService, JobFamilies};
-use crate::aws::{AwsClients, SdkFailure};
+use crate::aws::AwsClients;
 use crate::kinds::Facts;
 
 /// The facts of `service` and the task definition it runs.
 pub(crate) async fn service(clients: &AwsClients, service: &EcsService) -> Result<Facts, String> {
-    let described = clients
-        .ecs()
-        .describe_services()
-        .cluster(&service.cluster)
-        .services(&service.service)
-        .send()
-        .await
-        .map_err(|e| SdkFailure::new(e).to_string())?;
-    let Some(found) = described.services().first() else {
-        return Err(format!(
-            "service {}/{} does not exist",
-            service.cluster, service.service
-        ));
-    };
+    let found = describe_service(clients, service).await?;
     let mut facts = Facts::new();
     facts.insert("desired_count".into(), found.desired_count().to_string());
     if let Some(launch) = found.launch_type() {

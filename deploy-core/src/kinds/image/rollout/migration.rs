@@ -214,16 +214,7 @@ impl StepHandler for MigrationGate {
             let input: RunMigration = step.action.input()?;
             let artifact = step.artifact_name();
             let Down { image } = Undo::decode(data)?;
-            let runtime = self.0.runtime.get(artifact).cloned().unwrap_or_default();
-            let migration = Migration {
-                cx,
-                artifact,
-                input: &input,
-                command: &input.rollback_command,
-                consequence: LEFT_MIGRATED,
-                poll: self.0.poll,
-            };
-            let task = migration.run(&image, &runtime).await.map_err(down_failed)?;
+            let task = run_down(cx, artifact, &input, &image, &self.0).await?;
             cx.reporter().report(&Event::Note {
                 message: format!("{artifact}: the down migration ran as task {task}"),
             });
@@ -232,9 +223,28 @@ impl StepHandler for MigrationGate {
     }
 }
 
-/// A failed down migration is a failure (exit 1), whatever stopped it.
-pub(crate) fn down_failed(err: StepError) -> StepError {
-    StepError::failure(err.to_string()).leaving(LEFT_MIGRATED)
+/// Runs `input`'s down command (`rollback_command`) for `artifact` with `image` (the image the
+/// migration ran with); the task that ran it. A failure is exit 1, whatever stopped it, and
+/// says the schema may be left migrated.
+pub(crate) async fn run_down(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    input: &RunMigration,
+    image: &str,
+    settings: &RolloutSettings,
+) -> Result<String, StepError> {
+    let runtime = settings.runtime.get(artifact).cloned().unwrap_or_default();
+    let down = Migration {
+        cx,
+        artifact,
+        input,
+        command: &input.rollback_command,
+        consequence: LEFT_MIGRATED,
+        poll: settings.poll,
+    };
+    down.run(image, &runtime)
+        .await
+        .map_err(|err| StepError::failure(err.to_string()).leaving(LEFT_MIGRATED))
 }
 
 /// What the down migration needs: the image the migration ran with (it has the down script).
@@ -243,25 +253,25 @@ struct Down {
     image: String,
 }
 
-pub(crate) struct Migration<'a> {
-    pub cx: &'a StepContext<'a>,
-    pub artifact: &'a str,
-    pub input: &'a RunMigration,
+struct Migration<'a> {
+    cx: &'a StepContext<'a>,
+    artifact: &'a str,
+    input: &'a RunMigration,
     /// The command: the migration's, or its down command.
-    pub command: &'a [String],
+    command: &'a [String],
     /// What a failure means, for its message.
-    pub consequence: &'static str,
-    pub poll: Duration,
+    consequence: &'static str,
+    poll: Duration,
 }
 
 /// What a failed migration means.
 const NOT_ROLLED_OUT: &str = "nothing was rolled out";
 /// What a failed down migration means.
-pub(crate) const LEFT_MIGRATED: &str = "the schema may be left migrated";
+const LEFT_MIGRATED: &str = "the schema may be left migrated";
 
 impl Migration<'_> {
     /// Runs the command with `image`; the task that ran it.
-    pub(crate) async fn run(&self, image: &str, runtime: &Runtime) -> Result<String, StepError> {
+    async fn run(&self, image: &str, runtime: &Runtime) -> Result<String, StepError> {
         let (task_definition, log, fallback) = self.revision(image, runtime).await?;
         let launch = self.launch(fallback).await?;
         let task = self.start(&task_definition, &launch).await?;

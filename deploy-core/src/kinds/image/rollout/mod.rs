@@ -63,6 +63,16 @@ pub enum ImageRollout {
 }
 
 impl ImageRollout {
+    /// The ECS service of the three service strategies; `None` for jobs and `none`.
+    pub fn service(&self) -> Option<&EcsService> {
+        match self {
+            ImageRollout::EcsRolling(service)
+            | ImageRollout::CodedeployBlueGreen { service, .. }
+            | ImageRollout::EcsBlueGreen(EcsBlueGreen { service, .. }) => Some(service),
+            ImageRollout::TaskDefinitions(_) | ImageRollout::None => None,
+        }
+    }
+
     /// This rollout as a rollback runs it: ECS's own blue/green moves all traffic at once
     /// unless `gradual` (the configured canary or linear shift, with its bakes).
     pub fn for_rollback(&self, gradual: bool) -> ImageRollout {

@@ -33,19 +33,45 @@ pub(crate) async fn running(
     status: &ArtifactStatus,
 ) -> Running {
     let name = format!("{}/{}", service.cluster, service.service);
-    let (arn, image) = match super::ecs::running_image(clients, service).await {
-        Ok(read) => read,
+    let read = match describe_service(clients, service).await {
+        Ok(found) => describe(clients, found.task_definition().unwrap_or_default()).await,
+        Err(problem) => Err(problem),
+    };
+    let definition = match read {
+        Ok(definition) => definition,
         Err(problem) => return Running::unreadable(name, problem),
     };
+    let image = image_of(&definition, &service.container);
     let drift = live_digest(status)
-        .and_then(|digest| differs(image.as_deref(), &digest))
+        .and_then(|digest| differs(image, &digest))
         .map(|difference| Drift::new(&name, difference));
-    Running {
-        object: name,
-        runs: Some(short_revision(&arn)),
-        drift: drift.into_iter().collect(),
-        problem: None,
-    }
+    let arn = definition.task_definition_arn().unwrap_or_default();
+    Running::read(name, Some(short_revision(arn)), drift.into_iter().collect())
+}
+
+/// The service of `config`, as `DescribeServices` answers; an error in one line.
+pub(crate) async fn describe_service(
+    clients: &AwsClients,
+    config: &EcsService,
+) -> Result<aws_sdk_ecs::types::Service, String> {
+    let described = clients
+        .ecs()
+        .describe_services()
+        .cluster(&config.cluster)
+        .services(&config.service)
+        .send()
+        .await
+        .map_err(|e| SdkFailure::new(e).to_string())?;
+    let found = described
+        .services()
+        .first()
+        .filter(|s| s.task_definition().is_some());
+    found.cloned().ok_or_else(|| {
+        format!(
+            "service {}/{} does not exist",
+            config.cluster, config.service
+        )
+    })
 }
 
 /// What `jobs`' families run (their latest ACTIVE revisions) and what their rules and
@@ -78,12 +104,7 @@ pub(crate) async fn families(
             Err(problem) => return Running::unreadable(object, problem),
         }
     }
-    Running {
-        object,
-        runs: Some(revisions.join(", ")),
-        drift,
-        problem: None,
-    }
+    Running::read(object, Some(revisions.join(", ")), drift)
 }
 
 /// The drift of each pinned target (`(rule or schedule, task definition)`) that runs another
@@ -110,11 +131,8 @@ async fn pinned_drift(
 /// families: `(rule or schedule, task definition ARN)`.
 async fn pinned(clients: &AwsClients, jobs: &JobFamilies) -> Result<Vec<(String, String)>, String> {
     let of_ours = |arn: &str| {
-        let Some((family, revision)) = arn.rsplit('/').next().and_then(|n| n.rsplit_once(':'))
-        else {
-            return false;
-        };
-        !revision.is_empty() && jobs.families.iter().any(|f| f == family)
+        super::cleanup::family_of(arn)
+            .is_some_and(|family| jobs.families.iter().any(|f| f == family))
     };
     let mut found = Vec::new();
     for rule in &jobs.schedules {

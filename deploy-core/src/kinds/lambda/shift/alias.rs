@@ -9,18 +9,30 @@ use crate::kinds::lambda::publish::LambdaError;
 
 /// Where an alias points.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct AliasState {
+pub(crate) struct AliasState {
     /// Its primary version.
     pub version: String,
     /// Extra versions and their share of traffic (0..1).
     pub routing: HashMap<String, f64>,
 }
 
+impl AliasState {
+    /// Each routed version with its share, `10% to version 7`, in version order.
+    pub(crate) fn routing_lines(&self) -> Vec<String> {
+        let mut lines: Vec<(&String, &f64)> = self.routing.iter().collect();
+        lines.sort_by(|a, b| a.0.cmp(b.0));
+        lines
+            .into_iter()
+            .map(|(version, weight)| format!("{:.0}% to version {version}", weight * 100.0))
+            .collect()
+    }
+}
+
 /// One function's alias. Its moves are guarded by the alias's `RevisionId`: the one read,
 /// then the one each move returned, so a change made by someone else in between is refused
 /// (`PreconditionFailedException`) instead of overwritten.
 #[derive(Debug)]
-pub(super) struct Alias<'a> {
+pub(crate) struct Alias<'a> {
     lambda: &'a aws_sdk_lambda::Client,
     function: &'a str,
     name: &'a str,
@@ -28,7 +40,7 @@ pub(super) struct Alias<'a> {
 }
 
 impl<'a> Alias<'a> {
-    pub(super) fn new(
+    pub(crate) fn new(
         lambda: &'a aws_sdk_lambda::Client,
         function: &'a str,
         name: &'a str,
@@ -42,7 +54,7 @@ impl<'a> Alias<'a> {
     }
 
     /// Where the alias points, or `None` when it does not exist.
-    pub(super) async fn read(&self) -> Result<Option<AliasState>, LambdaError> {
+    pub(crate) async fn read(&self) -> Result<Option<AliasState>, LambdaError> {
         let out = match self
             .lambda
             .get_alias()

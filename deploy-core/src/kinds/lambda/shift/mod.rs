@@ -4,7 +4,7 @@
 //! back on the previous version with no routing; once done, the step's undo does the same
 //! when a later step fails.
 
-mod alias;
+pub(crate) mod alias;
 mod cleanup;
 pub(crate) mod config;
 pub(crate) mod gate;
