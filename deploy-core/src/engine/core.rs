@@ -4,7 +4,7 @@
 use std::sync::atomic::Ordering;
 
 use super::record::RunState;
-use super::{CheckContext, Done, Engine, EngineError, StepContext, StepError};
+use super::{CheckContext, Done, Engine, EngineError, Preflight, StepContext, StepError};
 use crate::events::Event;
 use crate::ledger::PointerKind;
 use crate::lock::EnvLock;
@@ -19,6 +19,8 @@ pub(super) enum Failure {
     Engine(EngineError),
     /// The step did not stop within the cancel grace and was dropped.
     Abandoned,
+    /// Every preflight found nothing to change: the run ends before the lock.
+    Unchanged,
 }
 
 const CORE: [&str; 4] = [
@@ -76,7 +78,10 @@ impl Engine {
         // What the preflights read stays current if the lock does not change hands before
         // this run takes it; an unreadable lock just means reading again.
         let observed = lock.observe().await.ok();
-        self.preflight(cx).await.map_err(Failure::Engine)?;
+        let found = self.preflight(cx).await.map_err(Failure::Engine)?;
+        if plan.operation.changes_live() && unchanged(&found) {
+            return Err(Failure::Unchanged);
+        }
         let actor = state.actor(&self.options.actor);
         let operation = format!("{} plan {}", plan.operation.as_str(), plan.id);
         let acquire = lock.acquire(
@@ -95,26 +100,63 @@ impl Engine {
         };
         let current = observed.is_some_and(|etag| etag.as_deref() == guard.replaced());
         state.preflight_current.store(current, Ordering::SeqCst);
+        let lease_id = guard.lease_id().to_owned();
         *state.lock.lock().await = Some(guard);
+        self.open_journal(cx, state, lease_id)
+            .await
+            .map_err(Failure::Engine)?;
         self.check_preconditions(plan)
             .await
             .map_err(Failure::Engine)
     }
 
-    /// Runs every handler's preflight, in plan order; the first failure stops.
-    async fn preflight(&self, cx: &StepContext<'_>) -> Result<(), EngineError> {
+    /// Reads the environment's journal, settles a dead run's, and starts this run's.
+    async fn open_journal(
+        &self,
+        cx: &StepContext<'_>,
+        state: &RunState,
+        lease_id: String,
+    ) -> Result<(), EngineError> {
+        let found = super::journal::read(&self.ledger).await?;
+        if let Some(dead) = found.dead {
+            // What the preflights read may have been the dead run's work: read it again.
+            state.preflight_current.store(false, Ordering::SeqCst);
+            self.settle(cx, dead).await?;
+        }
+        let doc = super::journal::Doc {
+            schema: super::journal::JOURNAL_SCHEMA,
+            plan: cx.plan.clone(),
+            lease_id,
+            actor: state.actor(&self.options.actor),
+            started_at: time::OffsetDateTime::now_utc(),
+            finished: false,
+            committing: false,
+            recorded: Vec::new(),
+            entries: Vec::new(),
+        };
+        state.journal.begin(&self.ledger, doc, found.etag).await?;
+        Ok(())
+    }
+
+    /// Runs every handler's preflight, in plan order; the first failure stops. What each
+    /// found, for the steps that have a handler.
+    async fn preflight(&self, cx: &StepContext<'_>) -> Result<Vec<Preflight>, EngineError> {
+        let mut found = Vec::new();
         for step in &cx.plan.steps {
             let Some(handler) = self.handler(step.action.name()) else {
                 continue;
             };
-            if let Err(source) = handler.preflight(step, cx).await {
-                return Err(EngineError::Preflight {
-                    artifact: step.artifact_name().to_owned(),
-                    source: Box::new(source),
-                });
+            match handler.preflight(step, cx).await {
+                Ok(preflight) => found.push(preflight),
+                Err(source) => {
+                    return Err(EngineError::Preflight {
+                        artifact: step.artifact_name().to_owned(),
+                        source: Box::new(source),
+                    });
+                }
             }
         }
-        Ok(())
+        Ok(found)
     }
 
     async fn check_preconditions(&self, plan: &Plan) -> Result<(), EngineError> {
@@ -140,7 +182,9 @@ impl Engine {
     }
 
     async fn record(&self, step: &Step, plan: &Plan, state: &RunState) -> Result<(), Failure> {
-        state.committing.store(true, Ordering::SeqCst);
+        if !state.committing.swap(true, Ordering::SeqCst) {
+            state.journal.committing(self.reporter.as_ref()).await;
+        }
         let input: RecordRelease = step
             .action
             .input()
@@ -175,6 +219,7 @@ impl Engine {
         let Some(guard) = state.lock.lock().await.take() else {
             return;
         };
+        state.journal.finish(self.reporter.as_ref()).await;
         let lease_id = guard.lease_id().to_owned();
         let expires_at = guard.expires_at().await;
         match guard.release().await {
@@ -192,6 +237,12 @@ impl Engine {
             }
         }
     }
+}
+
+/// Whether the preflights say the run would change nothing: none changes anything, and one
+/// at least put its check to it (a plan of gates alone is not a no-op to skip).
+fn unchanged(found: &[Preflight]) -> bool {
+    found.iter().all(|p| *p != Preflight::Changes) && found.contains(&Preflight::Unchanged)
 }
 
 fn step_failure(error: impl Into<StepError>) -> Failure {

@@ -9,9 +9,11 @@
 //! and the lock is given back.
 
 mod core;
+mod journal;
 mod outputs;
 mod record;
 mod run;
+mod settle;
 mod step;
 #[cfg(test)]
 mod tests;
@@ -32,8 +34,8 @@ use crate::plan::{InvalidInput, PLAN_FORMAT, Plan};
 #[cfg(test)]
 pub(crate) use step::TestRun;
 pub use step::{
-    BoxError, BoxFuture, CheckContext, Done, StepContext, StepError, StepHandler, StepOutput, Undo,
-    UndoFailed,
+    BoxError, BoxFuture, CheckContext, Done, Preflight, StepContext, StepError, StepHandler,
+    StepOutput, Undo, UndoFailed,
 };
 
 /// Why a plan was not (completely) applied.
@@ -134,6 +136,19 @@ pub enum EngineError {
     /// The ledger could not be read before starting.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A run that died before this one left changes whose undo failed; this run changed
+    /// nothing of its own.
+    #[error(
+        "the run of plan {plan} died without finishing and what it left could not all be put \
+         back: {}; it is recorded as abandoned. Look at these, then run again",
+        left.join("; ")
+    )]
+    Unsettled {
+        /// The dead run's plan.
+        plan: String,
+        /// What stays changed.
+        left: Vec<String>,
+    },
 }
 
 impl EngineError {
@@ -174,6 +189,7 @@ impl Classify for EngineError {
             EngineError::Unsupported { .. }
             | EngineError::MissingSource { .. }
             | EngineError::Stale { .. }
+            | EngineError::Unsettled { .. }
             | EngineError::Cancelled { .. }
             | EngineError::Ledger(_) => ErrorClass::Failure,
         }
@@ -260,6 +276,11 @@ pub struct ApplyReport {
     pub releases: Vec<RecordedRelease>,
     /// Caller identity, once verified.
     pub identity: Option<CallerIdentity>,
+    /// Every step's preflight found nothing to change (the same bytes and configuration
+    /// already run and are what the live release recorded): no lock was taken and no record
+    /// written. Left out of the JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unchanged: bool,
     /// What the kinds reported, by section name (each handler declares its own).
     #[serde(flatten)]
     pub sections: std::collections::BTreeMap<String, Vec<serde_json::Value>>,

@@ -41,6 +41,8 @@ pub(super) struct RunState {
     /// Set when the lock did not change hands between the start of the preflights and this
     /// run taking it ([`StepContext::preflight_reads_current`]).
     pub preflight_current: AtomicBool,
+    /// The run's journal in the state bucket.
+    pub journal: super::journal::Journal,
 }
 
 impl RunState {
@@ -116,6 +118,10 @@ impl Engine {
             outcome: record.outcome.name().into(),
         });
         state.artifact(&record.artifact, |run| run.recorded = true);
+        state
+            .journal
+            .recorded(&record.artifact, self.reporter.as_ref())
+            .await;
         if let Ok(mut releases) = state.releases.lock() {
             releases.push(RecordedRelease {
                 artifact: record.artifact,

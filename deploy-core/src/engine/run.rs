@@ -32,6 +32,8 @@ struct Schedule<'p> {
     completed: Vec<(usize, Undo)>,
     /// The first failure: the step and why.
     failure: Option<(usize, Failure)>,
+    /// The preflights found nothing to change: nothing more starts.
+    unchanged: bool,
 }
 
 impl<'p> Schedule<'p> {
@@ -44,6 +46,7 @@ impl<'p> Schedule<'p> {
             started: vec![false; n],
             completed: Vec::new(),
             failure: None,
+            unchanged: false,
         }
     }
 
@@ -97,6 +100,7 @@ pub(super) async fn apply(
         steps: Vec::new(),
         releases: Vec::new(),
         identity: None,
+        unchanged: false,
         sections: Default::default(),
     };
     if let Err(error) = engine.check(plan) {
@@ -125,6 +129,8 @@ pub(super) async fn apply(
         cancel: &cancel,
         source_root: &engine.options.source_root,
         preflight_current: &state.preflight_current,
+        current: None,
+        journal: Some(&state.journal),
     };
     let mut schedule = Schedule::new(plan);
     engine.schedule(&mut schedule, &cx, &state).await;
@@ -136,6 +142,7 @@ pub(super) async fn apply(
         std::mem::take(&mut *state.releases.lock().unwrap_or_else(|e| e.into_inner()));
     report.identity = state.identity.lock().ok().and_then(|mut i| i.take());
     report.sections = sections.take();
+    report.unchanged = schedule.unchanged;
     engine.reporter.report(&Event::PlanFinished {
         success: error.is_none(),
         elapsed_ms: millis(started.elapsed()),
@@ -154,7 +161,8 @@ impl Engine {
             // Once the first record is written every artifact's work is done: a cancel no
             // longer stops the records and the unlock that follow.
             let committing = state.committing.load(std::sync::atomic::Ordering::SeqCst);
-            if schedule.failure.is_none() && (committing || !cx.cancel.is_cancelled()) {
+            let going = schedule.failure.is_none() && !schedule.unchanged;
+            if going && (committing || !cx.cancel.is_cancelled()) {
                 for i in schedule.ready() {
                     schedule.started[i] = true;
                     running.push(self.timed_step(i, &cx.plan.steps[i], cx, state));
@@ -167,11 +175,22 @@ impl Engine {
             let step = &cx.plan.steps[i];
             match result {
                 Ok(done) => {
+                    state
+                        .journal
+                        .note(step, &done.undo, self.reporter.as_ref())
+                        .await;
                     if let Some(artifact) = &step.artifact {
                         state.artifact(artifact, |run| run.output.merge(done.record));
                     }
                     schedule.status[i] = Some(StepStatus::Done);
                     schedule.completed.push((i, done.undo));
+                }
+                Err(Failure::Unchanged) => {
+                    schedule.status[i] = Some(StepStatus::Skipped);
+                    schedule.unchanged = true;
+                    self.reporter.report(&Event::Unchanged {
+                        environment: cx.plan.environment.clone(),
+                    });
                 }
                 Err(failure) => {
                     schedule.status[i] = Some(StepStatus::Failed);
@@ -256,7 +275,11 @@ impl Engine {
                 step.action.name()
             ))));
         };
-        handler.run(step, cx).await.map_err(Failure::Step)
+        let cx = StepContext {
+            current: Some(step),
+            ..*cx
+        };
+        handler.run(step, &cx).await.map_err(Failure::Step)
     }
 
     /// After the last step: on a failure or cancel, undo, record and unlock; the run's error.
@@ -268,6 +291,9 @@ impl Engine {
         cancelled: bool,
     ) -> Option<EngineError> {
         let failure = schedule.failure.take();
+        if failure.is_none() && schedule.unchanged {
+            return None;
+        }
         if failure.is_none() && (!cancelled || schedule.all_done()) {
             if cancelled {
                 self.reporter.report(&Event::Note {
@@ -461,6 +487,7 @@ fn engine_error(
         Failure::Abandoned => {
             StepError::failure("it did not stop in time after the run was cancelled")
         }
+        Failure::Unchanged => StepError::failure("nothing to change"),
     };
     EngineError::StepFailed {
         step: step.id.clone(),
@@ -475,6 +502,7 @@ fn failure_text(failure: &Failure) -> String {
         Failure::Step(error) => error.to_string(),
         Failure::Engine(error) => error.to_string(),
         Failure::Abandoned => "did not stop in time after the run was cancelled".into(),
+        Failure::Unchanged => "nothing to change".into(),
     }
 }
 

@@ -40,14 +40,16 @@ pub trait StepHandler: Send + Sync {
     }
 
     /// Checks before the lock is taken what can be checked without changing anything (sources
-    /// open, repositories exist). A failure here changes nothing and writes no record.
+    /// open, repositories exist), and says whether the step would change anything. A failure
+    /// here changes nothing and writes no record. The default checks nothing and answers
+    /// [`Preflight::Changes`].
     fn preflight<'a>(
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         let _ = (step, cx);
-        Box::pin(async { Ok(()) })
+        Box::pin(async { Ok(Preflight::Changes) })
     }
 
     /// Runs the step.
@@ -78,6 +80,22 @@ pub trait StepHandler: Send + Sync {
     fn report_sections(&self) -> &'static [&'static str] {
         &[]
     }
+}
+
+/// What a step's preflight found. When no step of a release or promotion changes anything
+/// (each is [`Preflight::Unchanged`] or [`Preflight::Follows`], and one at least is
+/// unchanged), the run ends there as unchanged: no lock, no record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Preflight {
+    /// The step changes something, or cannot tell before it runs.
+    #[default]
+    Changes,
+    /// What the step would put in place is already there, and it is what the artifact's live
+    /// release recorded.
+    Unchanged,
+    /// The step changes something only when another step of its artifact does: a gate, or
+    /// the migration that goes with the image being rolled out.
+    Follows,
 }
 
 /// What a completed step leaves behind.
@@ -393,6 +411,10 @@ pub struct StepContext<'a> {
     pub(crate) cancel: &'a CancellationToken,
     pub(crate) source_root: &'a std::path::Path,
     pub(crate) preflight_current: &'a std::sync::atomic::AtomicBool,
+    /// The step this context was handed to (none in an undo after the run).
+    pub(crate) current: Option<&'a Step>,
+    /// The run's journal, once it holds the lock.
+    pub(crate) journal: Option<&'a super::journal::Journal>,
 }
 
 impl std::fmt::Debug for StepContext<'_> {
@@ -463,6 +485,16 @@ impl<'a> StepContext<'a> {
         self.sections.add(section, item);
     }
 
+    /// Notes in the run's journal how to undo what this step has changed so far, before it
+    /// waits on something long (a deployment, a canary's steps, the rest of a sync): if the
+    /// process dies while it waits, the next run of the environment settles the change with
+    /// this undo. The [`Done::undo`] the step returns replaces the note.
+    pub async fn journal(&self, undo: &Undo) {
+        if let (Some(journal), Some(step)) = (self.journal, self.current) {
+            journal.note(step, undo, self.reporter.as_ref()).await;
+        }
+    }
+
     /// Whether the run is being cancelled (a failure elsewhere, a signal, a timeout): long
     /// waits should stop and return.
     pub fn is_cancelled(&self) -> bool {
@@ -525,6 +557,8 @@ impl TestRun {
             cancel: &self.cancel,
             source_root: std::path::Path::new("."),
             preflight_current: &self.preflight_current,
+            current: None,
+            journal: None,
         }
     }
 }

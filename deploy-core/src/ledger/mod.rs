@@ -275,15 +275,31 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// The run stopped without finishing (its process died or was killed) and the next run of
+    /// the environment settled what it had started, from its journal.
+    Abandoned {
+        /// What happened, one line.
+        reason: String,
+        /// The plan of the run that settled it.
+        settled_by: String,
+        /// What the settling run undid.
+        #[serde(default)]
+        undone: Vec<String>,
+        /// What stays changed.
+        #[serde(default)]
+        left: Vec<String>,
+    },
 }
 
 impl Outcome {
-    /// The name records, events and reports use: `succeeded`, `failed`, `rolled-back`.
+    /// The name records, events and reports use: `succeeded`, `failed`, `rolled-back`,
+    /// `abandoned`.
     pub fn name(&self) -> &'static str {
         match self {
             Outcome::Succeeded => "succeeded",
             Outcome::Failed { .. } => "failed",
             Outcome::RolledBack { .. } => "rolled-back",
+            Outcome::Abandoned { .. } => "abandoned",
         }
     }
 }
@@ -484,7 +500,7 @@ impl Ledger {
         self.key(&format!("artifacts/{artifact}/{}", kind.file()))
     }
 
-    fn decode<T: serde::de::DeserializeOwned>(
+    pub(crate) fn decode<T: serde::de::DeserializeOwned>(
         &self,
         key: &str,
         body: &[u8],

@@ -428,3 +428,78 @@ async fn a_release_to_another_bucket_records_that_buckets_versions() {
     assert_eq!(pointer["artifact_ref"]["files"][0]["path"], "a.py");
     assert_eq!(pointer["artifact_ref"]["files"][0]["version_id"], version);
 }
+
+/// A release whose files are what the prefix holds and what the live release recorded changes
+/// nothing: it says `unchanged` with the live release, sends no write to either bucket (no
+/// lock, no record), and the ledger still names the first release. A file changed by hand
+/// under the prefix makes the next release a real one, which puts it back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_that_changes_nothing_takes_no_lock_and_writes_no_record() {
+    let p = Project::new("").await;
+    p.write("etl.py", "from airflow import DAG\n");
+    p.write("lib/util.py", "x = 1\n");
+    ok(&p.release("v1", &[]));
+    let live = || async {
+        deploy_tests::get_json(
+            &moto().url,
+            &p.state,
+            "deploy/t/dev/artifacts/dags/live.json",
+        )
+        .await
+    };
+    let v1 = live().await["release_id"].as_str().expect("id").to_owned();
+    let writes = || {
+        p.proxy
+            .seen()
+            .iter()
+            .filter(|s| s.method != "GET" && s.method != "HEAD")
+            .count()
+    };
+    let state_keys = || async { read_all(&p.state, "").await.into_keys().collect::<Vec<_>>() };
+    let (writes_before, keys_before) = (writes(), state_keys().await);
+
+    let out = p.release("v2", &[]);
+    ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!(
+            "unchanged: dags in dev already runs this (live release {v1})"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(
+        writes(),
+        writes_before,
+        "no PUT, POST or DELETE to S3 at all"
+    );
+    assert_eq!(state_keys().await, keys_before, "no record, no lock object");
+    assert_eq!(live().await["version"], "v1");
+
+    let json = p.release_json("v2");
+    ok(&json);
+    let document: serde_json::Value = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v.get("releases").is_some())
+        .expect("the result document");
+    assert_eq!(document["unchanged"], true);
+    assert_eq!(document["releases"], serde_json::json!([]));
+
+    // A hand edit under the prefix: the same folder is now a change, and goes back up.
+    let s3 = s3(&moto().url).await;
+    s3.put_object()
+        .bucket(&p.dags)
+        .key("dags/lib/util.py")
+        .body(b"x = 'edited by hand'\n".to_vec().into())
+        .send()
+        .await
+        .expect("hand edit");
+    let before = p.dag_puts();
+    ok(&p.release("v3", &[]));
+    assert_eq!(p.dag_puts() - before, 1, "the edited file goes back up");
+    assert_eq!(live().await["version"], "v3");
+    assert_eq!(
+        read_all(&p.dags, "dags/").await["dags/lib/util.py"],
+        b"x = 1\n".to_vec()
+    );
+}

@@ -11,6 +11,7 @@ mod corpus_rollout;
 mod dags;
 mod dags_faults;
 mod dags_undo;
+mod dead_run;
 mod diff;
 mod drift;
 mod ecs_blue_green;

@@ -16,8 +16,8 @@ use super::plan::SyncDags;
 use super::sync::{self, Diff, HashedFile, Place, Remote, SyncError};
 use super::validate;
 use crate::engine::{
-    BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
-    StepOutput, Undo, UndoFailed,
+    BoxFuture, CheckContext, Done, Engine, EngineError, Preflight, StepContext, StepError,
+    StepHandler, StepOutput, Undo, UndoFailed,
 };
 use crate::error::ErrorClass;
 use crate::events::Event;
@@ -162,6 +162,24 @@ pub fn prepare(root: &Path, input: &SyncDags) -> Result<Vec<HashedFile>, StepErr
     Ok(hashed)
 }
 
+/// Whether a sync would change nothing: the prefix holds exactly the folder's files, and they
+/// are the files the live release recorded there.
+fn no_change(files: &[HashedFile], seen: &Seen) -> bool {
+    let diff = sync::diff(files, &seen.remote);
+    let recorded = &seen.recorded;
+    diff.added.is_empty()
+        && diff.changed.is_empty()
+        && diff.deleted.is_empty()
+        && !files.is_empty()
+        && recorded.files.len() == files.len()
+        && files.iter().all(|f| {
+            recorded
+                .files
+                .get(&f.file.path)
+                .is_some_and(|r| r.sha256 == f.sha256)
+        })
+}
+
 /// One file read, hashed and checked.
 struct Checked {
     hashed: HashedFile,
@@ -204,7 +222,7 @@ impl StepHandler for SyncStep {
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         Box::pin(async move {
             let input: SyncDags = step.action.input()?;
             // The folder is read and parsed while the bucket is listed; a bad file is
@@ -215,11 +233,19 @@ impl StepHandler for SyncStep {
                 Seen::read(cx, step.artifact_name(), &place)
             );
             let (files, seen) = (files?, seen?);
-            if let Ok(mut prepared) = self.prepared.lock() {
+            let found = if no_change(&files, &seen) {
+                Preflight::Unchanged
+            } else {
+                Preflight::Changes
+            };
+            // A run that changes nothing ends before `run`: nothing to keep for it.
+            if found == Preflight::Changes
+                && let Ok(mut prepared) = self.prepared.lock()
+            {
                 let key = (cx.plan().id.clone(), step.id.clone());
                 prepared.insert(key, Prepared { files, seen });
             }
-            Ok(())
+            Ok(found)
         })
     }
 
@@ -356,6 +382,8 @@ pub(crate) async fn carry_out(
     check_deletes(change.deletes, place, diff, change.remote)?;
     let mut versions = known_versions(s3, place, &recorded.files, &change.manifest, diff).await?;
     let undo = SyncUndo::new(place, &versions, diff);
+    // A run killed part way through the writes is settled by putting the prefix back.
+    cx.journal(&undo.as_undo(diff)?).await;
     let changes = async {
         let written = writes.await?;
         place.delete(s3, &diff.deleted).await?;
@@ -400,6 +428,23 @@ pub(crate) async fn undo(data: &serde_json::Value, cx: &StepContext<'_>) -> Resu
 }
 
 impl SyncUndo {
+    /// The step's undo: nothing when `diff` changes nothing.
+    fn as_undo(&self, diff: &Diff) -> Result<Undo, StepError> {
+        if diff.added.is_empty() && diff.changed.is_empty() && diff.deleted.is_empty() {
+            return Ok(Undo::Nothing);
+        }
+        Undo::compensate(
+            format!(
+                "put back the previous {} file(s) and delete the {} added under s3://{}/{}",
+                self.restore.len(),
+                self.remove.len(),
+                self.place.bucket,
+                self.place.prefix
+            ),
+            self,
+        )
+    }
+
     /// The undo of `diff` under `place`: the versions the files it overwrites or deletes have
     /// now, and the files it adds.
     fn new(place: &Place, versions: &HashMap<String, String>, diff: &Diff) -> SyncUndo {
@@ -587,21 +632,7 @@ async fn done(
             version_id: versions.get(path).cloned(),
         })
         .collect();
-    let changed = !(diff.added.is_empty() && diff.changed.is_empty() && diff.deleted.is_empty());
-    let undo = if changed {
-        Undo::compensate(
-            format!(
-                "put back the previous {} file(s) and delete the {} added under s3://{}/{}",
-                data.restore.len(),
-                data.remove.len(),
-                place.bucket,
-                place.prefix
-            ),
-            &data,
-        )?
-    } else {
-        Undo::Nothing
-    };
+    let undo = data.as_undo(diff)?;
     let location = format!("s3://{}/{}", place.bucket, place.prefix);
     let content_hash = sync::content_hash(&manifest);
     let release = super::manifest::Release {

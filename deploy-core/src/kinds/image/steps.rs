@@ -15,8 +15,8 @@ use super::actions::{PromoteImage, PublishImage, RestoreImage, ScanImage};
 use super::publish::{self, PromoteRequest, PublishRequest, Published};
 use super::scan::{self, ScanError, ScanWait};
 use crate::engine::{
-    BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
-    StepOutput,
+    BoxFuture, CheckContext, Done, Engine, EngineError, Preflight, StepContext, StepError,
+    StepHandler, StepOutput,
 };
 use crate::events::Event;
 use crate::ledger::{Ledger, PointerKind};
@@ -120,10 +120,10 @@ impl StepHandler for RestoreStep {
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         Box::pin(async move {
             let input: RestoreImage = step.action.input()?;
-            self.check(&input, cx).await.map(drop)
+            self.check(&input, cx).await.map(|_| Preflight::Changes)
         })
     }
 
@@ -181,11 +181,11 @@ impl StepHandler for PublishStep {
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         Box::pin(async move {
             let input: PublishImage = step.action.input()?;
             publish::preflight(cx.clients(), &self.request(&input, cx)).await?;
-            Ok(())
+            Ok(Preflight::Changes)
         })
     }
 
@@ -288,13 +288,13 @@ impl StepHandler for PromoteStep {
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         Box::pin(async move {
             let input: PromoteImage = step.action.input()?;
             self.check_source(&input, cx).await?;
             let source = cx.clients_of(&input.from.environment)?;
             publish::promote_preflight(cx.clients(), source, &self.request(&input)).await?;
-            Ok(())
+            Ok(Preflight::Changes)
         })
     }
 
@@ -343,6 +343,15 @@ impl StepHandler for ScanStep {
     fn check(&self, step: &Step, cx: &CheckContext<'_>) -> Result<(), EngineError> {
         let input = cx.input::<ScanImage>(step)?;
         cx.need_clients(step, &input.environment)
+    }
+
+    fn preflight<'a>(
+        &'a self,
+        _step: &'a Step,
+        _cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
+        // A gate: it changes nothing, and runs only with what it checks.
+        Box::pin(async { Ok(Preflight::Follows) })
     }
 
     fn run<'a>(

@@ -16,6 +16,7 @@ pub mod settings;
 pub mod shift;
 pub(crate) mod status;
 pub(crate) mod steps;
+mod unchanged;
 
 use std::sync::Arc;
 

@@ -12,7 +12,7 @@ use super::publish::{self, LambdaError};
 use super::settings::LambdaSettings;
 use super::steps;
 use crate::engine::{
-    BoxFuture, CheckContext, Done, EngineError, StepContext, StepError, StepHandler,
+    BoxFuture, CheckContext, Done, EngineError, Preflight, StepContext, StepError, StepHandler,
 };
 use crate::error::{Classify, ErrorClass};
 use crate::plan::{PromoteSource, Step};
@@ -80,7 +80,7 @@ impl StepHandler for PromoteStep {
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         Box::pin(async move {
             let input: PromoteLambda = step.action.input()?;
             steps::preflight(&input.publish, cx).await?;
@@ -94,7 +94,7 @@ impl StepHandler for PromoteStep {
                     &local.code_sha256,
                 )?;
             }
-            Ok(())
+            Ok(Preflight::Changes)
         })
     }
 

@@ -6,7 +6,8 @@ use super::LambdaRef;
 use super::output::LambdaOutput;
 use super::publish::LambdaError;
 use crate::engine::{
-    BoxFuture, CheckContext, Done, EngineError, StepContext, StepError, StepHandler, StepOutput,
+    BoxFuture, CheckContext, Done, EngineError, Preflight, StepContext, StepError, StepHandler,
+    StepOutput,
 };
 use crate::error::{Classify, ErrorClass};
 use crate::events::Event;
@@ -91,10 +92,10 @@ impl StepHandler for RestoreStep {
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         Box::pin(async move {
             let input: RestoreLambda = step.action.input()?;
-            verified(cx, &input).await.map(drop)
+            verified(cx, &input).await.map(|_| Preflight::Changes)
         })
     }
 

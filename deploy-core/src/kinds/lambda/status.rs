@@ -18,10 +18,7 @@ pub(crate) async fn running(
     let live = status.live.as_ref().and_then(|p| p.artifact_ref.as_ref());
     let live = live.and_then(|r| r.decode::<LambdaRef>());
     let lambda = clients.lambda();
-    let alias = match Alias::new(lambda, &spec.function, &spec.alias)
-        .read()
-        .await
-    {
+    let alias = match Alias::new(lambda, &spec.function, &spec.alias).read().await {
         Ok(Some(alias)) => alias,
         Ok(None) => {
             let drift = live.map(|_| Drift::new(&object, "the alias does not exist"));

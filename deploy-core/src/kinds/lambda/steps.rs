@@ -15,7 +15,8 @@ use super::plan::PublishLambda;
 use super::publish::{self, PublishRequest};
 use super::settings::LambdaSettings;
 use crate::engine::{
-    BoxFuture, CheckContext, Done, EngineError, StepContext, StepError, StepHandler, StepOutput,
+    BoxFuture, CheckContext, Done, EngineError, Preflight, StepContext, StepError, StepHandler,
+    StepOutput,
 };
 use crate::events::Event;
 use crate::ledger::{ArtifactRef, AwsObject};
@@ -95,8 +96,15 @@ impl StepHandler for PublishStep {
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
-        Box::pin(async move { preflight(&step.action.input()?, cx).await })
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
+        Box::pin(async move {
+            let input: PublishLambda = step.action.input()?;
+            preflight(&input, cx).await?;
+            let artifact = step.artifact_name();
+            let empty = BTreeMap::new();
+            let env = self.0.env.get(artifact).unwrap_or(&empty);
+            super::unchanged::publish(cx, artifact, &input, env).await
+        })
     }
 
     fn run<'a>(

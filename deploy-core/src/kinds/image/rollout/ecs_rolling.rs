@@ -48,6 +48,8 @@ pub(crate) async fn run(
         Ok(next) => next,
         Err(unchanged) => return Ok(unchanged),
     };
+    // A run killed while it follows the deployment is settled by putting the service back.
+    cx.journal(&undo_to(config, &previous)?).await;
     let id = ecs.update(&next, &config.alarms).await?;
     record.touched.push(object("ecs-deployment", &id));
     let ended = ecs

@@ -10,7 +10,8 @@ use super::plan::RolloutImage;
 use super::poller::Poller;
 use super::strategy::Rollout;
 use crate::engine::{
-    BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
+    BoxFuture, CheckContext, Done, Engine, EngineError, Preflight, StepContext, StepError,
+    StepHandler,
 };
 use crate::plan::{ActionInput, Step};
 
@@ -74,12 +75,13 @@ impl StepHandler for ImageRollouts {
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         Box::pin(async move {
             let input: RolloutImage = step.action.input()?;
             super::verify::rollout_inputs(cx, &input.rollout).await?;
             let rollout = self.rollout(step, cx);
-            input.rollout.rollout_strategy().preflight(&rollout).await
+            input.rollout.rollout_strategy().preflight(&rollout).await?;
+            Ok(Preflight::Changes)
         })
     }
 

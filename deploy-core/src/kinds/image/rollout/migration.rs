@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::{EcsService, JobFamilies, PreDeploy};
 use crate::aws::SdkFailure;
 use crate::engine::{
-    BoxFuture, Done, Engine, StepContext, StepError, StepHandler, StepOutput, Undo,
+    BoxFuture, Done, Engine, Preflight, StepContext, StepError, StepHandler, StepOutput, Undo,
 };
 use crate::events::Event;
 use crate::kinds::image::rollout::ecs::LiveService;
@@ -158,6 +158,15 @@ pub fn register(engine: &mut Engine, settings: Arc<RolloutSettings>) {
 struct MigrationGate(Arc<RolloutSettings>);
 
 impl StepHandler for MigrationGate {
+    fn preflight<'a>(
+        &'a self,
+        _step: &'a Step,
+        _cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
+        // The migration goes with the image: it runs when the image's rollout changes something.
+        Box::pin(async { Ok(Preflight::Follows) })
+    }
+
     fn run<'a>(
         &'a self,
         step: &'a Step,

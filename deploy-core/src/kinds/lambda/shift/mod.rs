@@ -19,8 +19,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    BoxFuture, CheckContext, Done, Engine, EngineError, StepContext, StepError, StepHandler,
-    StepOutput, Undo, UndoFailed,
+    BoxFuture, CheckContext, Done, Engine, EngineError, Preflight, StepContext, StepError,
+    StepHandler, StepOutput, Undo, UndoFailed,
 };
 use crate::error::ErrorClass;
 use crate::events::Event;
@@ -165,7 +165,7 @@ impl StepHandler for ShiftStep {
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<(), StepError>> {
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         Box::pin(async move {
             let input: ShiftLambdaAlias = step.action.input()?;
             let artifact = step.artifact_name();
@@ -189,7 +189,7 @@ impl StepHandler for ShiftStep {
                 }));
             }
             gate::check_alarms_exist(cx.clients().cloudwatch(), &input.rollout.alarms).await?;
-            Ok(())
+            super::unchanged::shift(cx, artifact, &input).await
         })
     }
 
@@ -270,6 +270,17 @@ impl ShiftStep {
             version: version.to_owned(),
             weights: Vec::new(),
         };
+        let undo = Undo::compensate(
+            match &shift.previous {
+                Some(p) => format!("point alias {} back at version {p}", report.alias),
+                None => format!("delete alias {}", report.alias),
+            },
+            &Previous {
+                previous: shift.previous.clone(),
+            },
+        )?;
+        // A run killed between the canary's steps is settled by putting the alias back.
+        cx.journal(&undo).await;
         let result = shift.walk(&self.0, &weights, &mut report.weights).await;
         cx.report_item("lambda_aliases", &report);
         if let Err(err) = result {
@@ -279,7 +290,6 @@ impl ShiftStep {
             let undo_target = shift.previous.as_deref();
             prune(cx, artifact, &input.function, *keep, undo_target).await;
         }
-        let previous = shift.previous;
         Ok(Done {
             record: StepOutput {
                 touched: vec![AwsObject {
@@ -288,13 +298,7 @@ impl ShiftStep {
                 }],
                 ..StepOutput::default()
             },
-            undo: Undo::compensate(
-                match &previous {
-                    Some(p) => format!("point alias {} back at version {p}", report.alias),
-                    None => format!("delete alias {}", report.alias),
-                },
-                &Previous { previous },
-            )?,
+            undo,
         })
     }
 }

@@ -142,6 +142,24 @@ impl Group<'_> {
             .map_err(SdkFailure::new)
     }
 
+    /// Stops every deployment of the group that is not over (one a run that died left at its
+    /// test gate, say), with CodeDeploy's rollback, and follows each rollback to its end.
+    pub async fn stop_left(&self, deadline: Instant) -> Result<(), StepError> {
+        let out = self
+            .in_progress()
+            .await
+            .map_err(|e| self.api("ListDeployments", e))?;
+        for id in out.deployments() {
+            self.note(format!(
+                "{id} was left in progress by a run that died; stopping it"
+            ));
+            if let Some(rollback) = self.stop(id, deadline).await? {
+                self.follow(&rollback, deadline, false, false).await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Fails naming the deployment of the group that is in progress, if one is.
     pub async fn ensure_idle(&self) -> Result<(), StepError> {
         let out = self

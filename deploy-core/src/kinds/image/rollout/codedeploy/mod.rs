@@ -176,6 +176,9 @@ pub(crate) async fn run(
         Ok(next) => next,
         Err(unchanged) => return Ok(unchanged),
     };
+    // A run killed during the deployment is settled by stopping it and deploying the
+    // previous revision.
+    cx.journal(&undo_to(bg, &previous)?).await;
     let id = deploy(cx, artifact, bg, &next, poll).await?;
     record.touched.push(object("codedeploy-deployment", &id));
     service::clean_up(cx, artifact, config, [next, previous.clone()]).await;
@@ -390,6 +393,8 @@ pub(crate) async fn undo(
         container_port: previous.container_port,
         lifecycle_hooks: &previous.lifecycle_hooks,
     };
+    let deadline = Instant::now() + service.timeout;
+    bg.group(cx, artifact, poll).stop_left(deadline).await?;
     deploy(cx, artifact, &bg, &previous.task_definition, poll).await?;
     Ok(())
 }

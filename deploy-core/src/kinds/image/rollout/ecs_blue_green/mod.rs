@@ -142,9 +142,6 @@ pub(crate) async fn run(
         Ok(next) => next,
         Err(unchanged) => return Ok(unchanged),
     };
-    let arn = deploy(cx, artifact, rollout, &next, poll).await?;
-    record.touched.push(object("ecs-service-deployment", &arn));
-    service::clean_up(cx, artifact, config, [next, previous.clone()]).await;
     let data = Previous {
         rollout: rollout.clone(),
         task_definition: previous.clone(),
@@ -156,6 +153,11 @@ pub(crate) async fn run(
         ),
         &data,
     )?;
+    // A run killed during the deployment is settled by deploying the previous revision.
+    cx.journal(&undo).await;
+    let arn = deploy(cx, artifact, rollout, &next, poll).await?;
+    record.touched.push(object("ecs-service-deployment", &arn));
+    service::clean_up(cx, artifact, config, [next, previous.clone()]).await;
     Ok(Done { record, undo })
 }
 
