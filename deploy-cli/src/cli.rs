@@ -239,6 +239,9 @@ pub struct HistoryArgs {
     /// How many records, newest first.
     #[arg(long, short = 'n', default_value_t = 20)]
     pub limit: usize,
+    /// The window of the delivery metrics, back from now (`30d`, `90d`, `12h`).
+    #[arg(long, default_value = "30d", value_parser = parse_history_window)]
+    pub since: std::time::Duration,
     #[command(flatten)]
     pub aws: AwsArgs,
 }
@@ -271,6 +274,11 @@ pub enum LockAction {
 /// `--timeout`: within the bounds of `settings.timeout`.
 fn parse_timeout(text: &str) -> Result<std::time::Duration, String> {
     limits::parse_duration(text, limits::COMMAND_TIMEOUT)
+}
+
+/// `history --since`: an hour to ten years.
+fn parse_history_window(text: &str) -> Result<std::time::Duration, String> {
+    limits::parse_duration(text, limits::HISTORY_WINDOW)
 }
 
 /// `--wait-lock`: from 0 (do not wait) to a day.

@@ -9,6 +9,7 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> deploy
         environment: args.env.as_deref(),
         artifact: args.artifact.as_deref(),
         limit: args.limit,
+        since: args.since,
     };
     let history = deploy_core::ops::history(&config, &request).await?;
     if out.json() {
@@ -34,16 +35,31 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> deploy
              see docs/ledger.md)"
         ));
     }
+    let since = deploy_core::lock::rfc3339(history.since);
+    out.line(format!("\nsince {since}:"));
     out.line(format!(
-        "{} records; {} deployments, {:.2}/day, change failure rate {:.0}%, lead time {}, time to restore {}",
-        metrics.records,
-        metrics.deployments,
-        metrics.deploys_per_day,
-        metrics.change_failure_rate * 100.0,
-        seconds(metrics.lead_time_seconds),
-        seconds(metrics.time_to_restore_seconds),
+        "{:<8} {:<12} {:>11} {:>9} {:>12} {:>9} {:>15}",
+        "ENV", "ARTIFACT", "DEPLOYMENTS", "PER DAY", "FAILURE RATE", "LEAD TIME", "TIME TO RESTORE"
     ));
+    for row in &history.artifacts {
+        out.line(metrics_line(&row.environment, &row.artifact, &row.metrics));
+    }
+    out.line(metrics_line("all", "", metrics));
     Ok(())
+}
+
+/// One row of the metrics table.
+fn metrics_line(env: &str, artifact: &str, m: &deploy_core::ledger::Metrics) -> String {
+    format!(
+        "{:<8} {:<12} {:>11} {:>9.2} {:>11.0}% {:>9} {:>15}",
+        env,
+        artifact,
+        m.deployments,
+        m.deploys_per_day,
+        m.change_failure_rate * 100.0,
+        seconds(m.lead_time_seconds),
+        seconds(m.time_to_restore_seconds),
+    )
 }
 
 /// One record as a row of the table.

@@ -51,6 +51,8 @@ pub const ROLLOUT_TIMEOUT: DurationBounds = DurationBounds::new(secs(1), secs(24
 pub const HEALTH_CHECK_TIMEOUT: DurationBounds = DurationBounds::new(secs(1), secs(HOUR));
 /// `rollout.interval`: the wait between Lambda traffic steps.
 pub const STEP_INTERVAL: DurationBounds = DurationBounds::new(secs(1), secs(24 * HOUR));
+/// `history --since`: the window of the delivery metrics, an hour to ten years.
+pub const HISTORY_WINDOW: DurationBounds = DurationBounds::new(secs(HOUR), secs(3650 * 24 * HOUR));
 /// `--wait-lock`: how long a command waits for a held lock (0 = do not wait).
 pub const WAIT_LOCK: DurationBounds = DurationBounds::new(Duration::ZERO, secs(24 * HOUR));
 

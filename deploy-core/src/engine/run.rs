@@ -175,10 +175,6 @@ impl Engine {
             let step = &cx.plan.steps[i];
             match result {
                 Ok(done) => {
-                    state
-                        .journal
-                        .note(step, &done.undo, self.reporter.as_ref())
-                        .await;
                     if let Some(artifact) = &step.artifact {
                         state.artifact(artifact, |run| run.output.merge(done.record));
                     }
@@ -243,6 +239,14 @@ impl Engine {
                 Err(Failure::Abandoned)
             }
         };
+        // Noted here, inside the step's own future: the scheduler must not wait on the journal
+        // while other steps, which may hold it, are not being polled.
+        if let Ok(done) = &result {
+            state
+                .journal
+                .note(step, &done.undo, self.reporter.as_ref())
+                .await;
+        }
         let elapsed_ms = millis(started.elapsed());
         if result.is_ok() {
             self.reporter.report(&Event::StepFinished {

@@ -79,18 +79,51 @@ pub(super) fn standings<'a>(
 }
 
 impl Ledger {
-    /// The newest `limit` records across `artifacts`, newest first, each with its
-    /// [`Standing`]: one listing per artifact, one read per record, and the two pointers of
-    /// each artifact.
+    /// The newest `limit` records across `artifacts`, newest first, with their standing: one
+    /// listing per artifact, one read per record and two per artifact for the pointers.
     pub async fn history_entries(
         &self,
         artifacts: &[String],
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, LedgerError> {
         let keys = self.newest_keys(artifacts, limit).await?;
+        self.entries(keys).await
+    }
+
+    /// Every record of `artifacts` whose work started at `since` or later, newest first, with
+    /// its standing: the listings stop at the first older key (keys sort newest first).
+    pub async fn history_since(
+        &self,
+        artifacts: &[String],
+        since: OffsetDateTime,
+    ) -> Result<Vec<HistoryEntry>, LedgerError> {
+        let bound = super::newest_first_stamp(since);
+        let listings: Vec<Vec<String>> = futures::stream::iter(artifacts.to_vec())
+            .map(|artifact: String| {
+                let prefix = self.key(&format!("artifacts/{artifact}/releases/"));
+                let bound = bound.clone();
+                async move {
+                    let in_window = move |key: &str, _: usize| {
+                        let file = key.rsplit('/').next().unwrap_or_default();
+                        file.get(..bound.len())
+                            .is_some_and(|stamp| stamp <= bound.as_str())
+                    };
+                    self.store.list_while(&prefix, 1000, in_window).await
+                }
+            })
+            .buffered(8)
+            .try_collect()
+            .await?;
+        let mut keys: Vec<String> = listings.into_iter().flatten().collect();
+        keys.sort_by_key(|key| key.rsplit('/').next().unwrap_or_default().to_owned());
+        self.entries(keys).await
+    }
+
+    /// The records at `keys` (newest first) with their standing.
+    async fn entries(&self, keys: Vec<String>) -> Result<Vec<HistoryEntry>, LedgerError> {
         let stored: Vec<Option<StoredRecord>> = futures::stream::iter(keys)
             .map(|key| async move { self.stored_record(&key).await })
-            .buffered(16)
+            .buffered(32)
             .try_collect()
             .await?;
         let stored: Vec<StoredRecord> = stored.into_iter().flatten().collect();
@@ -146,8 +179,29 @@ impl Metrics {
         Metrics::of(&counted)
     }
 
-    /// Computes the metrics of `records`.
+    /// Computes the metrics of the entries that count over a window of `days` (`history
+    /// --since`): deploy frequency is per day of the window.
+    pub fn over(entries: &[HistoryEntry], days: f64) -> Metrics {
+        let counted: Vec<ReleaseRecord> = entries
+            .iter()
+            .filter(|e| e.standing == Standing::Counted)
+            .map(|e| e.record.clone())
+            .collect();
+        Metrics::spanning(&counted, days.max(1.0 / 24.0))
+    }
+
+    /// Computes the metrics of `records`, per day of their own span (at least one).
     pub fn of(records: &[ReleaseRecord]) -> Metrics {
+        let span_days = match (records.last(), records.first()) {
+            (Some(oldest), Some(newest)) => {
+                ((newest.finished_at - oldest.started_at).as_seconds_f64() / 86_400.0).max(1.0)
+            }
+            _ => 1.0,
+        };
+        Metrics::spanning(records, span_days)
+    }
+
+    fn spanning(records: &[ReleaseRecord], span_days: f64) -> Metrics {
         let deployments: Vec<&ReleaseRecord> = records
             .iter()
             .filter(|r| r.operation.changes_live() && r.operation != Operation::Custom)
@@ -163,21 +217,17 @@ impl Metrics {
             .filter(|r| r.outcome != Outcome::Succeeded || rolled_back.contains(r.id.as_str()))
             .count();
         let ok = deployments.len() - failed;
-        let span_days = match (records.last(), records.first()) {
-            (Some(oldest), Some(newest)) => {
-                ((newest.finished_at - oldest.started_at).as_seconds_f64() / 86_400.0).max(1.0)
-            }
-            _ => 1.0,
-        };
-        let mut published: BTreeMap<(&str, &str), OffsetDateTime> = BTreeMap::new();
+        // Keyed by environment and artifact: the records may span environments.
+        let mut published: BTreeMap<(&str, &str, &str), OffsetDateTime> = BTreeMap::new();
         let mut lead = Vec::new();
         let mut restore = Vec::new();
-        let mut failing_since: BTreeMap<&str, OffsetDateTime> = BTreeMap::new();
+        let mut failing_since: BTreeMap<(&str, &str), OffsetDateTime> = BTreeMap::new();
         for record in records.iter().rev() {
             let version = record.version.as_deref().unwrap_or_default();
+            let (env, artifact) = (record.environment.as_str(), record.artifact.as_str());
             if record.operation.publishes() && record.outcome == Outcome::Succeeded {
                 published
-                    .entry((&record.artifact, version))
+                    .entry((env, artifact, version))
                     .or_insert(record.started_at);
             }
             if !record.operation.changes_live() {
@@ -186,16 +236,16 @@ impl Metrics {
             if record.outcome == Outcome::Succeeded {
                 let start = record
                     .commit_time
-                    .or_else(|| published.get(&(record.artifact.as_str(), version)).copied());
+                    .or_else(|| published.get(&(env, artifact, version)).copied());
                 if let Some(at) = start {
                     lead.push((record.finished_at - at).as_seconds_f64());
                 }
-                if let Some(since) = failing_since.remove(record.artifact.as_str()) {
+                if let Some(since) = failing_since.remove(&(env, artifact)) {
                     restore.push((record.finished_at - since).as_seconds_f64());
                 }
             } else {
                 failing_since
-                    .entry(&record.artifact)
+                    .entry((env, artifact))
                     .or_insert(record.finished_at);
             }
         }

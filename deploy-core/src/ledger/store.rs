@@ -314,10 +314,25 @@ impl Store {
         prefix: &str,
         limit: usize,
     ) -> Result<Vec<String>, LedgerError> {
+        let mut keys = self
+            .list_while(prefix, limit.min(1000), |_, n| n < limit)
+            .await?;
+        keys.truncate(limit);
+        Ok(keys)
+    }
+
+    /// The keys under `prefix` in S3's order, `page` at a time, up to the first for which
+    /// `keep(key, keys so far)` is false.
+    pub(crate) async fn list_while(
+        &self,
+        prefix: &str,
+        page: usize,
+        mut keep: impl FnMut(&str, usize) -> bool,
+    ) -> Result<Vec<String>, LedgerError> {
         let mut keys = Vec::new();
         let mut token = None;
-        while keys.len() < limit {
-            let page = i32::try_from((limit - keys.len()).min(1000)).unwrap_or(1000);
+        let page = i32::try_from(page.clamp(1, 1000)).unwrap_or(1000);
+        loop {
             let out = self
                 .persist("ListObjectsV2", || async {
                     self.s3
@@ -331,18 +346,17 @@ impl Store {
                         .map_err(|err| self.aws_error("ListObjectsV2", prefix, err))
                 })
                 .await?;
-            keys.extend(
-                out.contents()
-                    .iter()
-                    .filter_map(|o| o.key().map(str::to_owned)),
-            );
+            for key in out.contents().iter().filter_map(|o| o.key()) {
+                if !keep(key, keys.len()) {
+                    return Ok(keys);
+                }
+                keys.push(key.to_owned());
+            }
             match out.next_continuation_token() {
                 Some(next) if out.is_truncated() == Some(true) => token = Some(next.to_owned()),
-                _ => break,
+                _ => return Ok(keys),
             }
         }
-        keys.truncate(limit);
-        Ok(keys)
     }
 }
 

@@ -26,7 +26,7 @@ use crate::ledger::LedgerError;
 use crate::plan::Plan;
 
 pub use diff::{ArtifactDiff, DiffRequest, FieldDiff, Side, diff};
-pub use history::{History, HistoryRequest, history};
+pub use history::{ArtifactMetrics, History, HistoryRequest, history};
 pub use promote::{PromoteRequest, promote};
 pub use release::{ReleaseRequest, plan, release};
 pub use rollback::{ROLLBACK_DEPTH, RollbackRequest, rollback};

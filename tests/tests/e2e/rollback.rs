@@ -304,22 +304,7 @@ async fn lead_time_counts_from_the_commit() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = deploy(&moto().url)
-        .arg("--config")
-        .arg(&config)
-        .args(["--output", "json", "history", "dev"])
-        .output()
-        .expect("run deploy");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let history: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
-    let lead = history["metrics"]["lead_time_seconds"]
-        .as_f64()
-        .expect("lead time");
-    assert!((7200.0..7500.0).contains(&lead), "{lead} s: {history}");
+    assert_lead_time(&config, 7200.0..7500.0);
     let live = get_json(
         &moto().url,
         &project.bucket,
@@ -412,4 +397,31 @@ async fn a_rollback_runs_the_down_migration_of_the_release_it_replaces() {
         v3_revision,
         "back on what the schema still matches"
     );
+}
+
+/// `history dev --output json` gives a lead time in `range` seconds, over all and for `api`.
+fn assert_lead_time(config: &std::path::Path, range: std::ops::Range<f64>) {
+    let out = deploy(&moto().url)
+        .arg("--config")
+        .arg(config)
+        .args(["--output", "json", "history", "dev", "--since", "1d"])
+        .output()
+        .expect("run deploy");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let history: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let lead = history["metrics"]["lead_time_seconds"]
+        .as_f64()
+        .expect("lead time");
+    assert!(range.contains(&lead), "{lead} s: {history}");
+    let api = &history["artifacts"][0];
+    assert_eq!(
+        (&api["environment"], &api["artifact"]),
+        (&"dev".into(), &"api".into())
+    );
+    assert_eq!(api["lead_time_seconds"], lead);
+    assert_eq!(api["deployments"], 1, "{history}");
 }

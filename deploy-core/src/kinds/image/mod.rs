@@ -12,6 +12,7 @@ pub(crate) mod publish;
 pub mod rollout;
 pub(crate) mod scan;
 pub(crate) mod steps;
+mod unchanged;
 
 pub use crate::registry::source::{BlobLocation, BlobStore, ImageContents, SourceError};
 pub(crate) use crate::registry::source::{sha256_of, walk};

@@ -184,8 +184,10 @@ impl StepHandler for PublishStep {
     ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         Box::pin(async move {
             let input: PublishImage = step.action.input()?;
-            publish::preflight(cx.clients(), &self.request(&input, cx)).await?;
-            Ok(Preflight::Changes)
+            let digest = publish::preflight(cx.clients(), &self.request(&input, cx)).await?;
+            let place = (input.repository.as_str(), digest.as_str());
+            let settings = self.0.registry.clone();
+            super::unchanged::publish(cx, step.artifact_name(), place, settings).await
         })
     }
 

@@ -155,6 +155,15 @@ async fn put_back(
 }
 
 impl super::strategy::RolloutStrategy for &EcsServiceConfig {
+    fn unchanged<'a>(
+        &'a self,
+        r: &'a Rollout<'a>,
+    ) -> BoxFuture<'a, Result<crate::engine::Preflight, StepError>> {
+        Box::pin(super::service::unchanged(
+            r.cx, r.artifact, self, &r.runtime,
+        ))
+    }
+
     fn preflight<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async move {
             preflight(r.cx, r.artifact, self, &r.runtime, r.checks())

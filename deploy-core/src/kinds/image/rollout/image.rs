@@ -80,8 +80,12 @@ impl StepHandler for ImageRollouts {
             let input: RolloutImage = step.action.input()?;
             super::verify::rollout_inputs(cx, &input.rollout).await?;
             let rollout = self.rollout(step, cx);
-            input.rollout.rollout_strategy().preflight(&rollout).await?;
-            Ok(Preflight::Changes)
+            let strategy = input.rollout.rollout_strategy();
+            strategy.preflight(&rollout).await?;
+            if !cx.plan().operation.changes_live() {
+                return Ok(Preflight::Changes);
+            }
+            strategy.unchanged(&rollout).await
         })
     }
 

@@ -12,7 +12,7 @@ use super::cleanup;
 use super::ecs::{LiveService, describe_definition};
 use super::settings::Runtime;
 use super::task_definition::{self, Change, Rendered};
-use crate::engine::{Done, StepContext, StepError, StepOutput, Undo};
+use crate::engine::{Done, Preflight, StepContext, StepError, StepOutput, Undo};
 use crate::events::Event;
 use crate::kinds::image::rollout::EcsService as EcsServiceConfig;
 use crate::kinds::image::steps::{ImageOutput, RestoredRevision};
@@ -224,6 +224,42 @@ pub(crate) async fn next_revision(
     task_definition::register(cx.clients().ecs(), current, rendered)
         .await
         .map_err(StepError::failure)
+}
+
+/// Whether `config`'s service already runs the task definition a rollout of the image an
+/// earlier preflight found live ([`ImageOutput`]) would register: then the rollout changes
+/// nothing.
+pub(crate) async fn unchanged(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    config: &EcsServiceConfig,
+    runtime: &Runtime,
+) -> Result<Preflight, StepError> {
+    let Some(image) = cx.get::<ImageOutput>(artifact) else {
+        return Ok(Preflight::Changes);
+    };
+    let live = LiveService::new(
+        cx,
+        artifact,
+        &config.cluster,
+        &config.service,
+        Duration::ZERO,
+    );
+    let service = live.describe().await?;
+    let Some(current) = service.task_definition() else {
+        return Ok(Preflight::Changes);
+    };
+    let (definition, tags) = describe_definition(cx, current).await?;
+    let change = Change {
+        container: &config.container,
+        image: &image.reference(),
+        env: &runtime.env,
+        secrets: &runtime.secrets,
+    };
+    Ok(match task_definition::render(&definition, &tags, &change) {
+        Ok(Rendered::Unchanged) => Preflight::Unchanged,
+        _ => Preflight::Changes,
+    })
 }
 
 pub(crate) fn object(kind: &str, id: &str) -> AwsObject {

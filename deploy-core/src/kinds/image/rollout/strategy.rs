@@ -7,7 +7,7 @@ use super::ImageRollout;
 use super::codedeploy::BlueGreen;
 use super::poller::Poller;
 use super::settings::{RolloutSettings, Runtime};
-use crate::engine::{BoxFuture, Done, StepContext, StepError};
+use crate::engine::{BoxFuture, Done, Preflight, StepContext, StepError};
 
 /// One rollout of one artifact, as the step hands it to its strategy.
 pub(crate) struct Rollout<'a> {
@@ -40,6 +40,16 @@ pub(crate) trait RolloutStrategy: Send + Sync {
     /// Checks before the lock (the service, its task definition, what they reference).
     fn preflight<'a>(&'a self, rollout: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), StepError>>;
 
+    /// Whether the rollout would change nothing, given the image a preflight found already
+    /// live ([`crate::kinds::image::steps::ImageOutput`]). The default cannot tell.
+    fn unchanged<'a>(
+        &'a self,
+        rollout: &'a Rollout<'a>,
+    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
+        let _ = rollout;
+        Box::pin(async { Ok(Preflight::Changes) })
+    }
+
     /// Rolls the image this run published out; [`Done::undo`] puts back what it replaced.
     fn run<'a>(&'a self, rollout: &'a Rollout<'a>) -> BoxFuture<'a, Result<Done, StepError>>;
 
@@ -62,6 +72,21 @@ macro_rules! deployment_strategy {
                 r: &'a $crate::kinds::image::rollout::strategy::Rollout<'a>,
             ) -> $crate::engine::BoxFuture<'a, Result<(), $crate::engine::StepError>> {
                 Box::pin(preflight(r.cx, r.artifact, self, &r.runtime, r.checks()))
+            }
+
+            fn unchanged<'a>(
+                &'a self,
+                r: &'a $crate::kinds::image::rollout::strategy::Rollout<'a>,
+            ) -> $crate::engine::BoxFuture<
+                'a,
+                Result<$crate::engine::Preflight, $crate::engine::StepError>,
+            > {
+                Box::pin($crate::kinds::image::rollout::service::unchanged(
+                    r.cx,
+                    r.artifact,
+                    &self.service,
+                    &r.runtime,
+                ))
             }
 
             fn run<'a>(
@@ -96,6 +121,11 @@ impl RolloutStrategy for NoRollout {
 
     fn preflight<'a>(&'a self, _: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn unchanged<'a>(&'a self, _: &'a Rollout<'a>) -> BoxFuture<'a, Result<Preflight, StepError>> {
+        // Nothing runs the image: the publish decides.
+        Box::pin(async { Ok(Preflight::Follows) })
     }
 
     fn run<'a>(&'a self, _: &'a Rollout<'a>) -> BoxFuture<'a, Result<Done, StepError>> {
