@@ -113,6 +113,8 @@ struct Deployment {
     created: f64,
     /// The `revision` CreateDeployment sent (GetDeployment shows it).
     revision: Value,
+    /// The `description` CreateDeployment sent (GetDeployment shows it).
+    description: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -320,6 +322,7 @@ impl Shared {
             error: None,
             created: now(),
             revision: body["revision"].clone(),
+            description: body["description"].as_str().map(str::to_owned),
         });
         Message::ok(&json!({ "deploymentId": id }))
     }
@@ -588,6 +591,7 @@ fn start_rollback(state: &mut State, at: usize, message: &str) {
         error: None,
         created: now(),
         revision: Value::Null,
+        description: None,
         ..original
     });
 }
@@ -605,6 +609,9 @@ fn info(d: &Deployment) -> Value {
     });
     if !d.revision.is_null() {
         info["revision"] = d.revision.clone();
+    }
+    if let Some(description) = &d.description {
+        info["description"] = json!(description);
     }
     if let Some((code, message)) = &d.error {
         info["errorInformation"] = json!({ "code": code, "message": message });

@@ -80,6 +80,10 @@ impl Engine {
         let observed = lock.observe().await.ok();
         let found = self.preflight(cx).await.map_err(Failure::Engine)?;
         if plan.operation.changes_live() && unchanged(&found) {
+            // A saved plan made before someone else's release is stale, not unchanged.
+            self.check_preconditions(plan)
+                .await
+                .map_err(Failure::Engine)?;
             return Err(Failure::Unchanged);
         }
         let actor = state.actor(&self.options.actor);

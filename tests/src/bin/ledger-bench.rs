@@ -1,6 +1,6 @@
 //! How `history` and `status` scale with the ledger: writes N release records (default
-//! 10,000) for two artifacts into a moto S3 bucket, then times `deploy history -n 20` and
-//! `deploy status` next to a plain `aws s3api list-objects-v2` of the same prefix (the floor
+//! 10,000) for two artifacts into a moto S3 bucket, then times `deploy history -n 20`,
+//! `deploy history --since 90d` and `deploy status` next to a plain `aws s3api list-objects-v2` of the same prefix (the floor
 //! for any reader of that bucket), and prints the ratios.
 //!
 //! ```text
@@ -33,30 +33,23 @@ fn main() {
     let config_path = write_config(&scratch_dir("bench"), &bucket, "1m");
     runtime.block_on(write_records(&url, &bucket, &config_path, records));
     let config = config_path.to_str().unwrap_or_default();
-    let history = median(|| {
-        let out = deploy(&url)
-            .args([
-                "--config", config, "--output", "json", "history", "e2e", "-n", "20",
-            ])
-            .output()
-            .expect("history");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
-    let status = median(|| {
-        let out = deploy(&url)
-            .args(["--config", config, "--output", "json", "status", "e2e"])
-            .output()
-            .expect("status");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
+    let timed = |args: &[&str]| {
+        median(|| {
+            let out = deploy(&url)
+                .args(["--config", config, "--output", "json"])
+                .args(args)
+                .output()
+                .expect("run deploy");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        })
+    };
+    let history = timed(&["history", "e2e", "-n", "20"]);
+    let window = timed(&["history", "e2e", "--since", "90d"]);
+    let status = timed(&["status", "e2e"]);
     let list = median(|| {
         let mut cmd = Command::new("aws");
         deploy_tests::isolate_aws_env(&mut cmd);
@@ -85,6 +78,10 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("median of {RUNS} runs, {records} records in the ledger:");
     println!("  deploy history -n 20      {:8.1} ms", ms(history));
+    println!(
+        "  deploy history --since 90d {:7.1} ms (~860 records in the window)",
+        ms(window)
+    );
     println!("  deploy status             {:8.1} ms", ms(status));
     println!("  aws s3api list (20 keys)  {:8.1} ms", ms(list));
     println!(
@@ -92,6 +89,14 @@ fn main() {
         ms(history) / ms(list),
         ms(status) / ms(list),
         if history < Duration::from_millis(1500) && status < Duration::from_millis(1500) {
+            "met"
+        } else {
+            "MISSED"
+        }
+    );
+    println!(
+        "  history --since 90d: target a few seconds (< 5 s) -> {}",
+        if window < Duration::from_secs(5) {
             "met"
         } else {
             "MISSED"

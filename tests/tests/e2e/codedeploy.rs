@@ -19,20 +19,20 @@ use deploy_tests::ecs_double::{self, EcsDouble};
 use deploy_tests::{REGION, answering, deploy, get_json, list_keys, moto, moto_config, unique};
 use serde_json::Value;
 
-struct Fixture {
-    ecs: EcsDouble,
-    codedeploy: CodeDeployDouble,
-    config: PathBuf,
-    bucket: String,
-    cluster: String,
-    application: String,
-    first: String,
+pub(crate) struct Fixture {
+    pub ecs: EcsDouble,
+    pub codedeploy: CodeDeployDouble,
+    pub config: PathBuf,
+    pub bucket: String,
+    pub cluster: String,
+    pub application: String,
+    pub first: String,
 }
 
 /// A service `api` under CodeDeploy's control (container `api`, port 8080 behind a target
 /// group), its application and deployment group (blue/green, waiting before production
 /// traffic, automatic rollback on failure), and a project rolling `api` out with it.
-async fn fixture(rollout_extra: &str) -> Fixture {
+pub(crate) async fn fixture(rollout_extra: &str) -> Fixture {
     let ecs_double = EcsDouble::start(&moto().url);
     let codedeploy = CodeDeployDouble::start(&moto().url, REGION);
     let ecs = ecs_double::client(&moto().url).await;
@@ -209,7 +209,7 @@ async fn deployment_group(application: &str, cluster: &str, test_listener: bool)
 }
 
 impl Fixture {
-    fn release(&self) -> (Option<i32>, String) {
+    pub(crate) fn release(&self) -> (Option<i32>, String) {
         let out = deploy(&moto().url)
             .arg("--config")
             .arg(&self.config)
@@ -222,7 +222,7 @@ impl Fixture {
         )
     }
 
-    async fn running(&self) -> String {
+    pub(crate) async fn running(&self) -> String {
         let ecs = ecs_double::client(&moto().url).await;
         let out = ecs
             .describe_services()
@@ -248,7 +248,7 @@ impl Fixture {
             .to_owned()
     }
 
-    fn script(&self, lifecycle: Lifecycle) {
+    pub(crate) fn script(&self, lifecycle: Lifecycle) {
         self.codedeploy.script(&self.application, "api", lifecycle);
     }
 

@@ -110,7 +110,7 @@ impl Case {
         }
     }
 
-    /// `deploy release dev --version v1`: its exit code and stderr.
+    /// `deploy release dev --version v1`: its exit code, stderr and stdout.
     fn release(&self) -> (Option<i32>, String) {
         let out = deploy(&moto().url)
             .arg("--config")
@@ -120,7 +120,8 @@ impl Case {
             .expect("run deploy");
         (
             out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout),
         )
     }
 
@@ -186,7 +187,10 @@ async fn roll_out(double: &EcsDouble, file: &str, raw: &Value) {
 
     let (code, stderr) = case.release();
     assert_eq!(code, Some(0), "{file}: {stderr}");
-    assert!(stderr.contains("(unchanged)"), "{file}: {stderr}");
+    assert!(
+        stderr.contains("unchanged: app in dev already runs this"),
+        "{file}: {stderr}"
+    );
     let revisions = ecs
         .list_task_definitions()
         .family_prefix(&case.family)

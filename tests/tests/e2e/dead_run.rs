@@ -7,6 +7,7 @@
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+use deploy_tests::codedeploy_double::Lifecycle;
 use deploy_tests::dags::{Project, expected, ok, read_all};
 use deploy_tests::ecs_double::Script;
 use deploy_tests::s3_proxy::{Fault, Rule};
@@ -216,5 +217,50 @@ async fn a_lambda_canary_killed_between_steps_leaves_no_routing_after_the_next_r
             .contains(&format!("back at version {first}")),
         "{dead:#}"
     );
+    assert_eq!(records[0]["outcome"]["result"], "succeeded");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_codedeploy_deployment_left_at_its_gate_is_stopped_before_the_next_release() {
+    let f = super::codedeploy::fixture("timeout = \"5m\"").await;
+    f.script(Lifecycle::Stuck);
+    let child = deploy(&moto().url)
+        .arg("--config")
+        .arg(&f.config)
+        .args(["release", "dev", "api", "--version", "v1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn deploy");
+    kill_when(child, || {
+        let created = f.codedeploy.requests_of("CreateDeployment").len() == 1;
+        async move { created }
+    })
+    .await;
+    assert!(f.codedeploy.requests_of("StopDeployment").is_empty());
+
+    release_lock(&f.config);
+    let (status, stderr) = f.release();
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(stderr.contains("stopping it"), "{stderr}");
+    assert_eq!(
+        f.codedeploy.requests_of("StopDeployment").len(),
+        1,
+        "the dead run's deployment was stopped"
+    );
+    let created = f.codedeploy.requests_of("CreateDeployment");
+    assert_eq!(
+        created.len(),
+        3,
+        "the dead one, the previous again, the new one"
+    );
+    assert!(
+        created[1].body.to_string().contains(&f.first),
+        "the previous revision was deployed again first"
+    );
+    assert_ne!(f.running().await, f.first, "the new release runs");
+    let records = records(&f.bucket, "api").await;
+    abandoned(&records);
     assert_eq!(records[0]["outcome"]["result"], "succeeded");
 }

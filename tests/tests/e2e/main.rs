@@ -43,4 +43,5 @@ mod schedules;
 mod sources_safety;
 mod task_definition;
 mod task_definitions;
+mod unchanged;
 mod verify;

@@ -98,7 +98,8 @@ impl Fixture {
             .expect("run deploy");
         (
             out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned()
+                + &String::from_utf8_lossy(&out.stdout),
         )
     }
 
@@ -161,7 +162,10 @@ async fn every_family_gets_a_revision_with_the_digest_once() {
 
     let (code, stderr) = f.release(&["etl"]);
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("(unchanged)"), "{stderr}");
+    assert!(
+        stderr.contains("unchanged: etl in dev already runs this"),
+        "{stderr}"
+    );
     for family in &f.families {
         assert_eq!(
             latest(family).await.revision(),

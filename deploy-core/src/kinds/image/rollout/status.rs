@@ -129,7 +129,10 @@ async fn pinned_drift(
 
 /// The targets of the rules and schedules that pin a revision (`family:N`) of one of the
 /// families: `(rule or schedule, task definition ARN)`.
-async fn pinned(clients: &AwsClients, jobs: &JobFamilies) -> Result<Vec<(String, String)>, String> {
+pub(crate) async fn pinned(
+    clients: &AwsClients,
+    jobs: &JobFamilies,
+) -> Result<Vec<(String, String)>, String> {
     let of_ours = |arn: &str| {
         super::cleanup::family_of(arn)
             .is_some_and(|family| jobs.families.iter().any(|f| f == family))

@@ -72,6 +72,47 @@ pub(crate) async fn preflight(
     schedules(config).verify(cx).await
 }
 
+/// Whether a rollout of the live image (left by the publish's preflight) would change nothing:
+/// every family's latest ACTIVE revision already runs it with the configured environment, and
+/// every rule and schedule that pins one of the families pins that latest revision.
+async fn unchanged(
+    cx: &StepContext<'_>,
+    artifact: &str,
+    config: &JobFamilies,
+    runtime: &Runtime,
+) -> Result<crate::engine::Preflight, StepError> {
+    use crate::engine::Preflight;
+    let Some(image) = cx.get::<ImageOutput>(artifact) else {
+        return Ok(Preflight::Changes);
+    };
+    let reference = image.reference();
+    let change = Change {
+        container: &config.container,
+        image: &reference,
+        env: &runtime.env,
+        secrets: &runtime.secrets,
+    };
+    let mut latest = Vec::new();
+    for family in &config.families {
+        let (definition, tags) = describe_definition(cx, family).await?;
+        if !matches!(
+            task_definition::render(&definition, &tags, &change),
+            Ok(Rendered::Unchanged)
+        ) {
+            return Ok(Preflight::Changes);
+        }
+        latest.extend(definition.task_definition_arn().map(str::to_owned));
+    }
+    let pinned = super::status::pinned(cx.clients(), config)
+        .await
+        .map_err(StepError::failure)?;
+    Ok(if pinned.iter().all(|(_, arn)| latest.contains(arn)) {
+        Preflight::Unchanged
+    } else {
+        Preflight::Changes
+    })
+}
+
 /// Registers a revision with the released image in every family of `config`, then points the
 /// configured rules and schedules at them.
 pub(crate) async fn run(
@@ -262,6 +303,13 @@ impl super::strategy::RolloutStrategy for &JobFamilies {
 
     fn preflight<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<(), StepError>> {
         Box::pin(preflight(r.cx, self, &r.runtime, r.settings.skip_verify))
+    }
+
+    fn unchanged<'a>(
+        &'a self,
+        r: &'a Rollout<'a>,
+    ) -> BoxFuture<'a, Result<crate::engine::Preflight, StepError>> {
+        Box::pin(unchanged(r.cx, r.artifact, self, &r.runtime))
     }
 
     fn run<'a>(&'a self, r: &'a Rollout<'a>) -> BoxFuture<'a, Result<Done, StepError>> {

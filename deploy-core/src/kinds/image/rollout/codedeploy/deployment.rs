@@ -142,14 +142,21 @@ impl Group<'_> {
             .map_err(SdkFailure::new)
     }
 
-    /// Stops every deployment of the group that is not over (one a run that died left at its
-    /// test gate, say), with CodeDeploy's rollback, and follows each rollback to its end.
+    /// Stops the deployments of this artifact (by their description, `deploy ARTIFACT: ...`)
+    /// that are not over: one a run that died left at its test gate, say. Each is stopped with
+    /// CodeDeploy's rollback, which is followed to its end. Anyone else's deployment is left
+    /// alone (the deployment that follows then names it).
     pub async fn stop_left(&self, deadline: Instant) -> Result<(), StepError> {
         let out = self
             .in_progress()
             .await
             .map_err(|e| self.api("ListDeployments", e))?;
+        let ours = format!("deploy {}: ", self.artifact);
         for id in out.deployments() {
+            let info = self.get(id).await?;
+            if !info.description().is_some_and(|d| d.starts_with(&ours)) {
+                continue;
+            }
             self.note(format!(
                 "{id} was left in progress by a run that died; stopping it"
             ));
