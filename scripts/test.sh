@@ -43,6 +43,16 @@ cargo test -p deploy-core --no-default-features --features dags --lib --locked
 step "tests (unit, doc, end-to-end against moto; the harness starts and stops its own)"
 cargo test --workspace --locked
 
+step "GitHub Action: action.yml schema, zizmor, actionlint, shellcheck of its scripts"
+check-jsonschema --builtin-schema vendor.github-actions action.yml
+workflows=(action.yml)
+if compgen -G ".github/workflows/*.yml" >/dev/null; then
+    workflows+=(.github/workflows/*.yml)
+    actionlint .github/workflows/*.yml
+fi
+zizmor --offline --min-severity low "${workflows[@]}"
+shellcheck scripts/action-install.sh scripts/action-run.sh
+
 step "cfn-lint"
 cfn-lint infra/*.yaml
 echo "cfn-lint: infra/*.yaml clean"

@@ -78,6 +78,21 @@ pub enum Command {
     },
 }
 
+impl Command {
+    /// Whether the command applies a plan that changes AWS (its outcome goes to the GitHub
+    /// step outputs).
+    pub fn changes_aws(&self) -> bool {
+        matches!(
+            self,
+            Command::Apply(_)
+                | Command::Publish(_)
+                | Command::Release(_)
+                | Command::Promote(_)
+                | Command::Rollback(_)
+        )
+    }
+}
+
 const ROLLBACK_ABOUT: &str = "\
 Go back to the previous good release of each artifact (or the one --to names), from what the \
 ledger recorded of it. Nothing is rebuilt, pushed or uploaded, and no up migration runs

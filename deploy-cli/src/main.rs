@@ -2,6 +2,8 @@
 
 mod cli;
 mod commands;
+mod github;
+mod notify;
 mod output;
 
 use std::process::ExitCode;
@@ -23,6 +25,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             let class = err.class();
+            if cli.command.changes_aws() {
+                // Refused before it ran (bad input, approval, a held lock): still an outcome.
+                github::refused(&err.to_string());
+            }
             let chain: Vec<String> =
                 std::iter::successors(std::error::Error::source(&err), |e| e.source())
                     .map(ToString::to_string)

@@ -82,6 +82,7 @@ mod hash;
 pub mod kinds;
 pub mod ledger;
 pub mod lock;
+pub mod notify;
 pub mod oci;
 pub mod ops;
 pub mod plan;

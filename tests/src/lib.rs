@@ -17,6 +17,7 @@ pub mod layouts;
 mod registry_proxy;
 pub mod rollout_faults;
 pub mod s3_proxy;
+pub mod slack_double;
 pub mod walk;
 
 pub use registry_proxy::{BearerAuth, ProxyOptions, RegistryProxy};

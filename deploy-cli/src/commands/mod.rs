@@ -261,7 +261,9 @@ pub async fn apply(
         skip_verify: change.skip_verify,
         allow_mass_delete: change.allow_mass_delete,
     };
-    let reporter = std::sync::Arc::new(crate::output::CliReporter::new(out));
+    let slack = crate::notify::start(config, &prepared.plan);
+    let terminal = std::sync::Arc::new(crate::output::CliReporter::new(out));
+    let reporter = crate::notify::reporter(terminal, slack.as_ref());
     let result = match replan {
         Some(replan) => ops::apply_own(config, &mut prepared, replan, reporter, &options).await,
         None => ops::apply(config, &prepared, reporter, &options)
@@ -273,21 +275,17 @@ pub async fn apply(
         Ok(report) => report,
         Err(OwnFailure::Replan(err)) => return Err(err.into()),
         Err(OwnFailure::Apply(failure)) => {
-            if matches!(failure.error, EngineError::Stale { .. }) && !out.json() {
-                // Only a saved plan gets here: a plan of this run's own is made again.
-                eprintln!(
-                    "hint: make a new plan (`deploy plan {} --out FILE`), review it and apply that",
-                    plan.environment
-                );
-            }
-            if out.json() {
-                out.result(&failure.report);
-            } else {
-                print_report_lines(out, &failure.report);
-            }
+            failed(out, plan, &failure, slack).await;
             return Err(failure.into());
         }
     };
+    let outcome = if report.unchanged {
+        "unchanged"
+    } else {
+        "succeeded"
+    };
+    crate::github::publish(plan, &report, outcome);
+    crate::notify::finish(slack, &told(&report, outcome)).await;
     if out.json() {
         out.result(&report);
         return Ok(());
@@ -295,21 +293,58 @@ pub async fn apply(
     print_report_lines(out, &report);
     if report.unchanged {
         print_unchanged(out, plan);
-        return Ok(());
+    } else {
+        print_releases(out, plan, &report);
     }
+    Ok(())
+}
+
+/// What a failed run prints, writes to the GitHub outputs and tells Slack.
+async fn failed(
+    out: &Output,
+    plan: &deploy_core::plan::Plan,
+    failure: &deploy_core::engine::ApplyFailure,
+    slack: Option<std::sync::Arc<deploy_core::notify::Slack>>,
+) {
+    if matches!(failure.error, EngineError::Stale { .. }) && !out.json() {
+        // Only a saved plan gets here: a plan of this run's own is made again.
+        eprintln!(
+            "hint: make a new plan (`deploy plan {} --out FILE`), review it and apply that",
+            plan.environment
+        );
+    }
+    if out.json() {
+        out.result(&failure.report);
+    } else {
+        print_report_lines(out, &failure.report);
+    }
+    let outcome = match failure.class() {
+        ErrorClass::RolledBack => "rolled-back",
+        _ => "failed",
+    };
+    crate::github::publish(plan, &failure.report, outcome);
+    crate::notify::finish(slack, &format!("{outcome}: {}", failure.error)).await;
+}
+
+/// One line per release the run recorded.
+fn print_releases(
+    out: &Output,
+    plan: &deploy_core::plan::Plan,
+    report: &deploy_core::engine::ApplyReport,
+) {
     let verb = match plan.operation {
         Operation::Publish => "published",
         Operation::Promote => "promoted",
         Operation::Rollback => "rolled back",
         _ => "released",
     };
+    let to = if plan.operation == Operation::Rollback {
+        "in"
+    } else {
+        "to"
+    };
     for release in &report.releases {
-        let reference = deploy_core::kinds::released_as(&report, &release.artifact);
-        let to = if plan.operation == Operation::Rollback {
-            "in"
-        } else {
-            "to"
-        };
+        let reference = deploy_core::kinds::released_as(report, &release.artifact);
         out.line(format!(
             "{verb} {} {to} {} as release {}{}",
             release.artifact,
@@ -318,7 +353,25 @@ pub async fn apply(
             reference.map_or_else(String::new, |r| format!(" ({r})"))
         ));
     }
-    Ok(())
+}
+
+/// The end of a run that succeeded, for Slack: each release and what it runs.
+fn told(report: &deploy_core::engine::ApplyReport, outcome: &str) -> String {
+    let releases: Vec<String> = report
+        .releases
+        .iter()
+        .map(|r| {
+            let what = deploy_core::kinds::released_as(report, &r.artifact)
+                .or_else(|| r.content_id.clone())
+                .unwrap_or_default();
+            format!("{} release {} {what}", r.artifact, r.release_id)
+        })
+        .collect();
+    if releases.is_empty() {
+        outcome.to_owned()
+    } else {
+        format!("{outcome}: {}", releases.join("; "))
+    }
 }
 
 /// One line per artifact of a run that found nothing to change: the release that stays live.

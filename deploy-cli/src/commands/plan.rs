@@ -28,6 +28,7 @@ pub async fn plan(out: &Output, config: Config, args: &PlanArgs) -> deploy_core:
         })?;
     }
     print_plan(out, plan);
+    crate::github::plan_summary(plan);
     if let Some(path) = &args.out {
         out.line(format!("saved to {}", path.display()));
     }

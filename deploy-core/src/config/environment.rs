@@ -70,6 +70,7 @@ pub(super) fn resolve_environment(
         },
         promote_from: env.promote_from.clone(),
         approval: env.approval,
+        notify: env.notify.unwrap_or(true),
         artifact_order: artifacts::file_order(r.map, "artifacts", artifacts.keys()),
         artifacts,
     })

@@ -24,6 +24,7 @@ mod diagnose;
 mod environment;
 pub(crate) mod kind;
 pub mod limits;
+mod notify;
 mod overlap;
 pub(crate) mod paths;
 mod placeholder;
@@ -79,6 +80,8 @@ pub struct Environment {
     pub promote_from: Option<String>,
     /// Whether changes here need `--approve`.
     pub approval: bool,
+    /// Whether runs here notify (`notify = false` keeps an environment quiet).
+    pub notify: bool,
     /// Every artifact, overrides merged, placeholders expanded.
     pub artifacts: BTreeMap<String, ArtifactSpec>,
     /// Artifact names in the order the file lists them; artifacts missing here come after, by
@@ -90,8 +93,30 @@ pub struct Environment {
 /// The `[notifications]` table.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Notifications {
-    /// Name of the environment variable holding the Slack webhook URL.
-    pub slack_webhook_env: Option<String>,
+    /// `[notifications.slack]`: where runs are told.
+    pub slack: Option<SlackConfig>,
+}
+
+/// `[notifications.slack]`: an incoming webhook, or a bot token and a channel. The URL and the
+/// token are read from the environment variables named here when a run starts; the
+/// configuration holds only their names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "mode", rename_all = "kebab-case")]
+pub enum SlackConfig {
+    /// One message per event, posted to the webhook URL in `webhook_env`.
+    Webhook {
+        /// The variable holding the webhook URL.
+        webhook_env: String,
+    },
+    /// One message per run, updated in place (`chat.update`), each step a reply in its thread.
+    Bot {
+        /// The variable holding the bot token (`xoxb-...`).
+        token_env: String,
+        /// The channel id or name.
+        channel: String,
+        /// The Web API's base URL (default `https://slack.com/api`): a Slack-compatible server.
+        api_url: String,
+    },
 }
 
 /// The optional `[settings]` table: how long to wait and how often to look.

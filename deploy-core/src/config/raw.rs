@@ -35,6 +35,7 @@ pub(crate) struct RawEnvironment {
     pub endpoints: RawEndpoints,
     #[serde(default)]
     pub overrides: BTreeMap<String, toml::Table>,
+    pub notify: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -52,7 +53,18 @@ pub(crate) struct RawEndpoints {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawNotifications {
+    /// The key before `[notifications.slack]`: refused with where it moved.
     pub slack_webhook_env: Option<String>,
+    pub slack: Option<RawSlack>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSlack {
+    pub webhook_env: Option<String>,
+    pub token_env: Option<String>,
+    pub channel: Option<String>,
+    pub api_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -109,10 +109,7 @@ fn resolve_config(r: &mut Resolver<'_>, raw: RawConfig, file: &Path) -> Config {
         environments,
         environment_order,
         notifications: Notifications {
-            slack_webhook_env: raw
-                .notifications
-                .as_ref()
-                .and_then(|n| n.slack_webhook_env.clone()),
+            slack: super::notify::resolve_slack(r, raw.notifications.as_ref()),
         },
         settings: super::settings::resolve_settings(r, raw.settings.as_ref()),
         path: file.to_path_buf(),

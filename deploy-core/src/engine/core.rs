@@ -135,7 +135,6 @@ impl Engine {
             started_at: time::OffsetDateTime::now_utc(),
             finished: false,
             committing: false,
-            recorded: Vec::new(),
             entries: Vec::new(),
         };
         state.journal.begin(&self.ledger, doc, found.etag).await?;

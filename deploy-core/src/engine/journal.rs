@@ -38,9 +38,6 @@ pub(crate) struct Doc {
     /// The run had started writing records: its work was done, nothing is undone.
     #[serde(default)]
     pub committing: bool,
-    /// Artifacts whose record the run wrote.
-    #[serde(default)]
-    pub recorded: Vec<String>,
     /// How to undo each change made so far, oldest first.
     #[serde(default)]
     pub entries: Vec<Entry>,
@@ -160,12 +157,6 @@ impl Journal {
     /// Notes that the run started writing records.
     pub async fn committing(&self, reporter: &dyn Reporter) {
         self.change(reporter, |doc| doc.committing = true).await;
-    }
-
-    /// Notes that `artifact`'s record was written.
-    pub async fn recorded(&self, artifact: &str, reporter: &dyn Reporter) {
-        self.change(reporter, |doc| doc.recorded.push(artifact.to_owned()))
-            .await;
     }
 
     /// Marks the run finished: nothing of it is left to settle.

@@ -263,6 +263,12 @@ pub struct RecordedRelease {
     pub key: String,
     /// Whether it succeeded.
     pub outcome: Outcome,
+    /// The version it recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// What identifies the bytes (an image digest, a DAG content hash, a `CodeSha256`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
 }
 
 /// What a run did.

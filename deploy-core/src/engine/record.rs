@@ -118,16 +118,18 @@ impl Engine {
             outcome: record.outcome.name().into(),
         });
         state.artifact(&record.artifact, |run| run.recorded = true);
-        state
-            .journal
-            .recorded(&record.artifact, self.reporter.as_ref())
-            .await;
         if let Ok(mut releases) = state.releases.lock() {
+            let content_id = record
+                .artifact_ref
+                .as_ref()
+                .map(|r| r.content_id().to_owned());
             releases.push(RecordedRelease {
                 artifact: record.artifact,
                 release_id: record.id,
                 key,
                 outcome: record.outcome,
+                version: record.version,
+                content_id,
             });
         }
         Ok(())

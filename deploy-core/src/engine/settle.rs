@@ -5,7 +5,8 @@
 //! alias with routing put back on one version, a DAG prefix put back to its recorded
 //! versions), records each of that run's artifacts as `abandoned` with what was undone and
 //! what is left, and only then does its own work. A run that died while it was writing its
-//! records had finished its work: nothing of it is undone.
+//! records had finished its work: nothing of it is undone, and the ledger's own rules settle a
+//! record whose pointer never moved.
 
 use std::collections::BTreeMap;
 
@@ -45,11 +46,15 @@ impl Engine {
                 dead.actor,
             ),
         });
-        let settled = if dead.committing {
-            BTreeMap::new()
-        } else {
-            self.undo_dead(cx, &dead).await
-        };
+        if dead.committing {
+            // Its work was done and it was writing its records: the ledger's own rules settle
+            // a record whose pointer never moved (docs/ledger.md); nothing is undone.
+            self.reporter.report(&Event::Note {
+                message: "it had done its work and was recording it: nothing to undo".into(),
+            });
+            return Ok(());
+        }
+        let settled = self.undo_dead(cx, &dead).await;
         self.record_abandoned(cx.plan, &dead, &settled).await;
         if !settled.values().any(|s| s.failed) {
             return Ok(());
@@ -116,7 +121,7 @@ impl Engine {
         settled
     }
 
-    /// An `abandoned` record for each artifact of the dead run it did not record itself.
+    /// An `abandoned` record for each artifact of the dead run (which had recorded none).
     async fn record_abandoned(&self, own: &Plan, dead: &Doc, settled: &BTreeMap<String, Settled>) {
         let state = RunState::default();
         for step in &dead.plan.steps {
@@ -125,18 +130,10 @@ impl Engine {
             else {
                 continue;
             };
-            if dead.recorded.contains(artifact) {
-                continue;
-            }
             let here = settled.get(artifact);
-            let reason = if dead.committing {
-                "the run stopped while it wrote its records: its work was done, but this \
-                 artifact's release was not recorded, so the ledger names the release before it"
-            } else {
-                "the run stopped without finishing (its process died or was killed)"
-            };
             let outcome = Outcome::Abandoned {
-                reason: reason.to_owned(),
+                reason: "the run stopped without finishing (its process died or was killed)"
+                    .to_owned(),
                 settled_by: own.id.clone(),
                 undone: here.map(|s| s.undone.clone()).unwrap_or_default(),
                 left: here.map(|s| s.left.clone()).unwrap_or_default(),
