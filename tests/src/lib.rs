@@ -72,15 +72,21 @@ fn moto_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("DEPLOY_MOTO_SERVER") {
         return PathBuf::from(path);
     }
+    tool("moto_server")
+}
+
+/// A command-line tool the emulators' set-up installs into its Python environment
+/// (`moto_server`, `actionlint`, `zizmor`, ...), or `name` on the PATH when it is not there.
+pub fn tool(name: &str) -> PathBuf {
     let tools = std::env::var_os("DEPLOY_TOOLS_DIR")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/deploy-tools")));
-    if let Some(candidate) = tools.map(|t| t.join("venv/bin/moto_server"))
+    if let Some(candidate) = tools.map(|t| t.join("venv/bin").join(name))
         && candidate.is_file()
     {
         return candidate;
     }
-    PathBuf::from("moto_server")
+    PathBuf::from(name)
 }
 
 /// Starts `program` with `args` under a watchdog that kills it when this process exits.

@@ -92,6 +92,8 @@ impl Stop {
 pub fn run(cli: &Cli, out: &Output) -> deploy_core::Result<()> {
     match &cli.command {
         Command::Validate => validate(cli, out),
+        Command::Init(args) => crate::init::init(out, args),
+        Command::Man(args) => man(out, &args.out),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             let mut command = Cli::command();
@@ -129,6 +131,36 @@ pub fn run(cli: &Cli, out: &Output) -> deploy_core::Result<()> {
             lock(out, config, args)
         }),
     }
+}
+
+/// Writes a roff page for `deploy` and for each command into `dir`.
+fn man(out: &Output, dir: &std::path::Path) -> deploy_core::Result<()> {
+    use clap::CommandFactory;
+    let failed = |e: std::io::Error| {
+        UsageError(format!(
+            "cannot write the manual pages to {}: {e}",
+            dir.display()
+        ))
+    };
+    std::fs::create_dir_all(dir).map_err(failed)?;
+    let command = Cli::command();
+    let mut pages = vec![("deploy".to_owned(), command.clone())];
+    for sub in command.get_subcommands() {
+        let name = format!("deploy-{}", sub.get_name());
+        // clap names are `&'static str`; this command writes a few pages and exits.
+        let title: &'static str = Box::leak(name.clone().into_boxed_str());
+        pages.push((name, sub.clone().name(title)));
+    }
+    for (name, page) in pages {
+        let mut roff = Vec::new();
+        clap_mangen::Man::new(page)
+            .render(&mut roff)
+            .map_err(failed)?;
+        let path = dir.join(format!("{name}.1"));
+        std::fs::write(&path, roff).map_err(failed)?;
+        out.line(format!("wrote {}", path.display()));
+    }
+    Ok(())
 }
 
 /// Loads the configuration, then runs `body` on a Tokio runtime until it ends, the command
