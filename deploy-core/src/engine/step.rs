@@ -42,14 +42,27 @@ pub trait StepHandler: Send + Sync {
     /// Checks before the lock is taken what can be checked without changing anything (sources
     /// open, repositories exist), and says whether the step would change anything. A failure
     /// here changes nothing and writes no record. The default checks nothing and answers
-    /// [`Preflight::Changes`].
+    /// [`Preflight::Follows`] for a gate ([`StepHandler::is_gate`]), [`Preflight::Changes`]
+    /// otherwise.
     fn preflight<'a>(
         &'a self,
         step: &'a Step,
         cx: &'a StepContext<'a>,
     ) -> BoxFuture<'a, Result<Preflight, StepError>> {
         let _ = (step, cx);
-        Box::pin(async { Ok(Preflight::Changes) })
+        let found = if self.is_gate() {
+            Preflight::Follows
+        } else {
+            Preflight::Changes
+        };
+        Box::pin(async move { Ok(found) })
+    }
+
+    /// Whether the step only checks, or goes with another step of its artifact (a health gate,
+    /// a scan gate, the migration of the image rolled out): it runs only when that changes
+    /// something. The default is false.
+    fn is_gate(&self) -> bool {
+        false
     }
 
     /// Runs the step.

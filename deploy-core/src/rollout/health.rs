@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{BoxFuture, Done, Engine, Preflight, StepContext, StepError, StepHandler};
+use crate::engine::{BoxFuture, Done, Engine, StepContext, StepError, StepHandler};
 use crate::events::Event;
 use crate::plan::{Action, ActionInput, Chain, Step};
 use crate::rollout::HealthCheck;
@@ -87,13 +87,8 @@ struct HealthGate {
 }
 
 impl StepHandler for HealthGate {
-    fn preflight<'a>(
-        &'a self,
-        _step: &'a Step,
-        _cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
-        // A gate: it changes nothing, and runs only with what it checks.
-        Box::pin(async { Ok(Preflight::Follows) })
+    fn is_gate(&self) -> bool {
+        true
     }
 
     fn run<'a>(

@@ -35,6 +35,19 @@ fn abandoned(records: &[serde_json::Value]) -> &serde_json::Value {
     found[0]
 }
 
+/// `deploy --config CONFIG ARGS...` started in the background, its output discarded.
+fn spawn(config: &std::path::Path, args: &[&str]) -> Child {
+    deploy(&moto().url)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn deploy")
+}
+
 /// `deploy lock dev release --yes` with `config`.
 fn release_lock(config: &std::path::Path) {
     let out = deploy(&moto().url)
@@ -83,15 +96,7 @@ async fn a_dag_sync_killed_between_uploads_is_put_back_by_the_next_release() {
         Fault::Hold,
         1,
     ));
-    let child = deploy(&moto().url)
-        .arg("--config")
-        .arg(&p.config)
-        .args(["release", "dev", "dags", "--version", "v2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn deploy");
+    let child = spawn(&p.config, &["release", "dev", "dags", "--version", "v2"]);
     p.proxy.wait_holding(Duration::from_secs(60));
     kill_when(child, || async { true }).await;
     p.proxy.release_held();
@@ -128,15 +133,7 @@ async fn a_dag_sync_killed_between_uploads_is_put_back_by_the_next_release() {
 async fn an_ecs_deployment_left_by_a_killed_run_is_rolled_back_before_the_next_release() {
     let f = super::ecs_rolling::fixture("2m").await;
     f.double.script_service(&f.cluster, "api", Script::Stuck);
-    let child = deploy(&moto().url)
-        .arg("--config")
-        .arg(&f.config)
-        .args(["release", "dev", "api", "--version", "v1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn deploy");
+    let child = spawn(&f.config, &["release", "dev", "api", "--version", "v1"]);
     // Killed while it follows the stuck deployment.
     kill_when(child, || {
         let updated = f.updates() == 1;
@@ -224,15 +221,7 @@ async fn a_lambda_canary_killed_between_steps_leaves_no_routing_after_the_next_r
 async fn a_codedeploy_deployment_left_at_its_gate_is_stopped_before_the_next_release() {
     let f = super::codedeploy::fixture("timeout = \"5m\"").await;
     f.script(Lifecycle::Stuck);
-    let child = deploy(&moto().url)
-        .arg("--config")
-        .arg(&f.config)
-        .args(["release", "dev", "api", "--version", "v1"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn deploy");
+    let child = spawn(&f.config, &["release", "dev", "api", "--version", "v1"]);
     kill_when(child, || {
         let created = f.codedeploy.requests_of("CreateDeployment").len() == 1;
         async move { created }

@@ -347,13 +347,8 @@ impl StepHandler for ScanStep {
         cx.need_clients(step, &input.environment)
     }
 
-    fn preflight<'a>(
-        &'a self,
-        _step: &'a Step,
-        _cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
-        // A gate: it changes nothing, and runs only with what it checks.
-        Box::pin(async { Ok(Preflight::Follows) })
+    fn is_gate(&self) -> bool {
+        true
     }
 
     fn run<'a>(

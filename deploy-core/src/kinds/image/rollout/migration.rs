@@ -15,13 +15,13 @@ use serde::{Deserialize, Serialize};
 use super::{EcsService, JobFamilies, PreDeploy};
 use crate::aws::SdkFailure;
 use crate::engine::{
-    BoxFuture, Done, Engine, Preflight, StepContext, StepError, StepHandler, StepOutput, Undo,
+    BoxFuture, Done, Engine, StepContext, StepError, StepHandler, StepOutput, Undo,
 };
 use crate::events::Event;
 use crate::kinds::image::rollout::ecs::LiveService;
 use crate::kinds::image::rollout::schedules;
 use crate::kinds::image::rollout::settings::{RolloutSettings, Runtime};
-use crate::kinds::image::rollout::task_definition::{self, Change};
+use crate::kinds::image::rollout::task_definition;
 use crate::kinds::image::steps::ImageOutput;
 use crate::plan::{Action, ActionInput, Chain, Step};
 use crate::wait::{Cancelled, LastPause, Poll, Wait, Waited};
@@ -158,13 +158,8 @@ pub fn register(engine: &mut Engine, settings: Arc<RolloutSettings>) {
 struct MigrationGate(Arc<RolloutSettings>);
 
 impl StepHandler for MigrationGate {
-    fn preflight<'a>(
-        &'a self,
-        _step: &'a Step,
-        _cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<Preflight, StepError>> {
-        // The migration goes with the image: it runs when the image's rollout changes something.
-        Box::pin(async { Ok(Preflight::Follows) })
+    fn is_gate(&self) -> bool {
+        true
     }
 
     fn run<'a>(
@@ -333,12 +328,7 @@ impl Migration<'_> {
             )));
         };
         let arn = current.task_definition_arn().unwrap_or(family).to_owned();
-        let change = Change {
-            container: &self.input.container,
-            image,
-            env: &runtime.env,
-            secrets: &runtime.secrets,
-        };
+        let change = runtime.change(&self.input.container, image);
         let log = LogPlace::of(current, &self.input.container);
         let fallback = Launch::of_definition(current);
         let rendered = task_definition::render(current, described.tags(), &change)

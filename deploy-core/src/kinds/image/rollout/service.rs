@@ -53,12 +53,8 @@ pub(crate) async fn next_for_service(
         .task_definition()
         .unwrap_or_default()
         .to_owned();
-    let change = Change {
-        container: &config.container,
-        image: &image.reference(),
-        env: &runtime.env,
-        secrets: &runtime.secrets,
-    };
+    let reference = image.reference();
+    let change = runtime.change(&config.container, &reference);
     let next = match cx.get::<RestoredRevision>(artifact) {
         Some(recorded) => restored_revision(ecs, &recorded.0, &previous, &change).await?,
         None => next_revision(cx, &previous, &change).await?,
@@ -250,12 +246,8 @@ pub(crate) async fn unchanged(
         return Ok(Preflight::Changes);
     };
     let (definition, tags) = describe_definition(cx, current).await?;
-    let change = Change {
-        container: &config.container,
-        image: &image.reference(),
-        env: &runtime.env,
-        secrets: &runtime.secrets,
-    };
+    let reference = image.reference();
+    let change = runtime.change(&config.container, &reference);
     Ok(match task_definition::render(&definition, &tags, &change) {
         Ok(Rendered::Unchanged) => Preflight::Unchanged,
         _ => Preflight::Changes,

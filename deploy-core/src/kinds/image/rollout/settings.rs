@@ -15,6 +15,23 @@ pub struct Runtime {
     pub secrets: BTreeMap<String, String>,
 }
 
+impl Runtime {
+    /// The change of `container` to `image` (`registry/repository@digest`) with this `env` and
+    /// these `secrets`.
+    pub(crate) fn change<'a>(
+        &'a self,
+        container: &'a str,
+        image: &'a str,
+    ) -> super::task_definition::Change<'a> {
+        super::task_definition::Change {
+            container,
+            image,
+            env: &self.env,
+            secrets: &self.secrets,
+        }
+    }
+}
+
 /// What image rollouts need besides the plan.
 #[derive(Debug, Clone, Default)]
 pub struct RolloutSettings {

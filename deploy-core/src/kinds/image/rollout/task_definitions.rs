@@ -86,12 +86,7 @@ async fn unchanged(
         return Ok(Preflight::Changes);
     };
     let reference = image.reference();
-    let change = Change {
-        container: &config.container,
-        image: &reference,
-        env: &runtime.env,
-        secrets: &runtime.secrets,
-    };
+    let change = runtime.change(&config.container, &reference);
     let mut latest = Vec::new();
     for family in &config.families {
         let (definition, tags) = describe_definition(cx, family).await?;
@@ -127,12 +122,7 @@ pub(crate) async fn run(
         })
     })?;
     let reference = image.reference();
-    let change = Change {
-        container: &config.container,
-        image: &reference,
-        env: &runtime.env,
-        secrets: &runtime.secrets,
-    };
+    let change = runtime.change(&config.container, &reference);
     let mut done = Registered {
         task_definitions: Vec::new(),
         schedules: Vec::new(),
