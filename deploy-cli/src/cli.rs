@@ -210,7 +210,8 @@ pub struct RollbackArgs {
     pub env: String,
     /// Artifacts to roll back (default: all).
     pub artifacts: Vec<String>,
-    /// The release to go back to (`deploy history` lists them); one artifact only.
+    /// The release to go back to, its id or the short form `deploy history` shows; one
+    /// artifact only.
     #[arg(long, value_name = "RELEASE_ID")]
     pub to: Option<String>,
     /// Shift traffic back with the configured canary/linear steps and gates (ecs-blue-green,

@@ -59,8 +59,8 @@ impl Output {
         if self.json() {
             let mut error =
                 serde_json::json!({ "class": class, "message": message, "causes": chain });
-            if let Some(diagnostics) = diagnostics {
-                error["diagnostics"] = diagnostics;
+            if let Some(diagnostics) = &diagnostics {
+                error["diagnostics"] = diagnostics.clone();
             }
             self.result(&serde_json::json!({ "error": error }));
         } else {
@@ -73,11 +73,9 @@ impl Output {
             }
         }
         if std::env::var_os("GITHUB_ACTIONS").is_some_and(|v| v == "true") {
-            let escaped = message
-                .replace('%', "%25")
-                .replace('\r', "%0D")
-                .replace('\n', "%0A");
-            println!("::error title=deploy::{escaped}");
+            for line in annotations(message, diagnostics.as_ref()) {
+                println!("{line}");
+            }
         }
     }
 
@@ -93,6 +91,41 @@ impl Output {
         {
             let _ = writeln!(file, "{markdown}");
         }
+    }
+}
+
+/// GitHub workflow commands for an error: one `::error file=,line=,col=::` per configuration
+/// diagnostic that has a place (an inline annotation on the file), else one for the message.
+fn annotations(message: &str, diagnostics: Option<&serde_json::Value>) -> Vec<String> {
+    let data = |text: &str| {
+        text.replace('%', "%25")
+            .replace('\r', "%0D")
+            .replace('\n', "%0A")
+    };
+    let property = |text: &str| data(text).replace(':', "%3A").replace(',', "%2C");
+    let placed: Vec<String> = diagnostics
+        .and_then(serde_json::Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|d| {
+            let at = d.get("location")?;
+            let file = at.get("file")?.as_str()?;
+            let (line, col) = (at.get("line")?.as_u64()?, at.get("column")?.as_u64()?);
+            let mut text = d.get("message")?.as_str()?.to_owned();
+            if let Some(help) = d.get("help").and_then(serde_json::Value::as_str) {
+                text = format!("{text}\n{help}");
+            }
+            Some(format!(
+                "::error file={},line={line},col={col},title=deploy::{}",
+                property(file),
+                data(&text)
+            ))
+        })
+        .collect();
+    if placed.is_empty() {
+        vec![format!("::error title=deploy::{}", data(message))]
+    } else {
+        placed
     }
 }
 

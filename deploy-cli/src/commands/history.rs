@@ -18,8 +18,8 @@ pub async fn history(out: &Output, config: Config, args: &HistoryArgs) -> deploy
     }
     let (records, metrics) = (&history.records, &history.metrics);
     out.line(format!(
-        "{:<20} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
-        "STARTED", "ENV", "ARTIFACT", "OPERATION", "FROM", "VERSION", "RESULT", "BY"
+        "{:<20} {:<8} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
+        "STARTED", "RELEASE", "ENV", "ARTIFACT", "OPERATION", "FROM", "VERSION", "RESULT", "BY"
     ));
     for entry in records {
         out.line(history_line(entry));
@@ -73,8 +73,9 @@ fn history_line(entry: &deploy_core::ledger::HistoryEntry) -> String {
         (Standing::Counted, outcome) => outcome.name(),
     };
     format!(
-        "{:<20} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
+        "{:<20} {:<8} {:<8} {:<10} {:<9} {:<8} {:<14} {:<11} {}",
         started.trim_end_matches('Z'),
+        deploy_core::ledger::short_release_id(&r.id),
         r.environment,
         r.artifact,
         r.operation.as_str(),

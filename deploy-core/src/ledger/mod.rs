@@ -420,6 +420,12 @@ pub struct Versioned<T> {
     pub etag: String,
 }
 
+/// The short form of a release id: its random suffix (`9fbafb78` of
+/// `20261206T031904868Z-9fbafb78`), what `history` shows and `rollback --to` accepts.
+pub fn short_release_id(id: &str) -> &str {
+    id.rsplit_once('-').map_or(id, |(_, suffix)| suffix)
+}
+
 /// A new release id: UTC time to the millisecond plus randomness, sortable by time.
 pub fn new_release_id(now: OffsetDateTime) -> String {
     use sha2::Digest;

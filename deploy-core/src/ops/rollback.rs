@@ -146,7 +146,8 @@ fn restores(record: &ReleaseRecord, live: Option<&Pointer>, to: Option<&str>) ->
         && record.operation.changes_live()
         && record.artifact_ref.is_some();
     if let Some(to) = to {
-        return restorable && record.id == to;
+        let named = record.id == to || crate::ledger::short_release_id(&record.id) == to;
+        return restorable && named;
     }
     let Some(live) = live else {
         return false;
@@ -269,6 +270,10 @@ mod tests {
         assert_eq!(chosen.id, records[4].id);
         let named = choose(Some(&pointer), &records, Some(&records[5].id)).expect("named");
         assert_eq!(named.id, records[5].id);
+        let short = crate::ledger::short_release_id(&records[5].id);
+        assert_eq!(short.len(), 8, "{short}");
+        let by_short = choose(Some(&pointer), &records, Some(short)).expect("short");
+        assert_eq!(by_short.id, records[5].id, "the short form names it too");
         assert!(
             choose(Some(&pointer), &records, Some(&records[2].id)).is_none(),
             "failed"

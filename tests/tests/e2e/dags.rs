@@ -364,7 +364,16 @@ async fn rollback_restores_the_previous_set_exactly() {
     assert_eq!(pointer["operation"], "rollback");
     assert_eq!(pointer["version"], "v1");
 
-    ok(&e.run(&["rollback", "dev", "dags", "--to", &v2_id]));
+    // The short form `history` shows names it too.
+    let short = v2_id.rsplit_once('-').expect("id").1;
+    let history = String::from_utf8_lossy(&e.run(&["history", "dev"]).stdout).into_owned();
+    assert!(
+        history
+            .lines()
+            .any(|l| l.contains(short) && l.contains(" v2 ")),
+        "{history}"
+    );
+    ok(&e.run(&["rollback", "dev", "dags", "--to", short]));
     assert_eq!(read_all(&e.dev_dags, "dags/").await, v2, "forward to v2");
 
     let unknown = e.run(&[

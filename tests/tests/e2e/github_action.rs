@@ -129,6 +129,32 @@ async fn the_action_sets_outputs_and_a_summary_for_each_outcome() {
 }
 
 #[test]
+fn configuration_errors_are_inline_annotations_under_github_actions() {
+    let dir = deploy_tests::scratch_dir("annotations");
+    std::fs::write(
+        dir.join("deploy.toml"),
+        "project = \"t\"\n[environments.dev]\nregion = \"eu-west-1\"\naccount = \"12\"\nstate_bucket = \"b-state\"\n",
+    )
+    .expect("write");
+    let mut cmd = Command::new(deploy_bin());
+    isolate_aws_env(&mut cmd);
+    let out = cmd
+        .args(["validate"])
+        .current_dir(&dir)
+        .env("GITHUB_ACTIONS", "true")
+        .output()
+        .expect("run deploy");
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("::error file=deploy.toml,line=4,col=11,title=deploy::")),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn output_files_are_parsed_as_github_does() {
     let parsed = parse_outputs("a=1\nresult<<EOF_X\n{\n}\nEOF_X\nb=x=y\n");
     assert_eq!(parsed["a"], "1");
