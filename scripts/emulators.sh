@@ -13,7 +13,7 @@
 #   DEPLOY_EMULATORS_TIMEOUT    seconds `start` waits for both to answer (default 30)
 #   DEPLOY_PYTHON               interpreter used to create the venv (default python3)
 #
-# After `start`:  . .emulators/env   (AWS_ENDPOINT_URL, DEPLOY_TEST_REGISTRY, dummy credentials)
+# After `start`:  . .emulators/env   (AWS_ENDPOINT_URL, DEPLOY_ENDPOINT_URL_REGISTRY, dummy credentials)
 set -euo pipefail
 
 DEPLOY_LOG_PREFIX=emulators
@@ -356,6 +356,8 @@ write_env() {
 export AWS_ENDPOINT_URL=${moto_url}
 export DEPLOY_TEST_MOTO_URL=${moto_url}
 export DEPLOY_TEST_REGISTRY=${registry}
+# deploy pushes images here when deploy.toml sets no endpoints.registry (ECR's own address otherwise)
+export DEPLOY_ENDPOINT_URL_REGISTRY=http://${registry}
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 unset AWS_SESSION_TOKEN AWS_PROFILE AWS_DEFAULT_PROFILE

@@ -229,7 +229,11 @@ pub fn deploy(moto_url: &str) -> Command {
 pub fn isolate_aws_env(cmd: &mut Command) {
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy().into_owned();
-        if key.starts_with("AWS_") || key.starts_with("GITHUB_") || key == "DEPLOY_CONFIG" {
+        if key.starts_with("AWS_")
+            || key.starts_with("GITHUB_")
+            || key.starts_with("DEPLOY_ENDPOINT_URL_")
+            || key == "DEPLOY_CONFIG"
+        {
             cmd.env_remove(&key);
         }
     }

@@ -257,3 +257,54 @@ async fn credentials_in_a_registry_address_stay_out_of_the_binary_output() {
         }
     }
 }
+
+/// With no `endpoints.registry`, `$DEPLOY_ENDPOINT_URL_REGISTRY` (what `. .emulators/env` sets)
+/// names the registry images go to; a value that is not an address is bad input (exit 2).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_can_come_from_the_environment() {
+    let project = deploy_tests::image_project("regenv").await;
+    let config = project.dir.join("deploy.toml");
+    let text = deploy_tests::dev_head(&project.bucket, "")
+        + &format!(
+            "[artifacts.api]\nkind = \"image\"\nrepository = \"{}\"\nsource = \"oci:./layout:latest\"\n",
+            project.repo
+        );
+    std::fs::write(&config, text).expect("write config");
+    let host = deploy_tests::oci_registry().host.clone();
+    let publish = |registry: &str| {
+        deploy_tests::deploy(&deploy_tests::moto().url)
+            .arg("--config")
+            .arg(&config)
+            .args(["publish", "dev", "api", "--version", "v1"])
+            .env("DEPLOY_ENDPOINT_URL_REGISTRY", registry)
+            .output()
+            .expect("run deploy")
+    };
+    let bad = publish("http://user:secret@somewhere");
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains("DEPLOY_ENDPOINT_URL_REGISTRY") && !stderr.contains("secret"),
+        "{stderr}"
+    );
+
+    let out = publish(&format!("http://{host}"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pushed = deploy_tests::skopeo_inspect(&format!("{host}/{}:v1", project.repo), false)
+        .expect("the image is in the registry the variable names");
+    assert!(
+        pushed["Digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{pushed}"
+    );
+}

@@ -117,7 +117,10 @@ pub enum PublishError {
 
 impl crate::error::Classify for PublishError {
     fn class(&self) -> crate::error::ErrorClass {
-        crate::error::ErrorClass::Failure
+        match self {
+            PublishError::EcrLogin(EcrLoginError::BadEnv { .. }) => crate::error::ErrorClass::Usage,
+            _ => crate::error::ErrorClass::Failure,
+        }
     }
 }
 
@@ -167,6 +170,9 @@ pub async fn preflight(
     request: &PublishRequest<'_>,
 ) -> Result<crate::oci::Digest, PublishError> {
     let (_, contents) = open_source(request).await?;
+    if clients.target.endpoints.registry.is_none() {
+        crate::aws::ecr_login::registry_from_env()?;
+    }
     if !request.create_repository {
         ensure_repository(clients, request.repository, false).await?;
     }
