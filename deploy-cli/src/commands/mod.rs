@@ -282,6 +282,7 @@ pub async fn apply(
     change: &crate::cli::ChangeArgs,
     stop: &Stop,
 ) -> deploy_core::Result<()> {
+    warn_dirty(&prepared.plan);
     if change.dry_run {
         plan::print_plan(out, &prepared.plan);
         out.line("dry run: nothing was changed");
@@ -329,6 +330,17 @@ pub async fn apply(
         print_releases(out, plan, &report);
     }
     Ok(())
+}
+
+/// Says that the version names a commit the work tree has moved on from.
+pub fn warn_dirty(plan: &deploy_core::plan::Plan) {
+    if plan.dirty {
+        eprintln!(
+            "warning: the work tree has uncommitted changes: they are released as version {} \
+             (its HEAD commit), and the record says `dirty`; commit first, or pass --version",
+            plan.version.as_deref().unwrap_or("-")
+        );
+    }
 }
 
 /// What a failed run prints, writes to the GitHub outputs and tells Slack.

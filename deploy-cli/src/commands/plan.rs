@@ -19,6 +19,7 @@ pub async fn plan(out: &Output, config: Config, args: &PlanArgs) -> deploy_core:
     )
     .await?;
     let plan = &prepared.plan;
+    super::warn_dirty(plan);
     if let Some(path) = &args.out {
         std::fs::write(path, plan.to_json() + "\n").map_err(|err| {
             super::UsageError(format!(

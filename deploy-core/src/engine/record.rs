@@ -101,6 +101,7 @@ impl Engine {
             commit_time: plan.commit_times.get(artifact).and_then(|t| {
                 OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).ok()
             }),
+            dirty: plan.dirty,
             plan_id: Some(plan.id.clone()),
         }
     }

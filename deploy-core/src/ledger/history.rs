@@ -306,6 +306,7 @@ mod tests {
             previous: None,
             restored: None,
             commit_time: None,
+            dirty: false,
             plan_id: None,
         }
     }

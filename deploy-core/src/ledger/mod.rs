@@ -356,6 +356,10 @@ pub struct ReleaseRecord {
         with = "time::serde::rfc3339::option"
     )]
     pub commit_time: Option<OffsetDateTime>,
+    /// The version is the HEAD commit of a work tree that had uncommitted changes: what was
+    /// released is not exactly that commit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dirty: bool,
     /// The plan this release applied.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<String>,

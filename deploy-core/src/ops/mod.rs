@@ -33,7 +33,7 @@ pub use rollback::{ROLLBACK_DEPTH, RollbackRequest, rollback};
 pub use saved::{MAX_PLAN_BYTES, saved};
 pub use status::{Drift, Running, StatusRow, status};
 pub use unlock::{force_unlock, lock_status};
-pub use version::{check_version, commit_time, resolve_version};
+pub use version::{check_version, commit_time, dirty_work_tree, resolve_version};
 
 /// Why an operation refused or could not prepare its plan. Nothing was changed.
 #[derive(Debug, thiserror::Error)]

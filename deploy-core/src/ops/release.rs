@@ -62,7 +62,7 @@ async fn build(
     let status = Ledger::new(clients.s3.clone(), &env.target)
         .status(&names)
         .await?;
-    let plan = Plan::build(&PlanRequest {
+    let mut plan = Plan::build(&PlanRequest {
         environment: env,
         artifacts,
         operation,
@@ -74,6 +74,8 @@ async fn build(
         promote: &[],
         gradual: false,
     });
+    plan.dirty = super::dirty_work_tree(request.version, config);
+    plan.seal = plan.expected_seal();
     Ok(Prepared {
         plan,
         clients,

@@ -234,6 +234,7 @@ mod tests {
                     previous: None,
                     restored: None,
                     commit_time: None,
+                    dirty: false,
                     plan_id: None,
                 }
             })

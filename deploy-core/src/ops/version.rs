@@ -21,6 +21,24 @@ pub fn resolve_version(flag: Option<&str>, config: &Config) -> Result<String, Op
     Ok(version)
 }
 
+/// Whether the version comes from the work tree (no `--version`, no `GITHUB_SHA`) and that
+/// tree has uncommitted changes to tracked files: then what is released is not exactly the
+/// HEAD commit it is labelled with.
+pub fn dirty_work_tree(flag: Option<&str>, config: &Config) -> bool {
+    if flag.is_some() || std::env::var("GITHUB_SHA").is_ok_and(|s| !s.is_empty()) {
+        return false;
+    }
+    std::process::Command::new("git")
+        .arg("-C")
+        .arg(repository_dir(config))
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .is_some_and(|o| !o.stdout.is_empty())
+}
+
 fn git_head(config: &Config) -> Result<String, OpsError> {
     let output = std::process::Command::new("git")
         .arg("-C")

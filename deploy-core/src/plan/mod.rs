@@ -59,6 +59,10 @@ pub struct Plan {
     /// carry it, and lead time counts from it.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub commit_times: BTreeMap<String, String>,
+    /// The version is the HEAD commit of a work tree with uncommitted changes (the records
+    /// say `dirty`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dirty: bool,
     /// When the plan was made (RFC 3339).
     pub created_at: String,
     /// SHA-256 of the configuration file the plan was made from.
@@ -236,6 +240,7 @@ impl Plan {
             operation,
             version,
             commit_times: BTreeMap::new(),
+            dirty: false,
             created_at: rfc3339(now),
             config_sha256: config_sha256.to_owned(),
             seal: String::new(),

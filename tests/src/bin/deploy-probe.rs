@@ -112,6 +112,7 @@ fn record(artifact: &str, id: &str, environment: &str) -> ReleaseRecord {
         previous: None,
         restored: None,
         commit_time: None,
+        dirty: false,
         plan_id: None,
     }
 }

@@ -154,6 +154,7 @@ async fn write_records(url: &str, bucket: &str, config_path: &std::path::Path, r
                     previous: None,
                     restored: None,
                     commit_time: None,
+                    dirty: false,
                     plan_id: None,
                 };
                 if i + 2 >= records {

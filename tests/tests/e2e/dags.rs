@@ -512,3 +512,62 @@ async fn a_release_that_changes_nothing_takes_no_lock_and_writes_no_record() {
         b"x = 1\n".to_vec()
     );
 }
+
+/// Released from a work tree with uncommitted changes to tracked files (no --version, no
+/// GITHUB_SHA): a warning, and the record says `dirty`; a clean tree gives a record without it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dirty_work_tree_is_released_with_a_warning_and_recorded_dirty() {
+    let p = Project::new("").await;
+    p.write("etl.py", "x = 1\n");
+    let git = |args: &[&str]| {
+        let out = std::process::Command::new("git")
+            .args(args)
+            .current_dir(&p.dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-q", "-m", "first"]);
+    let release = || {
+        deploy(&moto().url)
+            .arg("--config")
+            .arg(&p.config)
+            .args(["release", "dev", "dags"])
+            .output()
+            .expect("run deploy")
+    };
+    let live = || async {
+        let pointer = deploy_tests::get_json(
+            &moto().url,
+            &p.state,
+            "deploy/t/dev/artifacts/dags/live.json",
+        )
+        .await;
+        let key = pointer["record_key"].as_str().expect("key").to_owned();
+        deploy_tests::get_json(&moto().url, &p.state, &key).await
+    };
+    let out = release();
+    ok(&out);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("uncommitted"));
+    assert!(live().await.get("dirty").is_none(), "a clean tree");
+
+    p.write("etl.py", "x = 2\n");
+    let out = release();
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: the work tree has uncommitted changes"),
+        "{stderr}"
+    );
+    assert_eq!(live().await["dirty"], true);
+}
