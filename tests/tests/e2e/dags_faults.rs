@@ -201,3 +201,36 @@ async fn a_sync_killed_in_the_middle_of_its_uploads_converges_on_rerun() {
     );
     assert_eq!(live_version(&p).await, "v2");
 }
+
+/// A DAG bucket that does not exist: named, with what to do, exit 2 before the lock; no
+/// `NoSuchBucket` dump and nothing recorded.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_dag_bucket_is_named_with_the_fix() {
+    let p = Project::new("").await;
+    p.write("a.py", "x = 1\n");
+    let text = std::fs::read_to_string(&p.config).expect("config");
+    let gone = format!("{}-typo", p.dags);
+    std::fs::write(
+        &p.config,
+        text.replace(
+            &format!("bucket = \"{}\"", p.dags),
+            &format!("bucket = \"{gone}\""),
+        ),
+    )
+    .expect("write");
+    let out = p.release("v1", &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("the DAG bucket `{gone}` does not exist"))
+            && stderr.contains("fix the artifact's `bucket`"),
+        "{stderr}"
+    );
+    let records = deploy_tests::list_keys(
+        &moto().url,
+        &p.state,
+        "deploy/t/dev/artifacts/dags/releases/",
+    )
+    .await;
+    assert!(records.is_empty(), "nothing recorded: {records:?}");
+}

@@ -103,6 +103,15 @@ pub enum SyncError {
         #[source]
         source: Box<SdkFailure>,
     },
+    /// The DAG bucket does not exist (S3 said `NoSuchBucket`).
+    #[error(
+        "the DAG bucket `{bucket}` does not exist in this environment's account and region; \
+         create it (with versioning) or fix the artifact's `bucket` in deploy.toml"
+    )]
+    NoBucket {
+        /// Bucket.
+        bucket: String,
+    },
     /// A local file could not be read for upload.
     #[error("cannot read {}", path.display())]
     Read {
@@ -152,6 +161,7 @@ impl crate::error::Classify for SyncError {
     fn class(&self) -> crate::error::ErrorClass {
         match self {
             SyncError::MassDelete { .. } => crate::error::ErrorClass::Blocked,
+            SyncError::NoBucket { .. } => crate::error::ErrorClass::Usage,
             _ => crate::error::ErrorClass::Failure,
         }
     }
@@ -181,11 +191,17 @@ impl Place {
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
         R: std::fmt::Debug + Send + Sync + 'static,
     {
+        let failure = SdkFailure::new(err);
+        if failure.code() == Some("NoSuchBucket") {
+            return SyncError::NoBucket {
+                bucket: self.bucket.clone(),
+            };
+        }
         SyncError::S3 {
             operation,
             bucket: self.bucket.clone(),
             key: key.to_owned(),
-            source: Box::new(SdkFailure::new(err)),
+            source: Box::new(failure),
         }
     }
 
