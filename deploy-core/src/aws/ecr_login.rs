@@ -45,12 +45,6 @@ pub enum EcrLoginError {
         #[source]
         source: Box<SdkError<GetAuthorizationTokenError, HttpResponse>>,
     },
-    /// `$DEPLOY_ENDPOINT_URL_REGISTRY` is not a registry address.
-    #[error("${REGISTRY_ENV} is not a registry address: {problem}")]
-    BadEnv {
-        /// What is wrong with it.
-        problem: String,
-    },
     /// ECR answered without a registry address and `endpoints.registry` is not set.
     #[error(
         "ecr:GetAuthorizationToken gave no registry endpoint for environment `{environment}`; set `endpoints.registry`"
@@ -65,21 +59,12 @@ pub enum EcrLoginError {
 /// `AWS_ENDPOINT_URL_<SERVICE>` names the others): what `. .emulators/env` sets.
 pub const REGISTRY_ENV: &str = "DEPLOY_ENDPOINT_URL_REGISTRY";
 
-/// The registry address `$DEPLOY_ENDPOINT_URL_REGISTRY` gives, checked like
-/// `endpoints.registry`.
-pub(crate) fn registry_from_env() -> Result<Option<String>, EcrLoginError> {
-    let Some(value) = std::env::var(REGISTRY_ENV)
+/// The registry address `$DEPLOY_ENDPOINT_URL_REGISTRY` gives, if set (the image kind checks
+/// it like `endpoints.registry` before the lock).
+pub fn registry_from_env() -> Option<String> {
+    std::env::var(REGISTRY_ENV)
         .ok()
         .filter(|v| !v.trim().is_empty())
-    else {
-        return Ok(None);
-    };
-    match crate::config::checks::endpoint_problem("registry", &value, true) {
-        Some(problem) => Err(EcrLoginError::BadEnv {
-            problem: problem.message,
-        }),
-        None => Ok(Some(value)),
-    }
 }
 
 /// A login is reused until this long before it expires.
@@ -125,11 +110,12 @@ pub async fn ecr_login(clients: &AwsClients) -> Result<EcrLogin, EcrLoginError> 
             username: username.to_owned(),
             password: password.to_owned(),
         });
-    let configured = match clients.target.endpoints.registry.clone() {
-        Some(registry) => Some(registry),
-        None => registry_from_env()?,
-    };
-    let endpoint = configured
+    let endpoint = clients
+        .target
+        .endpoints
+        .registry
+        .clone()
+        .or_else(registry_from_env)
         .or_else(|| data.and_then(|d| d.proxy_endpoint()).map(str::to_owned))
         .ok_or_else(|| EcrLoginError::NoEndpoint {
             environment: environment.clone(),

@@ -62,6 +62,15 @@ pub enum PublishError {
     /// The registry failed.
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// `$DEPLOY_ENDPOINT_URL_REGISTRY` is not a registry address.
+    #[error(
+        "${} is not a registry address: {problem}",
+        crate::aws::ecr_login::REGISTRY_ENV
+    )]
+    RegistryEnv {
+        /// What is wrong with it.
+        problem: String,
+    },
     /// The login to the environment's ECR registry failed.
     #[error(transparent)]
     EcrLogin(#[from] EcrLoginError),
@@ -118,7 +127,7 @@ pub enum PublishError {
 impl crate::error::Classify for PublishError {
     fn class(&self) -> crate::error::ErrorClass {
         match self {
-            PublishError::EcrLogin(EcrLoginError::BadEnv { .. }) => crate::error::ErrorClass::Usage,
+            PublishError::RegistryEnv { .. } => crate::error::ErrorClass::Usage,
             _ => crate::error::ErrorClass::Failure,
         }
     }
@@ -171,7 +180,7 @@ pub async fn preflight(
 ) -> Result<crate::oci::Digest, PublishError> {
     let (_, contents) = open_source(request).await?;
     if clients.target.endpoints.registry.is_none() {
-        crate::aws::ecr_login::registry_from_env()?;
+        check_registry_env()?;
     }
     if !request.create_repository {
         ensure_repository(clients, request.repository, false).await?;
@@ -212,6 +221,19 @@ async fn open_source(
             )
         }
     })
+}
+
+/// Checks `$DEPLOY_ENDPOINT_URL_REGISTRY`, when set, as `endpoints.registry` is checked.
+fn check_registry_env() -> Result<(), PublishError> {
+    let Some(value) = crate::aws::ecr_login::registry_from_env() else {
+        return Ok(());
+    };
+    match crate::config::checks::endpoint_problem("registry", &value, true) {
+        Some(problem) => Err(PublishError::RegistryEnv {
+            problem: problem.message,
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Publishes one image.
