@@ -472,6 +472,29 @@ pub fn skopeo_inspect(image: &str, raw: bool) -> Result<serde_json::Value, Strin
     serde_json::from_slice(&out.stdout).map_err(|e| e.to_string())
 }
 
+/// Runs `git ARGS` in `dir` as a fixed author and committer (dated `date`, a git date such
+/// as `1700000000 +0000`, when given); panics with git's stderr when it fails.
+pub fn git(dir: &Path, args: &[&str], date: Option<&str>) {
+    let mut cmd = Command::new("git");
+    cmd.arg("-C")
+        .arg(dir)
+        .args(args)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.com")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.com");
+    if let Some(date) = date {
+        cmd.env("GIT_AUTHOR_DATE", date)
+            .env("GIT_COMMITTER_DATE", date);
+    }
+    let out = cmd.output().expect("git");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Copies a directory tree.
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");

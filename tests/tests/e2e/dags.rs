@@ -519,22 +519,7 @@ async fn a_release_that_changes_nothing_takes_no_lock_and_writes_no_record() {
 async fn a_dirty_work_tree_is_released_with_a_warning_and_recorded_dirty() {
     let p = Project::new("").await;
     p.write("etl.py", "x = 1\n");
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .args(args)
-            .current_dir(&p.dir)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let git = |args: &[&str]| deploy_tests::git(&p.dir, args, None);
     git(&["init", "-q"]);
     git(&["add", "."]);
     git(&["commit", "-q", "-m", "first"]);

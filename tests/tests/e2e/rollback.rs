@@ -268,25 +268,7 @@ async fn lead_time_counts_from_the_commit() {
     let config = none_config(&project);
     let two_hours_ago = time::OffsetDateTime::now_utc() - time::Duration::hours(2);
     let stamp = format!("{} +0000", two_hours_ago.unix_timestamp());
-    let git = |args: &[&str]| {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(&project.dir)
-            .args(args)
-            .env("GIT_AUTHOR_DATE", &stamp)
-            .env("GIT_COMMITTER_DATE", &stamp)
-            .env("GIT_AUTHOR_NAME", "t")
-            .env("GIT_AUTHOR_EMAIL", "t@example.com")
-            .env("GIT_COMMITTER_NAME", "t")
-            .env("GIT_COMMITTER_EMAIL", "t@example.com")
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let git = |args: &[&str]| deploy_tests::git(&project.dir, args, Some(&stamp));
     git(&["init", "-q"]);
     git(&["add", "deploy.toml"]);
     git(&["commit", "-q", "-m", "two hours ago"]);
