@@ -70,6 +70,8 @@ pub enum Command {
     History(HistoryArgs),
     /// Inspect or force-release an environment's lock.
     Lock(LockArgs),
+    /// The least-privilege IAM policy for what the configuration does in an environment
+    IamPolicy(IamPolicyArgs),
     /// Write deploy.toml and GitHub workflows for the artifacts found in a repository.
     Init(InitArgs),
     /// Write the manual pages (roff), one per command.
@@ -292,6 +294,36 @@ pub struct InitArgs {
     /// Overwrite files that exist with other content.
     #[arg(long)]
     pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct IamPolicyArgs {
+    /// The environment.
+    pub env: String,
+    /// What to print: the statements with their purpose, the policy document, or an
+    /// `AWS::IAM::ManagedPolicy` resource for the infra stack (`--output json` is `json`).
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: PolicyFormat,
+    /// The stack's logical id of the role the CloudFormation snippet attaches the policy to.
+    #[arg(long, default_value = "DeployerRole")]
+    pub role: String,
+    /// Read nothing from AWS: the roles and secrets live task definitions name are granted
+    /// account-wide instead (a warning says which).
+    #[arg(long)]
+    pub offline: bool,
+    #[command(flatten)]
+    pub aws: AwsArgs,
+}
+
+/// How `iam-policy` prints the policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PolicyFormat {
+    /// Each statement with why deploy needs it.
+    Text,
+    /// The IAM policy document.
+    Json,
+    /// An `AWS::IAM::ManagedPolicy` resource (YAML) attached to `--role`.
+    Cloudformation,
 }
 
 #[derive(Debug, Args)]

@@ -79,6 +79,7 @@ pub mod engine;
 pub mod error;
 pub mod events;
 mod hash;
+pub mod iam;
 pub mod kinds;
 pub mod ledger;
 pub mod lock;

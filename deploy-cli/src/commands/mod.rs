@@ -3,6 +3,7 @@
 mod apply;
 mod diff;
 mod history;
+mod iam_policy;
 mod lock;
 mod plan;
 mod promote;
@@ -24,6 +25,7 @@ use crate::output::Output;
 pub use apply::apply_saved;
 pub use diff::diff;
 pub use history::history;
+pub use iam_policy::iam_policy;
 pub use lock::lock;
 pub use plan::plan;
 pub use promote::{promote, rollback};
@@ -126,6 +128,9 @@ pub fn run(cli: &Cli, out: &Output) -> deploy_core::Result<()> {
         }),
         Command::History(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
             history(out, config, args)
+        }),
+        Command::IamPolicy(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
+            iam_policy(out, config, args)
         }),
         Command::Lock(args) => with_runtime(args.aws.timeout, cli, false, |config, _| {
             lock(out, config, args)

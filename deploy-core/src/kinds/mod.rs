@@ -27,6 +27,7 @@ pub use lambda::LambdaSpec;
 use crate::aws::AwsClients;
 use crate::config::spec::KindConfig;
 use crate::engine::{ApplyReport, BoxFuture};
+use crate::iam::{GrantContext, Grants, Referenced, Scope};
 use crate::ledger::ArtifactStatus;
 use crate::plan::{ArtifactPlanner, Chain, PlanRequest};
 
@@ -58,6 +59,25 @@ pub(crate) trait Kind: KindConfig {
         _status: &'a ArtifactStatus,
     ) -> BoxFuture<'a, Result<Facts, String>> {
         Box::pin(async { Ok(Facts::new()) })
+    }
+
+    /// What the kind's steps call in AWS for `spec` in `scope`'s environment, as IAM
+    /// statements (`deploy iam-policy`); `source` is the same artifact in the promotion
+    /// source when this environment's credentials read it, `referenced` what
+    /// [`Kind::referenced`] found.
+    fn grants(&self, _spec: &ArtifactSpec, _with: &GrantContext<'_>, _grants: &mut Grants) {}
+
+    /// What the policy must name that only AWS knows: the roles a live task definition or
+    /// schedule passes, the secrets it references (`deploy iam-policy`). Without `clients`
+    /// (`--offline`), or where AWS cannot be read, what is granted instead says so in
+    /// [`Referenced::notes`].
+    fn referenced<'a>(
+        &'a self,
+        _clients: Option<&'a AwsClients>,
+        _spec: &'a ArtifactSpec,
+        _scope: &'a Scope<'a>,
+    ) -> BoxFuture<'a, Referenced> {
+        Box::pin(async { Referenced::default() })
     }
 
     /// Lines for people about what the kind's steps reported in `report` (scan findings).
@@ -105,6 +125,25 @@ pub(crate) fn of(spec: &ArtifactSpec) -> Option<&'static dyn Kind> {
 /// The readers of every kind's table, for loading a configuration.
 pub(crate) fn configs() -> Vec<&'static dyn KindConfig> {
     all().into_iter().map(|k| k as &dyn KindConfig).collect()
+}
+
+/// The statements `spec`'s kind grants (see [`Kind::grants`]).
+pub(crate) fn grants(spec: &ArtifactSpec, with: &GrantContext<'_>, grants: &mut Grants) {
+    if let Some(kind) = of(spec) {
+        kind.grants(spec, with, grants);
+    }
+}
+
+/// What `spec`'s kind finds in AWS for its policy (see [`Kind::referenced`]).
+pub(crate) async fn referenced(
+    clients: Option<&AwsClients>,
+    spec: &ArtifactSpec,
+    scope: &Scope<'_>,
+) -> Referenced {
+    match of(spec) {
+        Some(kind) => kind.referenced(clients, spec, scope).await,
+        None => Referenced::default(),
+    }
 }
 
 /// Plans each artifact with its kind.

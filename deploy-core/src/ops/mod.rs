@@ -5,6 +5,7 @@
 
 mod diff;
 mod history;
+mod iam_policy;
 mod promote;
 mod release;
 mod rollback;
@@ -27,6 +28,7 @@ use crate::plan::Plan;
 
 pub use diff::{ArtifactDiff, DiffRequest, FieldDiff, Side, diff};
 pub use history::{ArtifactMetrics, History, HistoryRequest, history};
+pub use iam_policy::{IamPolicyRequest, iam_policy};
 pub use promote::{PromoteRequest, promote};
 pub use release::{ReleaseRequest, plan, release};
 pub use rollback::{ROLLBACK_DEPTH, RollbackRequest, rollback};

@@ -11,6 +11,7 @@ use crate::config::kind::ArtifactContext;
 use crate::config::raw::RawArtifact;
 use crate::config::spec::{KindConfig, KindSpec, S3Place, json};
 use crate::engine::BoxFuture;
+use crate::iam::{GrantContext, Grants};
 use crate::kinds::{Facts, Kind, Running};
 use crate::ledger::ArtifactStatus;
 use crate::plan::{Chain, PlanRequest};
@@ -69,6 +70,13 @@ impl KindConfig for Dags {
 }
 
 impl Kind for Dags {
+    fn grants(&self, spec: &ArtifactSpec, with: &GrantContext<'_>, grants: &mut Grants) {
+        if let Some(dags) = spec.detail_as::<DagsSpec>() {
+            let source = with.source.and_then(|s| s.detail_as::<DagsSpec>());
+            super::iam::grants(&spec.name, dags, source, with.scope, grants);
+        }
+    }
+
     fn plan_steps(&self, spec: &ArtifactSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
         if let Some(dags) = spec.detail_as::<DagsSpec>() {
             super::plan::steps(dags, request, chain);

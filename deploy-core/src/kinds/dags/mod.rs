@@ -2,6 +2,7 @@
 
 pub(crate) mod collect;
 pub(crate) mod config;
+mod iam;
 pub mod ignore;
 pub(crate) mod kind;
 pub mod manifest;

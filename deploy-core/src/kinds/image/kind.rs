@@ -12,6 +12,7 @@ use crate::config::kind::ArtifactContext;
 use crate::config::raw::RawArtifact;
 use crate::config::spec::{KindConfig, KindSpec, json};
 use crate::engine::{ApplyReport, BoxFuture};
+use crate::iam::{GrantContext, Grants, Referenced, Scope};
 use crate::kinds::{Facts, Kind, Running};
 use crate::ledger::ArtifactStatus;
 use crate::plan::{Chain, PlanRequest};
@@ -61,6 +62,26 @@ impl KindConfig for Image {
 }
 
 impl Kind for Image {
+    fn grants(&self, spec: &ArtifactSpec, with: &GrantContext<'_>, grants: &mut Grants) {
+        if let Some(image) = spec.detail_as::<ImageSpec>() {
+            super::iam::grants(image, with, grants);
+        }
+    }
+
+    fn referenced<'a>(
+        &'a self,
+        clients: Option<&'a AwsClients>,
+        spec: &'a ArtifactSpec,
+        scope: &'a Scope<'a>,
+    ) -> BoxFuture<'a, Referenced> {
+        Box::pin(async move {
+            match spec.detail_as::<ImageSpec>() {
+                Some(image) => super::iam::read::referenced(clients, image, scope).await,
+                None => Referenced::default(),
+            }
+        })
+    }
+
     fn plan_steps(&self, spec: &ArtifactSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
         if let Some(image) = spec.detail_as::<ImageSpec>() {
             super::plan::steps(image, request, chain);

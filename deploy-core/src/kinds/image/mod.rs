@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod archive;
 pub(crate) mod config;
+mod iam;
 pub(crate) mod kind;
 pub mod layout;
 pub(crate) mod plan;

@@ -11,6 +11,7 @@ use crate::config::kind::ArtifactContext;
 use crate::config::raw::RawArtifact;
 use crate::config::spec::{KindConfig, KindSpec, S3Place, json};
 use crate::engine::BoxFuture;
+use crate::iam::{GrantContext, Grants};
 use crate::kinds::{Facts, Kind, Running};
 use crate::ledger::ArtifactStatus;
 use crate::plan::{Chain, PlanRequest};
@@ -72,6 +73,13 @@ impl KindConfig for Lambda {
 }
 
 impl Kind for Lambda {
+    fn grants(&self, spec: &ArtifactSpec, with: &GrantContext<'_>, grants: &mut Grants) {
+        if let Some(lambda) = spec.detail_as::<LambdaSpec>() {
+            let source = with.source.and_then(|s| s.detail_as::<LambdaSpec>());
+            super::iam::grants(lambda, source, with.scope, grants);
+        }
+    }
+
     fn plan_steps(&self, spec: &ArtifactSpec, request: &PlanRequest<'_>, chain: &mut Chain<'_>) {
         if let Some(lambda) = spec.detail_as::<LambdaSpec>() {
             super::plan::steps(lambda, request, chain);

@@ -3,6 +3,7 @@
 
 pub(crate) mod config;
 pub(crate) mod facts;
+mod iam;
 pub(crate) mod kind;
 mod latest;
 pub(crate) mod names;
