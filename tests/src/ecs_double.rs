@@ -218,6 +218,10 @@ struct State {
 struct Shared {
     /// moto's `host:port`.
     moto: String,
+    /// The keys the double's own calls to moto are signed with (an IAM-enforcing moto), as
+    /// ECS acts with its own service role and not the caller's policy; `None`: the caller's
+    /// headers are kept.
+    keys: Option<(String, String)>,
     state: Mutex<State>,
     ids: Ids,
 }
@@ -233,11 +237,23 @@ pub struct EcsDouble {
 impl EcsDouble {
     /// Starts a double in front of moto at `moto_url` (`http://host:port`).
     pub fn start(moto_url: &str) -> EcsDouble {
+        EcsDouble::start_with(moto_url, None)
+    }
+
+    /// Starts a double in front of an IAM-enforcing moto: the caller's requests reach moto as
+    /// they were signed (moto judges them by the caller's policy), the double's own calls are
+    /// signed with `keys` (access key id, secret) of an administrator.
+    pub fn start_signed(moto_url: &str, keys: (String, String)) -> EcsDouble {
+        EcsDouble::start_with(moto_url, Some(keys))
+    }
+
+    fn start_with(moto_url: &str, keys: Option<(String, String)>) -> EcsDouble {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("local address"));
         let moto = moto_url.trim_start_matches("http://").trim_end_matches('/');
         let shared = Arc::new(Shared {
             moto: moto.to_owned(),
+            keys,
             state: Mutex::new(State::default()),
             ids: Ids::new(),
         });
@@ -339,7 +355,11 @@ impl Shared {
 
     /// Calls `operation` on moto with the headers (and region) of `request`.
     fn call(&self, request: &Message, operation: &str, body: &Value) -> Option<Value> {
-        let (_, json) = self.forward_json(&request.with(operation, body)).ok()?;
+        let mut own = request.with(operation, body);
+        if let Some(keys) = &self.keys {
+            own = own.signed("ecs", keys);
+        }
+        let (_, json) = self.forward_json(&own).ok()?;
         Some(json)
     }
 

@@ -13,6 +13,7 @@ mod health;
 pub use health::answering;
 pub mod ecs_double;
 pub mod fault_proxy;
+pub mod iam_moto;
 pub mod layouts;
 mod registry_proxy;
 pub mod rollout_faults;
@@ -68,7 +69,7 @@ pub fn moto() -> &'static Moto {
     })
 }
 
-fn moto_binary() -> PathBuf {
+pub(crate) fn moto_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("DEPLOY_MOTO_SERVER") {
         return PathBuf::from(path);
     }

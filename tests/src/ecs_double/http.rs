@@ -65,6 +65,53 @@ impl Message {
         }
     }
 
+    /// This request signed anew (SigV4 for `service`) with `keys` (access key id, secret):
+    /// what a double asks moto as the AWS service itself, which an IAM-enforcing moto must
+    /// not judge by the caller's policy (and whose body no longer matches the caller's
+    /// signature).
+    pub fn signed(mut self, service: &str, keys: &(String, String)) -> Message {
+        use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
+        self.headers.retain(|(key, _)| {
+            let key = key.to_ascii_lowercase();
+            !is_hop_header(&key)
+                && !matches!(
+                    key.as_str(),
+                    "authorization"
+                        | "x-amz-date"
+                        | "x-amz-security-token"
+                        | "x-amz-content-sha256"
+                        | "content-length"
+                )
+        });
+        let mut parts = self.first.split(' ');
+        let method = parts.next().unwrap_or("POST").to_owned();
+        let path = parts.next().unwrap_or("/").to_owned();
+        let url = format!(
+            "http://{}{path}",
+            self.header("host").unwrap_or("localhost")
+        );
+        let identity =
+            aws_credential_types::Credentials::new(&keys.0, &keys.1, None, None, "double").into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(crate::REGION)
+            .name(service)
+            .time(std::time::SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .expect("signing parameters")
+            .into();
+        let headers = self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+        let signable =
+            SignableRequest::new(&method, &url, headers, SignableBody::Bytes(&self.body))
+                .expect("a signable request");
+        let (instructions, _) = sign(signable, &params).expect("signed").into_parts();
+        for (name, value) in instructions.headers() {
+            self.headers.push((name.to_owned(), value.to_owned()));
+        }
+        self
+    }
+
     /// A request of `target` (`X-Amz-Target`, e.g. `CodeDeploy_20141006.GetDeploymentGroup`)
     /// with `body`, the other headers of this request kept.
     pub fn with_target(&self, target: &str, body: &serde_json::Value) -> Message {

@@ -24,6 +24,7 @@ mod fault_walk;
 mod faults_ecs;
 mod faults_lambda;
 mod github_action;
+mod iam_policy;
 mod init;
 mod inputs_checked;
 mod lambda;
