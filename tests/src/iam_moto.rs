@@ -175,11 +175,15 @@ fn add_buckets(statement: &mut Value) {
     statement["Resource"] = all.into();
 }
 
-/// Whether moto judges `statement` by its resources or its actions at all: every statement
-/// whose actions moto authorizes (S3, ECR, ECS, IAM, STS) does; Lambda and CloudWatch it
-/// refuses even when allowed, so their statements are checked by the policy's content.
+/// Whether moto judges `statement` at all: the statements of services whose requests moto
+/// authorizes (S3, ECR, ECS, IAM, STS, SSM) do, except `iam:PassRole`, which moto never
+/// checks; Lambda and CloudWatch it refuses even when allowed (so their statements are
+/// checked by the policy's content).
 pub fn enforced(statement: &Value) -> bool {
-    let enforced = ["s3", "ecr", "ecs", "iam", "sts"];
+    if statement["Action"] == "iam:PassRole" {
+        return false;
+    }
+    let enforced = ["s3", "ecr", "ecs", "iam", "sts", "ssm"];
     let first = match &statement["Action"] {
         Value::String(one) => one.clone(),
         Value::Array(many) => many

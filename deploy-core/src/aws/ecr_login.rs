@@ -3,10 +3,6 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_sdk_ecr::operation::get_authorization_token::GetAuthorizationTokenError;
-use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_runtime_api::client::result::SdkError;
-
 use super::AwsClients;
 use crate::registry::{Credentials, redact};
 
@@ -37,13 +33,13 @@ impl std::fmt::Debug for EcrLogin {
 #[derive(Debug, thiserror::Error)]
 pub enum EcrLoginError {
     /// `ecr:GetAuthorizationToken` failed.
-    #[error("ecr:GetAuthorizationToken failed for environment `{environment}`")]
+    #[error("ecr:GetAuthorizationToken failed for environment `{environment}`: {source}")]
     Aws {
         /// Environment name.
         environment: String,
-        /// The SDK's error.
+        /// The SDK's error (its code and message).
         #[source]
-        source: Box<SdkError<GetAuthorizationTokenError, HttpResponse>>,
+        source: Box<crate::aws::SdkFailure>,
     },
     /// ECR answered without a registry address and `endpoints.registry` is not set.
     #[error(
@@ -94,7 +90,7 @@ pub async fn ecr_login(clients: &AwsClients) -> Result<EcrLogin, EcrLoginError> 
         .await
         .map_err(|err| EcrLoginError::Aws {
             environment: environment.clone(),
-            source: Box::new(err),
+            source: Box::new(crate::aws::SdkFailure::new(err)),
         })?;
     let data = out.authorization_data().first();
     let token = data

@@ -120,10 +120,13 @@ impl crate::error::Classify for TargetError {
 impl TargetError {
     /// Classifies an SDK error of `operation` into a target error with a useful hint, keeping
     /// the SDK error as the source.
-    pub fn from_sdk<E, R>(
+    pub fn from_sdk<E>(
         environment: &str,
         operation: &'static str,
-        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+        err: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
     ) -> TargetError
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata
@@ -131,7 +134,6 @@ impl TargetError {
             + Send
             + Sync
             + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         use aws_smithy_runtime_api::client::result::SdkError;
         let chain = DisplayErrorContext(&err).to_string();

@@ -1,5 +1,6 @@
 //! AWS SDK errors kept whole as an error's source and shown as one readable line.
 
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::error::display::DisplayErrorContext;
 use aws_smithy_types::error::metadata::ProvideErrorMetadata;
@@ -17,23 +18,37 @@ pub struct SdkFailure {
 
 impl SdkFailure {
     /// Wraps `err`.
-    pub fn new<E, R>(err: SdkError<E, R>) -> SdkFailure
+    pub fn new<E>(err: SdkError<E, HttpResponse>) -> SdkFailure
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let (summary, code) = match &err {
             SdkError::ServiceError(service) => {
                 let e = service.err();
-                let code = e.code().map(str::to_owned);
+                let status = service.raw().status().as_u16();
+                let code = e.code().map(str::to_owned).or_else(|| status_code(status));
                 let message = e.message().unwrap_or("no message");
-                let summary = match &code {
-                    Some(code) => format!("{code}: {message}"),
-                    None => message.to_owned(),
+                let summary = match (&code, e.code()) {
+                    (Some(code), Some(_)) => format!("{code}: {message}"),
+                    (Some(code), None) => {
+                        format!("{code} (HTTP {status}, no error code in the answer)")
+                    }
+                    (None, _) => format!("HTTP {status}: {message}"),
                 };
                 (one_line(&summary), code)
             }
             SdkError::TimeoutError(_) => ("no answer in time".to_owned(), None),
+            SdkError::ResponseError(response) => {
+                let status = response.raw().status().as_u16();
+                let detail = short(&DisplayErrorContext(&err).to_string());
+                match status_code(status) {
+                    Some(code) => (
+                        format!("{code} (HTTP {status}, an answer the SDK could not read)"),
+                        Some(code),
+                    ),
+                    None => (format!("HTTP {status}: {detail}"), None),
+                }
+            }
             other => (short(&DisplayErrorContext(other).to_string()), None),
         };
         SdkFailure {
@@ -46,6 +61,16 @@ impl SdkFailure {
     /// The service's error code (`RepositoryNotFoundException`), when AWS answered.
     pub fn code(&self) -> Option<&str> {
         self.code.as_deref()
+    }
+}
+
+/// The error an answer without an error code stands for, by its HTTP status: what the
+/// service means by a bare 403 or 404.
+fn status_code(status: u16) -> Option<String> {
+    match status {
+        403 => Some("AccessDenied".into()),
+        404 => Some("NotFound".into()),
+        _ => None,
     }
 }
 

@@ -276,6 +276,9 @@ pub struct Referenced {
     pub secrets: BTreeSet<String>,
     /// Task-definition family ARNs (`task-definition/FAMILY:*`) new revisions go into.
     pub families: BTreeSet<String>,
+    /// Whether a task definition names an `awslogs` log group it does not create (the check
+    /// before a rollout looks it up).
+    pub log_groups: bool,
     /// What could not be read, and what was granted instead.
     pub notes: Vec<String>,
 }
@@ -290,12 +293,13 @@ impl Referenced {
         self.parameters.extend(other.parameters);
         self.secrets.extend(other.secrets);
         self.families.extend(other.families);
+        self.log_groups |= other.log_groups;
         self.notes.extend(other.notes);
     }
 }
 
 /// The ledger, the lock and the journal of `scope`'s environment, and (when its clients read
-/// the promotion source) the source's ledger.
+/// the promotion source) the source's live pointers, records and manifests.
 pub fn state_grants(scope: &Scope<'_>, grants: &mut Grants) {
     let target = scope.target;
     let prefix = target.state_prefix();
@@ -314,14 +318,8 @@ pub fn state_grants(scope: &Scope<'_>, grants: &mut Grants) {
         [s3_arn(partition, &target.state_bucket, Some(&prefix))],
     );
     if let Some(source) = scope.source {
+        // What runs there is read by key (live pointers, records, manifests): no listing.
         let prefix = source.state_prefix();
-        grants.allow_when(
-            "SourceStateList",
-            "promote: list the source environment's ledger",
-            &["s3:ListBucket"],
-            [s3_arn(partition, &source.state_bucket, None)],
-            json!({ "StringLike": { "s3:prefix": [prefix.clone(), format!("{prefix}*")] } }),
-        );
         grants.allow(
             "SourceStateRead",
             "promote: read what the source environment runs (its live pointers and records)",

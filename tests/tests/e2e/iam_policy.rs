@@ -30,131 +30,26 @@ struct Project {
 
 impl Project {
     async fn new(moto: &EnforcingMoto, double: &EcsDouble) -> Project {
+        let names = Names::new();
         let admin = moto.config(&moto.admin).await;
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(&admin)
-                .force_path_style(true)
-                .build(),
-        );
-        let state = unique("iam-state");
-        let stem = unique("iam-dags");
-        let dags = [format!("{stem}-dev"), format!("{stem}-prod")];
-        for bucket in [&state, &dags[0], &dags[1]] {
-            bucket_with_versions(&s3, bucket).await;
-        }
-        let repo = format!("iam/{}", unique("api"));
-        aws_sdk_ecr::Client::new(&admin)
-            .create_repository()
-            .repository_name(&repo)
-            .send()
-            .await
-            .expect("create repository");
         let roles = [role(&admin, "task").await, role(&admin, "exec").await];
-        let parameter = format!("/iam/{}", unique("db"));
-        aws_sdk_ssm::Client::new(&admin)
-            .put_parameter()
-            .name(&parameter)
-            .value("postgres://never-read")
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .send()
-            .await
-            .expect("put parameter");
-        let ecs = aws_sdk_ecs::Client::new(&admin);
-        let cluster = unique("iam");
-        ecs.create_cluster()
-            .cluster_name(&cluster)
-            .send()
-            .await
-            .expect("cluster");
-        let family = unique("iam-api");
-        let jobs = unique("iam-jobs");
-        let secret = Secret::builder()
-            .name("DATABASE_URL")
-            .value_from(&parameter)
-            .build()
-            .expect("secret");
-        for name in [&family, &jobs] {
-            let container = ContainerDefinition::builder()
-                .name("api")
-                .image("public.ecr.aws/old/api:1")
-                .memory(256)
-                .essential(true)
-                .secrets(secret.clone())
-                .build();
-            ecs.register_task_definition()
-                .family(name)
-                .task_role_arn(&roles[0])
-                .execution_role_arn(&roles[1])
-                .container_definitions(container)
-                .send()
-                .await
-                .expect("register task definition");
-        }
-        ecs.create_service()
-            .cluster(&cluster)
-            .service_name("api")
-            .task_definition(&family)
-            .desired_count(1)
-            .launch_type(LaunchType::Fargate)
-            .send()
-            .await
-            .expect("create service");
+        names.storage(&admin).await;
+        names.services(&admin, &roles).await;
         let dir = scratch_dir("iam-project");
-        copy_dir(
-            &workspace_root().join("examples/planwise/dags"),
-            &dir.join("dags"),
-        );
-        copy_dir(
-            &workspace_root().join("examples/planwise/build/api"),
-            &dir.join("layout"),
-        );
+        let root = workspace_root().join("examples/planwise");
+        copy_dir(&root.join("dags"), &dir.join("dags"));
+        copy_dir(&root.join("build/api"), &dir.join("layout"));
         let config = dir.join("deploy.toml");
-        let endpoints = format!(
-            "registry = \"http://{}\", ecs = \"{}\"",
-            oci_registry().host,
-            double.url
-        );
-        let text = format!(
-            r#"project = "t"
-[settings]
-poll_interval = "100ms"
-[environments.dev]
-region = "{REGION}"
-account = "{ACCOUNT}"
-state_bucket = "{state}"
-endpoints = {{ {endpoints} }}
-[environments.prod]
-region = "{REGION}"
-account = "{ACCOUNT}"
-state_bucket = "{state}"
-promote_from = "dev"
-endpoints = {{ {endpoints} }}
-[artifacts.api]
-kind = "image"
-repository = "{repo}"
-source = "oci:./layout:latest"
-rollout = {{ strategy = "ecs-rolling", cluster = "{cluster}", service = "api", container = "api", timeout = "30s" }}
-[artifacts.api.secrets]
-DATABASE_URL = "{parameter}"
-[artifacts.jobs]
-kind = "image"
-repository = "{repo}"
-source = "oci:./layout:latest"
-rollout = {{ strategy = "task-definitions", families = ["{jobs}"], container = "api" }}
-[artifacts.dags]
-kind = "dags"
-source = "./dags"
-bucket = "{stem}-{{env}}"
-prefix = "dags/"
-"#
-        );
-        std::fs::write(&config, text).expect("write config");
+        std::fs::write(&config, names.config(double)).expect("write config");
         Project {
             config,
-            state,
-            dags,
-            cluster,
-            family,
+            state: names.state,
+            dags: [
+                format!("{}-dev", names.dags),
+                format!("{}-prod", names.dags),
+            ],
+            cluster: names.cluster,
+            family: names.family,
             roles,
         }
     }
@@ -189,6 +84,151 @@ prefix = "dags/"
 
     fn dag_file(&self) -> PathBuf {
         self.config.parent().expect("dir").join("dags/iam_probe.py")
+    }
+}
+
+/// The names of one project's AWS objects, unique to it.
+struct Names {
+    state: String,
+    dags: String,
+    repo: String,
+    parameter: String,
+    cluster: String,
+    family: String,
+    jobs: String,
+}
+
+impl Names {
+    fn new() -> Names {
+        Names {
+            state: unique("iam-state"),
+            dags: unique("iam-dags"),
+            repo: format!("iam/{}", unique("api")),
+            parameter: format!("/iam/{}", unique("db")),
+            cluster: unique("iam"),
+            family: unique("iam-api"),
+            jobs: unique("iam-jobs"),
+        }
+    }
+
+    /// The state and DAG buckets of dev and prod (versioned), the repository, the parameter.
+    async fn storage(&self, admin: &aws_config::SdkConfig) {
+        let s3 = aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(admin)
+                .force_path_style(true)
+                .build(),
+        );
+        for stem in [&self.state, &self.dags] {
+            for env in ["dev", "prod"] {
+                bucket_with_versions(&s3, &format!("{stem}-{env}")).await;
+            }
+        }
+        aws_sdk_ecr::Client::new(admin)
+            .create_repository()
+            .repository_name(&self.repo)
+            .send()
+            .await
+            .expect("create repository");
+        aws_sdk_ssm::Client::new(admin)
+            .put_parameter()
+            .name(&self.parameter)
+            .value("postgres://never-read")
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .send()
+            .await
+            .expect("put parameter");
+    }
+
+    /// The cluster, the service's and the job's task definitions (naming `roles` and the
+    /// parameter), the service.
+    async fn services(&self, admin: &aws_config::SdkConfig, roles: &[String; 2]) {
+        let ecs = aws_sdk_ecs::Client::new(admin);
+        ecs.create_cluster()
+            .cluster_name(&self.cluster)
+            .send()
+            .await
+            .expect("cluster");
+        let secret = Secret::builder()
+            .name("DATABASE_URL")
+            .value_from(&self.parameter)
+            .build()
+            .expect("secret");
+        for name in [&self.family, &self.jobs] {
+            let container = ContainerDefinition::builder()
+                .name("api")
+                .image("public.ecr.aws/old/api:1")
+                .memory(256)
+                .essential(true)
+                .secrets(secret.clone())
+                .build();
+            ecs.register_task_definition()
+                .family(name)
+                .task_role_arn(&roles[0])
+                .execution_role_arn(&roles[1])
+                .container_definitions(container)
+                .send()
+                .await
+                .expect("register task definition");
+        }
+        ecs.create_service()
+            .cluster(&self.cluster)
+            .service_name("api")
+            .task_definition(&self.family)
+            .desired_count(1)
+            .launch_type(LaunchType::Fargate)
+            .send()
+            .await
+            .expect("create service");
+    }
+
+    /// `deploy.toml`: dev and prod (promoted from dev), the service on `ecs-rolling` through
+    /// `double`, the job family, the DAG folder.
+    fn config(&self, double: &EcsDouble) -> String {
+        let Names {
+            state,
+            dags,
+            repo,
+            parameter,
+            cluster,
+            jobs,
+            ..
+        } = self;
+        let endpoints = format!(
+            "registry = \"http://{}\", ecs = \"{}\"",
+            oci_registry().host,
+            double.url
+        );
+        let env = |name: &str, extra: &str| {
+            format!(
+                "[environments.{name}]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\n\
+                 state_bucket = \"{state}-{{env}}\"\n{extra}endpoints = {{ {endpoints} }}\n"
+            )
+        };
+        let head = format!(
+            "project = \"t\"\n[settings]\npoll_interval = \"100ms\"\n{}{}",
+            env("dev", ""),
+            env("prod", "promote_from = \"dev\"\n")
+        );
+        head + &format!(
+            r#"[artifacts.api]
+kind = "image"
+repository = "{repo}"
+source = "oci:./layout:latest"
+rollout = {{ strategy = "ecs-rolling", cluster = "{cluster}", service = "api", container = "api", timeout = "30s" }}
+[artifacts.api.secrets]
+DATABASE_URL = "{parameter}"
+[artifacts.jobs]
+kind = "image"
+repository = "{repo}"
+source = "oci:./layout:latest"
+rollout = {{ strategy = "task-definitions", families = ["{jobs}"], container = "api" }}
+[artifacts.dags]
+kind = "dags"
+source = "./dags"
+bucket = "{dags}-{{env}}"
+prefix = "dags/"
+"#
+        )
     }
 }
 
@@ -259,6 +299,20 @@ fn without(document: &Value, sid: &str) -> Value {
     out
 }
 
+/// Statements of services moto authorizes whose requests moto still does not judge, and why:
+/// they are checked by the policy's content (the unit tests of `deploy-core`'s `iam`).
+const NOT_JUDGED: &[(&str, &str)] = &[
+    (
+        "DagsSource",
+        "moto authorizes a CopyObject by its destination only, never by its source",
+    ),
+    (
+        "EcrSourcePull",
+        "layers and manifests move through the OCI registry, which is not moto",
+    ),
+];
+
+/// The `Sid`s of `document` moto judges.
 fn sids(document: &Value) -> Vec<String> {
     document["Statement"]
         .as_array()
@@ -266,6 +320,7 @@ fn sids(document: &Value) -> Vec<String> {
         .flatten()
         .filter(|s| enforced(s))
         .filter_map(|s| s["Sid"].as_str().map(str::to_owned))
+        .filter(|sid| !NOT_JUDGED.iter().any(|(prefix, _)| sid.starts_with(prefix)))
         .collect()
 }
 

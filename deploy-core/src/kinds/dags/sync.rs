@@ -90,8 +90,8 @@ pub fn diff(files: &[HashedFile], remote: &BTreeMap<String, Remote>) -> Diff {
 /// A failure talking to the DAG bucket.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
-    /// An S3 request failed.
-    #[error("{operation} s3://{bucket}/{key}")]
+    /// An S3 request failed; the message names S3's answer (`AccessDenied: ...`) without `-v`.
+    #[error("{operation} s3://{bucket}/{key} failed: {source}")]
     S3 {
         /// The operation (`ListObjectsV2`, `PutObject`, ...).
         operation: &'static str,
@@ -181,15 +181,14 @@ impl Place {
         format!("{}{path}", self.prefix)
     }
 
-    pub(crate) fn sdk_error<E, R>(
+    pub(crate) fn sdk_error<E>(
         &self,
         operation: &'static str,
         key: &str,
-        err: SdkError<E, R>,
+        err: SdkError<E, aws_smithy_runtime_api::client::orchestrator::HttpResponse>,
     ) -> SyncError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let failure = SdkFailure::new(err);
         if failure.code() == Some("NoSuchBucket") {

@@ -104,10 +104,13 @@ impl Classify for LambdaError {
 
 impl LambdaError {
     /// Wraps an SDK error of `operation`; a refused precondition is a [`LambdaError::Conflict`].
-    pub(crate) fn sdk<E, R>(
+    pub(crate) fn sdk<E>(
         function: &str,
         operation: &'static str,
-        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+        err: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
     ) -> LambdaError
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata
@@ -115,7 +118,6 @@ impl LambdaError {
             + Send
             + Sync
             + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         let source = SdkFailure::new(err);
         let function = function.to_owned();

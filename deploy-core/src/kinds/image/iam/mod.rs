@@ -30,6 +30,14 @@ pub(crate) fn grants(spec: &ImageSpec, with: &GrantContext<'_>, grants: &mut Gra
     let source = with.source.and_then(|s| s.detail_as::<ImageSpec>());
     registry(spec, source, scope, grants);
     register_grants(with.referenced, grants);
+    if with.referenced.log_groups {
+        grants.allow(
+            "LogGroupCheck",
+            "check that the awslogs log groups the task definitions name exist (DescribeLogGroups takes no resource)",
+            &["logs:DescribeLogGroups"],
+            ["*"],
+        );
+    }
     configured_secrets(spec, scope, grants);
     match &spec.rollout {
         ImageRollout::EcsRolling(service) => service_grants(service, scope, grants),
@@ -47,7 +55,6 @@ pub(crate) fn grants(spec: &ImageSpec, with: &GrantContext<'_>, grants: &mut Gra
             service_deployments(&blue_green.service, scope, grants);
             hooks(
                 blue_green.lifecycle_hooks.iter().map(|h| &h.function),
-                scope,
                 grants,
             );
         }
@@ -58,7 +65,7 @@ pub(crate) fn grants(spec: &ImageSpec, with: &GrantContext<'_>, grants: &mut Gra
         lifecycle_hooks, ..
     } = &spec.rollout
     {
-        hooks(lifecycle_hooks.iter().map(|h| &h.function), scope, grants);
+        hooks(lifecycle_hooks.iter().map(|h| &h.function), grants);
     }
 }
 
@@ -135,7 +142,7 @@ fn service_grants(service: &EcsService, scope: &Scope<'_>, grants: &mut Grants) 
         &["ecs:DescribeServices", "ecs:UpdateService"],
         [arn],
     );
-    task_definition_reads(scope, grants);
+    task_definition_reads(grants);
     if let Some(pre_deploy) = &service.pre_deploy {
         migration(pre_deploy, &service.cluster, scope, grants);
     }
@@ -150,8 +157,8 @@ fn service_grants(service: &EcsService, scope: &Scope<'_>, grants: &mut Grants) 
     );
 }
 
-/// The reads of task definitions and their clean-up: these ECS actions take no resource.
-fn task_definition_reads(_scope: &Scope<'_>, grants: &mut Grants) {
+/// The reads of task definitions and their clean-up (these ECS actions take no resource).
+fn task_definition_reads(grants: &mut Grants) {
     grants.allow(
         "EcsTaskDefinitionReads",
         "read, list and deregister old task-definition revisions, list the services that use them \
@@ -162,12 +169,6 @@ fn task_definition_reads(_scope: &Scope<'_>, grants: &mut Grants) {
             "ecs:DeregisterTaskDefinition",
             "ecs:ListServices",
         ],
-        ["*"],
-    );
-    grants.allow(
-        "LogGroupCheck",
-        "check that the awslogs log groups the task definitions name exist (DescribeLogGroups takes no resource)",
-        &["logs:DescribeLogGroups"],
         ["*"],
     );
 }
@@ -254,7 +255,7 @@ fn service_deployments(service: &EcsService, scope: &Scope<'_>, grants: &mut Gra
     );
 }
 
-fn hooks<'a>(functions: impl Iterator<Item = &'a String>, _scope: &Scope<'_>, grants: &mut Grants) {
+fn hooks<'a>(functions: impl Iterator<Item = &'a String>, grants: &mut Grants) {
     grants.allow(
         "LifecycleHookCheck",
         "check that the lifecycle hook functions exist",
@@ -264,7 +265,7 @@ fn hooks<'a>(functions: impl Iterator<Item = &'a String>, _scope: &Scope<'_>, gr
 }
 
 fn families(jobs: &JobFamilies, scope: &Scope<'_>, grants: &mut Grants) {
-    task_definition_reads(scope, grants);
+    task_definition_reads(grants);
     if let (Some(pre_deploy), Some(cluster)) = (&jobs.pre_deploy, &jobs.cluster) {
         migration(pre_deploy, cluster, scope, grants);
     }

@@ -165,7 +165,8 @@ impl Reader<'_, '_> {
                     let arn = scope.arn("ssm", &format!("parameter/{name}"));
                     self.found.parameters.insert(arn);
                 }
-                RefKind::Role | RefKind::LogGroup => {}
+                RefKind::LogGroup => self.found.log_groups = true,
+                RefKind::Role => {}
             }
         }
     }
@@ -189,6 +190,7 @@ impl Reader<'_, '_> {
         self.found
             .families
             .insert(scope.arn("ecs", "task-definition/*"));
+        self.found.log_groups = true;
         self.note(
             what,
             why,

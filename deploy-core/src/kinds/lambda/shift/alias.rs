@@ -168,10 +168,13 @@ impl<'a> Alias<'a> {
         }
     }
 
-    fn error<E, R>(
+    fn error<E>(
         &self,
         operation: &'static str,
-        err: aws_smithy_runtime_api::client::result::SdkError<E, R>,
+        err: aws_smithy_runtime_api::client::result::SdkError<
+            E,
+            aws_smithy_runtime_api::client::orchestrator::HttpResponse,
+        >,
     ) -> LambdaError
     where
         E: aws_smithy_types::error::metadata::ProvideErrorMetadata
@@ -179,7 +182,6 @@ impl<'a> Alias<'a> {
             + Send
             + Sync
             + 'static,
-        R: std::fmt::Debug + Send + Sync + 'static,
     {
         LambdaError::sdk(self.function, operation, err)
     }
