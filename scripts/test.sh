@@ -53,6 +53,34 @@ fi
 zizmor --offline --min-severity low "${workflows[@]}"
 shellcheck scripts/action-install.sh scripts/action-run.sh
 
+step "IAM policies of the example (deploy iam-policy): parliament, cfn-lint of the snippet"
+deploy_bin="${CARGO_TARGET_DIR}/debug/deploy"
+policies=$(mktemp -d)
+trap 'rm -rf "$policies"' EXIT
+for env in dev staging prod; do
+    (cd examples/planwise && "$deploy_bin" iam-policy "$env" --offline --output json 2>/dev/null) \
+        >"$policies/$env.json"
+    # parliament reads stdin unless it is a terminal or empty: give it nothing.
+    serious=$(parliament --string "$(cat "$policies/$env.json")" --json --minimum_severity MEDIUM </dev/null)
+    star=$(parliament --string "$(cat "$policies/$env.json")" --json --minimum_severity LOW </dev/null \
+        | grep RESOURCE_STAR || true)
+    if [[ -n "$serious" || -n "$star" ]]; then
+        echo "parliament on the $env policy:" >&2
+        echo "$serious$star" >&2
+        exit 1
+    fi
+    {
+        printf 'AWSTemplateFormatVersion: "2010-09-09"\nResources:\n  DeployerRole:\n'
+        printf '    Type: AWS::IAM::Role\n    Properties:\n      AssumeRolePolicyDocument:\n'
+        printf '        Version: "2012-10-17"\n        Statement:\n          - Effect: Allow\n'
+        printf '            Principal: { Service: ecs-tasks.amazonaws.com }\n            Action: sts:AssumeRole\n'
+        (cd examples/planwise && "$deploy_bin" iam-policy "$env" --offline --format cloudformation 2>/dev/null) \
+            | sed 's/^/  /'
+    } >"$policies/$env.yaml"
+    cfn-lint "$policies/$env.yaml"
+    echo "iam-policy $env: $(grep -c '"Sid"' "$policies/$env.json") statements; parliament and cfn-lint clean"
+done
+
 step "cfn-lint"
 cfn-lint infra/*.yaml
 echo "cfn-lint: infra/*.yaml clean"
