@@ -21,7 +21,7 @@ DEPLOY_LOG_PREFIX=emulators
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # ---- pinned versions ---------------------------------------------------------------------
-MOTO_VERSION=5.2.5
+MOTO_VERSION=5.2.6
 CFN_LINT_VERSION=1.58.0
 AWSCLI_VERSION=1.46.3
 PY_REQUIREMENTS=(

@@ -1,6 +1,6 @@
 //! A moto server of its own with IAM enforcement on (`INITIAL_NO_AUTH_ACTION_COUNT`): after an
 //! administrator is made with the first three requests, every request must be signed with
-//! the keys of a moto IAM user and is judged against that user's policies. moto 5.2 judges S3
+//! the keys of a moto IAM user and is judged against that user's policies. moto 5.2.6 judges S3
 //! requests against the bucket and key ARNs and IAM requests against the role ARNs, other
 //! services' actions against `*` (see [`as_moto_judges`]).
 
@@ -122,11 +122,21 @@ async fn put_policy(iam: &aws_sdk_iam::Client, name: &str, document: &Value) {
 /// actions of every other service against `*`.
 const SCOPED: &[&str] = &["s3", "iam", "sts", "sqs"];
 
+/// The IAM actions moto 5.2.6 asks for some S3 requests, named after the operation, next to
+/// the IAM action AWS asks for them.
+const MOTO_S3_NAMES: &[(&str, &str)] = &[
+    ("s3:ListBucket", "s3:ListObjectsV2"),
+    ("s3:ListBucketVersions", "s3:ListObjectVersions"),
+    ("s3:DeleteObject", "s3:DeleteObjects"),
+    ("s3:PutObject", "s3:CopyObject"),
+];
+
 /// `document` as moto judges it: each statement whose actions are all of services moto
 /// judges against `*` gets `Resource: "*"` and loses its condition (moto knows no ECS
 /// condition keys); S3 and IAM statements are kept, scoping and conditions included, except
-/// that a statement allowing `s3:DeleteObject` on keys also names their bucket: moto judges a
-/// `DeleteObjects` request against the bucket's ARN (AWS judges each key).
+/// that a statement allowing `s3:DeleteObject` on keys also names their bucket (moto judges a
+/// `DeleteObjects` request against the bucket's ARN, AWS each key), and one allowing an S3
+/// action also allows moto's name for the request ([`MOTO_S3_NAMES`]).
 pub fn as_moto_judges(document: &Value) -> Value {
     let mut out = document.clone();
     if let Some(statements) = out["Statement"].as_array_mut() {
@@ -147,8 +157,17 @@ pub fn as_moto_judges(document: &Value) -> Value {
             if judged_on_star && let Some(statement) = statement.as_object_mut() {
                 statement.insert("Resource".into(), "*".into());
                 statement.remove("Condition");
-            } else if actions.iter().any(|a| a == "s3:DeleteObject") {
-                add_buckets(statement);
+            } else {
+                if actions.iter().any(|a| a == "s3:DeleteObject") {
+                    add_buckets(statement);
+                }
+                let mut named = actions.clone();
+                for (aws, moto) in MOTO_S3_NAMES {
+                    if actions.iter().any(|a| a == aws) {
+                        named.push((*moto).to_owned());
+                    }
+                }
+                statement["Action"] = named.into();
             }
         }
     }

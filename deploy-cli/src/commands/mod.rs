@@ -172,6 +172,13 @@ fn man(out: &Output, dir: &std::path::Path) -> deploy_core::Result<()> {
 /// timeout passes, or SIGINT/SIGTERM arrives. A command that changes AWS (`graceful`) is
 /// asked to stop and given the time to undo, record and unlock; a second signal exits at once.
 /// A read-only command is dropped.
+/// What the configuration accepts but probably does not mean (an unknown region), on stderr.
+pub fn warn_config(config: &Config) {
+    for warning in &config.warnings {
+        eprintln!("warning: {warning}");
+    }
+}
+
 fn with_runtime<F, Fut>(
     timeout: Option<Duration>,
     cli: &Cli,
@@ -183,6 +190,7 @@ where
     Fut: std::future::Future<Output = deploy_core::Result<()>>,
 {
     let config = Config::load(&cli.config)?;
+    warn_config(&config);
     let limit = timeout.unwrap_or(config.settings.timeout);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -31,6 +31,7 @@ struct ArtifactSummary<'a> {
 
 pub fn validate(cli: &Cli, out: &Output) -> deploy_core::Result<()> {
     let config = Config::load(&cli.config)?;
+    super::warn_config(&config);
     let problems = config.check_sources();
     if !problems.is_empty() {
         return Err(ConfigError::Invalid {

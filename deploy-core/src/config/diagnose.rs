@@ -13,6 +13,8 @@ use super::source_map::SourceMap;
 pub(crate) struct Resolver<'a> {
     pub(crate) map: &'a SourceMap,
     pub(crate) diagnostics: Vec<Diagnostic>,
+    /// What is accepted but probably not meant (an unknown region).
+    pub(crate) warnings: Vec<Diagnostic>,
     /// The kinds that read artifact tables.
     pub(crate) kinds: &'a [&'a dyn super::spec::KindConfig],
 }
@@ -31,6 +33,18 @@ impl Resolver<'_> {
         };
         if !self.diagnostics.contains(&diagnostic) {
             self.diagnostics.push(diagnostic);
+        }
+    }
+
+    /// Notes something accepted but probably not meant, with its place.
+    pub(crate) fn warn(&mut self, at: &[String], message: impl Into<String>, help: Option<String>) {
+        let diagnostic = Diagnostic {
+            location: self.map.value(at),
+            message: message.into(),
+            help,
+        };
+        if !self.warnings.contains(&diagnostic) {
+            self.warnings.push(diagnostic);
         }
     }
 
@@ -149,6 +163,16 @@ fn unknown_field(message: &str) -> Option<String> {
     rest.split('`').next().map(str::to_owned)
 }
 
+/// "did you mean `scan`? " when the unknown word in `head` (serde's "unknown key `scna`") is
+/// close to one of `allowed` (serde's "`a`, `b` or `c`").
+fn did_you_mean(head: &str, allowed: &str) -> String {
+    let word = head.split('`').nth(1).unwrap_or_default();
+    let candidates: Vec<&str> = allowed.split('`').skip(1).step_by(2).collect();
+    super::placeholder::closest(word, candidates.into_iter())
+        .map(|c| format!("did you mean `{c}`? "))
+        .unwrap_or_default()
+}
+
 /// Rewrites serde's wording into what a user of the file needs.
 fn explain_serde(message: &str, at: &[String]) -> (String, Option<String>) {
     let key = at.join(".");
@@ -158,6 +182,7 @@ fn explain_serde(message: &str, at: &[String]) -> (String, Option<String>) {
             .trim_start_matches("one of ")
             .trim_start_matches("a ")
             .to_owned();
+        let hint = did_you_mean(&head, &allowed);
         if head.starts_with("unknown key") {
             let table = at[..at.len().saturating_sub(1)].join(".");
             let place = if table.is_empty() {
@@ -167,13 +192,13 @@ fn explain_serde(message: &str, at: &[String]) -> (String, Option<String>) {
             };
             return (
                 format!("{head} {place}"),
-                Some(format!("allowed: {allowed}")),
+                Some(format!("{hint}allowed: {allowed}")),
             );
         }
         if head.starts_with("unknown variant") {
             return (
                 format!("{head} for `{key}`"),
-                Some(format!("allowed: {allowed}")),
+                Some(format!("{hint}allowed: {allowed}")),
             );
         }
         return (
@@ -194,4 +219,38 @@ fn explain_serde(message: &str, at: &[String]) -> (String, Option<String>) {
         );
     }
     (format!("`{key}`: {message}"), None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::explain_serde;
+
+    #[test]
+    fn an_unknown_key_close_to_an_allowed_one_names_it() {
+        let at = ["artifacts".to_owned(), "api".to_owned(), "scna".to_owned()];
+        let (message, help) = explain_serde(
+            "unknown field `scna`, expected one of `repository`, `source`, `scan`, `rollout`",
+            &at,
+        );
+        assert_eq!(message, "unknown key `scna` in `artifacts.api`");
+        let help = help.unwrap_or_default();
+        assert!(help.starts_with("did you mean `scan`? allowed: "), "{help}");
+    }
+
+    #[test]
+    fn an_unknown_key_far_from_every_allowed_one_only_lists_them() {
+        let at = [
+            "artifacts".to_owned(),
+            "api".to_owned(),
+            "function".to_owned(),
+        ];
+        let (_, help) = explain_serde(
+            "unknown field `function`, expected one of `repository`, `source`, `scan`",
+            &at,
+        );
+        assert_eq!(
+            help.as_deref(),
+            Some("allowed: `repository`, `source`, `scan`")
+        );
+    }
 }

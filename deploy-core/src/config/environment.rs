@@ -96,17 +96,24 @@ fn check_region_and_account(
 ) -> Option<AccountId> {
     let at = |key: &str| path(["environments", name, key]);
     let region = env.region.trim();
-    let region_ok = region.split('-').count() >= 3
-        && region.len() <= 32
-        && region
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if !region_ok {
-        r.error(
+    match super::regions::check(region) {
+        None => {}
+        Some(super::regions::RegionProblem::Unknown) => r.warn(
+            &at("region"),
+            format!("`{region}` is not a region this version of deploy knows"),
+            Some(
+                "if AWS opened it after this release, ignore this; otherwise fix the spelling"
+                    .into(),
+            ),
+        ),
+        Some(super::regions::RegionProblem::Invalid(suggestion)) => r.error(
             &at("region"),
             format!("`{region}` is not an AWS region"),
-            Some("write a region code such as eu-west-1 or us-east-1".into()),
-        );
+            Some(match suggestion {
+                Some(known) => format!("did you mean `{known}`?"),
+                None => "write a region code such as eu-west-1 or us-east-1".into(),
+            }),
+        ),
     }
     let account = AccountId::parse(env.account.trim());
     if account.is_none() {

@@ -30,6 +30,7 @@ pub(crate) mod paths;
 mod placeholder;
 mod profiles;
 pub(crate) mod raw;
+mod regions;
 mod resolve;
 mod settings;
 mod source_map;
@@ -64,6 +65,9 @@ pub struct Config {
     pub notifications: Notifications,
     /// Timeouts, poll intervals and retries.
     pub settings: Settings,
+    /// What the file says that is accepted but probably not meant (an unknown region), for a
+    /// front-end to show.
+    pub warnings: Vec<Diagnostic>,
     path: PathBuf,
     sha256: String,
     source_map: SourceMap,

@@ -30,6 +30,7 @@ pub(super) fn resolve(
     let mut r = Resolver {
         map: &map,
         diagnostics: Vec::new(),
+        warnings: Vec::new(),
         kinds,
     };
     let raw: Option<RawConfig> = r.deserialize(toml::Value::Table(root), &|inner| inner.to_vec());
@@ -115,5 +116,6 @@ fn resolve_config(r: &mut Resolver<'_>, raw: RawConfig, file: &Path) -> Config {
         path: file.to_path_buf(),
         sha256: String::new(),
         source_map: r.map.clone(),
+        warnings: std::mem::take(&mut r.warnings),
     }
 }

@@ -9,6 +9,7 @@ pub(super) fn check_sources(config: &Config) -> Vec<Diagnostic> {
     let mut r = Resolver {
         map: &config.source_map,
         diagnostics: Vec::new(),
+        warnings: Vec::new(),
         kinds: &[],
     };
     let base = config.base_dir();

@@ -112,6 +112,38 @@ async fn a_syntax_error_stops_everything_before_any_upload() {
     assert!(p.objects().await.is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_that_keeps_no_versions_is_refused_before_any_change() {
+    let p = Project::new("").await;
+    p.write("good.py", "x = 1\n");
+    let suspended = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Suspended)
+        .build();
+    deploy_tests::s3(&moto().url)
+        .await
+        .put_bucket_versioning()
+        .bucket(&p.dags)
+        .versioning_configuration(suspended)
+        .send()
+        .await
+        .expect("suspend versioning");
+    let out = p.release("v1", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "`{}` does not keep versions (versioning Suspended)",
+            p.dags
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains("put-bucket-versioning"), "{stderr}");
+    assert_eq!(p.dag_puts(), 0);
+    assert!(p.objects().await.is_empty());
+    let records = deploy_tests::list_keys(&moto().url, &p.state, "deploy/t/dev/artifacts/").await;
+    assert!(records.is_empty(), "no record, no pointer: {records:?}");
+}
+
 /// Syncs the committed case `case` of tests/data/dags/ignore with `syntax`: what ships is
 /// Airflow's own list for it (caches aside) plus the ignore files `ignore_files`.
 async fn ships_what_airflow_reads(case: &str, syntax: &str, ignore_files: &[&'static str]) {

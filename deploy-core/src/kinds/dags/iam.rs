@@ -20,6 +20,12 @@ pub(crate) fn grants(
     let bucket = s3_arn(partition, &spec.bucket, None);
     let list = &["s3:ListBucket", "s3:ListBucketVersions"];
     let why = "list the DAG prefix and its versions (what changed, what to restore)";
+    grants.allow(
+        &sid("DagsVersioning", name),
+        "check the DAG bucket keeps versions (promotion and rollback restore them)",
+        &["s3:GetBucketVersioning"],
+        [bucket.clone()],
+    );
     if spec.prefix.is_empty() {
         grants.allow(&sid("DagsList", name), why, list, [bucket]);
     } else {

@@ -104,14 +104,18 @@ pub(crate) struct Seen {
 }
 
 impl Seen {
-    /// Lists `place` and reads `artifact`'s live release, at once.
+    /// Lists `place`, reads `artifact`'s live release and checks the bucket keeps versions, at
+    /// once.
     pub(crate) async fn read(
         cx: &StepContext<'_>,
         artifact: &str,
         place: &Place,
     ) -> Result<Seen, StepError> {
-        let list = async { place.list(&cx.clients().s3).await.map_err(StepError::from) };
-        let (remote, recorded) = tokio::try_join!(list, recorded(cx, artifact, place))?;
+        let s3 = &cx.clients().s3;
+        let list = async { place.list(s3).await.map_err(StepError::from) };
+        let versioned = async { place.check_versioning(s3).await.map_err(StepError::from) };
+        let (remote, recorded, ()) =
+            tokio::try_join!(list, recorded(cx, artifact, place), versioned)?;
         Ok(Seen { remote, recorded })
     }
 }

@@ -112,6 +112,19 @@ pub enum SyncError {
         /// Bucket.
         bucket: String,
     },
+    /// The DAG bucket does not keep versions: promotion and rollback restore recorded versions.
+    #[error(
+        "the DAG bucket `{bucket}` does not keep versions (versioning {status}); promotion and \
+         rollback put back the versions a release recorded. Turn it on (aws s3api \
+         put-bucket-versioning --bucket {bucket} --versioning-configuration Status=Enabled) and \
+         run again; nothing was changed"
+    )]
+    Unversioned {
+        /// Bucket.
+        bucket: String,
+        /// What S3 said (`never enabled`, `Suspended`).
+        status: String,
+    },
     /// A local file could not be read for upload.
     #[error("cannot read {}", path.display())]
     Read {
@@ -161,7 +174,9 @@ impl crate::error::Classify for SyncError {
     fn class(&self) -> crate::error::ErrorClass {
         match self {
             SyncError::MassDelete { .. } => crate::error::ErrorClass::Blocked,
-            SyncError::NoBucket { .. } => crate::error::ErrorClass::Usage,
+            SyncError::NoBucket { .. } | SyncError::Unversioned { .. } => {
+                crate::error::ErrorClass::Usage
+            }
             _ => crate::error::ErrorClass::Failure,
         }
     }
@@ -201,6 +216,23 @@ impl Place {
             bucket: self.bucket.clone(),
             key: key.to_owned(),
             source: Box::new(failure),
+        }
+    }
+
+    /// Refuses a bucket whose versioning is not `Enabled` (GetBucketVersioning).
+    pub async fn check_versioning(&self, s3: &aws_sdk_s3::Client) -> Result<(), SyncError> {
+        let out = s3
+            .get_bucket_versioning()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| self.sdk_error("GetBucketVersioning", "", e))?;
+        match out.status() {
+            Some(aws_sdk_s3::types::BucketVersioningStatus::Enabled) => Ok(()),
+            other => Err(SyncError::Unversioned {
+                bucket: self.bucket.clone(),
+                status: other.map_or("never enabled".to_owned(), |s| s.as_str().to_owned()),
+            }),
         }
     }
 
