@@ -138,6 +138,15 @@ pub struct CliReporter {
     tty: bool,
     /// Bytes done and total per blob in flight, and when the first byte went.
     transfers: std::sync::Mutex<Transfers>,
+    progress: std::sync::Mutex<Progress>,
+}
+
+/// The rollout progress last shown per artifact (plain lines repeat only on a change) and
+/// whether a progress line is drawn on the terminal now (the next line clears it first).
+#[derive(Default)]
+struct Progress {
+    shown: std::collections::BTreeMap<String, (u8, String)>,
+    drawn: bool,
 }
 
 #[derive(Default)]
@@ -153,6 +162,7 @@ impl CliReporter {
             quiet: out.quiet,
             tty: std::io::stderr().is_terminal(),
             transfers: std::sync::Mutex::default(),
+            progress: std::sync::Mutex::default(),
         }
     }
 }
@@ -183,6 +193,43 @@ impl CliReporter {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "\r\x1b[2K{line}");
         let _ = err.flush();
+    }
+}
+
+impl CliReporter {
+    /// A rollout's progress: on a terminal one line redrawn in place, otherwise a plain line
+    /// with the time of day, only when something changed.
+    fn rollout(&self, artifact: &str, percent: u8, detail: &str) -> Option<String> {
+        let Ok(mut progress) = self.progress.lock() else {
+            return None;
+        };
+        let line = format!("    {artifact}: {percent:>3}% {detail}");
+        if self.tty {
+            progress.drawn = true;
+            let mut err = std::io::stderr().lock();
+            let _ = write!(err, "\r\x1b[2K{line}");
+            let _ = err.flush();
+            return None;
+        }
+        let now = (percent, detail.to_owned());
+        if progress.shown.get(artifact) == Some(&now) {
+            return None;
+        }
+        progress.shown.insert(artifact.to_owned(), now);
+        let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+        Some(format!(
+            "    {} {artifact}: {percent:>3}% {detail}",
+            stamp.get(11..19).unwrap_or(&stamp)
+        ))
+    }
+
+    /// Clears a progress line drawn on the terminal before another line is written.
+    fn clear_drawn(&self, err: &mut impl Write) {
+        if let Ok(mut progress) = self.progress.lock()
+            && std::mem::take(&mut progress.drawn)
+        {
+            let _ = write!(err, "\r\x1b[2K");
+        }
     }
 }
 
@@ -250,6 +297,11 @@ impl CliReporter {
                 )
             }
             Event::Note { message } => format!("    {message}"),
+            Event::RolloutProgress {
+                artifact,
+                percent,
+                detail,
+            } => return self.rollout(artifact, *percent, detail),
             Event::ReleaseRecorded {
                 artifact,
                 release_id,
@@ -296,6 +348,7 @@ impl deploy_core::events::Reporter for CliReporter {
             return;
         };
         let mut err = std::io::stderr().lock();
+        self.clear_drawn(&mut err);
         let _ = writeln!(err, "{line}");
     }
 }

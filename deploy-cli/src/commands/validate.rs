@@ -27,6 +27,8 @@ struct ArtifactSummary<'a> {
     name: &'a str,
     kind: &'static str,
     strategy: &'static str,
+    /// The artifact as this environment resolves it (placeholders expanded, overrides merged).
+    detail: serde_json::Value,
 }
 
 pub fn validate(cli: &Cli, out: &Output) -> deploy_core::Result<()> {
@@ -98,6 +100,7 @@ fn summarize(config: &Config) -> Summary<'_> {
                         name: &spec.name,
                         kind: spec.kind().as_str(),
                         strategy: spec.detail.strategy().as_str(),
+                        detail: spec.detail.to_json(),
                     })
                     .collect(),
             })

@@ -278,3 +278,36 @@ fn versions_that_are_not_image_tags_are_usage_errors() {
     }
     assert_eq!(endpoint.hits(), 0, "a bad version reached AWS");
 }
+
+#[test]
+fn a_misspelt_region_is_refused_with_the_one_meant_and_a_new_one_is_a_warning() {
+    let endpoint = RecordingEndpoint::start();
+    let config = valid_config();
+    let text = std::fs::read_to_string(&config).expect("read config");
+    std::fs::write(&config, text.replace("eu-west-1", "eu-wset-1")).expect("write config");
+    let args = ["--config", config.to_str().expect("utf-8"), "validate"];
+    let out = run(&endpoint, &args);
+    assert_usage(
+        &out,
+        &args,
+        &[
+            "`eu-wset-1` is not an AWS region",
+            "did you mean `eu-west-1`?",
+        ],
+    );
+
+    std::fs::write(&config, text.replace("eu-west-1", "eu-southwest-9")).expect("write config");
+    let out = run(&endpoint, &args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let warning = stderr
+        .lines()
+        .find(|l| l.starts_with("warning: "))
+        .unwrap_or_else(|| panic!("no warning:\n{stderr}"));
+    assert!(
+        warning.ends_with(":3:10: `eu-southwest-9` is not a region this version of deploy knows"),
+        "{warning}"
+    );
+    assert!(!stderr.contains('\x1b'), "{stderr}");
+    assert_eq!(endpoint.hits(), 0, "validate calls nothing");
+}

@@ -400,6 +400,22 @@ async fn a_canary_moves_through_its_weights_to_the_new_version() {
         "{seen:?}"
     );
     assert!(seen.contains(&(new.clone(), String::new())), "{seen:?}");
+    // Not a terminal: each step is one plain line with the time, saying what comes next.
+    let step = text
+        .lines()
+        .find(|l| l.contains("fn:  10% of alias live"))
+        .unwrap_or_else(|| panic!("no progress line for 10%:\n{text}"));
+    assert!(step.ends_with("; 50% in 1s"), "{step}");
+    let stamp = step.trim_start().split(' ').next().unwrap_or_default();
+    assert!(
+        stamp.len() == 8 && stamp.chars().filter(|c| *c == ':').count() == 2,
+        "{step}"
+    );
+    assert!(text.contains("fn: 100% of alias live"), "{text}");
+    assert!(
+        !text.contains('\x1b'),
+        "no escapes outside a terminal:\n{text}"
+    );
 }
 
 /// Releases v1, then v2 (new code, and `NEW` changed) as a canary whose alarm trips at the

@@ -35,6 +35,7 @@ mod ledger_lock;
 mod ledger_persistence;
 mod plan;
 mod promote;
+mod provision;
 mod publish;
 mod registry;
 mod registry_faults;

@@ -331,10 +331,17 @@ impl Shift<'_> {
                 None => self.alias.create(self.version).await?,
             }
             done.push(weight);
+            let next = match weights.get(index + 1) {
+                Some(next) => format!("; {next}% in {}", humantime::format_duration(interval)),
+                None => String::new(),
+            };
             self.cx.reporter().report(&Event::RolloutProgress {
                 artifact: self.artifact.to_owned(),
                 percent: u8::try_from(weight).unwrap_or(100),
-                detail: format!("alias {} on version {}", self.input.alias, self.version),
+                detail: format!(
+                    "of alias {} on version {}{next}",
+                    self.input.alias, self.version
+                ),
             });
             if index + 1 < weights.len() {
                 pause(self.cx, interval).await?;
