@@ -24,9 +24,9 @@ fn provision(config: &Path, endpoint: &str) -> Output {
         .expect("run provision-project.py")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_project_s_own_config_is_provisioned_and_released() {
-    let name = unique("own");
+/// A project `name` of its own: an image on `ecs-rolling`, a DAG folder, a Lambda function;
+/// its `deploy.toml`.
+fn own_project(name: &str) -> std::path::PathBuf {
     let dir = scratch_dir("provision");
     copy_dir(
         &workspace_root().join("examples/planwise/dags"),
@@ -65,19 +65,11 @@ handler = "app.main.handler"
 "#
     );
     std::fs::write(&config, text).expect("write config");
-    let url = &moto().url;
-    let out = provision(&config, url);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        stdout.contains(&format!("created         ECS service {name}-dev/web")),
-        "{stdout}"
-    );
+    config
+}
 
+/// What provisioning `name`'s dev must have made, read back through the AWS APIs.
+async fn assert_provisioned(url: &str, name: &str) {
     let aws = moto_config(url).await;
     let s3 = deploy_tests::s3(url).await;
     for bucket in [format!("{name}-state-dev"), format!("{name}-dags-dev")] {
@@ -123,6 +115,26 @@ handler = "app.main.handler"
         .await
         .expect("the function");
     assert_eq!(function.handler(), Some("app.main.handler"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_project_s_own_config_is_provisioned_and_released() {
+    let name = unique("own");
+    let config = own_project(&name);
+    let url = &moto().url;
+    let out = provision(&config, url);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("created         ECS service {name}-dev/web")),
+        "{stdout}"
+    );
+
+    assert_provisioned(url, &name).await;
 
     let again = provision(&config, url);
     let stdout = String::from_utf8_lossy(&again.stdout);
