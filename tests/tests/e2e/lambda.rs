@@ -753,3 +753,48 @@ async fn old_versions_beyond_keep_versions_are_deleted() {
     assert_eq!(live, "3");
     assert_eq!(fx.versions().await, ["2", "3"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_does_not_exist_is_named_with_the_fix() {
+    let url = moto().url.clone();
+    let state = unique("nofn-state");
+    create_bucket(&url, &state).await;
+    let dir = scratch_dir("nofn");
+    std::fs::create_dir_all(dir.join("src")).expect("mkdir");
+    std::fs::write(
+        dir.join("src/main.py"),
+        "def handler(e, c):\n    return 1\n",
+    )
+    .expect("write");
+    let function = unique("nofn");
+    let config = dir.join("deploy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "project = \"t\"\n[environments.dev]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\n\
+             state_bucket = \"{state}\"\n[artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\n\
+             function = \"{function}\"\n"
+        ),
+    )
+    .expect("write config");
+    let out = deploy(&url)
+        .arg("--config")
+        .arg(&config)
+        .args(["release", "dev", "--version", "v1"])
+        .output()
+        .expect("release");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert!(
+        error.contains(&format!("the Lambda function `{function}` does not exist")),
+        "{error}"
+    );
+    assert!(error.contains("fix the artifact's `function`"), "{error}");
+    assert!(!stderr.contains("ResourceNotFoundException"), "{stderr}");
+    let records = list_keys(&url, &state, "deploy/t/dev/artifacts/").await;
+    assert!(records.is_empty(), "nothing recorded: {records:?}");
+}

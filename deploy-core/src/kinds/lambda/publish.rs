@@ -35,6 +35,18 @@ pub enum LambdaError {
         #[source]
         source: SdkFailure,
     },
+    /// The function does not exist (Lambda said `ResourceNotFoundException` for it).
+    #[error(
+        "the Lambda function `{function}` does not exist in this environment's account and region \
+         ({operation}); create it (scripts/provision-project.py makes one in the local emulators) \
+         or fix the artifact's `function` in deploy.toml"
+    )]
+    NoFunction {
+        /// Function.
+        function: String,
+        /// The operation that found it missing.
+        operation: &'static str,
+    },
     /// Someone changed the function between our read and our write (`RevisionId` or
     /// `CodeSha256` no longer match); nothing was overwritten.
     #[error(
@@ -96,7 +108,7 @@ impl Classify for LambdaError {
     fn class(&self) -> ErrorClass {
         match self {
             LambdaError::Package(err) => err.class(),
-            LambdaError::NeedsBucket { .. } => ErrorClass::Usage,
+            LambdaError::NeedsBucket { .. } | LambdaError::NoFunction { .. } => ErrorClass::Usage,
             _ => ErrorClass::Failure,
         }
     }
@@ -121,6 +133,21 @@ impl LambdaError {
     {
         let source = SdkFailure::new(err);
         let function = function.to_owned();
+        let about_the_function = [
+            "lambda:GetFunction",
+            "lambda:GetFunctionConfiguration",
+            "lambda:UpdateFunctionCode",
+            "lambda:UpdateFunctionConfiguration",
+            "lambda:PublishVersion",
+        ];
+        if source.code() == Some("ResourceNotFoundException")
+            && about_the_function.contains(&operation)
+        {
+            return LambdaError::NoFunction {
+                function,
+                operation,
+            };
+        }
         if source.code() == Some("PreconditionFailedException") {
             return LambdaError::Conflict {
                 function,

@@ -33,6 +33,16 @@ pub enum EcsError {
         #[source]
         source: SdkFailure,
     },
+    /// The cluster does not exist (ECS said `ClusterNotFoundException`).
+    #[error(
+        "ECS cluster `{cluster}` (rollout.cluster) does not exist in this environment's account \
+         and region; create it with the environment's infra stack or fix `rollout.cluster` in \
+         deploy.toml"
+    )]
+    NoCluster {
+        /// Cluster.
+        cluster: String,
+    },
     /// The service does not exist or is not ACTIVE.
     #[error(
         "ECS service {cluster}/{service} {problem}; create it with the environment's infra stack"
@@ -135,6 +145,11 @@ impl<'a> LiveService<'a> {
     }
 
     fn api(&self, operation: &'static str, source: SdkFailure) -> EcsError {
+        if source.code() == Some("ClusterNotFoundException") {
+            return EcsError::NoCluster {
+                cluster: self.cluster.to_owned(),
+            };
+        }
         EcsError::Api {
             operation,
             cluster: self.cluster.to_owned(),
@@ -446,8 +461,16 @@ pub struct DescribeFailed {
 }
 
 impl crate::error::Classify for EcsError {
+    /// A cluster or service the configuration names that does not exist is the configuration's
+    /// problem (exit 2); anything else a failure.
     fn class(&self) -> crate::error::ErrorClass {
-        crate::error::ErrorClass::Failure
+        match self {
+            EcsError::NoCluster { .. } => crate::error::ErrorClass::Usage,
+            EcsError::NoService { problem, .. } if problem == "does not exist" => {
+                crate::error::ErrorClass::Usage
+            }
+            _ => crate::error::ErrorClass::Failure,
+        }
     }
 }
 
