@@ -43,7 +43,7 @@ cargo test -p deploy-core --no-default-features --features dags --lib --locked
 step "tests (unit, doc, end-to-end against moto; the harness starts and stops its own)"
 cargo test --workspace --locked
 
-step "GitHub Action: action.yml schema, zizmor, actionlint, shellcheck of its scripts"
+step "GitHub Action: action.yml schema, zizmor, actionlint; shellcheck of every script"
 check-jsonschema --builtin-schema vendor.github-actions action.yml
 workflows=(action.yml)
 if compgen -G ".github/workflows/*.yml" >/dev/null; then
@@ -52,6 +52,9 @@ if compgen -G ".github/workflows/*.yml" >/dev/null; then
 fi
 zizmor --offline --min-severity low "${workflows[@]}"
 shellcheck scripts/action-install.sh scripts/action-run.sh
+# Every other script at warning level (unclosed quotes, unquoted expansions); variables set by
+# name through printf -v or used by the sourced lib.sh are not findings.
+shellcheck -S warning -e SC2034,SC2154,SC2209 -x scripts/*.sh bench/*.sh
 
 step "IAM policies of the example (deploy iam-policy): parliament, cfn-lint of the snippet"
 deploy_bin="${CARGO_TARGET_DIR}/debug/deploy"

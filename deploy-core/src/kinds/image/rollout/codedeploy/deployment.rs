@@ -30,6 +30,20 @@ pub enum CodeDeployError {
         #[source]
         source: SdkFailure,
     },
+    /// The application or the deployment group the configuration names does not exist.
+    #[error(
+        "CodeDeploy {what} `{name}` (rollout.{key}) does not exist in this environment's account \
+         and region; create it with the environment's infra stack or fix `rollout.{key}` in \
+         deploy.toml"
+    )]
+    Missing {
+        /// `application` or `deployment group`.
+        what: &'static str,
+        /// Its name (`application/group` for a group).
+        name: String,
+        /// The configuration key (`application`, `deployment_group`).
+        key: &'static str,
+    },
     /// Another deployment of the group is in progress.
     #[error(
         "deployment group {group} already has deployment {deployment} in progress; wait for it (or stop it) and run again"
@@ -89,6 +103,19 @@ impl Group<'_> {
     }
 
     fn api(&self, operation: &'static str, source: SdkFailure) -> StepError {
+        let missing = match source.code() {
+            Some("ApplicationDoesNotExistException") => {
+                Some(("application", self.application.to_owned(), "application"))
+            }
+            Some("DeploymentGroupDoesNotExistException") => {
+                Some(("deployment group", self.name(), "deployment_group"))
+            }
+            _ => None,
+        };
+        if let Some((what, name, key)) = missing {
+            let error = CodeDeployError::Missing { what, name, key };
+            return StepError::new(crate::error::ErrorClass::Usage, error);
+        }
         StepError::failure(CodeDeployError::Api {
             operation,
             group: self.name(),
