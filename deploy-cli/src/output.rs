@@ -199,11 +199,21 @@ impl CliReporter {
 impl CliReporter {
     /// A rollout's progress: on a terminal one line redrawn in place, otherwise a plain line
     /// with the time of day, only when something changed.
-    fn rollout(&self, artifact: &str, percent: u8, detail: &str) -> Option<String> {
+    fn rollout(
+        &self,
+        artifact: &str,
+        percent: u8,
+        detail: &str,
+        remaining_ms: Option<u64>,
+    ) -> Option<String> {
         let Ok(mut progress) = self.progress.lock() else {
             return None;
         };
-        let line = format!("    {artifact}: {percent:>3}% {detail}");
+        let left = remaining_ms.map_or(String::new(), |ms| {
+            let left = std::time::Duration::from_secs(ms.div_ceil(1000));
+            format!(" ({} left)", humantime::format_duration(left))
+        });
+        let line = format!("    {artifact}: {percent:>3}% {detail}{left}");
         if self.tty {
             progress.drawn = true;
             let mut err = std::io::stderr().lock();
@@ -301,7 +311,8 @@ impl CliReporter {
                 artifact,
                 percent,
                 detail,
-            } => return self.rollout(artifact, *percent, detail),
+                remaining_ms,
+            } => return self.rollout(artifact, *percent, detail, *remaining_ms),
             Event::ReleaseRecorded {
                 artifact,
                 release_id,

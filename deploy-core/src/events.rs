@@ -80,6 +80,9 @@ pub enum Event {
         percent: u8,
         /// What the rollout is waiting for.
         detail: String,
+        /// How long the wait may still take before it gives up, when it has a deadline.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remaining_ms: Option<u64>,
     },
     /// Waiting for someone else's lock.
     LockWaiting {

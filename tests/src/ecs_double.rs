@@ -459,6 +459,13 @@ impl Shared {
                     .services
                     .entry(key.clone())
                     .or_insert_with(|| services::Service::steady(described, &self.ids));
+                // Moved by someone else while nothing of the double's ran (CodeDeploy's own
+                // deployment): moto's service is the truth again.
+                let in_moto = described["taskDefinition"].as_str().unwrap_or_default();
+                if service.settled() && !in_moto.is_empty() && service.task_definition() != in_moto
+                {
+                    *service = services::Service::steady(described, &self.ids);
+                }
                 if let Some(back) = service.poll(&self.ids) {
                     rolled_back.push((key, back.task_definition));
                 }

@@ -115,6 +115,11 @@ impl Service {
             .map_or("", |d| d.task_definition.as_str())
     }
 
+    /// Whether no deployment of the double is under way (one PRIMARY, completed).
+    pub fn settled(&self) -> bool {
+        self.deployments.len() == 1 && self.deployments[0].rollout == "COMPLETED"
+    }
+
     /// UpdateService without a new deployment: the desired count follows.
     pub fn set_desired(&mut self, desired: i64) {
         if let Some(primary) = self.deployments.first_mut() {

@@ -295,10 +295,12 @@ impl<'a> LiveService<'a> {
             .until(move || async move {
                 let service = self.polled(since).await?;
                 self.report_events(&service, seen_events);
-                Ok::<_, EcsError>(match self.progress(&service, id, task_definition) {
-                    Some(ended) => Poll::Done(ended),
-                    None => Poll::After(self.pause(false).await, ()),
-                })
+                Ok::<_, EcsError>(
+                    match self.progress(&service, id, task_definition, deadline) {
+                        Some(ended) => Poll::Done(ended),
+                        None => Poll::After(self.pause(false).await, ()),
+                    },
+                )
             })
             .await?;
         Ok(match waited {
@@ -324,7 +326,13 @@ impl<'a> LiveService<'a> {
     }
 
     /// Reports the deployment's progress; how it ended, once it has.
-    fn progress(&self, service: &Service, id: &str, task_definition: &str) -> Option<Ended> {
+    fn progress(
+        &self,
+        service: &Service,
+        id: &str,
+        task_definition: &str,
+        deadline: Instant,
+    ) -> Option<Ended> {
         let deployment = service.deployments().iter().find(|d| {
             if id.is_empty() {
                 d.status() == Some("PRIMARY") && d.task_definition() == Some(task_definition)
@@ -358,6 +366,7 @@ impl<'a> LiveService<'a> {
                 deployment.pending_count(),
                 deployment.failed_tasks()
             ),
+            remaining_ms: Some(remaining_ms(deadline)),
         });
         let failed = deployment.failed_tasks();
         if self.fail_fast
@@ -458,6 +467,12 @@ pub struct DescribeFailed {
     /// The SDK's error.
     #[source]
     pub source: SdkFailure,
+}
+
+/// Milliseconds until `deadline` (0 once it passed).
+pub(crate) fn remaining_ms(deadline: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    u64::try_from(left.as_millis()).unwrap_or(u64::MAX)
 }
 
 impl crate::error::Classify for EcsError {

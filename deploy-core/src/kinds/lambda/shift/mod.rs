@@ -342,6 +342,7 @@ impl Shift<'_> {
                     "of alias {} on version {}{next}",
                     self.input.alias, self.version
                 ),
+                remaining_ms: None,
             });
             if index + 1 < weights.len() {
                 pause(self.cx, interval).await?;

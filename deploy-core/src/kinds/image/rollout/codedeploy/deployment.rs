@@ -302,7 +302,7 @@ impl Group<'_> {
         let waited = wait
             .until(move || async move {
                 let info = self.get(id).await?;
-                self.progress(id, &info, seen).await;
+                self.progress(id, &info, seen, deadline).await;
                 Ok::<_, StepError>(match info.status() {
                     Some(DeploymentStatus::Succeeded) => Poll::Done(Ended::Succeeded),
                     Some(DeploymentStatus::Failed | DeploymentStatus::Stopped) => {
@@ -321,7 +321,13 @@ impl Group<'_> {
     }
 
     /// Reports the status, lifecycle events newly done and the traffic weights.
-    async fn progress(&self, id: &str, info: &DeploymentInfo, seen: &Mutex<HashSet<String>>) {
+    async fn progress(
+        &self,
+        id: &str,
+        info: &DeploymentInfo,
+        seen: &Mutex<HashSet<String>>,
+        deadline: Instant,
+    ) {
         let status = info.status().map_or("?", DeploymentStatus::as_str);
         let Ok(targets) = self.targets(id).await else {
             return;
@@ -356,6 +362,7 @@ impl Group<'_> {
             artifact: self.artifact.to_owned(),
             percent: shifted.unwrap_or(0),
             detail: format!("{id} {status}; traffic {}", weights.join(", ")),
+            remaining_ms: Some(crate::kinds::image::rollout::ecs::remaining_ms(deadline)),
         });
     }
 
