@@ -228,7 +228,7 @@ impl CliReporter {
         progress.shown.insert(artifact.to_owned(), now);
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         Some(format!(
-            "    {} {artifact}: {percent:>3}% {detail}",
+            "    {} {artifact}: {percent:>3}% {detail}{left}",
             stamp.get(11..19).unwrap_or(&stamp)
         ))
     }
