@@ -184,17 +184,21 @@ fn env_of(container: &ContainerDefinition) -> Vec<(String, String)> {
         .collect()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_release_runs_the_published_digest_and_keeps_everything_else() {
-    let f = fixture("30s").await;
-    let (code, stderr) = f.release("v1");
-    assert_eq!(code, Some(0), "{stderr}");
-    // What the rollout waits for, how far it is and the time left, as one plain line.
+/// What the rollout waits for, how far it is and the time left, as one plain line.
+fn assert_progress_line(stderr: &str) {
     let progress = stderr
         .lines()
         .find(|l| l.contains(" api: 100% ") && l.contains("/api: 2/2 running"))
         .unwrap_or_else(|| panic!("no progress line:\n{stderr}"));
     assert!(progress.ends_with("s left)"), "{progress}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_release_runs_the_published_digest_and_keeps_everything_else() {
+    let f = fixture("30s").await;
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_progress_line(&stderr);
     let digest = skopeo_inspect(&format!("{}/{}:v1", oci_registry().host, f.repo), false)
         .expect("skopeo")["Digest"]
         .as_str()
