@@ -54,6 +54,9 @@ health_pid=$!
 stop_helpers() { kill "$double_pid" "$codedeploy_pid" "$health_pid" 2>/dev/null || true; }
 if [ -z "${DEPLOY_DEMO_KEEP:-}" ]; then
     trap 'stop_helpers; bash scripts/emulators.sh stop >/dev/null' EXIT
+else
+    # Kept running with the emulators: `scripts/emulators.sh stop` ends them too.
+    printf '%s\n' "$double_pid" "$codedeploy_pid" "$health_pid" >"$run_dir/helpers.pids"
 fi
 for _ in $(seq 50); do [ -s "$run_dir/ecs-double.url" ] && [ -s "$run_dir/codedeploy-double.url" ] && break; sleep 0.1; done
 ecs_double="$(head -1 "$run_dir/ecs-double.url")"

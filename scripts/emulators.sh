@@ -449,8 +449,24 @@ cmd_stop() {
     [ -d "$STATE_DIR" ] || { echo "not running"; return 0; }
     lock "${STATE_DIR}/.lock"
     rm -f "$ENV_FILE"
+    stop_helpers
     stop_service registry
     stop_service moto
+}
+
+# The demo's doubles and health-check server, kept with DEPLOY_DEMO_KEEP=1: each pid in
+# helpers.pids that is still one of them is ended.
+stop_helpers() {
+    local f="${STATE_DIR}/helpers.pids" pid cmdline
+    [ -f "$f" ] || return 0
+    while read -r pid; do
+        case "$pid" in '' | *[!0-9]*) continue ;; esac
+        cmdline="$(tr '\0' ' ' 2>/dev/null <"/proc/${pid}/cmdline")" || continue
+        case "$cmdline" in
+            *ecs-double* | *codedeploy-double* | *http.server*) kill -TERM "$pid" 2>/dev/null || true ;;
+        esac
+    done <"$f"
+    rm -f "$f"
 }
 
 cmd_env() {

@@ -141,15 +141,7 @@ pub fn as_moto_judges(document: &Value) -> Value {
     let mut out = document.clone();
     if let Some(statements) = out["Statement"].as_array_mut() {
         for statement in statements {
-            let actions: Vec<String> = match &statement["Action"] {
-                Value::String(one) => vec![one.clone()],
-                Value::Array(many) => many
-                    .iter()
-                    .filter_map(Value::as_str)
-                    .map(str::to_owned)
-                    .collect(),
-                _ => Vec::new(),
-            };
+            let actions = strings(&statement["Action"]);
             let judged_on_star = actions.iter().all(|action| {
                 let service = action.split(':').next().unwrap_or_default();
                 !SCOPED.contains(&service)
@@ -174,9 +166,9 @@ pub fn as_moto_judges(document: &Value) -> Value {
     out
 }
 
-/// Adds the bucket of each `arn:aws:s3:::bucket/prefix*` resource of `statement`.
-fn add_buckets(statement: &mut Value) {
-    let resources: Vec<String> = match &statement["Resource"] {
+/// An IAM element that is one string or a list of them, as a list.
+fn strings(element: &Value) -> Vec<String> {
+    match element {
         Value::String(one) => vec![one.clone()],
         Value::Array(many) => many
             .iter()
@@ -184,7 +176,12 @@ fn add_buckets(statement: &mut Value) {
             .map(str::to_owned)
             .collect(),
         _ => Vec::new(),
-    };
+    }
+}
+
+/// Adds the bucket of each `arn:aws:s3:::bucket/prefix*` resource of `statement`.
+fn add_buckets(statement: &mut Value) {
+    let resources = strings(&statement["Resource"]);
     let mut all = resources.clone();
     for resource in &resources {
         if let Some((bucket, _)) = resource.split_once('/') {
@@ -203,14 +200,9 @@ pub fn enforced(statement: &Value) -> bool {
         return false;
     }
     let enforced = ["s3", "ecr", "ecs", "iam", "sts", "ssm"];
-    let first = match &statement["Action"] {
-        Value::String(one) => one.clone(),
-        Value::Array(many) => many
-            .first()
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned(),
-        _ => String::new(),
-    };
+    let first = strings(&statement["Action"])
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     enforced.contains(&first.split(':').next().unwrap_or_default())
 }

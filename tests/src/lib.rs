@@ -225,6 +225,19 @@ pub fn deploy(moto_url: &str) -> Command {
     cmd
 }
 
+/// `deploy release dev --version v1` of `config` against the shared moto: the exit code and
+/// stderr.
+pub fn release_dev_v1(config: &Path) -> (Option<i32>, String) {
+    let out = deploy(&moto().url)
+        .arg("--config")
+        .arg(config)
+        .args(["release", "dev", "--version", "v1"])
+        .output()
+        .expect("run deploy release");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out.status.code(), stderr)
+}
+
 /// Removes every AWS and CI variable that could change behaviour, and points the shared AWS
 /// files at nothing.
 pub fn isolate_aws_env(cmd: &mut Command) {

@@ -542,30 +542,3 @@ async fn a_rollback_deploys_the_recorded_revision_through_the_test_gate() {
     let properties = &appspec["Resources"][0]["TargetService"]["Properties"];
     assert_eq!(properties["TaskDefinition"], v1.as_str());
 }
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_deployment_group_that_does_not_exist_is_named_with_the_key_to_fix() {
-    let f = fixture("").await;
-    let text = std::fs::read_to_string(&f.config).expect("read config");
-    std::fs::write(
-        &f.config,
-        text.replace("deployment_group = \"api\"", "deployment_group = \"nope\""),
-    )
-    .expect("write config");
-    let out = deploy(&moto().url)
-        .arg("--config")
-        .arg(&f.config)
-        .args(["release", "dev", "--version", "v1"])
-        .output()
-        .expect("release");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "CodeDeploy deployment group `{}/nope` (rollout.deployment_group) does not exist",
-            f.application
-        )),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("DoesNotExistException"), "{stderr}");
-}

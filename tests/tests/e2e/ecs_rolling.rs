@@ -795,33 +795,3 @@ async fn status_shows_what_the_service_runs_and_drift() {
     );
     assert_eq!(status(&["--exit-code"]).status.code(), Some(1));
 }
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_cluster_that_does_not_exist_is_named_with_the_key_to_fix() {
-    let project = deploy_tests::image_project("nocluster").await;
-    let gone = unique("gone");
-    let double = EcsDouble::start(&moto().url);
-    let config = project.dir.join("deploy.toml");
-    let text = deploy_tests::dev_head(&project.bucket, &double.endpoints())
-        + &format!(
-            "[artifacts.api]\nkind = \"image\"\nrepository = \"{}\"\nsource = \"oci:./layout:latest\"\n\
-             rollout = {{ strategy = \"ecs-rolling\", cluster = \"{gone}\", service = \"api\", container = \"api\" }}\n",
-            project.repo
-        );
-    std::fs::write(&config, text).expect("write config");
-    let out = deploy(&moto().url)
-        .arg("--config")
-        .arg(&config)
-        .args(["release", "dev", "--version", "v1"])
-        .output()
-        .expect("release");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains(&format!(
-            "ECS cluster `{gone}` (rollout.cluster) does not exist in this environment's account"
-        )),
-        "{stderr}"
-    );
-    assert!(!stderr.contains("ClusterNotFoundException"), "{stderr}");
-}

@@ -33,6 +33,7 @@ mod lambda_package;
 mod layers;
 mod ledger_lock;
 mod ledger_persistence;
+mod missing_objects;
 mod plan;
 mod promote;
 mod provision;

@@ -1,0 +1,90 @@
+//! What the configuration names and AWS does not have: a Lambda function, an ECS cluster, a
+//! CodeDeploy deployment group. Each is named with the key to fix, exit 2, without the raw AWS
+//! error, and nothing is recorded.
+
+use deploy_tests::ecs_double::EcsDouble;
+use deploy_tests::{ACCOUNT, REGION, create_bucket, list_keys, moto, scratch_dir, unique};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cluster_that_does_not_exist_is_named_with_the_key_to_fix() {
+    let project = deploy_tests::image_project("nocluster").await;
+    let gone = unique("gone");
+    let double = EcsDouble::start(&moto().url);
+    let config = project.dir.join("deploy.toml");
+    let text = deploy_tests::dev_head(&project.bucket, &double.endpoints())
+        + &format!(
+            "[artifacts.api]\nkind = \"image\"\nrepository = \"{}\"\nsource = \"oci:./layout:latest\"\n\
+             rollout = {{ strategy = \"ecs-rolling\", cluster = \"{gone}\", service = \"api\", container = \"api\" }}\n",
+            project.repo
+        );
+    std::fs::write(&config, text).expect("write config");
+    let (code, stderr) = deploy_tests::release_dev_v1(&config);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "ECS cluster `{gone}` (rollout.cluster) does not exist in this environment's account"
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ClusterNotFoundException"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_function_that_does_not_exist_is_named_with_the_fix() {
+    let url = moto().url.clone();
+    let state = unique("nofn-state");
+    create_bucket(&url, &state).await;
+    let dir = scratch_dir("nofn");
+    std::fs::create_dir_all(dir.join("src")).expect("mkdir");
+    std::fs::write(
+        dir.join("src/main.py"),
+        "def handler(e, c):\n    return 1\n",
+    )
+    .expect("write");
+    let function = unique("nofn");
+    let config = dir.join("deploy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "project = \"t\"\n[environments.dev]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\n\
+             state_bucket = \"{state}\"\n[artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\n\
+             function = \"{function}\"\n"
+        ),
+    )
+    .expect("write config");
+    let (code, stderr) = deploy_tests::release_dev_v1(&config);
+    assert_eq!(code, Some(2), "{stderr}");
+    let error = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line:\n{stderr}"));
+    assert!(
+        error.contains(&format!("the Lambda function `{function}` does not exist")),
+        "{error}"
+    );
+    assert!(error.contains("fix the artifact's `function`"), "{error}");
+    assert!(!stderr.contains("ResourceNotFoundException"), "{stderr}");
+    let records = list_keys(&url, &state, "deploy/t/dev/artifacts/").await;
+    assert!(records.is_empty(), "nothing recorded: {records:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deployment_group_that_does_not_exist_is_named_with_the_key_to_fix() {
+    let f = super::codedeploy::fixture("").await;
+    let text = std::fs::read_to_string(&f.config).expect("read config");
+    std::fs::write(
+        &f.config,
+        text.replace("deployment_group = \"api\"", "deployment_group = \"nope\""),
+    )
+    .expect("write config");
+    let (code, stderr) = deploy_tests::release_dev_v1(&f.config);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "CodeDeploy deployment group `{}/nope` (rollout.deployment_group) does not exist",
+            f.application
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("DoesNotExistException"), "{stderr}");
+}
