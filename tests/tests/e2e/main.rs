@@ -49,5 +49,6 @@ mod slack;
 mod sources_safety;
 mod task_definition;
 mod task_definitions;
+mod terminal;
 mod unchanged;
 mod verify;

@@ -1,0 +1,71 @@
+//! On a terminal (a pseudo-terminal from util-linux `script`), a rollout's progress is one
+//! line redrawn in place (`\r`, erase line), cleared before the next line is written; the
+//! plain, timestamped lines of a log are not written there.
+
+use std::process::Command;
+
+use deploy_tests::{
+    ACCOUNT, REGION, create_bucket, deploy_bin, isolate_aws_env, lambda_function, moto,
+    scratch_dir, unique,
+};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shift_on_a_terminal_redraws_its_progress_line() {
+    let url = moto().url.clone();
+    let state = unique("tty-state");
+    create_bucket(&url, &state).await;
+    let function = unique("tty-fn");
+    lambda_function(&url, &function).await;
+    let dir = scratch_dir("tty");
+    std::fs::create_dir_all(dir.join("src")).expect("mkdir");
+    std::fs::write(
+        dir.join("src/main.py"),
+        "def handler(e, c):\n    return 2\n",
+    )
+    .expect("write");
+    let config = dir.join("deploy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "project = \"t\"\n[environments.dev]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\n\
+             state_bucket = \"{state}\"\n[artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\n\
+             function = \"{function}\"\nhandler = \"main.handler\"\n\
+             rollout = {{ strategy = \"lambda-canary\", steps = [50, 100], interval = \"1s\" }}\n"
+        ),
+    )
+    .expect("write config");
+    let command = format!(
+        "{} --config {} release dev --version v1",
+        deploy_bin().display(),
+        config.display()
+    );
+    let mut script = Command::new("script");
+    isolate_aws_env(&mut script);
+    let out = script
+        .args(["-qec", &command, "/dev/null"])
+        .env("AWS_ENDPOINT_URL", &url)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .output()
+        .expect("run deploy under script");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    // The first release has no earlier version to share traffic with: the alias goes to the
+    // new one at once, drawn in place and erased before the step's next line.
+    assert!(
+        text.contains(
+            "\r\x1b[2K    fn: 100% of alias live on version 1\r\x1b[2K[fn.shift-lambda-alias] done"
+        ),
+        "a redrawn progress line, cleared before the next:\n{text:?}"
+    );
+    let stamped = text.lines().any(|l| {
+        let l = l
+            .trim_start_matches(['\r', '\u{1b}', '[', '2', 'K'])
+            .trim_start();
+        l.len() > 9 && l.as_bytes()[2] == b':' && l.as_bytes()[5] == b':' && l.contains(" fn: ")
+    });
+    assert!(
+        !stamped,
+        "no timestamped log lines on a terminal:\n{text:?}"
+    );
+}
