@@ -225,6 +225,32 @@ pub fn deploy(moto_url: &str) -> Command {
     cmd
 }
 
+/// A project `t` with environment `dev` (a fresh state bucket) releasing Lambda function
+/// `function` from a one-file Python folder; `rollout` is appended to the artifact's table.
+/// Its `deploy.toml` and the state bucket.
+pub async fn lambda_project(prefix: &str, function: &str, rollout: &str) -> (PathBuf, String) {
+    let state = unique(&format!("{prefix}-state"));
+    create_bucket(&moto().url, &state).await;
+    let dir = scratch_dir(prefix);
+    std::fs::create_dir_all(dir.join("src")).expect("mkdir");
+    std::fs::write(
+        dir.join("src/main.py"),
+        "def handler(e, c):\n    return 2\n",
+    )
+    .expect("write the handler");
+    let config = dir.join("deploy.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "project = \"t\"\n[environments.dev]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\n\
+             state_bucket = \"{state}\"\n[artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\n\
+             function = \"{function}\"\n{rollout}"
+        ),
+    )
+    .expect("write config");
+    (config, state)
+}
+
 /// `deploy release dev --version v1` of `config` against the shared moto: the exit code and
 /// stderr.
 pub fn release_dev_v1(config: &Path) -> (Option<i32>, String) {

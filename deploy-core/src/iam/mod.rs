@@ -192,15 +192,7 @@ pub struct Scope<'a> {
     pub source: Option<&'a Target>,
 }
 
-impl<'a> Scope<'a> {
-    /// The scope of `target`.
-    pub fn of(target: &'a Target) -> Scope<'a> {
-        Scope {
-            target,
-            source: None,
-        }
-    }
-
+impl Scope<'_> {
     /// `aws`, `aws-cn` or `aws-us-gov`, from the region.
     pub fn partition(&self) -> &'static str {
         partition(&self.target.region)
@@ -281,21 +273,6 @@ pub struct Referenced {
     pub log_groups: bool,
     /// What could not be read, and what was granted instead.
     pub notes: Vec<String>,
-}
-
-impl Referenced {
-    /// Adds `other`.
-    pub fn extend(&mut self, other: Referenced) {
-        for (service, roles) in other.pass_roles {
-            self.pass_roles.entry(service).or_default().extend(roles);
-        }
-        self.roles.extend(other.roles);
-        self.parameters.extend(other.parameters);
-        self.secrets.extend(other.secrets);
-        self.families.extend(other.families);
-        self.log_groups |= other.log_groups;
-        self.notes.extend(other.notes);
-    }
 }
 
 /// The ledger, the lock and the journal of `scope`'s environment, and (when its clients read

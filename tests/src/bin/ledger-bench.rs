@@ -75,6 +75,12 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
     });
+    report(records, [history, window, status, list]);
+}
+
+/// Prints the medians of `history -n 20`, `history --since 90d`, `status` and the plain S3
+/// listing, their ratios and whether the targets were met.
+fn report(records: usize, [history, window, status, list]: [Duration; 4]) {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!("median of {RUNS} runs, {records} records in the ledger:");
     println!("  deploy history -n 20      {:8.1} ms", ms(history));

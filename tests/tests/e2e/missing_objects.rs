@@ -3,7 +3,7 @@
 //! error, and nothing is recorded.
 
 use deploy_tests::ecs_double::EcsDouble;
-use deploy_tests::{ACCOUNT, REGION, create_bucket, list_keys, moto, scratch_dir, unique};
+use deploy_tests::{list_keys, moto, unique};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_cluster_that_does_not_exist_is_named_with_the_key_to_fix() {
@@ -32,26 +32,8 @@ async fn a_cluster_that_does_not_exist_is_named_with_the_key_to_fix() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_function_that_does_not_exist_is_named_with_the_fix() {
     let url = moto().url.clone();
-    let state = unique("nofn-state");
-    create_bucket(&url, &state).await;
-    let dir = scratch_dir("nofn");
-    std::fs::create_dir_all(dir.join("src")).expect("mkdir");
-    std::fs::write(
-        dir.join("src/main.py"),
-        "def handler(e, c):\n    return 1\n",
-    )
-    .expect("write");
     let function = unique("nofn");
-    let config = dir.join("deploy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "project = \"t\"\n[environments.dev]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\n\
-             state_bucket = \"{state}\"\n[artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\n\
-             function = \"{function}\"\n"
-        ),
-    )
-    .expect("write config");
+    let (config, state) = deploy_tests::lambda_project("nofn", &function, "").await;
     let (code, stderr) = deploy_tests::release_dev_v1(&config);
     assert_eq!(code, Some(2), "{stderr}");
     let error = stderr

@@ -4,36 +4,16 @@
 
 use std::process::Command;
 
-use deploy_tests::{
-    ACCOUNT, REGION, create_bucket, deploy_bin, isolate_aws_env, lambda_function, moto,
-    scratch_dir, unique,
-};
+use deploy_tests::{deploy_bin, isolate_aws_env, lambda_function, moto, unique};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shift_on_a_terminal_redraws_its_progress_line() {
     let url = moto().url.clone();
-    let state = unique("tty-state");
-    create_bucket(&url, &state).await;
     let function = unique("tty-fn");
     lambda_function(&url, &function).await;
-    let dir = scratch_dir("tty");
-    std::fs::create_dir_all(dir.join("src")).expect("mkdir");
-    std::fs::write(
-        dir.join("src/main.py"),
-        "def handler(e, c):\n    return 2\n",
-    )
-    .expect("write");
-    let config = dir.join("deploy.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "project = \"t\"\n[environments.dev]\nregion = \"{REGION}\"\naccount = \"{ACCOUNT}\"\n\
-             state_bucket = \"{state}\"\n[artifacts.fn]\nkind = \"lambda\"\nsource = \"./src\"\n\
-             function = \"{function}\"\nhandler = \"main.handler\"\n\
-             rollout = {{ strategy = \"lambda-canary\", steps = [50, 100], interval = \"1s\" }}\n"
-        ),
-    )
-    .expect("write config");
+    let rollout = "handler = \"main.handler\"\n\
+                   rollout = { strategy = \"lambda-canary\", steps = [50, 100], interval = \"1s\" }\n";
+    let (config, _) = deploy_tests::lambda_project("tty", &function, rollout).await;
     let command = format!(
         "{} --config {} release dev --version v1",
         deploy_bin().display(),

@@ -45,10 +45,12 @@ pub(crate) fn grants(spec: &ImageSpec, with: &GrantContext<'_>, grants: &mut Gra
             service,
             application,
             deployment_group,
+            lifecycle_hooks,
             ..
         } => {
             service_grants(service, scope, grants);
             codedeploy(application, deployment_group, scope, grants);
+            hooks(lifecycle_hooks.iter().map(|h| &h.function), grants);
         }
         ImageRollout::EcsBlueGreen(blue_green) => {
             service_grants(&blue_green.service, scope, grants);
@@ -60,12 +62,6 @@ pub(crate) fn grants(spec: &ImageSpec, with: &GrantContext<'_>, grants: &mut Gra
         }
         ImageRollout::TaskDefinitions(jobs) => families(jobs, scope, grants),
         ImageRollout::None => {}
-    }
-    if let ImageRollout::CodedeployBlueGreen {
-        lifecycle_hooks, ..
-    } = &spec.rollout
-    {
-        hooks(lifecycle_hooks.iter().map(|h| &h.function), grants);
     }
 }
 
