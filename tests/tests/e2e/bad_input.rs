@@ -311,3 +311,15 @@ fn a_misspelt_region_is_refused_with_the_one_meant_and_a_new_one_is_a_warning() 
     assert!(!stderr.contains('\x1b'), "{stderr}");
     assert_eq!(endpoint.hits(), 0, "validate calls nothing");
 }
+
+#[test]
+fn iam_policy_of_an_unknown_environment_or_format_is_a_usage_error() {
+    let endpoint = RecordingEndpoint::start();
+    let config = valid_config();
+    let config = config.to_str().expect("utf-8");
+    let args = ["--config", config, "iam-policy", "prod"];
+    assert_usage(&run(&endpoint, &args), &args, &["prod"]);
+    let args = ["--config", config, "iam-policy", "dev", "--format", "yaml"];
+    assert_usage(&run(&endpoint, &args), &args, &["cloudformation"]);
+    assert_eq!(endpoint.hits(), 0, "nothing reached AWS");
+}
