@@ -17,6 +17,10 @@ pub(crate) struct Resolver<'a> {
     pub(crate) warnings: Vec<Diagnostic>,
     /// The kinds that read artifact tables.
     pub(crate) kinds: &'a [&'a dyn super::spec::KindConfig],
+    /// The environment being resolved, when the problems found belong to one.
+    pub(crate) env: Option<String>,
+    /// The environment each of `diagnostics` was found in (parallel to it).
+    pub(crate) origins: Vec<Option<String>>,
 }
 
 impl Resolver<'_> {
@@ -31,9 +35,59 @@ impl Resolver<'_> {
             message: message.into(),
             help,
         };
+        self.push(diagnostic);
+    }
+
+    fn push(&mut self, diagnostic: Diagnostic) {
         if !self.diagnostics.contains(&diagnostic) {
             self.diagnostics.push(diagnostic);
+            self.origins.push(self.env.clone());
         }
+    }
+
+    /// The problems found, in file order; one that every environment (or several) has but for
+    /// the environment's name is reported once, with `{env}` in its place and the environments
+    /// named.
+    pub(crate) fn take_diagnostics(&mut self, environments: usize) -> Vec<Diagnostic> {
+        let found = std::mem::take(&mut self.diagnostics);
+        let origins = std::mem::take(&mut self.origins);
+        // (as found, with `{env}` for the environment's name, where it was found)
+        let mut groups: Vec<(Diagnostic, Diagnostic, Vec<String>)> = Vec::new();
+        for (diagnostic, origin) in found.into_iter().zip(origins) {
+            let general = match &origin {
+                Some(env) => generalize(&diagnostic, env),
+                None => diagnostic.clone(),
+            };
+            let same = groups
+                .iter_mut()
+                .find(|(_, g, envs)| !envs.is_empty() && *g == general);
+            match (same, origin) {
+                (Some((_, _, envs)), Some(env)) => envs.push(env),
+                (_, origin) => groups.push((diagnostic, general, origin.into_iter().collect())),
+            }
+        }
+        let mut diagnostics: Vec<Diagnostic> = groups
+            .into_iter()
+            .map(|(first, general, envs)| match envs.len() {
+                0 | 1 => first,
+                n => {
+                    let which = if n == environments {
+                        "in every environment".to_owned()
+                    } else {
+                        format!("in environments {}", envs.join(", "))
+                    };
+                    Diagnostic {
+                        message: format!("{} ({which})", general.message),
+                        ..general
+                    }
+                }
+            })
+            .collect();
+        diagnostics.sort_by(|a, b| {
+            let key = |d: &Diagnostic| d.location.as_ref().map(|l| (l.line, l.column));
+            key(a).cmp(&key(b))
+        });
+        diagnostics
     }
 
     /// Notes something accepted but probably not meant, with its place.
@@ -82,14 +136,11 @@ impl Resolver<'_> {
                 } else {
                     self.map.value(&at)
                 };
-                let diagnostic = Diagnostic {
+                self.push(Diagnostic {
                     location,
                     message,
                     help,
-                };
-                if !self.diagnostics.contains(&diagnostic) {
-                    self.diagnostics.push(diagnostic);
-                }
+                });
                 None
             }
         }
@@ -165,6 +216,16 @@ fn unknown_field(message: &str) -> Option<String> {
 
 /// "did you mean `scan`? " when the unknown word in `head` (serde's "unknown key `scna`") is
 /// close to one of `allowed` (serde's "`a`, `b` or `c`").
+/// `diagnostic` with the environment's name written `{env}`, as in the file.
+fn generalize(diagnostic: &Diagnostic, env: &str) -> Diagnostic {
+    let general = |text: &str| text.replace(env, "{env}");
+    Diagnostic {
+        location: diagnostic.location.clone(),
+        message: general(&diagnostic.message),
+        help: diagnostic.help.as_deref().map(general),
+    }
+}
+
 fn did_you_mean(head: &str, allowed: &str) -> String {
     let word = head.split('`').nth(1).unwrap_or_default();
     let candidates: Vec<&str> = allowed.split('`').skip(1).step_by(2).collect();

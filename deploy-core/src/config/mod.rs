@@ -509,4 +509,79 @@ repository = "p/api"
             .collect();
         assert_eq!(artifacts, ["web", "api"]);
     }
+
+    fn invalid(text: &str) -> Vec<String> {
+        match Config::from_toml(text, "deploy.toml".as_ref()) {
+            Err(ConfigError::Invalid { diagnostics }) => {
+                diagnostics.iter().map(|d| d.message.clone()).collect()
+            }
+            other => panic!("expected an invalid configuration, got {other:?}"),
+        }
+    }
+
+    const THREE: &str = r#"
+project = "p"
+[environments.dev]
+region = "eu-west-1"
+account = "111111111111"
+state_bucket = "s-{env}"
+[environments.staging]
+region = "eu-west-1"
+account = "111111111111"
+state_bucket = "s-{env}"
+[environments.prod]
+region = "eu-west-1"
+account = "111111111111"
+state_bucket = "s-{env}"
+"#;
+
+    #[test]
+    #[cfg(feature = "dags")]
+    fn a_problem_every_environment_has_is_reported_once_with_env_in_place() {
+        let text = format!(
+            "{THREE}[artifacts.dags]\nkind = \"dags\"\nsource = \"./dags\"\nbucket = \"p_Airflow-{{env}}\"\n"
+        );
+        let messages = invalid(&text);
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(
+            messages[0].starts_with("`p_Airflow-{env}` is not a valid S3 bucket name"),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[0].ends_with("(in every environment)"),
+            "{messages:#?}"
+        );
+    }
+
+    #[test]
+    #[cfg(feature = "dags")]
+    fn a_problem_of_some_environments_names_them_and_one_alone_is_as_found() {
+        // 59 + 1 + the environment's name: dev fits in 63 characters, prod and staging do not.
+        let long = "a".repeat(59);
+        let text = format!(
+            "{THREE}[artifacts.dags]\nkind = \"dags\"\nsource = \"./dags\"\nbucket = \"{long}-{{env}}\"\n"
+        );
+        let messages = invalid(&text);
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(
+            messages[0].starts_with(&format!("`{long}-{{env}}`")),
+            "{messages:#?}"
+        );
+        assert!(
+            messages[0].ends_with("(in environments prod, staging)"),
+            "{messages:#?}"
+        );
+        // 58 + 1: only staging's name is too long; its problem is reported as found.
+        let long = "a".repeat(58);
+        let text = format!(
+            "{THREE}[artifacts.dags]\nkind = \"dags\"\nsource = \"./dags\"\nbucket = \"{long}-{{env}}\"\n"
+        );
+        let messages = invalid(&text);
+        assert_eq!(messages.len(), 1, "{messages:#?}");
+        assert!(
+            messages[0].starts_with(&format!("`{long}-staging`")),
+            "{messages:#?}"
+        );
+        assert!(!messages[0].contains("environment"), "{messages:#?}");
+    }
 }

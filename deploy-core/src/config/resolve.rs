@@ -32,6 +32,8 @@ pub(super) fn resolve(
         diagnostics: Vec::new(),
         warnings: Vec::new(),
         kinds,
+        env: None,
+        origins: Vec::new(),
     };
     let raw: Option<RawConfig> = r.deserialize(toml::Value::Table(root), &|inner| inner.to_vec());
     let Some(raw) = raw else {
@@ -39,17 +41,14 @@ pub(super) fn resolve(
             diagnostics: r.diagnostics,
         });
     };
+    let environments = raw.environments.len();
     let mut config = resolve_config(&mut r, raw, file);
     config.sha256 = crate::hash::sha256_hex(text.as_bytes());
     if r.diagnostics.is_empty() {
         Ok(config)
     } else {
-        r.diagnostics.sort_by(|a, b| {
-            let key = |d: &Diagnostic| d.location.as_ref().map(|l| (l.line, l.column));
-            key(a).cmp(&key(b))
-        });
         Err(ConfigError::Invalid {
-            diagnostics: r.diagnostics,
+            diagnostics: r.take_diagnostics(environments),
         })
     }
 }
@@ -99,10 +98,12 @@ fn resolve_config(r: &mut Resolver<'_>, raw: RawConfig, file: &Path) -> Config {
 
     let mut environments = BTreeMap::new();
     for (name, env) in &raw.environments {
+        r.env = Some(name.clone());
         if let Some(environment) = resolve_environment(r, &raw, name, env) {
             environments.insert(name.clone(), environment);
         }
     }
+    r.env = None;
     super::overlap::check(r, &environments);
     let environment_order = file_order(r.map, "environments", environments.keys());
     Config {

@@ -11,9 +11,12 @@ pub(super) fn check_sources(config: &Config) -> Vec<Diagnostic> {
         diagnostics: Vec::new(),
         warnings: Vec::new(),
         kinds: &[],
+        env: None,
+        origins: Vec::new(),
     };
     let base = config.base_dir();
     for env in config.environments_in_order() {
+        r.env = Some(env.name.clone());
         for spec in env.select(&[]).unwrap_or_default() {
             let name = spec.name.as_str();
             let in_override = path([
@@ -33,5 +36,5 @@ pub(super) fn check_sources(config: &Config) -> Vec<Diagnostic> {
             }
         }
     }
-    r.diagnostics
+    r.take_diagnostics(config.environments.len())
 }
