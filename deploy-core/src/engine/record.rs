@@ -180,8 +180,16 @@ impl Engine {
     }
 
     /// Writes a record for every artifact whose steps started but was not recorded: rolled
-    /// back when every change it made was undone, failed otherwise.
-    pub(super) async fn record_failures(&self, plan: &Plan, state: &RunState, error: &str) {
+    /// back when every change it made was undone (or it made none and the run undid every
+    /// change: the run says "every change was rolled back" and exits 3, and its records say
+    /// the same), failed otherwise.
+    pub(super) async fn record_failures(
+        &self,
+        plan: &Plan,
+        state: &RunState,
+        error: &str,
+        all_undone: bool,
+    ) {
         if state.lock.lock().await.is_none() {
             // Without the lock this run must not write to the ledger.
             return;
@@ -198,7 +206,7 @@ impl Engine {
             let outcome = state.artifact(artifact, |run| {
                 if run.started_at.is_none() || run.recorded || run.unrecorded {
                     None
-                } else if run.undone && run.left.is_empty() {
+                } else if (run.undone || all_undone) && run.left.is_empty() {
                     Some(Outcome::RolledBack {
                         reason: error.to_owned(),
                     })

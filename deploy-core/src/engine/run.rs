@@ -327,7 +327,8 @@ impl Engine {
             self.unwind(schedule, cx, state).await
         };
         let error = engine_error(cx.plan, failure, rollback, cancelled);
-        self.record_failures(cx.plan, state, &error.to_string())
+        let all_undone = error.rollback() == Some(&Rollback::Complete);
+        self.record_failures(cx.plan, state, &error.to_string(), all_undone)
             .await;
         self.give_back(cx.plan, state).await;
         Some(error)

@@ -237,6 +237,70 @@ async fn a_failing_undo_is_recorded_failed_and_names_what_stays() {
     assert!(lock_free(&bucket).await);
 }
 
+/// Fails before changing anything, like a push to a registry that never answers.
+struct PushFails;
+
+impl StepHandler for PushFails {
+    fn run<'a>(
+        &'a self,
+        _step: &'a Step,
+        _cx: &'a StepContext<'a>,
+    ) -> BoxFuture<'a, Result<Done, StepError>> {
+        Box::pin(async { Err(StepError::failure("the push failed")) })
+    }
+}
+
+/// One artifact changes something, the other fails before changing anything: the run undoes
+/// the change and says every change was rolled back (exit 3), and both records say
+/// `rolled-back`, the failing one included (it never changed what runs).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failure_that_changed_nothing_in_a_run_rolled_back_is_recorded_rolled_back() {
+    let (config, bucket) = project("").await;
+    let clients = clients(&config).await;
+    let target = clients.target.clone();
+    let options = EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf());
+    let mut engine = Engine::new(clients, Arc::new(Recorder::default()), options);
+    engine.register("put-marker", Arc::new(PutMarker));
+    engine.register("push", Arc::new(PushFails));
+    let record = || {
+        Action::new(&RecordRelease {
+            kind: deploy_core::kinds::ArtifactKind::Image,
+            operation: Operation::Custom,
+        })
+    };
+    let steps = vec![
+        (
+            Some("app".to_owned()),
+            Action::untyped("put-marker", serde_json::json!({ "bucket": bucket })),
+        ),
+        (
+            Some("job".to_owned()),
+            Action::untyped("push", serde_json::Value::Null),
+        ),
+        (Some("app".to_owned()), record()),
+        (Some("job".to_owned()), record()),
+    ];
+    let plan = Plan::locked(
+        &target,
+        Operation::Custom,
+        Some("v1".into()),
+        config.sha256(),
+        config.settings.lock_ttl,
+        steps,
+    );
+    let failure = engine.apply(&plan).await.expect_err("the push fails");
+    let message = failure.error.to_string();
+    assert_eq!(failure.class(), ErrorClass::RolledBack, "{message}");
+    assert!(
+        message.ends_with("every change was rolled back"),
+        "{message}"
+    );
+    assert!(list_keys(&moto().url, &bucket, "markers/").await.is_empty());
+    assert_eq!(outcomes(&bucket, "app").await, ["rolled-back"]);
+    assert_eq!(outcomes(&bucket, "job").await, ["rolled-back"], "{message}");
+    assert!(lock_free(&bucket).await);
+}
+
 const IMAGE: &str = "[artifacts.api]\nkind = \"image\"\nrepository = \"REPO\"\nsource = \"oci:./layout:latest\"\n\
                      rollout = { strategy = \"none\" }\n";
 
