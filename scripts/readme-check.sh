@@ -53,6 +53,7 @@ mapfile -d '' install < <(blocks "Install")
 mapfile -d '' first < <(blocks "Your first project")
 [ "${#install[@]}" -ge 2 ] || die "README.md: expected the install and PATH blocks under ## Install"
 [ "${#first[@]}" -eq 5 ] || die "README.md: expected 5 shell blocks under ## Your first project (steps 1 to 4 and stopping the emulators), found ${#first[@]}"
+# shellcheck disable=SC2016 # the README's text, not expanded
 for want in "cargo install --locked --path deploy-cli" 'export PATH="$HOME/.cargo/bin:$PATH"' \
     "cd path/to/your/project" "/path/to/deploy/scripts/provision-project.py" \
     "# change a DAG file or the handler, then"; do

@@ -87,3 +87,6 @@ done
 step "cfn-lint"
 cfn-lint infra/*.yaml
 echo "cfn-lint: infra/*.yaml clean"
+
+step "README as a new user follows it: a clone with nothing beside it, the demo, Install, Your first project"
+bash scripts/readme-check.sh
