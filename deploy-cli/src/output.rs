@@ -145,7 +145,7 @@ pub struct CliReporter {
 /// whether a progress line is drawn on the terminal now (the next line clears it first).
 #[derive(Default)]
 struct Progress {
-    shown: std::collections::BTreeMap<String, (u8, String)>,
+    shown: std::collections::BTreeMap<String, (Option<u8>, String)>,
     drawn: bool,
 }
 
@@ -197,12 +197,12 @@ impl CliReporter {
 }
 
 impl CliReporter {
-    /// A rollout's progress: on a terminal one line redrawn in place, otherwise a plain line
-    /// with the time of day, only when something changed.
-    fn rollout(
+    /// A wait's progress (a rollout's with its percent): on a terminal one line redrawn in
+    /// place, otherwise a plain line with the time of day, only when something changed.
+    fn progress(
         &self,
         artifact: &str,
-        percent: u8,
+        percent: Option<u8>,
         detail: &str,
         remaining_ms: Option<u64>,
     ) -> Option<String> {
@@ -213,7 +213,8 @@ impl CliReporter {
             let left = std::time::Duration::from_secs(ms.div_ceil(1000));
             format!(" ({} left)", humantime::format_duration(left))
         });
-        let line = format!("    {artifact}: {percent:>3}% {detail}{left}");
+        let percent_text = percent.map_or(String::new(), |p| format!("{p:>3}% "));
+        let line = format!("    {artifact}: {percent_text}{detail}{left}");
         if self.tty {
             progress.drawn = true;
             let mut err = std::io::stderr().lock();
@@ -228,7 +229,7 @@ impl CliReporter {
         progress.shown.insert(artifact.to_owned(), now);
         let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
         Some(format!(
-            "    {} {artifact}: {percent:>3}% {detail}{left}",
+            "    {} {artifact}: {percent_text}{detail}{left}",
             stamp.get(11..19).unwrap_or(&stamp)
         ))
     }
@@ -312,7 +313,12 @@ impl CliReporter {
                 percent,
                 detail,
                 remaining_ms,
-            } => return self.rollout(artifact, *percent, detail, *remaining_ms),
+            } => return self.progress(artifact, Some(*percent), detail, *remaining_ms),
+            Event::Waiting {
+                artifact,
+                detail,
+                remaining_ms,
+            } => return self.progress(artifact, None, detail, *remaining_ms),
             Event::ReleaseRecorded {
                 artifact,
                 release_id,

@@ -84,6 +84,17 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         remaining_ms: Option<u64>,
     },
+    /// A step waits for something outside it to finish: a migration task, a health check, an
+    /// image scan, a Lambda function's update. Reported at each poll.
+    Waiting {
+        /// Artifact (for an image scan, its repository).
+        artifact: String,
+        /// What it waits for and how that stands (`migration task 0f3c: RUNNING`).
+        detail: String,
+        /// How long the wait may still take before it gives up.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remaining_ms: Option<u64>,
+    },
     /// Waiting for someone else's lock.
     LockWaiting {
         /// Environment.

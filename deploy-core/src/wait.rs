@@ -118,6 +118,15 @@ impl<'a> Wait<'a> {
         self.deadline.saturating_duration_since(Instant::now())
     }
 
+    /// The [`crate::events::Event::Waiting`] of `artifact` at this moment of the wait.
+    pub(crate) fn event(&self, artifact: &str, detail: String) -> crate::events::Event {
+        crate::events::Event::Waiting {
+            artifact: artifact.to_owned(),
+            detail,
+            remaining_ms: Some(u64::try_from(self.left().as_millis()).unwrap_or(u64::MAX)),
+        }
+    }
+
     /// Polls at once and after every pause until a poll is done, the deadline comes or the
     /// token is cancelled. A poll's error ends the wait with it.
     pub(crate) async fn until<T, P, E, F>(&self, poll: impl FnMut() -> F) -> Result<Waited<T, P>, E>

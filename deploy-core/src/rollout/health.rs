@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{BoxFuture, Done, Engine, StepContext, StepError, StepHandler};
-use crate::events::Event;
 use crate::plan::{Action, ActionInput, Chain, Step};
 use crate::rollout::HealthCheck;
 use crate::wait::{Cancelled, LastPause, Poll, Wait, Waited};
@@ -136,12 +135,10 @@ pub(crate) async fn wait_healthy(
                 Some((status, _)) => format!("answered {status}"),
                 None => "no answer".to_owned(),
             };
-            cx.reporter().report(&Event::Note {
-                message: format!(
-                    "{artifact}: health check {last}, expecting {}",
-                    check.expect_status
-                ),
-            });
+            cx.reporter().report(&wait.event(
+                artifact,
+                format!("health check {last}, expecting {}", check.expect_status),
+            ));
             Ok::<_, Infallible>(Poll::BackOff(last))
         })
         .await;

@@ -1,10 +1,14 @@
 //! On a terminal (a pseudo-terminal from util-linux `script`), a rollout's progress is one
 //! line redrawn in place (`\r`, erase line), cleared before the next line is written; the
-//! plain, timestamped lines of a log are not written there.
+//! plain, timestamped lines of a log are not written there. Off a terminal, a wait (here a
+//! health gate) is a plain line with the time of day and the time left, written again only
+//! when what it waits for changes.
 
 use std::process::Command;
 
-use deploy_tests::{deploy_bin, isolate_aws_env, lambda_function, moto, unique};
+use deploy_tests::{
+    answering, deploy_bin, isolate_aws_env, lambda_function, moto, release_dev_v1, unique,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_shift_on_a_terminal_redraws_its_progress_line() {
@@ -47,5 +51,50 @@ async fn a_shift_on_a_terminal_redraws_its_progress_line() {
     assert!(
         !stamped,
         "no timestamped log lines on a terminal:\n{text:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_health_gate_off_a_terminal_is_one_timestamped_line_until_it_changes() {
+    let function = unique("wait-fn");
+    lambda_function(&moto().url, &function).await;
+    let rollout = format!(
+        "handler = \"main.handler\"\nrollout = {{ strategy = \"lambda-all-at-once\", \
+         health_check = {{ url = \"{}\", timeout = \"4s\" }} }}\n",
+        answering(503)
+    );
+    let (config, _) = deploy_tests::lambda_project("wait", &function, &rollout).await;
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        text.replace(
+            "[environments.dev]",
+            "[settings]\npoll_interval = \"500ms\"\n[environments.dev]",
+        ),
+    )
+    .expect("poll every half second");
+    let (code, stderr) = release_dev_v1(&config);
+    // The gate never passes; without an artifact bucket the new code stays on $LATEST (exit 1).
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("last answered 503"), "{stderr}");
+    let waits: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("fn: health check answered 503, expecting 200"))
+        .collect();
+    assert_eq!(
+        waits.len(),
+        1,
+        "several polls, one line while nothing changes:\n{stderr}"
+    );
+    let line = waits[0].trim_start();
+    let stamp = line.as_bytes();
+    assert!(
+        stamp.len() > 9 && stamp[2] == b':' && stamp[5] == b':' && stamp[8] == b' ',
+        "the time of day first: {line}"
+    );
+    assert!(line.ends_with("s left)"), "with the time left: {line}");
+    assert!(
+        !stderr.contains('\x1b'),
+        "no terminal escapes off a terminal:\n{stderr:?}"
     );
 }

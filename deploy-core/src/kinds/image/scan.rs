@@ -248,8 +248,8 @@ pub async fn findings(
     };
     let image = &image;
     // No token: the image step drops this wait when the run is cancelled.
-    let waited = Wait::within(wait.timeout, wait.poll)
-        .last_pause(LastPause::Skipped)
+    let wait = Wait::within(wait.timeout, wait.poll).last_pause(LastPause::Skipped);
+    let waited = wait
         .until_noting(
             move || async move {
                 let out = image.describe(reporter).await?;
@@ -259,9 +259,8 @@ pub async fn findings(
                 }
             },
             |status| {
-                reporter.report(&Event::Note {
-                    message: format!("waiting for the scan of {repository}@{digest} ({status})"),
-                });
+                let short = digest.get(..19).unwrap_or(digest);
+                reporter.report(&wait.event(repository, format!("scan of {short}: {status}")));
             },
         )
         .await?;

@@ -434,43 +434,43 @@ pub(crate) async fn wait_updated(
 ) -> Result<Option<String>, LambdaError> {
     let started = Instant::now();
     // No token: a cancelled publish drops this wait; putting the code back waits it out.
-    let waited = Wait::within(
+    let wait = Wait::within(
         settings.update_timeout,
         settings.poll.max(Duration::from_millis(20)),
     )
     .backing_off_to(Duration::from_secs(10))
-    .last_pause(LastPause::Skipped)
-    .until_noting(
-        move || async move {
-            let out = lambda
-                .get_function_configuration()
-                .function_name(function)
-                .send()
-                .await
-                .map_err(|err| {
-                    LambdaError::sdk(function, "lambda:GetFunctionConfiguration", err)
-                })?;
-            match out.last_update_status() {
-                None | Some(LastUpdateStatus::Successful) => {
-                    Ok(Poll::Done(out.revision_id().map(str::to_owned)))
+    .last_pause(LastPause::Skipped);
+    let waited = wait
+        .until_noting(
+            move || async move {
+                let out = lambda
+                    .get_function_configuration()
+                    .function_name(function)
+                    .send()
+                    .await
+                    .map_err(|err| {
+                        LambdaError::sdk(function, "lambda:GetFunctionConfiguration", err)
+                    })?;
+                match out.last_update_status() {
+                    None | Some(LastUpdateStatus::Successful) => {
+                        Ok(Poll::Done(out.revision_id().map(str::to_owned)))
+                    }
+                    Some(LastUpdateStatus::Failed) => Err(LambdaError::UpdateFailed {
+                        function: function.to_owned(),
+                        reason: out
+                            .last_update_status_reason()
+                            .unwrap_or("no reason given")
+                            .to_owned(),
+                    }),
+                    Some(_) => Ok(Poll::BackOff(())),
                 }
-                Some(LastUpdateStatus::Failed) => Err(LambdaError::UpdateFailed {
-                    function: function.to_owned(),
-                    reason: out
-                        .last_update_status_reason()
-                        .unwrap_or("no reason given")
-                        .to_owned(),
-                }),
-                Some(_) => Ok(Poll::BackOff(())),
-            }
-        },
-        |()| {
-            reporter.report(&Event::Note {
-                message: format!("{artifact}: waiting for the update of {function}"),
-            });
-        },
-    )
-    .await?;
+            },
+            |()| {
+                reporter
+                    .report(&wait.event(artifact, format!("update of {function}: in progress")));
+            },
+        )
+        .await?;
     match waited {
         Waited::Done(revision) => Ok(revision),
         Waited::TimedOut(()) => Err(LambdaError::UpdateTimeout {

@@ -384,16 +384,21 @@ impl Migration<'_> {
 
     /// Waits for the task to stop; stops it when it runs past the timeout.
     async fn wait(&self, task: &str, task_definition: &str) -> Result<Task, StepError> {
-        let waited = Wait::within(self.input.timeout, self.poll)
+        let wait = Wait::within(self.input.timeout, self.poll)
             .last_pause(LastPause::Whole)
-            .cancelled_by(Some(self.cx.cancel))
+            .cancelled_by(Some(self.cx.cancel));
+        let waited = wait
             .until(move || async move {
                 let described = self.describe(task).await?;
-                Ok::<_, StepError>(if described.last_status() == Some("STOPPED") {
-                    Poll::Done(described)
-                } else {
-                    Poll::NotYet(())
-                })
+                let status = described.last_status().unwrap_or("PENDING");
+                if status == "STOPPED" {
+                    return Ok::<_, StepError>(Poll::Done(described));
+                }
+                self.cx.reporter().report(&wait.event(
+                    self.artifact,
+                    format!("migration task {}: {status}", task_id(task)),
+                ));
+                Ok(Poll::NotYet(()))
             })
             .await?;
         match waited {
