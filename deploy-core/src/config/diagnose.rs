@@ -108,6 +108,7 @@ impl Resolver<'_> {
         value: toml::Value,
         locate: &dyn Fn(&[String]) -> Vec<String>,
     ) -> Option<T> {
+        let original = value.clone();
         match serde_path_to_error::deserialize::<_, T>(value) {
             Ok(value) => Some(value),
             Err(err) => {
@@ -130,7 +131,8 @@ impl Resolver<'_> {
                     inner.push(field.clone());
                 }
                 let at = locate(&inner);
-                let (message, help) = explain_serde(&message, &at);
+                let narrowed = crate::rollout::config::allowed_in(&original, &inner);
+                let (message, help) = explain_serde(&message, &at, narrowed.as_deref());
                 let location = if unknown.is_some() {
                     self.map.key(&at)
                 } else {
@@ -234,15 +236,19 @@ fn did_you_mean(head: &str, allowed: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Rewrites serde's wording into what a user of the file needs.
-fn explain_serde(message: &str, at: &[String]) -> (String, Option<String>) {
+/// Rewrites serde's wording into what a user of the file needs; `allowed`, when given, is what
+/// the table takes in place of serde's list of every field (a rollout's strategy's keys).
+fn explain_serde(message: &str, at: &[String], allowed: Option<&str>) -> (String, Option<String>) {
     let key = at.join(".");
     if let Some((head, expected)) = message.split_once(", expected ") {
         let head = head.replace("unknown field", "unknown key");
-        let allowed = expected
+        let serde_list = expected
             .trim_start_matches("one of ")
-            .trim_start_matches("a ")
-            .to_owned();
+            .trim_start_matches("a ");
+        let allowed = match allowed {
+            Some(allowed) if head.starts_with("unknown key") => allowed.to_owned(),
+            _ => serde_list.to_owned(),
+        };
         let hint = did_you_mean(&head, &allowed);
         if head.starts_with("unknown key") {
             let table = at[..at.len().saturating_sub(1)].join(".");
@@ -292,6 +298,7 @@ mod tests {
         let (message, help) = explain_serde(
             "unknown field `scna`, expected one of `repository`, `source`, `scan`, `rollout`",
             &at,
+            None,
         );
         assert_eq!(message, "unknown key `scna` in `artifacts.api`");
         let help = help.unwrap_or_default();
@@ -308,6 +315,7 @@ mod tests {
         let (_, help) = explain_serde(
             "unknown field `function`, expected one of `repository`, `source`, `scan`",
             &at,
+            None,
         );
         assert_eq!(
             help.as_deref(),
