@@ -400,6 +400,12 @@ fn print_releases(
     } else {
         "to"
     };
+    for artifact in &report.unchanged_artifacts {
+        out.line(format!(
+            "{artifact} unchanged in {}: it already runs what this would put in place; not recorded",
+            plan.environment
+        ));
+    }
     for release in &report.releases {
         let reference = deploy_core::kinds::released_as(report, &release.artifact);
         out.line(format!(

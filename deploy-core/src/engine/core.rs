@@ -1,6 +1,7 @@
 //! The steps the engine runs itself: the account check, the lock (with every handler's
 //! preflight before it and the plan's preconditions after it), the records and the unlock.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::Ordering;
 
 use super::record::RunState;
@@ -79,7 +80,8 @@ impl Engine {
         // this run takes it; an unreadable lock just means reading again.
         let observed = lock.observe().await.ok();
         let found = self.preflight(cx).await.map_err(Failure::Engine)?;
-        if plan.operation.changes_live() && unchanged(&found) {
+        let kinds: Vec<Preflight> = found.iter().map(|(_, p)| *p).collect();
+        if plan.operation.changes_live() && unchanged(&kinds) {
             // A saved plan made before someone else's release is stale, not unchanged.
             self.check_preconditions(plan)
                 .await
@@ -111,7 +113,28 @@ impl Engine {
             .map_err(Failure::Engine)?;
         self.check_preconditions(plan)
             .await
-            .map_err(Failure::Engine)
+            .map_err(Failure::Engine)?;
+        // What the preflights read still holds only if nobody else ran in between.
+        if plan.operation.changes_live() && state.preflight_current.load(Ordering::SeqCst) {
+            self.leave_alone(unchanged_artifacts(&found), state);
+        }
+        Ok(())
+    }
+
+    /// Marks `artifacts` as left alone by this run, and says so.
+    fn leave_alone(&self, artifacts: BTreeSet<String>, state: &RunState) {
+        for artifact in &artifacts {
+            self.reporter.report(&Event::Note {
+                message: format!(
+                    "{artifact}: unchanged: what it would put in place already runs and is its \
+                     live release; left alone, not recorded"
+                ),
+            });
+        }
+        *state
+            .unchanged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = artifacts;
     }
 
     /// Reads the environment's journal, settles a dead run's, and starts this run's.
@@ -143,14 +166,18 @@ impl Engine {
 
     /// Runs every handler's preflight, in plan order; the first failure stops. What each
     /// found, for the steps that have a handler.
-    async fn preflight(&self, cx: &StepContext<'_>) -> Result<Vec<Preflight>, EngineError> {
+    /// Every handled step's preflight, with the step's artifact.
+    async fn preflight(
+        &self,
+        cx: &StepContext<'_>,
+    ) -> Result<Vec<(Option<String>, Preflight)>, EngineError> {
         let mut found = Vec::new();
         for step in &cx.plan.steps {
             let Some(handler) = self.handler(step.action.name()) else {
                 continue;
             };
             match handler.preflight(step, cx).await {
-                Ok(preflight) => found.push(preflight),
+                Ok(preflight) => found.push((step.artifact.clone(), preflight)),
                 Err(source) => {
                     return Err(EngineError::Preflight {
                         artifact: step.artifact_name().to_owned(),
@@ -246,6 +273,22 @@ impl Engine {
 /// at least put its check to it (a plan of gates alone is not a no-op to skip).
 fn unchanged(found: &[Preflight]) -> bool {
     found.iter().all(|p| *p != Preflight::Changes) && found.contains(&Preflight::Unchanged)
+}
+
+/// The artifacts whose own preflights say they would change nothing (as [`unchanged`] says of
+/// a whole run).
+fn unchanged_artifacts(found: &[(Option<String>, Preflight)]) -> BTreeSet<String> {
+    let mut by_artifact: BTreeMap<&str, Vec<Preflight>> = BTreeMap::new();
+    for (artifact, preflight) in found {
+        if let Some(artifact) = artifact {
+            by_artifact.entry(artifact).or_default().push(*preflight);
+        }
+    }
+    by_artifact
+        .into_iter()
+        .filter(|(_, found)| unchanged(found))
+        .map(|(artifact, _)| artifact.to_owned())
+        .collect()
 }
 
 fn step_failure(error: impl Into<StepError>) -> Failure {

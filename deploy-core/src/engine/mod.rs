@@ -233,6 +233,9 @@ pub enum StepStatus {
     Failed,
     /// Not run because an earlier step failed or the run was cancelled.
     Skipped,
+    /// Not run: its artifact already runs what the step would put in place (every step of
+    /// the artifact said so before the lock), so the artifact is left alone and not recorded.
+    Unchanged,
     /// Completed, then undone after a later failure.
     Undone,
     /// Completed; its undo failed or it cannot be undone.
@@ -287,6 +290,11 @@ pub struct ApplyReport {
     /// written. Left out of the JSON when false.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unchanged: bool,
+    /// Artifacts left alone in a run that changed others: what they would put in place
+    /// already runs and is what their live release recorded, so none of their steps ran and
+    /// no record was written for them. Left out of the JSON when empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unchanged_artifacts: Vec<String>,
     /// What the kinds reported, by section name (each handler declares its own).
     #[serde(flatten)]
     pub sections: std::collections::BTreeMap<String, Vec<serde_json::Value>>,

@@ -43,6 +43,9 @@ pub(super) struct RunState {
     pub preflight_current: AtomicBool,
     /// The run's journal in the state bucket.
     pub journal: super::journal::Journal,
+    /// Artifacts whose every step found nothing to change, in a run that changes others:
+    /// their steps do not run and they are not recorded.
+    pub unchanged: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl RunState {

@@ -64,13 +64,13 @@ impl<'p> Schedule<'p> {
                 .steps
                 .iter()
                 .position(|s| &s.id == id)
-                .is_some_and(|i| self.status[i] == Some(StepStatus::Done))
+                .is_some_and(|i| finished(self.status[i]))
         })
     }
 
     /// Whether every step completed.
     fn all_done(&self) -> bool {
-        self.status.iter().all(|s| *s == Some(StepStatus::Done))
+        self.status.iter().all(|s| finished(*s))
     }
 
     fn report(&self) -> Vec<StepReport> {
@@ -88,6 +88,11 @@ impl<'p> Schedule<'p> {
     }
 }
 
+/// Whether a step is done with: completed, or left alone with its unchanged artifact.
+fn finished(status: Option<StepStatus>) -> bool {
+    matches!(status, Some(StepStatus::Done | StepStatus::Unchanged))
+}
+
 /// Applies `plan` with `engine` until it ends or `external` is cancelled.
 pub(super) async fn apply(
     engine: &Engine,
@@ -101,6 +106,7 @@ pub(super) async fn apply(
         releases: Vec::new(),
         identity: None,
         unchanged: false,
+        unchanged_artifacts: Vec::new(),
         sections: Default::default(),
     };
     if let Err(error) = engine.check(plan) {
@@ -143,6 +149,11 @@ pub(super) async fn apply(
     report.identity = state.identity.lock().ok().and_then(|mut i| i.take());
     report.sections = sections.take();
     report.unchanged = schedule.unchanged;
+    report.unchanged_artifacts = state
+        .unchanged
+        .lock()
+        .map(|set| set.iter().cloned().collect())
+        .unwrap_or_default();
     engine.reporter.report(&Event::PlanFinished {
         success: error.is_none(),
         elapsed_ms: millis(started.elapsed()),
@@ -163,9 +174,19 @@ impl Engine {
             let committing = state.committing.load(std::sync::atomic::Ordering::SeqCst);
             let going = schedule.failure.is_none() && !schedule.unchanged;
             if going && (committing || !cx.cancel.is_cancelled()) {
-                for i in schedule.ready() {
-                    schedule.started[i] = true;
-                    running.push(self.timed_step(i, &cx.plan.steps[i], cx, state));
+                // A step left alone is finished at once: what needs it may be ready now.
+                let mut again = true;
+                while again {
+                    again = false;
+                    for i in schedule.ready() {
+                        schedule.started[i] = true;
+                        if left_alone(&cx.plan.steps[i], state) {
+                            schedule.status[i] = Some(StepStatus::Unchanged);
+                            again = true;
+                            continue;
+                        }
+                        running.push(self.timed_step(i, &cx.plan.steps[i], cx, state));
+                    }
                 }
             }
             let Some((i, result, elapsed)) = running.next().await else {
@@ -522,4 +543,14 @@ fn undo_status(ok: bool) -> StepStatus {
     } else {
         StepStatus::UndoFailed
     }
+}
+
+/// Whether `step` belongs to an artifact this run leaves alone.
+fn left_alone(step: &Step, state: &RunState) -> bool {
+    step.artifact.as_ref().is_some_and(|artifact| {
+        state
+            .unchanged
+            .lock()
+            .is_ok_and(|set| set.contains(artifact))
+    })
 }

@@ -243,9 +243,15 @@ mod tests {
         let ecs = allowed("[rollout]\nstrategy = \"ecs-rolling\"\nstpes = 1\n").expect("a list");
         assert!(ecs.starts_with("`strategy`, `cluster`"), "{ecs}");
         assert!(ecs.contains("`fail_fast`"), "{ecs}");
-        assert!(!ecs.contains("`steps`") && !ecs.contains("`families`"), "{ecs}");
+        assert!(
+            !ecs.contains("`steps`") && !ecs.contains("`families`"),
+            "{ecs}"
+        );
         let linear = allowed("[rollout]\nstrategy = \"lambda-linear\"\n").expect("a list");
-        assert!(linear.contains("`steps`") && linear.contains("`increment`"), "{linear}");
+        assert!(
+            linear.contains("`steps`") && linear.contains("`increment`"),
+            "{linear}"
+        );
         assert!(!linear.contains("`cluster`"), "{linear}");
     }
 
@@ -254,6 +260,9 @@ mod tests {
         assert_eq!(allowed("[rollout]\nstrategy = \"sideways\"\n"), None);
         assert_eq!(allowed("[rollout]\ncluster = \"c\"\n"), None);
         let value: toml::Value = toml::from_str("[env]\nA = \"1\"\n").expect("toml");
-        assert_eq!(allowed_in(&value, &["env".to_owned(), "B".to_owned()]), None);
+        assert_eq!(
+            allowed_in(&value, &["env".to_owned(), "B".to_owned()]),
+            None
+        );
     }
 }
