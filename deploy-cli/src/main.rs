@@ -55,10 +55,34 @@ fn main() -> ExitCode {
                 out.error(&full, &class_name, &chain, None);
                 return ExitCode::from(interrupted.code);
             }
-            out.error(&err.to_string(), &class_name, &chain, diagnostics);
+            let (message, diagnostics) = match placed(&cli, &err) {
+                Some(diagnostic) => (
+                    diagnostic.to_string(),
+                    serde_json::to_value([diagnostic]).ok(),
+                ),
+                None => (err.to_string(), diagnostics),
+            };
+            out.error(&message, &class_name, &chain, diagnostics);
             ExitCode::from(class.exit_code())
         }
     }
+}
+
+/// A failed run whose cause is the value of an artifact key (a bucket, function, cluster,
+/// repository that does not exist): the error at that key's place in the file.
+fn placed(cli: &Cli, err: &deploy_core::error::Error) -> Option<deploy_core::config::Diagnostic> {
+    use deploy_core::engine::ApplyFailure;
+    let failure = err
+        .downcast_ref::<Box<ApplyFailure>>()
+        .map(AsRef::as_ref)
+        .or_else(|| err.downcast_ref::<ApplyFailure>())?;
+    let (artifact, key) = failure.error.config_key()?;
+    let config = deploy_core::config::Config::load(&cli.config).ok()?;
+    Some(deploy_core::config::Diagnostic {
+        location: Some(config.locate(&failure.environment, artifact, key)?),
+        message: failure.error.to_string(),
+        help: None,
+    })
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {

@@ -110,6 +110,76 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// The rollout keys the strategy uses besides `strategy`; `lambda-linear` takes `steps`
+    /// (when `steps`) or `increment`.
+    pub fn rollout_keys(self, steps: bool) -> &'static [&'static str] {
+        match self {
+            Strategy::EcsRolling => &[
+                "cluster",
+                "service",
+                "container",
+                "pre_deploy",
+                "keep_revisions",
+                "health_check",
+                "timeout",
+                "alarms",
+                "fail_fast",
+            ],
+            Strategy::CodedeployBlueGreen => &[
+                "cluster",
+                "service",
+                "container",
+                "application",
+                "deployment_group",
+                "container_port",
+                "lifecycle_hooks",
+                "pre_deploy",
+                "keep_revisions",
+                "health_check",
+                "timeout",
+            ],
+            Strategy::EcsBlueGreen => &[
+                "cluster",
+                "service",
+                "container",
+                "pre_deploy",
+                "keep_revisions",
+                "health_check",
+                "timeout",
+                "alarms",
+                "ecs_strategy",
+                "bake",
+                "canary",
+                "linear",
+                "lifecycle_hooks",
+            ],
+            Strategy::TaskDefinitions => &[
+                "families",
+                "container",
+                "cluster",
+                "keep_revisions",
+                "pre_deploy",
+                "schedules",
+                "scheduler_schedules",
+            ],
+            Strategy::LambdaAllAtOnce => &["alarms", "max_errors", "health_check"],
+            Strategy::LambdaCanary => {
+                &["steps", "interval", "alarms", "max_errors", "health_check"]
+            }
+            Strategy::LambdaLinear if steps => {
+                &["steps", "interval", "alarms", "max_errors", "health_check"]
+            }
+            Strategy::LambdaLinear => &[
+                "increment",
+                "interval",
+                "alarms",
+                "max_errors",
+                "health_check",
+            ],
+            Strategy::None | Strategy::S3Sync => &[],
+        }
+    }
+
     /// Every strategy.
     pub const ALL: [Strategy; 9] = [
         Strategy::EcsRolling,

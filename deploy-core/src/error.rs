@@ -36,11 +36,21 @@ impl ErrorClass {
 pub trait Classify {
     /// The class of this error.
     fn class(&self) -> ErrorClass;
+
+    /// The artifact key whose value the error is about (`bucket`, `rollout.cluster`), when a
+    /// wrong value there is its cause: front-ends point at that place in the file.
+    fn config_key(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 impl<T: Classify + ?Sized> Classify for Box<T> {
     fn class(&self) -> ErrorClass {
         (**self).class()
+    }
+
+    fn config_key(&self) -> Option<&'static str> {
+        (**self).config_key()
     }
 }
 

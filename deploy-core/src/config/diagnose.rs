@@ -131,7 +131,7 @@ impl Resolver<'_> {
                     inner.push(field.clone());
                 }
                 let at = locate(&inner);
-                let narrowed = crate::rollout::config::allowed_in(&original, &inner);
+                let narrowed = allowed_in(&original, &inner);
                 let (message, help) = explain_serde(&message, &at, narrowed.as_deref());
                 let location = if unknown.is_some() {
                     self.map.key(&at)
@@ -236,6 +236,37 @@ fn did_you_mean(head: &str, allowed: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The keys a `rollout` table takes, for an unknown key found in it (`inner` is the path to
+/// that key inside `value`): `strategy` and what the table's strategy uses. `None` when the
+/// path is not in a rollout or the strategy is not known.
+fn allowed_in(value: &toml::Value, inner: &[String]) -> Option<String> {
+    let (_, table_path) = inner.split_last()?;
+    if table_path.last().map(String::as_str) != Some("rollout") {
+        return None;
+    }
+    let table = table_path
+        .iter()
+        .try_fold(value, |v, key| v.get(key.as_str()))?
+        .as_table()?;
+    let name = table.get("strategy")?.as_str()?;
+    let strategy = crate::catalog::Strategy::ALL
+        .into_iter()
+        .find(|s| s.as_str() == name)?;
+    // lambda-linear takes `steps` or `increment`: both are the table's keys.
+    let mut keys = vec!["strategy"];
+    for key in strategy
+        .rollout_keys(true)
+        .iter()
+        .chain(strategy.rollout_keys(false))
+    {
+        if !keys.contains(key) {
+            keys.push(key);
+        }
+    }
+    let listed: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+    Some(listed.join(", "))
+}
+
 /// Rewrites serde's wording into what a user of the file needs; `allowed`, when given, is what
 /// the table takes in place of serde's list of every field (a rollout's strategy's keys).
 fn explain_serde(message: &str, at: &[String], allowed: Option<&str>) -> (String, Option<String>) {
@@ -320,6 +351,45 @@ mod tests {
         assert_eq!(
             help.as_deref(),
             Some("allowed: `repository`, `source`, `scan`")
+        );
+    }
+}
+
+#[cfg(test)]
+mod rollout_keys {
+    use super::allowed_in;
+
+    fn allowed(artifact: &str) -> Option<String> {
+        let value: toml::Value = toml::from_str(artifact).expect("toml");
+        let inner = ["rollout".to_owned(), "stpes".to_owned()];
+        allowed_in(&value, &inner)
+    }
+
+    #[test]
+    fn an_unknown_rollout_key_lists_only_its_strategy_keys() {
+        let ecs = allowed("[rollout]\nstrategy = \"ecs-rolling\"\nstpes = 1\n").expect("a list");
+        assert!(ecs.starts_with("`strategy`, `cluster`"), "{ecs}");
+        assert!(ecs.contains("`fail_fast`"), "{ecs}");
+        assert!(
+            !ecs.contains("`steps`") && !ecs.contains("`families`"),
+            "{ecs}"
+        );
+        let linear = allowed("[rollout]\nstrategy = \"lambda-linear\"\n").expect("a list");
+        assert!(
+            linear.contains("`steps`") && linear.contains("`increment`"),
+            "{linear}"
+        );
+        assert!(!linear.contains("`cluster`"), "{linear}");
+    }
+
+    #[test]
+    fn outside_a_rollout_or_without_a_known_strategy_nothing_is_narrowed() {
+        assert_eq!(allowed("[rollout]\nstrategy = \"sideways\"\n"), None);
+        assert_eq!(allowed("[rollout]\ncluster = \"c\"\n"), None);
+        let value: toml::Value = toml::from_str("[env]\nA = \"1\"\n").expect("toml");
+        assert_eq!(
+            allowed_in(&value, &["env".to_owned(), "B".to_owned()]),
+            None
         );
     }
 }

@@ -325,7 +325,21 @@ impl Config {
 
     /// The directory relative source paths are resolved against.
     pub fn base_dir(&self) -> &Path {
-        self.path.parent().unwrap_or_else(|| Path::new("."))
+        self.path.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Where the value of `key` (dotted: `rollout.cluster`) of `artifact` comes from for
+    /// `environment`: its override there, else the artifact's own table.
+    pub fn locate(&self, environment: &str, artifact: &str, key: &str) -> Option<Location> {
+        let rel = key.split('.').map(str::to_owned);
+        let mut over = source_map::path(["environments", environment, "overrides", artifact]);
+        over.extend(rel.clone());
+        let mut base = source_map::path(["artifacts", artifact]);
+        base.extend(rel);
+        [over, base]
+            .into_iter()
+            .find(|at| self.source_map.contains(at))
+            .and_then(|at| self.source_map.value(&at))
     }
 
     /// Every environment, in the order the file lists them (dev, staging, prod, say).

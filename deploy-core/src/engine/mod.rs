@@ -152,6 +152,19 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The artifact and its key whose value caused the failure (`("dags", "bucket")`), when
+    /// the failing step says so.
+    pub fn config_key(&self) -> Option<(&str, &'static str)> {
+        match self {
+            EngineError::Preflight { artifact, source } => Some((artifact, source.config_key()?)),
+            EngineError::StepFailed { step, source, .. } => {
+                let (artifact, _) = step.split_once('.')?;
+                Some((artifact, source.config_key()?))
+            }
+            _ => None,
+        }
+    }
+
     /// What the undo achieved, for failures that ran one.
     pub fn rollback(&self) -> Option<&Rollback> {
         match self {
@@ -316,6 +329,8 @@ impl ApplyReport {
 #[derive(Debug, thiserror::Error)]
 #[error("{error}")]
 pub struct ApplyFailure {
+    /// The environment the plan ran in.
+    pub environment: String,
     /// What was done.
     pub report: ApplyReport,
     /// Why it stopped.

@@ -110,7 +110,11 @@ pub(super) async fn apply(
         sections: Default::default(),
     };
     if let Err(error) = engine.check(plan) {
-        return Err(Box::new(ApplyFailure { report, error }));
+        return Err(Box::new(ApplyFailure {
+            environment: plan.environment.clone(),
+            report,
+            error,
+        }));
     }
     engine.reporter.report(&Event::PlanStarted {
         plan_id: plan.id.clone(),
@@ -160,7 +164,11 @@ pub(super) async fn apply(
     });
     match error {
         None => Ok(report),
-        Some(error) => Err(Box::new(ApplyFailure { report, error })),
+        Some(error) => Err(Box::new(ApplyFailure {
+            environment: plan.environment.clone(),
+            report,
+            error,
+        })),
     }
 }
 

@@ -295,6 +295,7 @@ pub struct StepError {
     class: ErrorClass,
     rolled_back: bool,
     left: Option<String>,
+    key: Option<&'static str>,
     error: BoxError,
 }
 
@@ -305,6 +306,7 @@ impl StepError {
             class,
             rolled_back: false,
             left: None,
+            key: None,
             error: error.into(),
         }
     }
@@ -333,6 +335,18 @@ impl StepError {
     pub fn leaving(mut self, what: impl Into<String>) -> StepError {
         self.left = Some(what.into());
         self
+    }
+
+    /// Names the artifact key whose value caused the failure (`bucket`, `rollout.cluster`).
+    #[must_use]
+    pub fn at_key(mut self, key: &'static str) -> StepError {
+        self.key = Some(key);
+        self
+    }
+
+    /// The artifact key whose value caused the failure, when one did.
+    pub fn config_key(&self) -> Option<&'static str> {
+        self.key
     }
 
     /// What the failed step may have left changed, if it says.
@@ -373,7 +387,11 @@ where
     E: Classify + std::error::Error + Send + Sync + 'static,
 {
     fn from(error: E) -> StepError {
-        StepError::new(error.class(), error)
+        let key = error.config_key();
+        StepError {
+            key,
+            ..StepError::new(error.class(), error)
+        }
     }
 }
 

@@ -63,110 +63,18 @@ pub(crate) fn health_check(
 }
 
 /// The rollout keys `raw`'s strategy uses (beyond `strategy`).
-/// The keys a `rollout` table takes, for an unknown key found in it (`inner` is the path to
-/// that key inside `value`): `strategy` and what the table's strategy uses. `None` when the
-/// path is not in a rollout or the strategy is not known.
-pub(crate) fn allowed_in(value: &toml::Value, inner: &[String]) -> Option<String> {
-    let (_, table_path) = inner.split_last()?;
-    if table_path.last().map(String::as_str) != Some("rollout") {
-        return None;
-    }
-    let table = table_path
-        .iter()
-        .try_fold(value, |v, key| v.get(key.as_str()))?
-        .as_table()?;
-    let name = table.get("strategy")?.as_str()?;
-    let strategy = Strategy::ALL.into_iter().find(|s| s.as_str() == name)?;
-    // lambda-linear takes `steps` or `increment`: both are the table's keys.
-    let mut keys = vec!["strategy"];
-    for key in keys_of(strategy, true)
-        .iter()
-        .chain(keys_of(strategy, false))
-    {
-        if !keys.contains(key) {
-            keys.push(key);
-        }
-    }
-    let listed: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
-    Some(listed.join(", "))
-}
-
 fn used_keys(raw: &RawRollout) -> &'static [&'static str] {
-    keys_of(raw.strategy, raw.steps.is_some())
-}
-
-/// The rollout keys `strategy` uses; `lambda-linear` takes `steps` or `increment`.
-fn keys_of(strategy: Strategy, steps: bool) -> &'static [&'static str] {
-    match strategy {
-        Strategy::EcsRolling => &[
-            "cluster",
-            "service",
-            "container",
-            "pre_deploy",
-            "keep_revisions",
-            "health_check",
-            "timeout",
-            "alarms",
-            "fail_fast",
-        ],
-        Strategy::CodedeployBlueGreen => &[
-            "cluster",
-            "service",
-            "container",
-            "application",
-            "deployment_group",
-            "container_port",
-            "lifecycle_hooks",
-            "pre_deploy",
-            "keep_revisions",
-            "health_check",
-            "timeout",
-        ],
-        Strategy::EcsBlueGreen => &[
-            "cluster",
-            "service",
-            "container",
-            "pre_deploy",
-            "keep_revisions",
-            "health_check",
-            "timeout",
-            "alarms",
-            "ecs_strategy",
-            "bake",
-            "canary",
-            "linear",
-            "lifecycle_hooks",
-        ],
-        Strategy::TaskDefinitions => &[
-            "families",
-            "container",
-            "cluster",
-            "keep_revisions",
-            "pre_deploy",
-            "schedules",
-            "scheduler_schedules",
-        ],
-        Strategy::LambdaAllAtOnce => &["alarms", "max_errors", "health_check"],
-        Strategy::LambdaCanary => &["steps", "interval", "alarms", "max_errors", "health_check"],
-        Strategy::LambdaLinear if steps => {
-            &["steps", "interval", "alarms", "max_errors", "health_check"]
-        }
-        Strategy::LambdaLinear => &[
-            "increment",
-            "interval",
-            "alarms",
-            "max_errors",
-            "health_check",
-        ],
-        Strategy::None | Strategy::S3Sync => &[],
-    }
+    raw.strategy.rollout_keys(raw.steps.is_some())
 }
 
 /// The strategies that use `key`, for messages: `ecs-rolling, ecs-blue-green`.
 fn owners(key: &str) -> String {
     let owners: Vec<&str> = Strategy::ALL
         .iter()
-        .filter(|s| keys_of(**s, true).contains(&key) || keys_of(**s, false).contains(&key))
+        .filter(|s| {
+            Strategy::rollout_keys(**s, true).contains(&key)
+                || Strategy::rollout_keys(**s, false).contains(&key)
+        })
         .map(|s| s.as_str())
         .collect();
     owners.join(", ")
@@ -224,45 +132,6 @@ pub(crate) fn reject_unused_by_strategy(ctx: Ctx<'_, '_, '_, '_>, raw: &RawRollo
                 owners(key)
             ),
             Some(format!("remove it; `{}` takes: {takes}", raw.strategy)),
-        );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::allowed_in;
-
-    fn allowed(artifact: &str) -> Option<String> {
-        let value: toml::Value = toml::from_str(artifact).expect("toml");
-        let inner = ["rollout".to_owned(), "stpes".to_owned()];
-        allowed_in(&value, &inner)
-    }
-
-    #[test]
-    fn an_unknown_rollout_key_lists_only_its_strategy_keys() {
-        let ecs = allowed("[rollout]\nstrategy = \"ecs-rolling\"\nstpes = 1\n").expect("a list");
-        assert!(ecs.starts_with("`strategy`, `cluster`"), "{ecs}");
-        assert!(ecs.contains("`fail_fast`"), "{ecs}");
-        assert!(
-            !ecs.contains("`steps`") && !ecs.contains("`families`"),
-            "{ecs}"
-        );
-        let linear = allowed("[rollout]\nstrategy = \"lambda-linear\"\n").expect("a list");
-        assert!(
-            linear.contains("`steps`") && linear.contains("`increment`"),
-            "{linear}"
-        );
-        assert!(!linear.contains("`cluster`"), "{linear}");
-    }
-
-    #[test]
-    fn outside_a_rollout_or_without_a_known_strategy_nothing_is_narrowed() {
-        assert_eq!(allowed("[rollout]\nstrategy = \"sideways\"\n"), None);
-        assert_eq!(allowed("[rollout]\ncluster = \"c\"\n"), None);
-        let value: toml::Value = toml::from_str("[env]\nA = \"1\"\n").expect("toml");
-        assert_eq!(
-            allowed_in(&value, &["env".to_owned(), "B".to_owned()]),
-            None
         );
     }
 }

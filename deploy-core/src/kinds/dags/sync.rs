@@ -180,6 +180,14 @@ impl crate::error::Classify for SyncError {
             _ => crate::error::ErrorClass::Failure,
         }
     }
+
+    fn config_key(&self) -> Option<&'static str> {
+        matches!(
+            self,
+            SyncError::NoBucket { .. } | SyncError::Unversioned { .. }
+        )
+        .then_some("bucket")
+    }
 }
 
 /// The bucket and prefix a sync works in.

@@ -127,9 +127,16 @@ pub enum PublishError {
 impl crate::error::Classify for PublishError {
     fn class(&self) -> crate::error::ErrorClass {
         match self {
-            PublishError::RegistryEnv { .. } => crate::error::ErrorClass::Usage,
+            // A repository the configuration names that does not exist is its problem.
+            PublishError::RegistryEnv { .. } | PublishError::MissingRepository { .. } => {
+                crate::error::ErrorClass::Usage
+            }
             _ => crate::error::ErrorClass::Failure,
         }
+    }
+
+    fn config_key(&self) -> Option<&'static str> {
+        matches!(self, PublishError::MissingRepository { .. }).then_some("repository")
     }
 }
 

@@ -112,6 +112,10 @@ impl Classify for LambdaError {
             _ => ErrorClass::Failure,
         }
     }
+
+    fn config_key(&self) -> Option<&'static str> {
+        matches!(self, LambdaError::NoFunction { .. }).then_some("function")
+    }
 }
 
 impl LambdaError {

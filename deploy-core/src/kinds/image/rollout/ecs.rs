@@ -487,6 +487,14 @@ impl crate::error::Classify for EcsError {
             _ => crate::error::ErrorClass::Failure,
         }
     }
+
+    fn config_key(&self) -> Option<&'static str> {
+        match self {
+            EcsError::NoCluster { .. } => Some("rollout.cluster"),
+            EcsError::NoService { .. } => Some("rollout.service"),
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -114,7 +114,12 @@ impl Group<'_> {
         };
         if let Some((what, name, key)) = missing {
             let error = CodeDeployError::Missing { what, name, key };
-            return StepError::new(crate::error::ErrorClass::Usage, error);
+            let at = if key == "application" {
+                "rollout.application"
+            } else {
+                "rollout.deployment_group"
+            };
+            return StepError::new(crate::error::ErrorClass::Usage, error).at_key(at);
         }
         StepError::failure(CodeDeployError::Api {
             operation,
