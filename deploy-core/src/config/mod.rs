@@ -486,28 +486,11 @@ mod tests {
     #[test]
     #[cfg(all(feature = "image", feature = "lambda"))] // its configuration names every kind
     fn environments_and_artifacts_keep_the_file_order() {
-        let text = r#"
-project = "p"
-[environments.dev]
-region = "eu-west-1"
-account = "111111111111"
-state_bucket = "s-{env}"
-[environments.staging]
-region = "eu-west-1"
-account = "111111111111"
-state_bucket = "s-{env}"
-[environments.prod]
-region = "eu-west-1"
-account = "111111111111"
-state_bucket = "s-{env}"
-[artifacts.web]
-kind = "image"
-repository = "p/web"
-[artifacts.api]
-kind = "image"
-repository = "p/api"
-"#;
-        let config = Config::from_toml(text, "deploy.toml".as_ref()).expect("valid");
+        let text = format!(
+            "{THREE}[artifacts.web]\nkind = \"image\"\nrepository = \"p/web\"\n\
+             [artifacts.api]\nkind = \"image\"\nrepository = \"p/api\"\n"
+        );
+        let config = Config::from_toml(&text, "deploy.toml".as_ref()).expect("valid");
         let names: Vec<&str> = config
             .environments_in_order()
             .iter()
