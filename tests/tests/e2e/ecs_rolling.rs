@@ -481,7 +481,7 @@ pub(crate) async fn migration_family() -> String {
     family
 }
 
-fn with_migration(f: &Fixture, family: &str) {
+pub(crate) fn with_migration(f: &Fixture, family: &str) {
     let text = std::fs::read_to_string(&f.config).expect("config").replace(
         "container = \"api\", timeout",
         &format!(

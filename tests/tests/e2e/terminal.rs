@@ -1,7 +1,7 @@
 //! On a terminal (a pseudo-terminal from util-linux `script`), a rollout's progress is one
 //! line redrawn in place (`\r`, erase line), cleared before the next line is written; the
-//! plain, timestamped lines of a log are not written there. Off a terminal, a wait (here a
-//! health gate) is a plain line with the time of day and the time left, written again only
+//! plain, timestamped lines of a log are not written there. Off a terminal, a wait (a health
+//! gate, a migration task) is a plain line with the time of day and the time left, written again only
 //! when what it waits for changes.
 
 use std::process::Command;
@@ -97,4 +97,32 @@ async fn a_health_gate_off_a_terminal_is_one_timestamped_line_until_it_changes()
         !stderr.contains('\x1b'),
         "no terminal escapes off a terminal:\n{stderr:?}"
     );
+}
+
+/// A migration task that takes a few polls: its status, with the time left, one line per
+/// status it passes through.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_migration_off_a_terminal_shows_each_status_with_the_time_left() {
+    use super::ecs_rolling::{fixture, migration_family, with_migration};
+    let f = fixture("30s").await;
+    let family = migration_family().await;
+    with_migration(&f, &family);
+    f.double.script_task(
+        &family,
+        deploy_tests::ecs_double::TaskScript {
+            exit_code: 0,
+            after_polls: 4,
+            reason: "Essential container in task exited".into(),
+        },
+    );
+    let (code, stderr) = f.release("v1");
+    assert_eq!(code, Some(0), "{stderr}");
+    for status in ["PENDING", "RUNNING"] {
+        let lines: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("api: migration task ") && l.contains(&format!(": {status} (")))
+            .collect();
+        assert_eq!(lines.len(), 1, "one {status} line:\n{stderr}");
+        assert!(lines[0].ends_with("s left)"), "{}", lines[0]);
+    }
 }
