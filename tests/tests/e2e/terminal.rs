@@ -1,8 +1,8 @@
 //! On a terminal (a pseudo-terminal from util-linux `script`), a rollout's progress is one
 //! line redrawn in place (`\r`, erase line), cleared before the next line is written; the
 //! plain, timestamped lines of a log are not written there. Off a terminal, a wait (a health
-//! gate, a migration task) is a plain line with the time of day and the time left, written again only
-//! when what it waits for changes.
+//! gate, a migration task) is a plain line with the time of day and the time left, written
+//! again only when what it waits for changes.
 
 use std::process::Command;
 
