@@ -80,7 +80,7 @@ async fn publish_pushes_by_digest_records_it_and_republishing_sends_nothing() {
 async fn a_missing_repository_names_the_infra_stack() {
     let (config, bucket, repo) = project(false).await;
     let (code, _, stderr) = publish(&config, "v1");
-    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(code, Some(2), "the configuration names it: {stderr}");
     assert!(
         stderr.contains(&format!("ECR repository `{repo}` does not exist")),
         "{stderr}"
