@@ -27,6 +27,7 @@ mod github_action;
 mod iam_policy;
 mod init;
 mod inputs_checked;
+mod key_walk;
 mod lambda;
 mod lambda_bridge;
 mod lambda_package;
