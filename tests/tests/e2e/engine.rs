@@ -237,19 +237,6 @@ async fn a_failing_undo_is_recorded_failed_and_names_what_stays() {
     assert!(lock_free(&bucket).await);
 }
 
-/// Fails before changing anything, like a push to a registry that never answers.
-struct PushFails;
-
-impl StepHandler for PushFails {
-    fn run<'a>(
-        &'a self,
-        _step: &'a Step,
-        _cx: &'a StepContext<'a>,
-    ) -> BoxFuture<'a, Result<Done, StepError>> {
-        Box::pin(async { Err(StepError::failure("the push failed")) })
-    }
-}
-
 /// One artifact changes something, the other fails before changing anything: the run undoes
 /// the change and says every change was rolled back (exit 3), and both records say
 /// `rolled-back`, the failing one included (it never changed what runs).
@@ -261,7 +248,7 @@ async fn a_failure_that_changed_nothing_in_a_run_rolled_back_is_recorded_rolled_
     let options = EngineOptions::new(config.settings.lock_ttl, config.base_dir().to_path_buf());
     let mut engine = Engine::new(clients, Arc::new(Recorder::default()), options);
     engine.register("put-marker", Arc::new(PutMarker));
-    engine.register("push", Arc::new(PushFails));
+    engine.register("push", Arc::new(Fails));
     let record = || {
         Action::new(&RecordRelease {
             kind: deploy_core::kinds::ArtifactKind::Image,
@@ -288,7 +275,7 @@ async fn a_failure_that_changed_nothing_in_a_run_rolled_back_is_recorded_rolled_
         config.settings.lock_ttl,
         steps,
     );
-    let failure = engine.apply(&plan).await.expect_err("the push fails");
+    let failure = engine.apply(&plan).await.expect_err("the check fails");
     let message = failure.error.to_string();
     assert_eq!(failure.class(), ErrorClass::RolledBack, "{message}");
     assert!(
